@@ -1,0 +1,55 @@
+# AGD20K, Seen split (36 affordances), published LOCATE / Cross-View-AG protocol:
+# train = 1 egocentric + 3 exocentric images per sample, resize 256, random crop 224, flip;
+# test = egocentric image resized to 224x224, GT heatmap at its own size.
+dataset_type = 'AGD20KDataset'
+data_root = 'data/AGD20K'
+split = 'Seen'
+num_exo = 3
+
+train_pipeline = [
+    dict(type='LoadAffordanceViews'),
+    dict(
+        type='MultiViewTransform',
+        transforms=[
+            dict(type='Resize', scale=(256, 256), keep_ratio=False),
+            dict(type='mmseg.RandomCrop', crop_size=(224, 224)),
+            dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+        ]),
+    dict(type='PackAffordanceInputs'),
+]
+test_pipeline = [
+    dict(type='LoadAffordanceViews'),
+    dict(
+        type='MultiViewTransform',
+        transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
+    dict(type='LoadAffordanceGT'),
+    dict(type='PackAffordanceInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split=split,
+        mode='train',
+        num_exo=num_exo,
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split=split,
+        mode='test',
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+val_evaluator = dict(type='AffordanceMetric')
+test_evaluator = val_evaluator

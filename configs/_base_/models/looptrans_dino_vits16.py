@@ -1,0 +1,42 @@
+# LoopTrans on a frozen DINO ViT-S/16 (the published setting).
+# Official weights (timm layout, loaded as is; or convert with tools/model_converters/dino2looptrans.py):
+#   https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth
+# Loss weights (lambda_cls, lambda_pixel, lambda_dill, lambda_corr) are the heads' loss weights below;
+# K = part_discovery.num_parts, M = noise_head.num_noise, tau = noise_head.tau.
+num_classes = 36
+data_preprocessor = dict(
+    type='AffordanceDataPreprocessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True)
+model = dict(
+    type='LoopTrans',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        type='DINOVisionTransformer',
+        arch='deit-small',
+        patch_size=16,
+        frozen=True,
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/dino_deitsmall16_pretrain.pth')),
+    # The heads read the last block's attention keys, as LOCATE does ('feats' = final normed tokens).
+    feature_key='keys',
+    cam_head=dict(
+        type='SharedCAMHead',
+        in_channels=384,
+        channels=384,
+        num_classes=num_classes,
+        shared=True,
+        loss_cls=dict(type='mmseg.CrossEntropyLoss', loss_weight=1.0)),  # lambda_cls
+    pixel_head=dict(
+        type='PixelAffordanceHead',
+        in_channels=384,
+        channels=256,
+        num_classes=num_classes,
+        upsample=2,
+        loss_dice_weight=1.0,  # lambda_pixel (dice part)
+        loss_mse_weight=1.0),  # lambda_pixel (MSE part)
+    noise_head=dict(type='NoiseHead', channels=384, num_noise=3, tau=0.5, loss_weight=1.0),  # lambda_dill
+    corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=1.0),  # lambda_corr
+    part_discovery=dict(type='PartDiscovery', num_parts=4, num_iters=10),
+    train_cfg=dict(),
+    test_cfg=dict(heatmap='pixel', return_all=False))

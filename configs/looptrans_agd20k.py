@@ -1,0 +1,7 @@
+# LoopTrans on AGD20K Seen (36 affordances), frozen DINO ViT-S/16, the published schedule.
+#   python tools/train.py configs/looptrans_agd20k.py
+#   python tools/test.py configs/looptrans_agd20k.py work_dirs/looptrans_agd20k/best_KLD_epoch_N.pth
+_base_ = [
+    '_base_/models/looptrans_dino_vits16.py', '_base_/datasets/agd20k_seen.py',
+    '_base_/schedules/schedule_15e.py', '_base_/default_runtime.py'
+]

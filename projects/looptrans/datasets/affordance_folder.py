@@ -1,0 +1,368 @@
+"""Datasets stored in the exocentric / egocentric folder layout of AGD20K.
+
+The layout (AGD20K, HICO-IIF)::
+
+    <data_root>[/<split>]/trainset/exocentric/<affordance>/<object>/*.jpg
+    <data_root>[/<split>]/trainset/egocentric/<affordance>/<object>/*.jpg
+    <data_root>[/<split>]/testset/egocentric/<affordance>/<object>/*.jpg
+    <data_root>[/<split>]/testset/GT/<affordance>/<object>/<same stem>.png
+
+Training follows the published LOCATE / Cross-View-AG sampling: one item per
+exocentric image, plus ``num_exo - 1`` more exocentric images of the same
+``<affordance>/<object>`` folder and one egocentric image of the same
+affordance and object, drawn afresh every time the item is read. Only
+folder-level lists are kept on the dataset; the random draws happen in
+:meth:`AffordanceFolderDataset.get_data_info` with ``np.random``, which
+MMEngine seeds per rank and per dataloader worker.
+"""
+import logging
+import os.path as osp
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmengine.fileio import isdir, join_path, list_dir_or_file
+from mmengine.logging import print_log
+
+FolderKey = Tuple[str, str]  # (affordance, object)
+
+IMG_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+
+
+def preview(items: Sequence, k: int = 3) -> str:
+    """Render the first ``k`` items of a list for a log or error message."""
+    items = list(items)
+    shown = ', '.join(repr(str(i)) for i in items[:k])
+    more = f', ... ({len(items) - k} more)' if len(items) > k else ''
+    return f'[{shown}{more}]'
+
+
+class AffordanceFolderDataset(BaseDataset):
+    """Base class for affordance datasets in the AGD20K folder layout.
+
+    Subclasses set ``METAINFO['classes']`` (tuple of affordance names; the
+    label of an item is the index of its affordance in that tuple) and may
+    override :meth:`default_classes` to choose the class list per split.
+
+    Args:
+        data_root (str): Root folder of the dataset.
+        split (str, optional): Sub-folder of ``data_root`` holding
+            ``trainset/`` and ``testset/`` (``'Seen'`` / ``'Unseen'`` for
+            AGD20K). ``None`` reads ``<data_root>/trainset`` directly.
+        mode (str): ``'train'`` reads ``trainset/`` and yields exocentric +
+            egocentric samples; ``'test'`` reads ``testset/`` and yields
+            egocentric images with their GT heatmap. Defaults to ``'train'``.
+        num_exo (int): Exocentric images per training sample. Defaults to 3.
+        img_suffixes (Sequence[str]): Image file suffixes (case-insensitive).
+        gt_suffix (str): Suffix of the GT heatmap files. Defaults to '.png'.
+        backend_args (dict, optional): Arguments of the MMEngine file backend
+            used to list the folders.
+        **kwargs: Passed to :class:`mmengine.dataset.BaseDataset`
+            (``pipeline``, ``metainfo``, ``lazy_init``, ``indices``, ...).
+            ``test_mode`` defaults to ``mode == 'test'``. ``ann_file`` and
+            ``data_prefix`` are not used: every path is derived from
+            ``data_root``, ``split`` and ``mode``.
+    """
+
+    METAINFO: dict = dict(classes=())
+    #: Printed in error messages; subclasses give the dataset's name.
+    LAYOUT_NAME: str = 'affordance dataset'
+
+    def __init__(self,
+                 data_root: str,
+                 split: Optional[str] = None,
+                 mode: str = 'train',
+                 num_exo: int = 3,
+                 img_suffixes: Sequence[str] = IMG_SUFFIXES,
+                 gt_suffix: str = '.png',
+                 backend_args: Optional[dict] = None,
+                 **kwargs) -> None:
+        if mode not in ('train', 'test'):
+            raise ValueError(f'{type(self).__name__}: mode must be "train" or '
+                             f'"test", got {mode!r}.')
+        if not isinstance(num_exo, int) or num_exo < 1:
+            raise ValueError(f'{type(self).__name__}: num_exo must be an int '
+                             f'>= 1, got {num_exo!r}.')
+        for unused in ('ann_file', 'data_prefix'):
+            if kwargs.get(unused):
+                raise ValueError(
+                    f'{type(self).__name__} does not use `{unused}`: the '
+                    'folders are derived from `data_root`, `split` and '
+                    f'`mode`. Remove `{unused}` from the dataset config.')
+            kwargs.pop(unused, None)
+        if not data_root:
+            raise ValueError(f'{type(self).__name__}: `data_root` is required.')
+        self.split = split
+        self.mode = mode
+        self.num_exo = num_exo
+        self.img_suffixes = tuple(s.lower() for s in img_suffixes)
+        self.gt_suffix = gt_suffix.lower()
+        self.backend_args = backend_args
+        # Folder-level lists, filled by load_data_list (train mode only).
+        self._exo_folders: Dict[FolderKey, Tuple[str, ...]] = {}
+        self._ego_pools: Dict[FolderKey, Tuple[str, ...]] = {}
+        kwargs.setdefault('test_mode', mode == 'test')
+        kwargs['metainfo'] = self._resolve_metainfo(split, kwargs.get('metainfo'))
+        super().__init__(data_root=data_root, **kwargs)
+
+    # ------------------------------------------------------------------ #
+    # class lists
+    # ------------------------------------------------------------------ #
+    @classmethod
+    def default_classes(cls, split: Optional[str]) -> Tuple[str, ...]:
+        """Class tuple used when ``metainfo`` does not give ``classes``."""
+        return tuple(cls.METAINFO['classes'])
+
+    @classmethod
+    def _resolve_metainfo(cls, split: Optional[str],
+                          metainfo: Optional[dict]) -> dict:
+        metainfo = dict(metainfo or {})
+        if 'classes' not in metainfo:
+            metainfo['classes'] = cls.default_classes(split)
+        classes = tuple(metainfo['classes'])
+        if not classes:
+            raise ValueError(f'{cls.__name__}: the class list is empty; pass '
+                             'metainfo=dict(classes=(...)).')
+        if len(set(classes)) != len(classes):
+            dup = sorted({c for c in classes if classes.count(c) > 1})
+            raise ValueError(f'{cls.__name__}: duplicate classes {dup} in '
+                             'metainfo["classes"].')
+        metainfo['classes'] = classes
+        return metainfo
+
+    @property
+    def classes(self) -> Tuple[str, ...]:
+        """The affordance names; a label is an index into this tuple."""
+        return tuple(self._metainfo['classes'])
+
+    # ------------------------------------------------------------------ #
+    # paths
+    # ------------------------------------------------------------------ #
+    @property
+    def split_root(self) -> str:
+        """``<data_root>/<split>``, or ``data_root`` when ``split`` is None."""
+        if self.split:
+            return join_path(self.data_root, self.split,
+                             backend_args=self.backend_args)
+        return self.data_root
+
+    def _subdir(self, *parts: str) -> str:
+        return join_path(self.split_root, *parts,
+                         backend_args=self.backend_args)
+
+    def _layout_help(self) -> str:
+        split = '<split>/' if self.split else ''
+        return (f'Expected layout of {self.LAYOUT_NAME}:\n'
+                f'  <data_root>/{split}trainset/exocentric/<affordance>/<object>/*.jpg\n'
+                f'  <data_root>/{split}trainset/egocentric/<affordance>/<object>/*.jpg\n'
+                f'  <data_root>/{split}testset/egocentric/<affordance>/<object>/*.jpg\n'
+                f'  <data_root>/{split}testset/GT/<affordance>/<object>/<stem>.png\n'
+                f'Got data_root={self.data_root!r}, split={self.split!r}.')
+
+    def _require_dir(self, path: str) -> None:
+        """Raise a FileNotFoundError naming the first missing folder."""
+        if isdir(path, backend_args=self.backend_args):
+            return
+        missing = path
+        for candidate in (self.data_root, self.split_root):
+            if not isdir(candidate, backend_args=self.backend_args):
+                missing = candidate
+                break
+        hint = ''
+        if missing == self.split_root and missing != self.data_root:
+            found = sorted(self._list_dirs(self.data_root))
+            hint = (f' Sub-folders of data_root: {found}; set `split` to one '
+                    'of them (or split=None if trainset/ is directly under '
+                    'data_root).')
+        raise FileNotFoundError(
+            f'{type(self).__name__}: folder {missing!r} does not exist.{hint}\n'
+            f'{self._layout_help()}')
+
+    def _list_dirs(self, path: str) -> List[str]:
+        return sorted(
+            list_dir_or_file(path, list_dir=True, list_file=False,
+                             backend_args=self.backend_args))
+
+    def _scan(self, root: str, suffixes: Tuple[str, ...]
+              ) -> Tuple[List[str], Dict[FolderKey, List[str]]]:
+        """List ``<root>/<affordance>/<object>/<file>`` in one pass.
+
+        Returns the affordance folder names and, per (affordance, object),
+        the sorted full paths of files whose suffix is in ``suffixes``.
+        Files at any other depth are ignored with a logged warning.
+        """
+        self._require_dir(root)
+        affordances = self._list_dirs(root)
+        files: Dict[FolderKey, List[str]] = defaultdict(list)
+        misplaced = []
+        for rel in list_dir_or_file(root, list_dir=False, list_file=True,
+                                    recursive=True,
+                                    backend_args=self.backend_args):
+            rel = rel.replace('\\', '/')
+            if not rel.lower().endswith(suffixes):
+                continue
+            parts = rel.split('/')
+            if len(parts) != 3:
+                misplaced.append(rel)
+                continue
+            files[(parts[0], parts[1])].append(
+                join_path(root, rel, backend_args=self.backend_args))
+        if misplaced:
+            print_log(
+                f'{type(self).__name__}: ignored {len(misplaced)} file(s) in '
+                f'{root!r} that are not at <affordance>/<object>/<file>: '
+                f'{preview(misplaced)}', logger='current',
+                level=logging.WARNING)
+        return affordances, {k: sorted(v) for k, v in sorted(files.items())}
+
+    def _check_known(self, root: str, affordances: Sequence[str]) -> None:
+        unknown = sorted(set(affordances) - set(self.classes))
+        if unknown:
+            raise ValueError(
+                f'{type(self).__name__}: affordance folder(s) {unknown} in '
+                f'{root!r} are not in the class list {list(self.classes)}. '
+                'Either pass metainfo=dict(classes=(...)) that lists every '
+                'affordance folder, or remove those folders from the tree.')
+
+    # ------------------------------------------------------------------ #
+    # data list
+    # ------------------------------------------------------------------ #
+    def load_data_list(self) -> List[dict]:
+        """Scan the folders of ``mode`` and build the data list."""
+        if self.mode == 'train':
+            return self._load_train()
+        return self._load_test()
+
+    def _load_train(self) -> List[dict]:
+        exo_root = self._subdir('trainset', 'exocentric')
+        ego_root = self._subdir('trainset', 'egocentric')
+        exo_affs, exo_files = self._scan(exo_root, self.img_suffixes)
+        ego_affs, ego_files = self._scan(ego_root, self.img_suffixes)
+        self._check_known(exo_root, exo_affs)
+        self._check_known(ego_root, ego_affs)
+        missing = [c for c in self.classes if c not in exo_affs]
+        if missing:
+            raise FileNotFoundError(
+                f'{type(self).__name__}: class(es) {missing} have no folder '
+                f'in {exo_root!r} (e.g. {join_path(exo_root, missing[0])!r}). '
+                'Either pass metainfo=dict(classes=(...)) with only the '
+                'affordances present on disk, or complete the tree.\n'
+                f'{self._layout_help()}')
+
+        ego_by_aff: Dict[str, List[str]] = defaultdict(list)
+        for (aff, _), paths in ego_files.items():
+            ego_by_aff[aff].extend(paths)
+        ego_by_aff_t = {k: tuple(v) for k, v in ego_by_aff.items()}
+
+        empty_classes = [c for c in self.classes
+                         if not any(k[0] == c for k in exo_files)]
+        if empty_classes:
+            print_log(
+                f'{type(self).__name__}: {len(empty_classes)} class(es) have '
+                f'an exocentric folder but no images in {exo_root!r}: '
+                f'{preview(empty_classes)}; they get no training samples.',
+                logger='current', level=logging.WARNING)
+
+        no_ego = sorted({aff for aff, _ in exo_files if aff not in ego_by_aff_t})
+        if no_ego:
+            raise FileNotFoundError(
+                f'{type(self).__name__}: affordance(s) {no_ego} have '
+                'exocentric images but no egocentric image at all; expected '
+                f'images in {join_path(ego_root, no_ego[0])!r}/<object>/. '
+                'Add egocentric images or drop the class via '
+                'metainfo=dict(classes=(...)) and remove its exocentric folder.')
+
+        fallbacks = []
+        data_list = []
+        self._exo_folders.clear()
+        self._ego_pools.clear()
+        label_of = {c: i for i, c in enumerate(self.classes)}
+        for key, exo_paths in exo_files.items():
+            aff, obj = key
+            self._exo_folders[key] = tuple(exo_paths)
+            if key in ego_files:
+                self._ego_pools[key] = tuple(ego_files[key])
+            else:
+                # Same affordance, other objects: one shared tuple, no copy.
+                self._ego_pools[key] = ego_by_aff_t[aff]
+                fallbacks.append(join_path(ego_root, aff, obj))
+            for i in range(len(exo_paths)):
+                data_list.append(
+                    dict(exo_index=i, affordance=aff, object=obj,
+                         gt_label=label_of[aff]))
+        if fallbacks:
+            print_log(
+                f'{type(self).__name__}: {len(fallbacks)} exocentric '
+                'affordance/object folder(s) have no egocentric folder; their '
+                'samples use egocentric images of the same affordance (other '
+                f'objects). Missing: {preview(fallbacks)}', logger='current',
+                level=logging.WARNING)
+        return data_list
+
+    def _load_test(self) -> List[dict]:
+        img_root = self._subdir('testset', 'egocentric')
+        gt_root = self._subdir('testset', 'GT')
+        img_affs, img_files = self._scan(img_root, self.img_suffixes)
+        gt_affs, gt_files = self._scan(gt_root, (self.gt_suffix, ))
+        self._check_known(img_root, img_affs)
+        self._check_known(gt_root, gt_affs)
+
+        def by_stem(files: Dict[FolderKey, List[str]]) -> Dict[tuple, str]:
+            return {(aff, obj, osp.splitext(osp.basename(p))[0]): p
+                    for (aff, obj), paths in files.items() for p in paths}
+
+        imgs, gts = by_stem(img_files), by_stem(gt_files)
+        no_gt = [p for k, p in imgs.items() if k not in gts]
+        no_img = [p for k, p in gts.items() if k not in imgs]
+        if no_gt:
+            print_log(
+                f'{type(self).__name__}: skipped {len(no_gt)} test image(s) '
+                f'without a GT heatmap in {gt_root!r}: {preview(no_gt)}',
+                logger='current', level=logging.WARNING)
+        if no_img:
+            print_log(
+                f'{type(self).__name__}: skipped {len(no_img)} GT file(s) '
+                f'without a test image in {img_root!r}: {preview(no_img)}',
+                logger='current', level=logging.WARNING)
+        absent = [c for c in self.classes if c not in img_affs]
+        if absent:
+            print_log(
+                f'{type(self).__name__}: {len(absent)} class(es) have no test '
+                f'folder in {img_root!r}: {preview(absent, 5)}',
+                logger='current', level=logging.INFO)
+
+        label_of = {c: i for i, c in enumerate(self.classes)}
+        return [
+            dict(img_path=imgs[key], gt_path=gts[key], gt_label=label_of[key[0]],
+                 affordance=key[0], object=key[1])
+            for key in sorted(imgs) if key in gts
+        ]
+
+    # ------------------------------------------------------------------ #
+    # sampling
+    # ------------------------------------------------------------------ #
+    def get_data_info(self, idx: int) -> dict:
+        """Return the idx-th item; in train mode draw its views at random.
+
+        Train items get ``exo_paths`` (exocentric image ``idx`` first, then
+        ``num_exo - 1`` others from the same folder: without replacement when
+        the folder has enough other images, with replacement otherwise) and
+        ``img_path`` (one egocentric image of the same affordance/object).
+        """
+        info = super().get_data_info(idx)
+        if self.mode != 'train':
+            return info
+        key = (info['affordance'], info['object'])
+        folder = self._exo_folders[key]
+        anchor = info.pop('exo_index')
+        extra = self.num_exo - 1
+        if len(folder) - 1 >= extra:
+            picks = np.random.choice(len(folder) - 1, size=extra, replace=False)
+            picks = [int(j) + (j >= anchor) for j in picks]  # skip the anchor
+        else:
+            picks = [int(j) for j in np.random.randint(len(folder), size=extra)]
+        info['exo_paths'] = [folder[anchor]] + [folder[j] for j in picks]
+        pool = self._ego_pools[key]
+        info['img_path'] = pool[np.random.randint(len(pool))]
+        return info

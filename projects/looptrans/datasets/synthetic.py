@@ -1,0 +1,587 @@
+"""A small synthetic dataset in the exact AGD20K layout, with a learnable signal.
+
+Objects are drawn from coloured parts. Each affordance is tied to one *kind*
+of part whose look is shared across objects (``hold`` -> a striped brown
+handle on a cup, kettle, knife or scissors; ``cut_with`` -> a silver blade;
+``sit_on``/``ride`` -> a purple seat; ``drink_with`` -> a gold rim;
+``pour`` -> a teal spout; ``push`` -> red grips), so a model can learn where
+an affordance is from the part's appearance and transfer it to objects it
+has not seen (the Unseen split).
+
+* exocentric images: a person-like figure (head, torso, arms in skin tones
+  and clothes) whose hand (or hips, for ``sit_on``/``ride``) touches the
+  affordance part, over random clutter;
+* egocentric images: the object alone on a plain or lightly textured
+  background;
+* GT heatmaps: the Gaussian-blurred mask of the affordance part in the
+  egocentric test image, grayscale PNG scaled to a maximum of 255.
+
+Every object is drawn at a random position, scale and slight rotation. Files
+are byte-identical for a seed: each image has its own generator seeded from
+(seed, split, set, affordance, object, index) and is encoded by OpenCV with a
+fixed JPEG quality / PNG compression.
+"""
+import os
+import os.path as osp
+import shutil
+import zlib
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+Color = Tuple[int, int, int]  # BGR
+Point = Tuple[float, float]
+
+# --------------------------------------------------------------------------- #
+# Vocabulary
+# --------------------------------------------------------------------------- #
+#: Look of each part kind, shared by every object that has such a part (BGR).
+PART_KIND_COLORS: Dict[str, Color] = dict(
+    handle=(35, 65, 115),    # dark brown, striped
+    blade=(205, 200, 195),   # silver
+    rim=(0, 205, 250),       # gold
+    spout=(170, 150, 20),    # teal
+    seat=(150, 40, 130),     # purple
+    grip=(40, 30, 200),      # red
+)
+
+#: Colours of the plain object bodies (chosen per image), away from the kinds.
+BODY_COLORS: Tuple[Color, ...] = ((235, 235, 235), (220, 170, 120),
+                                  (60, 140, 235), (90, 170, 80),
+                                  (190, 160, 240), (170, 200, 215))
+DARK_GREY: Color = (55, 55, 60)
+WOOD: Color = (70, 135, 200)
+LABEL_WHITE: Color = (225, 235, 240)
+
+#: affordance -> object -> name of the part it is grounded on.
+AFFORDANCE_PARTS: Dict[str, Dict[str, str]] = {
+    'cut_with': dict(knife='blade', scissors='blade'),
+    'drink_with': dict(cup='rim', bottle='mouth'),
+    'hold': dict(cup='handle', kettle='handle', knife='handle',
+                 scissors='handle'),
+    'pour': dict(bottle='neck', kettle='spout'),
+    'push': dict(bicycle='grip'),
+    'ride': dict(bicycle='saddle'),
+    'sit_on': dict(bicycle='saddle', chair='seat'),
+}
+#: Affordances where the person touches the part with the hips, not a hand.
+HIPS_CONTACT = ('ride', 'sit_on')
+
+SYNTHETIC_SEEN_CLASSES: Tuple[str, ...] = tuple(sorted(AFFORDANCE_PARTS))
+#: Unseen test objects; they never appear in Unseen training.
+SYNTHETIC_UNSEEN_TEST_OBJECTS: Tuple[str, ...] = ('bottle', 'chair', 'scissors')
+#: Affordances that have both a training and a test object in Unseen.
+SYNTHETIC_UNSEEN_CLASSES: Tuple[str, ...] = tuple(
+    aff for aff, objs in sorted(AFFORDANCE_PARTS.items())
+    if set(objs) - set(SYNTHETIC_UNSEEN_TEST_OBJECTS)
+    and set(objs) & set(SYNTHETIC_UNSEEN_TEST_OBJECTS))
+
+
+# --------------------------------------------------------------------------- #
+# Object models: parts made of primitives in a local frame (~[-1, 1]^2, y down)
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class Prim:
+    """A drawing primitive in object units.
+
+    kind: 'poly' (pts), 'ellipse' (center, axes, angle), 'line' (pts[0] to
+    pts[1]); ``thickness`` in object units, negative for filled shapes.
+    """
+    kind: str
+    pts: Tuple[Point, ...] = ()
+    center: Point = (0., 0.)
+    axes: Point = (0., 0.)
+    angle: float = 0.
+    thickness: float = -1.
+
+
+@dataclass(frozen=True)
+class Part:
+    """A named part; ``kind`` (affordance look) or ``color`` ('body' = the
+    per-image body colour) sets its colour."""
+    name: str
+    prims: Tuple[Prim, ...]
+    kind: Optional[str] = None
+    color: object = 'body'
+
+
+def _poly(*pts: Point) -> Prim:
+    return Prim('poly', pts=tuple(pts))
+
+
+def _ellipse(center: Point, axes: Point, thickness: float = -1.,
+             angle: float = 0.) -> Prim:
+    return Prim('ellipse', center=center, axes=axes, angle=angle,
+                thickness=thickness)
+
+
+def _line(p: Point, q: Point, thickness: float) -> Prim:
+    return Prim('line', pts=(p, q), thickness=thickness)
+
+
+def _rect(x0: float, y0: float, x1: float, y1: float) -> Prim:
+    return _poly((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+
+
+# Parts are listed in drawing order (later parts occlude earlier ones).
+OBJECTS: Dict[str, Tuple[Part, ...]] = {
+    'cup': (
+        Part('handle', (_ellipse((0.42, 0.1), (0.22, 0.27), 0.1), ),
+             kind='handle'),
+        Part('body', (_poly((-0.45, -0.45), (0.35, -0.45), (0.27, 0.72),
+                            (-0.37, 0.72)), )),
+        Part('inside', (_ellipse((-0.05, -0.45), (0.38, 0.08)), ),
+             color=DARK_GREY),
+        Part('rim', (_ellipse((-0.05, -0.45), (0.4, 0.09), 0.07), ),
+             kind='rim'),
+    ),
+    'knife': (
+        Part('handle', (_rect(-0.95, -0.11, -0.25, 0.11), ), kind='handle'),
+        Part('bolster', (_rect(-0.25, -0.15, -0.17, 0.15), ),
+             color=DARK_GREY),
+        Part('blade', (_poly((-0.17, -0.13), (0.68, -0.13), (0.98, 0.1),
+                             (-0.17, 0.1)), ), kind='blade'),
+    ),
+    'scissors': (
+        Part('handle', (_ellipse((-0.7, -0.24), (0.22, 0.15), 0.08),
+                        _ellipse((-0.7, 0.24), (0.22, 0.15), 0.08),
+                        _line((-0.5, -0.18), (-0.28, 0.), 0.07),
+                        _line((-0.5, 0.18), (-0.28, 0.), 0.07)),
+             kind='handle'),
+        Part('blade', (_poly((-0.32, -0.07), (0.97, 0.03), (0.95, 0.08),
+                             (-0.3, 0.04)),
+                       _poly((-0.32, 0.07), (0.97, -0.03), (0.95, -0.08),
+                             (-0.3, -0.04))), kind='blade'),
+        Part('pivot', (_ellipse((-0.28, 0.), (0.05, 0.05)), ),
+             color=DARK_GREY),
+    ),
+    'bottle': (
+        Part('body', (_rect(-0.3, -0.06, 0.3, 0.92),
+                      _poly((-0.3, -0.05), (-0.12, -0.36), (0.12, -0.36),
+                            (0.3, -0.05)))),
+        Part('label', (_rect(-0.3, 0.2, 0.3, 0.6), ), color=LABEL_WHITE),
+        Part('neck', (_rect(-0.11, -0.72, 0.11, -0.34), ), kind='spout'),
+        Part('mouth', (_rect(-0.15, -0.87, 0.15, -0.72), ), kind='rim'),
+    ),
+    'kettle': (
+        Part('handle', (_ellipse((0., -0.32), (0.38, 0.32), 0.09), ),
+             kind='handle'),
+        Part('spout', (_poly((0.35, 0.35), (0.48, 0.02), (0.93, -0.38),
+                             (1.0, -0.3), (0.62, 0.42)), ), kind='spout'),
+        Part('body', (_ellipse((0., 0.28), (0.56, 0.48)), )),
+        Part('lid', (_ellipse((0., -0.18), (0.22, 0.07)), ), color=DARK_GREY),
+    ),
+    'chair': (
+        Part('frame', (_rect(-0.52, -0.95, -0.34, 0.0),
+                       _line((-0.43, 0.1), (-0.47, 0.95), 0.09),
+                       _line((0.45, 0.1), (0.48, 0.95), 0.09)), color=WOOD),
+        Part('seat', (_rect(-0.55, -0.06, 0.58, 0.17), ), kind='seat'),
+    ),
+    'bicycle': (
+        Part('wheels', (_ellipse((-0.6, 0.45), (0.36, 0.36), 0.07),
+                        _ellipse((0.62, 0.45), (0.36, 0.36), 0.07)),
+             color=DARK_GREY),
+        Part('frame', (_line((-0.6, 0.45), (-0.02, 0.45), 0.05),
+                       _line((-0.02, 0.45), (-0.2, -0.12), 0.05),
+                       _line((-0.2, -0.12), (0.42, -0.12), 0.05),
+                       _line((-0.02, 0.45), (0.46, 0.0), 0.05),
+                       _line((-0.6, 0.45), (-0.2, -0.12), 0.05),
+                       _line((0.46, 0.0), (0.62, 0.45), 0.05),
+                       _line((0.42, -0.12), (0.46, 0.0), 0.05),
+                       _line((0.42, -0.12), (0.4, -0.36), 0.05),
+                       _line((-0.2, -0.12), (-0.23, -0.26), 0.05))),
+        Part('saddle', (_ellipse((-0.26, -0.29), (0.21, 0.065)), ),
+             kind='seat'),
+        Part('grip', (_rect(0.3, -0.45, 0.62, -0.34), ), kind='grip'),
+    ),
+}
+
+
+def _prim_points(prim: Prim) -> np.ndarray:
+    """Points bounding a primitive, in object units."""
+    if prim.kind == 'ellipse':
+        (cx, cy), (ax, ay) = prim.center, prim.axes
+        pad = max(prim.thickness, 0) / 2
+        return np.array([(cx - ax - pad, cy - ay - pad),
+                         (cx + ax + pad, cy + ay + pad)])
+    pad = max(prim.thickness, 0) / 2
+    pts = np.array(prim.pts, dtype=np.float64)
+    return np.concatenate([pts - pad, pts + pad])
+
+
+def _object_extent(obj: str) -> np.ndarray:
+    """Corners (4, 2) of the object's bounding box in object units."""
+    pts = np.concatenate(
+        [_prim_points(p) for part in OBJECTS[obj] for p in part.prims])
+    (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+    return np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+
+
+# --------------------------------------------------------------------------- #
+# Rendering
+# --------------------------------------------------------------------------- #
+@dataclass
+class Pose:
+    """Object-to-pixel similarity: p_px = R(angle) p * scale + center."""
+    scale: float
+    angle: float  # degrees, clockwise on screen (y points down)
+    center: Point
+
+    def apply(self, pts: np.ndarray) -> np.ndarray:
+        t = np.deg2rad(self.angle)
+        rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+        return np.asarray(pts, np.float64) @ rot.T * self.scale + self.center
+
+
+def _jitter(color: Color, rng: np.random.Generator, amount: int) -> Color:
+    return tuple(int(np.clip(c + rng.integers(-amount, amount + 1), 0, 255))
+                 for c in color)
+
+
+def _draw_prim(canvas: np.ndarray, prim: Prim, pose: Pose, color,
+               line_type: int) -> None:
+    thick = -1 if prim.thickness < 0 else max(
+        1, int(round(prim.thickness * pose.scale)))
+    if prim.kind == 'poly':
+        pts = np.round(pose.apply(prim.pts)).astype(np.int32)
+        cv2.fillPoly(canvas, [pts], color, line_type)
+    elif prim.kind == 'line':
+        p, q = np.round(pose.apply(prim.pts)).astype(int)
+        cv2.line(canvas, tuple(map(int, p)), tuple(map(int, q)), color, thick,
+                 line_type)
+    elif prim.kind == 'ellipse':
+        c = np.round(pose.apply([prim.center])[0]).astype(int)
+        axes = tuple(max(1, int(round(a * pose.scale))) for a in prim.axes)
+        cv2.ellipse(canvas, tuple(map(int, c)), axes, prim.angle + pose.angle,
+                    0, 360, color, thick, line_type)
+    else:
+        raise ValueError(f'unknown primitive {prim.kind!r}')
+
+
+def _render_object(img: np.ndarray, labels: np.ndarray, obj: str, pose: Pose,
+                   rng: np.random.Generator) -> Dict[str, int]:
+    """Draw ``obj`` on ``img`` and its part ids (1, 2, ...) on ``labels``.
+
+    Returns part name -> label id; the visible pixels of a part are
+    ``labels == id`` because later parts overwrite earlier ones.
+    """
+    body = _jitter(BODY_COLORS[rng.integers(len(BODY_COLORS))], rng, 12)
+    ids = {}
+    for i, part in enumerate(OBJECTS[obj], start=1):
+        if part.kind is not None:
+            color = _jitter(PART_KIND_COLORS[part.kind], rng, 12)
+        elif part.color == 'body':
+            color = body
+        else:
+            color = _jitter(part.color, rng, 12)
+        for prim in part.prims:
+            _draw_prim(img, prim, pose, color, cv2.LINE_AA)
+            _draw_prim(labels, prim, pose, i, cv2.LINE_8)
+        ids[part.name] = i
+        if part.kind == 'handle':  # stripes across the handle's long axis
+            h, w = labels.shape
+            yy, xx = np.mgrid[0:h, 0:w]
+            t = np.deg2rad(pose.angle)
+            u = (xx * np.cos(t) + yy * np.sin(t)) / max(2., 0.07 * pose.scale)
+            stripe = (labels == i) & (np.floor(u).astype(int) % 2 == 0)
+            img[stripe] = (img[stripe] * 0.65).astype(np.uint8)
+    return ids
+
+
+def _place(obj: str, h: int, w: int, rel_scale: Tuple[float, float],
+           max_angle: float, rng: np.random.Generator) -> Pose:
+    """A random pose that keeps the whole object inside the image."""
+    extent = _object_extent(obj)
+    scale = rng.uniform(*rel_scale) * min(h, w)
+    angle = rng.uniform(-max_angle, max_angle)
+    for _ in range(20):
+        corners = Pose(scale, angle, (0., 0.)).apply(extent)
+        lo, hi = corners.min(0), corners.max(0)
+        if hi[0] - lo[0] < w - 4 and hi[1] - lo[1] < h - 4:
+            break
+        scale *= 0.9
+    cx = rng.uniform(2 - lo[0], w - 2 - hi[0])
+    cy = rng.uniform(2 - lo[1], h - 2 - hi[1])
+    return Pose(scale, angle, (cx, cy))
+
+
+def _plain_background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A light plain colour, sometimes with a gentle gradient."""
+    base = rng.integers(150, 246, size=3).astype(np.float32)
+    img = np.broadcast_to(base, (h, w, 3)).copy()
+    if rng.random() < 0.5:
+        ramp = np.linspace(-1, 1, w if rng.random() < 0.5 else h,
+                           dtype=np.float32)
+        ramp = ramp[None, :, None] if ramp.size == w else ramp[:, None, None]
+        img += ramp * rng.uniform(5, 20)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _clutter_background(h: int, w: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Random desaturated shapes, slightly blurred, like a busy scene."""
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = rng.integers(60, 200, size=3)
+    for _ in range(int(rng.integers(10, 19))):
+        color = rng.integers(0, 256, size=3).astype(np.float32)
+        color = (0.5 * color + 0.5 * color.mean()).astype(int).tolist()
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        r = int(rng.integers(8, max(9, min(h, w) // 4)))
+        shape = rng.integers(3)
+        if shape == 0:
+            cv2.rectangle(img, (x - r, y - r // 2), (x + r, y + r // 2),
+                          color, -1)
+        elif shape == 1:
+            cv2.circle(img, (x, y), r, color, -1, cv2.LINE_AA)
+        else:
+            x2, y2 = int(rng.integers(0, w)), int(rng.integers(0, h))
+            cv2.line(img, (x, y), (x2, y2), color, int(rng.integers(2, 8)),
+                     cv2.LINE_AA)
+    return cv2.GaussianBlur(img, (0, 0), 1.2)
+
+
+SKIN_TONES: Tuple[Color, ...] = ((140, 170, 225), (100, 140, 200),
+                                 (60, 90, 150), (170, 200, 240),
+                                 (80, 115, 175))
+
+
+def _draw_person(img: np.ndarray, contact: np.ndarray, hips: bool,
+                 rng: np.random.Generator) -> None:
+    """Draw a person whose hand (or hips) is at ``contact`` (x, y)."""
+    u = min(img.shape[:2])
+    skin = _jitter(SKIN_TONES[rng.integers(len(SKIN_TONES))], rng, 8)
+    shirt = tuple(int(c) for c in rng.integers(0, 256, size=3))
+    pants = tuple(int(c) for c in rng.integers(0, 140, size=3))
+    arm_w = max(2, int(0.035 * u))
+    c = np.asarray(contact, np.float64)
+    side = 1. if rng.random() < 0.5 else -1.
+
+    def pt(p) -> Tuple[int, int]:
+        return int(round(p[0])), int(round(p[1]))
+
+    if hips:
+        hip = c
+        torso = hip + (side * 0.02 * u, -0.13 * u)
+    else:
+        phi = np.deg2rad(rng.uniform(200, 340))  # the shoulder is above
+        shoulder = c + rng.uniform(0.18, 0.26) * u * np.array(
+            [np.cos(phi), np.sin(phi)])
+        side = float(np.sign(np.cos(phi)) or 1.)
+        torso = shoulder + (side * 0.06 * u, 0.12 * u)
+        hip = torso + (0, 0.13 * u)
+    head = torso + (0, -0.13 * u - 0.05 * u)
+    # legs
+    for s in (-1, 1):
+        knee = hip + (s * 0.04 * u + side * 0.08 * u * hips, 0.12 * u)
+        foot = knee + (s * 0.02 * u, 0.13 * u)
+        cv2.line(img, pt(hip), pt(knee), pants, int(arm_w * 1.4), cv2.LINE_AA)
+        cv2.line(img, pt(knee), pt(foot), pants, int(arm_w * 1.3), cv2.LINE_AA)
+    cv2.ellipse(img, pt(torso), (int(0.075 * u), int(0.14 * u)), 0, 0, 360,
+                shirt, -1, cv2.LINE_AA)
+    if hips:
+        cv2.ellipse(img, pt(hip), (int(0.07 * u), int(0.045 * u)), 0, 0, 360,
+                    pants, -1, cv2.LINE_AA)
+    # the free arm(s) hang down
+    free_sides = (-side, side) if hips else (-side, )
+    for s in free_sides:
+        sh = torso + (s * 0.07 * u, -0.1 * u)
+        hand = sh + (s * 0.05 * u + side * 0.1 * u * hips, 0.2 * u)
+        cv2.line(img, pt(sh), pt(hand), shirt, arm_w, cv2.LINE_AA)
+        cv2.circle(img, pt(hand), int(0.025 * u), skin, -1, cv2.LINE_AA)
+    cv2.circle(img, pt(head), int(0.055 * u), skin, -1, cv2.LINE_AA)
+    cv2.ellipse(img, pt(head + (0, -0.03 * u)), (int(0.057 * u), int(0.035 * u)),
+                0, 180, 360, tuple(int(x) for x in rng.integers(0, 80, 3)), -1,
+                cv2.LINE_AA)  # hair
+    if not hips:  # the acting arm reaches the part
+        normal = np.array([-(c - shoulder)[1], (c - shoulder)[0]])
+        normal /= np.linalg.norm(normal) + 1e-9
+        elbow = (shoulder + c) / 2 + normal * rng.uniform(-0.05, 0.05) * u
+        cv2.line(img, pt(shoulder), pt(elbow), shirt, arm_w, cv2.LINE_AA)
+        cv2.line(img, pt(elbow), pt(c), skin, arm_w, cv2.LINE_AA)
+        cv2.ellipse(img, pt(c), (int(0.035 * u), int(0.028 * u)),
+                    float(rng.uniform(0, 180)), 0, 360, skin, -1, cv2.LINE_AA)
+
+
+def _add_noise(img: np.ndarray, sigma: float,
+               rng: np.random.Generator) -> np.ndarray:
+    noise = rng.normal(0., sigma, size=img.shape).astype(np.float32)
+    return np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+def _image_size(rng: np.random.Generator,
+                size_range: Tuple[int, int]) -> Tuple[int, int]:
+    lo, hi = size_range
+    return int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
+
+
+def render_exocentric(aff: str, obj: str, rng: np.random.Generator,
+                      size_range: Tuple[int, int] = (224, 320)) -> np.ndarray:
+    """A person using ``obj`` for ``aff`` over clutter (BGR uint8)."""
+    h, w = _image_size(rng, size_range)
+    part = AFFORDANCE_PARTS[aff][obj]
+    for _ in range(20):
+        img = _clutter_background(h, w, rng)
+        labels = np.zeros((h, w), np.uint8)
+        pose = _place(obj, h, w, (0.2, 0.28), 15., rng)
+        ids = _render_object(img, labels, obj, pose, rng)
+        ys, xs = np.nonzero(labels == ids[part])
+        if len(xs):
+            break
+    contact = np.array([xs.mean(), ys.mean()])
+    _draw_person(img, contact, aff in HIPS_CONTACT, rng)
+    return _add_noise(img, 4., rng)
+
+
+def render_egocentric(aff: str, obj: str, rng: np.random.Generator,
+                      size_range: Tuple[int, int] = (224, 320)
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+    """``obj`` alone on a plain background, and the GT heatmap of ``aff``.
+
+    Returns the BGR uint8 image and the uint8 heatmap (0..255, max 255):
+    the visible pixels of the affordance part blurred with a Gaussian whose
+    sigma grows with the part's size.
+    """
+    h, w = _image_size(rng, size_range)
+    part = AFFORDANCE_PARTS[aff][obj]
+    for _ in range(20):
+        img = _plain_background(h, w, rng)
+        labels = np.zeros((h, w), np.uint8)
+        pose = _place(obj, h, w, (0.32, 0.42), 12., rng)
+        ids = _render_object(img, labels, obj, pose, rng)
+        mask = (labels == ids[part]).astype(np.float32)
+        if mask.any():
+            break
+    sigma = max(2., 0.15 * float(np.sqrt(mask.sum())))
+    heat = cv2.GaussianBlur(mask, (0, 0), sigma)
+    heat = np.round(heat / heat.max() * 255.).astype(np.uint8)
+    return _add_noise(img, 2., rng), heat
+
+
+# --------------------------------------------------------------------------- #
+# Writing the tree
+# --------------------------------------------------------------------------- #
+def _rng(seed: int, *names, index: int = 0) -> np.random.Generator:
+    words = [seed] + [zlib.crc32(str(n).encode()) for n in names] + [index]
+    return np.random.default_rng(np.random.SeedSequence(words))
+
+
+def _write(path: str, ext: str, img: np.ndarray, params: List[int]) -> int:
+    ok, buf = cv2.imencode(ext, img, params)
+    if not ok:
+        raise OSError(f'OpenCV could not encode {path!r}')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(buf.tobytes())
+    return len(buf)
+
+
+def split_pairs(split: str) -> Tuple[List[Tuple[str, str]],
+                                     List[Tuple[str, str]], Tuple[str, ...]]:
+    """(train pairs, test pairs, classes) of a split; pairs are (aff, obj)."""
+    if split == 'Seen':
+        pairs = [(a, o) for a in SYNTHETIC_SEEN_CLASSES
+                 for o in sorted(AFFORDANCE_PARTS[a])]
+        return pairs, pairs, SYNTHETIC_SEEN_CLASSES
+    if split == 'Unseen':
+        held_out = set(SYNTHETIC_UNSEEN_TEST_OBJECTS)
+        train, test = [], []
+        for a in SYNTHETIC_UNSEEN_CLASSES:
+            for o in sorted(AFFORDANCE_PARTS[a]):
+                (test if o in held_out else train).append((a, o))
+        return train, test, SYNTHETIC_UNSEEN_CLASSES
+    raise ValueError(f'unknown split {split!r}; use "Seen" or "Unseen".')
+
+
+def generate_synthetic_agd20k(out_dir: str,
+                              seed: int = 0,
+                              num_exo: int = 10,
+                              num_ego: int = 4,
+                              num_test: int = 3,
+                              splits: Sequence[str] = ('Seen', 'Unseen'),
+                              size_range: Tuple[int, int] = (224, 320),
+                              jpeg_quality: int = 90,
+                              overwrite: bool = False) -> dict:
+    """Write a synthetic AGD20K tree (``<out_dir>/<split>/...``).
+
+    Args:
+        out_dir (str): Output folder; ``<out_dir>/Seen`` and
+            ``<out_dir>/Unseen`` are created.
+        seed (int): Seed; the same seed gives byte-identical files.
+        num_exo (int): Exocentric training images per affordance/object.
+        num_ego (int): Egocentric training images per affordance/object.
+        num_test (int): Egocentric test images (with GT) per
+            affordance/object.
+        splits (Sequence[str]): Splits to write.
+        size_range (tuple[int, int]): Min and max image side in pixels.
+        jpeg_quality (int): JPEG quality of the images.
+        overwrite (bool): Replace existing split folders. Otherwise an
+            existing non-empty split folder raises ``FileExistsError``.
+
+    Returns:
+        dict: ``out_dir``, ``seed``, ``num_files``, ``num_bytes`` and, per
+        split, its ``classes``, ``train_pairs``, ``test_pairs`` and image
+        counts (``num_exocentric``, ``num_egocentric``, ``num_test``).
+    """
+    if min(num_exo, num_ego, num_test) < 1:
+        raise ValueError('num_exo, num_ego and num_test must be >= 1, got '
+                         f'{num_exo}, {num_ego}, {num_test}.')
+    if not 32 <= size_range[0] <= size_range[1]:
+        raise ValueError(f'size_range must be (lo, hi) with 32 <= lo <= hi, '
+                         f'got {size_range}.')
+    for split in splits:
+        split_pairs(split)  # validate names before touching the disk
+        root = osp.join(out_dir, split)
+        if osp.isdir(root) and os.listdir(root):
+            if not overwrite:
+                raise FileExistsError(
+                    f'{root!r} exists and is not empty; pass overwrite=True '
+                    '(CLI: --overwrite) or choose another output folder.')
+            shutil.rmtree(root)
+
+    jpg = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    png = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    summary = dict(out_dir=out_dir, seed=seed, num_files=0, num_bytes=0,
+                   splits={})
+    for split in splits:
+        train, test, classes = split_pairs(split)
+        root = osp.join(out_dir, split)
+        n_bytes = 0
+        for aff, obj in train:
+            for i in range(num_exo):
+                img = render_exocentric(
+                    aff, obj, _rng(seed, split, 'exo', aff, obj, index=i),
+                    size_range)
+                n_bytes += _write(
+                    osp.join(root, 'trainset', 'exocentric', aff, obj,
+                             f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg)
+            for i in range(num_ego):
+                img, _ = render_egocentric(
+                    aff, obj, _rng(seed, split, 'ego', aff, obj, index=i),
+                    size_range)
+                n_bytes += _write(
+                    osp.join(root, 'trainset', 'egocentric', aff, obj,
+                             f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg)
+        for aff, obj in test:
+            for i in range(num_test):
+                img, heat = render_egocentric(
+                    aff, obj, _rng(seed, split, 'test', aff, obj, index=i),
+                    size_range)
+                stem = f'{obj}_{i:06d}'
+                n_bytes += _write(
+                    osp.join(root, 'testset', 'egocentric', aff, obj,
+                             stem + '.jpg'), '.jpg', img, jpg)
+                n_bytes += _write(
+                    osp.join(root, 'testset', 'GT', aff, obj, stem + '.png'),
+                    '.png', heat, png)
+        counts = dict(num_exocentric=len(train) * num_exo,
+                      num_egocentric=len(train) * num_ego,
+                      num_test=len(test) * num_test)
+        summary['splits'][split] = dict(
+            classes=classes, train_pairs=train, test_pairs=test,
+            train_objects=sorted({o for _, o in train}),
+            test_objects=sorted({o for _, o in test}), **counts)
+        summary['num_files'] += sum(counts.values()) + counts['num_test']
+        summary['num_bytes'] += n_bytes
+    return summary

@@ -1,0 +1,9 @@
+"""Transforms for multi-view (egocentric + exocentric) affordance samples."""
+from .formatting import PackAffordanceInputs
+from .loading import LoadAffordanceGT, LoadAffordanceViews
+from .multi_view import MultiViewTransform
+
+__all__ = [
+    'LoadAffordanceViews', 'LoadAffordanceGT', 'MultiViewTransform',
+    'PackAffordanceInputs'
+]

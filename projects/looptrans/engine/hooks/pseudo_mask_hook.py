@@ -1,0 +1,102 @@
+"""PseudoMaskHook: when pixel supervision starts, and pictures of the pseudo-masks for inspection."""
+from __future__ import annotations
+
+import os.path as osp
+from typing import Any, Optional, Sequence
+
+import cv2
+import mmcv
+import numpy as np
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+
+
+def _colour_overlay(image_bgr: np.ndarray, mask: np.ndarray, colour: Sequence[int],
+                    alpha: float = 0.5) -> np.ndarray:
+    """Blend ``colour`` into ``image_bgr`` (H, W, 3 uint8) with per-pixel weight ``mask`` (H, W) in [0, 1]."""
+    weight = (alpha * np.clip(mask, 0, 1))[..., None]
+    return (image_bgr * (1 - weight) + np.asarray(colour, np.float32) * weight).astype(np.uint8)
+
+
+@HOOKS.register_module()
+class PseudoMaskHook(Hook):
+    """Controls pixel-level pseudo-mask supervision of :class:`LoopTrans` and dumps pseudo-mask pictures.
+
+    Pseudo-masks come from part discovery on the egocentric CAM, so they are meaningless until the CAM has
+    learnt something: pixel supervision (and the pixel head as the distillation teacher) is off before
+    ``start_iter`` and on from then. The masks are recomputed on every training step from the current CAM
+    (batched on the model's device, a few milliseconds), so they always follow the CAM.
+
+    Args:
+        start_iter: first (0-based) training iteration with pixel supervision. 0 = from the start.
+        start_epoch: alternatively, the first (0-based) epoch with pixel supervision (epoch-based loops);
+            when both are given, supervision starts once either is reached.
+        dump_interval: every how many iterations to write a picture of the batch's pseudo-masks
+            (0 = never). Pictures go to ``<work_dir>/<dump_dir>/iter_<N>.jpg``: per sample, the ego image
+            with its CAM (red) and its pseudo-mask (green); invalid samples get a grey border.
+        dump_dir: sub-folder of the work dir for the pictures.
+        max_samples: at most this many samples per picture.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, start_iter: Optional[int] = None, start_epoch: Optional[int] = None,
+                 dump_interval: int = 0, dump_dir: str = 'pseudo_masks', max_samples: int = 8) -> None:
+        if (start_iter or 0) < 0 or (start_epoch or 0) < 0 or dump_interval < 0 or max_samples < 1:
+            raise ValueError('start_iter, start_epoch and dump_interval must be >= 0, max_samples >= 1')
+        if start_iter is None and start_epoch is None:
+            start_iter = 0
+        self.start_iter = start_iter
+        self.start_epoch = start_epoch
+        self.dump_interval = dump_interval
+        self.dump_dir = dump_dir
+        self.max_samples = max_samples
+
+    @staticmethod
+    def _model(runner: Any) -> Any:
+        model = runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Optional[dict] = None) -> None:
+        model = self._model(runner)
+        if not hasattr(model, 'pixel_supervision'):
+            raise TypeError(f'PseudoMaskHook needs a LoopTrans model, got {type(model).__name__}')
+        model.pixel_supervision = self.supervision_on(runner.iter, runner.epoch)
+
+    def supervision_on(self, iteration: int, epoch: int) -> bool:
+        """Whether pixel supervision is on at this (0-based) iteration / epoch."""
+        by_iter = self.start_iter is not None and iteration >= self.start_iter
+        by_epoch = self.start_epoch is not None and epoch >= self.start_epoch
+        return by_iter or by_epoch
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Optional[dict] = None,
+                         outputs: Optional[dict] = None) -> None:
+        if not self.dump_interval or not self.every_n_train_iters(runner, self.dump_interval):
+            return
+        model = self._model(runner)
+        masks = getattr(model, 'last_pseudo_masks', None)
+        if masks is None or data_batch is None or runner.rank != 0:
+            return
+        picture = self.render(data_batch['inputs'], masks)
+        mmcv.imwrite(picture, osp.join(runner.work_dir, self.dump_dir, f'iter_{runner.iter + 1}.jpg'))
+
+    def render(self, inputs: Sequence[torch.Tensor], masks: dict) -> np.ndarray:
+        """One picture: per sample, ego image + CAM (red) + pseudo-mask (green), side by side."""
+        tiles = []
+        n = min(len(inputs), masks['pseudo_mask'].shape[0], self.max_samples)
+        for i in range(n):
+            image = inputs[i][0].permute(1, 2, 0).cpu().numpy().astype(np.uint8)  # ego view, BGR
+            h, w = image.shape[:2]
+            cam = cv2.resize(masks['cam'][i].float().cpu().numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            cam = (cam - cam.min()) / (cam.max() - cam.min() + 1e-10)
+            mask = cv2.resize(masks['pseudo_mask'][i].float().cpu().numpy(), (w, h),
+                              interpolation=cv2.INTER_NEAREST)
+            tile = np.concatenate([image, _colour_overlay(image, cam, (0, 0, 255)),
+                                   _colour_overlay(image, mask, (0, 255, 0))], axis=1)
+            if not bool(masks['valid'][i]):
+                tile = cv2.copyMakeBorder(tile[4:-4, 4:-4], 4, 4, 4, 4, cv2.BORDER_CONSTANT,
+                                          value=(128, 128, 128))
+            tiles.append(tile)
+        return np.concatenate(tiles, axis=0)

@@ -1,0 +1,413 @@
+"""Affordance-grounding scores, vectorised over a batch of heatmaps.
+
+Two published protocols are implemented; both must match the original evaluation code number for number,
+because papers compare against each other's tables.
+
+**AGD20K / HICO-IIF** (the evaluation code of LOCATE, CVPR 2023, and Cross-View-AG, CVPR 2022), per image:
+
+* prediction: ``cv2.resize(pred, (224, 224))`` (``INTER_LINEAR``), then min-max normalised
+  ``(x - min) / (max - min + 1e-10)``;
+* GT: ``gray / 255`` resized the same way;
+* ``KLD = sum(g * log(g / (p + 1e-12) + 1e-12))`` with ``p = pred / (sum(pred) + 1e-12)`` and
+  ``g = gt / (sum(gt) + 1e-12)``; ``SIM = sum(min(p, g))``;
+* ``NSS = sum(s * f) / sum(f + 1e-12)`` with ``s = (pred - mean(pred)) / std(pred)`` (``ddof=0``) and
+  ``f = minmax(gt) > 0.1``, ``minmax(x) = (x - min) / (max - min + 1e-12)``. The published denominator adds
+  1e-12 *per pixel*; that is reproduced.
+
+**Interaction Hotspots** (OPRA / EPIC-Hotspots; ``Tushar-N/interaction-hotspots``, ``utils/evaluation.py``
+``Evaluator.score`` / ``KLD`` / ``SIM`` / ``AUC_Judd`` and ``eval.py``), per image:
+
+* prediction resized to the evaluation resolution (``--res``, 28 in ``eval.py``) with bilinear,
+  ``align_corners=False`` interpolation (identical to ``cv2.INTER_LINEAR``), divided by ``max + 1e-12`` and
+  blurred with ``cv2.GaussianBlur(pred, (5, 5), 0)``;
+* GT resized to 224x224 (``eval.py: generate_gt``) and then to the evaluation resolution; a GT that sums to 0
+  becomes uniform for KLD and SIM (same formulas and eps as above);
+* AUC-J (Judd): fixations ``gt / max(gt) + 1e-12 > 0.5``; the saliency map gets ``U[0, 1) * 1e-7`` jitter,
+  is min-max normalised with ``+1e-12``; thresholds are the saliency values at the fixations, and the area
+  under the (FP rate, TP rate) curve, closed by (0, 0) and (1, 1), is taken with the trapezoid rule. An image
+  with no fixation (or with every pixel a fixation: the FP rate is then 0/0) has no AUC-J (NaN here, ``None``
+  in the published code) and is left out of the mean.
+
+Conventions of this module:
+
+* Maps are 2-D; a batch is an ``(N, H, W)`` array or a sequence of 2-D arrays of any sizes. All arithmetic
+  is ``float64`` (the published code partly runs in ``float32``; the difference is ~1e-7 per score).
+* Resizing calls OpenCV once per map: ``cv2.resize`` on a many-channel image gives slightly different
+  numbers (~1e-5), so maps are never stacked as channels. Everything after the resize is vectorised over
+  the batch; no Python loop runs over pixels.
+* Non-finite values in a prediction are replaced by the finite minimum of that map (0 if it has none)
+  before anything else; the affected images are flagged so callers can count and report them.
+* A score that is undefined for an image is NaN in the returned arrays, with a flag saying why; callers
+  (:class:`~looptrans.evaluation.AffordanceMetric`) leave those images out of the means.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+__all__ = [
+    'EPS', 'PRED_MINMAX_EPS', 'AUC_JITTER', 'HOTSPOTS_GT_SIZE', 'as_map_list', 'replace_nonfinite',
+    'resize_maps', 'minmax_normalize', 'kld', 'sim', 'nss', 'gaussian_blur_5x5', 'hotspots_fixations',
+    'auc_judd', 'agd20k_scores', 'hotspots_scores'
+]
+
+#: eps of the KLD / SIM normalisation, the NSS fixation min-max and the AUC-J saliency min-max.
+EPS = 1e-12
+#: eps of the prediction's min-max normalisation in the AGD20K protocol (``normalize_map``).
+PRED_MINMAX_EPS = 1e-10
+#: amplitude of the uniform jitter that AUC-J adds to break ties between saliency values.
+AUC_JITTER = 1e-7
+#: the Hotspots protocol stores its GT at 224x224 before the evaluator resizes it to ``--res``.
+HOTSPOTS_GT_SIZE = 224
+
+MapBatch = Union[np.ndarray, Sequence[np.ndarray]]
+Size = Union[int, Tuple[int, int]]
+JitterSpec = Union[None, np.random.Generator, Sequence[np.random.Generator]]
+
+
+def _size_hw(size: Size) -> Tuple[int, int]:
+    """Turn ``size`` (int or ``(h, w)``) into a validated ``(h, w)`` tuple."""
+    h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    if int(h) < 1 or int(w) < 1:
+        raise ValueError(f'evaluation size must be positive, got {size!r}')
+    return int(h), int(w)
+
+
+def _name(names: Optional[Sequence[str]], i: int) -> str:
+    """Describe map ``i`` in error messages: its file name when the caller passed one."""
+    return f'map {i}' if names is None else f'map {i} ({names[i]})'
+
+
+def as_map_list(maps: MapBatch, what: str = 'maps') -> List[np.ndarray]:
+    """Return ``maps`` as a list of 2-D ``float64`` arrays.
+
+    Accepts an ``(N, H, W)`` array, a single ``(H, W)`` array (a batch of one) or a sequence of arrays
+    whose shape is ``(H, W)`` or ``(1, H, W)``. Torch tensors are accepted through ``np.asarray``.
+
+    Raises:
+        ValueError: if a map is not 2-D (after dropping one leading singleton axis) or is empty.
+    """
+    if isinstance(maps, np.ndarray):
+        if maps.ndim == 2:
+            maps = [maps]
+        elif maps.ndim != 3:
+            raise ValueError(f'{what}: expected an (N, H, W) array or a list of (H, W) maps, '
+                             f'got an array of shape {maps.shape}')
+    out = []
+    for i, m in enumerate(maps):
+        m = np.asarray(m, dtype=np.float64)
+        if m.ndim == 3 and m.shape[0] == 1:
+            m = m[0]
+        if m.ndim != 2 or m.size == 0:
+            raise ValueError(f'{what}: map {i} has shape {m.shape}; expected a non-empty (H, W) or '
+                             f'(1, H, W) heatmap (one affordance per image)')
+        out.append(m)
+    return out
+
+
+def replace_nonfinite(heatmap: np.ndarray) -> Tuple[np.ndarray, bool]:
+    """Replace NaN / inf in one map by the map's finite minimum (0 if no value is finite).
+
+    Returns:
+        ``(map, changed)``: the (copied when changed) map and whether any value was replaced.
+    """
+    finite = np.isfinite(heatmap)
+    if finite.all():
+        return heatmap, False
+    fill = heatmap[finite].min() if finite.any() else 0.0
+    return np.where(finite, heatmap, fill), True
+
+
+def resize_maps(maps: MapBatch, size: Size) -> np.ndarray:
+    """Resize every map to ``size`` with ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)``.
+
+    ``cv2.INTER_LINEAR`` uses half-pixel centres and clamps at the border, which is exactly
+    ``torch.nn.functional.interpolate(mode='bilinear', align_corners=False)`` (no anti-aliasing when
+    shrinking), so this one function serves both protocols.
+
+    Args:
+        maps: ``(N, H, W)`` array or sequence of 2-D maps (sizes may differ).
+        size: output ``int`` (square) or ``(h, w)``.
+
+    Returns:
+        ``(N, h, w)`` float64 array. Maps already at ``size`` are copied unchanged.
+    """
+    h, w = _size_hw(size)
+    maps = as_map_list(maps)
+    out = np.empty((len(maps), h, w), dtype=np.float64)
+    for i, m in enumerate(maps):  # one C call per map; stacking maps as channels changes the numbers
+        out[i] = m if m.shape == (h, w) else cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def _reduce_axes(x: np.ndarray) -> Tuple[int, ...]:
+    return tuple(range(1, x.ndim))
+
+
+def minmax_normalize(maps: np.ndarray, eps: float = EPS) -> np.ndarray:
+    """Per-map ``(x - min) / (max - min + eps)`` over an ``(N, ...)`` batch.
+
+    A constant map becomes all zeros (``0 / eps``).
+    """
+    axes = _reduce_axes(maps)
+    lo = maps.min(axis=axes, keepdims=True)
+    hi = maps.max(axis=axes, keepdims=True)
+    return (maps - lo) / (hi - lo + eps)
+
+
+def _sum_normalize(maps: np.ndarray, eps: float) -> np.ndarray:
+    return maps / (maps.sum(axis=_reduce_axes(maps), keepdims=True) + eps)
+
+
+def kld(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> np.ndarray:
+    """KL divergence ``KL(gt || pred)`` per map, as in both published protocols.
+
+    ``p = pred / (sum(pred) + eps)``, ``g = gt / (sum(gt) + eps)``,
+    ``KLD = sum(g * log(g / (p + eps) + eps))``. Lower is better; a zero GT gives 0.
+
+    Args:
+        pred, gt: ``(N, H, W)`` non-negative maps of the same shape.
+
+    Returns:
+        ``(N,)`` float64.
+    """
+    p = _sum_normalize(pred, eps)
+    g = _sum_normalize(gt, eps)
+    return np.sum(g * np.log(g / (p + eps) + eps), axis=_reduce_axes(g))
+
+
+def sim(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> np.ndarray:
+    """Similarity (histogram intersection) ``sum(min(p, g))`` per map, ``p``/``g`` as in :func:`kld`.
+
+    Returns:
+        ``(N,)`` float64 in [0, 1]; higher is better.
+    """
+    p = _sum_normalize(pred, eps)
+    g = _sum_normalize(gt, eps)
+    return np.minimum(p, g).sum(axis=_reduce_axes(g))
+
+
+def nss(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.1, eps: float = EPS) -> np.ndarray:
+    """Normalised scanpath saliency per map, AGD20K protocol.
+
+    ``s = (pred - mean(pred)) / std(pred)`` (population std), ``f = minmax(gt, eps) > threshold``,
+    ``NSS = sum(s * f) / sum(f + eps)`` where the published ``sum(f + eps)`` adds ``eps`` for every pixel,
+    i.e. ``count(f) + H * W * eps``.
+
+    Edge cases: a constant prediction has ``std == 0`` (the published code returns NaN); here its NSS is
+    defined as 0, the score of a map that carries no information. A GT whose min-max map has no pixel above
+    the threshold (a constant GT) gives 0 by the formula.
+
+    Returns:
+        ``(N,)`` float64; higher is better.
+    """
+    axes = _reduce_axes(pred)
+    mean = pred.mean(axis=axes, keepdims=True)
+    std = pred.std(axis=axes, keepdims=True)
+    constant = std == 0
+    s = (pred - mean) / np.where(constant, 1.0, std)
+    s = np.where(constant, 0.0, s)
+    f = minmax_normalize(gt, eps) > threshold
+    n_pixels = np.prod([gt.shape[a] for a in axes])
+    return np.sum(s * f, axis=axes) / (f.sum(axis=axes) + n_pixels * eps)
+
+
+def gaussian_blur_5x5(maps: np.ndarray) -> np.ndarray:
+    """``cv2.GaussianBlur(m, (5, 5), 0)`` on every map of an ``(N, H, W)`` batch.
+
+    With ``sigma=0`` and a 5-tap kernel OpenCV uses its fixed binomial kernel ``[1, 4, 6, 4, 1] / 16``
+    (see ``cv2.getGaussianKernel``) and reflect-101 borders. The Hotspots evaluator
+    (``interaction-hotspots/utils/evaluation.py``, ``Evaluator.score``) calls exactly this.
+    """
+    out = np.empty_like(maps, dtype=np.float64)
+    for i, m in enumerate(maps):  # one C call per map, as in resize_maps
+        out[i] = cv2.GaussianBlur(np.ascontiguousarray(m, dtype=np.float64), (5, 5), 0)
+    return out
+
+
+def hotspots_fixations(gt: np.ndarray, threshold: float = 0.5, eps: float = EPS) -> np.ndarray:
+    """Binary fixation maps for AUC-J: ``gt / max(gt) + eps > threshold`` (all False when ``max <= 0``).
+
+    Returns:
+        ``(N, H, W)`` bool.
+    """
+    axes = _reduce_axes(gt)
+    hi = gt.max(axis=axes, keepdims=True)
+    scaled = np.where(hi > 0, gt / np.where(hi > 0, hi, 1.0) + eps, gt)
+    return scaled > threshold
+
+
+def _jitter_noise(jitter: JitterSpec, shape: Tuple[int, ...]) -> Optional[np.ndarray]:
+    """Draw ``U[0, 1) * AUC_JITTER`` noise of ``shape`` from one generator, or one per map."""
+    if jitter is None:
+        return None
+    if isinstance(jitter, np.random.Generator):
+        return jitter.random(shape) * AUC_JITTER
+    if len(jitter) != shape[0]:
+        raise ValueError(f'auc_judd: got {len(jitter)} jitter generators for {shape[0]} maps; pass one '
+                         f'per map, a single np.random.Generator, or None to disable jitter')
+    return np.stack([g.random(shape[1:]) for g in jitter]) * AUC_JITTER
+
+
+def auc_judd(saliency: np.ndarray, fixations: np.ndarray, jitter: JitterSpec = None) -> np.ndarray:
+    """AUC-Judd per map, vectorised over the batch (Hotspots ``AUC_Judd``).
+
+    For one map with ``n`` pixels of which ``n_fix`` are fixations, and the saliency values at the
+    fixations sorted in decreasing order ``t_1 >= ... >= t_nfix``, the ROC points are
+    ``tp_k = k / n_fix`` and ``fp_k = (count(S >= t_k) - k) / (n - n_fix)``, closed by (0, 0) and (1, 1);
+    the score is their trapezoid area. Ties are counted with ``>=`` as published.
+
+    Batched computation: sort every map once (descending); the number of pixels ``>= t`` at a sorted
+    position is the end of its tie group, and ``k`` is the running count of fixations. Forward-filling the
+    ROC point of the last fixation seen over non-fixation positions makes those add zero area, so one
+    trapezoid sum per row gives the score.
+
+    Args:
+        saliency: ``(N, H, W)`` saliency maps (the blurred prediction).
+        fixations: ``(N, H, W)`` bool fixation maps (see :func:`hotspots_fixations`).
+        jitter: ``None`` disables the tie-breaking jitter; a ``np.random.Generator`` (or one per map) adds
+            ``U[0, 1) * 1e-7`` before the min-max normalisation, as the published code does with
+            ``np.random.rand``.
+
+    Returns:
+        ``(N,)`` float64; NaN where AUC-J is undefined (no fixation, or every pixel a fixation).
+    """
+    n_maps = saliency.shape[0]
+    sal = np.array(saliency, dtype=np.float64).reshape(n_maps, -1)
+    fix = np.asarray(fixations, dtype=bool).reshape(n_maps, -1)
+    if sal.shape != fix.shape:
+        raise ValueError(f'auc_judd: saliency {saliency.shape} and fixations {fixations.shape} differ')
+    noise = _jitter_noise(jitter, saliency.shape)
+    if noise is not None:
+        sal += noise.reshape(n_maps, -1)
+    sal = minmax_normalize(sal, EPS)
+
+    n = sal.shape[1]
+    n_fix = fix.sum(axis=1)
+    order = np.argsort(-sal, axis=1, kind='stable')
+    s_desc = np.take_along_axis(sal, order, axis=1)
+    f_desc = np.take_along_axis(fix, order, axis=1)
+
+    pos = np.arange(n)
+    group_last = np.ones((n_maps, n), dtype=bool)
+    group_last[:, :-1] = s_desc[:, :-1] != s_desc[:, 1:]
+    # count(S >= s_i) = 1 + index of the last element of s_i's tie group (array is descending).
+    n_above = 1 + np.minimum.accumulate(np.where(group_last, pos, n)[:, ::-1], axis=1)[:, ::-1]
+    k = np.cumsum(f_desc, axis=1)  # k at fixation positions (1-based rank of the threshold)
+
+    undefined = (n_fix == 0) | (n_fix == n)
+    denom_tp = np.where(undefined, 1, n_fix)[:, None]
+    denom_fp = np.where(undefined, 1, n - n_fix)[:, None]
+    tp = k / denom_tp
+    fp = (n_above - k) / denom_fp
+
+    last_fix = np.maximum.accumulate(np.where(f_desc, pos, -1), axis=1)
+    seen = last_fix >= 0
+    idx = np.maximum(last_fix, 0)
+    tp = np.where(seen, np.take_along_axis(tp, idx, axis=1), 0.0)
+    fp = np.where(seen, np.take_along_axis(fp, idx, axis=1), 0.0)
+
+    zeros, ones = np.zeros((n_maps, 1)), np.ones((n_maps, 1))
+    tp = np.concatenate([zeros, tp, ones], axis=1)
+    fp = np.concatenate([zeros, fp, ones], axis=1)
+    area = np.sum((fp[:, 1:] - fp[:, :-1]) * (tp[:, 1:] + tp[:, :-1]) * 0.5, axis=1)
+    return np.where(undefined, np.nan, area)
+
+
+def _prepare_preds(preds: MapBatch) -> Tuple[List[np.ndarray], np.ndarray]:
+    """Validate predictions and replace their non-finite values; return maps and per-map flags."""
+    maps = as_map_list(preds, 'preds')
+    flags = np.zeros(len(maps), dtype=bool)
+    for i, m in enumerate(maps):
+        maps[i], flags[i] = replace_nonfinite(m)
+    return maps, flags
+
+
+def _prepare_gts(gts: MapBatch, n_preds: int, names: Optional[Sequence[str]]) -> List[np.ndarray]:
+    """Validate GT maps: same count as predictions, finite and non-negative."""
+    maps = as_map_list(gts, 'gts')
+    if len(maps) != n_preds:
+        raise ValueError(f'got {n_preds} predictions but {len(maps)} GT maps; pass one GT per prediction')
+    for i, m in enumerate(maps):
+        if not np.isfinite(m).all():
+            raise ValueError(f'GT {_name(names, i)} contains NaN or inf; GT heatmaps must be finite '
+                             f'grayscale/255 maps in [0, 1] - check the GT file and its loader')
+        if m.min() < 0:
+            raise ValueError(f'GT {_name(names, i)} has negative values (min {m.min():.4g}); GT heatmaps '
+                             f'must be grayscale/255 maps in [0, 1] - check the GT file and its loader')
+    return maps
+
+
+def agd20k_scores(preds: MapBatch,
+                  gts: MapBatch,
+                  size: Size = 224,
+                  names: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
+    """KLD, SIM and NSS per image with the AGD20K / HICO-IIF protocol (see the module docstring).
+
+    Args:
+        preds: predicted heatmaps, ``(N, H, W)`` or a sequence of 2-D maps of any size.
+        gts: GT heatmaps in [0, 1] (grayscale / 255), one per prediction, any size.
+        size: evaluation resolution (224 in the published protocol).
+        names: optional per-image names (e.g. file paths) used in error messages.
+
+    Returns:
+        dict of ``(N,)`` arrays: ``'KLD'``, ``'SIM'``, ``'NSS'`` (float64, NaN for empty-GT images),
+        ``'empty_gt'`` (bool: the resized GT is all zero; the published code would score such an image
+        KLD = 0, a perfect score, so it is left out instead) and ``'nonfinite_pred'`` (bool: NaN/inf in
+        the prediction were replaced by its finite minimum).
+
+    Edge cases: a constant prediction min-max normalises to zeros, so ``p = 0`` and KLD / SIM follow the
+    formulas (large KLD, SIM = 0) and NSS = 0 (see :func:`nss`).
+    """
+    pred_maps, nonfinite = _prepare_preds(preds)
+    gt_maps = _prepare_gts(gts, len(pred_maps), names)
+    pred = minmax_normalize(resize_maps(pred_maps, size), PRED_MINMAX_EPS)
+    gt = resize_maps(gt_maps, size)
+    empty = ~np.any(gt > 0, axis=(1, 2))
+    scores = dict(KLD=kld(pred, gt), SIM=sim(pred, gt), NSS=nss(pred, gt))
+    for value in scores.values():
+        value[empty] = np.nan
+    return dict(scores, empty_gt=empty, nonfinite_pred=nonfinite)
+
+
+def hotspots_scores(preds: MapBatch,
+                    gts: MapBatch,
+                    size: Size = 28,
+                    gt_size: Optional[Size] = HOTSPOTS_GT_SIZE,
+                    jitter: JitterSpec = None,
+                    names: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
+    """KLD, SIM and AUC-J per image with the Interaction Hotspots protocol (see the module docstring).
+
+    Args:
+        preds: predicted heatmaps, ``(N, H, W)`` or a sequence of 2-D maps of any size.
+        gts: GT heatmaps (any non-negative scale), one per prediction, any size.
+        size: evaluation resolution (``eval.py --res``, 28 for the published OPRA / EPIC numbers).
+        gt_size: the GT is first resized to this size (224 in ``eval.py: generate_gt``), then to ``size``;
+            ``None`` resizes it straight to ``size``.
+        jitter: AUC-J tie-breaking jitter, see :func:`auc_judd` (``None`` disables it).
+        names: optional per-image names used in error messages.
+
+    Returns:
+        dict of ``(N,)`` arrays: ``'KLD'``, ``'SIM'``, ``'AUC-J'`` (float64; AUC-J is NaN where it is
+        undefined, KLD can be NaN for a prediction with negative values, as in the published code, whose
+        evaluator then drops the image), ``'empty_gt'`` (bool: the GT summed to 0 and was made uniform for
+        KLD / SIM) and ``'nonfinite_pred'`` (bool).
+    """
+    pred_maps, nonfinite = _prepare_preds(preds)
+    gt_maps = _prepare_gts(gts, len(pred_maps), names)
+    pred = resize_maps(pred_maps, size)
+    pred = pred / (pred.max(axis=(1, 2), keepdims=True) + EPS)
+    pred = gaussian_blur_5x5(pred)
+
+    gt = resize_maps(resize_maps(gt_maps, gt_size) if gt_size is not None else gt_maps, size)
+    empty = gt.sum(axis=(1, 2)) == 0
+    gt_real = np.where(empty[:, None, None], 1.0 / (gt.shape[1] * gt.shape[2]), gt)
+
+    with np.errstate(invalid='ignore', divide='ignore'):
+        kld_scores = kld(pred, gt_real)
+        sim_scores = sim(pred, gt_real)
+    auc = auc_judd(pred, hotspots_fixations(gt), jitter=jitter)
+    return {'KLD': kld_scores, 'SIM': sim_scores, 'AUC-J': auc, 'empty_gt': empty,
+            'nonfinite_pred': nonfinite}

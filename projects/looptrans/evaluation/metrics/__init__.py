@@ -1,0 +1,4 @@
+"""MMEngine metrics of looptrans (registered in ``mmseg.registry.METRICS``)."""
+from .affordance_metric import AffordanceMetric
+
+__all__ = ['AffordanceMetric']

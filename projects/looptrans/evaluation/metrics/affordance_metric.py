@@ -1,0 +1,255 @@
+"""``AffordanceMetric``: KLD / SIM / NSS (AGD20K, HICO-IIF) or KLD / SIM / AUC-J (OPRA, EPIC) under MMEngine.
+
+Per-image scores are computed in :meth:`AffordanceMetric.process` (so only a few numbers per image travel
+between processes, never the maps), gathered by MMEngine's ``collect_results``, de-duplicated by
+``sample_idx`` and averaged in :meth:`AffordanceMetric.compute_metrics`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict, defaultdict
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+from mmseg.registry import METRICS
+
+from ..functional import agd20k_scores, hotspots_scores
+
+#: metrics each protocol can report, in table order, and its published evaluation resolution.
+PROTOCOLS: Dict[str, Dict[str, Any]] = {
+    # LOCATE / Cross-View-AG test code: crop_size = 224.
+    'agd20k': dict(metrics=('KLD', 'SIM', 'NSS'), eval_size=224),
+    # interaction-hotspots eval.py: --res 28 (the numbers in its README and in later papers).
+    'hotspots': dict(metrics=('KLD', 'SIM', 'AUC-J'), eval_size=28),
+}
+
+
+def _field(sample: Any, key: str) -> Any:
+    """Read ``key`` from a data sample given as a dict (what MMEngine passes) or a data element."""
+    if isinstance(sample, dict):
+        return sample.get(key)
+    return getattr(sample, key, None)
+
+
+def _pixel_array(sample: Any, key: str, where: str) -> np.ndarray:
+    """Return the ``data`` of a ``PixelData`` field (dict form or object) as a numpy array."""
+    value = _field(sample, key)
+    if value is None:
+        hint = ('the test pipeline must load the GT (LoadAffordanceGT) and PackAffordanceInputs must pack it'
+                if key == 'gt_heatmap' else 'the model\'s predict() must set it for the asked affordance')
+        raise KeyError(f'AffordanceMetric: data sample of {where} has no {key!r}; {hint}')
+    data = value.get('data') if isinstance(value, dict) else getattr(value, 'data', value)
+    if hasattr(data, 'detach'):
+        data = data.detach().cpu().numpy()
+    data = np.asarray(data)
+    if not (data.ndim == 2 or (data.ndim == 3 and data.shape[0] == 1)):
+        raise ValueError(f'AffordanceMetric: {key} of {where} has shape {tuple(data.shape)}; expected '
+                         f'(1, H, W) - one heatmap, for the image\'s own affordance (gt_label)')
+    return data
+
+
+@METRICS.register_module()
+class AffordanceMetric(BaseMetric):
+    """Affordance-grounding metric with the exact published protocols.
+
+    * ``protocol='agd20k'`` (AGD20K Seen / Unseen, HICO-IIF): KLD, SIM, NSS at 224x224, as the LOCATE and
+      Cross-View-AG evaluation code. Images whose GT is all zero are left out of the means (the published
+      code would give them KLD = 0) and counted as ``num_empty_gt``.
+    * ``protocol='hotspots'`` (OPRA, EPIC-Hotspots): KLD, SIM, AUC-J at 28x28 by default, as
+      ``interaction-hotspots/eval.py``. A GT that sums to 0 is uniform for KLD / SIM; images without
+      fixations are left out of AUC-J and counted.
+
+    See :mod:`looptrans.evaluation.functional` for the formulas and every edge case.
+
+    Args:
+        protocol: ``'agd20k'`` or ``'hotspots'``.
+        metrics: names to report, a subset of the protocol's (``'KLD'``, ``'SIM'``, ``'NSS'`` or
+            ``'KLD'``, ``'SIM'``, ``'AUC-J'``); ``None`` reports all of them.
+        eval_size: evaluation resolution (int or ``(h, w)``); ``None`` uses the published one (224 for
+            ``agd20k``, 28 for ``hotspots``).
+        jitter_seed: seed of the AUC-J tie-breaking jitter; image ``i`` uses
+            ``np.random.default_rng([jitter_seed, sample_idx_i])``, so the score does not depend on batch
+            size, order or number of processes. ``None`` disables the jitter.
+        collect_device: ``'cpu'`` or ``'gpu'``, where results are gathered under DDP.
+        prefix: prefix of the returned keys (none by default: keys are ``'KLD'``, ``'SIM'``, ...).
+        collect_dir: shared directory used by ``collect_device='cpu'`` (a temporary one by default).
+
+    Each data sample given to :meth:`process` (a dict, as MMEngine passes them, or a ``SegDataSample``)
+    needs ``pred_heatmap`` and ``gt_heatmap`` (``{'data': (1, H, W)}``; any sizes), ``sample_idx`` (the
+    dataset index, used to count every image once) and, for the per-affordance table and messages,
+    ``affordance`` and ``img_path``.
+    """
+
+    default_prefix: Optional[str] = None
+
+    def __init__(self,
+                 protocol: str = 'agd20k',
+                 metrics: Optional[Union[str, Sequence[str]]] = None,
+                 eval_size: Optional[Union[int, Tuple[int, int]]] = None,
+                 jitter_seed: Optional[int] = 0,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None,
+                 collect_dir: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
+        if protocol not in PROTOCOLS:
+            raise ValueError(f'AffordanceMetric: protocol={protocol!r} is not one of {sorted(PROTOCOLS)} '
+                             f"(use 'agd20k' for AGD20K / HICO-IIF, 'hotspots' for OPRA / EPIC)")
+        allowed = PROTOCOLS[protocol]['metrics']
+        if metrics is None:
+            metrics = allowed
+        elif isinstance(metrics, str):
+            metrics = (metrics, )
+        unknown = [m for m in metrics if m not in allowed]
+        if unknown or not metrics:
+            raise ValueError(f'AffordanceMetric: metrics={list(metrics)!r} - protocol {protocol!r} '
+                             f'reports a non-empty subset of {list(allowed)}')
+        if jitter_seed is not None and (not isinstance(jitter_seed, (int, np.integer)) or jitter_seed < 0):
+            raise ValueError(f'AffordanceMetric: jitter_seed must be a non-negative int or None, '
+                             f'got {jitter_seed!r}')
+        self.protocol = protocol
+        self.metrics = tuple(m for m in allowed if m in metrics)  # protocol order
+        self.eval_size = PROTOCOLS[protocol]['eval_size'] if eval_size is None else eval_size
+        self.jitter_seed = jitter_seed
+        self._warned_nonfinite = False
+
+    # ------------------------------------------------------------------------------------------------
+    # per batch
+    # ------------------------------------------------------------------------------------------------
+    def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
+        """Score every sample of a batch and append one small record per image to ``self.results``.
+
+        A record is ``dict(sample_idx, img_path, affordance, KLD, SIM, NSS | AUC-J, empty_gt,
+        nonfinite_pred)``; scores are floats (NaN where undefined, see ``compute_metrics``).
+        """
+        if not data_samples:
+            return
+        preds, gts, infos = [], [], []
+        for sample in data_samples:
+            img_path = _field(sample, 'img_path')
+            sample_idx = _field(sample, 'sample_idx')
+            where = repr(img_path) if img_path is not None else f'sample_idx={sample_idx}'
+            if sample_idx is None:
+                raise KeyError(f'AffordanceMetric: data sample of {where} has no "sample_idx"; it is set by '
+                               f'mmengine BaseDataset and must be kept in the packed metainfo (it is used '
+                               f'to count each image once under DDP)')
+            preds.append(_pixel_array(sample, 'pred_heatmap', where))
+            gts.append(_pixel_array(sample, 'gt_heatmap', where))
+            infos.append(dict(sample_idx=int(sample_idx), img_path=img_path,
+                              affordance=str(_field(sample, 'affordance'))))
+        names = [str(info['img_path'] or f"sample_idx={info['sample_idx']}") for info in infos]
+
+        if self.protocol == 'agd20k':
+            scores = agd20k_scores(preds, gts, size=self.eval_size, names=names)
+        else:
+            jitter = None
+            if self.jitter_seed is not None:
+                jitter = [np.random.default_rng([int(self.jitter_seed), info['sample_idx']]) for info in infos]
+            scores = hotspots_scores(preds, gts, size=self.eval_size, jitter=jitter, names=names)
+
+        if scores['nonfinite_pred'].any() and not self._warned_nonfinite:
+            bad = [n for n, flag in zip(names, scores['nonfinite_pred']) if flag]
+            print_log(f'AffordanceMetric: prediction of {bad[0]} has NaN/inf values; they are replaced by '
+                      f'the map\'s finite minimum (warned once; the total is reported as '
+                      f'num_nonfinite_pred)', logger='current', level=logging.WARNING)
+            self._warned_nonfinite = True
+
+        for i, info in enumerate(infos):
+            record = dict(info)
+            record.update({m: float(scores[m][i]) for m in self.metrics})
+            record['empty_gt'] = bool(scores['empty_gt'][i])
+            record['nonfinite_pred'] = bool(scores['nonfinite_pred'][i])
+            self.results.append(record)
+
+    # ------------------------------------------------------------------------------------------------
+    # after all batches (rank 0)
+    # ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _deduplicate(results: List[dict]) -> Tuple[List[dict], int]:
+        """Keep the first record of every ``sample_idx``; return them (sorted) and the number dropped.
+
+        Under DDP, MMEngine's ``DefaultSampler`` pads the last round with repeated samples; they must
+        count once. Two records with the same ``sample_idx`` but different images mean the index is not
+        unique, which would silently drop images, so that is an error.
+        """
+        unique: Dict[int, dict] = {}
+        for record in results:
+            idx = record['sample_idx']
+            first = unique.setdefault(idx, record)
+            if first is not record and (first['img_path'], first['affordance']) != (record['img_path'],
+                                                                                      record['affordance']):
+                raise ValueError(
+                    f'AffordanceMetric: sample_idx {idx} is used by two images ({first["img_path"]!r}, '
+                    f'{first["affordance"]!r}) and ({record["img_path"]!r}, {record["affordance"]!r}); '
+                    f'sample_idx must be the dataset index (as set by mmengine BaseDataset)')
+        return [unique[i] for i in sorted(unique)], len(results) - len(unique)
+
+    def _valid(self, record: dict, metric: str) -> bool:
+        """Whether ``record`` counts in ``metric``'s mean."""
+        if self.protocol == 'agd20k' and record['empty_gt']:
+            return False
+        return math.isfinite(record[metric])
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        """De-duplicate by ``sample_idx``, average, log a per-affordance table and the counts.
+
+        Returns:
+            ``{'KLD': ..., 'SIM': ..., 'NSS' | 'AUC-J': ...}`` (the requested metrics), means over the
+            images where each score is defined.
+
+        Raises:
+            ValueError: no image has a defined value for a requested metric (e.g. every GT is empty), since
+                any number reported then would be meaningless.
+        """
+        records, num_duplicates = self._deduplicate(results)
+        num_empty = sum(r['empty_gt'] for r in records)
+        num_nonfinite = sum(r['nonfinite_pred'] for r in records)
+
+        summary: Dict[str, float] = OrderedDict()
+        left_out: Dict[str, int] = {}
+        for metric in self.metrics:
+            values = [r[metric] for r in records if self._valid(r, metric)]
+            left_out[metric] = len(records) - len(values)
+            if not values:
+                raise ValueError(
+                    f'AffordanceMetric: no image has a defined {metric} ({len(records)} images, '
+                    f'{num_empty} with an all-zero GT); check that gt_heatmap holds the GT maps '
+                    f'(grayscale/255) and that predictions are produced')
+            summary[metric] = float(np.mean(values))
+
+        self._log_table(records)
+        counts = [f'num_images={len(records)}', f'duplicates_dropped={num_duplicates}',
+                  f'num_empty_gt={num_empty}', f'num_nonfinite_pred={num_nonfinite}']
+        counts += [f'{m}_left_out={n}' for m, n in left_out.items() if n or m == 'AUC-J']
+        print_log(f'AffordanceMetric ({self.protocol}, {self.eval_size}): ' + ', '.join(counts),
+                  logger='current')
+        return summary
+
+    def _log_table(self, records: List[dict]) -> None:
+        """Log the mean of every metric per affordance (and overall) with the number of images."""
+        groups: Dict[str, List[dict]] = defaultdict(list)
+        for record in records:
+            groups[record['affordance']].append(record)
+        rows = [(name, groups[name]) for name in sorted(groups)] + [('all', records)]
+        header = ['affordance', 'images'] + list(self.metrics)
+        lines = []
+        for name, group in rows:
+            cells = [name, str(len(group))]
+            for metric in self.metrics:
+                values = [r[metric] for r in group if self._valid(r, metric)]
+                cells.append(f'{np.mean(values):.4f}' if values else '-')
+            lines.append(cells)
+        try:
+            from prettytable import PrettyTable
+        except ImportError:  # plain text; prettytable comes with mmsegmentation but is not required
+            widths = [max(len(row[c]) for row in [header] + lines) for c in range(len(header))]
+            text = '\n'.join(' | '.join(cell.ljust(w) for cell, w in zip(row, widths))
+                             for row in [header] + lines)
+        else:
+            table = PrettyTable(header)
+            for cells in lines:
+                table.add_row(cells)
+            text = table.get_string()
+        print_log('per-affordance results:\n' + text, logger='current')

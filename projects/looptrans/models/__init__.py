@@ -1,0 +1,2 @@
+from . import backbones, data_preprocessors, heads, losses, segmentors  # noqa: F401
+from . import part_discovery  # noqa: F401

@@ -1,0 +1,227 @@
+"""Reading official DINO ViT checkpoints and renaming them for mmpretrain.
+
+The official DINO weights (https://github.com/facebookresearch/dino) use the timm parameter
+layout (``cls_token``, ``pos_embed``, ``patch_embed.proj.*``, ``blocks.N.{norm1,attn.qkv,attn.proj,
+norm2,mlp.fc1,mlp.fc2}.*``, ``norm.*``). :class:`~looptrans.models.backbones.DINOVisionTransformer`
+builds on ``mmpretrain.models.backbones.VisionTransformer``, whose parameters have other names.
+This module holds the one place where that mapping lives (:func:`convert_dino_to_mmpretrain`), plus
+the code that reads a checkpoint file safely and strips the wrappers the DINO repository writes
+around its weights. Both the backbone's ``init_weights`` and
+``tools/model_converters/dino2looptrans.py`` use it.
+"""
+import argparse
+import io
+import re
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+from mmengine.fileio import get as fileio_get
+from mmengine.logging import print_log
+
+__all__ = [
+    'CheckpointKeyError', 'convert_dino_to_mmpretrain', 'unwrap_dino_checkpoint',
+    'load_checkpoint_file', 'load_dino_state_dict', 'infer_vit_arch'
+]
+
+# timm / DINO name -> mmpretrain name, applied to each key once (anchored at the start).
+# mmpretrain names match none of the patterns, so converting an mmpretrain state dict is a no-op.
+_TIMM_TO_MMPRETRAIN: List[Tuple[re.Pattern, str]] = [
+    (re.compile(r'^patch_embed\.proj\.'), 'patch_embed.projection.'),
+    (re.compile(r'^blocks\.(\d+)\.norm1\.'), r'layers.\1.ln1.'),
+    (re.compile(r'^blocks\.(\d+)\.norm2\.'), r'layers.\1.ln2.'),
+    (re.compile(r'^blocks\.(\d+)\.attn\.qkv\.'), r'layers.\1.attn.qkv.'),
+    (re.compile(r'^blocks\.(\d+)\.attn\.proj\.'), r'layers.\1.attn.proj.'),
+    (re.compile(r'^blocks\.(\d+)\.mlp\.fc1\.'), r'layers.\1.ffn.layers.0.0.'),
+    (re.compile(r'^blocks\.(\d+)\.mlp\.fc2\.'), r'layers.\1.ffn.layers.1.'),
+    (re.compile(r'^norm\.'), 'ln1.'),
+]
+
+
+class CheckpointKeyError(KeyError):
+    """Keys of a checkpoint do not fit the model. Prints its message as written (unlike KeyError,
+    which shows the repr of its argument)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''
+
+
+_LAYER_ID = re.compile(r'^layers\.(\d+)\.')
+# Wrappers written by the DINO repository (full checkpoints hold 'teacher' and 'student'; the
+# released backbone weights are the teacher's), by MMEngine ('state_dict') and by others ('model').
+_WRAPPER_KEYS = ('state_dict', 'model')
+_DINO_WRAPPER_KEYS = ('teacher', 'student')
+# Prefixes added by DistributedDataParallel and by the DINO/MMEngine model wrappers.
+_STRIP_PREFIXES = ('module.', )
+_BACKBONE_PREFIX = 'backbone.'
+# A classification / DINO projection head is not part of the backbone.
+_HEAD_PREFIXES = ('head.', 'fc_norm.')
+
+
+def convert_dino_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, Any]':
+    """Rename a timm-layout (official DINO) ViT state dict to mmpretrain's names.
+
+    Keys that match no timm pattern (already mmpretrain names, or foreign keys) are kept unchanged
+    so that a strict load downstream can report them. Values are not copied.
+
+    Args:
+        state_dict: Parameter name -> tensor, without wrapper keys or ``module.`` prefixes (see
+            :func:`unwrap_dino_checkpoint`).
+
+    Returns:
+        A new ordered dict with mmpretrain ``VisionTransformer`` parameter names.
+
+    Raises:
+        ValueError: if two input keys map to the same name, i.e. the dict mixes both layouts.
+    """
+    converted: 'OrderedDict[str, Any]' = OrderedDict()
+    origin: Dict[str, str] = {}
+    for key, value in state_dict.items():
+        new_key = key
+        for pattern, repl in _TIMM_TO_MMPRETRAIN:
+            new_key, n = pattern.subn(repl, key, count=1)
+            if n:
+                break
+        if new_key in converted:
+            raise ValueError(
+                f'Keys {origin[new_key]!r} and {key!r} both map to {new_key!r}: the state dict '
+                'mixes the timm/DINO and mmpretrain layouts. Convert from the original DINO file.')
+        converted[new_key] = value
+        origin[new_key] = key
+    return converted
+
+
+def unwrap_dino_checkpoint(checkpoint: Mapping[str, Any],
+                           source: str = 'teacher') -> 'OrderedDict[str, torch.Tensor]':
+    """Extract the backbone state dict from a checkpoint object.
+
+    Handles, in this order: ``state_dict`` / ``model`` wrappers; DINO full checkpoints with
+    ``teacher`` and ``student`` entries (``source`` picks one); ``module.`` prefixes; a
+    ``backbone.`` prefix (DINO full checkpoints, mmpretrain classifiers and mmseg segmentors keep
+    the ViT under it: only those keys are kept); and classifier / projection head keys (``head.*``,
+    ``fc_norm.*``), which are dropped with a log line giving their count.
+
+    Args:
+        checkpoint: The object returned by ``torch.load``.
+        source: ``'teacher'`` (the released DINO weights) or ``'student'``; used only for DINO full
+            checkpoints.
+
+    Returns:
+        Parameter name -> tensor for the ViT alone, names still in the layout they were saved in.
+    """
+    if source not in _DINO_WRAPPER_KEYS:
+        raise ValueError(f'source must be one of {_DINO_WRAPPER_KEYS}, got {source!r}')
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(f'Expected a checkpoint dict, got {type(checkpoint).__name__}.')
+    state = checkpoint
+    for _ in range(3):  # wrappers can nest, e.g. {'teacher': {'state_dict': ...}}
+        if source in state and isinstance(state[source], Mapping):
+            state = state[source]
+            continue
+        wrapper = next((k for k in _WRAPPER_KEYS if isinstance(state.get(k), Mapping)), None)
+        if wrapper is None:
+            break
+        state = state[wrapper]
+
+    tensors = OrderedDict()
+    for key, value in state.items():
+        for prefix in _STRIP_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        tensors[key] = value
+    if any(k.startswith(_BACKBONE_PREFIX) for k in tensors):
+        tensors = OrderedDict((k[len(_BACKBONE_PREFIX):], v) for k, v in tensors.items()
+                              if k.startswith(_BACKBONE_PREFIX))
+    head_keys = [k for k in tensors if k.startswith(_HEAD_PREFIXES)]
+    if head_keys:
+        print_log(f'Ignoring {len(head_keys)} head parameters that are not part of the ViT '
+                  f'backbone ({", ".join(head_keys[:4])}{", ..." if len(head_keys) > 4 else ""}).',
+                  logger='current')
+        for k in head_keys:
+            del tensors[k]
+    return tensors
+
+
+def load_checkpoint_file(path: str, backend_args: Optional[dict] = None) -> Any:
+    """Read a checkpoint with ``torch.load(weights_only=True)``: plain tensors and containers only.
+
+    ``http(s)://`` addresses are downloaded into the torch hub cache once; other paths are read
+    through ``mmengine.fileio.get`` so any MMEngine storage backend works. ``argparse.Namespace`` is
+    allowed because DINO full checkpoints store their training arguments that way.
+    """
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            if path.startswith(('http://', 'https://')):
+                return torch.hub.load_state_dict_from_url(
+                    path, map_location='cpu', weights_only=True, progress=False)
+            return torch.load(
+                io.BytesIO(fileio_get(path, backend_args=backend_args)),
+                map_location='cpu',
+                weights_only=True)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f'Checkpoint {path!r} not found. Download the official DINO weights (see '
+            'tools/model_converters/dino2looptrans.py) or fix init_cfg.checkpoint.') from e
+    except Exception as e:  # torch raises UnpicklingError / RuntimeError for unsafe pickles
+        if 'weights_only' not in str(e).lower() and 'unpickl' not in type(e).__name__.lower():
+            raise
+        raise RuntimeError(
+            f'Refusing to load {path!r}: it holds Python objects other than tensors, and it is '
+            'read with torch.load(weights_only=True). Re-save only its state dict, e.g. '
+            '`torch.save(torch.load(path, weights_only=False)["state_dict"], new_path)`, for a '
+            f'file you trust. Original error: {e}') from e
+
+
+def load_dino_state_dict(path: str,
+                         source: str = 'teacher',
+                         prefix: Optional[str] = None,
+                         backend_args: Optional[dict] = None) -> 'OrderedDict[str, torch.Tensor]':
+    """Read ``path`` and return the ViT state dict in mmpretrain names.
+
+    Args:
+        path: Local path, MMEngine backend path or http(s) URL.
+        source: ``'teacher'`` or ``'student'`` for DINO full checkpoints.
+        prefix: If given, keep only keys starting with it and strip it (as MMEngine's
+            ``Pretrained`` init does), before the automatic unwrapping.
+        backend_args: Passed to ``mmengine.fileio.get``.
+    """
+    checkpoint = load_checkpoint_file(path, backend_args=backend_args)
+    if prefix:
+        if not isinstance(checkpoint, Mapping):
+            raise TypeError(f'{path!r} does not hold a dict; cannot select prefix {prefix!r}.')
+        inner = checkpoint.get('state_dict', checkpoint)
+        selected = {k[len(prefix):]: v for k, v in inner.items() if k.startswith(prefix)}
+        if not selected:
+            raise CheckpointKeyError(
+                f'No key of {path!r} starts with prefix {prefix!r}; fix init_cfg.prefix.')
+        checkpoint = selected
+    return convert_dino_to_mmpretrain(unwrap_dino_checkpoint(checkpoint, source=source))
+
+
+def infer_vit_arch(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
+    """Read the architecture of an mmpretrain-named ViT state dict from its tensor shapes.
+
+    Returns:
+        ``dict(embed_dims, num_layers, patch_size, num_patches, arch)`` where ``arch`` is the
+        mmpretrain arch name (``'deit-small'``, ``'deit-base'``...) or ``None`` if none matches.
+
+    Raises:
+        KeyError: if the dict lacks ``patch_embed.projection.weight`` (not a ViT).
+    """
+    proj = 'patch_embed.projection.weight'
+    if proj not in state_dict:
+        raise CheckpointKeyError(
+            f'{proj!r} not found (first keys: {list(state_dict)[:5]}): not a ViT state dict.')
+    embed_dims, _, patch_h, _ = state_dict[proj].shape
+    layer_ids = {int(m.group(1)) for m in map(_LAYER_ID.match, state_dict) if m}
+    num_layers = max(layer_ids) + 1 if layer_ids else 0
+    pos = state_dict.get('pos_embed')
+    num_patches = pos.shape[1] - 1 if pos is not None else None
+    names = {(384, 12): 'deit-small', (768, 12): 'deit-base', (192, 12): 'deit-tiny',
+             (1024, 24): 'large'}
+    return dict(
+        embed_dims=int(embed_dims),
+        num_layers=num_layers,
+        patch_size=int(patch_h),
+        num_patches=num_patches,
+        arch=names.get((int(embed_dims), num_layers)))

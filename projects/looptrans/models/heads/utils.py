@@ -1,0 +1,58 @@
+# Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
+"""Helpers shared by the LoopTrans heads: class-map selection and masked pooling."""
+import torch
+from torch import Tensor
+
+
+def masked_average_pool(feats: Tensor, weights: Tensor, eps: float = 1e-6) -> Tensor:
+    """Average ``feats`` over space, weighted by ``weights``.
+
+    ``sum_hw(w * x) / (sum_hw(w) + eps)``, used to turn a (soft) mask into a
+    prototype feature: ``f_pixel`` (ego embedding under the pixel head's
+    prediction) and ``f_exo`` / ``f_noise`` (exo embedding under the CAM and
+    noise assignments) of the denoising distillation.
+
+    Args:
+        feats (Tensor): Features (N, D, h, w).
+        weights (Tensor): Non-negative weights (N, h, w), or (N, K, h, w) to
+            pool K masks at once.
+        eps (float): Keeps an all-zero mask finite (the result is then ~0).
+
+    Returns:
+        Tensor: (N, D) for (N, h, w) weights, (N, K, D) for (N, K, h, w).
+    """
+    if feats.dim() != 4:
+        raise ValueError('masked_average_pool: feats must be (N, D, h, w), '
+                         f'got {tuple(feats.shape)}.')
+    single = weights.dim() == 3
+    if single:
+        weights = weights.unsqueeze(1)
+    if (weights.dim() != 4 or weights.shape[0] != feats.shape[0]
+            or weights.shape[2:] != feats.shape[2:]):
+        raise ValueError(
+            'masked_average_pool: weights must be (N, h, w) or (N, K, h, w) '
+            f'matching feats (N, D, h, w) = {tuple(feats.shape)}, got '
+            f'{tuple(weights.shape)}; resize the mask to the feature grid.')
+    weights = weights.to(feats.dtype)
+    pooled = torch.einsum('nkhw,ndhw->nkd', weights, feats)
+    pooled = pooled / (weights.sum(dim=(2, 3)).unsqueeze(-1) + eps)
+    return pooled.squeeze(1) if single else pooled
+
+
+def select_class_maps(maps: Tensor, labels: Tensor) -> Tensor:
+    """Pick, for every sample, the map of its labelled class.
+
+    Args:
+        maps (Tensor): Per-class maps (N, C, h, w) (CAMs or logits).
+        labels (Tensor): Class indices (N,), long.
+
+    Returns:
+        Tensor: (N, h, w), ``maps[i, labels[i]]``.
+    """
+    if maps.dim() != 4 or labels.shape != maps.shape[:1]:
+        raise ValueError(
+            'select_class_maps: expected maps (N, C, h, w) and labels (N,), '
+            f'got {tuple(maps.shape)} and {tuple(labels.shape)}; repeat the '
+            'labels per view (labels.repeat_interleave(V)) for exo maps.')
+    index = labels.long().view(-1, 1, 1, 1).expand(-1, 1, *maps.shape[2:])
+    return maps.gather(1, index).squeeze(1)

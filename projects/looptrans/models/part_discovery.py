@@ -1,0 +1,217 @@
+# Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
+"""Batched part discovery: cosine K-means on frozen descriptors + CAM IoU.
+
+LoopTrans (and LOCATE before it) partitions every egocentric image into K
+parts by clustering self-supervised DINO descriptors, then picks the part
+that overlaps the binarised CAM of the labelled affordance best as a
+pixel-level pseudo-mask. The published code clusters one image at a time
+with scikit-learn; here the whole batch is clustered at once on the
+descriptors' device with batched matrix products, no per-sample Python loop
+and no host-device round trip.
+"""
+from typing import Dict, Optional, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmseg.registry import MODELS
+
+
+def farthest_point_init(x: Tensor, num_parts: int) -> Tensor:
+    """Deterministic k-means++-like initial centres for unit vectors.
+
+    The first centre is the descriptor most similar to the (normalised) mean
+    descriptor; each next one is the descriptor farthest (largest cosine
+    distance) from its nearest chosen centre. Ties go to the lowest index.
+    With fewer than ``num_parts`` distinct descriptors some centres repeat;
+    the repeated ones simply stay empty during K-means.
+
+    Args:
+        x (Tensor): L2-normalised descriptors (B, N, D).
+        num_parts (int): Number of centres K.
+
+    Returns:
+        Tensor: Centre indices (B, K), long.
+    """
+    mean = F.normalize(x.mean(dim=1), dim=-1)  # (B, D)
+    first = torch.einsum('bnd,bd->bn', x, mean).argmax(dim=1)
+    indices = [first]
+    # Cosine distance of every descriptor to its nearest chosen centre.
+    nearest = 1 - torch.einsum('bnd,bd->bn', x, _gather_rows(x, first))
+    for _ in range(num_parts - 1):
+        nxt = nearest.argmax(dim=1)
+        indices.append(nxt)
+        dist = 1 - torch.einsum('bnd,bd->bn', x, _gather_rows(x, nxt))
+        nearest = torch.minimum(nearest, dist)
+    return torch.stack(indices, dim=1)
+
+
+def random_init(x: Tensor, num_parts: int,
+                generator: Optional[torch.Generator] = None) -> Tensor:
+    """Distinct random centre indices (B, K), reproducible with ``generator``.
+
+    The random numbers are drawn on the generator's device (CPU if None) and
+    moved to the descriptors' device, so a CPU generator works for GPU
+    inputs. When N < K the permutation is repeated cyclically.
+    """
+    num_samples, num_desc = x.shape[:2]
+    device = generator.device if generator is not None else torch.device('cpu')
+    order = torch.rand(num_samples, num_desc, generator=generator,
+                       device=device).argsort(dim=1).to(x.device)
+    cols = torch.arange(num_parts, device=x.device) % num_desc
+    return order[:, cols]
+
+
+def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
+    """x (B, N, D), index (B,) or (B, K) -> x[b, index[b]] (B, D) or (B, K, D)."""
+    single = index.dim() == 1
+    index = index.view(index.shape[0], -1)
+    rows = x.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))
+    return rows[:, 0] if single else rows
+
+
+def cosine_kmeans(x: Tensor, init_index: Tensor, num_iters: int):
+    """Batched spherical (cosine) K-means with fixed Lloyd iterations.
+
+    Each step assigns every descriptor to the centre of highest cosine
+    similarity (ties -> lowest centre index), then replaces every centre by
+    the normalised mean of its members. An empty cluster keeps its previous
+    centre, so the result never contains NaN.
+
+    Args:
+        x (Tensor): L2-normalised descriptors (B, N, D).
+        init_index (Tensor): Indices of the initial centres (B, K).
+        num_iters (int): Number of update steps.
+
+    Returns:
+        tuple[Tensor, Tensor]: Final centres (B, K, D) and the assignment
+        (B, N) of every descriptor to its nearest final centre.
+    """
+    centres = _gather_rows(x, init_index)
+    num_parts = centres.shape[1]
+    for _ in range(num_iters):
+        assign = torch.bmm(x, centres.transpose(1, 2)).argmax(dim=2)
+        one_hot = F.one_hot(assign, num_parts).to(x.dtype)  # (B, N, K)
+        sums = torch.bmm(one_hot.transpose(1, 2), x)  # (B, K, D)
+        counts = one_hot.sum(dim=1)  # (B, K)
+        centres = F.normalize(sums, dim=-1)
+    assign = torch.bmm(x, centres.transpose(1, 2)).argmax(dim=2)
+    return centres, assign
+
+
+@MODELS.register_module()
+class PartDiscovery(nn.Module):
+    """Select, per image, the K-means part that best matches the CAM.
+
+    Steps (all batched, under ``torch.no_grad()``):
+
+    1. L2-normalise descriptors, cosine K-means with ``num_parts`` clusters;
+    2. binarise the CAM: min-max normalise, then ``> mean`` (``cam_thr=
+       'mean'``) or ``> cam_thr``; a constant CAM gives an empty mask;
+    3. IoU of every part with the CAM mask; the best part is the pseudo-mask.
+
+    A sample is *valid* when its best IoU is > 0 and >= ``min_iou``; invalid
+    samples (e.g. an all-zero CAM) get an all-zero pseudo-mask and should be
+    ignored by the pixel loss.
+
+    Args:
+        num_parts (int): Number of parts K. Default: 4.
+        num_iters (int): Lloyd iterations. Default: 10.
+        min_iou (float): Minimum best IoU of a valid sample. Default: 0.0.
+        cam_thr (str | float): 'mean' or a threshold in [0, 1] applied to the
+            min-max normalised CAM. Default: 'mean'.
+        init (str): 'farthest' (deterministic farthest-point init) or
+            'random' (distinct random descriptors drawn with the generator
+            passed to :meth:`forward`; the generator is ignored otherwise).
+            Default: 'farthest'.
+    """
+
+    def __init__(self,
+                 num_parts: int = 4,
+                 num_iters: int = 10,
+                 min_iou: float = 0.0,
+                 cam_thr: Union[str, float] = 'mean',
+                 init: str = 'farthest') -> None:
+        super().__init__()
+        if num_parts < 1 or num_iters < 0:
+            raise ValueError('PartDiscovery: need num_parts >= 1 and '
+                             f'num_iters >= 0, got {num_parts}, {num_iters}.')
+        if isinstance(cam_thr, str):
+            if cam_thr != 'mean':
+                raise ValueError("PartDiscovery: cam_thr must be 'mean' or a "
+                                 f'float in [0, 1], got {cam_thr!r}.')
+        elif not 0 <= cam_thr <= 1:
+            raise ValueError("PartDiscovery: cam_thr must be 'mean' or a float "
+                             f'in [0, 1], got {cam_thr}.')
+        if init not in ('farthest', 'random'):
+            raise ValueError("PartDiscovery: init must be 'farthest' or "
+                             f"'random', got {init!r}.")
+        self.num_parts = num_parts
+        self.num_iters = num_iters
+        self.min_iou = min_iou
+        self.cam_thr = cam_thr
+        self.init = init
+
+    def binarize_cam(self, cam: Tensor) -> Tensor:
+        """(B, h, w) CAM -> (B, h*w) bool mask (empty for a constant CAM)."""
+        flat = cam.flatten(1).float()
+        low = flat.min(dim=1, keepdim=True).values
+        span = flat.max(dim=1, keepdim=True).values - low
+        norm = torch.where(span > 0, (flat - low) / span.clamp(min=1e-12),
+                           torch.zeros_like(flat))
+        thr = norm.mean(dim=1, keepdim=True) if self.cam_thr == 'mean' \
+            else self.cam_thr
+        return norm > thr
+
+    @torch.no_grad()
+    def forward(self,
+                desc: Tensor,
+                cam: Tensor,
+                generator: Optional[torch.Generator] = None
+                ) -> Dict[str, Tensor]:
+        """Discover parts and pick pseudo-masks.
+
+        Args:
+            desc (Tensor): Frozen descriptors of the ego images (B, N, D),
+                N = h * w in row-major grid order.
+            cam (Tensor): Ego CAM of the labelled class (B, h, w).
+            generator (torch.Generator, optional): Used by ``init='random'``.
+
+        Returns:
+            dict[str, Tensor]:
+                - pseudo_mask (B, h, w) float in {0, 1}, zeros when invalid;
+                - valid (B,) bool;
+                - ious (B, K) float, IoU of each part with the CAM mask;
+                - assign (B, N) long, part index of every descriptor;
+                - part (B,) long, index of the selected part.
+        """
+        if desc.dim() != 3 or cam.dim() != 3 or desc.shape[0] != cam.shape[0] \
+                or desc.shape[1] != cam.shape[1] * cam.shape[2]:
+            raise ValueError(
+                'PartDiscovery: expected desc (B, h*w, D) and cam (B, h, w), '
+                f'got {tuple(desc.shape)} and {tuple(cam.shape)}; resize the '
+                'CAM to the descriptor grid.')
+        x = F.normalize(desc.float(), dim=-1)
+        if self.init == 'farthest':
+            init_index = farthest_point_init(x, self.num_parts)
+        else:
+            init_index = random_init(x, self.num_parts, generator)
+        _, assign = cosine_kmeans(x, init_index, self.num_iters)
+
+        cam_mask = self.binarize_cam(cam).float()  # (B, N)
+        parts = F.one_hot(assign, self.num_parts).float()  # (B, N, K)
+        inter = torch.einsum('bnk,bn->bk', parts, cam_mask)
+        union = parts.sum(dim=1) + cam_mask.sum(dim=1, keepdim=True) - inter
+        ious = inter / union.clamp(min=1)
+        part = ious.argmax(dim=1)  # ties -> lowest part index
+        best_iou = ious.gather(1, part[:, None])[:, 0]
+        valid = (best_iou > 0) & (best_iou >= self.min_iou)
+        pseudo_mask = (assign == part[:, None]) & valid[:, None]
+        return dict(
+            pseudo_mask=pseudo_mask.float().view_as(cam),
+            valid=valid,
+            ious=ious,
+            assign=assign,
+            part=part)

@@ -1,0 +1,3 @@
+from .looptrans import LoopTrans
+
+__all__ = ['LoopTrans']

@@ -1,0 +1,272 @@
+"""The LoopTrans segmentor: shared CAM -> pixel localisation -> denoising distillation, in one closed loop."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
+from torch import Tensor
+
+from ..heads import masked_average_pool
+
+
+def _minmax(x: Tensor, eps: float = 1e-10) -> Tensor:
+    """Min-max normalise each map of ``x`` (N, h, w) to [0, 1]."""
+    flat = x.flatten(1)
+    lo = flat.min(dim=1, keepdim=True).values
+    hi = flat.max(dim=1, keepdim=True).values
+    return ((flat - lo) / (hi - lo + eps)).view_as(x)
+
+
+def _select(maps: Tensor, labels: Tensor) -> Tensor:
+    """Pick, for each sample n, the map of class ``labels[n]``: (N, C, h, w) -> (N, h, w)."""
+    return maps[torch.arange(maps.shape[0], device=maps.device), labels]
+
+
+@MODELS.register_module()
+class LoopTrans(BaseSegmentor):
+    """Closed-loop transfer for weakly-supervised affordance grounding (ICCV 2025).
+
+    Training data flow for a batch of ``B`` samples, each with one egocentric image and ``V`` exocentric
+    images (``inputs`` is ``(B, 1 + V, 3, H, W)``, view 0 egocentric; see ``docs/data_flow.md``):
+
+    1. the backbone encodes all ``B * (1 + V)`` images in one pass;
+    2. the shared CAM head turns exo and ego features into class activation maps and GAP logits
+       (classification loss on both views);
+    3. part discovery clusters the frozen DINO descriptors of each ego image into K parts and takes the part
+       with the highest IoU against the ego CAM of the labelled affordance as its pseudo-mask; the pixel head
+       is trained on it (dice + MSE);
+    4. the noise heads absorb non-affordance context in the exo CAMs; the denoising distillation loss pulls
+       the exo affordance feature towards the ego feature pooled by the pixel head's (clean) localisation;
+    5. the correlation loss aligns the affordance correlations of the two views.
+
+    At test time only the egocentric image is used: the heatmap of the asked affordance comes from the pixel
+    head (``test_cfg.heatmap='pixel'``, default when a pixel head exists) or the shared CAM (``'cam'``).
+
+    Args:
+        backbone: image encoder config. A :class:`DINOVisionTransformer` doubles as the descriptor
+            extractor for part discovery (one pass); any other mmseg/mmpretrain backbone needs
+            ``descriptor``.
+        cam_head: :class:`SharedCAMHead` config (``shared=False`` is the "no shared CAM" ablation).
+        pixel_head: :class:`PixelAffordanceHead` config, or None ("no pixel alignment" ablation).
+        noise_head: :class:`NoiseHead` config, or None ("no denoising distillation" ablation).
+        corr_loss: :class:`AffordanceCorrelationLoss` config, or None.
+        part_discovery: :class:`PartDiscovery` config (K parts).
+        descriptor: frozen DINO backbone config giving part-discovery descriptors when ``backbone`` is not
+            a DINO ViT; None to take them from ``backbone``.
+        neck: optional neck applied to the backbone output.
+        feature_key: which DINO output feeds the heads when the backbone is a DINO ViT: ``'keys'`` (the
+            last block's attention keys, as LOCATE) or ``'feats'`` (the final normed tokens).
+        in_index: which backbone output feeds the heads for multi-scale backbones.
+        train_cfg: ``dict(pixel_supervision=True)``; the :class:`PseudoMaskHook` switches pixel supervision
+            on after its warm-up.
+        test_cfg: ``dict(heatmap='pixel'|'cam', return_all=False)``.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 cam_head: ConfigType,
+                 pixel_head: OptConfigType = None,
+                 noise_head: OptConfigType = None,
+                 corr_loss: OptConfigType = None,
+                 part_discovery: ConfigType = dict(type='PartDiscovery', num_parts=4),
+                 descriptor: OptConfigType = None,
+                 neck: OptConfigType = None,
+                 feature_key: str = 'keys',
+                 in_index: int = -1,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        if neck is not None:
+            self.neck = MODELS.build(neck)
+        self.cam_head = MODELS.build(cam_head)
+        self.pixel_head = MODELS.build(pixel_head) if pixel_head is not None else None
+        self.noise_head = MODELS.build(noise_head) if noise_head is not None else None
+        self.corr_loss = MODELS.build(corr_loss) if corr_loss is not None else None
+        self.part_discovery = MODELS.build(part_discovery)
+        self.descriptor = MODELS.build(descriptor) if descriptor is not None else None
+        if self.descriptor is None and not hasattr(self.backbone, 'forward_descriptors'):
+            raise ValueError(
+                f'{type(self.backbone).__name__} gives no DINO descriptors for part discovery: set '
+                "model.descriptor=dict(type='DINOVisionTransformer', frozen=True, ...) in the config.")
+        if feature_key not in ('keys', 'feats'):
+            raise ValueError(f"feature_key must be 'keys' or 'feats', got {feature_key!r}")
+        self.feature_key = feature_key
+        self.in_index = in_index
+        self.train_cfg = dict(train_cfg or {})
+        self.test_cfg = dict(test_cfg or {})
+        #: switched by PseudoMaskHook; pixel losses are zero (graph kept) while False.
+        self.pixel_supervision = bool(self.train_cfg.get('pixel_supervision', True))
+        #: the last training step's pseudo-masks, for PseudoMaskHook dumps (detached, on device).
+        self.last_pseudo_masks: Optional[Dict[str, Tensor]] = None
+        self.num_classes = self.cam_head.num_classes
+
+    # ------------------------------------------------------------------ features
+    @property
+    def shares_descriptor_pass(self) -> bool:
+        """True when the backbone itself is the DINO ViT that gives part-discovery descriptors."""
+        return self.descriptor is None
+
+    def extract_feat(self, inputs: Tensor) -> Tensor:
+        """Head features (N, C, h, w) of a batch of images (N, 3, H, W)."""
+        return self._encode(inputs)[0]
+
+    def _encode(self, images: Tensor, num_desc: int = 0) -> Tuple[Tensor, Optional[Tensor]]:
+        """Encode ``images``; also return the descriptors (num_desc, h*w, D) of the first ``num_desc``.
+
+        With a DINO backbone one pass yields both (the descriptors are the frozen last-block keys).
+        """
+        if self.shares_descriptor_pass:
+            out = self.backbone.forward_descriptors(images)
+            keys = out['keys']  # (N, h*w, D)
+            h, w = out['feats'].shape[-2:]
+            if self.feature_key == 'keys':
+                feats = keys.transpose(1, 2).reshape(keys.shape[0], -1, h, w)
+            else:
+                feats = out['feats']
+            desc = keys[:num_desc].detach() if num_desc else None
+        else:
+            outs = self.backbone(images)
+            if self.with_neck:
+                outs = self.neck(outs)
+            feats = outs[self.in_index] if isinstance(outs, (list, tuple)) else outs
+            desc = None
+            if num_desc:
+                with torch.no_grad():
+                    desc = self.descriptor.forward_descriptors(images[:num_desc])['keys'].detach()
+        return feats, desc
+
+    @staticmethod
+    def _split_views(inputs: Tensor) -> Tuple[Tensor, Tensor]:
+        if inputs.dim() != 5:
+            raise ValueError(f'LoopTrans expects inputs of shape (B, V, 3, H, W), got {tuple(inputs.shape)}; '
+                             'use AffordanceDataPreprocessor and PackAffordanceInputs.')
+        return inputs[:, 0], inputs[:, 1:]
+
+    @staticmethod
+    def _labels(data_samples: SampleList, device: torch.device) -> Tensor:
+        return torch.as_tensor([int(s.metainfo['gt_label']) for s in data_samples], device=device)
+
+    # ------------------------------------------------------------------ training
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
+        """Named losses (``loss_*``) plus pseudo-mask statistics (``pm_*``, logged, not optimised)."""
+        ego, exo = self._split_views(inputs)
+        B, V = exo.shape[:2]
+        if V == 0:
+            raise ValueError('training needs exocentric views: inputs has only the egocentric view (V=1)')
+        labels = self._labels(data_samples, inputs.device)
+
+        feats, desc_ego = self._encode(torch.cat([ego, exo.flatten(0, 1)]), num_desc=B)
+        feat_ego, feat_exo = feats[:B], feats[B:]
+
+        cams_exo, emb_exo = self.cam_head(feat_exo, view='exo')
+        cams_ego, emb_ego = self.cam_head(feat_ego, view='ego')
+        logits_exo = self.cam_head.logits(cams_exo)
+        logits_ego = self.cam_head.logits(cams_ego)
+        losses = self.cam_head.loss(logits_exo, logits_ego, labels)
+
+        cam_ego = _select(cams_ego, labels)  # (B, h, w)
+        teacher = _minmax(cam_ego.detach())  # clean ego localisation, refined below by the pixel head
+        if self.pixel_head is not None:
+            pixel_logits = self.pixel_head(feat_ego)
+            if self.pixel_supervision:
+                parts = self._pseudo_masks(desc_ego, cam_ego.detach())
+                losses.update(self.pixel_head.loss(pixel_logits, labels, parts['pseudo_mask'],
+                                                   parts['valid']))
+                losses.update(self._pseudo_mask_stats(parts))
+                teacher = _select(pixel_logits, labels).detach().sigmoid()
+            else:
+                zero = pixel_logits.sum() * 0  # keeps the head in the graph for DDP
+                losses.update(loss_pixel_dice=zero, loss_pixel_mse=zero.clone())
+
+        if self.noise_head is not None:
+            teacher = F.interpolate(teacher[:, None], size=emb_ego.shape[-2:], mode='bilinear',
+                                    align_corners=False)[:, 0]
+            f_pixel = masked_average_pool(emb_ego, teacher).detach()
+            noise_maps = self.noise_head(emb_exo)
+            exo_labels = labels.repeat_interleave(V)
+            losses.update(self.noise_head.loss(emb_exo, _select(cams_exo, exo_labels), noise_maps, f_pixel))
+
+        if self.corr_loss is not None:
+            losses['loss_corr'] = self.corr_loss(logits_exo.view(B, V, -1), logits_ego)
+        return losses
+
+    def _pseudo_masks(self, desc_ego: Tensor, cam_ego: Tensor) -> Dict[str, Tensor]:
+        """Part discovery on the ego descriptors, with the CAM brought to the descriptor grid."""
+        n = desc_ego.shape[1]
+        side = int(round(n ** 0.5))
+        grid = self._descriptor_grid(n, cam_ego.shape[-2:]) if side * side != n else (side, side)
+        if tuple(cam_ego.shape[-2:]) != grid:
+            cam_ego = F.interpolate(cam_ego[:, None], size=grid, mode='bilinear', align_corners=False)[:, 0]
+        parts = self.part_discovery(desc_ego, cam_ego)
+        self.last_pseudo_masks = dict(pseudo_mask=parts['pseudo_mask'], valid=parts['valid'],
+                                      cam=cam_ego.detach())
+        return parts
+
+    @staticmethod
+    def _descriptor_grid(n: int, cam_hw: Tuple[int, int]) -> Tuple[int, int]:
+        """Grid (h, w) of ``n`` descriptor tokens for a non-square input, from the CAM's aspect ratio."""
+        ch, cw = cam_hw
+        for h in range(1, n + 1):
+            if n % h == 0 and abs(h / (n // h) - ch / cw) < 1e-6:
+                return h, n // h
+        raise ValueError(f'cannot lay out {n} descriptor tokens on a grid with aspect {ch}x{cw}')
+
+    @staticmethod
+    def _pseudo_mask_stats(parts: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        valid = parts['valid'].float()
+        return dict(
+            pm_valid=valid.mean(),
+            pm_area=parts['pseudo_mask'].flatten(1).mean(1).mul(valid).sum() / valid.sum().clamp(min=1),
+            pm_iou=parts['ious'].max(dim=1).values.mean())
+
+    # ------------------------------------------------------------------ inference
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Heatmaps of every affordance for the egocentric images, (B, C, H, W) at the input size."""
+        ego = inputs[:, 0] if inputs.dim() == 5 else inputs
+        feats = self.extract_feat(ego)
+        if self._heatmap_source() == 'pixel':
+            maps = self.pixel_head(feats)
+        else:
+            maps = self.cam_head(feats, view='ego')[0]
+        return F.interpolate(maps, size=ego.shape[-2:], mode='bilinear', align_corners=False)
+
+    def _heatmap_source(self) -> str:
+        source = self.test_cfg.get('heatmap', 'pixel' if self.pixel_head is not None else 'cam')
+        if source not in ('pixel', 'cam'):
+            raise ValueError(f"test_cfg.heatmap must be 'pixel' or 'cam', got {source!r}")
+        if source == 'pixel' and self.pixel_head is None:
+            raise ValueError("test_cfg.heatmap='pixel' needs a pixel_head; use 'cam'")
+        return source
+
+    def heatmaps(self, inputs: Tensor) -> Tensor:
+        """Heatmap scores of every affordance, (B, C, H, W) at the input size: the pixel head's
+        probabilities (sigmoid) or the raw ego CAMs, per ``test_cfg.heatmap``."""
+        maps = self.encode_decode(inputs, [])
+        return maps.sigmoid() if self._heatmap_source() == 'pixel' else maps
+
+    def predict(self, inputs: Tensor, data_samples: Optional[SampleList] = None) -> SampleList:
+        """Write ``pred_heatmap`` (1, H, W) for each sample's affordance (and ``pred_heatmaps`` (C, H, W)
+        with ``test_cfg.return_all``) into the data samples."""
+        if data_samples is None:
+            raise ValueError('LoopTrans.predict needs data samples carrying gt_label (the affordance asked)')
+        maps = self.heatmaps(inputs)
+        labels = self._labels(data_samples, maps.device)
+        chosen = _select(maps, labels)
+        return_all = self.test_cfg.get('return_all', False)
+        for i, sample in enumerate(data_samples):
+            sample.set_data(dict(pred_heatmap=PixelData(data=chosen[i:i + 1])))
+            if return_all:
+                sample.set_data(dict(pred_heatmaps=PixelData(data=maps[i])))
+        return data_samples
+
+    def _forward(self, inputs: Tensor, data_samples: OptConfigType = None) -> Tensor:
+        """Raw all-class heatmaps (for FLOPs counting and export)."""
+        return self.encode_decode(inputs, [])

@@ -1,0 +1,210 @@
+"""Safe checkpoint loading for MMEngine 0.10.x under torch >= 2.6.
+
+torch >= 2.6 loads checkpoints with ``weights_only=True``: only tensors, containers and an explicit allow-list
+of Python types are unpickled. MMEngine 0.10.7 writes a few non-tensor objects into its checkpoints (the
+:class:`~mmengine.logging.HistoryBuffer` of every logged scalar and the numpy arrays/scalars inside them), so
+``--resume`` and ``tools/test.py`` fail with ``Unsupported global: mmengine.logging.history_buffer.HistoryBuffer``.
+
+This module fixes that *without* falling back to unrestricted pickle:
+
+* :func:`allowed_checkpoint_globals` lists exactly the types MMEngine writes;
+* :func:`register_safe_globals` adds them to torch's ``weights_only`` allow-list;
+* :func:`safe_torch_load` always loads with ``weights_only=True`` and turns torch's refusal of anything else
+  (a pickle that would run code, or a foreign object) into an error that names the file and the object;
+* :func:`install` makes MMEngine's loader for local paths, ``http(s)://`` and in-memory buffers use it, and
+  makes ``HistoryBuffer`` pickle without references to its statistics functions (MMEngine stores them as
+  ``getattr(HistoryBuffer, 'mean')``; ``builtins.getattr`` cannot be allow-listed safely).
+  Checkpoints written by MMEngine without this fix are still read: their ``getattr`` calls are resolved for
+  exactly ``HistoryBuffer``'s registered statistics and nothing else (:func:`_load_legacy_history_buffers`).
+
+Importing :mod:`looptrans` calls :func:`install`.
+"""
+from __future__ import annotations
+
+import _compat_pickle
+import io
+import logging
+import os.path as osp
+import pickle
+import re
+from typing import Any, BinaryIO, Callable, List, Optional, Union
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+_NUMPY_DTYPE_NAMES = ('bool_', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32',
+                      'uint64', 'float16', 'float32', 'float64', 'complex64', 'complex128')
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """Raised when a checkpoint holds an object outside the allow-list."""
+
+
+def _numpy_reconstructors() -> List[Callable]:
+    """The numpy functions that unpickle ndarrays and scalars (numpy 1.x and 2.x module paths)."""
+    found = []
+    for module_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            module = __import__(module_name, fromlist=['_reconstruct'])
+        except ImportError:
+            continue
+        for name in ('_reconstruct', 'scalar'):
+            fn = getattr(module, name, None)
+            if fn is not None and fn not in found:
+                found.append(fn)
+    return found
+
+
+def allowed_checkpoint_globals() -> List[Any]:
+    """Every non-tensor type that MMEngine 0.10.x puts in a checkpoint.
+
+    - ``mmengine.logging.HistoryBuffer``: the message hub's logged scalars (``message_hub.log_scalars``);
+    - ``numpy.ndarray`` / ``numpy.dtype`` / the concrete dtype classes / numpy's reconstructors: the arrays
+      inside those buffers and numpy scalars in ``message_hub.runtime_info``.
+    Nothing that can execute code is listed.
+    """
+    from mmengine.logging import HistoryBuffer
+
+    allowed: List[Any] = [HistoryBuffer, np.ndarray, np.dtype]
+    allowed += _numpy_reconstructors()
+    for name in _NUMPY_DTYPE_NAMES:
+        dtype_cls = type(np.dtype(getattr(np, name)))
+        if dtype_cls not in allowed:
+            allowed.append(dtype_cls)
+    return allowed
+
+
+def register_safe_globals() -> bool:
+    """Add :func:`allowed_checkpoint_globals` to torch's ``weights_only`` allow-list.
+
+    Returns False on torch versions without ``torch.serialization.add_safe_globals`` (< 2.4), where
+    ``weights_only`` is not the default and nothing needs registering.
+    """
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is None:
+        return False
+    add(allowed_checkpoint_globals())
+    return True
+
+
+# torch words its refusals as "Unsupported global: GLOBAL getattr was not an allowed global ..." or
+# "Trying to load unsupported GLOBAL posix.system whose module posix is blocked".
+_UNSUPPORTED_RE = re.compile(r'(?:Unsupported global: |unsupported )GLOBAL ([\w.]+)')
+
+
+def safe_torch_load(source: Union[str, BinaryIO], map_location: Any = None,
+                    name: Optional[str] = None) -> Any:
+    """``torch.load`` with ``weights_only=True``, whatever torch's default.
+
+    Args:
+        source: a file path or a binary file-like object.
+        map_location: as for :func:`torch.load`.
+        name: how to name the source in errors (defaults to the path).
+
+    Raises:
+        UnsafeCheckpointError: the file holds an object outside the allow-list (for example a pickle
+            that would call ``os.system``); nothing from it is executed.
+    """
+    label = name or (source if isinstance(source, str) else '<buffer>')
+    try:
+        return torch.load(source, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        match = _UNSUPPORTED_RE.search(str(err))
+        culprit = match.group(1) if match else 'an object outside the allow-list'
+        if culprit in ('getattr', 'builtins.getattr', '__builtin__.getattr'):
+            try:
+                if not isinstance(source, str):
+                    source.seek(0)
+                return _load_legacy_history_buffers(source, map_location)
+            except pickle.UnpicklingError as legacy_err:
+                match = _UNSUPPORTED_RE.search(str(legacy_err))
+                culprit = match.group(1) if match else str(legacy_err)
+        raise UnsafeCheckpointError(
+            f'Refused to load checkpoint {label!r}: it contains {culprit}, which is not a tensor, a '
+            'container or one of the types MMEngine writes (see '
+            'looptrans.utils.checkpoint.allowed_checkpoint_globals). Loading it would run arbitrary '
+            'pickled code, so it was not loaded. If you produced this file yourself and trust it, '
+            're-save its tensors with torch.save(state_dict) and load that instead.') from err
+
+
+def _statistics_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` limited to ``HistoryBuffer``'s registered statistics methods."""
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and isinstance(name, str) and (
+            name in ('min', 'max', 'current', 'mean') or name in HistoryBuffer._statistics_methods):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f'Unsupported global: GLOBAL builtins.getattr({obj!r}, {name!r})')
+
+
+def _load_legacy_history_buffers(source: Union[str, BinaryIO], map_location: Any = None) -> Any:
+    """Load a checkpoint whose ``HistoryBuffer`` objects carry their statistics functions.
+
+    A restricted unpickler: every global must be on torch's ``weights_only`` allow-list (plus
+    :func:`allowed_checkpoint_globals`), and ``builtins.getattr`` resolves only
+    ``HistoryBuffer.<statistics method>``. Anything else raises ``UnpicklingError`` before it is called.
+    """
+    import types
+
+    from torch import _weights_only_unpickler as wou
+    allowed = dict(wou._get_allowed_globals())
+    allowed.update(wou._get_user_allowed_globals())
+
+    class _RestrictedUnpickler(pickle.Unpickler):
+
+        def find_class(self, module: str, name: str) -> Any:
+            # protocol-2 pickles name Python 2 modules (__builtin__, copy_reg ...)
+            module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+            key = f'{module}.{name}'
+            if key == 'builtins.getattr':
+                return _statistics_getattr
+            if key in allowed:
+                return allowed[key]
+            raise pickle.UnpicklingError(f'Unsupported global: GLOBAL {key}')
+
+    restricted = types.ModuleType('looptrans_restricted_pickle')
+    restricted.Unpickler = _RestrictedUnpickler
+    restricted.load = lambda f, **kw: _RestrictedUnpickler(f, **kw).load()
+    return torch.load(source, map_location=map_location, pickle_module=restricted, weights_only=False)
+
+
+def _history_buffer_getstate(self: Any) -> dict:
+    """``HistoryBuffer.__getstate__`` without the statistics functions (restored from the class)."""
+    state = dict(self.__dict__)
+    state.pop('statistics_methods', None)
+    return state
+
+
+def _load_from_local(filename: str, map_location: Any = None) -> Any:
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
+    return safe_torch_load(filename, map_location=map_location)
+
+
+def _load_from_http(filename: str, map_location: Any = None, model_dir: Optional[str] = None) -> Any:
+    from mmengine.fileio import get
+    return safe_torch_load(io.BytesIO(get(filename)), map_location=map_location, name=filename)
+
+
+_INSTALLED = False
+
+
+def install() -> None:
+    """Register the allow-list and route MMEngine's checkpoint loaders through :func:`safe_torch_load`.
+
+    Idempotent. Local paths and ``http(s)://`` URLs are covered; other MMEngine schemes (``s3://`` ...)
+    already call ``torch.load`` on a buffer and pick up the registered allow-list.
+    """
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    register_safe_globals()
+    from mmengine.logging import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
+    CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), force=True)(_load_from_http)
+    _INSTALLED = True

@@ -1,0 +1,6 @@
+from .affordance_visualizer import AffordanceVisualizer
+from .overlay import colorize_heatmap, normalize_heatmap, overlay_heatmap, side_by_side
+
+__all__ = [
+    'AffordanceVisualizer', 'colorize_heatmap', 'normalize_heatmap', 'overlay_heatmap', 'side_by_side'
+]

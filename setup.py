@@ -1,0 +1,4 @@
+"""Install shim; the package metadata lives in setup.cfg."""
+from setuptools import setup
+
+setup()

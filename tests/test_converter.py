@@ -1,0 +1,137 @@
+"""The timm/DINO -> mmpretrain key mapping and tools/model_converters/dino2looptrans.py."""
+import argparse
+import importlib.util
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from mmpretrain.models.backbones import VisionTransformer
+
+from looptrans.models.backbones import (DINOVisionTransformer, convert_dino_to_mmpretrain,
+                                        infer_vit_arch, unwrap_dino_checkpoint)
+
+TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'model_converters' / 'dino2looptrans.py'
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('dino2looptrans', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _timm_state(name: str, **kwargs) -> dict:
+    torch.manual_seed(0)
+    return timm.create_model(name, pretrained=False, num_classes=0, **kwargs).state_dict()
+
+
+# (timm model, our constructor args, img_size used for both)
+CASES = {
+    'ViT-S/16': ('vit_small_patch16_224', dict(arch='deit-small', patch_size=16), 224),
+    'ViT-S/8': ('vit_small_patch8_224', dict(arch='deit-small', patch_size=8), 224),
+    'ViT-B/16': ('vit_base_patch16_224', dict(arch='deit-base', patch_size=16), 224),
+}
+
+
+@pytest.mark.parametrize('case', list(CASES))
+def test_conversion_has_no_missing_or_unexpected_keys(case):
+    timm_name, our_args, img_size = CASES[case]
+    state = _timm_state(timm_name)
+    converted = convert_dino_to_mmpretrain(state)
+    ours = DINOVisionTransformer(img_size=img_size, **our_args).state_dict()
+    assert set(converted) == set(ours)
+    for key, value in converted.items():
+        assert value.shape == ours[key].shape, key
+    assert len(converted) == len(state)
+    # Values are carried over, not copied or altered.
+    assert converted['layers.3.ffn.layers.0.0.weight'] is state['blocks.3.mlp.fc1.weight']
+    assert converted['ln1.bias'] is state['norm.bias']
+    info = infer_vit_arch(converted)
+    assert (info['arch'], info['patch_size']) == (our_args['arch'], our_args['patch_size'])
+
+
+def test_mapping_of_every_parameter_kind():
+    state = {k: torch.zeros(1) for k in [
+        'cls_token', 'pos_embed', 'patch_embed.proj.weight', 'patch_embed.proj.bias',
+        'blocks.10.norm1.weight', 'blocks.10.attn.qkv.bias', 'blocks.10.attn.proj.weight',
+        'blocks.10.norm2.bias', 'blocks.10.mlp.fc1.bias', 'blocks.10.mlp.fc2.weight', 'norm.weight'
+    ]}
+    assert list(convert_dino_to_mmpretrain(state)) == [
+        'cls_token', 'pos_embed', 'patch_embed.projection.weight', 'patch_embed.projection.bias',
+        'layers.10.ln1.weight', 'layers.10.attn.qkv.bias', 'layers.10.attn.proj.weight',
+        'layers.10.ln2.bias', 'layers.10.ffn.layers.0.0.bias', 'layers.10.ffn.layers.1.weight',
+        'ln1.weight'
+    ]
+
+
+def test_mmpretrain_names_pass_through_and_foreign_keys_are_kept():
+    converted = convert_dino_to_mmpretrain(_timm_state('vit_small_patch16_224', img_size=32))
+    assert list(convert_dino_to_mmpretrain(converted)) == list(converted)
+    foreign = convert_dino_to_mmpretrain({'conv1.weight': torch.zeros(1)})
+    assert list(foreign) == ['conv1.weight']  # left for the strict load to report
+
+
+def test_mixed_layouts_are_rejected():
+    with pytest.raises(ValueError, match=r"'ln1.weight' and 'norm.weight' both map to"):
+        convert_dino_to_mmpretrain({'ln1.weight': torch.zeros(1), 'norm.weight': torch.zeros(1)})
+
+
+def test_unwrap_full_dino_checkpoint():
+    state = _timm_state('vit_small_patch16_224', img_size=32)
+    teacher = {f'module.backbone.{k}': v for k, v in state.items()}
+    teacher['module.head.mlp.0.weight'] = torch.zeros(3)
+    student = {k: v + 1 for k, v in teacher.items()}
+    full = dict(teacher=teacher, student=student, args=argparse.Namespace(), epoch=1)
+    got = unwrap_dino_checkpoint(full)
+    assert list(got) == list(state)
+    assert all(got[k] is state[k] for k in state)
+    got_student = unwrap_dino_checkpoint(full, source='student')
+    torch.testing.assert_close(got_student['cls_token'], state['cls_token'] + 1)
+    # mmseg / mmengine wrappers around mmpretrain names.
+    seg = {'meta': {}, 'state_dict': {'backbone.ln1.weight': torch.ones(2),
+                                      'decode_head.conv.weight': torch.ones(1)}}
+    assert list(unwrap_dino_checkpoint(seg)) == ['ln1.weight']
+    with pytest.raises(ValueError, match='source'):
+        unwrap_dino_checkpoint(full, source='ema')
+
+
+@pytest.mark.parametrize('wrap', ['plain', 'full'])
+def test_cli_converts_and_result_loads_into_plain_mmpretrain(tmp_path, capsys, wrap):
+    state = _timm_state('vit_small_patch16_224')
+    if wrap == 'full':
+        ckpt = dict(teacher={f'module.backbone.{k}': v for k, v in state.items()},
+                    student={}, args=argparse.Namespace(arch='vit_small'))
+    else:
+        ckpt = state
+    src, dst = tmp_path / 'dino_deitsmall16_pretrain.pth', tmp_path / 'out' / 'vits16.pth'
+    torch.save(ckpt, src)
+    assert _load_tool().main([str(src), str(dst)]) == 0
+    printed = capsys.readouterr().out
+    assert f'Read {len(state)} backbone tensors' in printed
+    assert f'wrote {len(state)} tensors (arch=deit-small, patch_size=16' in printed
+
+    saved = torch.load(dst, weights_only=True)
+    assert set(saved) == set(DINOVisionTransformer().state_dict())
+    # The converted file is an ordinary mmpretrain checkpoint: MMEngine's Pretrained init loads it
+    # into mmpretrain's own VisionTransformer, which then computes what ours does.
+    plain = VisionTransformer(
+        arch='deit-small', out_type='featmap',
+        init_cfg=dict(type='Pretrained', checkpoint=str(dst)))
+    plain.init_weights()
+    plain.eval()  # (mmpretrain's BaseBackbone.train returns None, so no chaining)
+    ours = DINOVisionTransformer(init_cfg=dict(type='Pretrained', checkpoint=str(dst)))
+    ours.init_weights()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)[0], plain(x)[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours.layers[4].attn.qkv.bias, state['blocks.4.attn.qkv.bias'])
+
+
+def test_cli_rejects_non_vit(tmp_path):
+    from torchvision.models import resnet18
+    src = tmp_path / 'resnet.pth'
+    torch.save(resnet18().state_dict(), src)
+    with pytest.raises(KeyError, match='not a ViT'):
+        _load_tool().main([str(src), str(tmp_path / 'out.pth')])
+    assert not (tmp_path / 'out.pth').exists()

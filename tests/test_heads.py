@@ -1,0 +1,335 @@
+"""Tests of the LoopTrans heads: shapes, hand-computed losses, gradient flow."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from looptrans.models.heads import (NoiseHead, PixelAffordanceHead,
+                                    SharedCAMHead, masked_average_pool,
+                                    select_class_maps)
+from mmseg.registry import MODELS
+
+IN_CH, CH, NUM_CLASSES, H, W = 24, 16, 5, 6, 6
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+def test_masked_average_pool_hand_computed():
+    feats = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]],
+                           [[10.0, 20.0], [30.0, 40.0]]]])  # (1, 2, 2, 2)
+    weights = torch.tensor([[[1.0, 0.0], [0.0, 3.0]]])
+    pooled = masked_average_pool(feats, weights, eps=0.0)
+    # (1*1 + 3*4) / 4 and (1*10 + 3*40) / 4
+    assert torch.allclose(pooled, torch.tensor([[13 / 4, 130 / 4]]))
+    # eps keeps an empty mask finite.
+    empty = masked_average_pool(feats, torch.zeros(1, 2, 2))
+    assert torch.equal(empty, torch.zeros(1, 2))
+    # K masks at once == K single calls.
+    multi = torch.rand(1, 3, 2, 2)
+    out = masked_average_pool(feats, multi)
+    assert out.shape == (1, 3, 2)
+    for k in range(3):
+        assert torch.allclose(out[:, k], masked_average_pool(feats, multi[:, k]))
+    with pytest.raises(ValueError, match='resize the mask'):
+        masked_average_pool(feats, torch.ones(1, 3, 3))
+
+
+def test_select_class_maps():
+    maps = torch.randn(3, 4, 2, 5)
+    labels = torch.tensor([2, 0, 3])
+    out = select_class_maps(maps, labels)
+    assert out.shape == (3, 2, 5)
+    for i, c in enumerate(labels.tolist()):
+        assert torch.equal(out[i], maps[i, c])
+    with pytest.raises(ValueError, match='repeat the labels'):
+        select_class_maps(maps, torch.tensor([0, 1]))
+
+
+# --------------------------------------------------------------------------
+# SharedCAMHead
+# --------------------------------------------------------------------------
+def _cam_head(**kwargs):
+    cfg = dict(type='SharedCAMHead', in_channels=IN_CH, channels=CH,
+               num_classes=NUM_CLASSES)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def test_cam_head_shapes_and_logits():
+    head = _cam_head()
+    assert isinstance(head, SharedCAMHead)
+    feats = torch.randn(6, IN_CH, H, W)
+    cams, embed = head(feats, view='exo')
+    assert cams.shape == (6, NUM_CLASSES, H, W)
+    assert embed.shape == (6, CH, H, W)
+    logits = head.logits(cams)
+    assert logits.shape == (6, NUM_CLASSES)
+    assert torch.allclose(logits[2, 3], cams[2, 3].mean())
+    with pytest.raises(ValueError, match="'exo' or 'ego'"):
+        head(feats, view='side')
+    with pytest.raises(ValueError, match='set in_channels'):
+        head(torch.randn(2, IN_CH + 1, H, W))
+
+
+def test_cam_head_shared_vs_unshared():
+    feats = torch.randn(4, IN_CH, H, W)
+    shared = _cam_head(shared=True).eval()
+    assert list(shared.projs.keys()) == ['shared']
+    with torch.no_grad():
+        exo_cam, exo_emb = shared(feats, 'exo')
+        ego_cam, ego_emb = shared(feats, 'ego')
+    assert torch.equal(exo_cam, ego_cam) and torch.equal(exo_emb, ego_emb)
+
+    unshared = _cam_head(shared=False).eval()
+    assert sorted(unshared.projs.keys()) == ['ego', 'exo']
+    with torch.no_grad():
+        exo_cam, _ = unshared(feats, 'exo')
+        ego_cam, _ = unshared(feats, 'ego')
+    assert not torch.allclose(exo_cam, ego_cam)
+    # Unshared has one more projection branch, same MLP and classifier.
+    n_shared = sum(p.numel() for p in shared.parameters())
+    n_unshared = sum(p.numel() for p in unshared.parameters())
+    n_proj = sum(p.numel() for p in shared.projs['shared'].parameters())
+    assert n_unshared - n_shared == n_proj
+
+
+def test_cam_head_loss_matches_cross_entropy_with_view_ordering():
+    head = _cam_head()
+    labels = torch.tensor([0, 2])
+    exo_logits = torch.randn(6, NUM_CLASSES)  # (B=2, V=3) flattened
+    ego_logits = torch.randn(2, NUM_CLASSES)
+    losses = head.loss(exo_logits, ego_logits, labels)
+    assert set(losses) == {'loss_cls_exo', 'loss_cls_ego'}
+    expected_exo = F.cross_entropy(exo_logits, torch.tensor([0, 0, 0, 2, 2, 2]))
+    wrong_order = F.cross_entropy(exo_logits, torch.tensor([0, 2, 0, 2, 0, 2]))
+    assert torch.allclose(losses['loss_cls_exo'], expected_exo)
+    assert not torch.allclose(losses['loss_cls_exo'], wrong_order)
+    assert torch.allclose(losses['loss_cls_ego'],
+                          F.cross_entropy(ego_logits, labels))
+
+    exo_only = _cam_head(cls_views=('exo', ))
+    assert set(exo_only.loss(exo_logits, None, labels)) == {'loss_cls_exo'}
+    with pytest.raises(ValueError, match='ego_logits'):
+        head.loss(exo_logits, None, labels)
+    with pytest.raises(ValueError, match=r'\(B\*V, C\)'):
+        head.loss(exo_logits[:5], ego_logits, labels)
+    with pytest.raises(ValueError, match='cls_views'):
+        _cam_head(cls_views=('top', ))
+
+
+# --------------------------------------------------------------------------
+# PixelAffordanceHead
+# --------------------------------------------------------------------------
+def _pixel_head(**kwargs):
+    cfg = dict(type='PixelAffordanceHead', in_channels=IN_CH, channels=CH,
+               num_classes=NUM_CLASSES)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('upsample', [1, 2, 3])
+def test_pixel_head_shapes(upsample):
+    head = _pixel_head(upsample=upsample)
+    assert isinstance(head, PixelAffordanceHead)
+    out = head(torch.randn(2, IN_CH, H, W))
+    assert out.shape == (2, NUM_CLASSES, H * upsample, W * upsample)
+
+
+def _sig(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def test_pixel_head_loss_hand_computed():
+    head = _pixel_head()
+    logits = torch.zeros(2, 3, 2, 2)
+    logits[0, 1] = torch.tensor([[2.0, -1.0], [0.0, 1.0]])
+    logits[1, 0] = torch.tensor([[1.0, 1.0], [-2.0, 0.5]])
+    labels = torch.tensor([1, 0])
+    mask = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 1.0]]])
+    valid = torch.tensor([True, True])
+
+    def dice_mse(z, m):
+        p = [_sig(v) for v in z]
+        inter = sum(a * b for a, b in zip(p, m))
+        dice = 1 - (2 * inter + 1) / (sum(p) + sum(m) + 1)
+        mse = sum((a - b)**2 for a, b in zip(p, m)) / len(p)
+        return dice, mse
+
+    d0, m0 = dice_mse([2, -1, 0, 1], [1, 0, 0, 1])
+    d1, m1 = dice_mse([1, 1, -2, 0.5], [0, 1, 1, 1])
+    losses = head.loss(logits, labels, mask, valid)
+    assert losses['loss_pixel_dice'].item() == pytest.approx((d0 + d1) / 2,
+                                                             rel=1e-6)
+    assert losses['loss_pixel_mse'].item() == pytest.approx((m0 + m1) / 2,
+                                                            rel=1e-6)
+    # Only valid samples count; garbage in an invalid mask never leaks.
+    bad = mask.clone()
+    bad[1] = float('nan')
+    losses = head.loss(logits, labels, bad, torch.tensor([True, False]))
+    assert losses['loss_pixel_dice'].item() == pytest.approx(d0, rel=1e-6)
+    assert losses['loss_pixel_mse'].item() == pytest.approx(m0, rel=1e-6)
+    # Loss weights scale the terms.
+    weighted = _pixel_head(loss_dice_weight=2.0, loss_mse_weight=0.5)
+    losses = weighted.loss(logits, labels, mask, valid)
+    assert losses['loss_pixel_dice'].item() == pytest.approx(d0 + d1, rel=1e-6)
+    assert losses['loss_pixel_mse'].item() == pytest.approx((m0 + m1) / 4,
+                                                            rel=1e-6)
+
+
+def test_pixel_head_loss_resizes_pseudo_mask():
+    head = _pixel_head()
+    logits = torch.randn(1, NUM_CLASSES, 4, 4)
+    label = torch.tensor([3])
+    # A constant 2x2 mask resizes (bilinearly) to the same constant at 4x4.
+    small = head.loss(logits, label, torch.full((1, 2, 2), 0.25),
+                      torch.tensor([True]))
+    full = head.loss(logits, label, torch.full((1, 4, 4), 0.25),
+                     torch.tensor([True]))
+    for key in small:
+        assert torch.allclose(small[key], full[key])
+    # A non-constant mask is interpolated bilinearly, not nearest.
+    mask = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])
+    resized = F.interpolate(mask[:, None], size=(4, 4), mode='bilinear',
+                            align_corners=False)[:, 0]
+    a = head.loss(logits, label, mask, torch.tensor([True]))
+    b = head.loss(logits, label, resized, torch.tensor([True]))
+    assert torch.allclose(a['loss_pixel_mse'], b['loss_pixel_mse'])
+    with pytest.raises(ValueError, match='pseudo_mask'):
+        head.loss(logits, label, torch.zeros(2, 4, 4), torch.tensor([True]))
+
+
+def test_pixel_head_no_valid_sample_keeps_graph():
+    head = _pixel_head()
+    logits = head(torch.randn(2, IN_CH, H, W))
+    losses = head.loss(logits, torch.tensor([0, 1]), torch.rand(2, H, W),
+                       torch.zeros(2, dtype=torch.bool))
+    total = sum(losses.values())
+    assert total.item() == 0.0 and total.requires_grad
+    total.backward()
+    for name, param in head.named_parameters():
+        assert param.grad is not None, name
+        assert (param.grad == 0).all(), name
+
+
+# --------------------------------------------------------------------------
+# NoiseHead
+# --------------------------------------------------------------------------
+def _reference_dill(embed, cam, noise, f_pixel, tau):
+    """Straightforward per-sample, per-location computation of L_dill."""
+    n, d, h, w = embed.shape
+    m = noise.shape[1]
+    views = n // f_pixel.shape[0]
+    total = 0.0
+    for i in range(n):
+        sums = [[0.0] * d for _ in range(m + 1)]
+        wsum = [0.0] * (m + 1)
+        for y in range(h):
+            for x in range(w):
+                scores = [cam[i, y, x].item()] + \
+                    [noise[i, k, y, x].item() for k in range(m)]
+                exps = [math.exp(s) for s in scores]
+                for k in range(m + 1):
+                    a = exps[k] / sum(exps)
+                    wsum[k] += a
+                    for c in range(d):
+                        sums[k][c] += a * embed[i, c, y, x].item()
+        protos = [[v / (wsum[k] + 1e-6) for v in sums[k]] for k in range(m + 1)]
+
+        def cos(u, v):
+            dot = sum(a * b for a, b in zip(u, v))
+            return dot / (math.sqrt(sum(a * a for a in u)) *
+                          math.sqrt(sum(b * b for b in v)))
+
+        teacher = f_pixel[i // views].tolist()
+        s_pixel = cos(teacher, protos[0])
+        s_noise = [cos(protos[k], protos[0]) for k in range(1, m + 1)]
+        total += math.log(1 + sum(math.exp((s - s_pixel) / tau)
+                                  for s in s_noise))
+    return total / n
+
+
+def test_noise_head_forward_and_loss_against_reference():
+    head = MODELS.build(dict(type='NoiseHead', channels=4, num_noise=2,
+                             tau=0.3, loss_weight=1.0))
+    batch, views = 2, 3
+    embed = torch.randn(batch * views, 4, 3, 3, dtype=torch.float64)
+    noise = head.double()(embed)
+    assert noise.shape == (batch * views, 2, 3, 3)
+    cam = torch.randn(batch * views, 3, 3, dtype=torch.float64) * 2
+    f_pixel = torch.randn(batch, 4, dtype=torch.float64)
+    loss = head.loss(embed, cam, noise, f_pixel)['loss_dill']
+    expected = _reference_dill(embed, cam, noise.detach(), f_pixel, tau=0.3)
+    assert loss.item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_noise_head_bad_shapes():
+    head = NoiseHead(channels=4, num_noise=2)
+    embed = torch.randn(6, 4, 3, 3)
+    noise = head(embed)
+    with pytest.raises(ValueError, match=r'f_pixel \(B, D\)'):
+        head.loss(embed, torch.randn(6, 3, 3), noise, torch.randn(4, 4))
+    with pytest.raises(ValueError, match='exo_cam'):
+        head.loss(embed, torch.randn(6, 2, 2), noise, torch.randn(2, 4))
+    with pytest.raises(ValueError, match='set channels'):
+        head(torch.randn(6, 5, 3, 3))
+    with pytest.raises(ValueError, match='num_noise'):
+        NoiseHead(num_noise=0)
+
+
+@pytest.mark.parametrize('detach', [True, False])
+def test_gradient_flow_through_the_loop(detach):
+    """CAM + noise heads learn from L_dill; the pixel head only when not detached."""
+    batch, views = 2, 3
+    cam_head = _cam_head()
+    pixel_head = _pixel_head(upsample=1)
+    noise_head = NoiseHead(channels=CH, num_noise=3)
+    labels = torch.tensor([1, 4])
+    exo_feats = torch.randn(batch * views, IN_CH, H, W)
+    ego_feats = torch.randn(batch, IN_CH, H, W)
+
+    exo_cams, exo_embed = cam_head(exo_feats, 'exo')
+    _, ego_embed = cam_head(ego_feats, 'ego')
+    pixel = select_class_maps(pixel_head(ego_feats), labels).sigmoid()
+    f_pixel = masked_average_pool(ego_embed, pixel)
+    if detach:
+        f_pixel = f_pixel.detach()
+    exo_cam = select_class_maps(exo_cams, labels.repeat_interleave(views))
+    loss = noise_head.loss(exo_embed, exo_cam, noise_head(exo_embed),
+                           f_pixel)['loss_dill']
+    loss.backward()
+
+    for module in (cam_head.token_mlp, cam_head.projs, cam_head.conv_cls,
+                   noise_head):
+        grads = [p.grad for p in module.parameters()]
+        assert all(g is not None for g in grads)
+        assert sum(g.abs().sum() for g in grads) > 0
+    pixel_grads = [p.grad for p in pixel_head.parameters()]
+    if detach:
+        assert all(g is None for g in pixel_grads)
+    else:
+        assert any(g is not None and g.abs().sum() > 0 for g in pixel_grads)
+
+
+def test_heads_classification_and_pixel_grads():
+    cam_head = _cam_head()
+    pixel_head = _pixel_head()
+    feats = torch.randn(6, IN_CH, H, W)
+    labels = torch.tensor([0, 3])
+    exo_cams, _ = cam_head(feats, 'exo')
+    ego_cams, _ = cam_head(feats[:2], 'ego')
+    losses = cam_head.loss(cam_head.logits(exo_cams), cam_head.logits(ego_cams),
+                           labels)
+    logits = pixel_head(feats[:2])
+    losses.update(pixel_head.loss(logits, labels, torch.rand(2, H, W),
+                                  torch.tensor([True, False])))
+    sum(losses.values()).backward()
+    for head in (cam_head, pixel_head):
+        for name, param in head.named_parameters():
+            assert param.grad is not None and param.grad.abs().sum() > 0, name

@@ -1,0 +1,154 @@
+"""Tests of the LoopTrans losses against hand / numpy computations."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from looptrans.models.losses import (AffordanceCorrelationLoss,
+                                     DenoisingDistillationLoss, SoftDiceLoss,
+                                     weighted_sample_mean)
+from mmseg.registry import MODELS
+
+
+# --------------------------------------------------------------------------
+# DenoisingDistillationLoss
+# --------------------------------------------------------------------------
+def test_distillation_loss_hand_computed():
+    s_noise = torch.tensor([[0.2, -0.1], [0.5, 0.4]])
+    s_pixel = torch.tensor([0.6, 0.1])
+    tau = 0.5
+    expected = (
+        math.log(1 + math.exp((0.2 - 0.6) / tau) + math.exp((-0.1 - 0.6) / tau))
+        + math.log(1 + math.exp((0.5 - 0.1) / tau) +
+                   math.exp((0.4 - 0.1) / tau))) / 2
+    loss = DenoisingDistillationLoss(tau=tau)(s_noise, s_pixel)
+    assert loss.shape == ()
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    weighted = DenoisingDistillationLoss(tau=tau, loss_weight=3.0)
+    assert weighted(s_noise, s_pixel).item() == pytest.approx(3 * expected,
+                                                              rel=1e-6)
+
+
+def test_distillation_loss_is_stable_for_large_logits():
+    # (s_noise - s_pixel) / tau = 2000: a naive exp overflows to inf.
+    s_noise = torch.tensor([[1.0, -1.0]])
+    s_pixel = torch.tensor([-1.0])
+    loss = DenoisingDistillationLoss(tau=1e-3)(s_noise, s_pixel)
+    # log(1 + e^2000 + e^0) = 2000 + log(1 + 2 e^-2000) ~= 2000
+    assert torch.isfinite(loss)
+    assert loss.item() == pytest.approx(2000.0, rel=1e-6)
+    # Far negative: log(1 + tiny) -> 0, not negative, not nan.
+    loss = DenoisingDistillationLoss(tau=1e-3)(-s_noise.abs() - 1, s_pixel + 2)
+    assert loss.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_distillation_loss_gradient_sign():
+    s_noise = torch.tensor([[0.3, 0.1]], requires_grad=True)
+    s_pixel = torch.tensor([0.2], requires_grad=True)
+    DenoisingDistillationLoss(tau=0.5)(s_noise, s_pixel).backward()
+    # Minimising pulls s_pixel up and pushes the noise similarities down.
+    assert s_pixel.grad.item() < 0
+    assert (s_noise.grad > 0).all()
+
+
+def test_distillation_loss_bad_input():
+    loss = DenoisingDistillationLoss()
+    with pytest.raises(ValueError, match=r's_noise \(N, M\)'):
+        loss(torch.zeros(3, 2), torch.zeros(2))
+    with pytest.raises(ValueError, match='tau'):
+        DenoisingDistillationLoss(tau=0.0)
+
+
+# --------------------------------------------------------------------------
+# SoftDiceLoss / weighted_sample_mean
+# --------------------------------------------------------------------------
+def test_soft_dice_2x2_hand_computed():
+    pred = torch.tensor([[[0.9, 0.1], [0.8, 0.2]]])
+    target = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
+    # inter = 1.7, sum(p) = 2.0, sum(m) = 2 -> 1 - (3.4 + 1) / (4 + 1)
+    loss = SoftDiceLoss()(pred, target)
+    assert loss.item() == pytest.approx(1 - 4.4 / 5.0, rel=1e-6)
+    # eps = 1: an empty prediction on an empty target costs nothing.
+    assert SoftDiceLoss()(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)).item() == 0
+
+
+def test_soft_dice_weights_and_all_invalid():
+    pred = torch.tensor([[0.9, 0.1, 0.8, 0.2], [0.5, 0.5, 0.5, 0.5]],
+                        requires_grad=True)
+    target = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    # sample 1: 1 - (2*0.5 + 1) / (2 + 1 + 1) = 0.5
+    dice = SoftDiceLoss(loss_weight=2.0)
+    assert dice(pred, target).item() == pytest.approx((0.12 + 0.5), rel=1e-6)
+    valid = torch.tensor([False, True])
+    assert dice(pred, target, valid).item() == pytest.approx(1.0, rel=1e-6)
+    none = dice(pred, target, torch.zeros(2, dtype=torch.bool))
+    assert none.item() == 0.0 and none.requires_grad
+    none.backward()
+    assert pred.grad is not None and (pred.grad == 0).all()
+
+
+def test_weighted_sample_mean_ignores_non_finite_invalid_samples():
+    loss = torch.tensor([2.0, float('nan'), 4.0])
+    weight = torch.tensor([1.0, 0.0, 3.0])
+    assert weighted_sample_mean(loss, weight).item() == pytest.approx(14 / 4)
+    assert weighted_sample_mean(loss[[0, 2]]).item() == pytest.approx(3.0)
+    with pytest.raises(ValueError, match='weight shape'):
+        weighted_sample_mean(loss, weight[:2])
+
+
+def test_soft_dice_shape_mismatch():
+    with pytest.raises(ValueError, match='resize the target'):
+        SoftDiceLoss()(torch.zeros(2, 4, 4), torch.zeros(2, 2, 2))
+
+
+# --------------------------------------------------------------------------
+# AffordanceCorrelationLoss
+# --------------------------------------------------------------------------
+def _np_corr_loss(exo, ego, temperature):
+    def corr(logits):
+        z = logits / temperature
+        p = np.exp(z - z.max(1, keepdims=True))
+        p = p / p.sum(1, keepdims=True)
+        return p.T @ p / p.shape[0]
+
+    diff = corr(exo.mean(1)) - corr(ego)
+    return (diff**2).sum() / ego.shape[1]
+
+
+@pytest.mark.parametrize('batch', [1, 3])
+def test_correlation_loss_matches_numpy(batch):
+    rng = np.random.default_rng(0)
+    exo = rng.normal(size=(batch, 3, 5)) * 2
+    ego = rng.normal(size=(batch, 5)) * 2
+    loss_fn = AffordanceCorrelationLoss(loss_weight=0.5, temperature=0.7)
+    exo_t = torch.tensor(exo, dtype=torch.float64, requires_grad=True)
+    ego_t = torch.tensor(ego, dtype=torch.float64, requires_grad=True)
+    loss = loss_fn(exo_t, ego_t)
+    assert loss.item() == pytest.approx(0.5 * _np_corr_loss(exo, ego, 0.7),
+                                        rel=1e-10)
+    assert loss.item() > 0
+    loss.backward()
+    # Mutual alignment: both views receive gradients.
+    assert exo_t.grad.abs().sum() > 0 and ego_t.grad.abs().sum() > 0
+    # Already-aggregated (B, C) exo logits give the same value.
+    same = loss_fn(exo_t.detach().mean(1), ego_t.detach())
+    assert same.item() == pytest.approx(loss.item(), rel=1e-10)
+
+
+def test_correlation_loss_zero_when_views_agree_and_bad_shapes():
+    logits = torch.randn(4, 6)
+    loss_fn = MODELS.build(dict(type='AffordanceCorrelationLoss'))
+    assert loss_fn(logits[:, None].repeat(1, 3, 1), logits).item() == \
+        pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match=r'reshape flattened exo logits'):
+        loss_fn(torch.randn(12, 6), logits)
+    with pytest.raises(ValueError, match='temperature'):
+        AffordanceCorrelationLoss(temperature=0)
+
+
+def test_losses_are_registered():
+    for name in ('SoftDiceLoss', 'DenoisingDistillationLoss',
+                 'AffordanceCorrelationLoss'):
+        assert MODELS.get(name) is not None
+    assert isinstance(MODELS.build(dict(type='SoftDiceLoss')), SoftDiceLoss)

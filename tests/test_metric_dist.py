@@ -1,0 +1,103 @@
+"""AffordanceMetric under DDP: 2 CPU processes (gloo) give the 1-process result and count each image once."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as torch_dist
+import torch.multiprocessing as mp
+
+DATASET_SIZE = 7  # not divisible by the world size: DefaultSampler pads rank 1 with sample 0
+WORLD_SIZE = 2
+BATCH_SIZE = 2
+
+
+def make_samples() -> list:
+    """The fake dataset: every process builds the same one (fixed seed)."""
+    rng = np.random.default_rng(0)
+    affordances = ['hold', 'cut_with', 'sit_on']
+    samples = []
+    for i in range(DATASET_SIZE):
+        gt = rng.random((20, 30)) * (rng.random((20, 30)) < 0.3)
+        if i == 4:
+            gt[:] = 0  # an empty GT: left out (agd20k) / uniform (hotspots), counted once
+        samples.append(dict(pred_heatmap=dict(data=torch.from_numpy(rng.random((1, 14, 14)))),
+                            gt_heatmap=dict(data=torch.from_numpy(gt)[None]), sample_idx=i,
+                            img_path=f'ego/{affordances[i % 3]}/{i}.jpg', affordance=affordances[i % 3]))
+    return samples
+
+
+def build_metrics(collect_dir: str) -> dict:
+    from looptrans.evaluation import AffordanceMetric
+    return dict(agd20k=AffordanceMetric(eval_size=32, collect_dir=collect_dir),
+                hotspots=AffordanceMetric(protocol='hotspots', jitter_seed=1, collect_dir=collect_dir))
+
+
+def run_metrics(metrics: dict, indices: list, size: int) -> dict:
+    """Feed ``indices`` of the fake dataset batch by batch, then ``evaluate(size)`` every metric."""
+    samples = make_samples()
+    out = {}
+    for name, metric in metrics.items():
+        for start in range(0, len(indices), BATCH_SIZE):
+            metric.process({}, [samples[i] for i in indices[start:start + BATCH_SIZE]])
+        out[name] = metric.evaluate(size)
+    return out
+
+
+def _worker(rank: int, port: int, tmpdir: str) -> None:
+    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                                  world_size=WORLD_SIZE)
+    try:
+        from mmengine.dataset import DefaultSampler
+        from mmengine.dist import get_dist_info
+
+        from looptrans.evaluation.metrics import affordance_metric
+        assert get_dist_info() == (rank, WORLD_SIZE)
+        logs = []
+        affordance_metric.print_log = lambda msg, *a, **k: logs.append(str(msg))
+        indices = list(DefaultSampler(list(range(DATASET_SIZE)), shuffle=False))
+        collect_dir = os.path.join(tmpdir, 'collect')
+        results = {
+            # what MMEngine's loop passes: the dataset size
+            'size': run_metrics(build_metrics(collect_dir), indices, DATASET_SIZE),
+            # a size that keeps the sampler's padding: the metric must drop the repeat itself
+            'padded': run_metrics(build_metrics(collect_dir), indices, len(indices) * WORLD_SIZE),
+        }
+        with open(os.path.join(tmpdir, f'rank{rank}.json'), 'w') as f:
+            json.dump(dict(indices=indices, results=results, logs=logs), f)
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not torch_dist.is_available(), reason='torch.distributed is not available')
+def test_two_process_result_equals_one_process(tmp_path):
+    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
+    ranks = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(WORLD_SIZE)]
+
+    # DefaultSampler(shuffle=False): rank r gets r, r + 2, ..., padded by repeating from the start.
+    assert ranks[0]['indices'] == [0, 2, 4, 6]
+    assert ranks[1]['indices'] == [1, 3, 5, 0]
+
+    single = run_metrics(build_metrics(str(tmp_path / 'single')), list(range(DATASET_SIZE)), DATASET_SIZE)
+    for case in ('size', 'padded'):
+        for rank in range(WORLD_SIZE):  # evaluate() broadcasts rank 0's result to every rank
+            got = ranks[rank]['results'][case]
+            assert got.keys() == single.keys()
+            for protocol in single:
+                assert got[protocol] == pytest.approx(single[protocol], rel=1e-12, abs=1e-12)
+
+    counts = [m for m in ranks[0]['logs'] if 'num_images' in m]
+    assert len(counts) == 4  # 2 protocols x 2 cases, logged on rank 0 only
+    assert all(f'num_images={DATASET_SIZE}' in m and 'num_empty_gt=1' in m for m in counts)
+    assert sum('duplicates_dropped=1' in m for m in counts) == 2  # the 'padded' case
+    assert not any('num_images' in m for m in ranks[1]['logs'])

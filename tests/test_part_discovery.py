@@ -1,0 +1,247 @@
+"""Tests of the batched part discovery (cosine K-means + CAM IoU selection)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from looptrans.models.part_discovery import (PartDiscovery, cosine_kmeans,
+                                             farthest_point_init, random_init)
+from mmseg.registry import MODELS
+
+GRID = 8  # 8x8 grid, four 4x4 quadrants
+
+
+def _quadrant_ids():
+    ys, xs = torch.meshgrid(torch.arange(GRID), torch.arange(GRID),
+                            indexing='ij')
+    return ((ys >= GRID // 2).long() * 2 + (xs >= GRID // 2).long()).flatten()
+
+
+def _planted(batch=3, dim=16, noise=0.05, seed=0):
+    """Descriptors with one direction per quadrant and a CAM blob per sample."""
+    gen = torch.Generator().manual_seed(seed)
+    quad = _quadrant_ids()  # (N,)
+    desc, cams, targets = [], [], []
+    for b in range(batch):
+        basis = torch.linalg.qr(torch.randn(dim, dim, generator=gen))[0][:4]
+        desc.append(basis[quad] * (1 + torch.rand(quad.shape[0], 1,
+                                                  generator=gen)) +
+                    noise * torch.randn(quad.shape[0], dim, generator=gen))
+        target = b % 4
+        cy = 1.5 + 4 * (target // 2)
+        cx = 1.5 + 4 * (target % 2)
+        ys, xs = torch.meshgrid(torch.arange(GRID).float(),
+                                torch.arange(GRID).float(), indexing='ij')
+        cams.append(torch.exp(-((ys - cy)**2 + (xs - cx)**2) / 2.0))
+        targets.append(target)
+    return torch.stack(desc), torch.stack(cams), quad, targets
+
+
+def _assert_same_partition(assign, quad):
+    """assign equals quad up to a permutation of the labels."""
+    mapping = {}
+    for a, q in zip(assign.tolist(), quad.tolist()):
+        assert mapping.setdefault(q, a) == a
+    assert len(set(mapping.values())) == len(mapping)
+
+
+def test_recovers_planted_parts_and_pseudo_mask():
+    desc, cams, quad, targets = _planted(batch=4)
+    out = PartDiscovery(num_parts=4, num_iters=10)(desc, cams)
+    assert out['pseudo_mask'].shape == (4, GRID, GRID)
+    assert out['pseudo_mask'].dtype == torch.float32
+    assert out['valid'].dtype == torch.bool and out['valid'].all()
+    assert out['ious'].shape == (4, 4)
+    assert out['assign'].shape == (4, GRID * GRID)
+    assert out['assign'].dtype == torch.long
+    for b, target in enumerate(targets):
+        _assert_same_partition(out['assign'][b], quad)
+        expected = (quad == target).float().view(GRID, GRID)
+        assert torch.equal(out['pseudo_mask'][b], expected)
+        # the selected IoU equals |cam mask| / 16: the blob lies in its quadrant
+        norm = (cams[b] - cams[b].min()) / (cams[b].max() - cams[b].min())
+        cam_mask = norm > norm.mean()
+        assert cam_mask.sum() > 0
+        assert (cam_mask.flatten() <= (quad == target)).all()
+        assert out['ious'][b].max().item() == pytest.approx(
+            cam_mask.sum().item() / 16)
+
+
+def test_deterministic():
+    desc = torch.randn(3, 49, 8)
+    cam = torch.rand(3, 7, 7)
+    module = PartDiscovery()
+    a, b = module(desc, cam), module(desc, cam)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    rnd = PartDiscovery(init='random')
+    a = rnd(desc, cam, torch.Generator().manual_seed(7))
+    b = rnd(desc, cam, torch.Generator().manual_seed(7))
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_empty_clusters_and_few_descriptors_stay_finite():
+    # Only two distinct descriptors, K = 4: two clusters must stay empty.
+    desc = torch.zeros(2, 36, 3)
+    desc[:, :18, 0] = 1.0
+    desc[:, 18:, 1] = 1.0
+    cam = torch.zeros(2, 6, 6)
+    cam[:, :3] = 1.0  # the first 18 positions
+    out = PartDiscovery(num_parts=4, num_iters=5)(desc, cam)
+    assert torch.isfinite(out['ious']).all()
+    assert torch.isfinite(out['pseudo_mask']).all()
+    assert ((out['assign'] >= 0) & (out['assign'] < 4)).all()
+    for b in range(2):
+        assert len(out['assign'][b].unique()) == 2
+        assert out['valid'][b]
+        assert torch.equal(out['pseudo_mask'][b], cam[b])
+    assert ((out['ious'] == 0).sum(1) == 3).all()  # 1 hit, 1 miss, 2 empty
+
+    # Fewer descriptors than parts (N = 2 < K = 4).
+    desc = torch.randn(3, 2, 5)
+    cam = torch.tensor([[[0.0, 1.0]]]).repeat(3, 1, 1)
+    out = PartDiscovery(num_parts=4)(desc, cam)
+    assert out['ious'].shape == (3, 4) and torch.isfinite(out['ious']).all()
+    assert out['valid'].all()
+    assert torch.equal(out['pseudo_mask'], cam)
+    # Zero descriptors (normalise to zero vectors) do not give NaN either.
+    out = PartDiscovery()(torch.zeros(1, 16, 4), torch.rand(1, 4, 4))
+    assert torch.isfinite(out['ious']).all()
+
+
+def test_constant_or_zero_cam_is_invalid():
+    desc, cams, _, _ = _planted(batch=3)
+    cams[0] = 0.0
+    cams[1] = 0.7
+    out = PartDiscovery()(desc, cams)
+    assert out['valid'].tolist() == [False, False, True]
+    assert (out['ious'][:2] == 0).all()
+    assert (out['pseudo_mask'][:2] == 0).all()
+    assert out['pseudo_mask'][2].sum() == 16
+
+
+def test_min_iou_and_float_threshold():
+    desc, cams, quad, targets = _planted(batch=2)
+    # 'mean' keeps the whole 4x4 quadrant of the blob: IoU 1.
+    out = PartDiscovery(cam_thr='mean')(desc, cams)
+    assert torch.allclose(out['ious'].max(1).values, torch.ones(2))
+    # > 0.5 keeps the 2x2 blob centre only: IoU 4/16 with its quadrant.
+    out = PartDiscovery(cam_thr=0.5, min_iou=0.25)(desc, cams)
+    assert torch.allclose(out['ious'].max(1).values, torch.full((2, ), 0.25))
+    assert out['valid'].all()
+    for b, target in enumerate(targets):
+        assert torch.equal(out['pseudo_mask'][b].flatten(),
+                           (quad == target).float())
+    # ... which min_iou = 0.3 rejects: invalid, all-zero pseudo-masks.
+    out = PartDiscovery(cam_thr=0.5, min_iou=0.3)(desc, cams)
+    assert not out['valid'].any() and (out['pseudo_mask'] == 0).all()
+    # A low threshold spills over into the neighbouring quadrants.
+    out = PartDiscovery(cam_thr=0.01)(desc, cams)
+    assert (out['ious'].max(1).values < 1).all()
+    assert ((out['ious'] > 0).sum(1) == 3).all()
+    with pytest.raises(ValueError, match='cam_thr'):
+        PartDiscovery(cam_thr='median')
+    with pytest.raises(ValueError, match='cam_thr'):
+        PartDiscovery(cam_thr=1.5)
+    with pytest.raises(ValueError, match='init'):
+        PartDiscovery(init='kmeans++')
+
+
+def test_bad_shapes_and_no_grad():
+    module = MODELS.build(dict(type='PartDiscovery', num_parts=3))
+    with pytest.raises(ValueError, match='resize the CAM'):
+        module(torch.randn(2, 49, 8), torch.rand(2, 6, 6))
+    desc = torch.randn(2, 36, 8, requires_grad=True)
+    out = module(desc, torch.rand(2, 6, 6))
+    assert not out['pseudo_mask'].requires_grad
+    assert not out['ious'].requires_grad
+
+
+# --------------------------------------------------------------------------
+# Straightforward per-sample reference
+# --------------------------------------------------------------------------
+def _reference(desc, cam, num_parts, num_iters, init_index=None):
+    """One sample at a time, plain loops over clusters."""
+    results = []
+    for b in range(desc.shape[0]):
+        x = desc[b].float()
+        x = x / x.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        n = x.shape[0]
+        if init_index is None:
+            mean = x.mean(0)
+            mean = mean / mean.norm().clamp(min=1e-12)
+            idx = [int(torch.argmax(x @ mean))]
+            while len(idx) < num_parts:
+                dist = torch.stack([1 - x @ x[i] for i in idx]).min(0).values
+                idx.append(int(torch.argmax(dist)))
+        else:
+            idx = init_index[b].tolist()
+        centres = x[idx].clone()
+        for _ in range(num_iters):
+            assign = torch.argmax(x @ centres.T, dim=1)
+            for k in range(num_parts):
+                members = x[assign == k]
+                if len(members):
+                    mean = members.sum(0)
+                    centres[k] = mean / mean.norm().clamp(min=1e-12)
+        assign = torch.argmax(x @ centres.T, dim=1)
+
+        c = cam[b].flatten().float()
+        c = (c - c.min()) / (c.max() - c.min()) if c.max() > c.min() \
+            else torch.zeros_like(c)
+        cam_mask = c > c.mean()
+        ious = []
+        for k in range(num_parts):
+            part = assign == k
+            union = (part | cam_mask).sum().item()
+            ious.append((part & cam_mask).sum().item() / union if union else 0.)
+        best = max(range(num_parts), key=lambda k: (ious[k], -k))
+        valid = ious[best] > 0
+        mask = (assign == best) & valid
+        results.append((assign, torch.tensor(ious), mask.view(cam.shape[1:]),
+                        valid))
+    return results
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+@pytest.mark.parametrize('init', ['farthest', 'random'])
+def test_matches_per_sample_reference(seed, init):
+    gen = torch.Generator().manual_seed(seed)
+    desc = torch.randn(5, 7 * 7, 12, generator=gen)
+    cam = torch.rand(5, 7, 7, generator=gen)
+    module = PartDiscovery(num_parts=4, num_iters=6, init=init)
+    init_index = None
+    if init == 'random':
+        x = F.normalize(desc, dim=-1)
+        init_index = random_init(x, 4, torch.Generator().manual_seed(11))
+        assert init_index.shape == (5, 4)
+        assert all(len(set(row)) == 4 for row in init_index.tolist())
+    out = module(desc, cam, generator=torch.Generator().manual_seed(11))
+    for b, (assign, ious, mask, valid) in enumerate(
+            _reference(desc, cam, 4, 6, init_index)):
+        assert torch.equal(out['assign'][b], assign)
+        assert torch.allclose(out['ious'][b], ious.float())
+        assert torch.equal(out['pseudo_mask'][b].bool(), mask)
+        assert out['valid'][b].item() == valid
+
+
+def test_farthest_point_init_picks_spread_centres():
+    # Descriptors on 3 orthogonal axes (plus duplicates): init finds all three.
+    x = torch.eye(3)[[0, 0, 1, 2, 2, 2]][None]
+    idx = farthest_point_init(x, 3)[0].tolist()
+    assert sorted({int(torch.argmax(x[0, i])) for i in idx}) == [0, 1, 2]
+    # The first centre is the one nearest the mean direction (axis 2, 3 copies).
+    assert int(torch.argmax(x[0, idx[0]])) == 2
+
+
+def test_empty_cluster_keeps_its_centre():
+    x = F.normalize(torch.randn(2, 10, 4), dim=-1)
+    # Centre 1 duplicates centre 0: ties go to centre 0, so in the first
+    # update cluster 1 is empty and must keep its centre.
+    init = torch.tensor([[0, 0, 3], [5, 5, 7]])
+    centres, _ = cosine_kmeans(x, init, num_iters=1)
+    assert torch.isfinite(centres).all()
+    assert torch.equal(centres[0, 1], x[0, 0])
+    assert torch.equal(centres[1, 1], x[1, 5])
+    # Non-empty centres are unit vectors (normalised member means).
+    assert torch.allclose(centres[:, [0, 2]].norm(dim=-1), torch.ones(2, 2))

@@ -1,0 +1,162 @@
+"""The LoopTrans segmentor: losses, gradient flow, ablation switches, prediction, other backbones."""
+import copy
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+import looptrans  # noqa: F401
+
+NUM_CLASSES = 5
+TINY_VIT = dict(embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=384)
+
+
+def model_cfg(**overrides) -> dict:
+    cfg = dict(
+        type='LoopTrans',
+        data_preprocessor=dict(type='AffordanceDataPreprocessor'),
+        backbone=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True),
+        cam_head=dict(type='SharedCAMHead', in_channels=384, channels=64, num_classes=NUM_CLASSES),
+        pixel_head=dict(type='PixelAffordanceHead', in_channels=384, channels=32, num_classes=NUM_CLASSES),
+        noise_head=dict(type='NoiseHead', channels=64, num_noise=3, tau=0.5),
+        corr_loss=dict(type='AffordanceCorrelationLoss'),
+        part_discovery=dict(type='PartDiscovery', num_parts=4),
+    )
+    cfg.update(overrides)
+    return cfg
+
+
+def build(**overrides):
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    return MODELS.build(model_cfg(**overrides))
+
+
+def batch(b=2, v=3, size=64, labels=(1, 3)):
+    gen = torch.Generator().manual_seed(1)
+    inputs = torch.randn(b, 1 + v, 3, size, size, generator=gen)
+    samples = [SegDataSample(metainfo=dict(gt_label=labels[i % len(labels)], img_shape=(size, size)))
+               for i in range(b)]
+    return inputs, samples
+
+
+def test_loss_names_and_finiteness():
+    model = build()
+    inputs, samples = batch()
+    losses = model.loss(inputs, samples)
+    expected = {'loss_cls_exo', 'loss_cls_ego', 'loss_pixel_dice', 'loss_pixel_mse', 'loss_dill', 'loss_corr'}
+    assert expected <= set(losses)
+    assert {'pm_valid', 'pm_area', 'pm_iou'} <= set(losses)
+    for name, value in losses.items():
+        assert torch.isfinite(value).all(), name
+
+
+def test_gradients_reach_heads_only_backbone_frozen():
+    model = build()
+    model.train()
+    inputs, samples = batch()
+    losses = model.loss(inputs, samples)
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    for name, p in model.backbone.named_parameters():
+        assert not p.requires_grad and p.grad is None, name
+    for head in ('cam_head', 'pixel_head', 'noise_head'):
+        grads = [p.grad for p in getattr(model, head).parameters()]
+        assert grads and all(g is not None for g in grads), head
+        assert any(g.abs().sum() > 0 for g in grads), head
+
+
+def test_pixel_supervision_off_gives_zero_pixel_loss_but_keeps_graph():
+    model = build()
+    model.pixel_supervision = False
+    inputs, samples = batch()
+    losses = model.loss(inputs, samples)
+    assert losses['loss_pixel_dice'].item() == 0 and losses['loss_pixel_mse'].item() == 0
+    assert losses['loss_pixel_dice'].requires_grad
+    assert 'pm_valid' not in losses
+
+
+@pytest.mark.parametrize('overrides, absent', [
+    (dict(pixel_head=None, test_cfg=dict(heatmap='cam')), {'loss_pixel_dice', 'loss_pixel_mse'}),
+    (dict(noise_head=None), {'loss_dill'}),
+    (dict(corr_loss=None), {'loss_corr'}),
+])
+def test_ablation_switches_remove_their_losses(overrides, absent):
+    model = build(**overrides)
+    losses = model.loss(*batch())
+    assert not (absent & set(losses))
+
+
+def test_unshared_cam_head_has_two_branches():
+    shared = build()
+    unshared = build(cam_head=dict(type='SharedCAMHead', in_channels=384, channels=64,
+                                   num_classes=NUM_CLASSES, shared=False))
+    n_shared = sum(p.numel() for p in shared.cam_head.parameters())
+    n_unshared = sum(p.numel() for p in unshared.cam_head.parameters())
+    assert n_unshared > n_shared
+
+
+def test_predict_writes_heatmap_of_the_asked_affordance():
+    model = build(test_cfg=dict(return_all=True))
+    model.eval()
+    inputs, samples = batch(v=0)
+    with torch.no_grad():
+        out = model.predict(inputs, copy.deepcopy(samples))
+        all_maps = model.heatmaps(inputs)
+    for i, sample in enumerate(out):
+        assert sample.pred_heatmap.data.shape == (1, 64, 64)
+        assert sample.pred_heatmaps.data.shape == (NUM_CLASSES, 64, 64)
+        label = samples[i].metainfo['gt_label']
+        torch.testing.assert_close(sample.pred_heatmap.data[0], all_maps[i, label])
+        assert 0 <= sample.pred_heatmap.data.min() and sample.pred_heatmap.data.max() <= 1  # sigmoid
+
+
+def test_cam_heatmap_source_and_forward_shape():
+    model = build(test_cfg=dict(heatmap='cam'))
+    model.eval()
+    inputs, _ = batch(v=0)
+    with torch.no_grad():
+        raw = model._forward(inputs)
+        cams = model.cam_head(model.extract_feat(inputs[:, 0]), view='ego')[0]
+    assert raw.shape == (2, NUM_CLASSES, 64, 64)
+    expected = torch.nn.functional.interpolate(cams, size=(64, 64), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(raw, expected)
+
+
+def test_training_needs_exo_views_and_5d_inputs():
+    model = build()
+    inputs, samples = batch(v=0)
+    with pytest.raises(ValueError, match='exocentric'):
+        model.loss(inputs, samples)
+    with pytest.raises(ValueError, match=r'\(B, V, 3, H, W\)'):
+        model.loss(inputs[:, 0], samples)
+
+
+def test_non_dino_backbone_needs_descriptor():
+    resnet = dict(type='ResNetV1c', depth=18, out_indices=(3, ), strides=(1, 2, 2, 1),
+                  dilations=(1, 1, 1, 2))
+    with pytest.raises(ValueError, match='descriptor'):
+        build(backbone=resnet)
+
+
+def test_mmseg_resnet_backbone_with_dino_descriptor():
+    resnet = dict(type='ResNetV1c', depth=18, out_indices=(3, ), strides=(1, 2, 2, 1),
+                  dilations=(1, 1, 1, 2))
+    model = build(
+        backbone=resnet,
+        neck=dict(type='MultiLevelNeck', in_channels=[512], out_channels=384, scales=[1]),
+        descriptor=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True))
+    losses = model.loss(*batch())
+    total = sum(v for k, v in losses.items() if k.startswith('loss'))
+    total.backward()
+    assert all(p.grad is not None for p in model.backbone.parameters() if p.requires_grad)
+    assert all(p.grad is None for p in model.descriptor.parameters())
+
+
+def test_mmpretrain_backbone_by_config():
+    convnext = dict(type='mmpretrain.ConvNeXt', arch='tiny', out_indices=(2, ), gap_before_final_norm=False)
+    model = build(backbone=convnext,
+                  descriptor=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True))
+    losses = model.loss(*batch())
+    assert torch.isfinite(sum(v for k, v in losses.items() if k.startswith('loss')))

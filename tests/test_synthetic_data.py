@@ -1,0 +1,216 @@
+"""Tests of the synthetic AGD20K generator and its CLI."""
+import os
+import os.path as osp
+import runpy
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from looptrans.datasets import (SYNTHETIC_SEEN_CLASSES,
+                                SYNTHETIC_UNSEEN_CLASSES,
+                                SYNTHETIC_UNSEEN_TEST_OBJECTS,
+                                generate_synthetic_agd20k)
+from looptrans.datasets.synthetic import (AFFORDANCE_PARTS, OBJECTS,
+                                          PART_KIND_COLORS)
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SMALL = dict(num_exo=2, num_ego=2, num_test=2)
+
+
+def _files(root):
+    out = {}
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = osp.join(d, n)
+            with open(p, 'rb') as f:
+                out[osp.relpath(p, root)] = f.read()
+    return out
+
+
+def _pairs(folder):
+    """(affordance, object) folders under an <affordance>/<object>/ tree."""
+    return {(a, o) for a in os.listdir(folder)
+            for o in os.listdir(osp.join(folder, a))}
+
+
+@pytest.fixture(scope='module')
+def tree(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('syn') / 'synthetic_agd20k')
+    summary = generate_synthetic_agd20k(root, seed=0, **SMALL)
+    return root, summary
+
+
+def test_class_tuples_are_alphabetical_agd20k_names():
+    agd20k_unseen = {'carry', 'catch', 'cut', 'cut_with', 'drink_with', 'eat',
+                     'hit', 'hold', 'jump', 'kick', 'lie_on', 'open', 'peel',
+                     'pick_up', 'pour', 'push', 'ride', 'sip', 'sit_on',
+                     'stick', 'swing', 'take_photo', 'throw', 'type_on',
+                     'wash'}
+    assert list(SYNTHETIC_SEEN_CLASSES) == sorted(SYNTHETIC_SEEN_CLASSES)
+    assert list(SYNTHETIC_UNSEEN_CLASSES) == sorted(SYNTHETIC_UNSEEN_CLASSES)
+    assert 6 <= len(SYNTHETIC_SEEN_CLASSES) <= 8
+    assert set(SYNTHETIC_UNSEEN_CLASSES) <= set(SYNTHETIC_SEEN_CLASSES)
+    assert set(SYNTHETIC_SEEN_CLASSES) <= agd20k_unseen  # real AGD20K names
+    assert 4 <= len(OBJECTS) <= 7
+
+
+def test_layout_and_counts(tree):
+    root, summary = tree
+    for split in ('Seen', 'Unseen'):
+        info = summary['splits'][split]
+        base = osp.join(root, split)
+        exo = osp.join(base, 'trainset', 'exocentric')
+        ego = osp.join(base, 'trainset', 'egocentric')
+        test = osp.join(base, 'testset', 'egocentric')
+        gt = osp.join(base, 'testset', 'GT')
+        assert _pairs(exo) == set(info['train_pairs']) == _pairs(ego)
+        assert _pairs(test) == set(info['test_pairs']) == _pairs(gt)
+        assert sorted(os.listdir(exo)) == sorted(
+            {a for a, _ in info['train_pairs']})
+        for a, o in info['train_pairs']:
+            assert len(os.listdir(osp.join(exo, a, o))) == SMALL['num_exo']
+            assert len(os.listdir(osp.join(ego, a, o))) == SMALL['num_ego']
+        for a, o in info['test_pairs']:
+            imgs = sorted(os.listdir(osp.join(test, a, o)))
+            gts = sorted(os.listdir(osp.join(gt, a, o)))
+            assert len(imgs) == SMALL['num_test']
+            assert [osp.splitext(n)[0] for n in imgs] == [
+                osp.splitext(n)[0] for n in gts]
+            assert all(n.endswith('.jpg') for n in imgs)
+            assert all(n.endswith('.png') for n in gts)
+    seen = summary['splits']['Seen']
+    assert tuple(seen['classes']) == SYNTHETIC_SEEN_CLASSES
+    assert {a for a, _ in seen['test_pairs']} == set(SYNTHETIC_SEEN_CLASSES)
+    files = _files(root)
+    assert summary['num_files'] == len(files)
+    assert summary['num_bytes'] == sum(len(v) for v in files.values())
+
+
+def test_unseen_test_objects_are_absent_from_training(tree):
+    root, summary = tree
+    base = osp.join(root, 'Unseen')
+    train_objs = {o for sub in ('exocentric', 'egocentric')
+                  for _, o in _pairs(osp.join(base, 'trainset', sub))}
+    test_objs = {o for _, o in _pairs(osp.join(base, 'testset', 'egocentric'))}
+    assert train_objs and test_objs
+    assert not train_objs & test_objs
+    assert test_objs == set(SYNTHETIC_UNSEEN_TEST_OBJECTS)
+    # every Unseen class is trained on some objects and tested on others
+    train_affs = set(os.listdir(osp.join(base, 'trainset', 'exocentric')))
+    test_affs = set(os.listdir(osp.join(base, 'testset', 'egocentric')))
+    assert train_affs == test_affs == set(SYNTHETIC_UNSEEN_CLASSES)
+
+
+def test_images_decode_with_sizes_in_range(tree):
+    root, _ = tree
+    for rel in _files(root):
+        img = cv2.imread(osp.join(root, rel), cv2.IMREAD_UNCHANGED)
+        assert img is not None, rel
+        assert 224 <= img.shape[0] <= 320 and 224 <= img.shape[1] <= 320, rel
+        if '/GT/' in rel:
+            assert img.dtype == np.uint8 and img.ndim == 2, rel
+            assert img.max() == 255, rel
+        else:
+            assert img.ndim == 3 and img.shape[2] == 3, rel
+
+
+def _nearest_kind(color):
+    """The part kind whose colour (or striped, darkened colour) is closest."""
+    best, best_d = None, np.inf
+    for kind, ref in PART_KIND_COLORS.items():
+        for scale in ((1.0, 0.65) if kind == 'handle' else (1.0, )):
+            d = np.linalg.norm(np.asarray(ref) * scale - color)
+            if d < best_d:
+                best, best_d = kind, d
+    return best
+
+
+def test_gt_heatmap_marks_the_affordance_part(tree):
+    """The GT peak lies on pixels that look like the affordance's part kind."""
+    root, summary = tree
+    base = osp.join(root, 'Seen', 'testset')
+    for aff, obj in summary['splits']['Seen']['test_pairs']:
+        part = AFFORDANCE_PARTS[aff][obj]
+        kind = next(p.kind for p in OBJECTS[obj] if p.name == part)
+        for name in sorted(os.listdir(osp.join(base, 'GT', aff, obj))):
+            gt = cv2.imread(osp.join(base, 'GT', aff, obj, name), 0)
+            img = cv2.imread(
+                osp.join(base, 'egocentric', aff, obj,
+                         name.replace('.png', '.jpg')))
+            peak = gt >= 230
+            assert peak.sum() >= 10, (aff, obj, name)
+            # heat is concentrated: most of the image is (near) zero
+            assert (gt > 25).mean() < 0.5, (aff, obj, name)
+            votes = [_nearest_kind(c) for c in img[peak].astype(float)]
+            share = votes.count(kind) / len(votes)
+            assert share > 0.6, (aff, obj, name, kind, share)
+
+
+def test_exocentric_images_show_the_part_kind(tree):
+    """Most exocentric images contain pixels of the affordance's part look."""
+    root, summary = tree
+    base = osp.join(root, 'Seen', 'trainset', 'exocentric')
+    hits = total = 0
+    for aff, obj in summary['splits']['Seen']['train_pairs']:
+        part = AFFORDANCE_PARTS[aff][obj]
+        kind = next(p.kind for p in OBJECTS[obj] if p.name == part)
+        ref = np.asarray(PART_KIND_COLORS[kind], float)
+        for name in os.listdir(osp.join(base, aff, obj)):
+            img = cv2.imread(osp.join(base, aff, obj, name)).astype(float)
+            close = np.linalg.norm(img - ref, axis=2) < 40
+            hits += close.sum() >= 20
+            total += 1
+    assert hits / total > 0.8
+
+
+def test_same_seed_is_byte_identical_other_seed_differs(tmp_path, tree):
+    root, _ = tree
+    again = str(tmp_path / 'again')
+    other = str(tmp_path / 'other')
+    generate_synthetic_agd20k(again, seed=0, **SMALL)
+    generate_synthetic_agd20k(other, seed=1, **SMALL)
+    a, b, c = _files(root), _files(again), _files(other)
+    assert a.keys() == b.keys() == c.keys()
+    assert all(a[k] == b[k] for k in a)
+    assert sum(a[k] != c[k] for k in a) == len(a)
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    out = str(tmp_path / 'syn')
+    generate_synthetic_agd20k(out, splits=('Unseen', ), **SMALL)
+    with pytest.raises(FileExistsError, match='overwrite'):
+        generate_synthetic_agd20k(out, splits=('Unseen', ), **SMALL)
+    stale = osp.join(out, 'Unseen', 'trainset', 'exocentric', 'stale.jpg')
+    open(stale, 'wb').close()
+    generate_synthetic_agd20k(out, splits=('Unseen', ), overwrite=True,
+                              **SMALL)
+    assert not osp.exists(stale)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match='num_exo'):
+        generate_synthetic_agd20k(str(tmp_path), num_exo=0)
+    with pytest.raises(ValueError, match='unknown split'):
+        generate_synthetic_agd20k(str(tmp_path), splits=('Train', ))
+    with pytest.raises(ValueError, match='size_range'):
+        generate_synthetic_agd20k(str(tmp_path), size_range=(300, 200))
+
+
+def test_cli_default_counts_and_size(tmp_path, capsys, monkeypatch):
+    """The CLI with default counts writes both splits, a few MB in all."""
+    out = str(tmp_path / 'cli')
+    monkeypatch.setattr(sys, 'argv', [
+        'generate_synthetic_agd20k.py', '--out', out, '--seed', '3'])
+    runpy.run_path(
+        osp.join(REPO, 'tools', 'misc', 'generate_synthetic_agd20k.py'),
+        run_name='__main__')
+    printed = capsys.readouterr().out
+    assert 'Seen: 7 classes' in printed and 'Unseen: 5 classes' in printed
+    files = _files(out)
+    size = sum(len(v) for v in files.values())
+    assert 1e6 < size < 10e6
+    n_seen_pairs = sum(len(v) for v in AFFORDANCE_PARTS.values())
+    seen_exo = [k for k in files if k.startswith('Seen/trainset/exocentric')]
+    assert len(seen_exo) == 10 * n_seen_pairs
