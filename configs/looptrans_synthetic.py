@@ -11,7 +11,7 @@ _base_ = [
 num_classes = 7  # looptrans.datasets.synthetic.SYNTHETIC_SEEN_CLASSES
 model = dict(
     backbone=dict(
-        arch=dict(embed_dims=384, num_layers=4, num_heads=6, feedforward_channels=1536),
+        arch=dict(_delete_=True, embed_dims=384, num_layers=4, num_heads=6, feedforward_channels=1536),
         init_cfg=None),
     cam_head=dict(num_classes=num_classes),
     pixel_head=dict(num_classes=num_classes))

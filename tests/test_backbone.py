@@ -20,12 +20,22 @@ TOL = dict(atol=1e-5, rtol=1e-5)
 
 
 def _random_timm_vit(name: str, seed: int = 0, **kwargs) -> torch.nn.Module:
-    """A timm ViT whose every parameter (biases and LayerNorms too) is random and non-trivial."""
+    """A timm ViT whose every parameter (biases and LayerNorms too) is random and non-trivial.
+
+    timm's own init is skipped (slow on CPU) and every tensor is drawn here instead: matrices with
+    std 1/sqrt(fan_in) so attention is far from uniform, norm scales around 1, the rest std 0.1.
+    """
     torch.manual_seed(seed)
-    model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs).eval()
+    model = timm.create_model(
+        name, pretrained=False, num_classes=0, weight_init='skip', **kwargs).eval()
     with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+        for pname, p in model.named_parameters():
+            if p.ndim >= 2 and pname not in ('cls_token', 'pos_embed'):
+                p.normal_(0, p[0].numel()**-0.5)
+            elif 'norm' in pname and pname.endswith('weight'):
+                p.normal_(1, 0.1)
+            else:
+                p.normal_(0, 0.1)
     return model
 
 
@@ -68,22 +78,21 @@ def _ours(checkpoint: str, **kwargs) -> DINOVisionTransformer:
     return model
 
 
-@pytest.mark.parametrize('key_layout', ['locate', 'heads'])
-def test_descriptors_match_timm_at_224(vits16, key_layout):
+def test_descriptors_match_timm_at_224(vits16):
     timm_model, ckpt = vits16
-    ours = _ours(ckpt, key_layout=key_layout)
     x = torch.randn(2, 3, 224, 224)
     ref = _timm_reference(timm_model, x)
-    out = ours.forward_descriptors(x)
-
-    assert out['keys'].shape == (2, 196, 384)
-    assert out['cls_attn'].shape == (2, 6, 14, 14)
-    assert out['feats'].shape == (2, 384, 14, 14)
-    torch.testing.assert_close(out['keys'], ref[f'keys_{key_layout}'], **TOL)
-    torch.testing.assert_close(out['cls_attn'].flatten(2), ref['cls_attn'], **TOL)
-    torch.testing.assert_close(out['feats'].flatten(2).transpose(1, 2), ref['feats'], **TOL)
-    # The two layouts are different orders of the same numbers.
+    # The two key layouts are different orders of the same numbers.
     assert not torch.allclose(ref['keys_heads'], ref['keys_locate'])
+    for key_layout in ('locate', 'heads'):
+        ours = _ours(ckpt, key_layout=key_layout)
+        out = ours.forward_descriptors(x)
+        assert out['keys'].shape == (2, 196, 384)
+        assert out['cls_attn'].shape == (2, 6, 14, 14)
+        assert out['feats'].shape == (2, 384, 14, 14)
+        torch.testing.assert_close(out['keys'], ref[f'keys_{key_layout}'], **TOL)
+        torch.testing.assert_close(out['cls_attn'].flatten(2), ref['cls_attn'], **TOL)
+        torch.testing.assert_close(out['feats'].flatten(2).transpose(1, 2), ref['feats'], **TOL)
     # forward() is the drop-in mmseg output: a 1-tuple holding the same final features.
     feats, = ours(x)
     torch.testing.assert_close(feats, out['feats'], **TOL)
@@ -96,7 +105,11 @@ def test_descriptors_match_timm_at_224x288(vits16):
     # Reference: a timm ViT laid out for 224x288 whose position embeddings are the 14x14 grid
     # resized to 14x18 by a plain bicubic interpolation.
     wide = timm.create_model(
-        'vit_small_patch16_224', pretrained=False, num_classes=0, img_size=(224, 288)).eval()
+        'vit_small_patch16_224',
+        pretrained=False,
+        num_classes=0,
+        img_size=(224, 288),
+        weight_init='skip').eval()
     state = timm_model.state_dict()
     pos = state['pos_embed']
     grid = pos[:, 1:].reshape(1, 14, 14, -1).permute(0, 3, 1, 2)
@@ -115,13 +128,13 @@ def test_descriptors_match_timm_at_224x288(vits16):
 
 
 def test_checkpoint_pos_embed_resized_on_load(vits16):
-    """img_size=288 with 224 weights: the loaded grid equals the one resized at forward time."""
+    """img_size=96 with 224 weights: the loaded grid equals the one resized at forward time."""
     _, ckpt = vits16
     at_224 = _ours(ckpt)
-    at_288 = _ours(ckpt, img_size=288)
-    assert at_288.pos_embed.shape == (1, 18 * 18 + 1, 384)
-    x = torch.randn(1, 3, 288, 288)
-    torch.testing.assert_close(at_288(x)[0], at_224(x)[0], **TOL)
+    at_96 = _ours(ckpt, img_size=96)
+    assert at_96.pos_embed.shape == (1, 6 * 6 + 1, 384)
+    x = torch.randn(1, 3, 96, 96)
+    torch.testing.assert_close(at_96(x)[0], at_224(x)[0], **TOL)
 
 
 def test_vit_s8_matches_timm_and_shapes(tmp_path):
@@ -151,7 +164,7 @@ def test_vit_b16_shapes():
 
 def test_cls_attention_is_a_distribution_over_tokens(vits16):
     _, ckpt = vits16
-    out = _ours(ckpt).forward_descriptors(torch.randn(1, 3, 224, 224))
+    out = _ours(ckpt).forward_descriptors(torch.randn(1, 3, 64, 64))
     # The CLS column is dropped, so each head's patch attention sums to slightly less than 1.
     sums = out['cls_attn'].flatten(2).sum(-1)
     assert torch.all(sums > 0) and torch.all(sums < 1)
@@ -161,10 +174,10 @@ def test_cls_attention_is_a_distribution_over_tokens(vits16):
 def test_out_type_keys_gives_key_map(vits16):
     _, ckpt = vits16
     ours = _ours(ckpt, out_type='keys')
-    x = torch.randn(1, 3, 224, 224)
+    x = torch.randn(1, 3, 64, 96)
     keys_map, = ours(x)
-    assert keys_map.shape == (1, 384, 14, 14)
-    expected = ours.forward_descriptors(x)['keys'].transpose(1, 2).reshape(1, 384, 14, 14)
+    assert keys_map.shape == (1, 384, 4, 6)
+    expected = ours.forward_descriptors(x)['keys'].transpose(1, 2).reshape(1, 384, 4, 6)
     torch.testing.assert_close(keys_map, expected, **TOL)
 
 
@@ -218,7 +231,7 @@ def test_full_dino_checkpoint_layout_loads_teacher(vits16, tmp_path):
     full = dict(
         teacher=teacher, student=student, epoch=100, args=argparse.Namespace(arch='vit_small'))
     torch.save(full, tmp_path / 'full.pth')
-    x = torch.randn(1, 3, 224, 224)
+    x = torch.randn(1, 3, 64, 64)
     plain = _ours(ckpt).forward_descriptors(x)
     wrapped = _ours(str(tmp_path / 'full.pth')).forward_descriptors(x)
     for key in plain:
@@ -245,7 +258,7 @@ def test_missing_block_is_named(vits16, tmp_path):
 
 
 def test_other_architecture_fails_naming_shapes(tmp_path):
-    s8 = timm.create_model('vit_small_patch8_224', pretrained=False, num_classes=0, img_size=32)
+    s8 = _random_timm_vit('vit_small_patch8_224', img_size=32)
     torch.save(s8.state_dict(), tmp_path / 'dino_deitsmall8_pretrain.pth')
     with pytest.raises(ValueError, match=r'patch_embed\.projection\.weight.*patch_size'):
         _ours(str(tmp_path / 'dino_deitsmall8_pretrain.pth'))  # a ViT-S/16 model

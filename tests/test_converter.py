@@ -22,8 +22,14 @@ def _load_tool():
 
 
 def _timm_state(name: str, **kwargs) -> dict:
+    """State dict of a random timm ViT (official DINO layout); timm's slow init is skipped."""
     torch.manual_seed(0)
-    return timm.create_model(name, pretrained=False, num_classes=0, **kwargs).state_dict()
+    model = timm.create_model(
+        name, pretrained=False, num_classes=0, weight_init='skip', **kwargs)
+    with torch.no_grad():  # skipped init leaves some tensors uninitialised: draw them all
+        for p in model.parameters():
+            p.normal_(0, 0.05)
+    return model.state_dict()
 
 
 # (timm model, our constructor args, img_size used for both)
@@ -122,7 +128,7 @@ def test_cli_converts_and_result_loads_into_plain_mmpretrain(tmp_path, capsys, w
     plain.eval()  # (mmpretrain's BaseBackbone.train returns None, so no chaining)
     ours = DINOVisionTransformer(init_cfg=dict(type='Pretrained', checkpoint=str(dst)))
     ours.init_weights()
-    x = torch.randn(1, 3, 224, 224)
+    x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ours(x)[0], plain(x)[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(ours.layers[4].attn.qkv.bias, state['blocks.4.attn.qkv.bias'])

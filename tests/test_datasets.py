@@ -4,6 +4,7 @@ import os.path as osp
 import shutil
 from unittest import mock
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -105,6 +106,11 @@ def test_train_length_labels_and_sampling_rules(root):
         anchors.append(info['exo_paths'][0])
     # each exocentric image is the anchor of exactly one item
     assert len(set(anchors)) == len(ds)
+    labels = [ds.get_cat_ids(i)[0] for i in range(len(ds))]
+    assert labels == [ds.get_data_info(i)['gt_label'] for i in range(len(ds))]
+    np.random.seed(0)
+    ds.get_cat_ids(0)
+    assert np.random.rand() == np.random.RandomState(0).rand()  # no draw
 
 
 def test_train_draws_with_replacement_when_folder_is_small(root):
@@ -318,7 +324,6 @@ def test_synthetic_config_pipelines_end_to_end(root):
     item = test[3]
     inputs, sample = item['inputs'], item['data_samples']
     assert inputs.shape == (1, 3, 224, 224) and inputs.dtype == torch.uint8
-    import cv2
     gt = cv2.imread(sample.gt_path, cv2.IMREAD_GRAYSCALE)
     heat = sample.gt_heatmap.data
     assert heat.dtype == torch.float32 and heat.shape == (1, *gt.shape)

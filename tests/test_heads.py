@@ -172,9 +172,13 @@ def test_pixel_head_loss_hand_computed():
     # Only valid samples count; garbage in an invalid mask never leaks.
     bad = mask.clone()
     bad[1] = float('nan')
+    logits.requires_grad_(True)
     losses = head.loss(logits, labels, bad, torch.tensor([True, False]))
     assert losses['loss_pixel_dice'].item() == pytest.approx(d0, rel=1e-6)
     assert losses['loss_pixel_mse'].item() == pytest.approx(m0, rel=1e-6)
+    sum(losses.values()).backward()
+    assert torch.isfinite(logits.grad).all()
+    assert (logits.grad[1] == 0).all() and logits.grad[0, 1].abs().sum() > 0
     # Loss weights scale the terms.
     weighted = _pixel_head(loss_dice_weight=2.0, loss_mse_weight=0.5)
     losses = weighted.loss(logits, labels, mask, valid)

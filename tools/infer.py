@@ -20,6 +20,7 @@ from typing import List
 import cv2
 import mmcv
 import numpy as np
+from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
 from looptrans.apis import inference_affordance, init_model, resolve_affordances
@@ -41,6 +42,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--alpha', type=float, default=0.5, help='heatmap opacity in the overlays')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     return parser.parse_args()
 
 
@@ -62,7 +64,7 @@ def collect_images(inputs: List[str]) -> List[str]:
 
 def main() -> None:
     args = parse_args()
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
     names = resolve_affordances(model, None if args.all else args.affordance)
     images = collect_images(args.inputs)
     os.makedirs(args.out_dir, exist_ok=True)

@@ -8,6 +8,7 @@ The same seed writes byte-identical files. Train on it with
 ``configs/_base_/datasets/synthetic_agd20k.py``.
 """
 import argparse
+import sys
 
 from looptrans.datasets.synthetic import generate_synthetic_agd20k
 
@@ -32,9 +33,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    summary = generate_synthetic_agd20k(
-        args.out, seed=args.seed, num_exo=args.num_exo, num_ego=args.num_ego,
-        num_test=args.num_test, splits=args.splits, overwrite=args.overwrite)
+    try:
+        summary = generate_synthetic_agd20k(
+            args.out, seed=args.seed, num_exo=args.num_exo,
+            num_ego=args.num_ego, num_test=args.num_test, splits=args.splits,
+            overwrite=args.overwrite)
+    except (FileExistsError, ValueError) as err:
+        sys.exit(f'error: {err}')
     for split, info in summary['splits'].items():
         print(f'{split}: {len(info["classes"])} classes {list(info["classes"])}, '
               f'{info["num_exocentric"]} exocentric / {info["num_egocentric"]} '

@@ -339,6 +339,11 @@ class AffordanceFolderDataset(BaseDataset):
             for key in sorted(imgs) if key in gts
         ]
 
+    def get_cat_ids(self, idx: int) -> List[int]:
+        """The label of item ``idx`` (for class-balanced wrappers); no
+        random draw is made."""
+        return [BaseDataset.get_data_info(self, idx)['gt_label']]
+
     # ------------------------------------------------------------------ #
     # sampling
     # ------------------------------------------------------------------ #

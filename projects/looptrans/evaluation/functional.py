@@ -1,44 +1,48 @@
 """Affordance-grounding scores, vectorised over a batch of heatmaps.
 
-Two published protocols are implemented; both must match the original evaluation code number for number,
-because papers compare against each other's tables.
+Two published protocols are implemented; both must match the original evaluation code number for
+number, because papers compare against each other's tables.
 
-**AGD20K / HICO-IIF** (the evaluation code of LOCATE, CVPR 2023, and Cross-View-AG, CVPR 2022), per image:
+**AGD20K / HICO-IIF** (the evaluation code of LOCATE, CVPR 2023, and Cross-View-AG, CVPR 2022), per
+image:
 
 * prediction: ``cv2.resize(pred, (224, 224))`` (``INTER_LINEAR``), then min-max normalised
   ``(x - min) / (max - min + 1e-10)``;
 * GT: ``gray / 255`` resized the same way;
 * ``KLD = sum(g * log(g / (p + 1e-12) + 1e-12))`` with ``p = pred / (sum(pred) + 1e-12)`` and
   ``g = gt / (sum(gt) + 1e-12)``; ``SIM = sum(min(p, g))``;
-* ``NSS = sum(s * f) / sum(f + 1e-12)`` with ``s = (pred - mean(pred)) / std(pred)`` (``ddof=0``) and
-  ``f = minmax(gt) > 0.1``, ``minmax(x) = (x - min) / (max - min + 1e-12)``. The published denominator adds
-  1e-12 *per pixel*; that is reproduced.
+* ``NSS = sum(s * f) / sum(f + 1e-12)`` with ``s = (pred - mean(pred)) / std(pred)`` (``ddof=0``)
+  and
+  ``f = minmax(gt) > 0.1``, ``minmax(x) = (x - min) / (max - min + 1e-12)``. The published
+  denominator adds 1e-12 *per pixel*; that is reproduced.
 
-**Interaction Hotspots** (OPRA / EPIC-Hotspots; ``Tushar-N/interaction-hotspots``, ``utils/evaluation.py``
-``Evaluator.score`` / ``KLD`` / ``SIM`` / ``AUC_Judd`` and ``eval.py``), per image:
+**Interaction Hotspots** (OPRA / EPIC-Hotspots; ``Tushar-N/interaction-hotspots``,
+``utils/evaluation.py`` ``Evaluator.score`` / ``KLD`` / ``SIM`` / ``AUC_Judd`` and ``eval.py``), per
+image:
 
 * prediction resized to the evaluation resolution (``--res``, 28 in ``eval.py``) with bilinear,
-  ``align_corners=False`` interpolation (identical to ``cv2.INTER_LINEAR``), divided by ``max + 1e-12`` and
-  blurred with ``cv2.GaussianBlur(pred, (5, 5), 0)``;
-* GT resized to 224x224 (``eval.py: generate_gt``) and then to the evaluation resolution; a GT that sums to 0
-  becomes uniform for KLD and SIM (same formulas and eps as above);
-* AUC-J (Judd): fixations ``gt / max(gt) + 1e-12 > 0.5``; the saliency map gets ``U[0, 1) * 1e-7`` jitter,
-  is min-max normalised with ``+1e-12``; thresholds are the saliency values at the fixations, and the area
-  under the (FP rate, TP rate) curve, closed by (0, 0) and (1, 1), is taken with the trapezoid rule. An image
-  with no fixation (or with every pixel a fixation: the FP rate is then 0/0) has no AUC-J (NaN here, ``None``
-  in the published code) and is left out of the mean.
+  ``align_corners=False`` interpolation (identical to ``cv2.INTER_LINEAR``), divided by ``max +
+  1e-12`` and blurred with ``cv2.GaussianBlur(pred, (5, 5), 0)``;
+* GT resized to 224x224 (``eval.py: generate_gt``) and then to the evaluation resolution; a GT that
+  sums to 0 becomes uniform for KLD and SIM (same formulas and eps as above);
+* AUC-J (Judd): fixations ``gt / max(gt) + 1e-12 > 0.5``; the saliency map gets ``U[0, 1) * 1e-7``
+  jitter, is min-max normalised with ``+1e-12``; thresholds are the saliency values at the
+  fixations, and the area under the (FP rate, TP rate) curve, closed by (0, 0) and (1, 1), is taken
+  with the trapezoid rule. An image with no fixation (or with every pixel a fixation: the FP rate is
+  then 0/0) has no AUC-J (NaN here, ``None`` in the published code) and is left out of the mean.
 
 Conventions of this module:
 
-* Maps are 2-D; a batch is an ``(N, H, W)`` array or a sequence of 2-D arrays of any sizes. All arithmetic
-  is ``float64`` (the published code partly runs in ``float32``; the difference is ~1e-7 per score).
-* Resizing calls OpenCV once per map: ``cv2.resize`` on a many-channel image gives slightly different
-  numbers (~1e-5), so maps are never stacked as channels. Everything after the resize is vectorised over
-  the batch; no Python loop runs over pixels.
-* Non-finite values in a prediction are replaced by the finite minimum of that map (0 if it has none)
-  before anything else; the affected images are flagged so callers can count and report them.
-* A score that is undefined for an image is NaN in the returned arrays, with a flag saying why; callers
-  (:class:`~looptrans.evaluation.AffordanceMetric`) leave those images out of the means.
+* Maps are 2-D; a batch is an ``(N, H, W)`` array or a sequence of 2-D arrays of any sizes. All
+  arithmetic is ``float64`` (the published code partly runs in ``float32``; the difference is ~1e-7
+  per score).
+* Resizing calls OpenCV once per map: ``cv2.resize`` on a many-channel image gives slightly
+  different numbers (~1e-5), so maps are never stacked as channels. Everything after the resize is
+  vectorised over the batch; no Python loop runs over pixels.
+* Non-finite values in a prediction are replaced by the finite minimum of that map (0 if it has
+  none) before anything else; the affected images are flagged so callers can count and report them.
+* A score that is undefined for an image is NaN in the returned arrays, with a flag saying why;
+  callers (:class:`~looptrans.evaluation.AffordanceMetric`) leave those images out of the means.
 """
 from __future__ import annotations
 
@@ -83,8 +87,9 @@ def _name(names: Optional[Sequence[str]], i: int) -> str:
 def as_map_list(maps: MapBatch, what: str = 'maps') -> List[np.ndarray]:
     """Return ``maps`` as a list of 2-D ``float64`` arrays.
 
-    Accepts an ``(N, H, W)`` array, a single ``(H, W)`` array (a batch of one) or a sequence of arrays
-    whose shape is ``(H, W)`` or ``(1, H, W)``. Torch tensors are accepted through ``np.asarray``.
+    Accepts an ``(N, H, W)`` array, a single ``(H, W)`` array (a batch of one) or a sequence of
+    arrays whose shape is ``(H, W)`` or ``(1, H, W)``. Torch tensors are accepted through
+    ``np.asarray``.
 
     Raises:
         ValueError: if a map is not 2-D (after dropping one leading singleton axis) or is empty.
@@ -179,7 +184,8 @@ def kld(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> np.ndarray:
 
 
 def sim(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> np.ndarray:
-    """Similarity (histogram intersection) ``sum(min(p, g))`` per map, ``p``/``g`` as in :func:`kld`.
+    """Similarity (histogram intersection) ``sum(min(p, g))`` per map, ``p``/``g`` as in
+    :func:`kld`.
 
     Returns:
         ``(N,)`` float64 in [0, 1]; higher is better.
@@ -193,12 +199,12 @@ def nss(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.1, eps: float = E
     """Normalised scanpath saliency per map, AGD20K protocol.
 
     ``s = (pred - mean(pred)) / std(pred)`` (population std), ``f = minmax(gt, eps) > threshold``,
-    ``NSS = sum(s * f) / sum(f + eps)`` where the published ``sum(f + eps)`` adds ``eps`` for every pixel,
-    i.e. ``count(f) + H * W * eps``.
+    ``NSS = sum(s * f) / sum(f + eps)`` where the published ``sum(f + eps)`` adds ``eps`` for every
+    pixel, i.e. ``count(f) + H * W * eps``.
 
-    Edge cases: a constant prediction has ``std == 0`` (the published code returns NaN); here its NSS is
-    defined as 0, the score of a map that carries no information. A GT whose min-max map has no pixel above
-    the threshold (a constant GT) gives 0 by the formula.
+    Edge cases: a constant prediction has ``std == 0`` (the published code returns NaN); here its
+    NSS is defined as 0, the score of a map that carries no information. A GT whose min-max map has
+    no pixel above the threshold (a constant GT) gives 0 by the formula.
 
     Returns:
         ``(N,)`` float64; higher is better.
@@ -217,8 +223,8 @@ def nss(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.1, eps: float = E
 def gaussian_blur_5x5(maps: np.ndarray) -> np.ndarray:
     """``cv2.GaussianBlur(m, (5, 5), 0)`` on every map of an ``(N, H, W)`` batch.
 
-    With ``sigma=0`` and a 5-tap kernel OpenCV uses its fixed binomial kernel ``[1, 4, 6, 4, 1] / 16``
-    (see ``cv2.getGaussianKernel``) and reflect-101 borders. The Hotspots evaluator
+    With ``sigma=0`` and a 5-tap kernel OpenCV uses its fixed binomial kernel ``[1, 4, 6, 4, 1] /
+    16`` (see ``cv2.getGaussianKernel``) and reflect-101 borders. The Hotspots evaluator
     (``interaction-hotspots/utils/evaluation.py``, ``Evaluator.score``) calls exactly this.
     """
     out = np.empty_like(maps, dtype=np.float64)
@@ -228,7 +234,8 @@ def gaussian_blur_5x5(maps: np.ndarray) -> np.ndarray:
 
 
 def hotspots_fixations(gt: np.ndarray, threshold: float = 0.5, eps: float = EPS) -> np.ndarray:
-    """Binary fixation maps for AUC-J: ``gt / max(gt) + eps > threshold`` (all False when ``max <= 0``).
+    """Binary fixation maps for AUC-J: ``gt / max(gt) + eps > threshold`` (all False when ``max <=
+    0``).
 
     Returns:
         ``(N, H, W)`` bool.
@@ -256,18 +263,19 @@ def auc_judd(saliency: np.ndarray, fixations: np.ndarray, jitter: JitterSpec = N
 
     For one map with ``n`` pixels of which ``n_fix`` are fixations, and the saliency values at the
     fixations sorted in decreasing order ``t_1 >= ... >= t_nfix``, the ROC points are
-    ``tp_k = k / n_fix`` and ``fp_k = (count(S >= t_k) - k) / (n - n_fix)``, closed by (0, 0) and (1, 1);
-    the score is their trapezoid area. Ties are counted with ``>=`` as published.
+    ``tp_k = k / n_fix`` and ``fp_k = (count(S >= t_k) - k) / (n - n_fix)``, closed by (0, 0) and
+    (1, 1); the score is their trapezoid area. Ties are counted with ``>=`` as published.
 
     Batched computation: sort every map once (descending); the number of pixels ``>= t`` at a sorted
-    position is the end of its tie group, and ``k`` is the running count of fixations. Forward-filling the
-    ROC point of the last fixation seen over non-fixation positions makes those add zero area, so one
-    trapezoid sum per row gives the score.
+    position is the end of its tie group, and ``k`` is the running count of fixations.
+    Forward-filling the ROC point of the last fixation seen over non-fixation positions makes those
+    add zero area, so one trapezoid sum per row gives the score.
 
     Args:
         saliency: ``(N, H, W)`` saliency maps (the blurred prediction).
         fixations: ``(N, H, W)`` bool fixation maps (see :func:`hotspots_fixations`).
-        jitter: ``None`` disables the tie-breaking jitter; a ``np.random.Generator`` (or one per map) adds
+        jitter: ``None`` disables the tie-breaking jitter; a ``np.random.Generator`` (or one per
+        map) adds
             ``U[0, 1) * 1e-7`` before the min-max normalisation, as the published code does with
             ``np.random.rand``.
 
@@ -354,12 +362,12 @@ def agd20k_scores(preds: MapBatch,
 
     Returns:
         dict of ``(N,)`` arrays: ``'KLD'``, ``'SIM'``, ``'NSS'`` (float64, NaN for empty-GT images),
-        ``'empty_gt'`` (bool: the resized GT is all zero; the published code would score such an image
-        KLD = 0, a perfect score, so it is left out instead) and ``'nonfinite_pred'`` (bool: NaN/inf in
-        the prediction were replaced by its finite minimum).
+        ``'empty_gt'`` (bool: the resized GT is all zero; the published code would score such an
+        image KLD = 0, a perfect score, so it is left out instead) and ``'nonfinite_pred'`` (bool:
+        NaN/inf in the prediction were replaced by its finite minimum).
 
-    Edge cases: a constant prediction min-max normalises to zeros, so ``p = 0`` and KLD / SIM follow the
-    formulas (large KLD, SIM = 0) and NSS = 0 (see :func:`nss`).
+    Edge cases: a constant prediction min-max normalises to zeros, so ``p = 0`` and KLD / SIM follow
+    the formulas (large KLD, SIM = 0) and NSS = 0 (see :func:`nss`).
     """
     pred_maps, nonfinite = _prepare_preds(preds)
     gt_maps = _prepare_gts(gts, len(pred_maps), names)
@@ -378,22 +386,24 @@ def hotspots_scores(preds: MapBatch,
                     gt_size: Optional[Size] = HOTSPOTS_GT_SIZE,
                     jitter: JitterSpec = None,
                     names: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
-    """KLD, SIM and AUC-J per image with the Interaction Hotspots protocol (see the module docstring).
+    """KLD, SIM and AUC-J per image with the Interaction Hotspots protocol (see the module
+    docstring).
 
     Args:
         preds: predicted heatmaps, ``(N, H, W)`` or a sequence of 2-D maps of any size.
         gts: GT heatmaps (any non-negative scale), one per prediction, any size.
         size: evaluation resolution (``eval.py --res``, 28 for the published OPRA / EPIC numbers).
-        gt_size: the GT is first resized to this size (224 in ``eval.py: generate_gt``), then to ``size``;
+        gt_size: the GT is first resized to this size (224 in ``eval.py: generate_gt``), then to
+        ``size``;
             ``None`` resizes it straight to ``size``.
         jitter: AUC-J tie-breaking jitter, see :func:`auc_judd` (``None`` disables it).
         names: optional per-image names used in error messages.
 
     Returns:
-        dict of ``(N,)`` arrays: ``'KLD'``, ``'SIM'``, ``'AUC-J'`` (float64; AUC-J is NaN where it is
-        undefined, KLD can be NaN for a prediction with negative values, as in the published code, whose
-        evaluator then drops the image), ``'empty_gt'`` (bool: the GT summed to 0 and was made uniform for
-        KLD / SIM) and ``'nonfinite_pred'`` (bool).
+        dict of ``(N,)`` arrays: ``'KLD'``, ``'SIM'``, ``'AUC-J'`` (float64; AUC-J is NaN where it
+        is undefined, KLD can be NaN for a prediction with negative values, as in the published
+        code, whose evaluator then drops the image), ``'empty_gt'`` (bool: the GT summed to 0 and
+        was made uniform for KLD / SIM) and ``'nonfinite_pred'`` (bool).
     """
     pred_maps, nonfinite = _prepare_preds(preds)
     gt_maps = _prepare_gts(gts, len(pred_maps), names)

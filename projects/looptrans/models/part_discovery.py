@@ -96,7 +96,8 @@ def cosine_kmeans(x: Tensor, init_index: Tensor, num_iters: int):
         one_hot = F.one_hot(assign, num_parts).to(x.dtype)  # (B, N, K)
         sums = torch.bmm(one_hot.transpose(1, 2), x)  # (B, K, D)
         counts = one_hot.sum(dim=1)  # (B, K)
-        centres = F.normalize(sums, dim=-1)
+        centres = torch.where(counts[..., None] > 0,
+                              F.normalize(sums, dim=-1), centres)
     assign = torch.bmm(x, centres.transpose(1, 2)).argmax(dim=2)
     return centres, assign
 

@@ -135,25 +135,22 @@ class DINOVisionTransformer(VisionTransformer):
         """Initialise randomly as mmpretrain does, or load a checkpoint strictly.
 
         A ``Pretrained`` entry in ``init_cfg`` is handled here rather than by MMEngine so that the
-        official DINO layout is accepted and a file that does not fit fails loudly.
+        official DINO layout is accepted and a file that does not fit fails loudly. The strict load
+        sets every parameter, so no random initialisation runs before it (other ``init_cfg``
+        entries next to ``Pretrained`` would be overwritten and are ignored).
         """
         cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
         pretrained = [c for c in cfgs if isinstance(c, dict) and c.get('type') == 'Pretrained']
         if not pretrained or self.is_init:
             super().init_weights()
             return
-        others = [c for c in cfgs if c is not None and c not in pretrained]
-        full_cfg, self.init_cfg = self.init_cfg, others or None
-        try:
-            super().init_weights()  # random init of everything (mmpretrain's scheme) first
-        finally:
-            self.init_cfg = full_cfg
         cfg = pretrained[-1]
         self.load_dino_weights(
             cfg['checkpoint'],
             prefix=cfg.get('prefix'),
             source=cfg.get('source', 'teacher'),
             backend_args=cfg.get('backend_args'))
+        self._is_init = True
 
     def load_dino_weights(self,
                           checkpoint: str,

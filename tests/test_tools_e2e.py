@@ -1,0 +1,102 @@
+"""tools/train.py -> checkpoint -> --resume -> tools/test.py (--show-dir) -> tools/infer.py, on generated data."""
+import glob
+import json
+import os.path as osp
+import re
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import QUICK_CONFIG, run_tool, tiny_options
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope='module')
+def trained(synthetic_root, tmp_path_factory):
+    """Train 4 iterations (checkpoints at 2 and 4), then resume to 6."""
+    work_dir = str(tmp_path_factory.mktemp('work_dir'))
+    opts = tiny_options(osp.join(synthetic_root), max_iters=4)
+    first = run_tool(['tools/train.py', QUICK_CONFIG, '--work-dir', work_dir, '--cfg-options', *opts])
+    resumed = run_tool([
+        'tools/train.py', QUICK_CONFIG, '--work-dir', work_dir, '--resume', '--cfg-options',
+        *tiny_options(synthetic_root, max_iters=6)
+    ])
+    return dict(work_dir=work_dir, first=first, resumed=resumed, root=synthetic_root)
+
+
+def _log(proc) -> str:
+    return proc.stdout + proc.stderr
+
+
+def test_train_writes_checkpoints_and_finite_losses(trained):
+    for n in (2, 4):
+        assert osp.isfile(osp.join(trained['work_dir'], f'iter_{n}.pth'))
+    losses = re.findall(r'Iter\(train\) \[\s*\d+/4\].*?loss: ([\d.naninf]+)', _log(trained['first']))
+    assert len(losses) == 4 and all(np.isfinite(float(x)) for x in losses)
+
+
+def test_resume_continues_from_last_checkpoint(trained):
+    log = _log(trained['resumed'])
+    assert 'resumed epoch: 0, iter: 4' in log  # MMEngine's message after loading iter_4.pth
+    iters = [int(i) for i in re.findall(r'Iter\(train\) \[\s*(\d+)/6\]', log)]
+    assert iters == [5, 6], iters
+    ckpt = torch.load(osp.join(trained['work_dir'], 'iter_6.pth'), map_location='cpu', weights_only=True)
+    assert ckpt['meta']['iter'] == 6
+    assert 'message_hub' in ckpt and 'optimizer' in ckpt and 'param_schedulers' in ckpt
+
+
+def test_test_tool_reports_metrics_and_writes_one_picture_per_image(trained, tmp_path):
+    show_dir = str(tmp_path / 'vis')
+    proc = run_tool([
+        'tools/test.py', QUICK_CONFIG, osp.join(trained['work_dir'], 'iter_6.pth'), '--work-dir',
+        str(tmp_path), '--show-dir', show_dir, '--cfg-options', *tiny_options(trained['root'])
+    ])
+    log = _log(proc)
+    figures = {k: float(v) for k, v in re.findall(r'(KLD|SIM|NSS): ([-\d.]+)', log.split('Iter(test)')[-1])}
+    assert set(figures) == {'KLD', 'SIM', 'NSS'} and all(np.isfinite(v) for v in figures.values())
+    test_images = sorted(glob.glob(osp.join(trained['root'], 'Seen', 'testset', 'egocentric', '*', '*', '*')))
+    pictures = sorted(glob.glob(osp.join(show_dir, '*.png')))
+    assert len(pictures) == len(test_images) > 0
+    image = cv2.imread(test_images[0])
+    picture = cv2.imread(osp.join(show_dir, '_'.join(test_images[0].split(osp.sep)[-3:-1]) + '_' +
+                                  osp.splitext(osp.basename(test_images[0]))[0] + '.png'))
+    # image | prediction overlay | GT overlay, at the image's height
+    assert picture.shape == (image.shape[0], 3 * image.shape[1], 3)
+    scalars = glob.glob(osp.join(str(tmp_path), '*', 'vis_data', 'scalars.json'))
+    if scalars:
+        json.loads(open(scalars[0]).read().splitlines()[-1])
+
+
+def test_infer_tool_matches_direct_predict(trained, tmp_path):
+    from mmseg.structures import SegDataSample
+
+    from looptrans.apis import init_model
+    checkpoint = osp.join(trained['work_dir'], 'iter_6.pth')
+    folder = osp.join(trained['root'], 'Seen', 'testset', 'egocentric', 'hold')
+    out_dir = str(tmp_path / 'heatmaps')
+    run_tool(['tools/infer.py', QUICK_CONFIG, checkpoint, folder, '--affordance', 'hold', '--out-dir', out_dir,
+              '--cfg-options', *tiny_options(trained['root'])])
+    images = sorted(glob.glob(osp.join(folder, '*', '*.jpg')))
+    assert images
+    options = dict(opt.split('=', 1) for opt in tiny_options(trained['root']) if opt.startswith('model.'))
+    model = init_model(QUICK_CONFIG, checkpoint, cfg_options={k: int(v) for k, v in options.items()})
+    label = list(model.dataset_meta['classes']).index('hold')
+    for path in images:
+        stem = osp.splitext(osp.basename(path))[0]
+        image = cv2.imread(path)
+        heat = np.load(osp.join(out_dir, f'{stem}_hold.npy'))
+        png = cv2.imread(osp.join(out_dir, f'{stem}_hold.png'), cv2.IMREAD_GRAYSCALE)
+        overlay = cv2.imread(osp.join(out_dir, f'{stem}_hold_overlay.jpg'))
+        assert heat.shape == png.shape == image.shape[:2] == overlay.shape[:2]
+        # the same image through the model's own predict()
+        resized = cv2.resize(image, (224, 224), interpolation=cv2.INTER_LINEAR)
+        inputs = torch.from_numpy(resized).permute(2, 0, 1)[None]
+        data = model.data_preprocessor(dict(inputs=[inputs], data_samples=None), False)
+        with torch.no_grad():
+            out = model.predict(data['inputs'], [SegDataSample(metainfo=dict(gt_label=label))])
+        expected = cv2.resize(out[0].pred_heatmap.data[0].numpy(), (image.shape[1], image.shape[0]),
+                              interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(heat, expected, rtol=1e-5, atol=1e-6)
