@@ -6,7 +6,6 @@ keys (recomputed from timm's ``blocks[-1].attn.qkv(blocks[-1].norm1(x_in))``), t
 timm's final normed patch tokens.
 """
 import argparse
-import pickle
 
 import pytest
 import timm
@@ -17,6 +16,8 @@ from mmseg.registry import MODELS
 from looptrans.models.backbones import DINOVisionTransformer
 
 TOL = dict(atol=1e-5, rtol=1e-5)
+# A tiny ViT for behaviour that does not depend on the size (freezing, gradients, arguments).
+TINY = dict(embed_dims=32, num_layers=3, num_heads=4, feedforward_channels=64)
 
 
 def _random_timm_vit(name: str, seed: int = 0, **kwargs) -> torch.nn.Module:
@@ -68,6 +69,12 @@ def vits16(tmp_path_factory):
     return model, str(path)
 
 
+@pytest.fixture(scope='module')
+def ours16(vits16):
+    """Our ViT-S/16 (defaults) with the timm weights, loaded through init_cfg; not modified."""
+    return _ours(vits16[1])
+
+
 def _ours(checkpoint: str, **kwargs) -> DINOVisionTransformer:
     model = MODELS.build(
         dict(
@@ -78,30 +85,25 @@ def _ours(checkpoint: str, **kwargs) -> DINOVisionTransformer:
     return model
 
 
-def test_descriptors_match_timm_at_224(vits16):
-    timm_model, ckpt = vits16
+def test_descriptors_match_timm_at_224(vits16, ours16):
+    timm_model, _ = vits16
     x = torch.randn(2, 3, 224, 224)
     ref = _timm_reference(timm_model, x)
-    # The two key layouts are different orders of the same numbers.
-    assert not torch.allclose(ref['keys_heads'], ref['keys_locate'])
-    for key_layout in ('locate', 'heads'):
-        ours = _ours(ckpt, key_layout=key_layout)
-        out = ours.forward_descriptors(x)
-        assert out['keys'].shape == (2, 196, 384)
-        assert out['cls_attn'].shape == (2, 6, 14, 14)
-        assert out['feats'].shape == (2, 384, 14, 14)
-        torch.testing.assert_close(out['keys'], ref[f'keys_{key_layout}'], **TOL)
-        torch.testing.assert_close(out['cls_attn'].flatten(2), ref['cls_attn'], **TOL)
-        torch.testing.assert_close(out['feats'].flatten(2).transpose(1, 2), ref['feats'], **TOL)
+    out = ours16.forward_descriptors(x)
+    assert out['keys'].shape == (2, 196, 384)
+    assert out['cls_attn'].shape == (2, 6, 14, 14)
+    assert out['feats'].shape == (2, 384, 14, 14)
+    torch.testing.assert_close(out['keys'], ref['keys_locate'], **TOL)
+    torch.testing.assert_close(out['cls_attn'].flatten(2), ref['cls_attn'], **TOL)
+    torch.testing.assert_close(out['feats'].flatten(2).transpose(1, 2), ref['feats'], **TOL)
     # forward() is the drop-in mmseg output: a 1-tuple holding the same final features.
-    feats, = ours(x)
+    feats, = ours16(x)
     torch.testing.assert_close(feats, out['feats'], **TOL)
 
 
-def test_descriptors_match_timm_at_224x288(vits16):
+def test_descriptors_match_timm_at_224x288(vits16, ours16):
     """Other input sizes: position embeddings resized bicubically (align_corners=False)."""
-    timm_model, ckpt = vits16
-    ours = _ours(ckpt)
+    timm_model, _ = vits16
     # Reference: a timm ViT laid out for 224x288 whose position embeddings are the 14x14 grid
     # resized to 14x18 by a plain bicubic interpolation.
     wide = timm.create_model(
@@ -119,7 +121,7 @@ def test_descriptors_match_timm_at_224x288(vits16):
 
     x = torch.randn(1, 3, 224, 288)
     ref = _timm_reference(wide, x)
-    out = ours.forward_descriptors(x)
+    out = ours16.forward_descriptors(x)
     assert out['cls_attn'].shape == (1, 6, 14, 18)
     assert out['feats'].shape == (1, 384, 14, 18)
     torch.testing.assert_close(out['keys'], ref['keys_locate'], **TOL)
@@ -127,26 +129,33 @@ def test_descriptors_match_timm_at_224x288(vits16):
     torch.testing.assert_close(out['feats'].flatten(2).transpose(1, 2), ref['feats'], **TOL)
 
 
-def test_checkpoint_pos_embed_resized_on_load(vits16):
+def test_checkpoint_pos_embed_resized_on_load(vits16, ours16):
     """img_size=96 with 224 weights: the loaded grid equals the one resized at forward time."""
     _, ckpt = vits16
-    at_224 = _ours(ckpt)
     at_96 = _ours(ckpt, img_size=96)
     assert at_96.pos_embed.shape == (1, 6 * 6 + 1, 384)
     x = torch.randn(1, 3, 96, 96)
-    torch.testing.assert_close(at_96(x)[0], at_224(x)[0], **TOL)
+    torch.testing.assert_close(at_96(x)[0], ours16(x)[0], **TOL)
 
 
-def test_vit_s8_matches_timm_and_shapes(tmp_path):
+@pytest.mark.parametrize('key_layout', ['locate', 'heads'])
+def test_vit_s8_matches_timm_and_shapes(tmp_path, key_layout):
     timm_model = _random_timm_vit('vit_small_patch8_224', seed=1, img_size=64)
     torch.save(timm_model.state_dict(), tmp_path / 'dino_deitsmall8_pretrain.pth')
-    ours = _ours(str(tmp_path / 'dino_deitsmall8_pretrain.pth'), patch_size=8, img_size=64)
+    ours = _ours(
+        str(tmp_path / 'dino_deitsmall8_pretrain.pth'),
+        patch_size=8,
+        img_size=64,
+        key_layout=key_layout)
     x = torch.randn(2, 3, 64, 64)
     ref = _timm_reference(timm_model, x)
+    # The two key layouts are different orders of the same numbers.
+    assert not torch.allclose(ref['keys_heads'], ref['keys_locate'])
     out = ours.forward_descriptors(x)
     assert out['keys'].shape == (2, 64, 384)
-    torch.testing.assert_close(out['keys'], ref['keys_locate'], **TOL)
+    torch.testing.assert_close(out['keys'], ref[f'keys_{key_layout}'], **TOL)
     torch.testing.assert_close(out['cls_attn'].flatten(2), ref['cls_attn'], **TOL)
+    torch.testing.assert_close(out['feats'].flatten(2).transpose(1, 2), ref['feats'], **TOL)
     # Non-square input: shapes follow the patch grid.
     out = ours.forward_descriptors(torch.randn(1, 3, 64, 96))
     assert out['keys'].shape == (1, 8 * 12, 384)
@@ -162,9 +171,8 @@ def test_vit_b16_shapes():
     assert out['feats'].shape == (1, 768, 4, 4)
 
 
-def test_cls_attention_is_a_distribution_over_tokens(vits16):
-    _, ckpt = vits16
-    out = _ours(ckpt).forward_descriptors(torch.randn(1, 3, 64, 64))
+def test_cls_attention_is_a_distribution_over_tokens(ours16):
+    out = ours16.forward_descriptors(torch.randn(1, 3, 64, 64))
     # The CLS column is dropped, so each head's patch attention sums to slightly less than 1.
     sums = out['cls_attn'].flatten(2).sum(-1)
     assert torch.all(sums > 0) and torch.all(sums < 1)
@@ -183,18 +191,19 @@ def test_out_type_keys_gives_key_map(vits16):
 
 def test_bad_arguments_fail_clearly():
     with pytest.raises(ValueError, match='key_layout'):
-        DINOVisionTransformer(key_layout='interleaved')
+        DINOVisionTransformer(arch=TINY, key_layout='interleaved')
     with pytest.raises(ValueError, match='out_indices'):
-        DINOVisionTransformer(out_type='keys', out_indices=[5, 11])
+        DINOVisionTransformer(arch=TINY, out_type='keys', out_indices=[1, 2])
     with pytest.raises(ValueError, match='with_cls_token'):
-        DINOVisionTransformer(with_cls_token=False)
+        DINOVisionTransformer(arch=TINY, with_cls_token=False)
 
 
 # ---------------------------------------------------------------- freezing
 def test_frozen_backbone_has_no_grads_and_stays_in_eval():
-    model = DINOVisionTransformer(img_size=32)
+    model = DINOVisionTransformer(arch=TINY, img_size=32)
     assert not any(p.requires_grad for p in model.parameters())
-    model.train()
+    assert not any(m.training for m in model.modules())
+    torch.nn.Sequential(model).train()  # as a segmentor's .train() reaches its backbone
     assert not any(m.training for m in model.modules())
     x = torch.randn(1, 3, 32, 32, requires_grad=True)
     out = model.forward_descriptors(x)
@@ -203,7 +212,7 @@ def test_frozen_backbone_has_no_grads_and_stays_in_eval():
 
 
 def test_trainable_backbone_gets_gradients():
-    model = DINOVisionTransformer(img_size=32, frozen=False)
+    model = DINOVisionTransformer(arch=TINY, img_size=32, frozen=False)
     model.train()
     assert all(m.training for m in model.modules())
     out = model.forward_descriptors(torch.randn(2, 3, 32, 32))
@@ -213,8 +222,16 @@ def test_trainable_backbone_gets_gradients():
     assert model.ln1.weight.grad is not None  # the final norm feeds `feats`
 
 
+def test_random_init_without_checkpoint():
+    model = DINOVisionTransformer(arch=TINY, img_size=32)
+    assert torch.count_nonzero(model.pos_embed) == 0
+    model.init_weights()  # mmpretrain's scheme: truncated normal position embeddings
+    assert 0 < model.pos_embed.std() < 0.05
+    assert not any(p.requires_grad for p in model.parameters())
+
+
 def test_frozen_stages_reapplied_after_train():
-    model = DINOVisionTransformer(img_size=32, frozen=False, frozen_stages=2)
+    model = DINOVisionTransformer(arch=TINY, img_size=32, frozen=False, frozen_stages=2)
     model.train()
     assert not model.layers[1].training and model.layers[2].training
     assert not any(p.requires_grad for p in model.layers[1].parameters())
@@ -222,7 +239,7 @@ def test_frozen_stages_reapplied_after_train():
 
 
 # ---------------------------------------------------------------- loading
-def test_full_dino_checkpoint_layout_loads_teacher(vits16, tmp_path):
+def test_full_dino_checkpoint_layout_loads_teacher(vits16, ours16, tmp_path):
     """DINO full checkpoints: teacher/student with module.backbone.* and module.head.*, args."""
     timm_model, ckpt = vits16
     teacher = {f'module.backbone.{k}': v for k, v in timm_model.state_dict().items()}
@@ -232,7 +249,7 @@ def test_full_dino_checkpoint_layout_loads_teacher(vits16, tmp_path):
         teacher=teacher, student=student, epoch=100, args=argparse.Namespace(arch='vit_small'))
     torch.save(full, tmp_path / 'full.pth')
     x = torch.randn(1, 3, 64, 64)
-    plain = _ours(ckpt).forward_descriptors(x)
+    plain = ours16.forward_descriptors(x)
     wrapped = _ours(str(tmp_path / 'full.pth')).forward_descriptors(x)
     for key in plain:
         torch.testing.assert_close(wrapped[key], plain[key], atol=0, rtol=0)
@@ -271,8 +288,7 @@ class _Unsafe:
 def test_checkpoint_with_python_objects_is_refused(vits16, tmp_path):
     timm_model, _ = vits16
     path = tmp_path / 'unsafe.pth'
-    torch.save({'state_dict': timm_model.state_dict(), 'extra': _Unsafe()}, path,
-               pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    torch.save({'state_dict': timm_model.state_dict(), 'extra': _Unsafe()}, path)
     with pytest.raises(RuntimeError, match='weights_only=True'):
         _ours(str(path))
 

@@ -1,9 +1,9 @@
 """Tests of the affordance metric against an independent, per-pixel implementation of the protocols.
 
-The reference below is written from the protocol text (DESIGN.md section 3 and the published evaluation code's
-formulas), with Python loops over pixels on plain lists: its own bilinear resize (half-pixel centres, border
-clamp), its own 5x5 binomial blur with reflect-101 borders, and the AUC-J threshold loop. It shares no code
-with ``looptrans.evaluation``.
+The reference below is written from the protocol text (DESIGN.md section 3 and the published
+evaluation code's formulas), with Python loops over pixels on plain lists: its own bilinear resize
+(half-pixel centres, border clamp), its own 5x5 binomial blur with reflect-101 borders, and the
+AUC-J threshold loop. It shares no code with ``looptrans.evaluation``.
 """
 from __future__ import annotations
 
@@ -14,20 +14,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from mmseg.registry import METRICS
 
 from looptrans.evaluation import (AffordanceMetric, agd20k_scores, auc_judd, gaussian_blur_5x5,
                                   hotspots_scores, nss, resize_maps)
 from looptrans.evaluation.metrics import affordance_metric as metric_module
-from mmseg.registry import METRICS
 
 TOL = 1e-6
 
 
-# ------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 # independent per-pixel reference
-# ------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 def ref_resize(img: List[List[float]], oh: int, ow: int) -> List[List[float]]:
-    """Bilinear resize, half-pixel centres, negative source coordinates clamped to 0 (cv2 INTER_LINEAR)."""
+    """Bilinear resize: half-pixel centres, source coordinates clamped to the image."""
     h, w = len(img), len(img[0])
     out = []
     for i in range(oh):
@@ -125,7 +125,7 @@ def ref_auc_judd(sal: List[float], fix: List[bool]) -> Optional[float]:
 
 def ref_hotspots(pred: np.ndarray, gt: np.ndarray, size: int = 28, gt_size: int = 224,
                  noise: Optional[np.ndarray] = None):
-    """Per-image KLD, SIM, AUC-J of the Interaction Hotspots protocol (AUC-J None when undefined)."""
+    """Per-image KLD, SIM, AUC-J of the Interaction Hotspots protocol (None when undefined)."""
     p = ref_resize(ref_clean(pred), size, size)
     pmax = max(ref_pixels(p))
     p = ref_blur([[v / (pmax + 1e-12) for v in row] for row in p])
@@ -139,9 +139,9 @@ def ref_hotspots(pred: np.ndarray, gt: np.ndarray, size: int = 28, gt_size: int 
     return {'KLD': kld, 'SIM': sim, 'AUC-J': ref_auc_judd(sal, fix)}
 
 
-# ------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 # test maps
-# ------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 def blob(h: int, w: int, cy: float, cx: float, sigma: float) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w]
     return np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * sigma ** 2))
@@ -187,18 +187,20 @@ def assert_scores_match(ours: dict, i: int, ref: Optional[dict], keys) -> None:
             assert value == pytest.approx(expected, rel=TOL, abs=TOL), key
 
 
-# ------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 # building blocks
-# ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize('src, dst', [((14, 14), (224, 224)), ((480, 640), (56, 56)), ((224, 224), (28, 28)),
-                                      ((7, 9), (28, 28)), ((5, 3), (11, 17))])
+# --------------------------------------------------------------------------------
+@pytest.mark.parametrize('src, dst', [((14, 14), (224, 224)), ((480, 640), (56, 56)),
+                                      ((224, 224), (28, 28)), ((7, 9), (28, 28)),
+                                      ((5, 3), (11, 17))])
 def test_resize_matches_bilinear_reference_and_torch(src, dst):
     x = np.random.default_rng(0).random(src)
     ours = resize_maps(x[None], dst)[0]
     assert ours.shape == dst and ours.dtype == np.float64
     np.testing.assert_allclose(ours, np.array(ref_resize(x.tolist(), *dst)), atol=1e-12)
     # The Hotspots evaluator resizes with torch bilinear, align_corners=False: the same numbers.
-    t = F.interpolate(torch.from_numpy(x)[None, None], size=dst, mode='bilinear', align_corners=False)
+    t = F.interpolate(torch.from_numpy(x)[None, None], size=dst, mode='bilinear',
+                      align_corners=False)
     np.testing.assert_allclose(ours, t[0, 0].numpy(), atol=1e-12)
 
 
@@ -239,7 +241,7 @@ def test_auc_judd_hand_computed():
     sal = np.array([[[0.9, 0.1], [0.5, 0.3]]])
     # Fixation on the most salient pixel: ROC (0,0) (0,1) (1,1) -> area 1.
     assert auc_judd(sal, np.array([[[True, False], [False, False]]]))[0] == pytest.approx(1.0)
-    # Fixation on the least salient pixel: all 3 others rank above it -> fp = 1 at tp = 1 -> area 0.5.
+    # Fixation on the least salient pixel: the 3 others rank above it -> (1, 1) -> area 0.5.
     assert auc_judd(sal, np.array([[[False, True], [False, False]]]))[0] == pytest.approx(0.5)
     # Fixations at 0.9 and 0.3 (min-max: 1 and 0.25): ROC (0,0) (0,.5) (.5,1) (1,1) -> area 0.875.
     fix = np.array([[[True, False], [False, True]]])
@@ -281,9 +283,9 @@ def test_auc_judd_seeded_jitter_matches_reference():
         auc_judd(sal, fix, jitter=per_map[:2])
 
 
-# ------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 # whole protocols
-# ------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 def test_agd20k_protocol_matches_reference():
     rng = np.random.default_rng(10)
     named = cases(rng) + [('empty_gt', rng.random((14, 14)), np.zeros((20, 20)))]
@@ -303,7 +305,8 @@ def test_agd20k_protocol_matches_reference():
 def test_agd20k_protocol_at_224_with_different_input_sizes():
     rng = np.random.default_rng(11)
     preds = [rng.random((14, 14)), blob(224, 224, 100, 80, 30)]
-    gts = [blob(480, 640, 200, 300, 60) * (rng.random((480, 640)) > 0.2), sparse(rng, 480, 640, 0.05)]
+    gts = [blob(480, 640, 200, 300, 60) * (rng.random((480, 640)) > 0.2),
+           sparse(rng, 480, 640, 0.05)]
     ours = agd20k_scores(np.stack([preds[0], preds[0]]), gts[:1] * 2)  # (N, H, W) input form too
     assert ours['KLD'][0] == ours['KLD'][1]
     ours = agd20k_scores(preds, gts)
@@ -316,7 +319,8 @@ def test_agd20k_perfect_prediction_scores_best():
     good = agd20k_scores([gt], [gt], size=56)
     bad = agd20k_scores([1 - gt], [gt], size=56)
     assert good['KLD'][0] == pytest.approx(0.0, abs=1e-6) and good['SIM'][0] == pytest.approx(1.0)
-    assert bad['KLD'][0] > 1 and bad['SIM'][0] < good['SIM'][0] and bad['NSS'][0] < 0 < good['NSS'][0]
+    assert bad['KLD'][0] > 1 and bad['SIM'][0] < good['SIM'][0]
+    assert bad['NSS'][0] < 0 < good['NSS'][0]
 
 
 def test_hotspots_protocol_matches_reference():
@@ -325,7 +329,8 @@ def test_hotspots_protocol_matches_reference():
     preds, gts = [p for _, p, _ in named], [g for _, _, g in named]
     ours = hotspots_scores(preds, gts, size=16, gt_size=32)
     for i, (name, pred, gt) in enumerate(named):
-        assert_scores_match(ours, i, ref_hotspots(pred, gt, size=16, gt_size=32), ('KLD', 'SIM', 'AUC-J'))
+        ref = ref_hotspots(pred, gt, size=16, gt_size=32)
+        assert_scores_match(ours, i, ref, ('KLD', 'SIM', 'AUC-J'))
         assert ours['empty_gt'][i] == (name == 'empty_gt')
     # empty GT: uniform for KLD / SIM, no fixations -> AUC-J undefined.
     assert np.isfinite(ours['KLD'][-1]) and np.isnan(ours['AUC-J'][-1])
@@ -341,7 +346,8 @@ def test_hotspots_protocol_default_sizes_and_jitter():
     ours = hotspots_scores(preds, gts, jitter=jitter)  # size 28 via a 224x224 GT stage
     for i, seed in enumerate((5, 6)):
         noise = np.random.default_rng(seed).random((28, 28)) * 1e-7
-        assert_scores_match(ours, i, ref_hotspots(preds[i], gts[i], noise=noise), ('KLD', 'SIM', 'AUC-J'))
+        ref = ref_hotspots(preds[i], gts[i], noise=noise)
+        assert_scores_match(ours, i, ref, ('KLD', 'SIM', 'AUC-J'))
 
 
 def test_bad_gt_is_rejected_with_the_file_name():
@@ -354,9 +360,9 @@ def test_bad_gt_is_rejected_with_the_file_name():
         agd20k_scores(pred, np.ones((2, 8, 8)))
 
 
-# ------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 # AffordanceMetric
-# ------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 def make_sample(idx: int, pred: np.ndarray, gt: np.ndarray, affordance: str) -> dict:
     return dict(pred_heatmap=dict(data=torch.from_numpy(pred).float()[None]),
                 gt_heatmap=dict(data=torch.from_numpy(gt).float()[None]), sample_idx=idx,
@@ -394,8 +400,8 @@ def test_metric_agd20k_end_to_end_with_padded_duplicates(logs):
     metric.process({}, samples[4:])
     metric.process({}, samples[:2])  # the padding a DDP sampler adds
     assert len(metric.results) == 9  # small records, not maps
-    assert set(metric.results[0]) == {'sample_idx', 'img_path', 'affordance', 'KLD', 'SIM', 'NSS', 'empty_gt',
-                                      'nonfinite_pred'}
+    assert set(metric.results[0]) == {'sample_idx', 'img_path', 'affordance', 'KLD', 'SIM', 'NSS',
+                                      'empty_gt', 'nonfinite_pred'}
     result = metric.compute_metrics(list(metric.results))
     assert list(result) == ['KLD', 'SIM', 'NSS']
     refs = [ref_agd20k(p, g, 32) for _, p, g, _ in data]
@@ -463,7 +469,8 @@ def test_metric_is_registered():
     metric = METRICS.build(dict(type='AffordanceMetric', protocol='hotspots', metrics='AUC-J'))
     assert isinstance(metric, AffordanceMetric)
     assert metric.metrics == ('AUC-J', ) and metric.eval_size == 28
-    assert AffordanceMetric().eval_size == 224 and AffordanceMetric().metrics == ('KLD', 'SIM', 'NSS')
+    default = AffordanceMetric()
+    assert default.eval_size == 224 and default.metrics == ('KLD', 'SIM', 'NSS')
 
 
 def test_metric_rejects_bad_configuration():

@@ -1,4 +1,4 @@
-"""AffordanceMetric under DDP: 2 CPU processes (gloo) give the 1-process result and count each image once."""
+"""AffordanceMetric under DDP: 2 CPU processes (gloo) give the 1-process result, each image once."""
 from __future__ import annotations
 
 import json
@@ -25,16 +25,18 @@ def make_samples() -> list:
         gt = rng.random((20, 30)) * (rng.random((20, 30)) < 0.3)
         if i == 4:
             gt[:] = 0  # an empty GT: left out (agd20k) / uniform (hotspots), counted once
+        affordance = affordances[i % 3]
         samples.append(dict(pred_heatmap=dict(data=torch.from_numpy(rng.random((1, 14, 14)))),
                             gt_heatmap=dict(data=torch.from_numpy(gt)[None]), sample_idx=i,
-                            img_path=f'ego/{affordances[i % 3]}/{i}.jpg', affordance=affordances[i % 3]))
+                            img_path=f'ego/{affordance}/{i}.jpg', affordance=affordance))
     return samples
 
 
 def build_metrics(collect_dir: str) -> dict:
     from looptrans.evaluation import AffordanceMetric
     return dict(agd20k=AffordanceMetric(eval_size=32, collect_dir=collect_dir),
-                hotspots=AffordanceMetric(protocol='hotspots', jitter_seed=1, collect_dir=collect_dir))
+                hotspots=AffordanceMetric(protocol='hotspots', jitter_seed=1,
+                                          collect_dir=collect_dir))
 
 
 def run_metrics(metrics: dict, indices: list, size: int) -> dict:
@@ -88,7 +90,8 @@ def test_two_process_result_equals_one_process(tmp_path):
     assert ranks[0]['indices'] == [0, 2, 4, 6]
     assert ranks[1]['indices'] == [1, 3, 5, 0]
 
-    single = run_metrics(build_metrics(str(tmp_path / 'single')), list(range(DATASET_SIZE)), DATASET_SIZE)
+    single = run_metrics(build_metrics(str(tmp_path / 'single')), list(range(DATASET_SIZE)),
+                         DATASET_SIZE)
     for case in ('size', 'padded'):
         for rank in range(WORLD_SIZE):  # evaluate() broadcasts rank 0's result to every rank
             got = ranks[rank]['results'][case]

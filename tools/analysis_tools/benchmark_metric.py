@@ -1,9 +1,9 @@
 """Time the vectorised affordance metrics against a straightforward per-pixel-loop implementation.
 
-The loop version computes the same formulas the way the published evaluation code does (NumPy per image,
-a Python loop over pixels for the NSS fixation map and, for AUC-J, one pass over all pixels per
-threshold). Both run on the same N random maps and the script prints milliseconds per image and the
-largest difference between their scores. Nothing is asserted: the tests check correctness.
+The loop version computes the same formulas the way the published evaluation code does (NumPy per
+image, a Python loop over pixels for the NSS fixation map and, for AUC-J, one pass over all pixels
+per threshold). Both run on the same N random maps and the script prints milliseconds per image and
+the largest difference between their scores. Nothing is asserted: the tests check correctness.
 
 Example::
 
@@ -26,7 +26,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--protocol', choices=['agd20k', 'hotspots'], default='agd20k')
     parser.add_argument('--num-images', type=int, default=50, help='number of random maps (N)')
-    parser.add_argument('--pred-size', type=int, default=224, help='prediction side (network input size)')
+    parser.add_argument('--pred-size', type=int, default=224,
+                        help='prediction side (network input size)')
     parser.add_argument('--gt-size', type=int, nargs=2, default=[480, 640], metavar=('H', 'W'),
                         help='GT map size (a typical image size)')
     parser.add_argument('--seed', type=int, default=0)
@@ -53,7 +54,7 @@ def loop_agd20k(pred: np.ndarray, gt: np.ndarray, size: int = 224) -> Dict[str, 
 
 
 def loop_hotspots(pred: np.ndarray, gt: np.ndarray, size: int = 28) -> Dict[str, float]:
-    """One image, Hotspots protocol (no jitter), AUC-J with one pass over the pixels per threshold."""
+    """One image, Hotspots protocol (no jitter); AUC-J passes over all pixels per threshold."""
     p = cv2.resize(pred, (size, size), interpolation=cv2.INTER_LINEAR)
     p = cv2.GaussianBlur(p / (p.max() + 1e-12), (5, 5), 0)
     g = cv2.resize(cv2.resize(gt, (224, 224), interpolation=cv2.INTER_LINEAR), (size, size),
@@ -124,7 +125,8 @@ def main() -> None:
     for key in loop[0]:
         ref = np.array([r.get(key, np.nan) for r in loop])
         both = np.isfinite(ref) & np.isfinite(ours[key])
-        diffs.append(f'{key} {np.max(np.abs(ref[both] - ours[key][both])) if both.any() else 0.0:.2e}')
+        diff = np.max(np.abs(ref[both] - ours[key][both])) if both.any() else 0.0
+        diffs.append(f'{key} {diff:.2e}')
     print('  max |difference|         : ' + ', '.join(diffs))
 
 

@@ -67,8 +67,9 @@ def convert(src: str, dst: str, source: str = 'teacher') -> dict:
     img_size = 224
     if info['num_patches']:
         img_size = int(round(info['num_patches']**0.5)) * info['patch_size']
-    model = DINOVisionTransformer(
-        arch=info['arch'], patch_size=info['patch_size'], img_size=img_size)
+    with torch.device('meta'):  # only names and shapes are needed: allocate nothing
+        model = DINOVisionTransformer(
+            arch=info['arch'], patch_size=info['patch_size'], img_size=img_size)
     model.check_state_dict(state_dict, src)  # raises naming missing/unexpected keys
     dst_dir = osp.dirname(osp.abspath(dst))
     os.makedirs(dst_dir, exist_ok=True)

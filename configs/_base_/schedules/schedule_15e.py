@@ -10,6 +10,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=3,
+                    backend_args=dict(backend='atomic_local'),  # no torn checkpoints on a kill
                     save_best='KLD', rule='less'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='AffordanceVisualizationHook', draw=False))

@@ -12,8 +12,7 @@ image:
 * ``KLD = sum(g * log(g / (p + 1e-12) + 1e-12))`` with ``p = pred / (sum(pred) + 1e-12)`` and
   ``g = gt / (sum(gt) + 1e-12)``; ``SIM = sum(min(p, g))``;
 * ``NSS = sum(s * f) / sum(f + 1e-12)`` with ``s = (pred - mean(pred)) / std(pred)`` (``ddof=0``)
-  and
-  ``f = minmax(gt) > 0.1``, ``minmax(x) = (x - min) / (max - min + 1e-12)``. The published
+  and ``f = minmax(gt) > 0.1``, ``minmax(x) = (x - min) / (max - min + 1e-12)``. The published
   denominator adds 1e-12 *per pixel*; that is reproduced.
 
 **Interaction Hotspots** (OPRA / EPIC-Hotspots; ``Tushar-N/interaction-hotspots``,
@@ -21,8 +20,8 @@ image:
 image:
 
 * prediction resized to the evaluation resolution (``--res``, 28 in ``eval.py``) with bilinear,
-  ``align_corners=False`` interpolation (identical to ``cv2.INTER_LINEAR``), divided by ``max +
-  1e-12`` and blurred with ``cv2.GaussianBlur(pred, (5, 5), 0)``;
+  ``align_corners=False`` interpolation (identical to ``cv2.INTER_LINEAR``), divided by
+  ``max + 1e-12`` and blurred with ``cv2.GaussianBlur(pred, (5, 5), 0)``;
 * GT resized to 224x224 (``eval.py: generate_gt``) and then to the evaluation resolution; a GT that
   sums to 0 becomes uniform for KLD and SIM (same formulas and eps as above);
 * AUC-J (Judd): fixations ``gt / max(gt) + 1e-12 > 0.5``; the saliency map gets ``U[0, 1) * 1e-7``
@@ -52,9 +51,9 @@ import cv2
 import numpy as np
 
 __all__ = [
-    'EPS', 'PRED_MINMAX_EPS', 'AUC_JITTER', 'HOTSPOTS_GT_SIZE', 'as_map_list', 'replace_nonfinite',
-    'resize_maps', 'minmax_normalize', 'kld', 'sim', 'nss', 'gaussian_blur_5x5', 'hotspots_fixations',
-    'auc_judd', 'agd20k_scores', 'hotspots_scores'
+    'EPS', 'PRED_MINMAX_EPS', 'AUC_JITTER', 'HOTSPOTS_GT_SIZE', 'as_map_list',
+    'replace_nonfinite', 'resize_maps', 'minmax_normalize', 'kld', 'sim', 'nss',
+    'gaussian_blur_5x5', 'hotspots_fixations', 'auc_judd', 'agd20k_scores', 'hotspots_scores'
 ]
 
 #: eps of the KLD / SIM normalisation, the NSS fixation min-max and the AUC-J saliency min-max.
@@ -142,7 +141,8 @@ def resize_maps(maps: MapBatch, size: Size) -> np.ndarray:
     h, w = _size_hw(size)
     maps = as_map_list(maps)
     out = np.empty((len(maps), h, w), dtype=np.float64)
-    for i, m in enumerate(maps):  # one C call per map; stacking maps as channels changes the numbers
+    # One C call per map: stacking maps as channels of one image changes the numbers.
+    for i, m in enumerate(maps):
         out[i] = m if m.shape == (h, w) else cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
     return out
 
@@ -184,8 +184,7 @@ def kld(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> np.ndarray:
 
 
 def sim(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> np.ndarray:
-    """Similarity (histogram intersection) ``sum(min(p, g))`` per map, ``p``/``g`` as in
-    :func:`kld`.
+    """Similarity (histogram intersection) ``sum(min(p, g))`` per map (``p``, ``g``: :func:`kld`).
 
     Returns:
         ``(N,)`` float64 in [0, 1]; higher is better.
@@ -234,8 +233,7 @@ def gaussian_blur_5x5(maps: np.ndarray) -> np.ndarray:
 
 
 def hotspots_fixations(gt: np.ndarray, threshold: float = 0.5, eps: float = EPS) -> np.ndarray:
-    """Binary fixation maps for AUC-J: ``gt / max(gt) + eps > threshold`` (all False when ``max <=
-    0``).
+    """Binary fixation maps for AUC-J: ``gt / max(gt) + eps > threshold`` (False if ``max <= 0``).
 
     Returns:
         ``(N, H, W)`` bool.
@@ -253,8 +251,9 @@ def _jitter_noise(jitter: JitterSpec, shape: Tuple[int, ...]) -> Optional[np.nda
     if isinstance(jitter, np.random.Generator):
         return jitter.random(shape) * AUC_JITTER
     if len(jitter) != shape[0]:
-        raise ValueError(f'auc_judd: got {len(jitter)} jitter generators for {shape[0]} maps; pass one '
-                         f'per map, a single np.random.Generator, or None to disable jitter')
+        raise ValueError(f'auc_judd: got {len(jitter)} jitter generators for {shape[0]} maps; '
+                         f'pass one per map, a single np.random.Generator, or None to disable '
+                         f'jitter')
     return np.stack([g.random(shape[1:]) for g in jitter]) * AUC_JITTER
 
 
@@ -275,9 +274,8 @@ def auc_judd(saliency: np.ndarray, fixations: np.ndarray, jitter: JitterSpec = N
         saliency: ``(N, H, W)`` saliency maps (the blurred prediction).
         fixations: ``(N, H, W)`` bool fixation maps (see :func:`hotspots_fixations`).
         jitter: ``None`` disables the tie-breaking jitter; a ``np.random.Generator`` (or one per
-        map) adds
-            ``U[0, 1) * 1e-7`` before the min-max normalisation, as the published code does with
-            ``np.random.rand``.
+            map) adds ``U[0, 1) * 1e-7`` before the min-max normalisation, as the published code
+            does with ``np.random.rand``.
 
     Returns:
         ``(N,)`` float64; NaN where AUC-J is undefined (no fixation, or every pixel a fixation).
@@ -286,7 +284,8 @@ def auc_judd(saliency: np.ndarray, fixations: np.ndarray, jitter: JitterSpec = N
     sal = np.array(saliency, dtype=np.float64).reshape(n_maps, -1)
     fix = np.asarray(fixations, dtype=bool).reshape(n_maps, -1)
     if sal.shape != fix.shape:
-        raise ValueError(f'auc_judd: saliency {saliency.shape} and fixations {fixations.shape} differ')
+        raise ValueError(f'auc_judd: saliency {saliency.shape} and fixations {fixations.shape} '
+                         f'differ in shape')
     noise = _jitter_noise(jitter, saliency.shape)
     if noise is not None:
         sal += noise.reshape(n_maps, -1)
@@ -337,14 +336,17 @@ def _prepare_gts(gts: MapBatch, n_preds: int, names: Optional[Sequence[str]]) ->
     """Validate GT maps: same count as predictions, finite and non-negative."""
     maps = as_map_list(gts, 'gts')
     if len(maps) != n_preds:
-        raise ValueError(f'got {n_preds} predictions but {len(maps)} GT maps; pass one GT per prediction')
+        raise ValueError(f'got {n_preds} predictions but {len(maps)} GT maps; pass one GT per '
+                         f'prediction')
     for i, m in enumerate(maps):
         if not np.isfinite(m).all():
-            raise ValueError(f'GT {_name(names, i)} contains NaN or inf; GT heatmaps must be finite '
-                             f'grayscale/255 maps in [0, 1] - check the GT file and its loader')
+            raise ValueError(f'GT {_name(names, i)} contains NaN or inf; GT heatmaps must be '
+                             f'finite grayscale/255 maps in [0, 1] - check the GT file and its '
+                             f'loader')
         if m.min() < 0:
-            raise ValueError(f'GT {_name(names, i)} has negative values (min {m.min():.4g}); GT heatmaps '
-                             f'must be grayscale/255 maps in [0, 1] - check the GT file and its loader')
+            raise ValueError(f'GT {_name(names, i)} has negative values (min {m.min():.4g}); '
+                             f'GT heatmaps must be grayscale/255 maps in [0, 1] - check the GT '
+                             f'file and its loader')
     return maps
 
 
@@ -386,16 +388,14 @@ def hotspots_scores(preds: MapBatch,
                     gt_size: Optional[Size] = HOTSPOTS_GT_SIZE,
                     jitter: JitterSpec = None,
                     names: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
-    """KLD, SIM and AUC-J per image with the Interaction Hotspots protocol (see the module
-    docstring).
+    """KLD, SIM and AUC-J per image with the Interaction Hotspots protocol (see module docstring).
 
     Args:
         preds: predicted heatmaps, ``(N, H, W)`` or a sequence of 2-D maps of any size.
         gts: GT heatmaps (any non-negative scale), one per prediction, any size.
         size: evaluation resolution (``eval.py --res``, 28 for the published OPRA / EPIC numbers).
-        gt_size: the GT is first resized to this size (224 in ``eval.py: generate_gt``), then to
-        ``size``;
-            ``None`` resizes it straight to ``size``.
+        gt_size: the GT is first resized to this size (224 in ``eval.py: generate_gt``), then
+            to ``size``; ``None`` resizes it straight to ``size``.
         jitter: AUC-J tie-breaking jitter, see :func:`auc_judd` (``None`` disables it).
         names: optional per-image names used in error messages.
 

@@ -1,34 +1,17 @@
 """Loading of the egocentric / exocentric views and of the GT heatmaps."""
+import logging
 from typing import Optional
 
 import cv2
-import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
-from mmengine import fileio
+from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
+from ..checks import (decode_gt, decode_image, ensure_bgr3, gt_is_color,
+                      read_file)
 
-def read_bytes(path: str, backend_args: Optional[dict], owner: str) -> bytes:
-    """Read a file through the MMEngine file backend, naming it on failure."""
-    try:
-        return fileio.get(path, backend_args=backend_args)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(
-            f'{owner}: file {path!r} does not exist; the dataset listed it, so '
-            'the tree changed after the dataset was built. Rebuild the '
-            'dataset or restore the file.') from err
-
-
-def ensure_bgr3(img: np.ndarray) -> np.ndarray:
-    """Return a 3-channel BGR image from a gray, BGR or BGRA array."""
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 1:
-        return cv2.cvtColor(img[..., 0], cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    return img
+__all__ = ['LoadAffordanceViews', 'LoadAffordanceGT', 'ensure_bgr3']
 
 
 @TRANSFORMS.register_module()
@@ -36,7 +19,10 @@ class LoadAffordanceViews(BaseTransform):
     """Load the egocentric image and, when present, the exocentric images.
 
     Images are decoded as 3-channel BGR uint8, like every OpenMMLab loader
-    (grayscale and CMYK files are converted).
+    (grayscale and CMYK files are converted). A file that is missing, empty,
+    cut short or not an image raises
+    :class:`~looptrans.datasets.checks.BadFileError` naming the file; the
+    affordance datasets catch it in training and draw another item.
 
     Required keys: ``img_path``; optional ``exo_paths`` (list, train).
 
@@ -57,19 +43,8 @@ class LoadAffordanceViews(BaseTransform):
 
     def _load(self, path: str) -> np.ndarray:
         owner = type(self).__name__
-        data = read_bytes(path, self.backend_args, owner)
-        try:
-            img = mmcv.imfrombytes(data, flag='color', channel_order='bgr',
-                                   backend=self.imdecode_backend)
-        except Exception as err:  # decoders raise many types on bad bytes
-            raise OSError(f'{owner}: cannot decode image {path!r} '
-                          f'({len(data)} bytes): {err}. The file is corrupt '
-                          'or not an image; re-download or delete it.') from err
-        if img is None or img.size == 0:
-            raise OSError(f'{owner}: cannot decode image {path!r} '
-                          f'({len(data)} bytes); the file is corrupt or not '
-                          'an image. Re-download or delete it.')
-        return np.ascontiguousarray(ensure_bgr3(img))
+        data = read_file(path, self.backend_args, owner)
+        return decode_image(data, path, owner, self.imdecode_backend)
 
     def transform(self, results: dict) -> dict:
         img = self._load(results['img_path'])
@@ -92,7 +67,10 @@ class LoadAffordanceGT(BaseTransform):
 
     8-bit files are divided by 255 and 16-bit files by 65535; RGB(A) files
     are converted to gray (ITU-R 601 weights, alpha ignored) after scaling,
-    so no precision is lost to rounding.
+    so no precision is lost to rounding. A colour GT whose channels differ
+    (likely a colour-mapped rendering, for which luma is not the heat) is
+    converted too but logged as a warning, once per transform. Unreadable
+    files raise :class:`~looptrans.datasets.checks.BadFileError`.
 
     Required keys: ``gt_path``. Added keys: ``gt_heatmap`` ((h0, w0) float32).
 
@@ -102,26 +80,23 @@ class LoadAffordanceGT(BaseTransform):
 
     def __init__(self, backend_args: Optional[dict] = None) -> None:
         self.backend_args = backend_args
+        self._warned_color = False
 
     def transform(self, results: dict) -> dict:
         path = results['gt_path']
         owner = type(self).__name__
-        data = read_bytes(path, self.backend_args, owner)
-        raw = None
-        if len(data):
-            raw = cv2.imdecode(np.frombuffer(data, np.uint8),
-                               cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise OSError(f'{owner}: cannot decode GT heatmap {path!r} '
-                          f'({len(data)} bytes); the file is corrupt or not '
-                          'an image. Re-download the GT folder.')
-        if raw.dtype == np.uint8:
-            heat = raw.astype(np.float32) / 255.0
-        elif raw.dtype == np.uint16:
-            heat = raw.astype(np.float32) / 65535.0
-        else:
-            raise TypeError(f'{owner}: GT heatmap {path!r} has pixel type '
-                            f'{raw.dtype}; expected an 8-bit or 16-bit PNG.')
+        raw = decode_gt(read_file(path, self.backend_args, owner), path, owner)
+        if not self._warned_color and gt_is_color(raw):
+            print_log(
+                f'{owner}: GT heatmap {path!r} is a colour image whose '
+                'channels differ; it is converted to gray with ITU-R 601 '
+                'weights. If it is a colour-mapped rendering the scores are '
+                'wrong: store GT as single-channel PNGs (warned once; '
+                'tools/misc/check_dataset.py lists every such file).',
+                logger='current', level=logging.WARNING)
+            self._warned_color = True
+        scale = 255.0 if raw.dtype == np.uint8 else 65535.0
+        heat = raw.astype(np.float32) / scale
         if heat.ndim == 3:
             if heat.shape[2] == 4:
                 heat = cv2.cvtColor(heat, cv2.COLOR_BGRA2GRAY)

@@ -1,8 +1,8 @@
-"""``AffordanceMetric``: KLD / SIM / NSS (AGD20K, HICO-IIF) or KLD / SIM / AUC-J (OPRA, EPIC) under MMEngine.
+"""``AffordanceMetric``: KLD / SIM / NSS (AGD20K, HICO-IIF) or KLD / SIM / AUC-J (OPRA, EPIC).
 
-Per-image scores are computed in :meth:`AffordanceMetric.process` (so only a few numbers per image travel
-between processes, never the maps), gathered by MMEngine's ``collect_results``, de-duplicated by
-``sample_idx`` and averaged in :meth:`AffordanceMetric.compute_metrics`.
+Per-image scores are computed in :meth:`AffordanceMetric.process` (so only a few numbers per image
+travel between processes, never the maps), gathered by MMEngine's ``collect_results``, de-duplicated
+by ``sample_idx`` and averaged in :meth:`AffordanceMetric.compute_metrics`.
 """
 from __future__ import annotations
 
@@ -38,16 +38,20 @@ def _pixel_array(sample: Any, key: str, where: str) -> np.ndarray:
     """Return the ``data`` of a ``PixelData`` field (dict form or object) as a numpy array."""
     value = _field(sample, key)
     if value is None:
-        hint = ('the test pipeline must load the GT (LoadAffordanceGT) and PackAffordanceInputs must pack it'
-                if key == 'gt_heatmap' else 'the model\'s predict() must set it for the asked affordance')
+        if key == 'gt_heatmap':
+            hint = ('the test pipeline must load the GT (LoadAffordanceGT) and '
+                    'PackAffordanceInputs must pack it')
+        else:
+            hint = "the model's predict() must set it for the asked affordance"
         raise KeyError(f'AffordanceMetric: data sample of {where} has no {key!r}; {hint}')
     data = value.get('data') if isinstance(value, dict) else getattr(value, 'data', value)
     if hasattr(data, 'detach'):
         data = data.detach().cpu().numpy()
     data = np.asarray(data)
     if not (data.ndim == 2 or (data.ndim == 3 and data.shape[0] == 1)):
-        raise ValueError(f'AffordanceMetric: {key} of {where} has shape {tuple(data.shape)}; expected '
-                         f'(1, H, W) - one heatmap, for the image\'s own affordance (gt_label)')
+        raise ValueError(f'AffordanceMetric: {key} of {where} has shape {tuple(data.shape)}; '
+                         f"expected (1, H, W) - one heatmap, for the image's own affordance "
+                         f'(gt_label)')
     return data
 
 
@@ -55,9 +59,9 @@ def _pixel_array(sample: Any, key: str, where: str) -> np.ndarray:
 class AffordanceMetric(BaseMetric):
     """Affordance-grounding metric with the exact published protocols.
 
-    * ``protocol='agd20k'`` (AGD20K Seen / Unseen, HICO-IIF): KLD, SIM, NSS at 224x224, as the LOCATE and
-      Cross-View-AG evaluation code. Images whose GT is all zero are left out of the means (the published
-      code would give them KLD = 0) and counted as ``num_empty_gt``.
+    * ``protocol='agd20k'`` (AGD20K Seen / Unseen, HICO-IIF): KLD, SIM, NSS at 224x224, as the
+      LOCATE and Cross-View-AG evaluation code. Images whose GT is all zero are left out of the
+      means (the published code would give them KLD = 0) and counted as ``num_empty_gt``.
     * ``protocol='hotspots'`` (OPRA, EPIC-Hotspots): KLD, SIM, AUC-J at 28x28 by default, as
       ``interaction-hotspots/eval.py``. A GT that sums to 0 is uniform for KLD / SIM; images without
       fixations are left out of AUC-J and counted.
@@ -68,19 +72,19 @@ class AffordanceMetric(BaseMetric):
         protocol: ``'agd20k'`` or ``'hotspots'``.
         metrics: names to report, a subset of the protocol's (``'KLD'``, ``'SIM'``, ``'NSS'`` or
             ``'KLD'``, ``'SIM'``, ``'AUC-J'``); ``None`` reports all of them.
-        eval_size: evaluation resolution (int or ``(h, w)``); ``None`` uses the published one (224 for
-            ``agd20k``, 28 for ``hotspots``).
+        eval_size: evaluation resolution (int or ``(h, w)``); ``None`` uses the published one
+            (224 for ``agd20k``, 28 for ``hotspots``).
         jitter_seed: seed of the AUC-J tie-breaking jitter; image ``i`` uses
-            ``np.random.default_rng([jitter_seed, sample_idx_i])``, so the score does not depend on batch
-            size, order or number of processes. ``None`` disables the jitter.
+            ``np.random.default_rng([jitter_seed, sample_idx_i])``, so the score does not depend on
+            batch size, order or number of processes. ``None`` disables the jitter.
         collect_device: ``'cpu'`` or ``'gpu'``, where results are gathered under DDP.
         prefix: prefix of the returned keys (none by default: keys are ``'KLD'``, ``'SIM'``, ...).
         collect_dir: shared directory used by ``collect_device='cpu'`` (a temporary one by default).
 
-    Each data sample given to :meth:`process` (a dict, as MMEngine passes them, or a ``SegDataSample``)
-    needs ``pred_heatmap`` and ``gt_heatmap`` (``{'data': (1, H, W)}``; any sizes), ``sample_idx`` (the
-    dataset index, used to count every image once) and, for the per-affordance table and messages,
-    ``affordance`` and ``img_path``.
+    Each data sample given to :meth:`process` (a dict, as MMEngine passes them, or a
+    ``SegDataSample``) needs ``pred_heatmap`` and ``gt_heatmap`` (``{'data': (1, H, W)}``; any
+    sizes), ``sample_idx`` (the dataset index, used to count every image once) and, for the
+    per-affordance table and messages, ``affordance`` and ``img_path``.
     """
 
     default_prefix: Optional[str] = None
@@ -95,8 +99,9 @@ class AffordanceMetric(BaseMetric):
                  collect_dir: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
         if protocol not in PROTOCOLS:
-            raise ValueError(f'AffordanceMetric: protocol={protocol!r} is not one of {sorted(PROTOCOLS)} '
-                             f"(use 'agd20k' for AGD20K / HICO-IIF, 'hotspots' for OPRA / EPIC)")
+            raise ValueError(f'AffordanceMetric: protocol={protocol!r} is not one of '
+                             f"{sorted(PROTOCOLS)} (use 'agd20k' for AGD20K / HICO-IIF, "
+                             f"'hotspots' for OPRA / EPIC)")
         allowed = PROTOCOLS[protocol]['metrics']
         if metrics is None:
             metrics = allowed
@@ -106,7 +111,8 @@ class AffordanceMetric(BaseMetric):
         if unknown or not metrics:
             raise ValueError(f'AffordanceMetric: metrics={list(metrics)!r} - protocol {protocol!r} '
                              f'reports a non-empty subset of {list(allowed)}')
-        if jitter_seed is not None and (not isinstance(jitter_seed, (int, np.integer)) or jitter_seed < 0):
+        bad_seed = not isinstance(jitter_seed, (int, np.integer)) or jitter_seed < 0
+        if jitter_seed is not None and bad_seed:
             raise ValueError(f'AffordanceMetric: jitter_seed must be a non-negative int or None, '
                              f'got {jitter_seed!r}')
         self.protocol = protocol
@@ -115,9 +121,9 @@ class AffordanceMetric(BaseMetric):
         self.jitter_seed = jitter_seed
         self._warned_nonfinite = False
 
-    # ------------------------------------------------------------------------------------------------
+    # --------------------------------------------------------------------------------
     # per batch
-    # ------------------------------------------------------------------------------------------------
+    # --------------------------------------------------------------------------------
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         """Score every sample of a batch and append one small record per image to ``self.results``.
 
@@ -132,9 +138,9 @@ class AffordanceMetric(BaseMetric):
             sample_idx = _field(sample, 'sample_idx')
             where = repr(img_path) if img_path is not None else f'sample_idx={sample_idx}'
             if sample_idx is None:
-                raise KeyError(f'AffordanceMetric: data sample of {where} has no "sample_idx"; it is set by '
-                               f'mmengine BaseDataset and must be kept in the packed metainfo (it is used '
-                               f'to count each image once under DDP)')
+                raise KeyError(f'AffordanceMetric: data sample of {where} has no "sample_idx"; it '
+                               f'is set by mmengine BaseDataset and must be kept in the packed '
+                               f'metainfo (it is used to count each image once under DDP)')
             preds.append(_pixel_array(sample, 'pred_heatmap', where))
             gts.append(_pixel_array(sample, 'gt_heatmap', where))
             infos.append(dict(sample_idx=int(sample_idx), img_path=img_path,
@@ -146,14 +152,15 @@ class AffordanceMetric(BaseMetric):
         else:
             jitter = None
             if self.jitter_seed is not None:
-                jitter = [np.random.default_rng([int(self.jitter_seed), info['sample_idx']]) for info in infos]
+                seed = int(self.jitter_seed)
+                jitter = [np.random.default_rng([seed, info['sample_idx']]) for info in infos]
             scores = hotspots_scores(preds, gts, size=self.eval_size, jitter=jitter, names=names)
 
         if scores['nonfinite_pred'].any() and not self._warned_nonfinite:
             bad = [n for n, flag in zip(names, scores['nonfinite_pred']) if flag]
-            print_log(f'AffordanceMetric: prediction of {bad[0]} has NaN/inf values; they are replaced by '
-                      f'the map\'s finite minimum (warned once; the total is reported as '
-                      f'num_nonfinite_pred)', logger='current', level=logging.WARNING)
+            print_log(f'AffordanceMetric: prediction of {bad[0]} has NaN/inf values; they are '
+                      f"replaced by the map's finite minimum (warned once; the total is reported "
+                      f'as num_nonfinite_pred)', logger='current', level=logging.WARNING)
             self._warned_nonfinite = True
 
         for i, info in enumerate(infos):
@@ -163,27 +170,27 @@ class AffordanceMetric(BaseMetric):
             record['nonfinite_pred'] = bool(scores['nonfinite_pred'][i])
             self.results.append(record)
 
-    # ------------------------------------------------------------------------------------------------
+    # --------------------------------------------------------------------------------
     # after all batches (rank 0)
-    # ------------------------------------------------------------------------------------------------
+    # --------------------------------------------------------------------------------
     @staticmethod
     def _deduplicate(results: List[dict]) -> Tuple[List[dict], int]:
-        """Keep the first record of every ``sample_idx``; return them (sorted) and the number dropped.
+        """Keep the first record of each ``sample_idx``; return them (sorted), number dropped.
 
-        Under DDP, MMEngine's ``DefaultSampler`` pads the last round with repeated samples; they must
-        count once. Two records with the same ``sample_idx`` but different images mean the index is not
-        unique, which would silently drop images, so that is an error.
+        Under DDP, MMEngine's ``DefaultSampler`` pads the last round with repeated samples; they
+        must count once. Two records with the same ``sample_idx`` but different images mean the
+        index is not unique, which would silently drop images, so that is an error.
         """
         unique: Dict[int, dict] = {}
         for record in results:
             idx = record['sample_idx']
             first = unique.setdefault(idx, record)
-            if first is not record and (first['img_path'], first['affordance']) != (record['img_path'],
-                                                                                      record['affordance']):
+            seen = (first['img_path'], first['affordance'])
+            if first is not record and seen != (record['img_path'], record['affordance']):
                 raise ValueError(
-                    f'AffordanceMetric: sample_idx {idx} is used by two images ({first["img_path"]!r}, '
-                    f'{first["affordance"]!r}) and ({record["img_path"]!r}, {record["affordance"]!r}); '
-                    f'sample_idx must be the dataset index (as set by mmengine BaseDataset)')
+                    f'AffordanceMetric: sample_idx {idx} is used by two images {seen} and '
+                    f'{(record["img_path"], record["affordance"])}; sample_idx must be the dataset '
+                    f'index (as set by mmengine BaseDataset)')
         return [unique[i] for i in sorted(unique)], len(results) - len(unique)
 
     def _valid(self, record: dict, metric: str) -> bool:
@@ -196,11 +203,12 @@ class AffordanceMetric(BaseMetric):
         """De-duplicate by ``sample_idx``, average, log a per-affordance table and the counts.
 
         Returns:
-            ``{'KLD': ..., 'SIM': ..., 'NSS' | 'AUC-J': ...}`` (the requested metrics), means over the
-            images where each score is defined.
+            ``{'KLD': ..., 'SIM': ..., 'NSS' | 'AUC-J': ...}`` (the requested metrics), means over
+            the images where each score is defined.
 
         Raises:
-            ValueError: no image has a defined value for a requested metric (e.g. every GT is empty), since
+            ValueError: no image has a defined value for a requested metric (e.g. every GT is
+            empty), since
                 any number reported then would be meaningless.
         """
         records, num_duplicates = self._deduplicate(results)

@@ -39,6 +39,13 @@ class DINOVisionTransformer(VisionTransformer):
     ``arch='deit-base'``. Position embeddings are resized (bicubic, as in mmpretrain) for inputs
     whose size differs from ``img_size``.
 
+    Note:
+        At ``img_size`` (224 in LOCATE and LoopTrans) the outputs equal the official DINO model's.
+        At other sizes two mmpretrain conventions apply that differ slightly from DINO's own code:
+        the position grid is resized to the target size (DINO passes a scale factor with a 0.1
+        offset), and an input not divisible by the patch size is zero-padded at the bottom/right
+        (DINO drops the remainder).
+
     Outputs:
 
     - ``forward(x)`` returns a tuple with one tensor per ``out_indices`` entry, as any mmseg
@@ -211,7 +218,7 @@ class DINOVisionTransformer(VisionTransformer):
         """Backbone forward: a tuple of feature maps, see the class docstring."""
         with self._grad_context():
             if self.out_type == 'keys':
-                keys, _, _, hw = self._descriptor_pass(x, with_cls_attn=False)
+                keys, _, _, hw = self._descriptor_pass(x, with_cls_attn=False, with_feats=False)
                 return (self._tokens_to_map(keys, hw), )
             return super().forward(x)
 
@@ -234,7 +241,7 @@ class DINOVisionTransformer(VisionTransformer):
               ``forward(x)[-1]`` with ``out_type='featmap'``.
         """
         with self._grad_context():
-            keys, cls_attn, feats, hw = self._descriptor_pass(x, with_cls_attn=True)
+            keys, cls_attn, feats, hw = self._descriptor_pass(x)
         return dict(
             keys=keys,
             cls_attn=cls_attn.reshape(cls_attn.shape[0], self.num_heads, *hw),
@@ -254,10 +261,12 @@ class DINOVisionTransformer(VisionTransformer):
         x = self.drop_after_pos(x)
         return self.pre_norm(x), hw
 
-    def _descriptor_pass(self, x: Tensor, with_cls_attn: bool):
+    def _descriptor_pass(self, x: Tensor, with_cls_attn: bool = True, with_feats: bool = True):
         """Blocks 0..L-2 as usual, then the last block with its keys (and CLS attention) exposed.
 
-        Returns ``(keys (B, hw, C), cls_attn (B, heads, hw) or None, tokens (B, hw, C), hw)``.
+        Returns ``(keys (B, hw, C), cls_attn (B, heads, hw), tokens (B, hw, C), hw)``; the CLS
+        attention and the tokens are None when not asked for (the rest of the last block is then
+        skipped).
         """
         x, hw = self._embed(x)
         for layer in self.layers[:-1]:
@@ -274,24 +283,27 @@ class DINOVisionTransformer(VisionTransformer):
             cls_attn = ((q[:, :, :1] * scale) @ k.transpose(-2, -1)).softmax(dim=-1)
             cls_attn = cls_attn[:, :, 0, self.num_extra_tokens:]  # (B, heads, hw)
 
-        # Finish the block exactly as mmpretrain's TransformerEncoderLayer / MultiheadAttention do.
-        dropout_p = attn.attn_drop if self.training else 0.
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-        y = attn.proj(y.transpose(1, 2).reshape(B, N, attn.embed_dims))
-        y = attn.out_drop(attn.gamma1(attn.proj_drop(y)))
-        if attn.v_shortcut:
-            y = v.squeeze(1) + y
-        x = x + y
-        x = last.ffn(last.ln2(x), identity=x)
-        if self.final_norm:
-            x = self.ln1(x)
+        tokens = None
+        if with_feats:
+            # Finish the block as mmpretrain's TransformerEncoderLayer / MultiheadAttention do.
+            dropout_p = attn.attn_drop if self.training else 0.
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+            y = attn.proj(y.transpose(1, 2).reshape(B, N, attn.embed_dims))
+            y = attn.out_drop(attn.gamma1(attn.proj_drop(y)))
+            if attn.v_shortcut:
+                y = v.squeeze(1) + y
+            x = x + y
+            x = last.ffn(last.ln2(x), identity=x)
+            if self.final_norm:
+                x = self.ln1(x)
+            tokens = x[:, self.num_extra_tokens:]
 
         k = k[:, :, self.num_extra_tokens:]  # patch tokens only
         if self.key_layout == 'locate':
             keys = k.permute(0, 2, 3, 1).flatten(-2)  # (B, hw, head_dims * heads)
         else:
             keys = k.transpose(1, 2).flatten(-2)  # (B, hw, heads * head_dims)
-        return keys, cls_attn, x[:, self.num_extra_tokens:], hw
+        return keys, cls_attn, tokens, hw
 
     @staticmethod
     def _tokens_to_map(tokens: Tensor, hw: Tuple[int, int]) -> Tensor:

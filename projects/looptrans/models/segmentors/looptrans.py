@@ -59,6 +59,9 @@ class LoopTrans(BaseSegmentor):
         descriptor: frozen DINO backbone config giving part-discovery descriptors when ``backbone`` is not
             a DINO ViT; None to take them from ``backbone``.
         neck: optional neck applied to the backbone output.
+        temporal: optional temporal aggregator for video clips (OPRA / EPIC): the exocentric views are the
+            frames of a clip, and this module maps their features (B, T, C, h, w) to temporally
+            contextualised per-frame features of the same shape before the shared CAM head.
         feature_key: which DINO output feeds the heads when the backbone is a DINO ViT: ``'keys'`` (the
             last block's attention keys, as LOCATE) or ``'feats'`` (the final normed tokens).
         in_index: which backbone output feeds the heads for multi-scale backbones.
@@ -76,6 +79,7 @@ class LoopTrans(BaseSegmentor):
                  part_discovery: ConfigType = dict(type='PartDiscovery', num_parts=4),
                  descriptor: OptConfigType = None,
                  neck: OptConfigType = None,
+                 temporal: OptConfigType = None,
                  feature_key: str = 'keys',
                  in_index: int = -1,
                  train_cfg: OptConfigType = None,
@@ -92,6 +96,7 @@ class LoopTrans(BaseSegmentor):
         self.corr_loss = MODELS.build(corr_loss) if corr_loss is not None else None
         self.part_discovery = MODELS.build(part_discovery)
         self.descriptor = MODELS.build(descriptor) if descriptor is not None else None
+        self.temporal = MODELS.build(temporal) if temporal is not None else None
         if self.descriptor is None and not hasattr(self.backbone, 'forward_descriptors'):
             raise ValueError(
                 f'{type(self.backbone).__name__} gives no DINO descriptors for part discovery: set '
@@ -165,6 +170,8 @@ class LoopTrans(BaseSegmentor):
 
         feats, desc_ego = self._encode(torch.cat([ego, exo.flatten(0, 1)]), num_desc=B)
         feat_ego, feat_exo = feats[:B], feats[B:]
+        if self.temporal is not None:
+            feat_exo = self.temporal(feat_exo.unflatten(0, (B, V))).flatten(0, 1)
 
         cams_exo, emb_exo = self.cam_head(feat_exo, view='exo')
         cams_ego, emb_ego = self.cam_head(feat_ego, view='ego')
