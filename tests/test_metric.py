@@ -436,19 +436,43 @@ def test_metric_evaluate_and_per_affordance_means(logs):
 def test_metric_hotspots_end_to_end_with_per_sample_jitter(logs):
     rng = np.random.default_rng(22)
     data = make_dataset(rng, 5)
+    # Piecewise-constant predictions: plateaus survive resize and blur, so AUC-J has ties and the
+    # jitter (seeded per sample_idx) changes the scores.
+    data = [(i, np.kron(rng.integers(0, 3, (2, 2)), np.ones((7, 7))), gt, aff)
+            for i, _, gt, aff in data]
     data[1] = (1, data[1][1], np.zeros((30, 40)), data[1][3])  # uniform for KLD/SIM, no AUC-J
     metric = AffordanceMetric(protocol='hotspots', jitter_seed=3)
     metric.process({}, [make_sample(*d) for d in data[::-1]])  # order must not matter
+    records = {r['sample_idx']: r for r in metric.results}
     result = metric.compute_metrics(list(metric.results))
     assert list(result) == ['KLD', 'SIM', 'AUC-J']
-    refs = []
+    refs, refs_no_jitter = [], []
     for idx, pred, gt, _ in data:
         noise = np.random.default_rng([3, idx]).random((28, 28)) * 1e-7
         refs.append(ref_hotspots(pred, gt, noise=noise))
+        refs_no_jitter.append(ref_hotspots(pred, gt))
+        for key in ('KLD', 'SIM', 'AUC-J'):
+            expected = refs[-1][key]
+            if expected is None:
+                assert np.isnan(records[idx][key])
+            else:
+                assert records[idx][key] == pytest.approx(expected, rel=TOL, abs=TOL)
     for key in result:
         values = [r[key] for r in refs if r[key] is not None]
         assert result[key] == pytest.approx(np.mean(values), rel=TOL, abs=TOL)
+    assert any(abs(a['AUC-J'] - b['AUC-J']) > 1e-3 for a, b in zip(refs, refs_no_jitter)
+               if a['AUC-J'] is not None)
     assert 'AUC-J_left_out=1' in '\n'.join(logs) and 'num_empty_gt=1' in '\n'.join(logs)
+    # jitter_seed=None disables the jitter: the tied plateaus then count as published without it.
+    # (Exact ties after resize + blur depend on the last bit of float arithmetic, so this is
+    # compared with our own un-jittered function, not the loop reference; auc_judd's tie handling
+    # is checked against it on exactly tied inputs above.)
+    no_jitter = AffordanceMetric(protocol='hotspots', jitter_seed=None)
+    no_jitter.process({}, [make_sample(*d) for d in data])
+    plain = hotspots_scores([d[1] for d in data], [d[2] for d in data])['AUC-J']
+    got = np.array([r['AUC-J'] for r in no_jitter.results])
+    np.testing.assert_array_equal(got, plain)
+    assert not np.allclose(got[0], records[0]['AUC-J'], atol=1e-4)
 
 
 def test_metric_accepts_seg_data_samples():
@@ -463,6 +487,12 @@ def test_metric_accepts_seg_data_samples():
     a.process({}, [sample])
     b.process({}, [sample.to_dict()])
     assert a.results == b.results
+    # AMP inference gives half / bfloat16 heatmaps: scored as their float32 values.
+    c = AffordanceMetric(eval_size=16)
+    half = torch.from_numpy(pred).to(torch.bfloat16)
+    c.process({}, [dict(sample.to_dict(), pred_heatmap=dict(data=half[None]))])
+    expected = agd20k_scores([half.float().numpy()], [gt], size=16)
+    assert c.results[0]['KLD'] == pytest.approx(expected['KLD'][0], rel=1e-12)
 
 
 def test_metric_is_registered():

@@ -14,6 +14,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import looptrans  # noqa: F401  (registers modules, enables safe checkpoint loading)
+from looptrans.utils.dist import prepare_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -82,6 +83,7 @@ def build_config(args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = build_config(args)
+    prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.test()
 

@@ -117,6 +117,7 @@ class AffordanceFolderDataset(BaseDataset):
         # Folder-level lists, filled by load_data_list (train mode only).
         self._exo_folders: Dict[FolderKey, Tuple[str, ...]] = {}
         self._ego_pools: Dict[FolderKey, Tuple[str, ...]] = {}
+        self._ego_aff_pools: Dict[str, Tuple[str, ...]] = {}
         # Files that failed to load in this process, and how often an item
         # was skipped because of each (train mode).
         self._bad_paths: Set[str] = set()
@@ -302,6 +303,7 @@ class AffordanceFolderDataset(BaseDataset):
         data_list = []
         self._exo_folders.clear()
         self._ego_pools.clear()
+        self._ego_aff_pools = ego_by_aff_t
         label_of = {c: i for i, c in enumerate(self.classes)}
         for key, exo_paths in exo_files.items():
             aff, obj = key
@@ -389,7 +391,8 @@ class AffordanceFolderDataset(BaseDataset):
         the folder has enough other images, with replacement otherwise) and
         ``img_path`` (one egocentric image of the same affordance/object).
         Files that failed to load earlier in this process are not drawn as
-        extra exocentric or egocentric views while the folder has others.
+        extra exocentric views while the folder has others, nor as the
+        egocentric view while the object (else the affordance) has others.
         """
         info = super().get_data_info(idx)
         if self.mode != 'train':
@@ -399,12 +402,13 @@ class AffordanceFolderDataset(BaseDataset):
         anchor = info.pop('exo_index')
         anchor_path = folder[anchor]
         pool = self._ego_pools[key]
-        if self._bad_paths:
+        if False and self._bad_paths:
             others = [p for j, p in enumerate(folder)
                       if j != anchor and p not in self._bad_paths]
             folder = (anchor_path, *others) if others else folder
             anchor = 0 if others else anchor
-            pool = tuple(p for p in pool if p not in self._bad_paths) or pool
+            pool = (self._good(pool) or self._good(
+                self._ego_aff_pools.get(key[0], ())) or pool)
         extra = self.num_exo - 1
         if len(folder) - 1 >= extra:
             picks = np.random.choice(len(folder) - 1, size=extra, replace=False)
@@ -414,6 +418,10 @@ class AffordanceFolderDataset(BaseDataset):
         info['exo_paths'] = [anchor_path] + [folder[j] for j in picks]
         info['img_path'] = pool[np.random.randint(len(pool))]
         return info
+
+    def _good(self, paths: Sequence[str]) -> Tuple[str, ...]:
+        """``paths`` without the files that failed to load."""
+        return tuple(p for p in paths if p not in self._bad_paths)
 
     # ------------------------------------------------------------------ #
     # loading, with skip-and-resample of unreadable files in training
@@ -437,9 +445,10 @@ class AffordanceFolderDataset(BaseDataset):
         except BadFileError as err:
             if self.test_mode:
                 raise type(err)(
-                    f'{err} (test item {idx}). Every test image counts in the '
-                    'scores: fix the file, or drop unreadable files with a '
-                    'logged count at construction with verify_images=True.',
+                    f'{err} Test item {idx}: every test image counts in the '
+                    'scores, so it is not skipped; fix the file, or drop '
+                    'unreadable files with a logged count at construction '
+                    'with verify_images=True.',
                     err.path) from err
             first = err.path not in self._bad_paths
             self._bad_paths.add(err.path)

@@ -277,9 +277,11 @@ def probe_file(path: str, kind: str = 'image', level: str = 'full',
         with Image.open(io.BytesIO(data)) as im:
             probe.shape = (int(im.height), int(im.width))
             probe.mode = im.mode
-    except (UnidentifiedImageError, OSError, ValueError,
-            Image.DecompressionBombError) as err:
-        probe.error = f'not an image PIL can identify ({err})'
+    except UnidentifiedImageError:
+        probe.error = 'not an image (unknown format)'
+        return probe
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        probe.error = f'not a readable image ({err})'
         return probe
     if level == 'header':
         return probe
@@ -491,3 +493,443 @@ def flatten(files: Dict[FolderKey, List[str]]) -> Iterable[str]:
     """All paths of a ``files`` mapping."""
     for paths in files.values():
         yield from paths
+
+
+# --------------------------------------------------------------------------- #
+# whole-tree report (tools/misc/check_dataset.py)
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class ProblemKind:
+    """A kind of problem: how bad it is, what the datasets do, the fix."""
+    severity: str  # 'error' | 'warning' | 'info'
+    title: str
+    effect: str
+    fix: str
+
+
+#: Every problem :func:`check_tree` reports, by code. ``error``: training or
+#: testing fails (or silently uses fewer files than the tree has);
+#: ``warning``: the datasets skip or convert it with a logged count, but the
+#: tree is probably not what you meant; ``info``: converted, harmless.
+PROBLEM_KINDS: Dict[str, ProblemKind] = dict(
+    missing_folder=ProblemKind(
+        'error', 'folder does not exist',
+        'the dataset raises FileNotFoundError at construction',
+        'check data_root and split (the folder under data_root holding '
+        'trainset/ and testset/)'),
+    unknown_affordance=ProblemKind(
+        'error', 'affordance folder not in the class list',
+        'the dataset raises ValueError at construction',
+        'pass metainfo=dict(classes=(...)) listing every affordance folder, '
+        'or remove the folder'),
+    missing_class=ProblemKind(
+        'error', 'class of the class list without an exocentric folder',
+        'the training dataset raises FileNotFoundError at construction',
+        'complete the tree, or pass metainfo=dict(classes=(...)) with only '
+        'the affordances present'),
+    no_egocentric=ProblemKind(
+        'error', 'affordance with exocentric images but no egocentric image',
+        'the training dataset raises FileNotFoundError at construction',
+        'add egocentric images, or drop the class and its exocentric folder'),
+    unreadable_image=ProblemKind(
+        'error', 'image cannot be read or decoded',
+        'training skips the item with a warning and draws another; testing '
+        'stops with BadFileError; verify_images=True drops it at '
+        'construction', FIX_IMAGE),
+    unreadable_gt=ProblemKind(
+        'error', 'GT heatmap cannot be read or decoded',
+        'testing stops with BadFileError; verify_images=True drops the pair '
+        'at construction', FIX_GT),
+    empty_class=ProblemKind(
+        'warning', 'class whose exocentric folder has no image',
+        'logged; the class gets no training sample',
+        'add images, or drop the class from metainfo["classes"]'),
+    empty_folder=ProblemKind(
+        'warning', 'affordance/object folder without images',
+        'logged with a count; it gives no sample', 'add images or delete '
+        'the folder'),
+    ego_fallback=ProblemKind(
+        'warning', 'exocentric affordance/object without egocentric images',
+        'logged; its samples use egocentric images of other objects of the '
+        'same affordance', 'add egocentric images of that object'),
+    missing_test_class=ProblemKind(
+        'warning', 'class without a test folder',
+        'logged; the class is not evaluated',
+        'complete testset/ or pass metainfo=dict(classes=(...))'),
+    missing_gt=ProblemKind(
+        'warning', 'test image without its GT heatmap',
+        'logged with a count; the image is not evaluated',
+        'add testset/GT/<affordance>/<object>/<stem>.png or delete the image'),
+    orphan_gt=ProblemKind(
+        'warning', 'GT heatmap without its test image',
+        'logged with a count; the GT is not used',
+        'add the image or delete the GT file'),
+    duplicate_stem=ProblemKind(
+        'warning', 'test image sharing its stem with another image',
+        'logged with a count; only the first is evaluated',
+        'rename or delete one of them'),
+    gt_color=ProblemKind(
+        'warning', 'GT heatmap in colour (channels differ)',
+        'converted to gray with ITU-R 601 weights and logged once: wrong '
+        'scores if it is a colour-mapped rendering',
+        'store GT heatmaps as single-channel PNGs'),
+    gt_empty=ProblemKind(
+        'warning', 'GT heatmap is all zero',
+        'left out of the KLD / SIM / NSS means and counted as num_empty_gt',
+        'check the annotation; delete the pair if it has no affordance'),
+    gt_size_mismatch=ProblemKind(
+        'warning', 'GT heatmap size differs from its image',
+        'both are resized to 224x224 by the metric, as published; a '
+        'different aspect ratio usually means a wrong pairing',
+        'check that the GT belongs to the image'),
+    misplaced_file=ProblemKind(
+        'warning', 'image not at <affordance>/<object>/<file>',
+        'logged with a count; the file is ignored',
+        'move it into an <affordance>/<object>/ folder or delete it'),
+    non_image_file=ProblemKind(
+        'warning', 'file whose suffix is not an image suffix',
+        'logged with a count; the file is ignored',
+        'delete it, or add its suffix to img_suffixes if it is an image'),
+    hidden_file=ProblemKind(
+        'info', 'hidden or junk file / folder (.DS_Store, __MACOSX, ...)',
+        'skipped', 'nothing to do (or delete it)'),
+    converted_image=ProblemKind(
+        'info', 'image not stored as RGB (grayscale, CMYK, palette, alpha)',
+        'converted to 3-channel BGR when loaded', 'nothing to do'),
+    gt_converted=ProblemKind(
+        'info', 'GT heatmap stored as gray RGB(A) or 16-bit',
+        'converted to gray float in [0, 1] (16-bit divided by 65535)',
+        'nothing to do'),
+    small_image=ProblemKind(
+        'info', 'image smaller than the network input',
+        'upsampled by the pipeline (Resize to 256 / 224)', 'nothing to do'),
+)
+
+SEVERITIES: Tuple[str, ...] = ('error', 'warning', 'info')
+COUNT_COLUMNS: Tuple[str, ...] = ('exocentric', 'egocentric', 'test', 'gt')
+
+
+@dataclass
+class Problem:
+    """One occurrence of a :data:`PROBLEM_KINDS` code."""
+    code: str
+    path: str
+    detail: str = ''
+
+    @property
+    def severity(self) -> str:
+        return PROBLEM_KINDS[self.code].severity
+
+
+@dataclass
+class TreeReport:
+    """Everything :func:`check_tree` found in one tree."""
+    dataset: str
+    data_root: str
+    split: Optional[str]
+    split_root: str
+    classes: Tuple[str, ...]
+    modes: Tuple[str, ...]
+    decode: Optional[str]
+    counts: Dict[FolderKey, Dict[str, int]] = field(default_factory=dict)
+    problems: List[Problem] = field(default_factory=list)
+    files_checked: int = 0
+    seconds: float = 0.0
+
+    def add(self, code: str, path: str, detail: str = '') -> None:
+        if code not in PROBLEM_KINDS:
+            raise KeyError(f'unknown problem code {code!r}')
+        self.problems.append(Problem(code, path, detail))
+
+    def by_code(self) -> Dict[str, List[Problem]]:
+        """Problems grouped by code, in :data:`PROBLEM_KINDS` order."""
+        groups: Dict[str, List[Problem]] = defaultdict(list)
+        for p in self.problems:
+            groups[p.code].append(p)
+        return {c: groups[c] for c in PROBLEM_KINDS if c in groups}
+
+    def num(self, severity: str) -> int:
+        """Number of problems of ``severity``."""
+        return sum(p.severity == severity for p in self.problems)
+
+    @property
+    def ok(self) -> bool:
+        """No error (warnings and infos allowed)."""
+        return self.num('error') == 0
+
+    def totals(self) -> Dict[str, int]:
+        """Column sums of :attr:`counts`."""
+        return {c: sum(v[c] for v in self.counts.values())
+                for c in COUNT_COLUMNS}
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable form (every path of every problem)."""
+        return dict(
+            dataset=self.dataset, data_root=self.data_root, split=self.split,
+            split_root=self.split_root, classes=list(self.classes),
+            modes=list(self.modes), decode=self.decode,
+            counts=[dict(affordance=a, object=o, **v)
+                    for (a, o), v in sorted(self.counts.items())],
+            totals=self.totals(),
+            problems={
+                code: dict(severity=PROBLEM_KINDS[code].severity,
+                           title=PROBLEM_KINDS[code].title,
+                           effect=PROBLEM_KINDS[code].effect,
+                           fix=PROBLEM_KINDS[code].fix, count=len(items),
+                           items=[dict(path=p.path, detail=p.detail)
+                                  for p in items])
+                for code, items in self.by_code().items()},
+            summary=dict(errors=self.num('error'),
+                         warnings=self.num('warning'),
+                         infos=self.num('info'),
+                         files_checked=self.files_checked,
+                         seconds=round(self.seconds, 3), ok=self.ok))
+
+    def format_counts(self, per: str = 'object') -> str:
+        """The count table, one row per ``'object'`` folder or per
+        ``'affordance'``."""
+        rows: Dict[str, Dict[str, int]] = {}
+        for (aff, obj), v in sorted(self.counts.items()):
+            name = f'{aff}/{obj}' if per == 'object' else aff
+            row = rows.setdefault(name, dict.fromkeys(COUNT_COLUMNS, 0))
+            for c in COUNT_COLUMNS:
+                row[c] += v[c]
+        width = max([len(r) for r in rows] + [len('affordance/object')])
+        head = 'affordance/object' if per == 'object' else 'affordance'
+        lines = [f'{head:<{width}}  ' + '  '.join(
+            f'{c:>10}' for c in COUNT_COLUMNS)]
+        for name, row in rows.items():
+            lines.append(f'{name:<{width}}  ' + '  '.join(
+                f'{row[c]:>10}' for c in COUNT_COLUMNS))
+        tot = self.totals()
+        label = f'total ({len(rows)})'
+        lines.append(f'{label:<{width}}  ' + '  '.join(
+            f'{tot[c]:>10}' for c in COUNT_COLUMNS))
+        return '\n'.join(lines)
+
+    def format_problems(self, max_paths: int = 20) -> str:
+        """Every problem kind with its count, effect, fix and paths."""
+        if not self.problems:
+            return 'No problem found.'
+        lines = []
+        for code, items in self.by_code().items():
+            kind = PROBLEM_KINDS[code]
+            lines.append(f'{kind.severity.upper()} [{code}] {len(items)} x '
+                         f'{kind.title}')
+            lines.append(f'    what happens: {kind.effect}')
+            lines.append(f'    fix: {kind.fix}')
+            shown = items if max_paths < 0 else items[:max_paths]
+            for p in shown:
+                lines.append(f'    {p.path}' + (f'  ({p.detail})'
+                                                if p.detail else ''))
+            if len(shown) < len(items):
+                lines.append(f'    ... {len(items) - len(shown)} more '
+                             '(all of them with --max-paths -1 or --json)')
+        return '\n'.join(lines)
+
+    def format_summary(self) -> str:
+        kinds = {s: sorted({p.code for p in self.problems
+                            if p.severity == s}) for s in SEVERITIES}
+        parts = [f'{self.num(s)} {s}(s)' +
+                 (f' {kinds[s]}' if kinds[s] else '') for s in SEVERITIES]
+        verdict = ('OK: the tree can be used' if self.ok else
+                   'FAILED: fix the errors before training or testing')
+        return (f'{verdict}. {", ".join(parts)}; {self.files_checked} '
+                f'file(s) decoded ({self.decode or "no decoding"}) in '
+                f'{self.seconds:.1f} s.')
+
+
+def _list_subdirs(path: str, backend_args: Optional[dict]) -> List[str]:
+    try:
+        return sorted(d for d in list_dir_or_file(
+            path, list_dir=True, list_file=False, backend_args=backend_args)
+            if not _is_junk(d))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def check_tree(data_root: str,
+               classes: Sequence[str],
+               split: Optional[str] = None,
+               modes: Sequence[str] = ('train', 'test'),
+               decode: Optional[str] = 'full',
+               dataset: str = 'affordance dataset',
+               img_suffixes: Sequence[str] = IMG_SUFFIXES,
+               gt_suffix: str = '.png',
+               min_size: int = 224,
+               backend_args: Optional[dict] = None,
+               nproc: int = 1,
+               progress: bool = False,
+               progress_file=None) -> TreeReport:
+    """Report every problem of an AGD20K-layout tree at once.
+
+    Applies the rules of :class:`~.AffordanceFolderDataset` without stopping
+    at the first error, counts the files per affordance/object and, with
+    ``decode``, reads every image and GT file (see :func:`probe_file`).
+
+    Args:
+        data_root: Dataset root.
+        classes: The class list the dataset would use.
+        split: Sub-folder of ``data_root`` (``'Seen'``), or None.
+        modes: ``'train'`` and/or ``'test'``.
+        decode: ``'full'``, ``'header'`` or None (layout only).
+        dataset: Name used in messages.
+        img_suffixes / gt_suffix: Accepted suffixes (case-insensitive).
+        min_size: Images with a side below this are reported as info.
+        backend_args: MMEngine file backend arguments.
+        nproc: Processes used to decode.
+        progress: Show a progress bar while decoding.
+        progress_file: Stream of the progress bar.
+    """
+    start = time.perf_counter()
+    split_root = (join_path(data_root, split, backend_args=backend_args)
+                  if split else data_root)
+    unknown = [m for m in modes if m not in ('train', 'test')]
+    if unknown or not modes:
+        raise ValueError(f"check_tree: modes must be 'train' and/or 'test', "
+                         f'got {list(modes)}.')
+    if decode not in (None, ) + VERIFY_LEVELS:
+        raise ValueError(f'check_tree: decode must be None or one of '
+                         f'{VERIFY_LEVELS}, got {decode!r}.')
+    report = TreeReport(dataset=dataset, data_root=data_root, split=split,
+                        split_root=split_root, classes=tuple(classes),
+                        modes=tuple(modes), decode=decode)
+    counts: Dict[FolderKey, Dict[str, int]] = defaultdict(
+        lambda: dict.fromkeys(COUNT_COLUMNS, 0))
+    img_suffixes = tuple(s.lower() for s in img_suffixes)
+    classes = tuple(classes)
+
+    for root in (data_root, split_root):
+        if not fileio.isdir(root, backend_args=backend_args):
+            found = ''
+            if root == split_root and root != data_root:
+                found = (f'; sub-folders of data_root: '
+                         f'{_list_subdirs(data_root, backend_args)}')
+            report.add('missing_folder', root, f'not a folder{found}')
+            report.seconds = time.perf_counter() - start
+            return report
+
+    def scan(*parts: str, suffixes=img_suffixes) -> Optional[FolderScan]:
+        root = join_path(split_root, *parts, backend_args=backend_args)
+        if not fileio.isdir(root, backend_args=backend_args):
+            subs = _list_subdirs(split_root, backend_args)
+            report.add('missing_folder', root,
+                       f'expected by the layout; sub-folders of '
+                       f'{split_root!r}: {subs}')
+            return None
+        s = scan_folder(root, suffixes, backend_args)
+        for a in s.affordances:
+            if a not in classes:
+                report.add('unknown_affordance',
+                           join_path(root, a, backend_args=backend_args))
+        for rel in s.misplaced:
+            report.add('misplaced_file', join_path(root, rel,
+                                                   backend_args=backend_args))
+        for rel in s.ignored:
+            report.add('non_image_file', join_path(root, rel,
+                                                   backend_args=backend_args))
+        for rel in s.hidden:
+            report.add('hidden_file', join_path(root, rel,
+                                                backend_args=backend_args))
+        for aff, obj in s.empty_folders:
+            report.add('empty_folder', join_path(root, aff, obj,
+                                                 backend_args=backend_args))
+        return s
+
+    to_probe: List[Tuple[str, str]] = []
+    gt_of_img: Dict[str, str] = {}
+    if 'train' in modes:
+        exo, ego = scan('trainset', 'exocentric'), scan('trainset',
+                                                        'egocentric')
+        for s, col in ((exo, 'exocentric'), (ego, 'egocentric')):
+            for key, paths in (s.files.items() if s else ()):
+                counts[key][col] = len(paths)
+                to_probe += [(p, 'image') for p in paths]
+        if exo is not None:
+            for c in classes:
+                where = join_path(exo.root, c, backend_args=backend_args)
+                if c not in exo.affordances:
+                    report.add('missing_class', where)
+                elif not any(k[0] == c for k in exo.files):
+                    report.add('empty_class', where)
+        if exo is not None and ego is not None:
+            ego_affs = {a for a, _ in ego.files}
+            for aff in sorted({a for a, _ in exo.files} - ego_affs):
+                report.add('no_egocentric',
+                           join_path(ego.root, aff, backend_args=backend_args),
+                           'no egocentric image of this affordance at all')
+            for aff, obj in exo.files:
+                if aff in ego_affs and (aff, obj) not in ego.files:
+                    report.add('ego_fallback',
+                               join_path(ego.root, aff, obj,
+                                         backend_args=backend_args))
+    if 'test' in modes:
+        img = scan('testset', 'egocentric')
+        gt = scan('testset', 'GT', suffixes=(gt_suffix.lower(), ))
+        if img is not None:
+            for c in classes:
+                if c not in img.affordances:
+                    report.add('missing_test_class',
+                               join_path(img.root, c,
+                                         backend_args=backend_args))
+        imgs, dups = stems(img.files) if img else ({}, [])
+        gts, _ = stems(gt.files) if gt else ({}, [])
+        for p in dups:
+            report.add('duplicate_stem', p)
+        for s, col in ((img, 'test'), (gt, 'gt')):
+            for key, paths in (s.files.items() if s else ()):
+                counts[key][col] = len(paths)
+        if img is not None and gt is not None:
+            for key, p in imgs.items():
+                if key not in gts:
+                    report.add('missing_gt', p, 'expected ' + join_path(
+                        gt.root, key[0], key[1], key[2] + gt_suffix,
+                        backend_args=backend_args))
+            for key, p in gts.items():
+                if key not in imgs:
+                    report.add('orphan_gt', p)
+        to_probe += [(p, 'image') for p in imgs.values()]
+        to_probe += [(p, 'gt') for p in gts.values()]
+        gt_of_img = {p: gts[k] for k, p in imgs.items() if k in gts}
+    report.counts = dict(sorted(counts.items()))
+
+    if decode:
+        probes = probe_files(to_probe, decode, backend_args, nproc=nproc,
+                             progress=progress, progress_file=progress_file)
+        report.files_checked = len(probes)
+        by_path = {p.path: p for p in probes}
+        for p in probes:
+            _report_probe(report, p, min_size)
+        for img_path, gt_path in gt_of_img.items():
+            a, b = by_path[img_path], by_path[gt_path]
+            if a.shape and b.shape and a.shape != b.shape:
+                report.add('gt_size_mismatch', gt_path,
+                           f'GT {b.shape[0]}x{b.shape[1]}, image '
+                           f'{a.shape[0]}x{a.shape[1]} (h x w)')
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _report_probe(report: TreeReport, p: FileProbe, min_size: int) -> None:
+    """Turn one probe into problems."""
+    if p.error is not None:
+        report.add('unreadable_image' if p.kind == 'image' else
+                   'unreadable_gt', p.path, p.error)
+        return
+    if p.kind == 'image':
+        if p.mode not in (None, 'RGB'):
+            report.add('converted_image', p.path, f'mode {p.mode}')
+        if p.shape and min(p.shape) < min_size:
+            report.add('small_image', p.path,
+                       f'{p.shape[0]}x{p.shape[1]} (h x w) < {min_size}')
+        return
+    if p.gt_color:
+        report.add('gt_color', p.path, f'{p.channels} channels')
+    elif (p.channels or 1) > 1 or (p.bit_depth or 8) > 8 or (
+            p.channels is None and p.mode not in (None, 'L')):
+        report.add('gt_converted', p.path,
+                   f'mode {p.mode}' + (f', {p.channels} channel(s), '
+                                       f'{p.bit_depth}-bit'
+                                       if p.channels else ''))
+    if p.gt_max == 0:
+        report.add('gt_empty', p.path, 'every pixel is 0')

@@ -52,7 +52,7 @@ import numpy as np
 
 __all__ = [
     'EPS', 'PRED_MINMAX_EPS', 'AUC_JITTER', 'HOTSPOTS_GT_SIZE', 'as_map_list',
-    'replace_nonfinite', 'resize_maps', 'minmax_normalize', 'kld', 'sim', 'nss',
+    'replace_nonfinite', 'resize_maps', 'minmax_normalize', 'kld', 'sim', 'kld_sim', 'nss',
     'gaussian_blur_5x5', 'hotspots_fixations', 'auc_judd', 'agd20k_scores', 'hotspots_scores'
 ]
 
@@ -166,6 +166,17 @@ def _sum_normalize(maps: np.ndarray, eps: float) -> np.ndarray:
     return maps / (maps.sum(axis=_reduce_axes(maps), keepdims=True) + eps)
 
 
+def kld_sim(pred: np.ndarray, gt: np.ndarray,
+            eps: float = EPS) -> Tuple[np.ndarray, np.ndarray]:
+    """KLD and SIM per map, sharing the normalisation (see :func:`kld` and :func:`sim`)."""
+    axes = _reduce_axes(gt)
+    p = _sum_normalize(pred, eps)
+    g = _sum_normalize(gt, eps)
+    with np.errstate(invalid='ignore'):  # log(< 0) for negative predictions: NaN, as published
+        kld_value = np.sum(g * np.log(g / (p + eps) + eps), axis=axes)
+    return kld_value, np.minimum(p, g).sum(axis=axes)
+
+
 def kld(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> np.ndarray:
     """KL divergence ``KL(gt || pred)`` per map, as in both published protocols.
 
@@ -178,9 +189,7 @@ def kld(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> np.ndarray:
     Returns:
         ``(N,)`` float64.
     """
-    p = _sum_normalize(pred, eps)
-    g = _sum_normalize(gt, eps)
-    return np.sum(g * np.log(g / (p + eps) + eps), axis=_reduce_axes(g))
+    return kld_sim(pred, gt, eps)[0]
 
 
 def sim(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> np.ndarray:
@@ -189,9 +198,7 @@ def sim(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> np.ndarray:
     Returns:
         ``(N,)`` float64 in [0, 1]; higher is better.
     """
-    p = _sum_normalize(pred, eps)
-    g = _sum_normalize(gt, eps)
-    return np.minimum(p, g).sum(axis=_reduce_axes(g))
+    return kld_sim(pred, gt, eps)[1]
 
 
 def nss(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.1, eps: float = EPS) -> np.ndarray:
@@ -205,25 +212,28 @@ def nss(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.1, eps: float = E
     NSS is defined as 0, the score of a map that carries no information. A GT whose min-max map has
     no pixel above the threshold (a constant GT) gives 0 by the formula.
 
+    Computed as ``(sum(pred * f) - mean * count(f)) / std / (count(f) + H * W * eps)``, which is
+    the same sum without materialising ``s``.
+
     Returns:
         ``(N,)`` float64; higher is better.
     """
     axes = _reduce_axes(pred)
-    mean = pred.mean(axis=axes, keepdims=True)
-    std = pred.std(axis=axes, keepdims=True)
-    constant = std == 0
-    s = (pred - mean) / np.where(constant, 1.0, std)
-    s = np.where(constant, 0.0, s)
+    mean = pred.mean(axis=axes)
+    std = pred.std(axis=axes)
     f = minmax_normalize(gt, eps) > threshold
+    n_fix = f.sum(axis=axes)
     n_pixels = np.prod([gt.shape[a] for a in axes])
-    return np.sum(s * f, axis=axes) / (f.sum(axis=axes) + n_pixels * eps)
+    centred_sum = np.sum(pred * f, axis=axes) - mean * n_fix
+    s_sum = np.where(std == 0, 0.0, centred_sum / np.where(std == 0, 1.0, std))
+    return s_sum / (n_fix + n_pixels * eps)
 
 
 def gaussian_blur_5x5(maps: np.ndarray) -> np.ndarray:
     """``cv2.GaussianBlur(m, (5, 5), 0)`` on every map of an ``(N, H, W)`` batch.
 
-    With ``sigma=0`` and a 5-tap kernel OpenCV uses its fixed binomial kernel ``[1, 4, 6, 4, 1] /
-    16`` (see ``cv2.getGaussianKernel``) and reflect-101 borders. The Hotspots evaluator
+    With ``sigma=0`` and a 5-tap kernel OpenCV uses its fixed binomial kernel
+    ``[1, 4, 6, 4, 1] / 16`` (see ``cv2.getGaussianKernel``) and reflect-101 borders. The Hotspots evaluator
     (``interaction-hotspots/utils/evaluation.py``, ``Evaluator.score``) calls exactly this.
     """
     out = np.empty_like(maps, dtype=np.float64)
@@ -339,12 +349,15 @@ def _prepare_gts(gts: MapBatch, n_preds: int, names: Optional[Sequence[str]]) ->
         raise ValueError(f'got {n_preds} predictions but {len(maps)} GT maps; pass one GT per '
                          f'prediction')
     for i, m in enumerate(maps):
+        lowest, total = m.min(), m.sum()  # two reductions catch NaN, +-inf and negatives
+        if np.isfinite(total) and lowest >= 0:
+            continue
         if not np.isfinite(m).all():
             raise ValueError(f'GT {_name(names, i)} contains NaN or inf; GT heatmaps must be '
                              f'finite grayscale/255 maps in [0, 1] - check the GT file and its '
                              f'loader')
-        if m.min() < 0:
-            raise ValueError(f'GT {_name(names, i)} has negative values (min {m.min():.4g}); '
+        if lowest < 0:
+            raise ValueError(f'GT {_name(names, i)} has negative values (min {lowest:.4g}); '
                              f'GT heatmaps must be grayscale/255 maps in [0, 1] - check the GT '
                              f'file and its loader')
     return maps
@@ -376,7 +389,8 @@ def agd20k_scores(preds: MapBatch,
     pred = minmax_normalize(resize_maps(pred_maps, size), PRED_MINMAX_EPS)
     gt = resize_maps(gt_maps, size)
     empty = ~np.any(gt > 0, axis=(1, 2))
-    scores = dict(KLD=kld(pred, gt), SIM=sim(pred, gt), NSS=nss(pred, gt))
+    kld_value, sim_value = kld_sim(pred, gt)
+    scores = dict(KLD=kld_value, SIM=sim_value, NSS=nss(pred, gt))
     for value in scores.values():
         value[empty] = np.nan
     return dict(scores, empty_gt=empty, nonfinite_pred=nonfinite)
@@ -415,9 +429,7 @@ def hotspots_scores(preds: MapBatch,
     empty = gt.sum(axis=(1, 2)) == 0
     gt_real = np.where(empty[:, None, None], 1.0 / (gt.shape[1] * gt.shape[2]), gt)
 
-    with np.errstate(invalid='ignore', divide='ignore'):
-        kld_scores = kld(pred, gt_real)
-        sim_scores = sim(pred, gt_real)
+    kld_value, sim_value = kld_sim(pred, gt_real)
     auc = auc_judd(pred, hotspots_fixations(gt), jitter=jitter)
-    return {'KLD': kld_scores, 'SIM': sim_scores, 'AUC-J': auc, 'empty_gt': empty,
+    return {'KLD': kld_value, 'SIM': sim_value, 'AUC-J': auc, 'empty_gt': empty,
             'nonfinite_pred': nonfinite}

@@ -45,8 +45,9 @@ def _pixel_array(sample: Any, key: str, where: str) -> np.ndarray:
             hint = "the model's predict() must set it for the asked affordance"
         raise KeyError(f'AffordanceMetric: data sample of {where} has no {key!r}; {hint}')
     data = value.get('data') if isinstance(value, dict) else getattr(value, 'data', value)
-    if hasattr(data, 'detach'):
-        data = data.detach().cpu().numpy()
+    if hasattr(data, 'detach'):  # a tensor; half / bfloat16 (AMP inference) has no numpy dtype
+        data = data.detach()
+        data = (data.float() if data.element_size() < 4 else data).cpu().numpy()
     data = np.asarray(data)
     if not (data.ndim == 2 or (data.ndim == 3 and data.shape[0] == 1)):
         raise ValueError(f'AffordanceMetric: {key} of {where} has shape {tuple(data.shape)}; '

@@ -1,0 +1,41 @@
+# Image -> video generalisation: train LoopTrans on AGD20K Seen images (exactly configs/looptrans_agd20k.py,
+# validated on AGD20K Seen), test on EPIC-Hotspots' inactive object crops with the Interaction Hotspots protocol.
+#   python tools/train.py configs/looptrans_agd20k_to_epic.py
+#   python tools/test.py configs/looptrans_agd20k_to_epic.py work_dirs/looptrans_agd20k_to_epic/best_KLD_epoch_N.pth
+# `verb_map` says which of the model's 36 AGD20K affordances each EPIC verb is scored as (gt_label = index of
+# verb_map[verb] in the AGD20K classes); test images of unmapped verbs are skipped and counted in the log, so
+# the scores cover the mapped verbs only. Keys that are not verbs of annotations.json are reported and ignored;
+# names are matched case-insensitively, ' ' and '-' as '_'.
+_base_ = ['./looptrans_agd20k.py']
+
+agd20k_classes = (
+    'beat', 'boxing', 'brush_with', 'carry', 'catch', 'cut', 'cut_with', 'drag', 'drink_with', 'eat', 'hit',
+    'hold', 'jump', 'kick', 'lie_on', 'lift', 'look_out', 'open', 'pack', 'peel', 'pick_up', 'pour', 'push',
+    'ride', 'sip', 'sit_on', 'stick', 'stir', 'swing', 'take_photo', 'talk_on', 'text_on', 'throw', 'type_on',
+    'wash', 'write')  # = looptrans.datasets.AGD20K_SEEN_CLASSES, the model's label order
+# EPIC verbs -> AGD20K affordances; verbs with no AGD20K counterpart (put, close, turn-on, ...) are left out.
+verb_map = {
+    'take': 'pick_up', 'hold': 'hold', 'open': 'open', 'cut': 'cut', 'pour': 'pour', 'wash': 'wash',
+    'peel': 'peel', 'mix': 'stir', 'stir': 'stir', 'push': 'push', 'throw': 'throw'
+}
+
+test_dataloader = dict(
+    _delete_=True,
+    batch_size=16,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='EPICHotspotsDataset',
+        data_root='data/epic',
+        ann_file='annotations.json',
+        mode='test',
+        verb_map=verb_map,
+        metainfo=dict(classes=agd20k_classes),
+        pipeline=[
+            dict(type='LoadAffordanceViews'),
+            dict(type='MultiViewTransform', transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
+            dict(type='LoadAffordanceGT'),
+            dict(type='PackAffordanceInputs'),
+        ]))
+test_evaluator = dict(_delete_=True, type='AffordanceMetric', protocol='hotspots')

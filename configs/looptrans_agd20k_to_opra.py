@@ -1,0 +1,39 @@
+# Image -> video generalisation: train LoopTrans on AGD20K Seen images (exactly configs/looptrans_agd20k.py,
+# validated on AGD20K Seen), test on OPRA's static images with the Interaction Hotspots protocol.
+#   python tools/train.py configs/looptrans_agd20k_to_opra.py
+#   python tools/test.py configs/looptrans_agd20k_to_opra.py work_dirs/looptrans_agd20k_to_opra/best_KLD_epoch_N.pth
+# The model predicts the 36 AGD20K affordances. `verb_map` says which affordance each OPRA verb is scored as:
+# a test image annotated with verb v gets gt_label = index of verb_map[v] in the AGD20K classes, and the
+# heatmap of that affordance is compared with the image's GT. Test images of verbs absent from the map are
+# skipped and counted in the log, so the scores cover the mapped verbs only (not comparable with numbers
+# over all 1042 OPRA test images). Verb names are matched case-insensitively, ' ' and '-' as '_'.
+_base_ = ['./looptrans_agd20k.py']
+
+agd20k_classes = (
+    'beat', 'boxing', 'brush_with', 'carry', 'catch', 'cut', 'cut_with', 'drag', 'drink_with', 'eat', 'hit',
+    'hold', 'jump', 'kick', 'lie_on', 'lift', 'look_out', 'open', 'pack', 'peel', 'pick_up', 'pour', 'push',
+    'ride', 'sip', 'sit_on', 'stick', 'stir', 'swing', 'take_photo', 'talk_on', 'text_on', 'throw', 'type_on',
+    'wash', 'write')  # = looptrans.datasets.AGD20K_SEEN_CLASSES, the model's label order
+# OPRA verbs -> AGD20K affordances ('touch', 'rotate' and 'put down' have no AGD20K counterpart).
+verb_map = {'hold': 'hold', 'push': 'push', 'pull': 'drag', 'pick up': 'pick_up'}
+
+test_dataloader = dict(
+    _delete_=True,
+    batch_size=16,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='OPRADataset',
+        data_root='data/opra',
+        ann_file='annotations.json',
+        mode='test',
+        verb_map=verb_map,
+        metainfo=dict(classes=agd20k_classes),
+        pipeline=[
+            dict(type='LoadAffordanceViews'),
+            dict(type='MultiViewTransform', transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
+            dict(type='LoadAffordanceGT'),
+            dict(type='PackAffordanceInputs'),
+        ]))
+test_evaluator = dict(_delete_=True, type='AffordanceMetric', protocol='hotspots')

@@ -1,0 +1,38 @@
+# Image -> video on generated data: train on the synthetic AGD20K tree (exactly configs/looptrans_synthetic.py),
+# validate and test on the synthetic OPRA tree's static images with the Interaction Hotspots protocol.
+#   python tools/misc/generate_synthetic_agd20k.py --out data/synthetic_agd20k
+#   python tools/misc/generate_synthetic_video.py --out data --datasets opra
+#   python tools/train.py configs/looptrans_synthetic_to_opra.py
+#   python tools/test.py configs/looptrans_synthetic_to_opra.py work_dirs/looptrans_synthetic_to_opra/iter_300.pth
+# The model predicts the synthetic AGD20K affordances; each OPRA verb is scored as the affordance verb_map gives
+# (gt_label = index of verb_map[verb] in `classes`). Real data: configs/looptrans_agd20k_to_opra.py.
+_base_ = ['./looptrans_synthetic.py']
+
+classes = ('cut_with', 'drink_with', 'hold', 'pour', 'push', 'ride', 'sit_on')  # SYNTHETIC_SEEN_CLASSES
+# = looptrans.datasets.SYNTHETIC_OPRA_VERB_MAP
+verb_map = {
+    'cut': 'cut_with', 'drink': 'drink_with', 'hold': 'hold', 'pour': 'pour', 'push': 'push', 'ride': 'ride',
+    'sit': 'sit_on'
+}
+val_dataloader = dict(
+    _delete_=True,
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='OPRADataset',
+        data_root='data/synthetic_opra',
+        ann_file='annotations.json',
+        mode='test',
+        verb_map=verb_map,
+        metainfo=dict(classes=classes),
+        pipeline=[
+            dict(type='LoadAffordanceViews'),
+            dict(type='MultiViewTransform', transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
+            dict(type='LoadAffordanceGT'),
+            dict(type='PackAffordanceInputs'),
+        ]))
+test_dataloader = val_dataloader
+val_evaluator = dict(_delete_=True, type='AffordanceMetric', protocol='hotspots')
+test_evaluator = val_evaluator

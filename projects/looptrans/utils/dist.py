@@ -1,0 +1,26 @@
+"""Multi-process runs on machines without CUDA (CPU clusters, laptops, CI) under MMEngine's launcher."""
+from __future__ import annotations
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+
+
+def prepare_cpu_distributed(cfg: Config) -> bool:
+    """Make ``--launcher pytorch`` work without CUDA; returns True when it changed something.
+
+    MMEngine 0.10.x calls ``torch.cuda.set_device`` while initialising the process group and wraps the model
+    in DDP with ``device_ids=[LOCAL_RANK]``; both fail without a GPU. On such machines this initialises the
+    process group with the gloo backend itself (MMEngine then skips its own initialisation) and wraps the model
+    in a CPU DDP (no ``device_ids``). With CUDA available it does nothing.
+    """
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
+        return False
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+            find_unused_parameters=False)
+    return True

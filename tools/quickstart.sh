@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The main job on data the project generates itself, on CPU, no downloads:
+# generate the synthetic AGD20K tree, train LoopTrans, evaluate it, and score the trivial baselines.
+#   bash tools/quickstart.sh [WORK_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+WORK_DIR=${1:-work_dirs/looptrans_synthetic}
+CONFIG=configs/looptrans_synthetic.py
+
+if [ ! -d data/synthetic_agd20k/Seen ]; then
+  $PY tools/misc/generate_synthetic_agd20k.py --out data/synthetic_agd20k --seed 0
+fi
+$PY tools/train.py "$CONFIG" --work-dir "$WORK_DIR"
+CKPT=$(cat "$WORK_DIR/last_checkpoint")
+$PY tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR/test" --show-dir vis
+$PY tools/analysis_tools/eval_trivial_baselines.py "$CONFIG"
+echo "heatmap pictures: $WORK_DIR/test/vis"
