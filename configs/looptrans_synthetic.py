@@ -1,9 +1,9 @@
 # Quick start: LoopTrans on the generated AGD20K-layout dataset, on CPU in a few minutes, no downloads.
 #   python tools/misc/generate_synthetic_agd20k.py --out data/synthetic_agd20k
 #   python tools/train.py configs/looptrans_synthetic.py
-#   python tools/test.py configs/looptrans_synthetic.py work_dirs/looptrans_synthetic/iter_300.pth
+#   python tools/test.py configs/looptrans_synthetic.py work_dirs/looptrans_synthetic/iter_200.pth
 # No DINO weights can be downloaded here, so the frozen ViT is randomly initialised and shallower
-# (4 blocks); with the official weights use configs/looptrans_agd20k.py on real data.
+# (2 blocks); with the official weights use configs/looptrans_agd20k.py on real data.
 _base_ = [
     '_base_/models/looptrans_dino_vits16.py', '_base_/datasets/synthetic_agd20k.py',
     '_base_/default_runtime.py'
@@ -11,12 +11,12 @@ _base_ = [
 num_classes = 7  # looptrans.datasets.synthetic.SYNTHETIC_SEEN_CLASSES
 model = dict(
     backbone=dict(
-        arch=dict(_delete_=True, embed_dims=384, num_layers=4, num_heads=6, feedforward_channels=1536),
+        arch=dict(_delete_=True, embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=1536),
         init_cfg=None),
     cam_head=dict(num_classes=num_classes),
     pixel_head=dict(num_classes=num_classes))
 
-max_iters = 300
+max_iters = 200
 # AdamW converges in a few hundred iterations on random frozen features; the published configs use SGD.
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))
 param_scheduler = [

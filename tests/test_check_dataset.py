@@ -268,7 +268,7 @@ def test_progress_bar_goes_to_stderr(tree, capsys):
 def test_wrong_data_root_and_split(tree, capsys):
     missing = osp.join(tree, 'nope')
     code, out = run(['--data-root', missing, '--classes', *CLASSES], capsys)
-    assert code == 1 and f'[missing_folder] 1 x' in out and missing in out
+    assert code == 1 and '[missing_folder] 1 x' in out and missing in out
     code, out = run(['--data-root', tree, '--split', 'seen', '--classes',
                      *CLASSES], capsys)
     assert code == 1 and "sub-folders of data_root: ['Seen']" in out

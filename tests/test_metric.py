@@ -350,6 +350,21 @@ def test_hotspots_protocol_default_sizes_and_jitter():
         assert_scores_match(ours, i, ref, ('KLD', 'SIM', 'AUC-J'))
 
 
+def test_hotspots_single_generator_jitter_spans_the_batch():
+    # 6 maps are scored in chunks; one generator must still give each map its own slice of noise,
+    # identical to one draw for the whole batch. Plateau predictions make AUC-J depend on it.
+    rng = np.random.default_rng(14)
+    preds = [np.kron(rng.integers(0, 3, (2, 2)), np.ones((7, 7))) for _ in range(6)]
+    gts = [blob(40, 40, rng.uniform(5, 35), rng.uniform(5, 35), 6) for _ in range(6)]
+    ours = hotspots_scores(preds, gts, size=16, gt_size=None, jitter=np.random.default_rng(9))
+    noise = np.random.default_rng(9).random((6, 16, 16)) * 1e-7
+    for i in range(6):
+        ref = ref_hotspots(preds[i], gts[i], size=16, gt_size=40, noise=noise[i])
+        assert ours['AUC-J'][i] == pytest.approx(ref['AUC-J'], abs=1e-12)
+    with pytest.raises(ValueError, match='2 jitter generators for 6 maps'):
+        hotspots_scores(preds, gts, jitter=[np.random.default_rng(0)] * 2)
+
+
 def test_bad_gt_is_rejected_with_the_file_name():
     pred = np.random.default_rng(0).random((1, 8, 8))
     with pytest.raises(ValueError, match=r'a\.png.*NaN'):

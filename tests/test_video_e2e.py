@@ -66,7 +66,7 @@ def test_weakly_supervised_video_train_and_test(name, video_roots, tmp_path):
     """Train 2 iterations on clips (validation scores the test images), then tools/test.py the checkpoint."""
     config = osp.join(CONFIGS, f'looptrans_synthetic_{name}.py')
     root = video_roots[name]
-    opts = _options(root, root) + ['train_dataloader.dataset.num_frames=3']
+    opts = _options(root, root) + ['train_dataloader.dataset.num_frames=3', 'model.temporal.hidden=32']
     work_dir = str(tmp_path / 'work')
     trained = run_tool(['tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *opts])
     _train_losses(trained)

@@ -234,6 +234,13 @@ class AffordanceFolderDataset(BaseDataset):
                 'the tree.', logger='current', level=logging.WARNING)
         return set(bad)
 
+    @staticmethod
+    def _without(files: Dict[FolderKey, List[str]],
+                 bad: Set[str]) -> Dict[FolderKey, List[str]]:
+        """``files`` less the ``bad`` paths; folders left empty are gone."""
+        kept = {k: [p for p in v if p not in bad] for k, v in files.items()}
+        return {k: v for k, v in kept.items() if v}
+
     def _check_known(self, root: str, affordances: Sequence[str]) -> None:
         unknown = sorted(set(affordances) - set(self.classes))
         if unknown:
@@ -263,10 +270,8 @@ class AffordanceFolderDataset(BaseDataset):
             [(p, 'image') for files in (exo_files, ego_files)
              for p in flatten(files)])
         if bad:
-            exo_files, ego_files = ({k: kept for k, v in files.items()
-                                     if (kept := [p for p in v
-                                                  if p not in bad])}
-                                    for files in (exo_files, ego_files))
+            exo_files = self._without(exo_files, bad)
+            ego_files = self._without(ego_files, bad)
         missing = [c for c in self.classes if c not in exo_affs]
         if missing:
             raise FileNotFoundError(
@@ -402,7 +407,7 @@ class AffordanceFolderDataset(BaseDataset):
         anchor = info.pop('exo_index')
         anchor_path = folder[anchor]
         pool = self._ego_pools[key]
-        if False and self._bad_paths:
+        if self._bad_paths:
             others = [p for j, p in enumerate(folder)
                       if j != anchor and p not in self._bad_paths]
             folder = (anchor_path, *others) if others else folder
