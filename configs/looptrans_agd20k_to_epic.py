@@ -1,11 +1,13 @@
 # Image -> video generalisation: train LoopTrans on AGD20K Seen images (exactly configs/looptrans_agd20k.py,
-# validated on AGD20K Seen), test on EPIC-Hotspots' inactive object crops with the Interaction Hotspots protocol.
+# validated on AGD20K Seen), test on EPIC-Hotspots' inactive object crops with the Interaction Hotspots
+# protocol.
 #   python tools/train.py configs/looptrans_agd20k_to_epic.py
-#   python tools/test.py configs/looptrans_agd20k_to_epic.py work_dirs/looptrans_agd20k_to_epic/best_KLD_epoch_N.pth
+#   python tools/test.py configs/looptrans_agd20k_to_epic.py \
+#       work_dirs/looptrans_agd20k_to_epic/best_KLD_epoch_N.pth
 # `verb_map` says which of the model's 36 AGD20K affordances each EPIC verb is scored as (gt_label = index of
 # verb_map[verb] in the AGD20K classes); test images of unmapped verbs are skipped and counted in the log, so
-# the scores cover the mapped verbs only. Keys that are not verbs of annotations.json are reported and ignored;
-# names are matched case-insensitively, ' ' and '-' as '_'.
+# the scores cover the mapped verbs only. Keys that are not verbs of annotations.json are reported and
+# ignored; names are matched case-insensitively, ' ' and '-' as '_'.
 _base_ = ['./looptrans_agd20k.py']
 
 agd20k_classes = (
@@ -34,7 +36,8 @@ test_dataloader = dict(
         metainfo=dict(classes=agd20k_classes),
         pipeline=[
             dict(type='LoadAffordanceViews'),
-            dict(type='MultiViewTransform', transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
+            dict(type='MultiViewTransform',
+                 transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
             dict(type='LoadAffordanceGT'),
             dict(type='PackAffordanceInputs'),
         ]))

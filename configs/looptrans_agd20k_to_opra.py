@@ -1,7 +1,8 @@
 # Image -> video generalisation: train LoopTrans on AGD20K Seen images (exactly configs/looptrans_agd20k.py,
 # validated on AGD20K Seen), test on OPRA's static images with the Interaction Hotspots protocol.
 #   python tools/train.py configs/looptrans_agd20k_to_opra.py
-#   python tools/test.py configs/looptrans_agd20k_to_opra.py work_dirs/looptrans_agd20k_to_opra/best_KLD_epoch_N.pth
+#   python tools/test.py configs/looptrans_agd20k_to_opra.py \
+#       work_dirs/looptrans_agd20k_to_opra/best_KLD_epoch_N.pth
 # The model predicts the 36 AGD20K affordances. `verb_map` says which affordance each OPRA verb is scored as:
 # a test image annotated with verb v gets gt_label = index of verb_map[v] in the AGD20K classes, and the
 # heatmap of that affordance is compared with the image's GT. Test images of verbs absent from the map are
@@ -32,7 +33,8 @@ test_dataloader = dict(
         metainfo=dict(classes=agd20k_classes),
         pipeline=[
             dict(type='LoadAffordanceViews'),
-            dict(type='MultiViewTransform', transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
+            dict(type='MultiViewTransform',
+                 transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
             dict(type='LoadAffordanceGT'),
             dict(type='PackAffordanceInputs'),
         ]))

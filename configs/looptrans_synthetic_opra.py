@@ -1,5 +1,5 @@
-# Quick start, video: LoopTrans with an LSTM over clip frames on the generated OPRA-format tree, on CPU in a few
-# minutes, no downloads.
+# Quick start, video: LoopTrans with an LSTM over clip frames on the generated OPRA-format tree, on CPU in
+# a few minutes, no downloads.
 #   python tools/misc/generate_synthetic_video.py --out data
 #   python tools/train.py configs/looptrans_synthetic_opra.py
 #   python tools/test.py configs/looptrans_synthetic_opra.py work_dirs/looptrans_synthetic_opra/iter_300.pth

@@ -1,11 +1,13 @@
-# Image -> video on generated data: train on the synthetic AGD20K tree (exactly configs/looptrans_synthetic.py),
-# validate and test on the synthetic OPRA tree's static images with the Interaction Hotspots protocol.
+# Image -> video on generated data: train on the synthetic AGD20K tree (exactly
+# configs/looptrans_synthetic.py), validate and test on the synthetic OPRA tree's static images with the
+# Interaction Hotspots protocol.
 #   python tools/misc/generate_synthetic_agd20k.py --out data/synthetic_agd20k
 #   python tools/misc/generate_synthetic_video.py --out data --datasets opra
 #   python tools/train.py configs/looptrans_synthetic_to_opra.py
-#   python tools/test.py configs/looptrans_synthetic_to_opra.py work_dirs/looptrans_synthetic_to_opra/iter_300.pth
-# The model predicts the synthetic AGD20K affordances; each OPRA verb is scored as the affordance verb_map gives
-# (gt_label = index of verb_map[verb] in `classes`). Real data: configs/looptrans_agd20k_to_opra.py.
+#   python tools/test.py configs/looptrans_synthetic_to_opra.py \
+#       work_dirs/looptrans_synthetic_to_opra/iter_300.pth
+# The model predicts the synthetic AGD20K affordances; each OPRA verb is scored as the affordance verb_map
+# gives (gt_label = index of verb_map[verb] in `classes`). Real data: configs/looptrans_agd20k_to_opra.py.
 _base_ = ['./looptrans_synthetic.py']
 
 classes = ('cut_with', 'drink_with', 'hold', 'pour', 'push', 'ride', 'sit_on')  # SYNTHETIC_SEEN_CLASSES
@@ -29,7 +31,8 @@ val_dataloader = dict(
         metainfo=dict(classes=classes),
         pipeline=[
             dict(type='LoadAffordanceViews'),
-            dict(type='MultiViewTransform', transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
+            dict(type='MultiViewTransform',
+                 transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
             dict(type='LoadAffordanceGT'),
             dict(type='PackAffordanceInputs'),
         ]))

@@ -114,7 +114,8 @@ def test_published_kernel_size_is_odd():
 def test_heatmap_edge_cases_follow_the_published_code():
     shape = (40, 64)
     # past the end: clamped to the last row / column (the published IndexError branch)
-    np.testing.assert_array_equal(points_to_heatmap([[50.2, 70.9]], shape), points_to_heatmap([[39, 63]], shape))
+    np.testing.assert_array_equal(points_to_heatmap([[50.2, 70.9]], shape),
+                                  points_to_heatmap([[39, 63]], shape))
     # negative: numpy indexing wraps around, as in the published code
     np.testing.assert_array_equal(points_to_heatmap([[-1.5, 3]], shape), points_to_heatmap([[39, 3]], shape))
     # no point: all zeros, no division
@@ -212,7 +213,8 @@ def test_opra_train_items(trees):
         _, verb, obj, clip = clip_dir.split(os.sep)[-4:]
         assert clip.endswith('.mp4') and verb == info['verb'] == info['affordance']
         # the static image of the same product is the egocentric view
-        assert info['img_path'] == osp.join(trees['opra'], 'data', 'images', 'synthetic', verb, obj, 'static.jpg')
+        images = osp.join(trees['opra'], 'data', 'images', 'synthetic')
+        assert info['img_path'] == osp.join(images, verb, obj, 'static.jpg')
         assert info['gt_label'] == SYNTHETIC_OPRA_VERBS.index(verb) == ds.get_cat_ids(idx)[0]
         assert info['object'] == obj and 'gt_path' not in info
 
@@ -259,7 +261,7 @@ def test_missing_clips_frames_and_images_are_skipped_with_counts(copy_of, logs):
     frames = osp.join(root, 'data', 'frames', 'synthetic')
     shutil.rmtree(osp.join(frames, 'hold', 'cup', '0.0_0.0.mp4'))  # a whole clip
     os.remove(osp.join(frames, 'pour', 'kettle', '0.0_0.0.mp4', 'image-00000002.jpg'))  # one frame
-    os.remove(osp.join(root, 'data', 'images', 'synthetic', 'push', 'bicycle', 'static.jpg'))  # a static image
+    os.remove(osp.join(root, 'data', 'images', 'synthetic', 'push', 'bicycle', 'static.jpg'))  # static image
     ds = OPRADataset(root, mode='train', num_frames=4)
     assert len(ds) == NUM_PAIRS - 2
     text = '\n'.join(logs)
@@ -300,7 +302,8 @@ def test_test_mode_bad_file_raises(copy_of):
 # ---------------------------------------------------------------------------------------------- verb map
 def test_verb_map_scores_verbs_as_affordances(trees, logs):
     verb_map = {k: v for k, v in SYNTHETIC_OPRA_VERB_MAP.items() if k != 'ride'}
-    ds = OPRADataset(trees['opra'], mode='test', verb_map=verb_map, metainfo=dict(classes=SYNTHETIC_SEEN_CLASSES))
+    ds = OPRADataset(trees['opra'], mode='test', verb_map=verb_map,
+                     metainfo=dict(classes=SYNTHETIC_SEEN_CLASSES))
     assert ds.metainfo['classes'] == SYNTHETIC_SEEN_CLASSES
     assert ds.metainfo['verbs'] == SYNTHETIC_OPRA_VERBS
     with open(osp.join(trees['opra'], 'annotations.json')) as f:
@@ -362,7 +365,8 @@ def test_epic_inactive_images_missing_skip_their_clips(copy_of, logs):
     with open(osp.join(root, 'annotations.json')) as f:
         ann = json.load(f)
     item = ann['inactive_images']['cup'][0]
-    os.remove(osp.join(root, 'object_detection_images', 'train', 'P02', item['v_id'], f'{item["f_id"]:010d}.jpg'))
+    detections = osp.join(root, 'object_detection_images', 'train', 'P02', item['v_id'])
+    os.remove(osp.join(detections, f'{item["f_id"]:010d}.jpg'))
     ds = EPICHotspotsDataset(root, mode='train')
     n_cup = sum(1 for c in ann['train_clips'] if ann['nouns'][c['noun']] == 'cup')
     assert n_cup == 2 and len(ds) == NUM_PAIRS - n_cup

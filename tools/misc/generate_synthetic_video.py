@@ -2,7 +2,7 @@
 
 Example::
 
-    python tools/misc/generate_synthetic_video.py --out data --seed 0      # data/synthetic_opra, data/synthetic_epic
+    python tools/misc/generate_synthetic_video.py --out data --seed 0  # data/synthetic_{opra,epic}
 
 The same seed writes byte-identical files. Train on them with ``configs/looptrans_synthetic_opra.py`` /
 ``configs/looptrans_synthetic_epic.py``; ``configs/looptrans_synthetic_to_opra.py`` tests a model trained on
@@ -36,8 +36,8 @@ def main(argv=None) -> dict:
         sys.exit(f'error: {err}')
     for name, info in summaries.items():
         print(f'{name}: {len(info["verbs"])} verbs {list(info["verbs"])}, {info["num_clips"]} clips of '
-              f'{info["num_frames"]} frames, {info["num_test"]} test images; wrote {info["num_files"]} files, '
-              f'{info["num_bytes"] / 2**20:.1f} MiB, to {info["out_dir"]}')
+              f'{info["num_frames"]} frames, {info["num_test"]} test images; wrote '
+              f'{info["num_files"]} files, {info["num_bytes"] / 2**20:.1f} MiB, to {info["out_dir"]}')
     return summaries
 
 

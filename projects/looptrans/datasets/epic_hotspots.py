@@ -54,6 +54,7 @@ class EPICHotspotsDataset(HotspotsVideoDataset):
 
     def __init__(self, *args, **kwargs) -> None:
         self._video_dirs: Dict[Tuple[str, str], bool] = {}
+        self._nouns_without_images: set = set()
         super().__init__(*args, **kwargs)
 
     def video_dir(self, root_key: str, v_id: str) -> str:
@@ -81,6 +82,8 @@ class EPICHotspotsDataset(HotspotsVideoDataset):
         noun = self.noun_name(entry)
         if noun in self._ego_pools:
             return noun, self._ego_pools[noun]
+        if noun in self._nouns_without_images:
+            return noun, ()
         candidates = []
         for item in self._annotations['inactive_images'].get(noun, ()):
             if not self._has_video('detections', item['v_id']):
@@ -88,6 +91,8 @@ class EPICHotspotsDataset(HotspotsVideoDataset):
             path = self.join(self.video_dir('detections', item['v_id']), f"{int(item['f_id']):010d}.jpg")
             if self.exists(path):
                 candidates.append(dict(img_path=path, ego_box=[float(b) for b in item['box']]))
+        if not candidates:
+            self._nouns_without_images.add(noun)
         return noun, tuple(candidates)
 
     def test_image_path(self, entry: Mapping) -> str:
@@ -105,6 +110,7 @@ class EPICHotspotsDataset(HotspotsVideoDataset):
             return super().load_data_list()
         finally:
             self._video_dirs.clear()
+            self._nouns_without_images.clear()
 
 
 @TRANSFORMS.register_module()

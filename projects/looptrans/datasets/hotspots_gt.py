@@ -14,8 +14,8 @@ a few points; the GT heatmap is computed from them. :func:`points_to_heatmap` fo
 4. divided by its sum when the sum is positive;
 5. transposed for EPIC (its ``shape`` is ``(width, height)`` and its points ``(x, y)``).
 
-The evaluation (:class:`~looptrans.evaluation.AffordanceMetric` with ``protocol='hotspots'``) resizes the GT to
-224x224 and then to the evaluation resolution and normalises it again, so only the map's *shape* matters,
+The evaluation (:class:`~looptrans.evaluation.AffordanceMetric`, ``protocol='hotspots'``) resizes the GT
+to 224x224 and then to the evaluation resolution and normalises it again, so only the map's *shape* matters,
 not its scale. :class:`HotspotsGTCache` therefore stores each map as a 16-bit grayscale PNG scaled to a
 maximum of 65535 (relative precision 1.5e-5 of the peak), which :class:`LoadAffordanceGT` reads back as
 ``png / 65535`` like any other GT file; the published ``heatmaps.h5`` is not needed.

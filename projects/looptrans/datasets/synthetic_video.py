@@ -1,7 +1,7 @@
 """Small synthetic OPRA and EPIC-Hotspots trees, in the published file formats, with a learnable signal.
 
-The pictures come from :mod:`looptrans.datasets.synthetic` (the synthetic AGD20K drawing code): objects made of
-coloured parts, each affordance tied to one kind of part. Here
+The pictures come from :mod:`looptrans.datasets.synthetic` (the synthetic AGD20K drawing code): objects
+made of coloured parts, each affordance tied to one kind of part. Here
 
 * a **clip** shows a person walking in from the bottom of a cluttered scene until the hand (or the hips, for
   ``ride`` / ``sit``) reaches the verb's part, then holding it there; the scene and the person's look are

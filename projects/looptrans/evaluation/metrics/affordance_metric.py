@@ -209,8 +209,7 @@ class AffordanceMetric(BaseMetric):
 
         Raises:
             ValueError: no image has a defined value for a requested metric (e.g. every GT is
-            empty), since
-                any number reported then would be meaningless.
+                empty): any number reported then would be meaningless.
         """
         records, num_duplicates = self._deduplicate(results)
         num_empty = sum(r['empty_gt'] for r in records)
