@@ -8,7 +8,6 @@ _base_ = [
     '_base_/models/looptrans_dino_vits16.py', '_base_/datasets/epic_hotspots.py',
     '_base_/schedules/schedule_15e.py', '_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['looptrans', 'looptrans.models.necks'], allow_failed_imports=False)
 # Must equal len(annotations.json['verbs']) of the Interaction Hotspots EPIC annotations (the dataset logs
 # "N items, K classes" when it is built); check with
 #   python -c "import json; print(len(json.load(open('data/epic/annotations.json'))['verbs']))"

@@ -7,8 +7,6 @@ _base_ = [
     '_base_/models/looptrans_dino_vits16.py', '_base_/datasets/opra.py',
     '_base_/schedules/schedule_15e.py', '_base_/default_runtime.py'
 ]
-# the temporal aggregators live in looptrans.models.necks
-custom_imports = dict(imports=['looptrans', 'looptrans.models.necks'], allow_failed_imports=False)
 num_classes = 7  # OPRA's verbs: len(annotations.json['verbs']); the classes are the verbs, in that order
 model = dict(
     # exo features (B*T, 384, 14, 14) -> (B, T, 384, 14, 14) -> LSTM over T at each location -> back

@@ -9,7 +9,6 @@ _base_ = [
     '_base_/models/looptrans_dino_vits16.py', '_base_/datasets/synthetic_epic.py',
     '_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['looptrans', 'looptrans.models.necks'], allow_failed_imports=False)
 num_classes = 7  # looptrans.datasets.synthetic_video.SYNTHETIC_EPIC_VERBS
 model = dict(
     backbone=dict(
