@@ -5,7 +5,7 @@
 #   python tools/misc/generate_synthetic_video.py --out data --datasets opra
 #   python tools/train.py configs/looptrans_synthetic_to_opra.py
 #   python tools/test.py configs/looptrans_synthetic_to_opra.py \
-#       work_dirs/looptrans_synthetic_to_opra/iter_300.pth
+#       work_dirs/looptrans_synthetic_to_opra/iter_200.pth
 # The model predicts the synthetic AGD20K affordances; each OPRA verb is scored as the affordance verb_map
 # gives (gt_label = index of verb_map[verb] in `classes`). Real data: configs/looptrans_agd20k_to_opra.py.
 _base_ = ['./looptrans_synthetic.py']

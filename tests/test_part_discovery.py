@@ -245,3 +245,23 @@ def test_empty_cluster_keeps_its_centre():
     assert torch.equal(centres[1, 1], x[1, 5])
     # Non-empty centres are unit vectors (normalised member means).
     assert torch.allclose(centres[:, [0, 2]].norm(dim=-1), torch.ones(2, 2))
+
+
+def test_exclude_background_skips_the_border_part():
+    """A diffuse CAM overlapping the background most: 'border' picks the best non-background part."""
+    h = w = 8
+    grid = torch.zeros(h, w, dtype=torch.long)  # part 0: background everywhere
+    grid[2:6, 2:4] = 1  # part 1: left half of the object
+    grid[2:6, 4:6] = 2  # part 2: right half of the object
+    directions = torch.eye(3, 16)
+    desc = directions[grid.flatten()][None]  # (1, 64, 16)
+    cam = torch.zeros(1, h, w)
+    cam[0, :, :4] = 1.0  # covers the left background and part 1
+    plain = PartDiscovery(num_parts=3)(desc, cam)
+    assert plain['part'].item() == 0  # the background has the highest IoU
+    border = PartDiscovery(num_parts=3, exclude_background='border')(desc, cam)
+    assert border['part'].item() == 1
+    assert torch.equal(border['pseudo_mask'][0].bool(), grid == 1)
+    torch.testing.assert_close(border['ious'], plain['ious'])  # reported IoUs unchanged
+    with pytest.raises(ValueError, match='exclude_background'):
+        PartDiscovery(exclude_background='saliency')

@@ -37,6 +37,7 @@ model = dict(
         loss_mse_weight=1.0),  # lambda_pixel (MSE part)
     noise_head=dict(type='NoiseHead', channels=384, num_noise=3, tau=0.5, loss_weight=1.0),  # lambda_dill
     corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=1.0),  # lambda_corr
-    part_discovery=dict(type='PartDiscovery', num_parts=4, num_iters=10),
+    # K = 4 parts; the border-dominated part (the background of object-centric ego images) is no candidate.
+    part_discovery=dict(type='PartDiscovery', num_parts=4, num_iters=10, exclude_background='border'),
     train_cfg=dict(),
     test_cfg=dict(heatmap='pixel', return_all=False))

@@ -112,6 +112,10 @@ class PartDiscovery(nn.Module):
     2. binarise the CAM: min-max normalise, then ``> mean`` (``cam_thr=
        'mean'``) or ``> cam_thr``; a constant CAM gives an empty mask;
     3. IoU of every part with the CAM mask; the best part is the pseudo-mask.
+       With ``exclude_background='border'`` the part holding the largest share of the grid's border
+       tokens is not a candidate: egocentric images are object-centric, so that part is the background,
+       and a diffuse early CAM would otherwise often overlap it most (LOCATE removes the background with
+       DINO's CLS-attention saliency for the same reason).
 
     A sample is *valid* when its best IoU is > 0 and >= ``min_iou``; invalid
     samples (e.g. an all-zero CAM) get an all-zero pseudo-mask and should be
@@ -127,6 +131,9 @@ class PartDiscovery(nn.Module):
             'random' (distinct random descriptors drawn with the generator
             passed to :meth:`forward`; the generator is ignored otherwise).
             Default: 'farthest'.
+        exclude_background (str | None): 'border' to drop the border-dominated
+            part from the candidates (see step 3), None to consider every part.
+            Default: None.
     """
 
     def __init__(self,
@@ -134,8 +141,13 @@ class PartDiscovery(nn.Module):
                  num_iters: int = 10,
                  min_iou: float = 0.0,
                  cam_thr: Union[str, float] = 'mean',
-                 init: str = 'farthest') -> None:
+                 init: str = 'farthest',
+                 exclude_background: Optional[str] = None) -> None:
         super().__init__()
+        if exclude_background not in (None, 'border'):
+            raise ValueError("PartDiscovery: exclude_background must be None or 'border', "
+                             f'got {exclude_background!r}.')
+        self.exclude_background = exclude_background
         if num_parts < 1 or num_iters < 0:
             raise ValueError('PartDiscovery: need num_parts >= 1 and '
                              f'num_iters >= 0, got {num_parts}, {num_iters}.')
@@ -154,6 +166,14 @@ class PartDiscovery(nn.Module):
         self.min_iou = min_iou
         self.cam_thr = cam_thr
         self.init = init
+
+    @staticmethod
+    def _border_mask(h: int, w: int, device: torch.device) -> Tensor:
+        """(h*w,) float mask of the grid's outermost ring of tokens."""
+        mask = torch.ones(h, w, device=device)
+        if h > 2 and w > 2:
+            mask[1:-1, 1:-1] = 0
+        return mask.flatten()
 
     def binarize_cam(self, cam: Tensor) -> Tensor:
         """(B, h, w) CAM -> (B, h*w) bool mask (empty for a constant CAM)."""
@@ -206,7 +226,13 @@ class PartDiscovery(nn.Module):
         inter = torch.einsum('bnk,bn->bk', parts, cam_mask)
         union = parts.sum(dim=1) + cam_mask.sum(dim=1, keepdim=True) - inter
         ious = inter / union.clamp(min=1)
-        part = ious.argmax(dim=1)  # ties -> lowest part index
+        candidates = ious
+        if self.exclude_background == 'border' and self.num_parts > 1:
+            border = self._border_mask(*cam.shape[-2:], device=cam.device)  # (N,)
+            border_share = torch.einsum('bnk,n->bk', parts, border)
+            background = border_share.argmax(dim=1)
+            candidates = ious.masked_fill(F.one_hot(background, self.num_parts).bool(), -1.0)
+        part = candidates.argmax(dim=1)  # ties -> lowest part index
         best_iou = ious.gather(1, part[:, None])[:, 0]
         valid = (best_iou > 0) & (best_iou >= self.min_iou)
         pseudo_mask = (assign == part[:, None]) & valid[:, None]
