@@ -34,7 +34,7 @@ class PseudoMaskHook(Hook):
         start_epoch: alternatively, the first (0-based) epoch with pixel supervision (epoch-based loops);
             when both are given, supervision starts once either is reached.
         dump_interval: every how many iterations to write a picture of the batch's pseudo-masks
-            (0 = never). Pictures go to ``<work_dir>/<dump_dir>/iter_<N>.jpg``: per sample, the ego image
+            (0 = never). Pictures go to ``<work_dir>/<dump_dir>/iter_<N>.png``: per sample, the ego image
             with its CAM (red) and its pseudo-mask (green); invalid samples get a grey border.
         dump_dir: sub-folder of the work dir for the pictures.
         max_samples: at most this many samples per picture.
@@ -80,7 +80,7 @@ class PseudoMaskHook(Hook):
         if masks is None or data_batch is None or runner.rank != 0:
             return
         picture = self.render(data_batch['inputs'], masks)
-        mmcv.imwrite(picture, osp.join(runner.work_dir, self.dump_dir, f'iter_{runner.iter + 1}.jpg'))
+        mmcv.imwrite(picture, osp.join(runner.work_dir, self.dump_dir, f'iter_{runner.iter + 1}.png'))
 
     def render(self, inputs: Sequence[torch.Tensor], masks: dict) -> np.ndarray:
         """One picture: per sample, ego image + CAM (red) + pseudo-mask (green), side by side."""
