@@ -28,6 +28,7 @@ import numpy as np
 from mmengine import fileio
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
 from mmseg.registry import DATASETS
 
 from .checks import BadFileError, preview
@@ -111,6 +112,8 @@ class HotspotsVideoDataset(BaseDataset):
                                                      test=('verbs', 'test_images'))
     #: How the tree looks (for error messages).
     LAYOUT: str = ''
+    #: Test sets at least this large show a progress bar while their GT heatmaps are looked up / rendered.
+    PROGRESS_MIN_ITEMS: int = 200
 
     def __init__(self,
                  data_root: str,
@@ -336,7 +339,11 @@ class HotspotsVideoDataset(BaseDataset):
     def _load_test(self) -> List[dict]:
         entries = self._annotations['test_images']
         data_list = []
+        # GT heatmaps are rendered on first use (a large blur per image): show progress on big test sets.
+        progress = ProgressBar(len(entries)) if len(entries) >= self.PROGRESS_MIN_ITEMS else None
         for entry in entries:
+            if progress is not None:
+                progress.update()
             verb_index, verb = self.verb_name(entry['verb'])
             label = self._label_of_verb.get(verb_index)
             if label is None:
