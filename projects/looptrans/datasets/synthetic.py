@@ -260,7 +260,7 @@ def _draw_prim(canvas: np.ndarray, prim: Prim, pose: Pose, color,
         raise ValueError(f'unknown primitive {prim.kind!r}')
 
 
-def _render_object(img: np.ndarray, labels: np.ndarray, obj: str, pose: Pose,
+def render_object(img: np.ndarray, labels: np.ndarray, obj: str, pose: Pose,
                    rng: np.random.Generator) -> Dict[str, int]:
     """Draw ``obj`` on ``img`` and its part ids (1, 2, ...) on ``labels``.
 
@@ -290,7 +290,7 @@ def _render_object(img: np.ndarray, labels: np.ndarray, obj: str, pose: Pose,
     return ids
 
 
-def _place(obj: str, h: int, w: int, rel_scale: Tuple[float, float],
+def place_object(obj: str, h: int, w: int, rel_scale: Tuple[float, float],
            max_angle: float, rng: np.random.Generator) -> Pose:
     """A random pose that keeps the whole object inside the image."""
     extent = _object_extent(obj)
@@ -319,7 +319,7 @@ def _plain_background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _clutter_background(h: int, w: int,
+def clutter_background(h: int, w: int,
                         rng: np.random.Generator) -> np.ndarray:
     """Random desaturated shapes, slightly blurred, like a busy scene."""
     img = np.empty((h, w, 3), np.uint8)
@@ -347,7 +347,7 @@ SKIN_TONES: Tuple[Color, ...] = ((140, 170, 225), (100, 140, 200),
                                  (80, 115, 175))
 
 
-def _draw_person(img: np.ndarray, contact: np.ndarray, hips: bool,
+def draw_person(img: np.ndarray, contact: np.ndarray, hips: bool,
                  rng: np.random.Generator) -> None:
     """Draw a person whose hand (or hips) is at ``contact`` (x, y)."""
     u = min(img.shape[:2])
@@ -404,7 +404,7 @@ def _draw_person(img: np.ndarray, contact: np.ndarray, hips: bool,
                     float(rng.uniform(0, 180)), 0, 360, skin, -1, cv2.LINE_AA)
 
 
-def _add_noise(img: np.ndarray, sigma: float,
+def add_noise(img: np.ndarray, sigma: float,
                rng: np.random.Generator) -> np.ndarray:
     noise = rng.normal(0., sigma, size=img.shape).astype(np.float32)
     return np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
@@ -422,16 +422,16 @@ def render_exocentric(aff: str, obj: str, rng: np.random.Generator,
     h, w = _image_size(rng, size_range)
     part = AFFORDANCE_PARTS[aff][obj]
     for _ in range(20):
-        img = _clutter_background(h, w, rng)
+        img = clutter_background(h, w, rng)
         labels = np.zeros((h, w), np.uint8)
-        pose = _place(obj, h, w, (0.2, 0.28), 15., rng)
-        ids = _render_object(img, labels, obj, pose, rng)
+        pose = place_object(obj, h, w, (0.2, 0.28), 15., rng)
+        ids = render_object(img, labels, obj, pose, rng)
         ys, xs = np.nonzero(labels == ids[part])
         if len(xs):
             break
     contact = np.array([xs.mean(), ys.mean()])
-    _draw_person(img, contact, aff in HIPS_CONTACT, rng)
-    return _add_noise(img, 4., rng)
+    draw_person(img, contact, aff in HIPS_CONTACT, rng)
+    return add_noise(img, 4., rng)
 
 
 def render_egocentric(aff: str, obj: str, rng: np.random.Generator,
@@ -448,26 +448,26 @@ def render_egocentric(aff: str, obj: str, rng: np.random.Generator,
     for _ in range(20):
         img = _plain_background(h, w, rng)
         labels = np.zeros((h, w), np.uint8)
-        pose = _place(obj, h, w, (0.32, 0.42), 12., rng)
-        ids = _render_object(img, labels, obj, pose, rng)
+        pose = place_object(obj, h, w, (0.32, 0.42), 12., rng)
+        ids = render_object(img, labels, obj, pose, rng)
         mask = (labels == ids[part]).astype(np.float32)
         if mask.any():
             break
     sigma = max(2., 0.15 * float(np.sqrt(mask.sum())))
     heat = cv2.GaussianBlur(mask, (0, 0), sigma)
     heat = np.round(heat / heat.max() * 255.).astype(np.uint8)
-    return _add_noise(img, 2., rng), heat
+    return add_noise(img, 2., rng), heat
 
 
 # --------------------------------------------------------------------------- #
 # Writing the tree
 # --------------------------------------------------------------------------- #
-def _rng(seed: int, *names, index: int = 0) -> np.random.Generator:
+def make_rng(seed: int, *names, index: int = 0) -> np.random.Generator:
     words = [seed] + [zlib.crc32(str(n).encode()) for n in names] + [index]
     return np.random.default_rng(np.random.SeedSequence(words))
 
 
-def _write(path: str, ext: str, img: np.ndarray, params: List[int]) -> int:
+def write_image(path: str, ext: str, img: np.ndarray, params: List[int]) -> int:
     ok, buf = cv2.imencode(ext, img, params)
     if not ok:
         raise OSError(f'OpenCV could not encode {path!r}')
@@ -551,28 +551,28 @@ def generate_synthetic_agd20k(out_dir: str,
         for aff, obj in train:
             for i in range(num_exo):
                 img = render_exocentric(
-                    aff, obj, _rng(seed, split, 'exo', aff, obj, index=i),
+                    aff, obj, make_rng(seed, split, 'exo', aff, obj, index=i),
                     size_range)
-                n_bytes += _write(
+                n_bytes += write_image(
                     osp.join(root, 'trainset', 'exocentric', aff, obj,
                              f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg)
             for i in range(num_ego):
                 img, _ = render_egocentric(
-                    aff, obj, _rng(seed, split, 'ego', aff, obj, index=i),
+                    aff, obj, make_rng(seed, split, 'ego', aff, obj, index=i),
                     size_range)
-                n_bytes += _write(
+                n_bytes += write_image(
                     osp.join(root, 'trainset', 'egocentric', aff, obj,
                              f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg)
         for aff, obj in test:
             for i in range(num_test):
                 img, heat = render_egocentric(
-                    aff, obj, _rng(seed, split, 'test', aff, obj, index=i),
+                    aff, obj, make_rng(seed, split, 'test', aff, obj, index=i),
                     size_range)
                 stem = f'{obj}_{i:06d}'
-                n_bytes += _write(
+                n_bytes += write_image(
                     osp.join(root, 'testset', 'egocentric', aff, obj,
                              stem + '.jpg'), '.jpg', img, jpg)
-                n_bytes += _write(
+                n_bytes += write_image(
                     osp.join(root, 'testset', 'GT', aff, obj, stem + '.png'),
                     '.png', heat, png)
         counts = dict(num_exocentric=len(train) * num_exo,

@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 
 # The drawing code of the synthetic AGD20K generator (scene, object, person, noise, seeding, writing).
-from .synthetic import (AFFORDANCE_PARTS, HIPS_CONTACT, _add_noise, _clutter_background, _draw_person,
-                        _place, _render_object, _rng, _write, render_egocentric)
+from .synthetic import (AFFORDANCE_PARTS, HIPS_CONTACT, add_noise, clutter_background, draw_person,
+                        place_object, render_object, make_rng, write_image, render_egocentric)
 
 #: OPRA-style verb -> synthetic AGD20K affordance (the image-to-video mapping of the synthetic trees).
 SYNTHETIC_OPRA_VERB_MAP: Dict[str, str] = OrderedDict([
@@ -63,10 +63,10 @@ def render_clip(aff: str, obj: str, rng: np.random.Generator, num_frames: int,
     h, w = size
     part = AFFORDANCE_PARTS[aff][obj]
     for _ in range(20):
-        scene = _clutter_background(h, w, rng)
+        scene = clutter_background(h, w, rng)
         labels = np.zeros((h, w), np.uint8)
-        pose = _place(obj, h, w, (0.2, 0.28), 15., rng)
-        ids = _render_object(scene, labels, obj, pose, rng)
+        pose = place_object(obj, h, w, (0.2, 0.28), 15., rng)
+        ids = render_object(scene, labels, obj, pose, rng)
         ys, xs = np.nonzero(labels == ids[part])
         if len(xs):
             break
@@ -79,9 +79,9 @@ def render_clip(aff: str, obj: str, rng: np.random.Generator, num_frames: int,
         progress = 1.0 if num_frames == 1 else min(1.0, t / reach)
         img = scene.copy()
         # the same generator state every frame: the same person, moved
-        _draw_person(img, start + progress * (contact - start), aff in HIPS_CONTACT,
+        draw_person(img, start + progress * (contact - start), aff in HIPS_CONTACT,
                      np.random.default_rng(person_seed))
-        frames.append(_add_noise(img, 4., rng))
+        frames.append(add_noise(img, 4., rng))
     return frames
 
 
@@ -148,28 +148,28 @@ def generate_synthetic_opra(out_dir: str,
     for v, aff, obj in verb_pairs(SYNTHETIC_OPRA_VERB_MAP):
         product = ['synthetic', verbs[v], obj]
         img_dir = osp.join(out_dir, 'data', 'images', *product)
-        static, heat = render_egocentric(aff, obj, _rng(seed, 'opra', 'static', aff, obj), size_range)
-        n_bytes += _write(osp.join(img_dir, 'static.jpg'), '.jpg', static, JPEG)
+        static, heat = render_egocentric(aff, obj, make_rng(seed, 'opra', 'static', aff, obj), size_range)
+        n_bytes += write_image(osp.join(img_dir, 'static.jpg'), '.jpg', static, JPEG)
         n_files += 1
         ann['train_images'].append(dict(
             image=product + ['static.jpg'], verb=v, noun=SYNTHETIC_NOUNS.index(obj),
-            points=sample_points(heat, _rng(seed, 'opra', 'static_pts', aff, obj)).tolist(),
+            points=sample_points(heat, make_rng(seed, 'opra', 'static_pts', aff, obj)).tolist(),
             shape=list(heat.shape)))
         for k in range(num_clips):
             clip = product + [f'{k}.0', '0.0']
             clip_dir = osp.join(out_dir, 'data', 'frames', *product, f'{k}.0_0.0.mp4')
-            frames = render_clip(aff, obj, _rng(seed, 'opra', 'clip', aff, obj, index=k), num_frames,
+            frames = render_clip(aff, obj, make_rng(seed, 'opra', 'clip', aff, obj, index=k), num_frames,
                                  frame_size)
             for f, frame in enumerate(frames, start=1):
-                n_bytes += _write(osp.join(clip_dir, f'image-{f:08d}.jpg'), '.jpg', frame, JPEG)
+                n_bytes += write_image(osp.join(clip_dir, f'image-{f:08d}.jpg'), '.jpg', frame, JPEG)
             n_files += len(frames)
             ann['train_clips'].append(dict(clip=clip, verb=v, noun=SYNTHETIC_NOUNS.index(obj),
                                            nframes=num_frames, image=product + ['static.jpg']))
         for i in range(num_test):
-            rng = _rng(seed, 'opra', 'test', aff, obj, index=i)
+            rng = make_rng(seed, 'opra', 'test', aff, obj, index=i)
             img, heat = render_egocentric(aff, obj, rng, size_range)
             name = f'test_{i:03d}.jpg'
-            n_bytes += _write(osp.join(img_dir, name), '.jpg', img, JPEG)
+            n_bytes += write_image(osp.join(img_dir, name), '.jpg', img, JPEG)
             n_files += 1
             # OPRA convention: [row, col] points on an [H, W] shape, no transpose
             ann['test_images'].append(dict(image=product + [name], verb=v, noun=SYNTHETIC_NOUNS.index(obj),
@@ -233,19 +233,19 @@ def generate_synthetic_epic(out_dir: str,
         for k in range(num_clips):
             start = 1 + 1000 * k
             stop = start + 10 * (num_frames - 1)
-            frames = render_clip(aff, obj, _rng(seed, 'epic', 'clip', aff, obj, index=k), num_frames,
+            frames = render_clip(aff, obj, make_rng(seed, 'epic', 'clip', aff, obj, index=k), num_frames,
                                  frame_size)
             for j, frame in enumerate(frames):
-                n_bytes += _write(osp.join(frames_root, 'P01', v_id, f'frame_{start + 10 * j:010d}.jpg'),
+                n_bytes += write_image(osp.join(frames_root, 'P01', v_id, f'frame_{start + 10 * j:010d}.jpg'),
                                   '.jpg', frame, JPEG)
             n_files += len(frames)
             ann['train_clips'].append(dict(v_id=v_id, start=start, stop=stop, verb=v,
                                            noun=SYNTHETIC_NOUNS.index(obj)))
         for i in range(num_test):
-            rng = _rng(seed, 'epic', 'test', aff, obj, index=i)
+            rng = make_rng(seed, 'epic', 'test', aff, obj, index=i)
             img, heat = render_egocentric(aff, obj, rng, size_range)
             name = f'P03_{p:02d}_{i:03d}.jpg'
-            n_bytes += _write(osp.join(out_dir, 'images', name), '.jpg', img, JPEG)
+            n_bytes += write_image(osp.join(out_dir, 'images', name), '.jpg', img, JPEG)
             n_files += 1
             # EPIC convention: [x, y] points on a [W, H] shape, transposed after rendering
             points = sample_points(heat, rng)[:, ::-1]
@@ -256,12 +256,12 @@ def generate_synthetic_epic(out_dir: str,
         v_id = f'P02_{n:02d}'
         ann['inactive_images'][obj] = []
         for i in range(num_inactive):
-            rng = _rng(seed, 'epic', 'inactive', obj, index=i)
-            canvas = _clutter_background(frame_size[0], frame_size[1], rng)
+            rng = make_rng(seed, 'epic', 'inactive', obj, index=i)
+            canvas = clutter_background(frame_size[0], frame_size[1], rng)
             img, _ = render_egocentric(aff, obj, rng, size_range)
             box = _paste(canvas, img, rng)
             f_id = 100 * (i + 1)
-            n_bytes += _write(osp.join(det_root, 'P02', v_id, f'{f_id:010d}.jpg'), '.jpg', canvas, JPEG)
+            n_bytes += write_image(osp.join(det_root, 'P02', v_id, f'{f_id:010d}.jpg'), '.jpg', canvas, JPEG)
             n_files += 1
             ann['inactive_images'][obj].append(dict(v_id=v_id, f_id=f_id, box=box))
     n_bytes += _write_json(osp.join(out_dir, 'annotations.json'), ann)
