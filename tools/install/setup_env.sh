@@ -18,9 +18,10 @@ $PIP install -q -r requirements/torch.txt
 # 2. build tools (mmcv's setup.py needs pkg_resources, i.e. setuptools<81).
 $PIP install -q -r requirements/build.txt
 # 3. mmcv with compiled ops, against the installed torch. torch >= 2.10 headers need C++20 while mmcv
-#    2.1.0 asks for C++17: tools/install/cxx20.sh swaps that one flag.
+#    2.1.0 asks for C++17 (C++14 for nvcc): tools/install/cxx20.sh and nvcc20.sh swap that one flag.
+#    CUDA ops are compiled when a GPU is visible or FORCE_CUDA=1 (nvcc must match torch's CUDA version).
 if ! .venv/bin/python -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; then
-  CXX="$PWD/tools/install/cxx20.sh" MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+  CXX="$PWD/tools/install/cxx20.sh" PYTORCH_NVCC="$PWD/tools/install/nvcc20.sh" MAX_JOBS=${MAX_JOBS:-$(nproc)} \
     $PIP install --no-build-isolation -r requirements/mminstall.txt
 fi
 # 4. OpenMMLab runtime and test tools, then this project (editable: `import looptrans`).
