@@ -3,13 +3,15 @@ import glob
 import json
 import os.path as osp
 import re
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from conftest import QUICK_CONFIG, run_tool, tiny_options
+from conftest import QUICK_CONFIG, REPO, run_tool, tiny_options
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +102,12 @@ def test_infer_tool_matches_direct_predict(trained, tmp_path):
         expected = cv2.resize(out[0].pred_heatmap.data[0].numpy(), (image.shape[1], image.shape[0]),
                               interpolation=cv2.INTER_LINEAR)
         np.testing.assert_allclose(heat, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_amp_without_gpu_is_a_clear_error(synthetic_root, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip('this machine has a GPU: --amp is valid here')
+    proc = subprocess.run([sys.executable, 'tools/train.py', QUICK_CONFIG, '--amp', '--work-dir', str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert '--amp needs a GPU' in proc.stderr and 'Traceback' not in proc.stderr
