@@ -463,3 +463,19 @@ def test_configs_agree_with_the_generators_and_protocol():
         assert cfg.test_evaluator.protocol == 'hotspots'
         real = Config.fromfile(osp.join(CONFIGS, f'looptrans_{name}.py'))
         assert real.model.temporal == dict(type='LSTMTemporalAggregator', channels=384)
+
+
+@pytest.mark.parametrize('name, flag', [('opra', 'OPRA'), ('epic', 'EPIC')])
+def test_prepare_hotspots_builds_gt_cache_and_counts(copy_of, name, flag):
+    import subprocess
+    import sys
+    root = copy_of(name)
+    assert not osp.isdir(osp.join(root, 'gt_cache'))
+    proc = subprocess.run([sys.executable, 'tools/misc/prepare_hotspots.py', '--dataset', flag, '--data-root',
+                           root], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cached = [f for f in os.listdir(osp.join(root, 'gt_cache')) if f.endswith('.png')]
+    totals = proc.stdout.strip().splitlines()
+    total = next(line for line in totals if line.startswith('total')).split()
+    assert int(total[2]) == len(cached) > 0  # one GT file per usable test image
+    assert int(total[1]) > 0
