@@ -160,3 +160,19 @@ def test_mmpretrain_backbone_by_config():
                   descriptor=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True))
     losses = model.loss(*batch())
     assert torch.isfinite(sum(v for k, v in losses.items() if k.startswith('loss')))
+
+
+def test_non_square_inputs_with_backbone_and_descriptor_grids_that_differ():
+    """ResNet at stride 8 (8x12 CAM) vs DINO at stride 16 (4x6 descriptors) on 64x96 images."""
+    resnet = dict(type='ResNetV1c', depth=18, out_indices=(3, ), strides=(1, 2, 1, 1),
+                  dilations=(1, 1, 2, 4))
+    model = build(
+        backbone=resnet,
+        neck=dict(type='MultiLevelNeck', in_channels=[512], out_channels=384, scales=[1]),
+        descriptor=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True))
+    gen = torch.Generator().manual_seed(2)
+    inputs = torch.randn(2, 4, 3, 64, 96, generator=gen)
+    samples = [SegDataSample(metainfo=dict(gt_label=i, img_shape=(64, 96))) for i in range(2)]
+    losses = model.loss(inputs, samples)
+    assert all(torch.isfinite(v).all() for v in losses.values())
+    assert model.last_pseudo_masks['pseudo_mask'].shape == (2, 4, 6)

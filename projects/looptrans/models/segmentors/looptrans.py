@@ -123,30 +123,33 @@ class LoopTrans(BaseSegmentor):
         """Head features (N, C, h, w) of a batch of images (N, 3, H, W)."""
         return self._encode(inputs)[0]
 
-    def _encode(self, images: Tensor, num_desc: int = 0) -> Tuple[Tensor, Optional[Tensor]]:
-        """Encode ``images``; also return the descriptors (num_desc, h*w, D) of the first ``num_desc``.
+    def _encode(self, images: Tensor, num_desc: int = 0) -> Tuple[Tensor, Optional[Tensor], Tuple[int, int]]:
+        """Encode ``images``; also return the descriptors (num_desc, h*w, D) of the first ``num_desc`` and
+        their grid (h, w).
 
         With a DINO backbone one pass yields both (the descriptors are the frozen last-block keys).
         """
+        desc, grid = None, (0, 0)
         if self.shares_descriptor_pass:
             out = self.backbone.forward_descriptors(images)
             keys = out['keys']  # (N, h*w, D)
-            h, w = out['feats'].shape[-2:]
+            grid = tuple(out['feats'].shape[-2:])
             if self.feature_key == 'keys':
-                feats = keys.transpose(1, 2).reshape(keys.shape[0], -1, h, w)
+                feats = keys.transpose(1, 2).reshape(keys.shape[0], -1, *grid)
             else:
                 feats = out['feats']
-            desc = keys[:num_desc].detach() if num_desc else None
+            if num_desc:
+                desc = keys[:num_desc].detach()
         else:
             outs = self.backbone(images)
             if self.with_neck:
                 outs = self.neck(outs)
             feats = outs[self.in_index] if isinstance(outs, (list, tuple)) else outs
-            desc = None
             if num_desc:
                 with torch.no_grad():
-                    desc = self.descriptor.forward_descriptors(images[:num_desc])['keys'].detach()
-        return feats, desc
+                    out = self.descriptor.forward_descriptors(images[:num_desc])
+                desc, grid = out['keys'].detach(), tuple(out['feats'].shape[-2:])
+        return feats, desc, grid
 
     @staticmethod
     def _split_views(inputs: Tensor) -> Tuple[Tensor, Tensor]:
@@ -168,7 +171,7 @@ class LoopTrans(BaseSegmentor):
             raise ValueError('training needs exocentric views: inputs has only the egocentric view (V=1)')
         labels = self._labels(data_samples, inputs.device)
 
-        feats, desc_ego = self._encode(torch.cat([ego, exo.flatten(0, 1)]), num_desc=B)
+        feats, desc_ego, desc_grid = self._encode(torch.cat([ego, exo.flatten(0, 1)]), num_desc=B)
         feat_ego, feat_exo = feats[:B], feats[B:]
         if self.temporal is not None:
             feat_exo = self.temporal(feat_exo.unflatten(0, (B, V))).flatten(0, 1)
@@ -184,7 +187,7 @@ class LoopTrans(BaseSegmentor):
         if self.pixel_head is not None:
             pixel_logits = self.pixel_head(feat_ego)
             if self.pixel_supervision:
-                parts = self._pseudo_masks(desc_ego, cam_ego.detach())
+                parts = self._pseudo_masks(desc_ego, cam_ego.detach(), desc_grid)
                 losses.update(self.pixel_head.loss(pixel_logits, labels, parts['pseudo_mask'],
                                                    parts['valid']))
                 losses.update(self._pseudo_mask_stats(parts))
@@ -205,26 +208,14 @@ class LoopTrans(BaseSegmentor):
             losses['loss_corr'] = self.corr_loss(logits_exo.view(B, V, -1), logits_ego)
         return losses
 
-    def _pseudo_masks(self, desc_ego: Tensor, cam_ego: Tensor) -> Dict[str, Tensor]:
-        """Part discovery on the ego descriptors, with the CAM brought to the descriptor grid."""
-        n = desc_ego.shape[1]
-        side = int(round(n ** 0.5))
-        grid = self._descriptor_grid(n, cam_ego.shape[-2:]) if side * side != n else (side, side)
-        if tuple(cam_ego.shape[-2:]) != grid:
+    def _pseudo_masks(self, desc_ego: Tensor, cam_ego: Tensor, grid: Tuple[int, int]) -> Dict[str, Tensor]:
+        """Part discovery on the ego descriptors, with the CAM brought to the descriptor grid (h, w)."""
+        if tuple(cam_ego.shape[-2:]) != tuple(grid):
             cam_ego = F.interpolate(cam_ego[:, None], size=grid, mode='bilinear', align_corners=False)[:, 0]
         parts = self.part_discovery(desc_ego, cam_ego)
         self.last_pseudo_masks = dict(pseudo_mask=parts['pseudo_mask'], valid=parts['valid'],
                                       cam=cam_ego.detach())
         return parts
-
-    @staticmethod
-    def _descriptor_grid(n: int, cam_hw: Tuple[int, int]) -> Tuple[int, int]:
-        """Grid (h, w) of ``n`` descriptor tokens for a non-square input, from the CAM's aspect ratio."""
-        ch, cw = cam_hw
-        for h in range(1, n + 1):
-            if n % h == 0 and abs(h / (n // h) - ch / cw) < 1e-6:
-                return h, n // h
-        raise ValueError(f'cannot lay out {n} descriptor tokens on a grid with aspect {ch}x{cw}')
 
     @staticmethod
     def _pseudo_mask_stats(parts: Dict[str, Tensor]) -> Dict[str, Tensor]:
