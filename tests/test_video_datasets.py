@@ -21,7 +21,7 @@ from scipy import ndimage
 from looptrans.datasets import (SYNTHETIC_SEEN_CLASSES, CropEgoBox, EPICHotspotsDataset, HotspotsGTCache,
                                 OPRADataset, generate_synthetic_epic, generate_synthetic_opra,
                                 points_to_heatmap)
-from looptrans.datasets import hotspots_gt, opra
+from looptrans.datasets import hotspots_gt, opra, skip_bad_files
 from looptrans.datasets.hotspots_gt import published_kernel_size
 from looptrans.datasets.opra import sample_window
 from looptrans.datasets.synthetic_video import (SYNTHETIC_EPIC_VERB_MAP, SYNTHETIC_EPIC_VERBS,
@@ -63,7 +63,8 @@ def logs():
     """Capture the messages the video datasets log."""
     messages = []
     with mock.patch.object(opra, 'print_log', lambda msg, *a, **k: messages.append(msg)), \
-            mock.patch.object(hotspots_gt, 'print_log', lambda msg, *a, **k: messages.append(msg)):
+            mock.patch.object(hotspots_gt, 'print_log', lambda msg, *a, **k: messages.append(msg)), \
+            mock.patch.object(skip_bad_files, 'print_log', lambda msg, *a, **k: messages.append(msg)):
         yield messages
 
 

@@ -22,7 +22,7 @@ construction; in training a file that fails to load is skipped with a
 warning and another item is drawn (:meth:`AffordanceFolderDataset.__getitem__`).
 """
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
@@ -33,11 +33,12 @@ from mmengine.logging import print_log
 from .checks import (IMG_SUFFIXES, VERIFY_LEVELS, BadFileError, FolderKey,
                      find_unreadable, flatten, log_scan_notes, preview,
                      scan_folder, stems)
+from .skip_bad_files import SkipBadFilesMixin
 
 __all__ = ['AffordanceFolderDataset', 'IMG_SUFFIXES', 'preview']
 
 
-class AffordanceFolderDataset(BaseDataset):
+class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
     """Base class for affordance datasets in the AGD20K folder layout.
 
     Subclasses set ``METAINFO['classes']`` (tuple of affordance names; the
@@ -118,10 +119,7 @@ class AffordanceFolderDataset(BaseDataset):
         self._exo_folders: Dict[FolderKey, Tuple[str, ...]] = {}
         self._ego_pools: Dict[FolderKey, Tuple[str, ...]] = {}
         self._ego_aff_pools: Dict[str, Tuple[str, ...]] = {}
-        # Files that failed to load in this process, and how often an item
-        # was skipped because of each (train mode).
-        self._bad_paths: Set[str] = set()
-        self.skipped: Counter = Counter()
+        self._init_bad_file_state()
         kwargs.setdefault('test_mode', mode == 'test')
         kwargs['metainfo'] = self._resolve_metainfo(split, kwargs.get('metainfo'))
         super().__init__(data_root=data_root, **kwargs)
@@ -431,63 +429,12 @@ class AffordanceFolderDataset(BaseDataset):
     # ------------------------------------------------------------------ #
     # loading, with skip-and-resample of unreadable files in training
     # ------------------------------------------------------------------ #
-    @property
-    def num_skipped(self) -> int:
-        """Items skipped in this process because a file failed to load."""
-        return sum(self.skipped.values())
+    def _test_time_error(self, err: BadFileError, idx: int) -> BadFileError:
+        """At test time a bad file is raised with the fix: every test image counts in the scores."""
+        return type(err)(
+            f'{err} Test item {idx}: every test image counts in the scores, so it is not skipped; fix the '
+            'file, or drop unreadable files with a logged count at construction with verify_images=True.',
+            err.path)
 
-    def prepare_data(self, idx: int):
-        """Run the pipeline on item ``idx``.
-
-        A :class:`~.checks.BadFileError` (a missing, empty, truncated or
-        non-image file) makes a training item return ``None`` after a
-        warning that names the file and the running count, and the file is
-        not drawn again in this process; at test time it is raised with the
-        fix, because leaving an image out would change the reported scores.
-        """
-        try:
-            return super().prepare_data(idx)
-        except BadFileError as err:
-            if self.test_mode:
-                raise type(err)(
-                    f'{err} Test item {idx}: every test image counts in the '
-                    'scores, so it is not skipped; fix the file, or drop '
-                    'unreadable files with a logged count at construction '
-                    'with verify_images=True.',
-                    err.path) from err
-            first = err.path not in self._bad_paths
-            self._bad_paths.add(err.path)
-            self.skipped[err.path] += 1
-            if first:
-                print_log(
-                    f'{type(self).__name__}: skipped training item {idx} and '
-                    f'drew another one: {err} ({len(self._bad_paths)} bad '
-                    f'file(s), {self.num_skipped} item(s) skipped so far in '
-                    'this process; the file is not drawn again as an extra '
-                    'view).', logger='current', level=logging.WARNING)
-            return None
-
-    def __getitem__(self, idx: int) -> dict:
-        """Item ``idx`` after the pipeline.
-
-        In training, an item whose pipeline returns ``None`` (see
-        :meth:`prepare_data`) is replaced by a random other item, at most
-        ``max_refetch`` times in a row, as in :class:`BaseDataset`; past
-        that the error names the files that failed.
-        """
-        if self.test_mode:
-            return super().__getitem__(idx)
-        if not self._fully_initialized:
-            self.full_init()
-        for _ in range(self.max_refetch + 1):
-            data = self.prepare_data(idx)
-            if data is not None:
-                return data
-            idx = self._rand_another()
-        raise RuntimeError(
-            f'{type(self).__name__}: {self.max_refetch + 1} items in a row '
-            'could not be loaded (a file failed, or the pipeline returned None); '
-            'the tree under '
-            f'{self.split_root!r} looks broken (unmounted, or most files '
-            f'corrupt). Bad files so far: {preview(sorted(self._bad_paths), 5)}. '
-            'Run tools/misc/check_dataset.py for a full report.')
+    def _broken_tree_hint(self) -> str:
+        return f'the tree under {self.split_root!r}'

@@ -21,8 +21,8 @@ import json
 import logging
 import os.path as osp
 import re
-from collections import Counter, OrderedDict
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine import fileio
@@ -31,7 +31,8 @@ from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 from mmseg.registry import DATASETS
 
-from .checks import BadFileError, preview
+from .checks import preview
+from .skip_bad_files import SkipBadFilesMixin
 from .hotspots_gt import PUBLISHED_K_RATIO, HotspotsGTCache, default_cache_dir
 
 
@@ -67,7 +68,7 @@ def sample_window(num_available: int, num_frames: int, sampling: str = 'window')
     raise ValueError(f"sampling must be 'window' or 'random', got {sampling!r}")
 
 
-class HotspotsVideoDataset(BaseDataset):
+class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
     """Base class of the Interaction Hotspots video benchmarks (OPRA, EPIC-Hotspots).
 
     Subclasses say where the files of an annotation entry are (:meth:`clip_frames`,
@@ -152,9 +153,7 @@ class HotspotsVideoDataset(BaseDataset):
         self.gt_cache = HotspotsGTCache(gt_cache_dir or default_cache_dir(data_root), k_ratio)
         self._ego_pools: Dict[str, Tuple[dict, ...]] = {}
         self._skips: Dict[str, List[Any]] = OrderedDict()
-        # Files that failed to load in this process (train mode), and how often each made an item skip.
-        self._bad_paths: Set[str] = set()
-        self.skipped: Counter = Counter()
+        self._init_bad_file_state()
 
         ann_path = ann_file if osp.isabs(ann_file) else osp.join(data_root, ann_file)
         self._annotations: Optional[dict] = self._read_annotations(ann_path)
@@ -392,40 +391,6 @@ class HotspotsVideoDataset(BaseDataset):
                                                               self.clip_sampling)]
         info.update(pool[np.random.randint(len(pool))] if len(pool) > 1 else pool[0])
         return info
-
-    def prepare_data(self, idx: int):
-        """Run the pipeline on item ``idx``; in training a file that fails to load
-        (:class:`~looptrans.datasets.checks.BadFileError`) is logged once, not drawn again, and the item
-        returns ``None`` so another is drawn. At test time the error is raised: every test image counts."""
-        try:
-            return super().prepare_data(idx)
-        except BadFileError as err:
-            if self.test_mode:
-                raise
-            first = err.path not in self._bad_paths
-            self._bad_paths.add(err.path)
-            self.skipped[err.path] += 1
-            if first:
-                print_log(f'{type(self).__name__}: skipped training item {idx} and drew another one: {err} '
-                          f'({len(self._bad_paths)} bad file(s), {sum(self.skipped.values())} item(s) '
-                          'skipped so far in this process).', logger='current', level=logging.WARNING)
-            return None
-
-    def __getitem__(self, idx: int) -> dict:
-        """Item ``idx`` after the pipeline; in training a failed item is replaced by a random other one, at
-        most ``max_refetch`` times in a row."""
-        if self.test_mode:
-            return super().__getitem__(idx)
-        if not self._fully_initialized:
-            self.full_init()
-        for _ in range(self.max_refetch + 1):
-            data = self.prepare_data(idx)
-            if data is not None:
-                return data
-            idx = self._rand_another()
-        raise RuntimeError(f'{type(self).__name__}: {self.max_refetch + 1} items in a row could not be '
-                           f'loaded; the tree under {self.data_root!r} looks broken. Bad files so far: '
-                           f'{preview(sorted(self._bad_paths), 5)}.')
 
 
 @DATASETS.register_module()
