@@ -416,10 +416,10 @@ def _image_size(rng: np.random.Generator,
     return int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
 
 
-def render_exocentric(aff: str, obj: str, rng: np.random.Generator,
-                      size_range: Tuple[int, int] = (224, 320)) -> np.ndarray:
-    """A person using ``obj`` for ``aff`` over clutter (BGR uint8)."""
-    h, w = _image_size(rng, size_range)
+def clutter_scene(aff: str, obj: str, h: int, w: int,
+                  rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """``obj`` at a random pose over clutter (BGR uint8, h x w), and the (x, y) centre of the part ``aff``
+    is grounded on: the point a person touches. Re-drawn (at most 20 times) until the part is visible."""
     part = AFFORDANCE_PARTS[aff][obj]
     for _ in range(20):
         img = clutter_background(h, w, rng)
@@ -429,7 +429,14 @@ def render_exocentric(aff: str, obj: str, rng: np.random.Generator,
         ys, xs = np.nonzero(labels == ids[part])
         if len(xs):
             break
-    contact = np.array([xs.mean(), ys.mean()])
+    return img, np.array([xs.mean(), ys.mean()])
+
+
+def render_exocentric(aff: str, obj: str, rng: np.random.Generator,
+                      size_range: Tuple[int, int] = (224, 320)) -> np.ndarray:
+    """A person using ``obj`` for ``aff`` over clutter (BGR uint8)."""
+    h, w = _image_size(rng, size_range)
+    img, contact = clutter_scene(aff, obj, h, w, rng)
     draw_person(img, contact, aff in HIPS_CONTACT, rng)
     return add_noise(img, 4., rng)
 

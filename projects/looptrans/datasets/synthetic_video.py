@@ -28,9 +28,9 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
-# The drawing code of the synthetic AGD20K generator (scene, object, person, noise, seeding, writing).
-from .synthetic import (AFFORDANCE_PARTS, HIPS_CONTACT, add_noise, clutter_background, draw_person,
-                        place_object, render_object, make_rng, write_image, render_egocentric)
+# The drawing code of the synthetic AGD20K generator (scene, person, noise, seeding, writing).
+from .synthetic import (AFFORDANCE_PARTS, HIPS_CONTACT, add_noise, clutter_background, clutter_scene,
+                        draw_person, make_rng, render_egocentric, write_image)
 
 #: OPRA-style verb -> synthetic AGD20K affordance (the image-to-video mapping of the synthetic trees).
 SYNTHETIC_OPRA_VERB_MAP: Dict[str, str] = OrderedDict([
@@ -61,16 +61,7 @@ def render_clip(aff: str, obj: str, rng: np.random.Generator, num_frames: int,
     stays there; every frame has its own sensor noise.
     """
     h, w = size
-    part = AFFORDANCE_PARTS[aff][obj]
-    for _ in range(20):
-        scene = clutter_background(h, w, rng)
-        labels = np.zeros((h, w), np.uint8)
-        pose = place_object(obj, h, w, (0.2, 0.28), 15., rng)
-        ids = render_object(scene, labels, obj, pose, rng)
-        ys, xs = np.nonzero(labels == ids[part])
-        if len(xs):
-            break
-    contact = np.array([xs.mean(), ys.mean()])
+    scene, contact = clutter_scene(aff, obj, h, w, rng)
     start = np.array([rng.uniform(0.1, 0.9) * w, rng.uniform(0.8, 1.0) * h])
     person_seed = int(rng.integers(2**31))
     reach = max(1, int(round(0.6 * (num_frames - 1))))
