@@ -25,15 +25,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import os.path as osp
 import re
-import tempfile
 from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from mmengine.logging import print_log
+
+from ..utils.atomic_backend import atomic_write_bytes
 
 #: ``generate_heatmaps(..., kernel_size=3.0)`` in ``data/opra.py`` and ``data/epic.py``.
 PUBLISHED_K_RATIO = 3.0
@@ -160,21 +160,12 @@ class HotspotsGTCache:
         if not ok:
             raise OSError(f'HotspotsGTCache: OpenCV could not encode the GT heatmap {path!r}')
         try:
-            os.makedirs(self.cache_dir, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix='.tmp_', suffix='.png')
+            atomic_write_bytes(buf.tobytes(), path)
         except OSError as err:
             raise PermissionError(
                 f'HotspotsGTCache: cannot write GT heatmaps to {self.cache_dir!r} ({err}). Point the '
                 'dataset\'s `gt_cache_dir` at a writable local folder (the default is '
                 '<data_root>/gt_cache).') from err
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                f.write(buf.tobytes())
-            os.replace(tmp, path)
-        except BaseException:
-            if osp.exists(tmp):
-                os.remove(tmp)
-            raise
 
     def log_summary(self, owner: str) -> None:
         """Log how many GT files were computed and how many were reused."""
