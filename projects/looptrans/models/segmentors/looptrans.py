@@ -11,7 +11,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
-from ..heads import masked_average_pool
+from ..heads import masked_average_pool, select_class_maps
 
 
 def _minmax(x: Tensor, eps: float = 1e-10) -> Tensor:
@@ -20,11 +20,6 @@ def _minmax(x: Tensor, eps: float = 1e-10) -> Tensor:
     lo = flat.min(dim=1, keepdim=True).values
     hi = flat.max(dim=1, keepdim=True).values
     return ((flat - lo) / (hi - lo + eps)).view_as(x)
-
-
-def _select(maps: Tensor, labels: Tensor) -> Tensor:
-    """Pick, for each sample n, the map of class ``labels[n]``: (N, C, h, w) -> (N, h, w)."""
-    return maps[torch.arange(maps.shape[0], device=maps.device), labels]
 
 
 @MODELS.register_module()
@@ -182,7 +177,7 @@ class LoopTrans(BaseSegmentor):
         logits_ego = self.cam_head.logits(cams_ego)
         losses = self.cam_head.loss(logits_exo, logits_ego, labels)
 
-        cam_ego = _select(cams_ego, labels)  # (B, h, w)
+        cam_ego = select_class_maps(cams_ego, labels)  # (B, h, w)
         teacher = _minmax(cam_ego.detach())  # clean ego localisation, refined below by the pixel head
         if self.pixel_head is not None:
             pixel_logits = self.pixel_head(feat_ego)
@@ -191,7 +186,7 @@ class LoopTrans(BaseSegmentor):
                 losses.update(self.pixel_head.loss(pixel_logits, labels, parts['pseudo_mask'],
                                                    parts['valid']))
                 losses.update(self._pseudo_mask_stats(parts))
-                teacher = _select(pixel_logits, labels).detach().sigmoid()
+                teacher = select_class_maps(pixel_logits, labels).detach().sigmoid()
             else:
                 zero = pixel_logits.sum() * 0  # keeps the head in the graph for DDP
                 losses.update(loss_pixel_dice=zero, loss_pixel_mse=zero.clone())
@@ -202,7 +197,8 @@ class LoopTrans(BaseSegmentor):
             f_pixel = masked_average_pool(emb_ego, teacher).detach()
             noise_maps = self.noise_head(emb_exo)
             exo_labels = labels.repeat_interleave(V)
-            losses.update(self.noise_head.loss(emb_exo, _select(cams_exo, exo_labels), noise_maps, f_pixel))
+            exo_cam = select_class_maps(cams_exo, exo_labels)
+            losses.update(self.noise_head.loss(emb_exo, exo_cam, noise_maps, f_pixel))
 
         if self.corr_loss is not None:
             losses['loss_corr'] = self.corr_loss(logits_exo.view(B, V, -1), logits_ego)
@@ -257,7 +253,7 @@ class LoopTrans(BaseSegmentor):
             raise ValueError('LoopTrans.predict needs data samples carrying gt_label (the affordance asked)')
         maps = self.heatmaps(inputs)
         labels = self._labels(data_samples, maps.device)
-        chosen = _select(maps, labels)
+        chosen = select_class_maps(maps, labels)
         return_all = self.test_cfg.get('return_all', False)
         for i, sample in enumerate(data_samples):
             sample.set_data(dict(pred_heatmap=PixelData(data=chosen[i:i + 1])))
