@@ -8,6 +8,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS, VISUALIZERS
 
 import looptrans  # noqa: F401
+from looptrans.apis import without_pretrained
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 EXPECTED = {
@@ -50,11 +51,7 @@ def test_config_loads_and_model_builds(path):
     assert cfg.default_scope == 'mmseg'
     assert 'looptrans' in cfg.custom_imports['imports']
     init_default_scope('mmseg')
-    model_cfg = cfg.model.copy()
-    for key in ('backbone', 'descriptor'):  # no pretrained files on test machines
-        if model_cfg.get(key):
-            model_cfg[key].pop('init_cfg', None)
-    model = MODELS.build(model_cfg)
+    model = MODELS.build(without_pretrained(cfg.model))  # no pretrained files on test machines
     classes = cfg.test_dataloader.dataset.get('metainfo', {}).get('classes')
     if classes:
         assert model.num_classes == len(classes)

@@ -42,12 +42,8 @@ def parse_args() -> argparse.Namespace:
 def build_model(cfg: Config, device: str) -> torch.nn.Module:
     """The config's model with random weights (pretrained files are not needed for timing)."""
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    import looptrans  # noqa: F401
-    model_cfg = cfg.model.copy()
-    for key in ('backbone', 'descriptor'):
-        if model_cfg.get(key):
-            model_cfg[key].pop('init_cfg', None)
-    return MODELS.build(model_cfg).to(device)
+    from looptrans.apis import without_pretrained
+    return MODELS.build(without_pretrained(cfg.model)).to(device)
 
 
 def synchronize(device: str) -> None:

@@ -1,3 +1,6 @@
-from .inference import AffordanceResult, inference_affordance, init_model, resolve_affordances
+from .inference import (AffordanceResult, inference_affordance, init_model, resolve_affordances,
+                        without_pretrained)
 
-__all__ = ['AffordanceResult', 'inference_affordance', 'init_model', 'resolve_affordances']
+__all__ = [
+    'AffordanceResult', 'inference_affordance', 'init_model', 'resolve_affordances', 'without_pretrained'
+]

@@ -9,6 +9,7 @@ Example::
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -44,6 +45,16 @@ class AffordanceResult:
     ori_shape: Tuple[int, int] = (0, 0)
 
 
+def without_pretrained(model_cfg: dict) -> dict:
+    """A copy of ``model_cfg`` whose backbone / descriptor do not load pretrained files (``init_cfg``
+    dropped): for loading a full checkpoint, or for random-weight timing and tests."""
+    model_cfg = copy.deepcopy(model_cfg)
+    for key in ('backbone', 'descriptor'):
+        if model_cfg.get(key):
+            model_cfg[key].pop('init_cfg', None)
+    return model_cfg
+
+
 def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
                cfg_options: Optional[dict] = None) -> torch.nn.Module:
     """Build a model from a config, load a checkpoint (safe loading) and put it in eval mode.
@@ -56,13 +67,8 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, dev
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     import looptrans  # noqa: F401  (registers the modules)
-    model_cfg = cfg.model.copy()
-    if checkpoint is not None:
-        # the checkpoint holds every weight: do not fetch the backbone's pretrained file as well
-        model_cfg.get('backbone', {}).pop('init_cfg', None)
-        if model_cfg.get('descriptor'):
-            model_cfg['descriptor'].pop('init_cfg', None)
-    model = MODELS.build(model_cfg)
+    # the checkpoint holds every weight: do not fetch the backbone's pretrained file as well
+    model = MODELS.build(without_pretrained(cfg.model) if checkpoint is not None else cfg.model)
     classes = None
     if checkpoint is not None:
         ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
