@@ -76,6 +76,10 @@ def build_config(args: argparse.Namespace) -> Config:
                 f'--amp only works with OptimWrapper, got {optim_type}')
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+            if cfg.optim_wrapper.get('dtype') is None:
+                # bf16 where the GPU has it (Ampere and newer: fp32's range, no overflow); fp16 before.
+                cfg.optim_wrapper.dtype = 'bfloat16' if torch.cuda.is_bf16_supported() else 'float16'
+            print_log(f'AMP training in {cfg.optim_wrapper.dtype}', logger='current')
 
     if args.resume == 'auto':
         cfg.resume = True
