@@ -264,4 +264,4 @@ def test_exclude_background_skips_the_border_part():
     assert torch.equal(border['pseudo_mask'][0].bool(), grid == 1)
     torch.testing.assert_close(border['ious'], plain['ious'])  # reported IoUs unchanged
     with pytest.raises(ValueError, match='exclude_background'):
-        PartDiscovery(exclude_background='saliency')
+        PartDiscovery(exclude_background='background')

@@ -39,8 +39,10 @@ CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), r
 def test_every_expected_config_exists():
     names = {osp.relpath(p, osp.join(REPO, 'configs')) for p in CONFIGS}
     for required in ('looptrans_agd20k.py', 'looptrans_agd20k_unseen.py', 'looptrans_hico_iif.py',
-                     'looptrans_synthetic.py', 'ablations/looptrans_agd20k_no_shared_cam.py',
-                     'ablations/looptrans_agd20k_no_pixel.py', 'ablations/looptrans_agd20k_no_denoising.py',
+                     'looptrans_synthetic.py',
+                     *[f'ablations/looptrans_{data}_{row}.py' for data in ('agd20k', 'synthetic')
+                       for row in ('none', 'shared_cam', 'denoising', 'shared_cam_pixel',
+                                   'shared_cam_denoising', 'all')],
                      'backbones/looptrans_agd20k_r50.py', 'backbones/looptrans_agd20k_convnext_t.py'):
         assert required in names
 

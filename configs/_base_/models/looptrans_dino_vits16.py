@@ -36,8 +36,16 @@ model = dict(
         loss_dice_weight=1.0,  # lambda_pixel (dice part)
         loss_mse_weight=1.0),  # lambda_pixel (MSE part)
     noise_head=dict(type='NoiseHead', channels=384, num_noise=3, tau=0.5, loss_weight=1.0),  # lambda_dill
-    corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=1.0),  # lambda_corr
-    # K = 4 parts; the border-dominated part (the background of object-centric ego images) is no candidate.
-    part_discovery=dict(type='PartDiscovery', num_parts=4, num_iters=10, exclude_background='border'),
+    # lambda_corr: Cross-View-AG's align_w = 0.5 (its per-sample affordance-correlation alignment).
+    corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=0.5),
+    # K = 4 parts; parts outside DINO's CLS-attention saliency are no candidates and an image whose parts
+    # all score below LOCATE's part score 0.6 gets no pseudo-mask (LOCATE's background removal and gate).
+    part_discovery=dict(
+        type='PartDiscovery',
+        num_parts=4,
+        num_iters=10,
+        exclude_background='saliency',
+        saliency_heads=(0, 1, 3),
+        min_part_score=0.6),
     train_cfg=dict(),
     test_cfg=dict(heatmap='pixel', return_all=False))

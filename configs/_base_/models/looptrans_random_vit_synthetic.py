@@ -5,4 +5,7 @@ _base_ = ['./looptrans_dino_vits16.py']
 model = dict(
     backbone=dict(
         arch=dict(_delete_=True, embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=1536),
-        init_cfg=None))
+        init_cfg=None),
+    # A random ViT's CLS attention is no saliency: drop the border-dominated part instead (object-centric
+    # ego images; see PartDiscovery).
+    part_discovery=dict(exclude_background='border'))

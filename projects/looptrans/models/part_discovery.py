@@ -9,7 +9,7 @@ with scikit-learn; here the whole batch is clustered at once on the
 descriptors' device with batched matrix products, no per-sample Python loop
 and no host-device round trip.
 """
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -102,6 +102,57 @@ def cosine_kmeans(x: Tensor, init_index: Tensor, num_iters: int):
     return centres, assign
 
 
+def cls_attention_saliency(cls_attn: Tensor, heads: Sequence[int] = (0, 1, 3)) -> Tensor:
+    """LOCATE's binary saliency mask from DINO's CLS attention (``models/locate.py``).
+
+    Each selected head's CLS-to-patch attention is thresholded at its own spatial mean, the binary maps
+    are averaged over the heads, min-max normalised (LOCATE's ``normalize_minmax``: a constant map gives
+    zeros) and thresholded at their mean.
+
+    Args:
+        cls_attn (Tensor): CLS attention over the patches (B, num_heads, h, w).
+        heads (Sequence[int]): Heads to use; LOCATE uses heads 0, 1 and 3 of ViT-S/16.
+
+    Returns:
+        Tensor: (B, h*w) bool; all False for an image whose heads agree everywhere (no salient region).
+    """
+    if cls_attn.dim() != 4:
+        raise ValueError(f'cls_attention_saliency: expected cls_attn (B, heads, h, w), got '
+                         f'{tuple(cls_attn.shape)}.')
+    num_heads = cls_attn.shape[1]
+    if not heads or min(heads) < 0 or max(heads) >= num_heads:
+        raise ValueError(f'cls_attention_saliency: heads {tuple(heads)} must be in [0, {num_heads}) for a '
+                         f'backbone with {num_heads} heads; set part_discovery.saliency_heads.')
+    flat = cls_attn.flatten(2).float()  # (B, H, N)
+    binary = (flat > flat.mean(dim=-1, keepdim=True)).float()
+    sal = binary[:, list(heads)].mean(dim=1)  # (B, N)
+    low = sal.min(dim=1, keepdim=True).values
+    span = sal.max(dim=1, keepdim=True).values - low
+    sal = torch.where(span > 0, (sal - low) / span.clamp(min=1e-12), torch.zeros_like(sal))
+    return sal > sal.mean(dim=1, keepdim=True)
+
+
+def part_saliency_score(parts: Tensor, saliency: Tensor) -> Tensor:
+    """LOCATE's part score ``(|part ∩ sal| / |part| + |sal| / |part ∪ sal|) / 2`` of every part.
+
+    High for a part inside the salient (object) region, low for a background part. An empty part scores
+    0 (it cannot be chosen).
+
+    Args:
+        parts (Tensor): One-hot part assignment (B, N, K), float.
+        saliency (Tensor): Binary saliency (B, N), float.
+
+    Returns:
+        Tensor: (B, K) scores in [0, 1].
+    """
+    inter = torch.einsum('bnk,bn->bk', parts, saliency)
+    size = parts.sum(dim=1)
+    sal_size = saliency.sum(dim=1, keepdim=True)
+    union = size + sal_size - inter
+    score = (inter / size.clamp(min=1) + sal_size / union.clamp(min=1)) / 2
+    return torch.where(size > 0, score, torch.zeros_like(score))
+
+
 @MODELS.register_module()
 class PartDiscovery(nn.Module):
     """Select, per image, the K-means part that best matches the CAM.
@@ -111,13 +162,22 @@ class PartDiscovery(nn.Module):
     1. L2-normalise descriptors, cosine K-means with ``num_parts`` clusters;
     2. binarise the CAM: min-max normalise, then ``> mean`` (``cam_thr=
        'mean'``) or ``> cam_thr``; a constant CAM gives an empty mask;
-    3. IoU of every part with the CAM mask; the best part is the pseudo-mask.
-       With ``exclude_background='border'`` the part holding the largest share of the grid's border
-       tokens is not a candidate: egocentric images are object-centric, so that part is the background,
-       and a diffuse early CAM would otherwise often overlap it most (LOCATE removes the background with
-       DINO's CLS-attention saliency for the same reason).
+    3. IoU of every part with the CAM mask; the best candidate part is the pseudo-mask. Which parts are
+       candidates is ``exclude_background``'s choice: the background part must not be, since a diffuse
+       early CAM would otherwise often overlap it most.
 
-    A sample is *valid* when its best IoU is > 0 and >= ``min_iou``; invalid
+       - ``'saliency'`` (LOCATE, ``models/locate.py``; for DINO weights): a saliency mask is built from
+         DINO's CLS attention (:func:`cls_attention_saliency`) and every part gets LOCATE's score
+         ``p = (|part ∩ sal| / |part| + |sal| / |part ∪ sal|) / 2`` (:func:`part_saliency_score`).
+         Parts with ``p < min_part_score`` (mostly outside the salient object) are no candidates, and an
+         image without any candidate is invalid: LOCATE skips an image whose best part scores below 0.6.
+         A large object that fills the frame and touches every border keeps all its parts.
+       - ``'border'`` (for random-weight backbones, whose attention is no saliency): the part holding the
+         largest share of the grid's border tokens is no candidate. Egocentric images are object-centric,
+         so that part is usually the background, but also the object when it fills the frame.
+       - None: every part is a candidate.
+
+    A sample is *valid* when it has a candidate, its best IoU is > 0 and >= ``min_iou``; invalid
     samples (e.g. an all-zero CAM) get an all-zero pseudo-mask and should be
     ignored by the pixel loss.
 
@@ -131,9 +191,11 @@ class PartDiscovery(nn.Module):
             'random' (distinct random descriptors drawn with the generator
             passed to :meth:`forward`; the generator is ignored otherwise).
             Default: 'farthest'.
-        exclude_background (str | None): 'border' to drop the border-dominated
-            part from the candidates (see step 3), None to consider every part.
-            Default: None.
+        exclude_background (str | None): 'saliency', 'border' or None (see step 3). Default: None.
+        saliency_heads (Sequence[int]): CLS-attention heads of the saliency mask. Default: (0, 1, 3),
+            LOCATE's choice for ViT-S/16.
+        min_part_score (float): Minimum LOCATE part score of a candidate with ``'saliency'``.
+            Default: 0.6 (LOCATE's ``part_iou_thd``).
     """
 
     def __init__(self,
@@ -142,15 +204,24 @@ class PartDiscovery(nn.Module):
                  min_iou: float = 0.0,
                  cam_thr: Union[str, float] = 'mean',
                  init: str = 'farthest',
-                 exclude_background: Optional[str] = None) -> None:
+                 exclude_background: Optional[str] = None,
+                 saliency_heads: Sequence[int] = (0, 1, 3),
+                 min_part_score: float = 0.6) -> None:
         super().__init__()
-        if exclude_background not in (None, 'border'):
-            raise ValueError("PartDiscovery: exclude_background must be None or 'border', "
+        if exclude_background not in (None, 'border', 'saliency'):
+            raise ValueError("PartDiscovery: exclude_background must be None, 'border' or 'saliency', "
                              f'got {exclude_background!r}.')
         self.exclude_background = exclude_background
-        if num_parts < 1 or num_iters < 0:
-            raise ValueError('PartDiscovery: need num_parts >= 1 and '
-                             f'num_iters >= 0, got {num_parts}, {num_iters}.')
+        if num_parts < 2:
+            raise ValueError(
+                f'PartDiscovery: num_parts must be >= 2, got {num_parts}: with one part the pseudo-mask is '
+                'the whole image, so the pixel head learns nothing about where the affordance is.')
+        if num_iters < 0:
+            raise ValueError(f'PartDiscovery: num_iters must be >= 0, got {num_iters}.')
+        if not 0 <= min_part_score <= 1:
+            raise ValueError(f'PartDiscovery: min_part_score must be in [0, 1], got {min_part_score}.')
+        self.saliency_heads = tuple(int(h) for h in saliency_heads)
+        self.min_part_score = float(min_part_score)
         if isinstance(cam_thr, str):
             if cam_thr != 'mean':
                 raise ValueError("PartDiscovery: cam_thr must be 'mean' or a "
@@ -190,8 +261,8 @@ class PartDiscovery(nn.Module):
     def forward(self,
                 desc: Tensor,
                 cam: Tensor,
-                generator: Optional[torch.Generator] = None
-                ) -> Dict[str, Tensor]:
+                generator: Optional[torch.Generator] = None,
+                cls_attn: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Discover parts and pick pseudo-masks.
 
         Args:
@@ -199,6 +270,8 @@ class PartDiscovery(nn.Module):
                 N = h * w in row-major grid order.
             cam (Tensor): Ego CAM of the labelled class (B, h, w).
             generator (torch.Generator, optional): Used by ``init='random'``.
+            cls_attn (Tensor, optional): DINO's CLS attention of the ego images (B, heads, h, w);
+                required by ``exclude_background='saliency'``.
 
         Returns:
             dict[str, Tensor]:
@@ -206,7 +279,8 @@ class PartDiscovery(nn.Module):
                 - valid (B,) bool;
                 - ious (B, K) float, IoU of each part with the CAM mask;
                 - assign (B, N) long, part index of every descriptor;
-                - part (B,) long, index of the selected part.
+                - part (B,) long, index of the selected part;
+                - part_score (B, K) float, LOCATE's saliency score of each part (``'saliency'`` only).
         """
         if desc.dim() != 3 or cam.dim() != 3 or desc.shape[0] != cam.shape[0] \
                 or desc.shape[1] != cam.shape[1] * cam.shape[2]:
@@ -226,19 +300,32 @@ class PartDiscovery(nn.Module):
         inter = torch.einsum('bnk,bn->bk', parts, cam_mask)
         union = parts.sum(dim=1) + cam_mask.sum(dim=1, keepdim=True) - inter
         ious = inter / union.clamp(min=1)
-        candidates = ious
-        if self.exclude_background == 'border' and self.num_parts > 1:
+        extra = dict()
+        is_candidate = torch.ones_like(ious, dtype=torch.bool)
+        if self.exclude_background == 'border':
             border = self._border_mask(*cam.shape[-2:], device=cam.device)  # (N,)
             border_share = torch.einsum('bnk,n->bk', parts, border)
-            background = border_share.argmax(dim=1)
-            candidates = ious.masked_fill(F.one_hot(background, self.num_parts).bool(), -1.0)
+            is_candidate = ~F.one_hot(border_share.argmax(dim=1), self.num_parts).bool()
+        elif self.exclude_background == 'saliency':
+            if cls_attn is None or cls_attn.shape[0] != cam.shape[0] \
+                    or tuple(cls_attn.shape[-2:]) != tuple(cam.shape[-2:]):
+                raise ValueError(
+                    "PartDiscovery: exclude_background='saliency' needs cls_attn (B, heads, h, w) on the "
+                    f'descriptor grid {tuple(cam.shape)}, got '
+                    f'{None if cls_attn is None else tuple(cls_attn.shape)}; the descriptor backbone '
+                    "must return 'cls_attn' (DINOVisionTransformer does), or use 'border'.")
+            saliency = cls_attention_saliency(cls_attn, self.saliency_heads).float()
+            extra['part_score'] = part_saliency_score(parts, saliency)
+            is_candidate = extra['part_score'] >= self.min_part_score
+        candidates = ious.masked_fill(~is_candidate, -1.0)
         part = candidates.argmax(dim=1)  # ties -> lowest part index
         best_iou = ious.gather(1, part[:, None])[:, 0]
-        valid = (best_iou > 0) & (best_iou >= self.min_iou)
+        valid = is_candidate.any(dim=1) & (best_iou > 0) & (best_iou >= self.min_iou)
         pseudo_mask = (assign == part[:, None]) & valid[:, None]
         return dict(
             pseudo_mask=pseudo_mask.float().view_as(cam),
             valid=valid,
             ious=ious,
             assign=assign,
-            part=part)
+            part=part,
+            **extra)

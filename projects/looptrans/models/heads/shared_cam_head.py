@@ -2,6 +2,7 @@
 """Class activation map head shared by the exocentric and egocentric views."""
 from typing import Dict, Optional, Sequence, Tuple
 
+import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
@@ -14,7 +15,10 @@ VIEWS = ('exo', 'ego')
 
 
 class TokenMLP(nn.Module):
-    """Residual per-token MLP: ``x + fc2(GELU(fc1(x)))`` on (N, C, h, w) maps.
+    """Residual per-token MLP: ``x + fc2(GELU(fc1(LayerNorm(x))))`` on (N, C, h, w) maps.
+
+    LOCATE's ``aff_proj`` (an ``Mlp`` that normalises first) added to its input, as LOCATE does
+    (``desc + aff_proj(desc)``).
 
     Args:
         channels (int): Input and output channels.
@@ -23,6 +27,7 @@ class TokenMLP(nn.Module):
 
     def __init__(self, channels: int, mlp_ratio: int = 4) -> None:
         super().__init__()
+        self.norm = nn.LayerNorm(channels)
         self.fc1 = nn.Linear(channels, channels * mlp_ratio)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(channels * mlp_ratio, channels)
@@ -30,7 +35,7 @@ class TokenMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, h, w) -> (N, C, h, w)."""
         tokens = x.permute(0, 2, 3, 1)
-        tokens = tokens + self.fc2(self.act(self.fc1(tokens)))
+        tokens = tokens + self.fc2(self.act(self.fc1(self.norm(tokens))))
         return tokens.permute(0, 3, 1, 2)
 
 
@@ -125,6 +130,30 @@ class SharedCAMHead(BaseModule):
         proj = self.projs['shared' if self.shared else view]
         embed = proj(self.token_mlp(feats))
         return self.conv_cls(embed), embed
+
+    def forward_views(self, exo_feats: Tensor, ego_feats: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """CAMs and embeddings of both views in one training step.
+
+        With ``shared=True`` the projection runs **once** on the exo and ego features together, so its
+        BatchNorm layers normalise both views with the statistics of the joint batch, and their running
+        statistics estimate exactly those statistics. Running it once per view (as two calls of
+        :meth:`forward` would) normalises each view with its own batch statistics in training, while the
+        running statistics become a blend of the two that no test-time input matches. One BN for both
+        views is the literal reading of "one set of parameters" for the shared CAM, and one pass is
+        cheaper. With ``shared=False`` each view goes through its own projection (and its own BN).
+
+        Args:
+            exo_feats (Tensor): Exo features (B*V, in_channels, h, w).
+            ego_feats (Tensor): Ego features (B, in_channels, h, w).
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor, Tensor]: exo CAMs, exo embedding, ego CAMs, ego embedding.
+        """
+        if not self.shared:
+            return (*self(exo_feats, view='exo'), *self(ego_feats, view='ego'))
+        cams, embed = self(torch.cat([exo_feats, ego_feats]), view='exo')
+        num_exo = exo_feats.shape[0]
+        return cams[:num_exo], embed[:num_exo], cams[num_exo:], embed[num_exo:]
 
     @staticmethod
     def logits(cams: Tensor) -> Tensor:

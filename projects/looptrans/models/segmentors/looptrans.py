@@ -1,17 +1,39 @@
 """The LoopTrans segmentor: shared CAM -> pixel localisation -> denoising distillation, in one closed loop."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+import difflib
+
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
 from ..heads import masked_average_pool, select_class_maps
+
+#: What ``model.test_cfg.heatmap`` may name (see :meth:`LoopTrans.decode_heatmaps`).
+HEATMAP_SOURCES = ('pixel', 'pixel_logits', 'cam', 'fusion')
+#: The default with a pixel head, chosen on the generated validation split (README, "Test-time heatmap").
+DEFAULT_HEATMAP = 'pixel'
+#: The keys ``model.train_cfg`` / ``model.test_cfg`` understand; any other key is a typo.
+TRAIN_CFG_KEYS = ('pixel_supervision', )
+TEST_CFG_KEYS = ('heatmap', 'return_all')
+
+
+def _check_cfg_keys(name: str, cfg: dict, known: Sequence[str]) -> None:
+    """Refuse unknown keys in ``model.<name>`` (a typo would otherwise be silently ignored)."""
+    unknown = sorted(set(cfg) - set(known))
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            hints.append(f'{key!r}' + (f' (did you mean {close[0]!r}?)' if close else ''))
+        raise ValueError(f'model.{name} has unknown keys {", ".join(hints)}; known keys: {list(known)}.')
 
 
 def _minmax(x: Tensor, eps: float = 1e-10) -> Tensor:
@@ -40,7 +62,8 @@ class LoopTrans(BaseSegmentor):
     5. the correlation loss aligns the affordance correlations of the two views.
 
     At test time only the egocentric image is used: the heatmap of the asked affordance comes from the pixel
-    head (``test_cfg.heatmap='pixel'``, default when a pixel head exists) or the shared CAM (``'cam'``).
+    head (``test_cfg.heatmap='pixel'``, its sigmoid, the default when a pixel head exists;
+    ``'pixel_logits'``), the shared CAM (``'cam'``) or their product (``'fusion'``).
 
     Args:
         backbone: image encoder config. A :class:`DINOVisionTransformer` doubles as the descriptor
@@ -62,7 +85,8 @@ class LoopTrans(BaseSegmentor):
         in_index: which backbone output feeds the heads for multi-scale backbones.
         train_cfg: ``dict(pixel_supervision=True)``; the :class:`PseudoMaskHook` switches pixel supervision
             on after its warm-up.
-        test_cfg: ``dict(heatmap='pixel'|'cam', return_all=False)``.
+        test_cfg: ``dict(heatmap=<one of HEATMAP_SOURCES>, return_all=False)``.
+            Unknown keys in ``train_cfg`` / ``test_cfg`` are an error.
     """
 
     def __init__(self,
@@ -102,6 +126,9 @@ class LoopTrans(BaseSegmentor):
         self.in_index = in_index
         self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
+        _check_cfg_keys('train_cfg', self.train_cfg, TRAIN_CFG_KEYS)
+        _check_cfg_keys('test_cfg', self.test_cfg, TEST_CFG_KEYS)
+        self._heatmap_source()  # a bad test_cfg.heatmap fails now, not after training
         #: switched by PseudoMaskHook; pixel losses are zero (graph kept) while False.
         self.pixel_supervision = bool(self.train_cfg.get('pixel_supervision', True))
         #: the last training step's pseudo-masks, for PseudoMaskHook dumps (detached, on device).
@@ -118,13 +145,13 @@ class LoopTrans(BaseSegmentor):
         """Head features (N, C, h, w) of a batch of images (N, 3, H, W)."""
         return self._encode(inputs)[0]
 
-    def _encode(self, images: Tensor, num_desc: int = 0) -> Tuple[Tensor, Optional[Tensor], Tuple[int, int]]:
-        """Encode ``images``; also return the descriptors (num_desc, h*w, D) of the first ``num_desc`` and
-        their grid (h, w).
+    def _encode(self, images: Tensor, num_desc: int = 0) -> Tuple[Tensor, Optional[Dict[str, Tensor]]]:
+        """Encode ``images``; also return the part-discovery descriptors of the first ``num_desc`` images:
+        ``keys`` (num_desc, h*w, D), ``cls_attn`` (num_desc, heads, h, w), detached.
 
         With a DINO backbone one pass yields both (the descriptors are the frozen last-block keys).
         """
-        desc, grid = None, (0, 0)
+        desc = None
         if self.shares_descriptor_pass:
             out = self.backbone.forward_descriptors(images)
             keys = out['keys']  # (N, h*w, D)
@@ -134,7 +161,7 @@ class LoopTrans(BaseSegmentor):
             else:
                 feats = out['feats']
             if num_desc:
-                desc = keys[:num_desc].detach()
+                desc = dict(keys=keys[:num_desc].detach(), cls_attn=out['cls_attn'][:num_desc].detach())
         else:
             outs = self.backbone(images)
             if self.with_neck:
@@ -143,8 +170,8 @@ class LoopTrans(BaseSegmentor):
             if num_desc:
                 with torch.no_grad():
                     out = self.descriptor.forward_descriptors(images[:num_desc])
-                desc, grid = out['keys'].detach(), tuple(out['feats'].shape[-2:])
-        return feats, desc, grid
+                desc = dict(keys=out['keys'].detach(), cls_attn=out['cls_attn'].detach())
+        return feats, desc
 
     @staticmethod
     def _split_views(inputs: Tensor) -> Tuple[Tensor, Tensor]:
@@ -166,13 +193,12 @@ class LoopTrans(BaseSegmentor):
             raise ValueError('training needs exocentric views: inputs has only the egocentric view (V=1)')
         labels = self._labels(data_samples, inputs.device)
 
-        feats, desc_ego, desc_grid = self._encode(torch.cat([ego, exo.flatten(0, 1)]), num_desc=B)
+        feats, desc_ego = self._encode(torch.cat([ego, exo.flatten(0, 1)]), num_desc=B)
         feat_ego, feat_exo = feats[:B], feats[B:]
         if self.temporal is not None:
             feat_exo = self.temporal(feat_exo.unflatten(0, (B, V))).flatten(0, 1)
 
-        cams_exo, emb_exo = self.cam_head(feat_exo, view='exo')
-        cams_ego, emb_ego = self.cam_head(feat_ego, view='ego')
+        cams_exo, emb_exo, cams_ego, emb_ego = self.cam_head.forward_views(feat_exo, feat_ego)
         logits_exo = self.cam_head.logits(cams_exo)
         logits_ego = self.cam_head.logits(cams_ego)
         losses = self.cam_head.loss(logits_exo, logits_ego, labels)
@@ -182,7 +208,7 @@ class LoopTrans(BaseSegmentor):
         if self.pixel_head is not None:
             pixel_logits = self.pixel_head(feat_ego)
             if self.pixel_supervision:
-                parts = self._pseudo_masks(desc_ego, cam_ego.detach(), desc_grid)
+                parts = self._pseudo_masks(desc_ego, cam_ego.detach())
                 losses.update(self.pixel_head.loss(pixel_logits, labels, parts['pseudo_mask'],
                                                    parts['valid']))
                 losses.update(self._pseudo_mask_stats(parts))
@@ -204,11 +230,12 @@ class LoopTrans(BaseSegmentor):
             losses['loss_corr'] = self.corr_loss(logits_exo.view(B, V, -1), logits_ego)
         return losses
 
-    def _pseudo_masks(self, desc_ego: Tensor, cam_ego: Tensor, grid: Tuple[int, int]) -> Dict[str, Tensor]:
+    def _pseudo_masks(self, desc_ego: Dict[str, Tensor], cam_ego: Tensor) -> Dict[str, Tensor]:
         """Part discovery on the ego descriptors, with the CAM brought to the descriptor grid (h, w)."""
-        if tuple(cam_ego.shape[-2:]) != tuple(grid):
+        grid = tuple(desc_ego['cls_attn'].shape[-2:])
+        if tuple(cam_ego.shape[-2:]) != grid:
             cam_ego = F.interpolate(cam_ego[:, None], size=grid, mode='bilinear', align_corners=False)[:, 0]
-        parts = self.part_discovery(desc_ego, cam_ego)
+        parts = self.part_discovery(desc_ego['keys'], cam_ego, cls_attn=desc_ego['cls_attn'])
         self.last_pseudo_masks = dict(pseudo_mask=parts['pseudo_mask'], valid=parts['valid'],
                                       cam=cam_ego.detach())
         return parts
@@ -222,36 +249,68 @@ class LoopTrans(BaseSegmentor):
             pm_iou=parts['ious'].max(dim=1).values.mean())
 
     # ------------------------------------------------------------------ inference
+    def decode_heatmaps(self, feats: Tensor, size: Tuple[int, int],
+                        sources: Sequence[str]) -> Dict[str, Tensor]:
+        """Heatmaps of every affordance from ego features, (B, C, H, W) at ``size``, one per source.
+
+        Sources (``test_cfg.heatmap``): ``'pixel'`` the pixel head's probabilities (sigmoid),
+        ``'pixel_logits'`` its logits, ``'cam'`` the raw ego CAMs, ``'fusion'`` the pixel probabilities
+        times the min-max normalised CAM (each class map). The pixel head and the CAM head each run at
+        most once, whatever the sources; every map is resized bilinearly to ``size``.
+        """
+        for source in sources:
+            self._check_heatmap_source(source)
+        out: Dict[str, Tensor] = {}
+        if any(src in ('pixel', 'pixel_logits', 'fusion') for src in sources):
+            logits = self._resize(self.pixel_head(feats), size)
+            out['pixel_logits'] = logits
+            out['pixel'] = logits.sigmoid()
+        if any(src in ('cam', 'fusion') for src in sources):
+            out['cam'] = self._resize(self.cam_head(feats, view='ego')[0], size)
+        if 'fusion' in sources:
+            cam = out['cam']
+            out['fusion'] = out['pixel'] * _minmax(cam.flatten(0, 1)).view_as(cam)
+        return {src: out[src] for src in sources}
+
+    @staticmethod
+    def _resize(maps: Tensor, size: Tuple[int, int]) -> Tensor:
+        if tuple(maps.shape[-2:]) == tuple(size):
+            return maps
+        return F.interpolate(maps, size=tuple(size), mode='bilinear', align_corners=False)
+
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
-        """Heatmaps of every affordance for the egocentric images, (B, C, H, W) at the input size."""
+        """Heatmaps of every affordance for the egocentric images, (B, C, H, W) at the input size, from
+        the source ``test_cfg.heatmap`` names (see :meth:`decode_heatmaps`)."""
         ego = inputs[:, 0] if inputs.dim() == 5 else inputs
-        feats = self.extract_feat(ego)
-        if self._heatmap_source() == 'pixel':
-            maps = self.pixel_head(feats)
-        else:
-            maps = self.cam_head(feats, view='ego')[0]
-        return F.interpolate(maps, size=ego.shape[-2:], mode='bilinear', align_corners=False)
+        source = self._heatmap_source()
+        return self.decode_heatmaps(self.extract_feat(ego), ego.shape[-2:], (source, ))[source]
+
+    def _check_heatmap_source(self, source: str) -> None:
+        if source not in HEATMAP_SOURCES:
+            raise ValueError(f'model.test_cfg.heatmap must be one of {HEATMAP_SOURCES}, got {source!r}')
+        if source != 'cam' and self.pixel_head is None:
+            raise ValueError(f"model.test_cfg.heatmap={source!r} needs a pixel_head; use 'cam'")
 
     def _heatmap_source(self) -> str:
-        source = self.test_cfg.get('heatmap', 'pixel' if self.pixel_head is not None else 'cam')
-        if source not in ('pixel', 'cam'):
-            raise ValueError(f"test_cfg.heatmap must be 'pixel' or 'cam', got {source!r}")
-        if source == 'pixel' and self.pixel_head is None:
-            raise ValueError("test_cfg.heatmap='pixel' needs a pixel_head; use 'cam'")
+        source = self.test_cfg.get('heatmap', DEFAULT_HEATMAP if self.pixel_head is not None else 'cam')
+        self._check_heatmap_source(source)
         return source
 
     def heatmaps(self, inputs: Tensor) -> Tensor:
-        """Heatmap scores of every affordance, (B, C, H, W) at the input size: the pixel head's
-        probabilities (sigmoid) or the raw ego CAMs, per ``test_cfg.heatmap``."""
-        maps = self.encode_decode(inputs, [])
-        return maps.sigmoid() if self._heatmap_source() == 'pixel' else maps
+        """Heatmap scores of every affordance, (B, C, H, W) at the input size, per ``test_cfg.heatmap``."""
+        return self.encode_decode(inputs, [])
 
     def predict(self, inputs: Tensor, data_samples: Optional[SampleList] = None) -> SampleList:
-        """Write ``pred_heatmap`` (1, H, W) for each sample's affordance (and ``pred_heatmaps`` (C, H, W)
-        with ``test_cfg.return_all``) into the data samples."""
-        if data_samples is None:
-            raise ValueError('LoopTrans.predict needs data samples carrying gt_label (the affordance asked)')
+        """Write ``pred_heatmap`` (1, H, W) for each sample's affordance (its ``gt_label``), and
+        ``pred_heatmaps`` (C, H, W) with ``test_cfg.return_all``, into the data samples.
+
+        Without data samples (as mmseg's ``EncoderDecoder.predict``), new ones are made and carry the
+        heatmaps of every affordance in ``pred_heatmaps`` (there is no asked affordance then).
+        """
         maps = self.heatmaps(inputs)
+        if data_samples is None:
+            return [SegDataSample(pred_heatmaps=PixelData(data=m), metainfo=dict(img_shape=tuple(m.shape[-2:])))
+                    for m in maps]
         labels = self._labels(data_samples, maps.device)
         chosen = select_class_maps(maps, labels)
         return_all = self.test_cfg.get('return_all', False)

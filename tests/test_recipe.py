@@ -1,0 +1,354 @@
+"""The published recipe, pinned: LOCATE's optimizer groups and schedule, Cross-View-AG's correlation
+alignment, LOCATE's token MLP and saliency part gate, one BatchNorm for both views of the shared CAM, the
+six ablation rows of the paper, and the model's own config keys."""
+import math
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+
+import looptrans  # noqa: F401
+from test_segmentor import batch, build
+from looptrans.apis.inference import without_pretrained
+from looptrans.models.heads import SharedCAMHead, TokenMLP
+from looptrans.models.losses import AffordanceCorrelationLoss
+from looptrans.models.part_discovery import PartDiscovery, cls_attention_saliency, part_saliency_score
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _load(name: str) -> Config:
+    return Config.fromfile(osp.join(REPO, 'configs', name))
+
+
+# ---------------------------------------------------------------- optimizer and schedule (LOCATE)
+def _locate_lr(name: str, base_lr: float) -> float:
+    """LOCATE's get_optimizer, transcribed, on our names: LOCATE's 'fc' layers are our token MLP and
+    classifier, plus the last layers of the pixel and noise heads (which LOCATE lacks)."""
+    fc_role = any(key in name for key in ('token_mlp.fc1', 'token_mlp.fc2', 'cam_head.conv_cls',
+                                          'pixel_head.conv_seg', 'noise_head.conv_noise'))
+    is_bias = 'bias' in name
+    if fc_role:
+        return base_lr * (20 if is_bias else 10)
+    return base_lr * (2 if is_bias else 1)
+
+
+def test_optimizer_groups_and_schedule_follow_locate():
+    cfg = _load('looptrans_agd20k.py')
+    init_default_scope('mmseg')
+    model = MODELS.build(without_pretrained(cfg.model))
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    opt = wrapper.optimizer
+    assert isinstance(opt, torch.optim.SGD)
+    lr_of = {}
+    for group in opt.param_groups:
+        assert group['nesterov'] is True and group['momentum'] == 0.9 and group['weight_decay'] == 5e-4
+        for param in group['params']:
+            lr_of[id(param)] = group['lr']
+    checked = 0
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        assert lr_of[id(param)] == pytest.approx(_locate_lr(name, 1e-3)), name
+        checked += 1
+    assert checked > 20
+    named = dict(model.named_parameters())
+    representative = {
+        'cam_head.token_mlp.fc1.weight': 1e-2, 'cam_head.token_mlp.fc2.bias': 2e-2,
+        'cam_head.token_mlp.norm.weight': 1e-3, 'cam_head.token_mlp.norm.bias': 2e-3,
+        'cam_head.projs.shared.0.conv.weight': 1e-3, 'cam_head.projs.shared.0.bn.bias': 2e-3,
+        'cam_head.conv_cls.weight': 1e-2, 'cam_head.conv_cls.bias': 2e-2,
+        'pixel_head.conv_in.conv.weight': 1e-3, 'pixel_head.conv_seg.weight': 1e-2,
+        'noise_head.conv_noise.bias': 2e-2,
+    }
+    for name, lr in representative.items():
+        assert lr_of[id(named[name])] == pytest.approx(lr), name
+
+    assert cfg.train_dataloader.batch_size == 16 and cfg.train_cfg.max_epochs == 15
+    (sched, ) = cfg.param_scheduler
+    assert sched.type == 'MultiStepLR' and list(sched.milestones) == [5, 10] and sched.gamma == 0.1
+    assert sched.by_epoch
+
+
+def test_pixel_supervision_starts_at_locates_second_epoch():
+    cfg = _load('looptrans_agd20k.py')
+    (hook, ) = [h for h in cfg.custom_hooks if h.type == 'PseudoMaskHook']
+    assert hook.start_epoch == 1 and hook.get('start_iter') is None
+
+
+# ---------------------------------------------------------------- correlation alignment (Cross-View-AG)
+def _cross_view_ag_align(exo_logits, ego_logits, align_w=0.5, T=1.0):
+    """Cross-View-AG get_loss's alignment term, transcribed (exo score = mean over views)."""
+    exo_score = exo_logits.mean(1)
+    b, n = ego_logits.shape
+    p = F.softmax(ego_logits / T, dim=1).view(b, n, 1)
+    q = F.softmax(exo_score / T, dim=1).view(b, n, 1)
+    ego_m = torch.bmm(p, p.permute(0, 2, 1))
+    exo_m = torch.bmm(q, q.permute(0, 2, 1))
+    return -align_w * T * T * torch.mean(torch.sum(torch.sum(torch.log(ego_m) * exo_m, dim=2), dim=1))
+
+
+def test_corr_loss_hand_computed():
+    ego = torch.tensor([[0.0, math.log(3.0)]])  # p = (1/4, 3/4)
+    exo = torch.zeros(1, 2, 2)  # q = (1/2, 1/2)
+    # sum_ij q_i q_j log(p_i p_j) = 2 sum_i q_i log p_i = log(1/4) + log(3/4)
+    expected = -0.5 * (math.log(0.25) + math.log(0.75))
+    assert AffordanceCorrelationLoss()(exo, ego).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize('temperature', [1.0, 2.0])
+def test_corr_loss_matches_cross_view_ag(temperature):
+    gen = torch.Generator().manual_seed(0)
+    exo = torch.randn(4, 3, 7, generator=gen) * 2
+    ego = torch.randn(4, 7, generator=gen) * 2
+    loss = AffordanceCorrelationLoss(loss_weight=0.5, temperature=temperature)(exo, ego)
+    ref = _cross_view_ag_align(exo.double(), ego.double(), T=temperature)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_corr_loss_is_per_sample_and_finite_for_extreme_logits():
+    gen = torch.Generator().manual_seed(1)
+    exo, ego = torch.randn(6, 3, 5, generator=gen) * 3, torch.randn(6, 5, generator=gen) * 3
+    loss = AffordanceCorrelationLoss()
+    shuffled = ego[torch.tensor([1, 2, 3, 4, 5, 0])]
+    assert abs(loss(exo, ego).item() - loss(exo, shuffled).item()) > 1e-3
+    big = torch.tensor([[300.0, -300.0, 0.0]])
+    assert torch.isfinite(loss(big[:, None].flip(-1), big))
+
+
+def test_corr_loss_gradient_is_of_the_order_of_the_classification_loss():
+    gen = torch.Generator().manual_seed(2)
+    B, V, C = 16, 3, 36
+    exo = (torch.randn(B, V, C, generator=gen) * 2).requires_grad_()
+    ego = (torch.randn(B, C, generator=gen) * 2).requires_grad_()
+    labels = torch.randint(0, C, (B, ), generator=gen)
+    g_corr = torch.autograd.grad(AffordanceCorrelationLoss()(exo, ego), (exo, ego))
+    cls = F.cross_entropy(exo.flatten(0, 1), labels.repeat_interleave(V)) + F.cross_entropy(ego, labels)
+    g_cls = torch.autograd.grad(cls, (exo, ego))
+    ratio = (g_corr[0].norm() + g_corr[1].norm()) / (g_cls[0].norm() + g_cls[1].norm())
+    assert 0.1 < ratio < 10, ratio
+
+
+# ---------------------------------------------------------------- shared CAM head
+def test_token_mlp_normalises_first_like_locate():
+    torch.manual_seed(0)
+    mlp = TokenMLP(8, mlp_ratio=2)
+    with torch.no_grad():
+        mlp.norm.weight.uniform_(0.5, 1.5)
+        mlp.norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 8, 3, 4) * 5 + 2
+    tokens = x.permute(0, 2, 3, 1)
+    normed = F.layer_norm(tokens, (8, ), mlp.norm.weight, mlp.norm.bias, eps=1e-5)
+    expected = tokens + mlp.fc2(F.gelu(mlp.fc1(normed)))
+    assert torch.allclose(mlp(x), expected.permute(0, 3, 1, 2), atol=1e-5)
+
+
+def test_shared_bn_sees_both_views_in_one_batch():
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    head = SharedCAMHead(num_classes=4, in_channels=16, channels=8, shared=True).train()
+    exo = torch.randn(6, 16, 5, 5) + 3.0  # the two views have very different statistics
+    ego = torch.randn(2, 16, 5, 5) - 3.0
+    bn = head.projs['shared'][0].bn
+    momentum = bn.momentum
+    with torch.no_grad():
+        conv_out = head.projs['shared'][0].conv(head.token_mlp(torch.cat([exo, ego])))
+    cams_exo, emb_exo, cams_ego, emb_ego = head.forward_views(exo, ego)
+    expected_mean = momentum * conv_out.mean(dim=(0, 2, 3))
+    expected_var = (1 - momentum) * 1 + momentum * conv_out.var(dim=(0, 2, 3), unbiased=True)
+    assert torch.allclose(bn.running_mean, expected_mean, atol=1e-5)
+    assert torch.allclose(bn.running_var, expected_var, atol=1e-4)
+    assert bn.num_batches_tracked.item() == 1
+    assert cams_exo.shape == (6, 4, 5, 5) and cams_ego.shape == (2, 4, 5, 5)
+    assert emb_exo.shape == (6, 8, 5, 5) and emb_ego.shape == (2, 8, 5, 5)
+    # Test-time ego CAMs use the running statistics of that joint batch.
+    head.eval()
+    joint_cams = head(torch.cat([exo, ego]), view='ego')[0]
+    assert torch.allclose(head(ego, view='ego')[0], joint_cams[6:], atol=1e-5)
+
+
+def test_unshared_head_keeps_one_bn_per_view():
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    head = SharedCAMHead(num_classes=4, in_channels=16, channels=8, shared=False).train()
+    head.forward_views(torch.randn(6, 16, 5, 5) + 3.0, torch.randn(2, 16, 5, 5) - 3.0)
+    assert head.projs['exo'][0].bn.num_batches_tracked.item() == 1
+    assert head.projs['ego'][0].bn.num_batches_tracked.item() == 1
+    assert not torch.allclose(head.projs['exo'][0].bn.running_mean, head.projs['ego'][0].bn.running_mean)
+
+
+# ---------------------------------------------------------------- saliency prior (LOCATE)
+def _attention(salient: torch.Tensor, heads: int = 6) -> torch.Tensor:
+    """CLS attention (1, heads, h, w): high on ``salient`` (h, w) bool in heads 0, 1, 3, noise elsewhere."""
+    gen = torch.Generator().manual_seed(3)
+    attn = torch.rand(1, heads, *salient.shape, generator=gen) * 0.1
+    for head in (0, 1, 3):
+        attn[0, head] += salient.float()
+    return attn
+
+
+def test_cls_attention_saliency_transcribes_locate():
+    gen = torch.Generator().manual_seed(4)
+    attn = torch.rand(3, 6, 7, 9, generator=gen)
+    # LOCATE models/locate.py, transcribed.
+    b, _, h, w = attn.shape
+    hard = (attn > attn.flatten(-2, -1).mean(-1, keepdim=True).unsqueeze(-1)).float()
+    sam = hard[:, [0, 1, 3]].mean(1)
+    low = sam.view(b, -1).min(1)[0].view(b, 1, 1)
+    sam = sam - low
+    sam = sam / (sam.view(b, -1).max(1)[0].view(b, 1, 1) + 1e-15)
+    flat = sam.flatten(-2, -1)
+    expected = flat > flat.mean(1, keepdim=True)
+    assert torch.equal(cls_attention_saliency(attn), expected)
+    with pytest.raises(ValueError, match='heads'):
+        cls_attention_saliency(attn[:, :3])
+
+
+def test_part_score_transcribes_locate():
+    gen = torch.Generator().manual_seed(5)
+    assign = torch.randint(0, 4, (2, 30), generator=gen)
+    parts = F.one_hot(assign, 4).float()
+    sal = (torch.rand(2, 30, generator=gen) > 0.4).float()
+    score = part_saliency_score(parts, sal)
+    for b in range(2):
+        for k in range(4):
+            part = parts[b, :, k]
+            inter = (part * sal[b]).sum()
+            union = part.sum() + sal[b].sum() - inter
+            ref = (inter / part.sum() + sal[b].sum() / union) / 2 if part.sum() > 0 else 0.0
+            assert score[b, k].item() == pytest.approx(float(ref), abs=1e-6)
+
+
+def _quadrant_scene(h: int = 8, w: int = 8):
+    """Descriptors of 4 clean parts: the left half (A), and three parts of the right half."""
+    labels = torch.zeros(h, w, dtype=torch.long)
+    labels[:, w // 2:] = 1
+    labels[:h // 3, w // 2:] = 2
+    labels[h - 2:, w // 2:] = 3
+    desc = F.one_hot(labels.flatten(), 4).float()[None] + 0.01 * torch.randn(1, h * w, 4,
+                                                                              generator=torch.Generator()
+                                                                              .manual_seed(6))
+    return labels, desc
+
+
+def test_saliency_keeps_a_frame_filling_affordance_part_that_the_border_rule_drops():
+    labels, desc = _quadrant_scene()
+    cam = (labels == 0).float()[None]  # the CAM points at part A, which touches three borders
+    attn = _attention(torch.ones(8, 8, dtype=torch.bool).index_put_((torch.tensor([0, 7]), torch.tensor([7, 7])),
+                                                                    torch.tensor(False)))
+    sal = PartDiscovery(num_parts=4, exclude_background='saliency')(desc, cam, cls_attn=attn)
+    assert sal['valid'].item()
+    assert torch.equal(sal['pseudo_mask'][0].bool(), labels == 0)
+    border = PartDiscovery(num_parts=4, exclude_background='border')(desc, cam)
+    assert not torch.equal(border['pseudo_mask'][0].bool(), labels == 0)
+
+
+def test_saliency_excludes_background_and_gates_unsalient_images():
+    h = w = 8
+    labels = torch.zeros(h, w, dtype=torch.long)  # 0 = background ring
+    labels[2:6, 2:4] = 1
+    labels[2:6, 4:6] = 2
+    labels[3:5, 3:5] = 3
+    desc = F.one_hot(labels.flatten(), 4).float()[None]
+    cam = (labels == 0).float()[None]  # the CAM overlaps the background most ...
+    cam[0][labels == 1] = 0.9  # ... and part 1 a little
+
+    object_mask = labels > 0
+    finder = PartDiscovery(num_parts=4, exclude_background='saliency')
+    out = finder(desc, cam, cls_attn=_attention(object_mask))
+    assert out['valid'].item()
+    assert out['part_score'][0, out['assign'][0, 0]].item() < 0.6  # the background part scores low
+    assert not out['pseudo_mask'][0, 0, 0]  # background never chosen
+    assert torch.equal(out['pseudo_mask'][0].bool(), labels == 1)
+    unguarded = PartDiscovery(num_parts=4)(desc, cam)
+    assert unguarded['pseudo_mask'][0, 0, 0]  # without the prior the background wins
+    # No salient region where the parts are: every part scores < 0.6 -> the image is skipped.
+    gated = finder(desc, cam, cls_attn=_attention(torch.zeros(h, w, dtype=torch.bool).index_fill_(
+        0, torch.tensor([0]), True)))
+    assert not gated['valid'].item() and gated['pseudo_mask'].sum() == 0
+    with pytest.raises(ValueError, match='cls_attn'):
+        finder(desc, cam)
+
+
+def test_degenerate_part_counts_are_refused():
+    for bad in (0, 1):
+        with pytest.raises(ValueError, match='num_parts must be >= 2'):
+            PartDiscovery(num_parts=bad)
+    with pytest.raises(ValueError, match='exclude_background'):
+        PartDiscovery(exclude_background='salency')
+
+
+# ---------------------------------------------------------------- ablation rows and model config keys
+ROWS = {  # row: (shared CAM, pixel head, noise head)
+    'none': (False, False, False),
+    'shared_cam': (True, False, False),
+    'denoising': (False, False, True),
+    'shared_cam_pixel': (True, True, False),
+    'shared_cam_denoising': (True, False, True),
+    'all': (True, True, True),
+}
+
+
+@pytest.mark.parametrize('data', ['agd20k', 'synthetic'])
+@pytest.mark.parametrize('row', sorted(ROWS))
+def test_ablation_rows_are_the_papers(data, row):
+    cfg = _load(f'ablations/looptrans_{data}_{row}.py')
+    shared, pixel, noise = ROWS[row]
+    model = cfg.model
+    assert model.cam_head.shared is shared
+    assert (model.pixel_head is not None) is pixel
+    assert (model.noise_head is not None) is noise
+    assert model.corr_loss is not None  # L_corr stays on in every row
+    hooks = [h.type for h in cfg.custom_hooks]
+    assert ('PseudoMaskHook' in hooks) is pixel
+    if not pixel:
+        assert model.test_cfg.heatmap == 'cam'
+    main = _load('looptrans_agd20k.py' if data == 'agd20k' else 'looptrans_synthetic.py')
+    if row == 'all':
+        assert cfg.model == main.model and cfg.custom_hooks == main.custom_hooks
+
+
+def test_model_cfg_typos_are_errors():
+    with pytest.raises(ValueError, match="'heatmp'.*did you mean 'heatmap'"):
+        build(test_cfg=dict(heatmp='cam'))
+    with pytest.raises(ValueError, match="'pixel_supervison'"):
+        build(train_cfg=dict(pixel_supervison=False))
+    with pytest.raises(ValueError, match='test_cfg.heatmap must be one of'):
+        build(test_cfg=dict(heatmap='pixels'))
+    with pytest.raises(ValueError, match='needs a pixel_head'):
+        build(pixel_head=None, test_cfg=dict(heatmap='fusion'))
+
+
+def test_heatmap_sources_are_consistent():
+    model = build().eval()
+    inputs, _ = batch()
+    ego = inputs[:, 0]
+    with torch.no_grad():
+        feats = model.extract_feat(ego)
+        maps = model.decode_heatmaps(feats, ego.shape[-2:], ('pixel', 'pixel_logits', 'cam', 'fusion'))
+        for source in maps:
+            model.test_cfg['heatmap'] = source
+            assert torch.allclose(model.heatmaps(inputs), maps[source], atol=1e-6), source
+    assert all(m.shape == (2, 5, 64, 64) for m in maps.values())
+    assert torch.allclose(maps['pixel'], maps['pixel_logits'].sigmoid())
+    cam = maps['cam'].flatten(2)
+    norm = (cam - cam.min(-1, keepdim=True).values) / (
+        cam.max(-1, keepdim=True).values - cam.min(-1, keepdim=True).values + 1e-10)
+    assert torch.allclose(maps['fusion'], maps['pixel'] * norm.view_as(maps['cam']), atol=1e-6)
+
+
+def test_predict_without_data_samples_returns_every_affordance():
+    model = build().eval()
+    inputs, _ = batch()
+    with torch.no_grad():
+        out = model.predict(inputs)
+        maps = model.heatmaps(inputs)
+    assert len(out) == 2
+    for i, sample in enumerate(out):
+        assert sample.pred_heatmaps.data.shape == (5, 64, 64)
+        assert torch.equal(sample.pred_heatmaps.data, maps[i])
