@@ -66,7 +66,7 @@ def test_cam_head_shapes_and_logits():
     head = _cam_head()
     assert isinstance(head, SharedCAMHead)
     feats = torch.randn(6, IN_CH, H, W)
-    cams, embed = head(feats, view='exo')
+    cams, embed = head.forward_embed(feats, view='exo')
     assert cams.shape == (6, NUM_CLASSES, H, W)
     assert embed.shape == (6, CH, H, W)
     logits = head.logits(cams)
@@ -83,15 +83,15 @@ def test_cam_head_shared_vs_unshared():
     shared = _cam_head(shared=True).eval()
     assert list(shared.projs.keys()) == ['shared']
     with torch.no_grad():
-        exo_cam, exo_emb = shared(feats, 'exo')
-        ego_cam, ego_emb = shared(feats, 'ego')
+        exo_cam, exo_emb = shared.forward_embed(feats, 'exo')
+        ego_cam, ego_emb = shared.forward_embed(feats, 'ego')
     assert torch.equal(exo_cam, ego_cam) and torch.equal(exo_emb, ego_emb)
 
     unshared = _cam_head(shared=False).eval()
     assert sorted(unshared.projs.keys()) == ['ego', 'exo']
     with torch.no_grad():
-        exo_cam, _ = unshared(feats, 'exo')
-        ego_cam, _ = unshared(feats, 'ego')
+        exo_cam = unshared(feats, 'exo')
+        ego_cam = unshared(feats, 'ego')
     assert not torch.allclose(exo_cam, ego_cam)
     # Unshared has one more projection branch, same MLP and classifier.
     n_shared = sum(p.numel() for p in shared.parameters())
@@ -105,7 +105,7 @@ def test_cam_head_loss_matches_cross_entropy_with_view_ordering():
     labels = torch.tensor([0, 2])
     exo_logits = torch.randn(6, NUM_CLASSES)  # (B=2, V=3) flattened
     ego_logits = torch.randn(2, NUM_CLASSES)
-    losses = head.loss(exo_logits, ego_logits, labels)
+    losses = head.loss_by_feat(exo_logits, ego_logits, labels)
     assert set(losses) == {'loss_cls_exo', 'loss_cls_ego'}
     expected_exo = F.cross_entropy(exo_logits, torch.tensor([0, 0, 0, 2, 2, 2]))
     wrong_order = F.cross_entropy(exo_logits, torch.tensor([0, 2, 0, 2, 0, 2]))
@@ -115,11 +115,11 @@ def test_cam_head_loss_matches_cross_entropy_with_view_ordering():
                           F.cross_entropy(ego_logits, labels))
 
     exo_only = _cam_head(cls_views=('exo', ))
-    assert set(exo_only.loss(exo_logits, None, labels)) == {'loss_cls_exo'}
+    assert set(exo_only.loss_by_feat(exo_logits, None, labels)) == {'loss_cls_exo'}
     with pytest.raises(ValueError, match='ego_logits'):
-        head.loss(exo_logits, None, labels)
+        head.loss_by_feat(exo_logits, None, labels)
     with pytest.raises(ValueError, match=r'\(B\*V, C\)'):
-        head.loss(exo_logits[:5], ego_logits, labels)
+        head.loss_by_feat(exo_logits[:5], ego_logits, labels)
     with pytest.raises(ValueError, match='cls_views'):
         _cam_head(cls_views=('top', ))
 
@@ -164,7 +164,7 @@ def test_pixel_head_loss_hand_computed():
 
     d0, m0 = dice_mse([2, -1, 0, 1], [1, 0, 0, 1])
     d1, m1 = dice_mse([1, 1, -2, 0.5], [0, 1, 1, 1])
-    losses = head.loss(logits, labels, mask, valid)
+    losses = head.loss_by_feat(logits, labels, mask, valid)
     assert losses['loss_pixel_dice'].item() == pytest.approx((d0 + d1) / 2,
                                                              rel=1e-6)
     assert losses['loss_pixel_mse'].item() == pytest.approx((m0 + m1) / 2,
@@ -173,15 +173,18 @@ def test_pixel_head_loss_hand_computed():
     bad = mask.clone()
     bad[1] = float('nan')
     logits.requires_grad_(True)
-    losses = head.loss(logits, labels, bad, torch.tensor([True, False]))
+    losses = head.loss_by_feat(logits, labels, bad, torch.tensor([True, False]))
     assert losses['loss_pixel_dice'].item() == pytest.approx(d0, rel=1e-6)
     assert losses['loss_pixel_mse'].item() == pytest.approx(m0, rel=1e-6)
     sum(losses.values()).backward()
     assert torch.isfinite(logits.grad).all()
     assert (logits.grad[1] == 0).all() and logits.grad[0, 1].abs().sum() > 0
     # Loss weights scale the terms.
-    weighted = _pixel_head(loss_dice_weight=2.0, loss_mse_weight=0.5)
-    losses = weighted.loss(logits, labels, mask, valid)
+    weighted = _pixel_head(loss_decode=[
+        dict(type='mmseg.DiceLoss', naive_dice=True, eps=1.0, ignore_index=None, loss_weight=2.0,
+             loss_name='loss_pixel_dice'),
+        dict(type='MapMSELoss', loss_weight=0.5, loss_name='loss_pixel_mse')])
+    losses = weighted.loss_by_feat(logits, labels, mask, valid)
     assert losses['loss_pixel_dice'].item() == pytest.approx(d0 + d1, rel=1e-6)
     assert losses['loss_pixel_mse'].item() == pytest.approx((m0 + m1) / 4,
                                                             rel=1e-6)
@@ -192,9 +195,9 @@ def test_pixel_head_loss_resizes_pseudo_mask():
     logits = torch.randn(1, NUM_CLASSES, 4, 4)
     label = torch.tensor([3])
     # A constant 2x2 mask resizes (bilinearly) to the same constant at 4x4.
-    small = head.loss(logits, label, torch.full((1, 2, 2), 0.25),
+    small = head.loss_by_feat(logits, label, torch.full((1, 2, 2), 0.25),
                       torch.tensor([True]))
-    full = head.loss(logits, label, torch.full((1, 4, 4), 0.25),
+    full = head.loss_by_feat(logits, label, torch.full((1, 4, 4), 0.25),
                      torch.tensor([True]))
     for key in small:
         assert torch.allclose(small[key], full[key])
@@ -202,17 +205,17 @@ def test_pixel_head_loss_resizes_pseudo_mask():
     mask = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])
     resized = F.interpolate(mask[:, None], size=(4, 4), mode='bilinear',
                             align_corners=False)[:, 0]
-    a = head.loss(logits, label, mask, torch.tensor([True]))
-    b = head.loss(logits, label, resized, torch.tensor([True]))
+    a = head.loss_by_feat(logits, label, mask, torch.tensor([True]))
+    b = head.loss_by_feat(logits, label, resized, torch.tensor([True]))
     assert torch.allclose(a['loss_pixel_mse'], b['loss_pixel_mse'])
     with pytest.raises(ValueError, match='pseudo_mask'):
-        head.loss(logits, label, torch.zeros(2, 4, 4), torch.tensor([True]))
+        head.loss_by_feat(logits, label, torch.zeros(2, 4, 4), torch.tensor([True]))
 
 
 def test_pixel_head_no_valid_sample_keeps_graph():
     head = _pixel_head()
     logits = head(torch.randn(2, IN_CH, H, W))
-    losses = head.loss(logits, torch.tensor([0, 1]), torch.rand(2, H, W),
+    losses = head.loss_by_feat(logits, torch.tensor([0, 1]), torch.rand(2, H, W),
                        torch.zeros(2, dtype=torch.bool))
     total = sum(losses.values())
     assert total.item() == 0.0 and total.requires_grad
@@ -261,14 +264,15 @@ def _reference_dill(embed, cam, noise, f_pixel, tau):
 
 def test_noise_head_forward_and_loss_against_reference():
     head = MODELS.build(dict(type='NoiseHead', channels=4, num_noise=2,
-                             tau=0.3, loss_weight=1.0))
+                             loss_decode=dict(type='DenoisingDistillationLoss', tau=0.3,
+                                              loss_name='loss_dill')))
     batch, views = 2, 3
     embed = torch.randn(batch * views, 4, 3, 3, dtype=torch.float64)
     noise = head.double()(embed)
     assert noise.shape == (batch * views, 2, 3, 3)
     cam = torch.randn(batch * views, 3, 3, dtype=torch.float64) * 2
     f_pixel = torch.randn(batch, 4, dtype=torch.float64)
-    loss = head.loss(embed, cam, noise, f_pixel)['loss_dill']
+    loss = head.loss_by_feat(noise, embed, cam, f_pixel)['loss_dill']
     expected = _reference_dill(embed, cam, noise.detach(), f_pixel, tau=0.3)
     assert loss.item() == pytest.approx(expected, rel=1e-9)
 
@@ -278,9 +282,9 @@ def test_noise_head_bad_shapes():
     embed = torch.randn(6, 4, 3, 3)
     noise = head(embed)
     with pytest.raises(ValueError, match=r'f_pixel \(B, D\)'):
-        head.loss(embed, torch.randn(6, 3, 3), noise, torch.randn(4, 4))
+        head.loss_by_feat(noise, embed, torch.randn(6, 3, 3), torch.randn(4, 4))
     with pytest.raises(ValueError, match='exo_cam'):
-        head.loss(embed, torch.randn(6, 2, 2), noise, torch.randn(2, 4))
+        head.loss_by_feat(noise, embed, torch.randn(6, 2, 2), torch.randn(2, 4))
     with pytest.raises(ValueError, match='set channels'):
         head(torch.randn(6, 5, 3, 3))
     with pytest.raises(ValueError, match='num_noise'):
@@ -298,18 +302,18 @@ def test_gradient_flow_through_the_loop(detach):
     exo_feats = torch.randn(batch * views, IN_CH, H, W)
     ego_feats = torch.randn(batch, IN_CH, H, W)
 
-    exo_cams, exo_embed = cam_head(exo_feats, 'exo')
-    _, ego_embed = cam_head(ego_feats, 'ego')
+    exo_cams, exo_embed = cam_head.forward_embed(exo_feats, 'exo')
+    _, ego_embed = cam_head.forward_embed(ego_feats, 'ego')
     pixel = select_class_maps(pixel_head(ego_feats), labels).sigmoid()
     f_pixel = masked_average_pool(ego_embed, pixel)
     if detach:
         f_pixel = f_pixel.detach()
     exo_cam = select_class_maps(exo_cams, labels.repeat_interleave(views))
-    loss = noise_head.loss(exo_embed, exo_cam, noise_head(exo_embed),
-                           f_pixel)['loss_dill']
+    loss = noise_head.loss_by_feat(noise_head(exo_embed), exo_embed, exo_cam,
+                                   f_pixel)['loss_dill']
     loss.backward()
 
-    for module in (cam_head.token_mlp, cam_head.projs, cam_head.conv_cls,
+    for module in (cam_head.token_mlp, cam_head.projs, cam_head.conv_seg,
                    noise_head):
         grads = [p.grad for p in module.parameters()]
         assert all(g is not None for g in grads)
@@ -326,14 +330,49 @@ def test_heads_classification_and_pixel_grads():
     pixel_head = _pixel_head()
     feats = torch.randn(6, IN_CH, H, W)
     labels = torch.tensor([0, 3])
-    exo_cams, _ = cam_head(feats, 'exo')
-    ego_cams, _ = cam_head(feats[:2], 'ego')
-    losses = cam_head.loss(cam_head.logits(exo_cams), cam_head.logits(ego_cams),
-                           labels)
+    exo_cams = cam_head(feats, 'exo')
+    ego_cams = cam_head(feats[:2], 'ego')
+    losses = cam_head.loss_by_feat(cam_head.logits(exo_cams), cam_head.logits(ego_cams),
+                                   labels)
     logits = pixel_head(feats[:2])
-    losses.update(pixel_head.loss(logits, labels, torch.rand(2, H, W),
-                                  torch.tensor([True, False])))
+    losses.update(pixel_head.loss_by_feat(logits, labels, torch.rand(2, H, W),
+                                          torch.tensor([True, False])))
     sum(losses.values()).backward()
     for head in (cam_head, pixel_head):
         for name, param in head.named_parameters():
             assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+# --------------------------------------------------------------------------
+# mmseg's decode-head contract: multi-level inputs, losses from config
+# --------------------------------------------------------------------------
+def test_heads_take_multi_level_features_by_config():
+    from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+    levels = (torch.randn(2, 8, 8, 8), torch.randn(2, 16, 4, 4), torch.randn(2, 32, 2, 2))
+    kwargs = dict(in_channels=[8, 16], in_index=[0, 1], input_transform='resize_concat')
+    cam_head = _cam_head(**kwargs)
+    pixel_head = _pixel_head(upsample=1, **kwargs)
+    assert isinstance(cam_head, BaseDecodeHead) and isinstance(pixel_head, BaseDecodeHead)
+    assert cam_head.in_channels == pixel_head.in_channels == 24
+    cams = cam_head(levels)
+    assert cams.shape == (2, NUM_CLASSES, 8, 8)
+    merged = torch.cat([levels[0], F.interpolate(levels[1], size=(8, 8), mode='bilinear',
+                                                 align_corners=False)], dim=1)
+    assert torch.allclose(cams, cam_head(merged))
+    assert pixel_head(levels).shape == (2, NUM_CLASSES, 8, 8)
+    single = _cam_head(in_channels=32, in_index=2)
+    assert single(levels).shape == (2, NUM_CLASSES, 2, 2)
+
+
+def test_cam_head_losses_are_keyed_by_their_config_names():
+    head = _cam_head(loss_decode=[
+        dict(type='mmseg.CrossEntropyLoss', loss_weight=1.0, loss_name='loss_ce'),
+        dict(type='mmseg.CrossEntropyLoss', loss_weight=2.0, loss_name='loss_ce'),
+        dict(type='mmseg.CrossEntropyLoss', loss_weight=0.5, loss_name='loss_aux')])
+    labels = torch.tensor([1, 2])
+    exo, ego = torch.randn(4, NUM_CLASSES), torch.randn(2, NUM_CLASSES)
+    losses = head.loss_by_feat(exo, ego, labels)
+    assert set(losses) == {'loss_ce_exo', 'loss_ce_ego', 'loss_aux_exo', 'loss_aux_ego'}
+    ce = F.cross_entropy(ego, labels)
+    assert losses['loss_ce_ego'].item() == pytest.approx(3 * ce.item(), rel=1e-6)
+    assert losses['loss_aux_ego'].item() == pytest.approx(0.5 * ce.item(), rel=1e-6)

@@ -5,9 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from looptrans.models.losses import (AffordanceCorrelationLoss,
-                                     DenoisingDistillationLoss, SoftDiceLoss,
-                                     weighted_sample_mean)
+from looptrans.models.losses import AffordanceCorrelationLoss, DenoisingDistillationLoss, MapMSELoss
 from mmseg.registry import MODELS
 
 
@@ -61,45 +59,56 @@ def test_distillation_loss_bad_input():
 
 
 # --------------------------------------------------------------------------
-# SoftDiceLoss / weighted_sample_mean
+# The pixel losses: mmseg's DiceLoss (as configured) and MapMSELoss
 # --------------------------------------------------------------------------
-def test_soft_dice_2x2_hand_computed():
-    pred = torch.tensor([[[0.9, 0.1], [0.8, 0.2]]])
-    target = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
-    # inter = 1.7, sum(p) = 2.0, sum(m) = 2 -> 1 - (3.4 + 1) / (4 + 1)
-    loss = SoftDiceLoss()(pred, target)
-    assert loss.item() == pytest.approx(1 - 4.4 / 5.0, rel=1e-6)
+PIXEL_DICE = dict(type='mmseg.DiceLoss', use_sigmoid=True, activate=True, naive_dice=True, eps=1.0,
+                  ignore_index=None, loss_weight=1.0, loss_name='loss_pixel_dice')
+
+
+def _soft_dice(prob, target, eps=1.0):
+    """The paper's soft dice per sample: 1 - (2 sum(p m) + eps) / (sum(p) + sum(m) + eps)."""
+    p, m = prob.flatten(1), target.flatten(1)
+    return 1 - (2 * (p * m).sum(1) + eps) / (p.sum(1) + m.sum(1) + eps)
+
+
+def test_mmseg_dice_is_the_soft_dice_on_soft_targets():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 1, 5, 6, generator=gen) * 2
+    target = torch.rand(3, 1, 5, 6, generator=gen)  # soft, not one-hot
+    dice = MODELS.build(PIXEL_DICE)
+    expected = _soft_dice(logits.sigmoid(), target)
+    assert dice(logits, target).item() == pytest.approx(expected.mean().item(), rel=1e-6)
+    weight = torch.tensor([1.0, 0.0, 1.0])
+    weighted = dice(logits, target, weight=weight, avg_factor=weight.sum())
+    assert weighted.item() == pytest.approx(expected[[0, 2]].mean().item(), rel=1e-5)
+    # Hand-computed, on probabilities: inter 1.7, sum(p) 2, sum(m) 2 -> 1 - 4.4 / 5.
+    probs = MODELS.build(dict(PIXEL_DICE, activate=False))
+    pred = torch.tensor([[[[0.9, 0.1], [0.8, 0.2]]]])
+    target = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])
+    assert probs(pred, target).item() == pytest.approx(1 - 4.4 / 5.0, rel=1e-6)
     # eps = 1: an empty prediction on an empty target costs nothing.
-    assert SoftDiceLoss()(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)).item() == 0
+    assert probs(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)).item() == 0
+    # A map taller than 255 rows keeps every row (ignore_index=None; mmseg's default 255 would drop one).
+    tall = torch.rand(1, 1, 300, 2, generator=gen)
+    assert probs(tall, tall).item() == pytest.approx(_soft_dice(tall, tall).item(), rel=1e-6)
 
 
-def test_soft_dice_weights_and_all_invalid():
-    pred = torch.tensor([[0.9, 0.1, 0.8, 0.2], [0.5, 0.5, 0.5, 0.5]],
-                        requires_grad=True)
-    target = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
-    # sample 1: 1 - (2*0.5 + 1) / (2 + 1 + 1) = 0.5
-    dice = SoftDiceLoss(loss_weight=2.0)
-    assert dice(pred, target).item() == pytest.approx((0.12 + 0.5), rel=1e-6)
-    valid = torch.tensor([False, True])
-    assert dice(pred, target, valid).item() == pytest.approx(1.0, rel=1e-6)
-    none = dice(pred, target, torch.zeros(2, dtype=torch.bool))
+def test_map_mse_loss_weights_and_all_invalid():
+    logits = torch.tensor([[[[0.0, 2.0]]], [[[-1.0, 1.0]]]], requires_grad=True)
+    target = torch.tensor([[[[1.0, 0.0]]], [[[0.0, 1.0]]]])
+    mse = MODELS.build(dict(type='MapMSELoss', loss_weight=2.0))
+    prob = logits.detach().sigmoid()
+    per_sample = (prob - target).pow(2).flatten(1).mean(1)
+    assert mse(logits, target).item() == pytest.approx(2 * per_sample.mean().item(), rel=1e-6)
+    valid = torch.tensor([0.0, 1.0])
+    assert mse(logits, target, weight=valid, avg_factor=valid.sum()).item() == pytest.approx(
+        2 * per_sample[1].item(), rel=1e-5)
+    none = mse(logits, target, weight=torch.zeros(2), avg_factor=torch.zeros(()))
     assert none.item() == 0.0 and none.requires_grad
     none.backward()
-    assert pred.grad is not None and (pred.grad == 0).all()
-
-
-def test_weighted_sample_mean_ignores_non_finite_invalid_samples():
-    loss = torch.tensor([2.0, float('nan'), 4.0])
-    weight = torch.tensor([1.0, 0.0, 3.0])
-    assert weighted_sample_mean(loss, weight).item() == pytest.approx(14 / 4)
-    assert weighted_sample_mean(loss[[0, 2]]).item() == pytest.approx(3.0)
-    with pytest.raises(ValueError, match='weight shape'):
-        weighted_sample_mean(loss, weight[:2])
-
-
-def test_soft_dice_shape_mismatch():
+    assert (logits.grad == 0).all()
     with pytest.raises(ValueError, match='resize the target'):
-        SoftDiceLoss()(torch.zeros(2, 4, 4), torch.zeros(2, 2, 2))
+        mse(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 2, 2))
 
 
 # --------------------------------------------------------------------------
@@ -153,7 +162,7 @@ def test_correlation_loss_minimal_when_views_agree_and_bad_shapes():
 
 
 def test_losses_are_registered():
-    for name in ('SoftDiceLoss', 'DenoisingDistillationLoss',
+    for name in ('MapMSELoss', 'DenoisingDistillationLoss',
                  'AffordanceCorrelationLoss'):
         assert MODELS.get(name) is not None
-    assert isinstance(MODELS.build(dict(type='SoftDiceLoss')), SoftDiceLoss)
+    assert isinstance(MODELS.build(dict(type='MapMSELoss')), MapMSELoss)

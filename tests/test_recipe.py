@@ -30,7 +30,7 @@ def _load(name: str) -> Config:
 def _locate_lr(name: str, base_lr: float) -> float:
     """LOCATE's get_optimizer, transcribed, on our names: LOCATE's 'fc' layers are our token MLP and
     classifier, plus the last layers of the pixel and noise heads (which LOCATE lacks)."""
-    fc_role = any(key in name for key in ('token_mlp.fc1', 'token_mlp.fc2', 'cam_head.conv_cls',
+    fc_role = any(key in name for key in ('token_mlp.fc1', 'token_mlp.fc2', 'cam_head.conv_seg',
                                           'pixel_head.conv_seg', 'noise_head.conv_noise'))
     is_bias = 'bias' in name
     if fc_role:
@@ -62,7 +62,7 @@ def test_optimizer_groups_and_schedule_follow_locate():
         'cam_head.token_mlp.fc1.weight': 1e-2, 'cam_head.token_mlp.fc2.bias': 2e-2,
         'cam_head.token_mlp.norm.weight': 1e-3, 'cam_head.token_mlp.norm.bias': 2e-3,
         'cam_head.projs.shared.0.conv.weight': 1e-3, 'cam_head.projs.shared.0.bn.bias': 2e-3,
-        'cam_head.conv_cls.weight': 1e-2, 'cam_head.conv_cls.bias': 2e-2,
+        'cam_head.conv_seg.weight': 1e-2, 'cam_head.conv_seg.bias': 2e-2,
         'pixel_head.conv_in.conv.weight': 1e-3, 'pixel_head.conv_seg.weight': 1e-2,
         'noise_head.conv_noise.bias': 2e-2,
     }
@@ -168,8 +168,8 @@ def test_shared_bn_sees_both_views_in_one_batch():
     assert emb_exo.shape == (6, 8, 5, 5) and emb_ego.shape == (2, 8, 5, 5)
     # Test-time ego CAMs use the running statistics of that joint batch.
     head.eval()
-    joint_cams = head(torch.cat([exo, ego]), view='ego')[0]
-    assert torch.allclose(head(ego, view='ego')[0], joint_cams[6:], atol=1e-5)
+    joint_cams = head(torch.cat([exo, ego]), view='ego')
+    assert torch.allclose(head(ego, view='ego'), joint_cams[6:], atol=1e-5)
 
 
 def test_unshared_head_keeps_one_bn_per_view():
@@ -333,7 +333,7 @@ def test_heatmap_sources_are_consistent():
         maps = model.decode_heatmaps(feats, ego.shape[-2:], ('pixel', 'pixel_logits', 'cam', 'fusion'))
         for source in maps:
             model.test_cfg['heatmap'] = source
-            assert torch.allclose(model.heatmaps(inputs), maps[source], atol=1e-6), source
+            assert torch.allclose(model.inference(inputs), maps[source], atol=1e-6), source
     assert all(m.shape == (2, 5, 64, 64) for m in maps.values())
     assert torch.allclose(maps['pixel'], maps['pixel_logits'].sigmoid())
     cam = maps['cam'].flatten(2)
@@ -347,8 +347,28 @@ def test_predict_without_data_samples_returns_every_affordance():
     inputs, _ = batch()
     with torch.no_grad():
         out = model.predict(inputs)
-        maps = model.heatmaps(inputs)
+        maps = model.inference(inputs)
     assert len(out) == 2
     for i, sample in enumerate(out):
         assert sample.pred_heatmaps.data.shape == (5, 64, 64)
         assert torch.equal(sample.pred_heatmaps.data, maps[i])
+
+
+def test_multi_scale_mmseg_backbone_feeds_the_heads_by_config():
+    """ResNetV1c stages merged by the heads' own resize_concat (no neck): one training step."""
+    from mmseg.structures import SegDataSample
+    cfg = _load('backbones/looptrans_synthetic_r50_multiscale.py')
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).train()
+    assert model.cam_head.in_channels == 512 + 1024 + 2048 and model.cam_head.input_transform == 'resize_concat'
+    inputs = torch.randn(2, 4, 3, 64, 64)
+    samples = [SegDataSample(metainfo=dict(gt_label=i)) for i in (1, 3)]
+    losses = model.loss(inputs, samples)
+    total = sum(v for k, v in losses.items() if k.startswith('loss_'))
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.backbone.layer2[0].conv1.weight.grad.abs().sum() > 0  # the backbone trains
+    model.eval()
+    with torch.no_grad():
+        assert model.inference(inputs).shape == (2, 7, 64, 64)

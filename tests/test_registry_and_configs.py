@@ -17,7 +17,7 @@ EXPECTED = {
     METRICS: ['AffordanceMetric'],
     MODELS: [
         'LoopTrans', 'SharedCAMHead', 'PixelAffordanceHead', 'NoiseHead', 'PartDiscovery',
-        'DINOVisionTransformer', 'AffordanceDataPreprocessor', 'DenoisingDistillationLoss', 'SoftDiceLoss',
+        'DINOVisionTransformer', 'AffordanceDataPreprocessor', 'DenoisingDistillationLoss', 'MapMSELoss',
         'AffordanceCorrelationLoss', 'LSTMTemporalAggregator', 'TemporalAttentionAggregator'
     ],
     HOOKS: ['PseudoMaskHook', 'AffordanceVisualizationHook'],

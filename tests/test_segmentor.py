@@ -20,7 +20,7 @@ def model_cfg(**overrides) -> dict:
         backbone=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True),
         cam_head=dict(type='SharedCAMHead', in_channels=384, channels=64, num_classes=NUM_CLASSES),
         pixel_head=dict(type='PixelAffordanceHead', in_channels=384, channels=32, num_classes=NUM_CLASSES),
-        noise_head=dict(type='NoiseHead', channels=64, num_noise=3, tau=0.5),
+        noise_head=dict(type='NoiseHead', channels=64, num_noise=3),
         corr_loss=dict(type='AffordanceCorrelationLoss'),
         part_discovery=dict(type='PartDiscovery', num_parts=4),
     )
@@ -103,7 +103,7 @@ def test_predict_writes_heatmap_of_the_asked_affordance():
     inputs, samples = batch(v=0)
     with torch.no_grad():
         out = model.predict(inputs, copy.deepcopy(samples))
-        all_maps = model.heatmaps(inputs)
+        all_maps = model.inference(inputs)
     for i, sample in enumerate(out):
         assert sample.pred_heatmap.data.shape == (1, 64, 64)
         assert sample.pred_heatmaps.data.shape == (NUM_CLASSES, 64, 64)
@@ -118,7 +118,7 @@ def test_cam_heatmap_source_and_forward_shape():
     inputs, _ = batch(v=0)
     with torch.no_grad():
         raw = model._forward(inputs)
-        cams = model.cam_head(model.extract_feat(inputs[:, 0]), view='ego')[0]
+        cams = model.cam_head(model.extract_feat(inputs[:, 0]), view='ego')
     assert raw.shape == (2, NUM_CLASSES, 64, 64)
     expected = torch.nn.functional.interpolate(cams, size=(64, 64), mode='bilinear', align_corners=False)
     torch.testing.assert_close(raw, expected)

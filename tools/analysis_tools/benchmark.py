@@ -140,7 +140,7 @@ def main() -> None:
 
         @torch.no_grad()
         def infer() -> None:
-            model.heatmaps(ego)
+            model.inference(ego)
 
         seconds = time_it(infer, device, max(1, args.iters), max(1, args.warmup))
         print(f'inference (heatmaps of all classes), batch {bs}: {bs / seconds:.1f} images/s')

@@ -1,8 +1,9 @@
 # LoopTrans on a frozen DINO ViT-S/16 (the published setting).
 # Official weights (timm layout, loaded as is; or convert with tools/model_converters/dino2looptrans.py):
 #   https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth
-# Loss weights (lambda_cls, lambda_pixel, lambda_dill, lambda_corr) are the heads' loss weights below;
-# K = part_discovery.num_parts, M = noise_head.num_noise, tau = noise_head.tau.
+# Loss weights (lambda_cls, lambda_pixel, lambda_dill, lambda_corr) are the loss_weight of each head's
+# loss_decode below (mmseg's contract: every loss is built from config and logged under its loss_name);
+# K = part_discovery.num_parts, M = noise_head.num_noise, tau = noise_head.loss_decode.tau.
 num_classes = 36
 data_preprocessor = dict(
     type='AffordanceDataPreprocessor',
@@ -26,16 +27,27 @@ model = dict(
         channels=384,
         num_classes=num_classes,
         shared=True,
-        loss_cls=dict(type='mmseg.CrossEntropyLoss', loss_weight=1.0)),  # lambda_cls
+        # lambda_cls; logged as loss_cls_exo / loss_cls_ego.
+        loss_decode=dict(type='mmseg.CrossEntropyLoss', avg_non_ignore=True, loss_weight=1.0,
+                         loss_name='loss_cls')),
     pixel_head=dict(
         type='PixelAffordanceHead',
         in_channels=384,
         channels=256,
         num_classes=num_classes,
         upsample=2,
-        loss_dice_weight=1.0,  # lambda_pixel (dice part)
-        loss_mse_weight=1.0),  # lambda_pixel (MSE part)
-    noise_head=dict(type='NoiseHead', channels=384, num_noise=3, tau=0.5, loss_weight=1.0),  # lambda_dill
+        # lambda_pixel: soft dice (mmseg's DiceLoss, naive form, eps 1) + MSE on the sigmoid.
+        loss_decode=[
+            dict(type='mmseg.DiceLoss', use_sigmoid=True, activate=True, naive_dice=True, eps=1.0,
+                 ignore_index=None, loss_weight=1.0, loss_name='loss_pixel_dice'),
+            dict(type='MapMSELoss', use_sigmoid=True, loss_weight=1.0, loss_name='loss_pixel_mse'),
+        ]),
+    noise_head=dict(
+        type='NoiseHead',
+        channels=384,
+        num_noise=3,
+        # lambda_dill and tau.
+        loss_decode=dict(type='DenoisingDistillationLoss', tau=0.5, loss_weight=1.0, loss_name='loss_dill')),
     # lambda_corr: Cross-View-AG's align_w = 0.5 (its per-sample affordance-correlation alignment).
     corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=0.5),
     # K = 4 parts; parts outside DINO's CLS-attention saliency are no candidates and an image whose parts

@@ -3,7 +3,7 @@
 # LOCATE's four parameter groups: weights at lr, biases at 2x lr, and every parameter whose name contains
 # 'fc' (its token MLP fc1/fc2 and its classifier aff_fc) at 10x (weights) / 20x (biases). Our layers in
 # LOCATE's 'fc' role: the CAM head's token MLP (cam_head.token_mlp.fc1/fc2) and classifier
-# (cam_head.conv_cls), and the last layers of the pixel head (pixel_head.conv_seg) and of the noise heads
+# (cam_head.conv_seg), and the last layers of the pixel head (pixel_head.conv_seg) and of the noise heads
 # (noise_head.conv_noise), which LOCATE does not have. '.bias' is a custom key rather than bias_lr_mult
 # because MMEngine's bias_lr_mult skips normalisation biases, which LOCATE's rule includes.
 # MMEngine matches the longest key first, so the 'fc' keys win over '.bias'.
@@ -19,8 +19,6 @@ optim_wrapper = dict(
             'token_mlp.fc1.bias': dict(lr_mult=20.0),
             'token_mlp.fc2.weight': dict(lr_mult=10.0),
             'token_mlp.fc2.bias': dict(lr_mult=20.0),
-            'conv_cls.weight': dict(lr_mult=10.0),
-            'conv_cls.bias': dict(lr_mult=20.0),
             'conv_seg.weight': dict(lr_mult=10.0),
             'conv_seg.bias': dict(lr_mult=20.0),
             'conv_noise.weight': dict(lr_mult=10.0),

@@ -162,7 +162,7 @@ def inference_affordance(model: torch.nn.Module, images: Union[ImageInput, Seque
         batch = [torch.from_numpy(cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR))
                  .permute(2, 0, 1)[None] for img, _ in loaded]  # (1, 3, h, w) uint8: one ego view each
         data = model.data_preprocessor(dict(inputs=batch, data_samples=None), False)
-        maps = model.heatmaps(data['inputs'].to(device))[:, index].float().cpu().numpy()
+        maps = model.inference(data['inputs'].to(device))[:, index].float().cpu().numpy()
         for (img, path), per_image in zip(loaded, maps):
             h0, w0 = img.shape[:2]
             result = AffordanceResult(image_path=path, ori_shape=(h0, w0))

@@ -9,14 +9,16 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from mmseg.utils import OptMultiConfig
-from ..losses import DenoisingDistillationLoss
-from .utils import masked_average_pool
+from mmseg.utils import MultiConfig, OptMultiConfig
+from .utils import build_losses, losses_by_name, masked_average_pool
 
 
 @MODELS.register_module()
 class NoiseHead(BaseModule):
     """M noise-absorbing heads on the exo embedding of the shared CAM head.
+
+    Not an mmseg decode head (its input is the CAM head's embedding, not backbone features), but the same
+    contract: ``forward`` gives the maps, ``loss_by_feat`` the losses built from ``loss_decode``.
 
     A 1x1 conv maps the embedding to M noise maps. At every location a
     softmax over ``[labelled-class CAM, noise_1, ..., noise_M]`` assigns the
@@ -33,8 +35,9 @@ class NoiseHead(BaseModule):
     Args:
         channels (int): Channels D of the embedding. Default: 384.
         num_noise (int): Number of noise heads M. Default: 3.
-        tau (float): Temperature of the distillation loss. Default: 0.5.
-        loss_weight (float): Weight of the distillation loss. Default: 1.0.
+        loss_decode (dict | Sequence[dict]): Distillation loss(es), each called as
+            ``loss(s_noise, s_pixel)``; default :class:`DenoisingDistillationLoss` with ``tau=0.5``
+            named ``loss_dill``.
         eps (float): Denominator term of the weighted pooling. Default: 1e-6.
         init_cfg (dict | list, optional): Initialisation config.
     """
@@ -42,8 +45,8 @@ class NoiseHead(BaseModule):
     def __init__(self,
                  channels: int = 384,
                  num_noise: int = 3,
-                 tau: float = 0.5,
-                 loss_weight: float = 1.0,
+                 loss_decode: MultiConfig = dict(
+                     type='DenoisingDistillationLoss', tau=0.5, loss_weight=1.0, loss_name='loss_dill'),
                  eps: float = 1e-6,
                  init_cfg: OptMultiConfig = dict(
                      type='Normal', std=0.01, override=dict(name='conv_noise'))
@@ -56,8 +59,7 @@ class NoiseHead(BaseModule):
         self.num_noise = num_noise
         self.eps = eps
         self.conv_noise = nn.Conv2d(channels, num_noise, kernel_size=1)
-        self.loss_dill = DenoisingDistillationLoss(
-            tau=tau, loss_weight=loss_weight, loss_name='loss_dill')
+        self.loss_decode = build_losses(loss_decode)
 
     def forward(self, embed: Tensor) -> Tensor:
         """(N, D, h, w) exo embedding -> noise maps (N, M, h, w)."""
@@ -74,19 +76,19 @@ class NoiseHead(BaseModule):
         assign = torch.cat([exo_cam[:, None], noise_maps], dim=1).softmax(1)
         return masked_average_pool(exo_embed, assign, eps=self.eps)
 
-    def loss(self, exo_embed: Tensor, exo_cam: Tensor, noise_maps: Tensor,
-             f_pixel: Tensor) -> Dict[str, Tensor]:
+    def loss_by_feat(self, noise_maps: Tensor, exo_embed: Tensor, exo_cam: Tensor,
+                     f_pixel: Tensor) -> Dict[str, Tensor]:
         """Denoising distillation loss.
 
         Args:
+            noise_maps (Tensor): Output of :meth:`forward`, (B*V, M, h, w).
             exo_embed (Tensor): Exo embedding (B*V, D, h, w), (B, V) flattened.
             exo_cam (Tensor): CAM of the labelled class (B*V, h, w).
-            noise_maps (Tensor): Output of :meth:`forward`, (B*V, M, h, w).
             f_pixel (Tensor): Detached ego pixel-level feature (B, D); it is
                 repeated for the V views of its sample.
 
         Returns:
-            dict[str, Tensor]: ``loss_dill``.
+            dict[str, Tensor]: one item per ``loss_name`` of ``loss_decode`` (default ``loss_dill``).
         """
         num, dim = exo_embed.shape[:2]
         spatial = exo_embed.shape[2:]
@@ -105,4 +107,4 @@ class NoiseHead(BaseModule):
         f_pixel = f_pixel.repeat_interleave(num // f_pixel.shape[0], dim=0)
         s_pixel = F.cosine_similarity(f_pixel, f_exo, dim=-1)
         s_noise = F.cosine_similarity(f_noise, f_exo[:, None], dim=-1)
-        return dict(loss_dill=self.loss_dill(s_noise, s_pixel))
+        return losses_by_name(self.loss_decode, s_noise, s_pixel)

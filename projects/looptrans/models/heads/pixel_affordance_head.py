@@ -1,117 +1,103 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Pixel-level affordance decoder trained on part-level pseudo-masks."""
-from typing import Dict
+from typing import Dict, Sequence, Union
 
-import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule
 from torch import Tensor
 
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
-from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
-from ..losses import SoftDiceLoss
-from ..losses.utils import weighted_sample_mean
-from .utils import select_class_maps
+from mmseg.utils import MultiConfig, OptConfigType
+from .utils import as_feature_list, losses_by_name, select_class_maps
 
 
 @MODELS.register_module()
-class PixelAffordanceHead(BaseModule):
+class PixelAffordanceHead(BaseDecodeHead):
     """Decode ego features into per-class affordance logits (LoopTrans).
 
-    ``conv3x3-BN-ReLU -> bilinear x upsample -> conv3x3-BN-ReLU -> conv1x1``.
-    It turns coarse CAM activations into part-complete localisations: the
-    labelled class's map is supervised by the DINO part selected by the CAM
-    (:class:`PartDiscovery`) with a soft Dice and an MSE loss.
+    ``conv3x3-BN-ReLU -> bilinear x upsample -> conv3x3-BN-ReLU -> conv_seg (1x1)``.
+    It turns coarse CAM activations into part-complete localisations: the labelled class's map is
+    supervised by the DINO part selected by the CAM (:class:`PartDiscovery`) with the losses of
+    ``loss_decode``: the paper's dice + MSE, as ``mmseg.DiceLoss`` (``naive_dice=True, eps=1``: the soft
+    dice ``1 - (2 Σ p m + 1) / (Σ p + Σ m + 1)`` on the sigmoid of the logits) and :class:`MapMSELoss`.
+    Only samples with a valid pseudo-mask count (per-sample weight, averaged over the valid ones).
 
     Args:
         num_classes (int): Number of affordance classes C.
-        in_channels (int): Channels of the input features. Default: 384.
+        in_channels (int | Sequence[int]): Channels of the input features. Default: 384.
         channels (int): Channels of the hidden layers. Default: 256.
         upsample (int): Integer upsampling factor of the grid. Default: 2.
-        loss_dice_weight (float): Weight of the Dice loss. Default: 1.0.
-        loss_mse_weight (float): Weight of the MSE loss. Default: 1.0.
-        align_corners (bool): ``align_corners`` of every resize. Default: False.
-        conv_cfg, norm_cfg, act_cfg (dict): Layer configs.
-        init_cfg (dict | list, optional): Initialisation config.
+        loss_decode (dict | Sequence[dict]): Pixel losses, each called as
+            ``loss(logits, target, weight=valid, avg_factor=num_valid)`` on the labelled class's logits
+            (B, 1, H', W') and the pseudo-mask resized to them.
+        dropout_ratio (float): Dropout before ``conv_seg``. Default: 0.
+        norm_cfg (dict): Norm layers. Default: BN.
+        **kwargs: Other :class:`BaseDecodeHead` arguments (``in_index``, ``input_transform``,
+            ``align_corners``, ``conv_cfg``, ``act_cfg``, ``init_cfg``).
     """
 
     def __init__(self,
                  num_classes: int,
-                 in_channels: int = 384,
+                 in_channels: Union[int, Sequence[int]] = 384,
                  channels: int = 256,
                  upsample: int = 2,
-                 loss_dice_weight: float = 1.0,
-                 loss_mse_weight: float = 1.0,
-                 align_corners: bool = False,
-                 conv_cfg: OptConfigType = None,
+                 loss_decode: MultiConfig = (
+                     dict(type='mmseg.DiceLoss', use_sigmoid=True, activate=True, naive_dice=True, eps=1.0,
+                          ignore_index=None, loss_weight=1.0, loss_name='loss_pixel_dice'),
+                     dict(type='MapMSELoss', use_sigmoid=True, loss_weight=1.0, loss_name='loss_pixel_mse')),
+                 dropout_ratio: float = 0.0,
                  norm_cfg: OptConfigType = dict(type='BN', requires_grad=True),
-                 act_cfg: ConfigType = dict(type='ReLU'),
-                 init_cfg: OptMultiConfig = dict(
-                     type='Normal', std=0.01, override=dict(name='conv_seg'))
-                 ) -> None:
-        super().__init__(init_cfg=init_cfg)
+                 **kwargs) -> None:
+        super().__init__(in_channels, channels, num_classes=num_classes, dropout_ratio=dropout_ratio,
+                         norm_cfg=norm_cfg, loss_decode=list(loss_decode) if isinstance(
+                             loss_decode, tuple) else loss_decode, **kwargs)
         if int(upsample) != upsample or upsample < 1:
-            raise ValueError('PixelAffordanceHead: upsample must be an integer '
-                             f'>= 1, got {upsample}.')
-        self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.channels = channels
+            raise ValueError(f'PixelAffordanceHead: upsample must be an integer >= 1, got {upsample}.')
         self.upsample = int(upsample)
-        self.align_corners = align_corners
-        layer_cfg = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.conv_in = ConvModule(in_channels, channels, 3, padding=1, **layer_cfg)
-        self.conv_up = ConvModule(channels, channels, 3, padding=1, **layer_cfg)
-        self.conv_seg = nn.Conv2d(channels, num_classes, kernel_size=1)
-        self.loss_dice = SoftDiceLoss(eps=1.0, loss_weight=loss_dice_weight,
-                                      loss_name='loss_pixel_dice')
-        self.loss_mse_weight = loss_mse_weight
+        layer = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        self.conv_in = ConvModule(self.in_channels, channels, 3, padding=1, **layer)
+        self.conv_up = ConvModule(channels, channels, 3, padding=1, **layer)
 
-    def forward(self, feats: Tensor) -> Tensor:
-        """(B, in_channels, h, w) -> logits (B, C, h*upsample, w*upsample)."""
+    def forward(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
+        """Backbone outputs (or one (B, in_channels, h, w) tensor) -> logits (B, C, h*up, w*up)."""
+        feats = inputs if isinstance(inputs, Tensor) else self._transform_inputs(as_feature_list(inputs))
         if feats.dim() != 4 or feats.shape[1] != self.in_channels:
             raise ValueError(
-                'PixelAffordanceHead: expected feats '
-                f'(B, {self.in_channels}, h, w), got {tuple(feats.shape)}; set '
-                'in_channels to the backbone output channels.')
+                f'PixelAffordanceHead: expected feats (B, {self.in_channels}, h, w), got '
+                f'{tuple(feats.shape)}; set in_channels (and in_index / input_transform) to match the '
+                'backbone outputs.')
         x = self.conv_in(feats)
         if self.upsample > 1:
             x = F.interpolate(x, scale_factor=self.upsample, mode='bilinear',
                               align_corners=self.align_corners)
-        return self.conv_seg(self.conv_up(x))
+        return self.cls_seg(self.conv_up(x))
 
-    def loss(self, logits: Tensor, labels: Tensor, pseudo_mask: Tensor,
-             valid: Tensor) -> Dict[str, Tensor]:
-        """Dice + MSE of the labelled class against the pseudo-mask.
+    def loss_by_feat(self, seg_logits: Tensor, labels: Tensor, pseudo_mask: Tensor,
+                     valid: Tensor) -> Dict[str, Tensor]:
+        """Losses of the labelled class's logits against the pseudo-masks.
 
         Args:
-            logits (Tensor): Output of :meth:`forward`, (B, C, H', W').
+            seg_logits (Tensor): Output of :meth:`forward`, (B, C, H', W').
             labels (Tensor): Affordance labels (B,).
-            pseudo_mask (Tensor): Pseudo-masks (B, h, w) in [0, 1], resized
-                bilinearly to (H', W').
-            valid (Tensor): (B,) bool; only valid samples count. With no valid
-                sample both losses are exact zeros that keep the graph.
+            pseudo_mask (Tensor): Pseudo-masks (B, h, w) in [0, 1], resized bilinearly to (H', W').
+            valid (Tensor): (B,) bool; only valid samples count. With no valid sample every loss is an
+                exact zero that keeps the graph.
 
         Returns:
-            dict[str, Tensor]: ``loss_pixel_dice`` and ``loss_pixel_mse``.
+            dict[str, Tensor]: one item per ``loss_name`` of ``loss_decode``.
         """
-        num = logits.shape[0]
-        if (pseudo_mask.dim() != 3 or pseudo_mask.shape[0] != num
-                or valid.shape != (num, )):
+        num = seg_logits.shape[0]
+        if pseudo_mask.dim() != 3 or pseudo_mask.shape[0] != num or valid.shape != (num, ):
             raise ValueError(
-                'PixelAffordanceHead.loss: expected pseudo_mask (B, h, w) and '
-                f'valid (B,) for logits {tuple(logits.shape)}, got '
-                f'{tuple(pseudo_mask.shape)} and {tuple(valid.shape)}.')
-        prob = select_class_maps(logits, labels).sigmoid()
-        # Invalid samples get an all-zero target so that garbage in their
-        # pseudo-mask can never reach the (zero-weighted) loss.
-        target = pseudo_mask.to(prob.dtype).masked_fill(
-            ~valid.bool()[:, None, None], 0.)
-        target = F.interpolate(target[:, None], size=prob.shape[1:],
-                               mode='bilinear',
-                               align_corners=self.align_corners)[:, 0]
-        mse = (prob - target).pow(2).flatten(1).mean(1)
-        return dict(
-            loss_pixel_dice=self.loss_dice(prob, target, weight=valid),
-            loss_pixel_mse=self.loss_mse_weight *
-            weighted_sample_mean(mse, valid))
+                'PixelAffordanceHead.loss_by_feat: expected pseudo_mask (B, h, w) and valid (B,) for '
+                f'logits {tuple(seg_logits.shape)}, got {tuple(pseudo_mask.shape)} and {tuple(valid.shape)}.')
+        logits = select_class_maps(seg_logits, labels)[:, None]  # (B, 1, H', W')
+        valid = valid.bool()
+        # Invalid samples get an all-zero target so that garbage in their pseudo-mask can never reach the
+        # (zero-weighted) loss.
+        target = pseudo_mask.to(logits.dtype).masked_fill(~valid[:, None, None], 0.)
+        target = F.interpolate(target[:, None], size=logits.shape[2:], mode='bilinear',
+                               align_corners=self.align_corners)
+        weight = valid.to(logits.dtype)
+        return losses_by_name(self.loss_decode, logits, target, weight=weight, avg_factor=weight.sum())

@@ -1,15 +1,16 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Class activation map head shared by the exocentric and egocentric views."""
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule
 from torch import Tensor
 
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
-from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmseg.utils import ConfigType, MultiConfig, OptConfigType
+from .utils import as_feature_list, losses_by_name
 
 VIEWS = ('exo', 'ego')
 
@@ -40,119 +41,118 @@ class TokenMLP(nn.Module):
 
 
 @MODELS.register_module()
-class SharedCAMHead(BaseModule):
+class SharedCAMHead(BaseDecodeHead):
     """LOCATE-style affordance CAM branch, shared by both views (LoopTrans).
 
-    ``feats -> TokenMLP -> 2 x (conv3x3-BN-ReLU) = embed -> conv1x1 = CAMs``.
+    ``feats -> TokenMLP -> 2 x (conv3x3-BN-ReLU) = embed -> conv_seg (1x1) = CAMs``.
 
-    With ``shared=True`` one projection (the conv stack) serves the exo and
-    the ego view: the paper's *shared CAM*, which lets clean object-centric
-    ego images steer the exo activations. With ``shared=False`` each view has
-    its own projection (LOCATE, the "no shared CAM" ablation); the token MLP
-    and the classifier are common to both views in either mode, as in LOCATE.
+    An mmseg decode head: ``in_channels`` / ``in_index`` / ``input_transform`` select and merge the
+    backbone's feature levels (e.g. ``input_transform='resize_concat'`` for a ResNet or Swin), the CAM
+    classifier is ``conv_seg`` and the image-level classification loss is built from ``loss_decode``.
+    The image-level logits are the global average of the CAMs (LOCATE, Cross-View-AG).
+
+    With ``shared=True`` one projection (the conv stack) serves the exo and the ego view: the paper's
+    *shared CAM*, which lets clean object-centric ego images steer the exo activations. With
+    ``shared=False`` each view has its own projection (LOCATE; an ablation row); the token MLP and the
+    classifier are common to both views in either mode, as in LOCATE.
 
     Args:
-        in_channels (int): Channels of the input features. Default: 384.
+        in_channels (int | Sequence[int]): Channels of the input features (a sequence with
+            ``input_transform``). Default: 384.
         channels (int): Channels of the embedding. Default: 384.
         num_classes (int): Number of affordance classes C.
         shared (bool): One projection for both views. Default: True.
         mlp_ratio (int): Hidden width of the token MLP. Default: 4.
-        cls_views (Sequence[str]): Views whose image-level classification
-            loss is returned by :meth:`loss`. Default: ('exo', 'ego').
-        loss_cls (dict): Classification loss config.
-        conv_cfg, norm_cfg, act_cfg (dict): Layer configs of the projection.
-        init_cfg (dict | list, optional): Initialisation config.
+        cls_views (Sequence[str]): Views whose image-level classification loss is returned by
+            :meth:`loss_by_feat`. Default: ('exo', 'ego').
+        loss_decode (dict | Sequence[dict]): Image-level classification loss(es); each item of the loss
+            dict is ``<loss_name>_<view>``. Default: cross-entropy named ``loss_cls``.
+        dropout_ratio (float): Dropout before ``conv_seg``. Default: 0 (LOCATE has none).
+        norm_cfg (dict): Norm layers of the projection. Default: BN.
+        **kwargs: Other :class:`BaseDecodeHead` arguments (``in_index``, ``input_transform``,
+            ``align_corners``, ``conv_cfg``, ``act_cfg``, ``init_cfg``).
     """
 
     def __init__(self,
                  num_classes: int,
-                 in_channels: int = 384,
+                 in_channels: Union[int, Sequence[int]] = 384,
                  channels: int = 384,
                  shared: bool = True,
                  mlp_ratio: int = 4,
                  cls_views: Sequence[str] = VIEWS,
-                 loss_cls: ConfigType = dict(
-                     type='mmseg.CrossEntropyLoss',
-                     loss_weight=1.0,
-                     avg_non_ignore=True),
-                 conv_cfg: OptConfigType = None,
+                 loss_decode: MultiConfig = dict(
+                     type='mmseg.CrossEntropyLoss', avg_non_ignore=True, loss_weight=1.0, loss_name='loss_cls'),
+                 dropout_ratio: float = 0.0,
                  norm_cfg: OptConfigType = dict(type='BN', requires_grad=True),
-                 act_cfg: ConfigType = dict(type='ReLU'),
-                 init_cfg: OptMultiConfig = dict(
-                     type='Normal', std=0.01, override=dict(name='conv_cls'))
-                 ) -> None:
-        super().__init__(init_cfg=init_cfg)
+                 **kwargs) -> None:
+        super().__init__(in_channels, channels, num_classes=num_classes, dropout_ratio=dropout_ratio,
+                         norm_cfg=norm_cfg, loss_decode=loss_decode, **kwargs)
         unknown = set(cls_views) - set(VIEWS)
         if unknown or not cls_views:
-            raise ValueError(f'SharedCAMHead: cls_views must be a non-empty '
-                             f'subset of {VIEWS}, got {tuple(cls_views)}.')
-        self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.channels = channels
+            raise ValueError(f'SharedCAMHead: cls_views must be a non-empty subset of {VIEWS}, '
+                             f'got {tuple(cls_views)}.')
         self.shared = shared
         self.cls_views = tuple(cls_views)
-
-        self.token_mlp = TokenMLP(in_channels, mlp_ratio)
+        self.token_mlp = TokenMLP(self.in_channels, mlp_ratio)
         branches = ('shared', ) if shared else VIEWS
-        self.projs = nn.ModuleDict({
-            name: nn.Sequential(
-                ConvModule(in_channels, channels, 3, padding=1,
-                           conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                           act_cfg=act_cfg),
-                ConvModule(channels, channels, 3, padding=1,
-                           conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                           act_cfg=act_cfg))
-            for name in branches
-        })
-        self.conv_cls = nn.Conv2d(channels, num_classes, kernel_size=1)
-        self.loss_cls = MODELS.build(loss_cls)
+        self.projs = nn.ModuleDict({name: self._projection() for name in branches})
 
-    def forward(self, feats: Tensor, view: str = 'exo') -> Tuple[Tensor, Tensor]:
-        """Compute class activation maps.
+    def _projection(self) -> nn.Sequential:
+        layer = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        return nn.Sequential(
+            ConvModule(self.in_channels, self.channels, 3, padding=1, **layer),
+            ConvModule(self.channels, self.channels, 3, padding=1, **layer))
 
-        Args:
-            feats (Tensor): Backbone features (N, in_channels, h, w).
-            view (str): 'exo' or 'ego'; selects the projection when
-                ``shared=False`` and is ignored otherwise.
-
-        Returns:
-            tuple[Tensor, Tensor]: CAMs (N, C, h, w) and the embedding
-            (N, channels, h, w) they are computed from.
-        """
-        if view not in VIEWS:
-            raise ValueError(
-                f"SharedCAMHead: view must be 'exo' or 'ego', got {view!r}.")
+    def select_inputs(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
+        """The head's input tensor (N, in_channels, h, w) from backbone outputs (``in_index`` and
+        ``input_transform`` applied); a single tensor passes through."""
+        if isinstance(inputs, Tensor):
+            feats = inputs
+        else:
+            feats = self._transform_inputs(as_feature_list(inputs))
         if feats.dim() != 4 or feats.shape[1] != self.in_channels:
             raise ValueError(
-                f'SharedCAMHead: expected feats (N, {self.in_channels}, h, w), '
-                f'got {tuple(feats.shape)}; set in_channels to the backbone '
-                'output channels.')
-        proj = self.projs['shared' if self.shared else view]
-        embed = proj(self.token_mlp(feats))
-        return self.conv_cls(embed), embed
+                f'SharedCAMHead: expected features (N, {self.in_channels}, h, w), got '
+                f'{tuple(feats.shape)}; set in_channels (and in_index / input_transform) to match the '
+                'backbone outputs.')
+        return feats
 
-    def forward_views(self, exo_feats: Tensor, ego_feats: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward_embed(self, inputs: Union[Tensor, Sequence[Tensor]], view: str = 'ego'
+                      ) -> Tuple[Tensor, Tensor]:
+        """CAMs (N, C, h, w) and the embedding (N, channels, h, w) they come from, for one view.
+
+        ``view`` selects the projection when ``shared=False`` and is ignored otherwise.
+        """
+        if view not in VIEWS:
+            raise ValueError(f"SharedCAMHead: view must be 'exo' or 'ego', got {view!r}.")
+        proj = self.projs['shared' if self.shared else view]
+        embed = proj(self.token_mlp(self.select_inputs(inputs)))
+        return self.cls_seg(embed), embed
+
+    def forward(self, inputs: Union[Tensor, Sequence[Tensor]], view: str = 'ego') -> Tensor:
+        """CAMs (N, C, h, w) of one view (the egocentric one at test time)."""
+        return self.forward_embed(inputs, view)[0]
+
+    def forward_views(self, exo_inputs: Union[Tensor, Sequence[Tensor]],
+                      ego_inputs: Union[Tensor, Sequence[Tensor]]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """CAMs and embeddings of both views in one training step.
 
         With ``shared=True`` the projection runs **once** on the exo and ego features together, so its
         BatchNorm layers normalise both views with the statistics of the joint batch, and their running
-        statistics estimate exactly those statistics. Running it once per view (as two calls of
-        :meth:`forward` would) normalises each view with its own batch statistics in training, while the
-        running statistics become a blend of the two that no test-time input matches. One BN for both
-        views is the literal reading of "one set of parameters" for the shared CAM, and one pass is
-        cheaper. With ``shared=False`` each view goes through its own projection (and its own BN).
-
-        Args:
-            exo_feats (Tensor): Exo features (B*V, in_channels, h, w).
-            ego_feats (Tensor): Ego features (B, in_channels, h, w).
+        statistics estimate exactly those statistics. Running it once per view would normalise each
+        view with its own batch statistics in training, while the running statistics became a blend
+        of the two that no test-time input matches. One BN for both views is the literal reading of
+        "one set of parameters" for the shared CAM, and one pass is cheaper. With ``shared=False`` each
+        view goes through its own projection (and its own BN).
 
         Returns:
             tuple[Tensor, Tensor, Tensor, Tensor]: exo CAMs, exo embedding, ego CAMs, ego embedding.
         """
+        exo, ego = self.select_inputs(exo_inputs), self.select_inputs(ego_inputs)
         if not self.shared:
-            return (*self(exo_feats, view='exo'), *self(ego_feats, view='ego'))
-        cams, embed = self(torch.cat([exo_feats, ego_feats]), view='exo')
-        num_exo = exo_feats.shape[0]
+            return (*self.forward_embed(exo, 'exo'), *self.forward_embed(ego, 'ego'))
+        cams, embed = self.forward_embed(torch.cat([exo, ego]), 'exo')
+        num_exo = exo.shape[0]
         return cams[:num_exo], embed[:num_exo], cams[num_exo:], embed[num_exo:]
 
     @staticmethod
@@ -160,37 +160,35 @@ class SharedCAMHead(BaseModule):
         """Image-level logits (N, C) by global average pooling of CAMs."""
         return cams.mean(dim=(2, 3))
 
-    def loss(self, exo_logits: Tensor, ego_logits: Optional[Tensor],
-             labels: Tensor) -> Dict[str, Tensor]:
-        """Image-level classification losses.
+    def loss_by_feat(self, exo_logits: Tensor, ego_logits: Optional[Tensor],
+                     labels: Tensor) -> Dict[str, Tensor]:
+        """Image-level classification losses of the views in ``cls_views``.
 
         Args:
-            exo_logits (Tensor): (B*V, C), exo views laid out as (B, V)
-                flattened, i.e. the V views of sample 0 first.
-            ego_logits (Tensor, optional): (B, C); may be None when 'ego' is
-                not in ``cls_views``.
+            exo_logits (Tensor): (B*V, C), exo views laid out as (B, V) flattened, i.e. the V views of
+                sample 0 first.
+            ego_logits (Tensor, optional): (B, C); may be None when 'ego' is not in ``cls_views``.
             labels (Tensor): Affordance labels (B,).
 
         Returns:
-            dict[str, Tensor]: ``loss_cls_exo`` and/or ``loss_cls_ego``
-            according to ``cls_views``.
+            dict[str, Tensor]: ``<loss_name>_exo`` and/or ``<loss_name>_ego`` per loss of
+            ``loss_decode`` (default ``loss_cls_exo``, ``loss_cls_ego``).
         """
         num = labels.shape[0]
         if labels.dim() != 1 or num == 0 or exo_logits.shape[0] % num:
-            raise ValueError(
-                f'SharedCAMHead.loss: exo_logits {tuple(exo_logits.shape)} '
-                f'must be (B*V, C) for labels (B,) = {tuple(labels.shape)}.')
-        num_views = exo_logits.shape[0] // num
-        losses = dict()
+            raise ValueError(f'SharedCAMHead.loss_by_feat: exo_logits {tuple(exo_logits.shape)} must be '
+                             f'(B*V, C) for labels (B,) = {tuple(labels.shape)}.')
+        inputs = dict()
         if 'exo' in self.cls_views:
-            losses['loss_cls_exo'] = self.loss_cls(
-                exo_logits, labels.repeat_interleave(num_views))
+            inputs['exo'] = (exo_logits, labels.repeat_interleave(exo_logits.shape[0] // num))
         if 'ego' in self.cls_views:
             if ego_logits is None or ego_logits.shape[0] != num:
                 raise ValueError(
-                    'SharedCAMHead.loss: ego_logits (B, C) is required when '
-                    f"'ego' is in cls_views; got "
-                    f'{None if ego_logits is None else tuple(ego_logits.shape)}'
-                    f' for B={num}.')
-            losses['loss_cls_ego'] = self.loss_cls(ego_logits, labels)
+                    "SharedCAMHead.loss_by_feat: ego_logits (B, C) is required when 'ego' is in "
+                    f'cls_views; got {None if ego_logits is None else tuple(ego_logits.shape)} for B={num}.')
+            inputs['ego'] = (ego_logits, labels)
+        losses = dict()
+        for view, (logits, target) in inputs.items():
+            for name, value in losses_by_name(self.loss_decode, logits, target).items():
+                losses[f'{name}_{view}'] = value
         return losses

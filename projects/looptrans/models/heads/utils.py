@@ -1,7 +1,12 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Helpers shared by the LoopTrans heads: class-map selection and masked pooling."""
+from typing import Dict, List, Sequence, Union
+
 import torch
+import torch.nn as nn
 from torch import Tensor
+
+from mmseg.registry import MODELS
 
 
 def masked_average_pool(feats: Tensor, weights: Tensor, eps: float = 1e-6) -> Tensor:
@@ -56,3 +61,37 @@ def select_class_maps(maps: Tensor, labels: Tensor) -> Tensor:
             'labels per view (labels.repeat_interleave(V)) for exo maps.')
     index = labels.long().view(-1, 1, 1, 1).expand(-1, 1, *maps.shape[2:])
     return maps.gather(1, index).squeeze(1)
+
+
+def as_feature_list(inputs: Union[Tensor, Sequence[Tensor]]) -> List[Tensor]:
+    """Backbone outputs as the list of feature levels mmseg heads index with ``in_index``."""
+    if isinstance(inputs, Tensor):
+        return [inputs]
+    return list(inputs)
+
+
+def losses_by_name(loss_decode: nn.Module, *args, **kwargs) -> Dict[str, Tensor]:
+    """Evaluate a head's ``loss_decode`` (one loss or a ``ModuleList``) and key each result by its
+    ``loss_name``, summing losses that share a name (mmseg's ``BaseDecodeHead.loss_by_feat`` rule)."""
+    modules = loss_decode if isinstance(loss_decode, nn.ModuleList) else [loss_decode]
+    losses: Dict[str, Tensor] = {}
+    for module in modules:
+        value = module(*args, **kwargs)
+        losses[module.loss_name] = losses[module.loss_name] + value if module.loss_name in losses else value
+    return losses
+
+
+def build_losses(cfg: Union[dict, Sequence[dict]]) -> nn.Module:
+    """Build a head's ``loss_decode`` from config: one loss for a dict, a ``ModuleList`` for a sequence
+    (mmseg's ``BaseDecodeHead`` rule)."""
+    if isinstance(cfg, dict):
+        return MODELS.build(cfg)
+    if isinstance(cfg, (list, tuple)):
+        return nn.ModuleList(MODELS.build(item) for item in cfg)
+    raise TypeError(f'loss_decode must be a dict or a sequence of dicts, got {type(cfg).__name__}.')
+
+
+def loss_names(loss_decode: nn.Module) -> List[str]:
+    """The distinct ``loss_name`` of a head's ``loss_decode``, in order."""
+    modules = loss_decode if isinstance(loss_decode, nn.ModuleList) else [loss_decode]
+    return list(dict.fromkeys(module.loss_name for module in modules))

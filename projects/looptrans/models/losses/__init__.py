@@ -1,11 +1,8 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
-"""Losses of LoopTrans (registered in ``mmseg.registry.MODELS``)."""
+"""Losses of LoopTrans (registered in ``mmseg.registry.MODELS``); the pixel head's dice is mmseg's own
+``DiceLoss``."""
 from .correlation_loss import AffordanceCorrelationLoss
-from .dice_loss import SoftDiceLoss
 from .distillation_loss import DenoisingDistillationLoss
-from .utils import weighted_sample_mean
+from .mse_loss import MapMSELoss
 
-__all__ = [
-    'AffordanceCorrelationLoss', 'DenoisingDistillationLoss', 'SoftDiceLoss',
-    'weighted_sample_mean'
-]
+__all__ = ['AffordanceCorrelationLoss', 'DenoisingDistillationLoss', 'MapMSELoss']

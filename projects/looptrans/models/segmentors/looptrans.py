@@ -15,6 +15,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
 from ..heads import masked_average_pool, select_class_maps
+from ..heads.utils import as_feature_list, loss_names
 
 #: What ``model.test_cfg.heatmap`` may name (see :meth:`LoopTrans.decode_heatmaps`).
 HEATMAP_SOURCES = ('pixel', 'pixel_logits', 'cam', 'fusion')
@@ -82,7 +83,6 @@ class LoopTrans(BaseSegmentor):
             contextualised per-frame features of the same shape before the shared CAM head.
         feature_key: which DINO output feeds the heads when the backbone is a DINO ViT: ``'keys'`` (the
             last block's attention keys, as LOCATE) or ``'feats'`` (the final normed tokens).
-        in_index: which backbone output feeds the heads for multi-scale backbones.
         train_cfg: ``dict(pixel_supervision=True)``; the :class:`PseudoMaskHook` switches pixel supervision
             on after its warm-up.
         test_cfg: ``dict(heatmap=<one of HEATMAP_SOURCES>, return_all=False)``.
@@ -100,7 +100,6 @@ class LoopTrans(BaseSegmentor):
                  neck: OptConfigType = None,
                  temporal: OptConfigType = None,
                  feature_key: str = 'keys',
-                 in_index: int = -1,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
@@ -123,7 +122,6 @@ class LoopTrans(BaseSegmentor):
         if feature_key not in ('keys', 'feats'):
             raise ValueError(f"feature_key must be 'keys' or 'feats', got {feature_key!r}")
         self.feature_key = feature_key
-        self.in_index = in_index
         self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
         _check_cfg_keys('train_cfg', self.train_cfg, TRAIN_CFG_KEYS)
@@ -141,13 +139,14 @@ class LoopTrans(BaseSegmentor):
         """True when the backbone itself is the DINO ViT that gives part-discovery descriptors."""
         return self.descriptor is None
 
-    def extract_feat(self, inputs: Tensor) -> Tensor:
-        """Head features (N, C, h, w) of a batch of images (N, 3, H, W)."""
+    def extract_feat(self, inputs: Tensor) -> List[Tensor]:
+        """Backbone (and neck) feature levels of a batch of images (N, 3, H, W), as mmseg segmentors
+        return them; each head selects its input with its own ``in_index`` / ``input_transform``."""
         return self._encode(inputs)[0]
 
-    def _encode(self, images: Tensor, num_desc: int = 0) -> Tuple[Tensor, Optional[Dict[str, Tensor]]]:
-        """Encode ``images``; also return the part-discovery descriptors of the first ``num_desc`` images:
-        ``keys`` (num_desc, h*w, D), ``cls_attn`` (num_desc, heads, h, w), detached.
+    def _encode(self, images: Tensor, num_desc: int = 0) -> Tuple[List[Tensor], Optional[Dict[str, Tensor]]]:
+        """Encode ``images`` into feature levels; also return the part-discovery descriptors of the first
+        ``num_desc`` images: ``keys`` (num_desc, h*w, D), ``cls_attn`` (num_desc, heads, h, w), detached.
 
         With a DINO backbone one pass yields both (the descriptors are the frozen last-block keys).
         """
@@ -157,16 +156,16 @@ class LoopTrans(BaseSegmentor):
             keys = out['keys']  # (N, h*w, D)
             grid = tuple(out['feats'].shape[-2:])
             if self.feature_key == 'keys':
-                feats = keys.transpose(1, 2).reshape(keys.shape[0], -1, *grid)
+                feats = [keys.transpose(1, 2).reshape(keys.shape[0], -1, *grid)]
             else:
-                feats = out['feats']
+                feats = [out['feats']]
             if num_desc:
                 desc = dict(keys=keys[:num_desc].detach(), cls_attn=out['cls_attn'][:num_desc].detach())
         else:
             outs = self.backbone(images)
             if self.with_neck:
                 outs = self.neck(outs)
-            feats = outs[self.in_index] if isinstance(outs, (list, tuple)) else outs
+            feats = as_feature_list(outs)
             if num_desc:
                 with torch.no_grad():
                     out = self.descriptor.forward_descriptors(images[:num_desc])
@@ -194,28 +193,29 @@ class LoopTrans(BaseSegmentor):
         labels = self._labels(data_samples, inputs.device)
 
         feats, desc_ego = self._encode(torch.cat([ego, exo.flatten(0, 1)]), num_desc=B)
-        feat_ego, feat_exo = feats[:B], feats[B:]
+        feats_ego, feats_exo = [f[:B] for f in feats], [f[B:] for f in feats]
+        feat_exo = self.cam_head.select_inputs(feats_exo)
         if self.temporal is not None:
             feat_exo = self.temporal(feat_exo.unflatten(0, (B, V))).flatten(0, 1)
 
-        cams_exo, emb_exo, cams_ego, emb_ego = self.cam_head.forward_views(feat_exo, feat_ego)
+        cams_exo, emb_exo, cams_ego, emb_ego = self.cam_head.forward_views(feat_exo, feats_ego)
         logits_exo = self.cam_head.logits(cams_exo)
         logits_ego = self.cam_head.logits(cams_ego)
-        losses = self.cam_head.loss(logits_exo, logits_ego, labels)
+        losses = self.cam_head.loss_by_feat(logits_exo, logits_ego, labels)
 
         cam_ego = select_class_maps(cams_ego, labels)  # (B, h, w)
         teacher = _minmax(cam_ego.detach())  # clean ego localisation, refined below by the pixel head
         if self.pixel_head is not None:
-            pixel_logits = self.pixel_head(feat_ego)
+            pixel_logits = self.pixel_head(feats_ego)
             if self.pixel_supervision:
                 parts = self._pseudo_masks(desc_ego, cam_ego.detach())
-                losses.update(self.pixel_head.loss(pixel_logits, labels, parts['pseudo_mask'],
-                                                   parts['valid']))
+                losses.update(self.pixel_head.loss_by_feat(pixel_logits, labels, parts['pseudo_mask'],
+                                                           parts['valid']))
                 losses.update(self._pseudo_mask_stats(parts))
                 teacher = select_class_maps(pixel_logits, labels).detach().sigmoid()
             else:
                 zero = pixel_logits.sum() * 0  # keeps the head in the graph for DDP
-                losses.update(loss_pixel_dice=zero, loss_pixel_mse=zero.clone())
+                losses.update({name: zero.clone() for name in loss_names(self.pixel_head.loss_decode)})
 
         if self.noise_head is not None:
             teacher = F.interpolate(teacher[:, None], size=emb_ego.shape[-2:], mode='bilinear',
@@ -224,10 +224,10 @@ class LoopTrans(BaseSegmentor):
             noise_maps = self.noise_head(emb_exo)
             exo_labels = labels.repeat_interleave(V)
             exo_cam = select_class_maps(cams_exo, exo_labels)
-            losses.update(self.noise_head.loss(emb_exo, exo_cam, noise_maps, f_pixel))
+            losses.update(self.noise_head.loss_by_feat(noise_maps, emb_exo, exo_cam, f_pixel))
 
         if self.corr_loss is not None:
-            losses['loss_corr'] = self.corr_loss(logits_exo.view(B, V, -1), logits_ego)
+            losses[self.corr_loss.loss_name] = self.corr_loss(logits_exo.view(B, V, -1), logits_ego)
         return losses
 
     def _pseudo_masks(self, desc_ego: Dict[str, Tensor], cam_ego: Tensor) -> Dict[str, Tensor]:
@@ -249,9 +249,10 @@ class LoopTrans(BaseSegmentor):
             pm_iou=parts['ious'].max(dim=1).values.mean())
 
     # ------------------------------------------------------------------ inference
-    def decode_heatmaps(self, feats: Tensor, size: Tuple[int, int],
+    def decode_heatmaps(self, feats: List[Tensor], size: Tuple[int, int],
                         sources: Sequence[str]) -> Dict[str, Tensor]:
-        """Heatmaps of every affordance from ego features, (B, C, H, W) at ``size``, one per source.
+        """Heatmaps of every affordance from the ego feature levels, (B, C, H, W) at ``size``, one per
+        source.
 
         Sources (``test_cfg.heatmap``): ``'pixel'`` the pixel head's probabilities (sigmoid),
         ``'pixel_logits'`` its logits, ``'cam'`` the raw ego CAMs, ``'fusion'`` the pixel probabilities
@@ -266,7 +267,7 @@ class LoopTrans(BaseSegmentor):
             out['pixel_logits'] = logits
             out['pixel'] = logits.sigmoid()
         if any(src in ('cam', 'fusion') for src in sources):
-            out['cam'] = self._resize(self.cam_head(feats, view='ego')[0], size)
+            out['cam'] = self._resize(self.cam_head(feats, view='ego'), size)
         if 'fusion' in sources:
             cam = out['cam']
             out['fusion'] = out['pixel'] * _minmax(cam.flatten(0, 1)).view_as(cam)
@@ -296,9 +297,11 @@ class LoopTrans(BaseSegmentor):
         self._check_heatmap_source(source)
         return source
 
-    def heatmaps(self, inputs: Tensor) -> Tensor:
-        """Heatmap scores of every affordance, (B, C, H, W) at the input size, per ``test_cfg.heatmap``."""
-        return self.encode_decode(inputs, [])
+    def inference(self, inputs: Tensor, batch_img_metas: Optional[List[dict]] = None) -> Tensor:
+        """Heatmap scores of every affordance, (B, C, H, W) at the input size, per ``test_cfg.heatmap``
+        (the role of mmseg's ``EncoderDecoder.inference``; egocentric images (B, 3, H, W) or packed
+        views (B, V, 3, H, W), of which view 0 is used)."""
+        return self.encode_decode(inputs, batch_img_metas or [])
 
     def predict(self, inputs: Tensor, data_samples: Optional[SampleList] = None) -> SampleList:
         """Write ``pred_heatmap`` (1, H, W) for each sample's affordance (its ``gt_label``), and
@@ -307,7 +310,7 @@ class LoopTrans(BaseSegmentor):
         Without data samples (as mmseg's ``EncoderDecoder.predict``), new ones are made and carry the
         heatmaps of every affordance in ``pred_heatmaps`` (there is no asked affordance then).
         """
-        maps = self.heatmaps(inputs)
+        maps = self.inference(inputs)
         if data_samples is None:
             return [SegDataSample(pred_heatmaps=PixelData(data=m), metainfo=dict(img_shape=tuple(m.shape[-2:])))
                     for m in maps]
