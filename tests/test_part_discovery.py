@@ -265,3 +265,75 @@ def test_exclude_background_skips_the_border_part():
     torch.testing.assert_close(border['ious'], plain['ious'])  # reported IoUs unchanged
     with pytest.raises(ValueError, match='exclude_background'):
         PartDiscovery(exclude_background='background')
+
+
+# --------------------------------------------------------------------------
+# num_parts='auto': K per image by the cosine silhouette
+# --------------------------------------------------------------------------
+def _silhouette_reference(x, labels):
+    """Rousseeuw's silhouette with the cosine distance, one point at a time (x: (N, D) unit rows)."""
+    n = x.shape[0]
+    dist = [[max(0.0, 1 - float(x[i] @ x[j])) for j in range(n)] for i in range(n)]
+    clusters = sorted(set(labels))
+    total = 0.0
+    for i in range(n):
+        own = [j for j in range(n) if labels[j] == labels[i] and j != i]
+        if not own or len(clusters) < 2:
+            continue  # s(i) = 0
+        a = sum(dist[i][j] for j in own) / len(own)
+        b = min(sum(dist[i][j] for j in range(n) if labels[j] == c) / labels.count(c)
+                for c in clusters if c != labels[i])
+        total += (b - a) / max(a, b)
+    return total / n
+
+
+def test_cosine_silhouette_matches_a_per_point_reference():
+    from looptrans.models.part_discovery import cosine_silhouette
+    gen = torch.Generator().manual_seed(0)
+    x = F.normalize(torch.randn(2, 40, 8, generator=gen), dim=-1)
+    assign = torch.randint(0, 4, (2, 3, 40), generator=gen)
+    assign[0, 1] = torch.randint(0, 2, (40, ), generator=gen)  # slots 2..5 empty
+    assign[1, 2, 0] = 5  # a singleton cluster
+    ours = cosine_silhouette(x, assign, num_parts=6)
+    for b in range(2):
+        for c in range(3):
+            ref = _silhouette_reference(x[b], assign[b, c].tolist())
+            assert ours[b, c].item() == pytest.approx(ref, abs=1e-5)
+
+
+def _clusters(num_clusters, n=120, dim=16, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    centres = F.normalize(torch.randn(num_clusters, dim, generator=gen), dim=-1)
+    labels = torch.arange(n) % num_clusters
+    return centres[labels] + 0.05 * torch.randn(n, dim, generator=gen), labels
+
+
+def test_auto_k_is_chosen_per_image():
+    from looptrans.models.part_discovery import PartDiscovery
+    images = [_clusters(k, seed=k) for k in (2, 3, 5)]
+    desc = torch.stack([d for d, _ in images])
+    cam = torch.rand(3, 10, 12, generator=torch.Generator().manual_seed(1))
+    out = PartDiscovery(num_parts='auto', k_range=(2, 6))(desc, cam)
+    assert out['num_parts'].tolist() == [2, 3, 5]
+    assert out['ious'].shape == (3, 6)
+    for b, (_, labels) in enumerate(images):
+        # the chosen partition recovers the true clusters (up to renaming)
+        assign = out['assign'][b]
+        assert len(set(zip(assign.tolist(), labels.tolist()))) == out['num_parts'][b].item()
+        assert out['ious'][b, out['num_parts'][b]:].eq(0).all()  # unused slots are empty
+
+
+def test_auto_with_a_single_candidate_equals_fixed_k():
+    from looptrans.models.part_discovery import PartDiscovery
+    gen = torch.Generator().manual_seed(2)
+    desc, cam = torch.randn(4, 64, 8, generator=gen), torch.rand(4, 8, 8, generator=gen)
+    fixed = PartDiscovery(num_parts=4)(desc, cam)
+    auto = PartDiscovery(num_parts='auto', k_range=(4, 4))(desc, cam)
+    for key in ('pseudo_mask', 'valid', 'ious', 'assign', 'part'):
+        assert torch.equal(fixed[key], auto[key]), key
+    assert auto['num_parts'].tolist() == [4] * 4
+    for bad in ((1, 4), (5, 3)):
+        with pytest.raises(ValueError, match='k_range'):
+            PartDiscovery(num_parts='auto', k_range=bad)
+    with pytest.raises(ValueError, match="'auto'"):
+        PartDiscovery(num_parts='many')

@@ -9,7 +9,7 @@ with scikit-learn; here the whole batch is clustered at once on the
 descriptors' device with batched matrix products, no per-sample Python loop
 and no host-device round trip.
 """
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -72,7 +72,7 @@ def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
     return rows[:, 0] if single else rows
 
 
-def cosine_kmeans(x: Tensor, init_index: Tensor, num_iters: int):
+def cosine_kmeans(x: Tensor, init_index: Tensor, num_iters: int, active: Optional[Tensor] = None):
     """Batched spherical (cosine) K-means with fixed Lloyd iterations.
 
     Each step assigns every descriptor to the centre of highest cosine
@@ -84,6 +84,9 @@ def cosine_kmeans(x: Tensor, init_index: Tensor, num_iters: int):
         x (Tensor): L2-normalised descriptors (B, N, D).
         init_index (Tensor): Indices of the initial centres (B, K).
         num_iters (int): Number of update steps.
+        active (Tensor, optional): (B, K) bool, the centres each row may use (at least the first);
+            inactive centres never receive a descriptor. This runs several K at once: one row per
+            candidate K, all with K_max centres of which the first K are active.
 
     Returns:
         tuple[Tensor, Tensor]: Final centres (B, K, D) and the assignment
@@ -91,15 +94,52 @@ def cosine_kmeans(x: Tensor, init_index: Tensor, num_iters: int):
     """
     centres = _gather_rows(x, init_index)
     num_parts = centres.shape[1]
+    block = None if active is None else (~active.bool())[:, None, :]  # (B, 1, K)
+
+    def nearest(c: Tensor) -> Tensor:
+        sim = torch.bmm(x, c.transpose(1, 2))
+        if block is not None:
+            sim = sim.masked_fill(block, float('-inf'))
+        return sim.argmax(dim=2)
+
     for _ in range(num_iters):
-        assign = torch.bmm(x, centres.transpose(1, 2)).argmax(dim=2)
-        one_hot = F.one_hot(assign, num_parts).to(x.dtype)  # (B, N, K)
+        one_hot = F.one_hot(nearest(centres), num_parts).to(x.dtype)  # (B, N, K)
         sums = torch.bmm(one_hot.transpose(1, 2), x)  # (B, K, D)
         counts = one_hot.sum(dim=1)  # (B, K)
         centres = torch.where(counts[..., None] > 0,
                               F.normalize(sums, dim=-1), centres)
-    assign = torch.bmm(x, centres.transpose(1, 2)).argmax(dim=2)
-    return centres, assign
+    return centres, nearest(centres)
+
+
+def cosine_silhouette(x: Tensor, assign: Tensor, num_parts: int) -> Tensor:
+    """Mean silhouette of partitions under the cosine distance ``1 - x_i . x_j``, batched.
+
+    ``s(i) = (b(i) - a(i)) / max(a(i), b(i))`` with ``a(i)`` the mean distance of ``i`` to the other
+    members of its cluster and ``b(i)`` the smallest mean distance to another non-empty cluster; ``s(i) = 0``
+    for a descriptor alone in its cluster (Rousseeuw, 1987) and when there is no other cluster.
+
+    Args:
+        x (Tensor): L2-normalised descriptors (B, N, D).
+        assign (Tensor): Cluster of every descriptor (B, C, N) for C partitions of the same descriptors
+            (e.g. one per candidate K), values in [0, num_parts).
+        num_parts (int): Number of cluster slots.
+
+    Returns:
+        Tensor: (B, C) mean silhouette of each partition, in [-1, 1].
+    """
+    dist = (1 - torch.bmm(x, x.transpose(1, 2))).clamp(min=0)  # (B, N, N)
+    one_hot = F.one_hot(assign, num_parts).to(x.dtype)  # (B, C, N, K)
+    to_cluster = torch.einsum('bij,bcjk->bcik', dist, one_hot)  # summed distance of i to each cluster
+    counts = one_hot.sum(dim=2, keepdim=True)  # (B, C, 1, K)
+    own_count = torch.gather(counts.expand_as(one_hot), 3, assign[..., None])[..., 0]  # (B, C, N)
+    own_sum = torch.gather(to_cluster, 3, assign[..., None])[..., 0]
+    a = own_sum / (own_count - 1).clamp(min=1)
+    mean_to = to_cluster / counts.clamp(min=1)
+    other = (counts == 0) | one_hot.bool()
+    b = mean_to.masked_fill(other, float('inf')).min(dim=3).values
+    s = (b - a) / torch.maximum(a, b).clamp(min=1e-12)
+    s = torch.where((own_count > 1) & torch.isfinite(b), s, torch.zeros_like(s))
+    return s.mean(dim=2)
 
 
 def cls_attention_saliency(cls_attn: Tensor, heads: Sequence[int] = (0, 1, 3)) -> Tensor:
@@ -182,7 +222,11 @@ class PartDiscovery(nn.Module):
     ignored by the pixel loss.
 
     Args:
-        num_parts (int): Number of parts K. Default: 4.
+        num_parts (int | str): Number of parts K (>= 2), or ``'auto'``: K is chosen per image from the
+            descriptors alone, as the K in ``k_range`` whose cosine K-means partition has the highest mean
+            silhouette (:func:`cosine_silhouette`). The silhouette scores the very partition the pseudo-mask
+            is taken from and has no bandwidth to tune (an eigengap would need an affinity kernel and
+            scores a spectral embedding we do not cluster). Default: 4.
         num_iters (int): Lloyd iterations. Default: 10.
         min_iou (float): Minimum best IoU of a valid sample. Default: 0.0.
         cam_thr (str | float): 'mean' or a threshold in [0, 1] applied to the
@@ -196,23 +240,35 @@ class PartDiscovery(nn.Module):
             LOCATE's choice for ViT-S/16.
         min_part_score (float): Minimum LOCATE part score of a candidate with ``'saliency'``.
             Default: 0.6 (LOCATE's ``part_iou_thd``).
+        k_range (tuple[int, int]): Candidate K (inclusive) for ``num_parts='auto'``. Default: (2, 6).
     """
 
     def __init__(self,
-                 num_parts: int = 4,
+                 num_parts: Union[int, str] = 4,
                  num_iters: int = 10,
                  min_iou: float = 0.0,
                  cam_thr: Union[str, float] = 'mean',
                  init: str = 'farthest',
                  exclude_background: Optional[str] = None,
                  saliency_heads: Sequence[int] = (0, 1, 3),
-                 min_part_score: float = 0.6) -> None:
+                 min_part_score: float = 0.6,
+                 k_range: Tuple[int, int] = (2, 6)) -> None:
         super().__init__()
         if exclude_background not in (None, 'border', 'saliency'):
             raise ValueError("PartDiscovery: exclude_background must be None, 'border' or 'saliency', "
                              f'got {exclude_background!r}.')
         self.exclude_background = exclude_background
-        if num_parts < 2:
+        self.auto = num_parts == 'auto'
+        if self.auto:
+            k_min, k_max = (int(k) for k in k_range)
+            if k_min < 2 or k_max < k_min:
+                raise ValueError(f'PartDiscovery: k_range must be (k_min, k_max) with 2 <= k_min <= k_max, '
+                                 f'got {tuple(k_range)}.')
+            self.k_range = (k_min, k_max)
+            num_parts = k_max  # cluster slots; each image uses its chosen K of them
+        elif not isinstance(num_parts, int) or isinstance(num_parts, bool):
+            raise ValueError(f"PartDiscovery: num_parts must be an int >= 2 or 'auto', got {num_parts!r}.")
+        elif num_parts < 2:
             raise ValueError(
                 f'PartDiscovery: num_parts must be >= 2, got {num_parts}: with one part the pseudo-mask is '
                 'the whole image, so the pixel head learns nothing about where the affordance is.')
@@ -257,6 +313,25 @@ class PartDiscovery(nn.Module):
             else self.cam_thr
         return norm > thr
 
+    def _auto_kmeans(self, x: Tensor, init_index: Tensor) -> Tuple[Tensor, Tensor]:
+        """K-means for every K of ``k_range`` in one batched run, and per image the K of highest cosine
+        silhouette (ties -> the smaller K). Returns the chosen assignment (B, N) and K (B,).
+
+        The candidate runs are rows of one batch (B * num_K rows of K_max centres, the first K active); the
+        initial centres of K are the first K of the K_max initial centres (farthest-point and random
+        initialisations are both nested), so no per-image or per-K Python loop runs.
+        """
+        num, n_desc = x.shape[:2]
+        k_min, k_max = self.k_range
+        ks = torch.arange(k_min, k_max + 1, device=x.device)
+        active = torch.arange(k_max, device=x.device)[None] < ks[:, None]  # (num_K, K_max)
+        _, assign = cosine_kmeans(x.repeat_interleave(len(ks), dim=0), init_index.repeat_interleave(
+            len(ks), dim=0), self.num_iters, active.repeat(num, 1))
+        assign = assign.view(num, len(ks), n_desc)
+        best = cosine_silhouette(x, assign, k_max).argmax(dim=1)  # first maximum -> smaller K
+        chosen = assign[torch.arange(num, device=x.device), best]
+        return chosen, ks[best]
+
     @torch.no_grad()
     def forward(self,
                 desc: Tensor,
@@ -280,7 +355,9 @@ class PartDiscovery(nn.Module):
                 - ious (B, K) float, IoU of each part with the CAM mask;
                 - assign (B, N) long, part index of every descriptor;
                 - part (B,) long, index of the selected part;
-                - part_score (B, K) float, LOCATE's saliency score of each part (``'saliency'`` only).
+                - part_score (B, K) float, LOCATE's saliency score of each part (``'saliency'`` only);
+                - num_parts (B,) long, the K chosen for each image (``num_parts='auto'`` only; K in the
+                  shapes above is then ``k_range[1]``, and the parts beyond an image's K are empty).
         """
         if desc.dim() != 3 or cam.dim() != 3 or desc.shape[0] != cam.shape[0] \
                 or desc.shape[1] != cam.shape[1] * cam.shape[2]:
@@ -293,14 +370,17 @@ class PartDiscovery(nn.Module):
             init_index = farthest_point_init(x, self.num_parts)
         else:
             init_index = random_init(x, self.num_parts, generator)
-        _, assign = cosine_kmeans(x, init_index, self.num_iters)
+        extra = dict()
+        if self.auto:
+            assign, extra['num_parts'] = self._auto_kmeans(x, init_index)
+        else:
+            _, assign = cosine_kmeans(x, init_index, self.num_iters)
 
         cam_mask = self.binarize_cam(cam).float()  # (B, N)
         parts = F.one_hot(assign, self.num_parts).float()  # (B, N, K)
         inter = torch.einsum('bnk,bn->bk', parts, cam_mask)
         union = parts.sum(dim=1) + cam_mask.sum(dim=1, keepdim=True) - inter
         ious = inter / union.clamp(min=1)
-        extra = dict()
         is_candidate = torch.ones_like(ious, dtype=torch.bool)
         if self.exclude_background == 'border':
             border = self._border_mask(*cam.shape[-2:], device=cam.device)  # (N,)

@@ -243,10 +243,13 @@ class LoopTrans(BaseSegmentor):
     @staticmethod
     def _pseudo_mask_stats(parts: Dict[str, Tensor]) -> Dict[str, Tensor]:
         valid = parts['valid'].float()
-        return dict(
+        stats = dict(
             pm_valid=valid.mean(),
             pm_area=parts['pseudo_mask'].flatten(1).mean(1).mul(valid).sum() / valid.sum().clamp(min=1),
             pm_iou=parts['ious'].max(dim=1).values.mean())
+        if 'num_parts' in parts:  # PartDiscovery(num_parts='auto'): the mean K chosen
+            stats['pm_num_parts'] = parts['num_parts'].float().mean()
+        return stats
 
     # ------------------------------------------------------------------ inference
     def decode_heatmaps(self, feats: List[Tensor], size: Tuple[int, int],
