@@ -14,7 +14,9 @@ has not seen (the Unseen split).
 * egocentric images: the object alone on a plain or lightly textured
   background;
 * GT heatmaps: the Gaussian-blurred mask of the affordance part in the
-  egocentric test image, grayscale PNG scaled to a maximum of 255.
+  egocentric test image, grayscale PNG scaled to a maximum of 255;
+* part masks: the affordance part's own pixels in every egocentric training
+  image (``<split>/part_masks/...``), to measure pseudo-mask quality.
 
 Every object is drawn at a random position, scale and slight rotation. Files
 are byte-identical for a seed: each image has its own generator seeded from
@@ -70,6 +72,11 @@ AFFORDANCE_PARTS: Dict[str, Dict[str, str]] = {
 HIPS_CONTACT = ('ride', 'sit_on')
 
 SYNTHETIC_SEEN_CLASSES: Tuple[str, ...] = tuple(sorted(AFFORDANCE_PARTS))
+#: Where, under ``<out_dir>/<split>/``, the true affordance-part mask (0 / 255 PNG) of every egocentric
+#: training image is written, as ``<affordance>/<object>/<same stem>.png``: the reference that measures
+#: pseudo-mask quality (tools/analysis_tools/eval_pseudo_masks.py). Outside trainset/ and testset/, so
+#: the datasets never read it.
+PART_MASK_DIR = 'part_masks'
 #: Unseen test objects; they never appear in Unseen training.
 SYNTHETIC_UNSEEN_TEST_OBJECTS: Tuple[str, ...] = ('bottle', 'chair', 'scissors')
 #: Affordances that have both a training and a test object in Unseen.
@@ -442,13 +449,14 @@ def render_exocentric(aff: str, obj: str, rng: np.random.Generator,
 
 
 def render_egocentric(aff: str, obj: str, rng: np.random.Generator,
-                      size_range: Tuple[int, int] = (224, 320)
-                      ) -> Tuple[np.ndarray, np.ndarray]:
+                      size_range: Tuple[int, int] = (224, 320),
+                      return_part_mask: bool = False) -> Tuple[np.ndarray, ...]:
     """``obj`` alone on a plain background, and the GT heatmap of ``aff``.
 
     Returns the BGR uint8 image and the uint8 heatmap (0..255, max 255):
     the visible pixels of the affordance part blurred with a Gaussian whose
-    sigma grows with the part's size.
+    sigma grows with the part's size; with ``return_part_mask`` also the
+    uint8 mask (0 / 255) of those visible pixels, the true affordance part.
     """
     h, w = _image_size(rng, size_range)
     part = AFFORDANCE_PARTS[aff][obj]
@@ -463,7 +471,10 @@ def render_egocentric(aff: str, obj: str, rng: np.random.Generator,
     sigma = max(2., 0.15 * float(np.sqrt(mask.sum())))
     heat = cv2.GaussianBlur(mask, (0, 0), sigma)
     heat = np.round(heat / heat.max() * 255.).astype(np.uint8)
-    return add_noise(img, 2., rng), heat
+    img = add_noise(img, 2., rng)
+    if return_part_mask:
+        return img, heat, (mask * 255).astype(np.uint8)
+    return img, heat
 
 
 # --------------------------------------------------------------------------- #
@@ -564,12 +575,15 @@ def generate_synthetic_agd20k(out_dir: str,
                     osp.join(root, 'trainset', 'exocentric', aff, obj,
                              f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg)
             for i in range(num_ego):
-                img, _ = render_egocentric(
+                img, _, part = render_egocentric(
                     aff, obj, make_rng(seed, split, 'ego', aff, obj, index=i),
-                    size_range)
+                    size_range, return_part_mask=True)
                 n_bytes += write_image(
                     osp.join(root, 'trainset', 'egocentric', aff, obj,
                              f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg)
+                n_bytes += write_image(
+                    osp.join(root, PART_MASK_DIR, aff, obj, f'{obj}_{i:06d}.png'),
+                    '.png', part, png)
         for aff, obj in test:
             for i in range(num_test):
                 img, heat = render_egocentric(
@@ -589,6 +603,7 @@ def generate_synthetic_agd20k(out_dir: str,
             classes=classes, train_pairs=train, test_pairs=test,
             train_objects=sorted({o for _, o in train}),
             test_objects=sorted({o for _, o in test}), **counts)
-        summary['num_files'] += sum(counts.values()) + counts['num_test']
+        # + a GT per test image + a part mask per egocentric training image
+        summary['num_files'] += sum(counts.values()) + counts['num_test'] + counts['num_egocentric']
         summary['num_bytes'] += n_bytes
     return summary
