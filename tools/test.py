@@ -5,15 +5,25 @@ Examples::
     python tools/test.py configs/looptrans_agd20k.py work_dirs/looptrans_agd20k/iter_8000.pth
     python tools/test.py CONFIG CKPT --show-dir vis      # heatmap pictures, one per test image
     python tools/test.py CONFIG CKPT --out results.pkl   # dump per-image predictions
+
+The checkpoint is loaded strictly (every weight, every shape: a checkpoint of another number of classes is
+an error, not random class layers) and its class list (``meta.dataset_meta.classes``) must equal the test
+dataset's, names and order; otherwise the run stops before any image is scored, naming both lists. Output
+folders (``--work-dir``, ``--show-dir``, the folder of ``--out``) are checked for writing at start-up.
 """
 import argparse
+import logging
 import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import looptrans  # noqa: F401  (registers modules, enables safe checkpoint loading)
+from looptrans.utils import (BrokenCheckpointError, CheckpointMismatchError, ClassListMismatchError,
+                             UnsafeCheckpointError, check_class_lists, check_top_level_keys, checkpoint_classes,
+                             ensure_writable_dir, load_checkpoint_strictly)
 from looptrans.utils.dist import prepare_cpu_distributed
 
 
@@ -24,7 +34,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='the directory to save the evaluation logs')
     parser.add_argument('--out', help='file to dump the predictions to (pickle, via DumpResults)')
     parser.add_argument('--show', action='store_true', help='show prediction pictures in a window')
-    parser.add_argument('--show-dir', help='write one prediction picture per test image to this directory (relative: under the work dir)')
+    parser.add_argument('--show-dir', help='write one prediction picture per test image to this directory '
+                        '(relative: under the work dir)')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds between shown pictures')
     parser.add_argument(
         '--cfg-options',
@@ -60,14 +71,20 @@ def trigger_visualization_hook(cfg: Config, args: argparse.Namespace) -> Config:
 def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line overrides."""
     cfg = Config.fromfile(args.config)
+    file_keys = list(cfg.keys())
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    check_top_level_keys(cfg, args.cfg_options, file_keys)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    # loaded strictly by load_and_check() (MMEngine's load_from would load non-strictly)
+    cfg.load_from = None
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(str(h.get('type', '')).split('.')[-1] == 'ClassListCheckHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='ClassListCheckHook')]
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.out is not None:
@@ -80,11 +97,48 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def check_outputs(cfg: Config, args: argparse.Namespace) -> None:
+    """Fail now, naming the path, when an output folder cannot be written (not after the whole test set)."""
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'error: checkpoint {args.checkpoint!r} does not exist.')
+    folders = [('--work-dir' if args.work_dir else 'work_dir', cfg.work_dir)]
+    if args.show_dir:
+        show_dir = args.show_dir if osp.isabs(args.show_dir) else osp.join(cfg.work_dir, args.show_dir)
+        folders.append(('--show-dir', show_dir))
+    if args.out:
+        folders.append(('--out', osp.dirname(osp.abspath(args.out))))
+    for what, folder in folders:
+        try:
+            ensure_writable_dir(folder, what)
+        except OSError as err:
+            raise SystemExit(f'error: {err}')
+
+
+def load_and_check(runner: Runner, checkpoint: str) -> None:
+    """Load ``checkpoint`` strictly and compare its class list with the test dataset's (names and order)."""
+    ckpt = load_checkpoint_strictly(runner.model, checkpoint, map_location='cpu', runner=runner)
+    dataset = runner.test_loop.dataloader.dataset  # built here, once; runner.test() reuses the loop
+    dataset_classes = tuple((getattr(dataset, 'metainfo', None) or {}).get('classes') or ())
+    classes = checkpoint_classes(ckpt)
+    if classes is None:
+        print_log(f'{checkpoint!r} records no class list (meta.dataset_meta.classes); the class order of the '
+                  f'test dataset ({list(dataset_classes)}) cannot be checked against it.', logger='current',
+                  level=logging.WARNING)
+    elif dataset_classes:
+        check_class_lists(classes, dataset_classes, checkpoint,
+                          f'the test dataset ({type(dataset).__name__} of this config)')
+
+
 def main() -> None:
     args = parse_args()
     cfg = build_config(args)
+    check_outputs(cfg, args)
     prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    try:
+        load_and_check(runner, args.checkpoint)
+    except (BrokenCheckpointError, CheckpointMismatchError, ClassListMismatchError, UnsafeCheckpointError) as err:
+        raise SystemExit(f'error: {err}')
     runner.test()
 
 

@@ -6,11 +6,19 @@ Examples::
     python tools/train.py configs/looptrans_agd20k.py --amp --work-dir work_dirs/run1
     python tools/train.py configs/looptrans_agd20k.py --resume          # latest checkpoint in work_dir
     torchrun --nproc_per_node=8 tools/train.py CONFIG --launcher pytorch  # or tools/dist_train.sh
+
+Before the first iteration it checks what would otherwise fail late or silently: typos in top-level config
+keys (a warning naming the closest known key), a work dir that cannot be written, a ``--resume`` target that
+is gone (falls back to the newest checkpoint) or a run that is already finished (says so and exits 0),
+temporary files of interrupted checkpoint saves (removed), and heads whose ``num_classes`` differs from the
+training dataset's (``ClassListCheckHook``).
 """
 import argparse
 import logging
 import os
 import os.path as osp
+import pickle
+import sys
 
 import torch
 from mmengine.config import Config, DictAction
@@ -18,6 +26,8 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import looptrans  # noqa: F401  (registers modules, enables safe checkpoint loading)
+from looptrans.utils import (ClassListMismatchError, check_top_level_keys, ensure_writable_dir,
+                             find_resume_checkpoint, finished_message, remove_stale_temp_files, safe_torch_load)
 from looptrans.utils.dist import prepare_cpu_distributed
 
 
@@ -51,12 +61,22 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def add_class_check_hook(cfg: Config) -> None:
+    """Append ``ClassListCheckHook`` to ``custom_hooks`` unless the config has it."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(str(h.get('type', '')).split('.')[-1] == 'ClassListCheckHook' for h in hooks):
+        hooks.append(dict(type='ClassListCheckHook'))
+    cfg.custom_hooks = hooks
+
+
 def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line overrides."""
     cfg = Config.fromfile(args.config)
+    file_keys = list(cfg.keys())
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    check_top_level_keys(cfg, args.cfg_options, file_keys)
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -85,17 +105,63 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise SystemExit(f'error: --resume {args.resume!r}: no such checkpoint file.')
         cfg.resume = True
         cfg.load_from = args.resume
+    add_class_check_hook(cfg)
     return cfg
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get('RANK', '0')) == 0
+
+
+def prepare_work_dir(cfg: Config, args: argparse.Namespace) -> None:
+    """Start-up checks of the work dir: writable, stale temp files removed, the resume target resolved.
+
+    Raises SystemExit with the reason for an unwritable work dir, and with status 0 when the checkpoint to
+    resume from has already reached the end of the schedule.
+    """
+    try:
+        ensure_writable_dir(cfg.work_dir, '--work-dir' if args.work_dir else 'work_dir')
+    except OSError as err:
+        raise SystemExit(f'error: {err}')
+    if _is_main_process():
+        for path in remove_stale_temp_files(cfg.work_dir):
+            print_log(f'Removed {path!r}: the temporary file of a checkpoint save that was interrupted '
+                      '(killed mid-save); the checkpoint it was for was never written.', logger='current',
+                      level=logging.WARNING)
+    if not cfg.get('resume'):
+        return
+    if cfg.get('load_from') is None:  # --resume without a path: the work dir's latest checkpoint
+        path, warnings = find_resume_checkpoint(cfg.work_dir)
+        for message in warnings:
+            print_log(message, logger='current', level=logging.WARNING)
+        if path is None:
+            cfg.resume = False
+            return
+        cfg.load_from = path
+    try:
+        meta = (safe_torch_load(cfg.load_from, map_location='cpu') or {}).get('meta') or {}
+    except (RuntimeError, pickle.UnpicklingError) as err:  # broken or unsafe checkpoint, named in err
+        raise SystemExit(f'error: --resume: {err}')
+    message = finished_message(meta, cfg.get('train_cfg'), cfg.load_from)
+    if message is not None:
+        print_log(message, logger='current', level=logging.WARNING)
+        sys.exit(0)
 
 
 def main() -> None:
     args = parse_args()
     cfg = build_config(args)
+    prepare_work_dir(cfg, args)
     prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except ClassListMismatchError as err:  # raised by ClassListCheckHook before the first iteration
+        raise SystemExit(f'error: {err}')
 
 
 if __name__ == '__main__':

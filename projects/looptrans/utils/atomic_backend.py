@@ -7,26 +7,76 @@ pre-empted node) while saving leaves a truncated ``iter_N.pth`` that ``--resume`
 
 Select it for checkpoints with ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')`` (the
 LoopTrans schedules do).
+
+The temporary file gets the permissions ``open()`` / ``torch.save`` would give the target (``0o666`` less the
+process umask), not ``mkstemp``'s private ``0o600``. A run killed by SIGTERM / SIGKILL mid-save cannot remove
+its temporary file (Python's default SIGTERM handling runs no cleanup), so :func:`remove_stale_temp_files`
+deletes such leftovers when the next run starts in the same folder (``tools/train.py`` calls it).
 """
 from __future__ import annotations
 
 import os
 import os.path as osp
+import re
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import List, Union
 
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.utils import mkdir_or_exist
 
+#: name of the temporary file of ``<name>``: ``.<name>.<8 random characters>.tmp`` (``tempfile.mkstemp``).
+TEMP_NAME_RE = re.compile(r'^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.tmp$')
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # the portable way: set and restore
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temp_files(folder: Union[str, Path]) -> List[str]:
+    """Delete the temporary files that interrupted atomic saves left in ``folder``; return their paths.
+
+    Only files named like :func:`atomic_write_bytes`'s temporaries (``.<name>.<8 characters>.tmp``) are
+    removed. Call it when a run starts, before anything saves into ``folder``: a temporary file that exists
+    then belongs to a save that was killed (SIGTERM / SIGKILL / power loss) and will never be renamed.
+    """
+    folder = str(folder)
+    if not osp.isdir(folder):
+        return []
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        path = osp.join(folder, name)
+        if TEMP_NAME_RE.match(name) and osp.isfile(path) and not osp.islink(path):
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+    return removed
+
 
 def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
-    """Write ``data`` to ``filepath`` atomically (temp file + fsync + rename in the same folder)."""
+    """Write ``data`` to ``filepath`` atomically (temp file + fsync + rename in the same folder).
+
+    The file ends with the permissions a plain ``open(filepath, 'wb')`` would give it (``0o666`` less the
+    umask), as ``torch.save`` does.
+    """
     filepath = str(filepath)
     folder = osp.dirname(osp.abspath(filepath))
     mkdir_or_exist(folder)
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(filepath)}.', suffix='.tmp', dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()

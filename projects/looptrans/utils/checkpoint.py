@@ -11,6 +11,8 @@ This module fixes that *without* falling back to unrestricted pickle:
 * :func:`register_safe_globals` adds them to torch's ``weights_only`` allow-list;
 * :func:`safe_torch_load` always loads with ``weights_only=True`` and turns torch's refusal of anything else
   (a pickle that would run code, or a foreign object) into an error that names the file and the object;
+  a file that is not a checkpoint at all (empty, cut short, an HTML page saved as ``.pth``) is reported as
+  such (:class:`BrokenCheckpointError`), before torch tries to unpickle it;
 * :func:`install` makes MMEngine's loader for local paths, ``http(s)://`` and in-memory buffers use it, and
   makes ``HistoryBuffer`` pickle without references to its statistics functions (MMEngine stores them as
   ``getattr(HistoryBuffer, 'mean')``; ``builtins.getattr`` cannot be allow-listed safely).
@@ -26,8 +28,10 @@ import io
 import logging
 import os.path as osp
 import pickle
+import os
 import re
-from typing import Any, BinaryIO, Callable, List, Optional, Union
+import struct
+from typing import Any, BinaryIO, Callable, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -40,6 +44,79 @@ _NUMPY_DTYPE_NAMES = ('bool_', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """Raised when a checkpoint holds an object outside the allow-list."""
+
+
+class BrokenCheckpointError(RuntimeError):
+    """Raised when a checkpoint file is empty, cut short, corrupt, or not a PyTorch file at all.
+
+    Torch's own errors for these cases are ``EOFError: Ran out of input``, ``Expected hasRecord("version")``
+    or a misleading "unsupported global" (for an HTML page), none of which names the file or says what it
+    is; this error does both.
+    """
+
+
+#: torch's errors for a zip archive or pickle stream that is cut short or corrupt (RuntimeError texts).
+_CORRUPT_RE = re.compile(r'PytorchStreamReader|hasRecord|central directory|zip archive|magic number|'
+                         r'unexpected EOF|corrupt|truncated', re.IGNORECASE)
+#: unpickler errors for a byte stream that ends early or is not a pickle (not a refused object). torch's
+#: "Unsupported operand" is not among them: a code-running pickle can trigger it, so it stays a refusal.
+_PICKLE_BROKEN_RE = re.compile(r'truncated|ran out of input|invalid load key|stack underflow|'
+                               r'could not find MARK|unexpected EOF', re.IGNORECASE)
+_REDOWNLOAD = ('Re-download or re-copy it, or use another checkpoint (an interrupted save leaves such a '
+               'file; the atomic_local checkpoint backend never does).')
+
+
+def _read_head(source: Union[str, BinaryIO], n: int = 512) -> Tuple[bytes, Optional[int]]:
+    """The first ``n`` bytes of a path or a seekable file object, and its size (None if unknown)."""
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, 'rb') as f:
+            return f.read(n), os.fstat(f.fileno()).st_size
+    try:
+        pos = source.tell()
+        head = source.read(n)
+        source.seek(0, io.SEEK_END)
+        size = source.tell() - pos
+        source.seek(pos)
+        return head, size
+    except (AttributeError, OSError, ValueError):
+        return b'', None
+
+
+def _corrupt_message(label: str, size: Optional[int], head: bytes, err: BaseException) -> str:
+    kind = 'zip archive' if head.startswith(b'PK') else 'pickle stream'
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or ['']
+    reason = next((line for line in lines if _PICKLE_BROKEN_RE.search(line) or _CORRUPT_RE.search(line)),
+                  lines[0])
+    return (f'Cannot load checkpoint {label!r} ({size} bytes): the file is a truncated or corrupt {kind}, or was '
+            f'not written by torch.save ({type(err).__name__}: {reason[:200]}). {_REDOWNLOAD}')
+
+
+def describe_non_checkpoint(head: bytes, size: Optional[int]) -> Optional[str]:
+    """Why bytes starting with ``head`` cannot be a PyTorch checkpoint, or None when they might be one.
+
+    A checkpoint written by ``torch.save`` is a zip archive (``PK``, torch >= 1.6) or a pickle stream
+    (``0x80`` + protocol byte, the legacy format and plain pickles). Anything else is named: an empty file,
+    an HTML page (a download that returned an error or login page), a Git LFS pointer, text, or bytes
+    shown in hex.
+    """
+    if size == 0 or (size is None and not head):
+        return 'the file is empty (0 bytes)'
+    if head.startswith(b'PK\x03\x04') or head.startswith(b'PK\x05\x06'):
+        return None
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return None
+    text = head.lstrip(b'\xef\xbb\xbf \t\r\n').lower()
+    if text.startswith((b'<!doctype html', b'<html', b'<head', b'<?xml', b'<body')):
+        what = 'an HTML page (typically a download that returned an error or login page instead of the file)'
+    elif text.startswith(b'version https://git-lfs'):
+        what = 'a Git LFS pointer file (run `git lfs pull` to fetch the real file)'
+    elif text.startswith((b'{', b'[')):
+        what = 'a JSON / text file'
+    elif head and all(32 <= b < 127 or b in (9, 10, 13) for b in head[:64]):
+        what = f'a text file (starts with {head[:40].decode("ascii", "replace")!r})'
+    else:
+        what = f'not a PyTorch file (its first bytes are {head[:8].hex(" ")}, neither a zip archive nor a pickle)'
+    return f'it is {what}, not a PyTorch checkpoint'
 
 
 def _numpy_reconstructors() -> List[Callable]:
@@ -106,11 +183,25 @@ def safe_torch_load(source: Union[str, BinaryIO], map_location: Any = None,
     Raises:
         UnsafeCheckpointError: the file holds an object outside the allow-list (for example a pickle
             that would call ``os.system``); nothing from it is executed.
+        BrokenCheckpointError: the file is empty, cut short, a corrupt archive, or not a PyTorch file
+            (an HTML page, text ...).
     """
     label = name or (source if isinstance(source, str) else '<buffer>')
+    head, size = _read_head(source)
+    problem = describe_non_checkpoint(head, size)
+    if problem is not None:
+        raise BrokenCheckpointError(f'Cannot load checkpoint {label!r} ({size} bytes): {problem}. '
+                                    f'{_REDOWNLOAD}')
     try:
         return torch.load(source, map_location=map_location, weights_only=True)
+    except (EOFError, OSError, ValueError, IndexError, struct.error, RuntimeError) as err:
+        if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)) or (
+                isinstance(err, RuntimeError) and not _CORRUPT_RE.search(str(err))):
+            raise  # not about the bytes (e.g. a CUDA map_location without a GPU)
+        raise BrokenCheckpointError(_corrupt_message(label, size, head, err)) from err
     except pickle.UnpicklingError as err:
+        if _UNSUPPORTED_RE.search(str(err)) is None and _PICKLE_BROKEN_RE.search(str(err)):
+            raise BrokenCheckpointError(_corrupt_message(label, size, head, err)) from err
         match = _UNSUPPORTED_RE.search(str(err))
         culprit = match.group(1) if match else 'an object outside the allow-list'
         if culprit in ('getattr', 'builtins.getattr', '__builtin__.getattr'):

@@ -1,4 +1,5 @@
+from .class_check_hook import ClassListCheckHook
 from .pseudo_mask_hook import PseudoMaskHook
 from .visualization_hook import AffordanceVisualizationHook
 
-__all__ = ['PseudoMaskHook', 'AffordanceVisualizationHook']
+__all__ = ['ClassListCheckHook', 'PseudoMaskHook', 'AffordanceVisualizationHook']

@@ -1,0 +1,94 @@
+"""Typos in top-level config keys: a warning naming the closest known key.
+
+MMEngine's ``Runner.from_cfg`` reads a fixed set of top-level keys (its ``__init__`` arguments and a few
+more) and ignores every other one without a word, so ``--cfg-options trian_cfg.max_iters=2`` trains the full
+schedule. Other top-level keys are legitimate in a config *file*: they are variables of the file or of its
+``_base_`` files (``data_root``, ``num_classes``, ``dataset_type``, ``train_pipeline`` ...) that other
+entries use. Two rules follow:
+
+* a key **given on the command line** that the Runner does not read has no effect, because a config's
+  variables were substituted when the file was read: either it is a typo (``trian_cfg``: not in the config)
+  or an override of a variable (``data_root``) that should target the fields using it;
+* a key **in the config file** whose name is one edit away from a Runner key (``trian_cfg``,
+  ``defualt_hooks``) is almost surely a typo; other unknown keys are the file's own variables.
+
+Both are warnings (:func:`check_top_level_keys`), never errors: a plug-in may read its own top-level keys.
+The lead checks unknown keys inside ``model.train_cfg`` / ``model.test_cfg`` in the segmentor.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import logging
+from typing import Iterable, List, Optional, Set
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+#: Top-level keys read by ``Runner.from_cfg`` / the tools besides ``Runner.__init__``'s arguments.
+EXTRA_RUNTIME_KEYS = frozenset({
+    '_base_', 'custom_imports', 'model_wrapper_cfg', 'compile', 'runner_type', 'launcher', 'work_dir',
+    'load_from', 'resume', 'env_cfg', 'log_processor', 'log_level',
+    'visualizer', 'default_scope', 'randomness', 'experiment_name', 'auto_scale_lr', 'cfg',
+})
+
+#: difflib ratio above which a config-file key is reported as a probable typo of a Runner key.
+TYPO_CUTOFF = 0.8
+
+
+def runner_keys() -> Set[str]:
+    """The top-level keys MMEngine's Runner reads: its ``__init__`` arguments plus :data:`EXTRA_RUNTIME_KEYS`."""
+    from mmengine.runner import Runner
+    params = inspect.signature(Runner.__init__).parameters
+    return {name for name in params if name != 'self'} | set(EXTRA_RUNTIME_KEYS)
+
+
+def closest_key(key: str, known: Iterable[str], cutoff: float = 0.6) -> Optional[str]:
+    """The known key most similar to ``key`` (``difflib``), or None below ``cutoff``."""
+    matches = difflib.get_close_matches(key, sorted(known), n=1, cutoff=cutoff)
+    return matches[0] if matches else None
+
+
+def check_top_level_keys(cfg: Config, cli_options: Optional[dict] = None,
+                         file_keys: Optional[Iterable[str]] = None, log: bool = True) -> List[str]:
+    """Warn about top-level keys that are probably typos; return the warnings.
+
+    Args:
+        cfg: the config after ``--cfg-options`` were merged.
+        cli_options: the ``--cfg-options`` dict (``DictAction``), whose first dotted component is a top-level
+            key; None when there were none.
+        file_keys: the top-level keys of the config as read from the file(s), before the command-line
+            overrides (default: those of ``cfg`` less the command-line keys).
+        log: also log each warning (``print_log``, WARNING).
+    """
+    known = runner_keys()
+    cli_top = sorted({str(k).split('.', 1)[0] for k in (cli_options or {})})
+    if file_keys is None:
+        file_keys = [k for k in cfg.keys() if k not in cli_top]
+    file_keys = set(file_keys)
+    warnings: List[str] = []
+    for key in cli_top:
+        if key in known:
+            continue
+        if key in file_keys:
+            warnings.append(
+                f'--cfg-options {key}=...: `{key}` is a variable of the config file, not a key the Runner reads; '
+                'variables are substituted when the file is read, so overriding it here changes nothing. '
+                f'Override the fields that use it instead (e.g. train_dataloader.dataset.{key}=... when it '
+                'is a dataset setting).')
+            continue
+        hint = closest_key(key, known | file_keys)
+        warnings.append(
+            f'--cfg-options {key}...: unknown top-level key `{key}`; the Runner does not read it, so this '
+            'override has no effect.' + (f' Did you mean `{hint}`?' if hint else ''))
+    for key in sorted(file_keys - known):
+        hint = closest_key(key, known, TYPO_CUTOFF)
+        if hint is not None:
+            source = f' in {cfg.filename!r}' if getattr(cfg, 'filename', None) else ''
+            warnings.append(
+                f'top-level key `{key}`{source} is not read by the Runner; did you mean `{hint}`? (As '
+                f'written, `{key}` is ignored.)')
+    if log:
+        for message in warnings:
+            print_log(message, logger='current', level=logging.WARNING)
+    return warnings

@@ -1,0 +1,96 @@
+"""Issue 12, case 5 (top-level part): a typo in a top-level config key gives a warning naming the closest
+known key (``--cfg-options trian_cfg.max_iters=2`` used to train the full schedule without a word).
+
+The model-level part (unknown keys in ``model.train_cfg`` / ``model.test_cfg``) is checked in the segmentor.
+"""
+import argparse
+import glob
+import importlib.util
+import logging
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+
+from conftest import QUICK_CONFIG, REPO
+from looptrans.utils.config_check import check_top_level_keys, runner_keys
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f'{name}_tool_12', osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _args(**kw):
+    base = dict(config=QUICK_CONFIG, work_dir=None, resume=None, amp=False, cfg_options=None, launcher='none')
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_cli_typo_names_the_closest_key():
+    cfg = Config.fromfile(QUICK_CONFIG)
+    keys = list(cfg.keys())
+    options = {'trian_cfg.max_iters': 2}
+    cfg.merge_from_dict(options)
+    (warning, ) = check_top_level_keys(cfg, options, keys, log=False)
+    assert '`trian_cfg`' in warning and 'Did you mean `train_cfg`?' in warning and 'no effect' in warning
+
+
+def test_cli_override_of_a_file_variable_has_no_effect_and_says_so():
+    cfg = Config.fromfile(QUICK_CONFIG)
+    keys = list(cfg.keys())
+    options = {'data_root': '/elsewhere', 'train_cfg.max_iters': 3, 'model.cam_head.channels': 8}
+    cfg.merge_from_dict(options)
+    (warning, ) = check_top_level_keys(cfg, options, keys, log=False)
+    assert '`data_root`' in warning and 'changes nothing' in warning
+    assert 'train_dataloader.dataset.data_root' in warning
+
+
+def test_file_typo_close_to_a_runner_key_is_reported(tmp_path):
+    path = tmp_path / 'typo.py'
+    path.write_text(f"_base_ = ['{QUICK_CONFIG}']\ndefualt_hooks = dict(logger=dict(interval=1))\n"
+                    "my_variable = 3\n")
+    cfg = Config.fromfile(str(path))
+    (warning, ) = check_top_level_keys(cfg, log=False)
+    assert '`defualt_hooks`' in warning and '`default_hooks`' in warning and str(path) in warning
+
+
+@pytest.mark.parametrize('config', sorted(glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)))
+def test_no_warning_for_the_repository_configs(config):
+    if '_base_' in config.split(osp.sep):
+        pytest.skip('a base fragment')
+    assert check_top_level_keys(Config.fromfile(config), log=False) == []
+
+
+def test_runner_keys_cover_the_runner_arguments():
+    keys = runner_keys()
+    assert {'train_cfg', 'default_hooks', 'custom_hooks', 'work_dir', 'load_from', 'model_wrapper_cfg'} <= keys
+
+
+@pytest.fixture
+def warnings_logged():
+    """WARNING messages sent to MMEngine's current logger during the test."""
+    messages = []
+
+    class Handler(logging.Handler):
+
+        def emit(self, record):
+            if record.levelno >= logging.WARNING:
+                messages.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = Handler()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_tools_warn_after_merging_cfg_options(tool, warnings_logged):
+    module = _load(tool)
+    extra = dict(checkpoint='x.pth', out=None, show=False, show_dir=None, wait_time=2) if tool == 'test' else {}
+    module.build_config(_args(cfg_options={'trian_cfg.max_iters': 2}, **extra))
+    assert any('Did you mean `train_cfg`?' in m for m in warnings_logged), warnings_logged
