@@ -87,11 +87,11 @@ def test_infer_tool_matches_direct_predict(trained, tmp_path):
     model = init_model(QUICK_CONFIG, checkpoint, cfg_options={k: int(v) for k, v in options.items()})
     label = list(model.dataset_meta['classes']).index('hold')
     for path in images:
-        stem = osp.splitext(osp.basename(path))[0]
+        base = osp.join(out_dir, osp.splitext(osp.relpath(path, folder))[0])  # <object>/<stem>: kept relative
         image = cv2.imread(path)
-        heat = np.load(osp.join(out_dir, f'{stem}_hold.npy'))
-        png = cv2.imread(osp.join(out_dir, f'{stem}_hold.png'), cv2.IMREAD_GRAYSCALE)
-        overlay = cv2.imread(osp.join(out_dir, f'{stem}_hold_overlay.jpg'))
+        heat = np.load(f'{base}_hold.npy')
+        png = cv2.imread(f'{base}_hold.png', cv2.IMREAD_GRAYSCALE)
+        overlay = cv2.imread(f'{base}_hold_overlay.jpg')
         assert heat.shape == png.shape == image.shape[:2] == overlay.shape[:2]
         # the same image through the model's own predict()
         resized = cv2.resize(image, (224, 224), interpolation=cv2.INTER_LINEAR)

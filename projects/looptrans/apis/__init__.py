@@ -1,6 +1,7 @@
-from .inference import (AffordanceResult, inference_affordance, init_model, resolve_affordances,
+from .inference import (AffordanceResult, inference_affordance, init_model, load_image, resolve_affordances,
                         without_pretrained)
 
 __all__ = [
-    'AffordanceResult', 'inference_affordance', 'init_model', 'resolve_affordances', 'without_pretrained'
+    'AffordanceResult', 'inference_affordance', 'init_model', 'load_image', 'resolve_affordances',
+    'without_pretrained'
 ]

@@ -10,7 +10,7 @@ from mmengine.visualization import Visualizer
 from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 
-from .overlay import overlay_heatmap, side_by_side
+from .overlay import draw_colour_scale, overlay_heatmap, side_by_side
 
 
 def _map_of(data_sample: SegDataSample, key: str) -> Optional[np.ndarray]:
@@ -30,7 +30,9 @@ class AffordanceVisualizer(Visualizer):
 
     ``add_datasample`` builds one picture per sample: the image, the predicted heatmap of the sample's
     affordance over it (``pred_heatmap``), and the ground truth (``gt_heatmap``) when present; each panel is
-    captioned with the affordance name. Heatmaps at network resolution are resized to the image.
+    captioned with the affordance name, and each heatmap panel has a colour scale (max at the top, min at the
+    bottom: every map is min-max normalised on its own). Heatmaps at network resolution are resized to the
+    image.
     """
 
     def __init__(self, name: str = 'visualizer', image: Optional[np.ndarray] = None,
@@ -46,11 +48,11 @@ class AffordanceVisualizer(Visualizer):
         panels, captions = [image], [affordance]
         pred = _map_of(data_sample, 'pred_heatmap') if draw_pred else None
         if pred is not None:
-            panels.append(overlay_heatmap(image, pred, self.alpha))
+            panels.append(draw_colour_scale(overlay_heatmap(image, pred, self.alpha)))
             captions.append(f'pred: {affordance}')
         gt = _map_of(data_sample, 'gt_heatmap') if draw_gt else None
         if gt is not None:
-            panels.append(overlay_heatmap(image, gt, self.alpha))
+            panels.append(draw_colour_scale(overlay_heatmap(image, gt, self.alpha)))
             captions.append('GT')
         return side_by_side(panels, captions)
 

@@ -1,7 +1,7 @@
-"""Heatmap pictures: colour-mapped heatmaps blended over images, with a caption."""
+"""Heatmap pictures: colour-mapped heatmaps blended over images, with a colour scale and a caption."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -37,6 +37,39 @@ def overlay_heatmap(image_rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0
         heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
     coloured = colorize_heatmap(heat, colormap)
     return cv2.addWeighted(image_rgb.astype(np.uint8), 1 - alpha, coloured, alpha, 0)
+
+
+def draw_colour_scale(image_rgb: np.ndarray, colormap: int = cv2.COLORMAP_JET,
+                      labels: Tuple[str, str] = ('max', 'min')) -> np.ndarray:
+    """A copy of the picture with a vertical colour scale along its right edge.
+
+    Every heatmap picture is min-max normalised on its own (:func:`normalize_heatmap`), so the scale runs from
+    the map's maximum (top, ``labels[0]``) to its minimum (bottom, ``labels[1]``): it tells which colour is
+    hot, not an absolute score. The scale is drawn inside the picture (its size does not change); pictures
+    smaller than 24 x 24 pixels are returned unchanged, and the labels are left out below 64 pixels of
+    height.
+    """
+    out = np.ascontiguousarray(image_rgb).copy()
+    h, w = out.shape[:2]
+    if h < 24 or w < 24:
+        return out
+    bar_w = int(np.clip(w // 24, 4, 14))
+    margin = max(2, bar_w // 2)
+    top, bottom = margin + int(0.12 * h), h - margin
+    x1 = w - margin
+    x0 = x1 - bar_w
+    ramp = np.linspace(255, 0, bottom - top).round().astype(np.uint8)[:, None]
+    coloured = cv2.cvtColor(cv2.applyColorMap(ramp, colormap), cv2.COLOR_BGR2RGB)  # (n, 1, 3)
+    out[top:bottom, x0:x1] = coloured
+    cv2.rectangle(out, (x0 - 1, top - 1), (x1, bottom), (255, 255, 255), 1)
+    if h >= 64:
+        scale = float(np.clip(h / 600, 0.3, 0.6))
+        for text, y in ((labels[0], top), (labels[1], bottom)):
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            org = (max(0, x0 - tw - 3), int(np.clip(y + th // 2, th + 1, h - 2)))
+            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
 
 
 def put_caption(image_rgb: np.ndarray, text: str) -> np.ndarray:

@@ -12,6 +12,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
+from ...visualization.overlay import put_caption
+
 
 def _colour_overlay(image_bgr: np.ndarray, mask: np.ndarray, colour: Sequence[int],
                     alpha: float = 0.5) -> np.ndarray:
@@ -34,8 +36,11 @@ class PseudoMaskHook(Hook):
         start_epoch: alternatively, the first (0-based) epoch with pixel supervision (epoch-based loops);
             when both are given, supervision starts once either is reached.
         dump_interval: every how many iterations to write a picture of the batch's pseudo-masks
-            (0 = never). Pictures go to ``<work_dir>/<dump_dir>/iter_<N>.png``: per sample, the ego image
-            with its CAM (red) and its pseudo-mask (green); invalid samples get a grey border.
+            (0 = never). Pictures go to ``<work_dir>/<dump_dir>/iter_<N>.png``: a legend band on top, then
+            one row per sample: the ego image captioned with its affordance / object, its CAM of that
+            affordance (red) and its pseudo-mask (green). A sample without a valid pseudo-mask (its CAM is
+            all zero or constant, so no part can be chosen; its pixel loss is skipped) gets a grey frame and
+            the caption "no pseudo-mask", as the legend says.
         dump_dir: sub-folder of the work dir for the pictures.
         max_samples: at most this many samples per picture.
     """
@@ -79,11 +84,23 @@ class PseudoMaskHook(Hook):
         masks = getattr(model, 'last_pseudo_masks', None)
         if masks is None or data_batch is None or runner.rank != 0:
             return
-        picture = self.render(data_batch['inputs'], masks)
+        picture = self.render(data_batch['inputs'], masks, data_batch.get('data_samples'))
         mmcv.imwrite(picture, osp.join(runner.work_dir, self.dump_dir, f'iter_{runner.iter + 1}.png'))
 
-    def render(self, inputs: Sequence[torch.Tensor], masks: dict) -> np.ndarray:
-        """One picture: per sample, ego image + CAM (red) + pseudo-mask (green), side by side."""
+    LEGEND = ('image (affordance / object) | CAM of the affordance (red) | pseudo-mask (green)',
+              'grey frame: no valid pseudo-mask (CAM all zero / flat); that sample has no pixel loss')
+
+    @staticmethod
+    def _label(sample: Any) -> str:
+        """``affordance / object`` of a data sample (what is known of it)."""
+        meta = getattr(sample, 'metainfo', None) or {}
+        parts = [str(meta[k]) for k in ('affordance', 'object') if meta.get(k) is not None]
+        return ' / '.join(parts)
+
+    def render(self, inputs: Sequence[torch.Tensor], masks: dict,
+               data_samples: Optional[Sequence[Any]] = None) -> np.ndarray:
+        """One picture: a legend band, then per sample its ego image (captioned with affordance / object),
+        CAM (red) and pseudo-mask (green) side by side; invalid samples framed grey."""
         tiles = []
         n = min(len(inputs), masks['pseudo_mask'].shape[0], self.max_samples)
         for i in range(n):
@@ -93,10 +110,28 @@ class PseudoMaskHook(Hook):
             cam = (cam - cam.min()) / (cam.max() - cam.min() + 1e-10)
             mask = cv2.resize(masks['pseudo_mask'][i].float().cpu().numpy(), (w, h),
                               interpolation=cv2.INTER_NEAREST)
-            tile = np.concatenate([image, _colour_overlay(image, cam, (0, 0, 255)),
+            label = self._label(data_samples[i]) if data_samples is not None and i < len(data_samples) else ''
+            valid = bool(masks['valid'][i])
+            if not valid:
+                label = f'{label}: no pseudo-mask' if label else 'no pseudo-mask'
+            captioned = put_caption(image, label) if label else image  # white on dark: any channel order
+            tile = np.concatenate([captioned, _colour_overlay(image, cam, (0, 0, 255)),
                                    _colour_overlay(image, mask, (0, 255, 0))], axis=1)
-            if not bool(masks['valid'][i]):
+            if not valid:
                 tile = cv2.copyMakeBorder(tile[4:-4, 4:-4], 4, 4, 4, 4, cv2.BORDER_CONSTANT,
                                           value=(128, 128, 128))
-            tiles.append(tile)
-        return np.concatenate(tiles, axis=0)
+            tiles.append(np.ascontiguousarray(tile))
+        body = np.concatenate(tiles, axis=0)
+        return np.concatenate([self._legend(body.shape[1]), body], axis=0)
+
+    def _legend(self, width: int) -> np.ndarray:
+        """A dark band with :attr:`LEGEND`, one line each, scaled to fit ``width``."""
+        scale = 0.4
+        sizes = [cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0] for line in self.LEGEND]
+        scale *= min(1.0, (width - 8) / max(w for w, _ in sizes))
+        line_h = max(8, int(round(max(h for _, h in sizes) * scale / 0.4)) + 6)
+        band = np.full((line_h * len(self.LEGEND) + 4, width, 3), 32, np.uint8)
+        for k, line in enumerate(self.LEGEND):
+            cv2.putText(band, line, (4, line_h * (k + 1) - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                        1, cv2.LINE_AA)
+        return band
