@@ -31,8 +31,8 @@ from mmengine.fileio import isdir, join_path, list_dir_or_file
 from mmengine.logging import print_log
 
 from .checks import (IMG_SUFFIXES, VERIFY_LEVELS, BadFileError, FolderKey,
-                     find_unreadable, flatten, log_scan_notes, preview,
-                     scan_folder, stems)
+                     find_unreadable, flatten, gt_key, log_scan_notes,
+                     preview, scan_folder, stems)
 from .skip_bad_files import SkipBadFilesMixin
 
 __all__ = ['AffordanceFolderDataset', 'IMG_SUFFIXES', 'preview']
@@ -303,6 +303,7 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
                 'metainfo=dict(classes=(...)) and remove its exocentric folder.')
 
         fallbacks = []
+        fallback_affs = set()
         data_list = []
         self._exo_folders.clear()
         self._ego_pools.clear()
@@ -317,6 +318,7 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
                 # Same affordance, other objects: one shared tuple, no copy.
                 self._ego_pools[key] = ego_by_aff_t[aff]
                 fallbacks.append(join_path(ego_root, aff, obj))
+                fallback_affs.add(aff)
             for i in range(len(exo_paths)):
                 data_list.append(
                     dict(exo_index=i, affordance=aff, object=obj,
@@ -328,6 +330,20 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
                 'samples use egocentric images of the same affordance (other '
                 f'objects). Missing: {preview(fallbacks)}', logger='current',
                 level=logging.WARNING)
+        exo_affs = {aff for aff, _ in exo_files}
+        unused = [join_path(ego_root, aff, obj)
+                  for aff, obj in ego_files
+                  if aff in exo_affs and (aff, obj) not in exo_files
+                  and aff not in fallback_affs]
+        if unused:
+            print_log(
+                f'{type(self).__name__}: {len(unused)} egocentric '
+                'affordance/object folder(s) have no exocentric folder, so '
+                'their images are never used (a sample starts from an '
+                'exocentric image and takes egocentric images of its own '
+                f'object): {preview(unused)}. Add exocentric images of those '
+                'objects or fix the folder names.', logger='current',
+                level=logging.WARNING)
         return data_list
 
     def _load_test(self) -> List[dict]:
@@ -338,7 +354,17 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         self._check_known(img_root, img_affs)
         self._check_known(gt_root, gt_affs)
 
-        (imgs, dup_imgs), (gts, _) = stems(img_files), stems(gt_files)
+        (imgs, dup_imgs), (gts, dup_gts) = stems(img_files), stems(gt_files)
+        if dup_gts:
+            pairs = [f'{gts[gt_key(p)]!r} and {p!r}' for p in dup_gts]
+            raise ValueError(
+                f'{type(self).__name__}: {len(dup_gts)} GT heatmap(s) in '
+                f'{gt_root!r} share their stem with another GT file of the '
+                f'same folder: {"; ".join(pairs[:5])}'
+                f'{" ..." if len(pairs) > 5 else ""}. Which one is the GT of '
+                'the test image is ambiguous and changes the scores; keep '
+                'exactly one GT file per test image. '
+                'tools/misc/check_dataset.py lists them all.')
         if dup_imgs:
             print_log(
                 f'{type(self).__name__}: skipped {len(dup_imgs)} test '

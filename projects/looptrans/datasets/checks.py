@@ -15,9 +15,14 @@ is usable, shared by
 See ``docs/bad_inputs.md`` for the catalogue of bad inputs and what each one
 does.
 """
+import contextlib
+import errno
 import io
 import logging
+import os
+import os.path as osp
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from multiprocessing import Pool
@@ -28,7 +33,7 @@ import cv2
 import mmcv
 import numpy as np
 from mmengine import fileio
-from mmengine.fileio import join_path, list_dir_or_file
+from mmengine.fileio import LocalBackend, get_file_backend, join_path, list_dir_or_file
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 from PIL import Image, UnidentifiedImageError
@@ -75,6 +80,24 @@ class BadFileError(OSError):
 
 class MissingFileError(BadFileError, FileNotFoundError):
     """A file the dataset listed has disappeared."""
+
+
+class SymlinkLoopError(OSError):
+    """A symbolic link in a dataset tree points back to one of its own ancestors (or to itself).
+
+    Listing such a tree never ends (the OS stops it with a bare ``OSError: Too many levels of symbolic
+    links`` naming a path dozens of links deep); this error names the link and where it points.
+    """
+
+    def __init__(self, link: str, target: str, ancestor: Optional[str] = None) -> None:
+        where = (f'back to its own ancestor folder {ancestor!r}' if ancestor else
+                 'to itself (or into a chain of links that never ends)')
+        super().__init__(
+            f'symlink loop in the dataset tree: {link!r} -> {target!r} points {where}, so the tree has no '
+            'end. Remove the link (or point it at a folder outside its own ancestors); '
+            'tools/misc/check_dataset.py reports every such link.')
+        self.link = link
+        self.target = target
 
 
 def preview(items: Sequence, k: int = 3) -> str:
@@ -245,12 +268,44 @@ class FileProbe:
     gt_color: Optional[bool] = None
 
 
+#: EXIF orientations (tag 0x0112) that rotate by 90 or 270 degrees, i.e. swap height and width.
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+@contextlib.contextmanager
+def _no_pixel_limit():
+    """Parse headers without PIL's decompression-bomb limit.
+
+    PIL refuses images above ``2 * Image.MAX_IMAGE_PIXELS`` (~179 M pixels, e.g. a 15000 x 12500 photo) with
+    ``DecompressionBombError``, although only the header is read here and the training decoder (OpenCV,
+    limit 2^30 pixels) reads such an image fine; a valid file must not be reported unreadable for it.
+    """
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation of an opened image (1 = none), 1 when it has no readable EXIF."""
+    try:
+        return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block is not our concern here
+        return 1
+
+
 def probe_file(path: str, kind: str = 'image', level: str = 'full',
                backend_args: Optional[dict] = None) -> FileProbe:
     """Read ``path`` and check it at ``level`` (see :data:`VERIFY_LEVELS`).
 
     ``'header'`` reads the bytes, checks they are not empty or cut short and
-    parses the header with PIL (size, mode). ``'full'`` also decodes the file
+    parses the header with PIL (size, mode; no decompression-bomb limit; the
+    size of an image after its EXIF rotation, as the training decoder gives
+    it). ``'full'`` also decodes the file
     with the function the pipeline uses (:func:`decode_image` for images,
     :func:`decode_gt` for GT), so a file that passes will load in training.
     """
@@ -274,9 +329,12 @@ def probe_file(path: str, kind: str = 'image', level: str = 'full',
         probe.error = problem
         return probe
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with _no_pixel_limit(), Image.open(io.BytesIO(data)) as im:
             probe.shape = (int(im.height), int(im.width))
             probe.mode = im.mode
+            if kind == 'image' and _exif_orientation(im) in _TRANSPOSING_ORIENTATIONS:
+                # the training decoder (cv2, IMREAD_COLOR) applies the EXIF rotation: report its size
+                probe.shape = probe.shape[::-1]
     except UnidentifiedImageError:
         probe.error = 'not an image (unknown format)'
         return probe
@@ -372,6 +430,8 @@ class FolderScan:
         misplaced: Accepted files at another depth (paths relative to root).
         ignored: Visible files whose suffix is not accepted (relative).
         hidden: Hidden / junk folders and files skipped (relative).
+        loops: Symbolic links that lead back to an ancestor (only with
+            ``scan_folder(..., collect_loops=True)``).
     """
     root: str
     affordances: List[str] = field(default_factory=list)
@@ -380,6 +440,7 @@ class FolderScan:
     misplaced: List[str] = field(default_factory=list)
     ignored: List[str] = field(default_factory=list)
     hidden: List[str] = field(default_factory=list)
+    loops: List[SymlinkLoopError] = field(default_factory=list)
 
     @property
     def empty_folders(self) -> List[FolderKey]:
@@ -395,19 +456,105 @@ def _is_junk(part: str) -> bool:
     return part.startswith('.') or part in JUNK_DIRS
 
 
+def _is_local(root: str, backend_args: Optional[dict]) -> bool:
+    try:
+        return isinstance(get_file_backend(root, backend_args=backend_args), LocalBackend)
+    except (ValueError, TypeError):
+        return False
+
+
+def _walk_local(root: str, loops: Optional[List[SymlinkLoopError]] = None
+                ) -> Tuple[List[str], List[str]]:
+    """Folders and files under a local ``root`` (paths relative to it, ``/``-separated), like MMEngine's
+    recursive ``list_dir_or_file`` (dot-files are not listed), but symlinked folders are followed only when
+    they do not lead back to one of their own ancestors.
+
+    Junk folders (hidden, ``__MACOSX``) are listed but not entered: nothing inside them is used.
+
+    Args:
+        root: the folder.
+        loops: when given, a looping link is appended to it (and not followed) instead of raised.
+
+    Raises:
+        SymlinkLoopError: a link points to an ancestor folder, or to itself (without ``loops``).
+    """
+
+    def found_loop(err: SymlinkLoopError) -> None:
+        if loops is None:
+            raise err
+        loops.append(err)
+
+    dirs: List[str] = []
+    files: List[str] = []
+
+    def visit(folder: str, rel: str, ancestors: Tuple[str, ...]) -> None:
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                sub = f'{rel}/{entry.name}' if rel else entry.name
+                try:
+                    is_dir = entry.is_dir()
+                except OSError as err:
+                    if err.errno != errno.ELOOP:
+                        raise
+                    found_loop(SymlinkLoopError(entry.path, os.readlink(entry.path)))
+                    continue
+                if not is_dir:
+                    if not entry.name.startswith('.') and entry.is_file():
+                        files.append(sub)
+                    continue
+                dirs.append(sub)
+                if _is_junk(entry.name):
+                    continue
+                real = osp.realpath(entry.path)
+                if entry.is_symlink() and real in ancestors:
+                    found_loop(SymlinkLoopError(
+                        entry.path, os.readlink(entry.path),
+                        osp.join(root, *sub.split('/')[:ancestors.index(real)])))
+                    continue
+                visit(entry.path, sub, ancestors + (real, ))
+
+    try:
+        visit(root, '', (osp.realpath(root), ))
+    except OSError as err:
+        if isinstance(err, SymlinkLoopError) or err.errno != errno.ELOOP:
+            raise
+        raise SymlinkLoopError(getattr(err, 'filename', None) or root, '?') from err
+    return dirs, files
+
+
+def list_tree(root: str, backend_args: Optional[dict] = None,
+              loops: Optional[List[SymlinkLoopError]] = None) -> Tuple[List[str], List[str]]:
+    """``(folders, files)`` under ``root``, relative and ``/``-separated: :func:`_walk_local` on a local
+    disk (symlink loops are raised, or collected in ``loops``), MMEngine's recursive listing otherwise."""
+    if _is_local(root, backend_args):
+        return _walk_local(root, loops)
+    dirs = [rel.replace('\\', '/').strip('/') for rel in list_dir_or_file(
+        root, list_dir=True, list_file=False, recursive=True, backend_args=backend_args)]
+    files = [rel.replace('\\', '/') for rel in list_dir_or_file(
+        root, list_dir=False, list_file=True, recursive=True, backend_args=backend_args)]
+    return dirs, files
+
+
 def scan_folder(root: str, suffixes: Sequence[str],
-                backend_args: Optional[dict] = None) -> FolderScan:
-    """List ``root`` (which must exist) in two passes (folders, files).
+                backend_args: Optional[dict] = None,
+                collect_loops: bool = False) -> FolderScan:
+    """List ``root`` (which must exist): folders, then files.
 
     Hidden entries (``.DS_Store``, ``.ipynb_checkpoints/``, AppleDouble
     ``._x.jpg``) and ``__MACOSX/`` are skipped and counted in ``hidden``.
+
+    Raises:
+        SymlinkLoopError: a symbolic link under ``root`` leads back to one of
+            its ancestors (local disks), unless ``collect_loops``: then such
+            links are listed in ``scan.loops`` and not followed.
     """
     suffixes = tuple(s.lower() for s in suffixes)
     scan = FolderScan(root=root)
     affs, folders = set(), set()
-    for rel in list_dir_or_file(root, list_dir=True, list_file=False,
-                                recursive=True, backend_args=backend_args):
-        parts = rel.replace('\\', '/').strip('/').split('/')
+    all_dirs, all_files = list_tree(root, backend_args,
+                                    scan.loops if collect_loops else None)
+    for rel in all_dirs:
+        parts = rel.split('/')
         if any(_is_junk(p) for p in parts):
             if not any(_is_junk(p) for p in parts[:-1]):
                 scan.hidden.append('/'.join(parts) + '/')
@@ -417,9 +564,7 @@ def scan_folder(root: str, suffixes: Sequence[str],
         elif len(parts) == 2:
             folders.add((parts[0], parts[1]))
     files: Dict[FolderKey, List[str]] = defaultdict(list)
-    for rel in list_dir_or_file(root, list_dir=False, list_file=True,
-                                recursive=True, backend_args=backend_args):
-        rel = rel.replace('\\', '/')
+    for rel in all_files:
         parts = rel.split('/')
         if any(_is_junk(p) for p in parts[:-1]):
             continue  # inside a junk folder, already counted
@@ -489,6 +634,12 @@ def stems(files: Dict[FolderKey, List[str]]
     return index, duplicates
 
 
+def gt_key(path: str) -> Tuple[str, str, str]:
+    """``(affordance, object, stem)`` of a file at ``.../<affordance>/<object>/<name>``."""
+    parts = path.replace('\\', '/').rsplit('/', 3)[-3:]
+    return parts[0], parts[1], parts[2].rsplit('.', 1)[0]
+
+
 def flatten(files: Dict[FolderKey, List[str]]) -> Iterable[str]:
     """All paths of a ``files`` mapping."""
     for paths in files.values():
@@ -517,6 +668,11 @@ PROBLEM_KINDS: Dict[str, ProblemKind] = dict(
         'the dataset raises FileNotFoundError at construction',
         'check data_root and split (the folder under data_root holding '
         'trainset/ and testset/)'),
+    symlink_loop=ProblemKind(
+        'error', 'symbolic link that leads back to its own folder (a loop)',
+        'the dataset raises SymlinkLoopError at construction (listing the '
+        'tree would never end); the link is not followed here',
+        'remove the link, or point it at a folder outside its own ancestors'),
     unknown_affordance=ProblemKind(
         'error', 'affordance folder not in the class list',
         'the dataset raises ValueError at construction',
@@ -540,6 +696,11 @@ PROBLEM_KINDS: Dict[str, ProblemKind] = dict(
         'error', 'GT heatmap cannot be read or decoded',
         'testing stops with BadFileError; verify_images=True drops the pair '
         'at construction', FIX_GT),
+    duplicate_gt=ProblemKind(
+        'error', 'GT heatmaps sharing a stem (e.g. a.png and a.PNG)',
+        'the test dataset raises ValueError at construction: which file is '
+        'the GT of the image is ambiguous (the scores change with the choice)',
+        'keep exactly one GT file per test image'),
     empty_class=ProblemKind(
         'warning', 'class whose exocentric folder has no image',
         'logged; the class gets no training sample',
@@ -552,6 +713,13 @@ PROBLEM_KINDS: Dict[str, ProblemKind] = dict(
         'warning', 'exocentric affordance/object without egocentric images',
         'logged; its samples use egocentric images of other objects of the '
         'same affordance', 'add egocentric images of that object'),
+    ego_unused=ProblemKind(
+        'warning', 'egocentric affordance/object folder without an exocentric '
+        'folder',
+        'logged; its images are never used (a training sample starts from an '
+        'exocentric image and takes the egocentric images of its own object)',
+        'add exocentric images of that object, or move the folder to the right '
+        'affordance / object name'),
     missing_test_class=ProblemKind(
         'warning', 'class without a test folder',
         'logged; the class is not evaluated',
@@ -719,9 +887,9 @@ class TreeReport:
             lines.append(f'    what happens: {kind.effect}')
             lines.append(f'    fix: {kind.fix}')
             shown = items if max_paths < 0 else items[:max_paths]
-            for p in shown:
-                lines.append(f'    {p.path}' + (f'  ({p.detail})'
-                                                if p.detail else ''))
+            for p in shown:  # quoted: a trailing space must be visible
+                lines.append(f'    {p.path!r}' + (f'  ({p.detail})'
+                                                  if p.detail else ''))
             if len(shown) < len(items):
                 lines.append(f'    ... {len(items) - len(shown)} more '
                              '(all of them with --max-paths -1 or --json)')
@@ -817,7 +985,9 @@ def check_tree(data_root: str,
                        f'expected by the layout; sub-folders of '
                        f'{split_root!r}: {subs}')
             return None
-        s = scan_folder(root, suffixes, backend_args)
+        s = scan_folder(root, suffixes, backend_args, collect_loops=True)
+        for loop in s.loops:
+            report.add('symlink_loop', loop.link, str(loop))
         for a in s.affordances:
             if a not in classes:
                 report.add('unknown_affordance',
@@ -858,11 +1028,27 @@ def check_tree(data_root: str,
                 report.add('no_egocentric',
                            join_path(ego.root, aff, backend_args=backend_args),
                            'no egocentric image of this affordance at all')
+            fallback_affs = set()
             for aff, obj in exo.files:
                 if aff in ego_affs and (aff, obj) not in ego.files:
+                    fallback_affs.add(aff)
                     report.add('ego_fallback',
                                join_path(ego.root, aff, obj,
                                          backend_args=backend_args))
+            exo_affs = {a for a, _ in exo.files}
+            for aff, obj in ego.files:
+                # an affordance without exocentric images is reported above
+                # (missing_class / empty_class); an ego-only object of an
+                # affordance with exo objects lacking ego images is their
+                # fallback, so it is used
+                if (aff in exo_affs and (aff, obj) not in exo.files
+                        and aff not in fallback_affs):
+                    report.add('ego_unused',
+                               join_path(ego.root, aff, obj,
+                                         backend_args=backend_args),
+                               f'{len(ego.files[(aff, obj)])} image(s); no '
+                               + repr(join_path(exo.root, aff, obj,
+                                                backend_args=backend_args)))
     if 'test' in modes:
         img = scan('testset', 'egocentric')
         gt = scan('testset', 'GT', suffixes=(gt_suffix.lower(), ))
@@ -873,18 +1059,21 @@ def check_tree(data_root: str,
                                join_path(img.root, c,
                                          backend_args=backend_args))
         imgs, dups = stems(img.files) if img else ({}, [])
-        gts, _ = stems(gt.files) if gt else ({}, [])
+        gts, gt_dups = stems(gt.files) if gt else ({}, [])
         for p in dups:
             report.add('duplicate_stem', p)
+        for p in gt_dups:
+            report.add('duplicate_gt', p,
+                       f'same stem as {gts[gt_key(p)]!r}')
         for s, col in ((img, 'test'), (gt, 'gt')):
             for key, paths in (s.files.items() if s else ()):
                 counts[key][col] = len(paths)
         if img is not None and gt is not None:
             for key, p in imgs.items():
                 if key not in gts:
-                    report.add('missing_gt', p, 'expected ' + join_path(
+                    report.add('missing_gt', p, 'expected ' + repr(join_path(
                         gt.root, key[0], key[1], key[2] + gt_suffix,
-                        backend_args=backend_args))
+                        backend_args=backend_args)))
             for key, p in gts.items():
                 if key not in imgs:
                     report.add('orphan_gt', p)
