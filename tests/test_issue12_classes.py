@@ -86,7 +86,7 @@ def test_test_tool_refuses_checkpoint_classes_in_another_order(checkpoint, synth
 def test_check_class_lists_names_both_lists():
     check_class_lists(CLASSES, CLASSES, 'x.pth', 'the test dataset')  # equal: nothing
     check_class_lists(None, CLASSES, 'x.pth', 'the test dataset')  # unknown: nothing to compare
-    with pytest.raises(ClassListMismatchError, match=r"only in the first: \['sit_on'\]"):
+    with pytest.raises(ClassListMismatchError, match=r"only in the checkpoint: \['sit_on'\]"):
         check_class_lists(CLASSES, CLASSES[:-1], 'x.pth', 'the test dataset')
 
 
