@@ -37,7 +37,7 @@ test_dataloader = dict(
         pipeline=[
             dict(type='LoadAffordanceViews'),
             dict(type='MultiViewTransform',
-                 transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
+                 transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')]),
             dict(type='LoadAffordanceGT'),
             dict(type='PackAffordanceInputs'),
         ]))

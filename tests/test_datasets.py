@@ -325,8 +325,8 @@ def test_synthetic_config_pipelines_end_to_end(root):
     inputs, sample = item['inputs'], item['data_samples']
     assert inputs.shape == (1, 3, 224, 224) and inputs.dtype == torch.uint8
     gt = cv2.imread(sample.gt_path, cv2.IMREAD_GRAYSCALE)
-    heat = sample.gt_heatmap.data
-    assert heat.dtype == torch.float32 and heat.shape == (1, *gt.shape)
-    assert torch.allclose(heat[0], torch.from_numpy(gt / 255.).float())
+    heat = sample.gt_heatmap.data  # gray / 255.0 in float64, resized to 224 in the pipeline
+    assert heat.dtype == torch.float64 and heat.shape == (1, 224, 224)
+    assert torch.equal(heat[0], torch.from_numpy(cv2.resize(gt / 255., (224, 224))))
     assert sample.ori_shape == cv2.imread(sample.img_path).shape[:2]
     assert sample.img_shape == (224, 224) and 'exo_paths' not in sample

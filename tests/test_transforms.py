@@ -95,8 +95,8 @@ def test_load_gt_8bit_gray(tmp_path):
     Image.fromarray(gt).save(path)
     res = TRANSFORMS.build(dict(type='LoadAffordanceGT'))(dict(gt_path=path))
     heat = res['gt_heatmap']
-    assert heat.dtype == np.float32 and heat.shape == (17, 23)
-    np.testing.assert_allclose(heat, gt / 255.0, rtol=0, atol=1e-7)
+    assert heat.dtype == np.float64 and heat.shape == (17, 23)
+    np.testing.assert_array_equal(heat, gt / 255.0)  # float64, as the published evaluation
 
 
 def test_load_gt_16bit(tmp_path):
@@ -104,8 +104,8 @@ def test_load_gt_16bit(tmp_path):
     path = str(tmp_path / 'gt16.png')
     assert cv2.imwrite(path, gt)
     heat = LoadAffordanceGT()(dict(gt_path=path))['gt_heatmap']
-    assert heat.shape == (9, 11)
-    np.testing.assert_allclose(heat, gt / 65535.0, rtol=0, atol=1e-6)
+    assert heat.shape == (9, 11) and heat.dtype == np.float64
+    np.testing.assert_array_equal(heat, gt / 65535.0)
 
 
 @pytest.mark.parametrize('mode', ['RGB', 'RGBA'])
@@ -128,7 +128,7 @@ def test_load_gt_gray_rgb_equals_gray(tmp_path):
     path = str(tmp_path / 'gray_rgb.png')
     Image.fromarray(np.dstack([gray] * 3)).save(path)
     heat = LoadAffordanceGT()(dict(gt_path=path))['gt_heatmap']
-    np.testing.assert_allclose(heat, gray / 255.0, atol=1e-6)
+    np.testing.assert_array_equal(heat, gray / 255.0)  # exactly the gray read
 
 
 def test_load_gt_corrupt_names_the_file(tmp_path):
@@ -142,8 +142,8 @@ def test_load_gt_corrupt_names_the_file(tmp_path):
 # --------------------------------------------------------------------- #
 # MultiViewTransform
 # --------------------------------------------------------------------- #
-TRAIN_VIEW_PIPELINE = [
-    dict(type='Resize', scale=(256, 256), keep_ratio=False),
+TRAIN_VIEW_PIPELINE = [  # as the AGD20K config
+    dict(type='ResizeShortEdge', size=256),
     dict(type='mmseg.RandomCrop', crop_size=(224, 224)),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
 ]
@@ -187,11 +187,12 @@ def test_multi_view_exo_views_get_independent_crops():
 
 
 def test_multi_view_resize_and_missing_exo():
-    mvt = MultiViewTransform(
-        [dict(type='Resize', scale=(224, 224), keep_ratio=False)])
+    mvt = MultiViewTransform([dict(type='Resize', scale=(224, 224),
+                                   keep_ratio=False, backend='pillow')])
     img = np.random.RandomState(0).randint(0, 255, (300, 250, 3), np.uint8)
     res = mvt(dict(img=img, img_shape=(300, 250), ori_shape=(300, 250)))
-    expected = cv2.resize(img, (224, 224), interpolation=cv2.INTER_LINEAR)
+    expected = np.asarray(Image.fromarray(img).resize((224, 224),
+                                                      Image.BILINEAR))
     np.testing.assert_array_equal(res['img'], expected)
     assert res['img_shape'] == (224, 224) and res['ori_shape'] == (300, 250)
     assert 'exo_imgs' not in res

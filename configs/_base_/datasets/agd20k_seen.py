@@ -1,6 +1,7 @@
 # AGD20K, Seen split (36 affordances), published LOCATE / Cross-View-AG protocol:
-# train = 1 egocentric + 3 exocentric images per sample, resize 256, random crop 224, flip;
-# test = egocentric image resized to 224x224, GT heatmap at its own size.
+# train = 1 egocentric + 3 exocentric images per sample, shorter side resized to 256 (PIL bilinear,
+# as torchvision Resize(256)), random crop 224, flip, each image on its own;
+# test = egocentric image resized to 224x224 (PIL bilinear), GT heatmap at its own size (float64).
 dataset_type = 'AGD20KDataset'
 data_root = 'data/AGD20K'
 split = 'Seen'
@@ -11,18 +12,21 @@ train_pipeline = [
     dict(
         type='MultiViewTransform',
         transforms=[
-            dict(type='Resize', scale=(256, 256), keep_ratio=False),
+            # torchvision Resize(256) on a PIL image: shorter side 256, PIL bilinear (antialiased)
+            dict(type='ResizeShortEdge', size=256),
             dict(type='mmseg.RandomCrop', crop_size=(224, 224)),
             dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-        ]),
+        ]),  # every image draws its own crop and flip, as LOCATE
     dict(type='PackAffordanceInputs'),
 ]
 test_pipeline = [
     dict(type='LoadAffordanceViews'),
     dict(
         type='MultiViewTransform',
-        transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
-    dict(type='LoadAffordanceGT'),
+        # torchvision Resize((224, 224)) on a PIL image
+        transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')]),
+    # GT / 255 in float64, resized to 224x224 here in the workers as the metric would (same scores)
+    dict(type='LoadAffordanceGT', resize_to=224),
     dict(type='PackAffordanceInputs'),
 ]
 

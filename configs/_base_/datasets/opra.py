@@ -12,18 +12,24 @@ train_pipeline = [
     dict(
         type='MultiViewTransform',
         transforms=[
-            dict(type='Resize', scale=(256, 256), keep_ratio=False),
+            # torchvision Resize(256) on a PIL image: shorter side 256, PIL bilinear (antialiased)
+            dict(type='ResizeShortEdge', size=256),
             dict(type='mmseg.RandomCrop', crop_size=(224, 224)),
             dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-        ]),
+        ],
+        # one crop and one flip for all frames of a clip (Interaction Hotspots' group transforms);
+        # the static image draws its own
+        clip_views=('exo_imgs', )),
     dict(type='PackAffordanceInputs'),
 ]
 test_pipeline = [
     dict(type='LoadAffordanceViews'),
     dict(
         type='MultiViewTransform',
-        transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
-    dict(type='LoadAffordanceGT'),
+        # torchvision Resize((224, 224)) on a PIL image
+        transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')]),
+    # GT in float64, resized to 224x224 here in the workers: the metric's first step (same scores)
+    dict(type='LoadAffordanceGT', resize_to=224),
     dict(type='PackAffordanceInputs'),
 ]
 

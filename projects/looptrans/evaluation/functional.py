@@ -1,4 +1,4 @@
-"""Affordance-grounding scores, vectorised over a batch of heatmaps.
+"""Affordance-grounding scores of a batch of heatmaps, with the published protocols' exact arithmetic.
 
 Two published protocols are implemented; both must match the original evaluation code number for
 number, because papers compare against each other's tables.
@@ -12,8 +12,14 @@ image:
 * ``KLD = sum(g * log(g / (p + 1e-12) + 1e-12))`` with ``p = pred / (sum(pred) + 1e-12)`` and
   ``g = gt / (sum(gt) + 1e-12)``; ``SIM = sum(min(p, g))``;
 * ``NSS = sum(s * f) / sum(f + 1e-12)`` with ``s = (pred - mean(pred)) / std(pred)`` (``ddof=0``)
-  and ``f = minmax(gt) > 0.1``, ``minmax(x) = (x - min) / (max - min + 1e-12)``. The published
-  denominator adds 1e-12 *per pixel*; that is reproduced.
+  and ``f = minmax(gt / 255) > 0.1``, ``minmax(x) = (x - min) / (max - min + 1e-12)``. The published
+  ``cal_nss`` divides the GT (already ``gray / 255``) by 255 once more before the min-max; the
+  ``+ 1e-12`` does not scale with it, so that division is reproduced (it decides pixels within
+  ~1e-10 of the threshold). The published denominator adds 1e-12 *per pixel*; that is reproduced.
+
+The GT must arrive in float64 (``gray / 255.0``, as :class:`~looptrans.datasets.LoadAffordanceGT`
+loads it): resizing puts many GT pixels exactly half-way between grey levels, and in float32 some of
+them cross NSS's threshold (``tests/test_gt_fidelity.py``).
 
 **Interaction Hotspots** (OPRA / EPIC-Hotspots; ``Tushar-N/interaction-hotspots``,
 ``utils/evaluation.py`` ``Evaluator.score`` / ``KLD`` / ``SIM`` / ``AUC_Judd`` and ``eval.py``), per
@@ -33,11 +39,15 @@ image:
 Conventions of this module:
 
 * Maps are 2-D; a batch is an ``(N, H, W)`` array or a sequence of 2-D arrays of any sizes. All
-  arithmetic is ``float64`` (the published code partly runs in ``float32``; the difference is ~1e-7
-  per score).
+  arithmetic is ``float64``, GT included (the published prediction path, ``normalize_map`` on the
+  network's float32 output, runs in ``float32``; the difference is ~1e-7 per score).
 * Resizing calls OpenCV once per map: ``cv2.resize`` on a many-channel image gives slightly
-  different numbers (~1e-5), so maps are never stacked as channels. Everything after the resize is
-  vectorised over the batch; no Python loop runs over pixels.
+  different numbers (~1e-5), so maps are never stacked as channels. The AGD20K scores are computed
+  one image at a time by ``_agd20k_map`` with the published elementwise operations and few passes
+  over the maps (KLD, SIM and the NSS fixations only over the GT's non-zero pixels, where the
+  published sums get their non-zero terms; ``np.log`` is the costliest step); sums may differ from
+  the published code's by rounding (~1e-16). The Hotspots scores are vectorised over chunks of
+  maps. No Python loop runs over pixels.
 * Non-finite values in a prediction are replaced by the finite minimum of that map (0 if it has
   none) before anything else; the affected images are flagged so callers can count and report them.
 * A score that is undefined for an image is NaN in the returned arrays, with a flag saying why;
@@ -51,7 +61,7 @@ import cv2
 import numpy as np
 
 __all__ = [
-    'EPS', 'PRED_MINMAX_EPS', 'AUC_JITTER', 'HOTSPOTS_GT_SIZE', 'as_map_list',
+    'EPS', 'PRED_MINMAX_EPS', 'AUC_JITTER', 'HOTSPOTS_GT_SIZE', 'NSS_GT_DIVISOR', 'as_map_list',
     'replace_nonfinite', 'resize_maps', 'minmax_normalize', 'kld', 'sim', 'kld_sim', 'nss',
     'gaussian_blur_5x5', 'hotspots_fixations', 'auc_judd', 'agd20k_scores', 'hotspots_scores'
 ]
@@ -64,7 +74,11 @@ PRED_MINMAX_EPS = 1e-10
 AUC_JITTER = 1e-7
 #: the Hotspots protocol stores its GT at 224x224 before the evaluator resizes it to ``--res``.
 HOTSPOTS_GT_SIZE = 224
-#: maps scored together by ``agd20k_scores`` / ``hotspots_scores`` (see ``_by_chunks``).
+#: the published ``cal_nss`` divides the GT map (already grayscale / 255) by 255 again (see :func:`nss`).
+NSS_GT_DIVISOR = 255.0
+#: NSS fixations: min-max normalised GT above this value.
+NSS_THRESHOLD = 0.1
+#: maps scored together by ``hotspots_scores`` (see ``_by_chunks``).
 _CHUNK = 4
 
 MapBatch = Union[np.ndarray, Sequence[np.ndarray]]
@@ -203,32 +217,66 @@ def sim(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> np.ndarray:
     return kld_sim(pred, gt, eps)[1]
 
 
-def nss(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.1, eps: float = EPS) -> np.ndarray:
+def _fixations(gt_values: np.ndarray, lo: float, hi: float, threshold: float, eps: float,
+               gt_divisor: float) -> np.ndarray:
+    """``minmax(gt / gt_divisor, eps) > threshold`` for ``gt_values`` (a map, or any subset of its
+    pixels), given the whole map's ``lo = min(gt)`` and ``hi = max(gt)``.
+
+    The operations are the published ones (``gt / 255``, then ``(gt - min) / (max - min + eps)``);
+    ``min(gt / d)`` is ``min(gt) / d`` exactly, division being monotonic.
+    """
+    scaled = gt_values / gt_divisor if gt_divisor != 1.0 else gt_values.copy()
+    scaled -= lo / gt_divisor
+    scaled /= hi / gt_divisor - lo / gt_divisor + eps
+    return scaled > threshold
+
+
+def _nss_value(fixated_pred_sum: float, n_fix: int, mean: float, std: float, n_pixels: int,
+               eps: float) -> float:
+    """``sum((pred - mean) / std * f) / sum(f + eps)`` from ``sum(pred[f])`` and ``count(f)``."""
+    if std == 0:
+        return 0.0
+    return (fixated_pred_sum - mean * n_fix) / std / (n_fix + n_pixels * eps)
+
+
+def _mean_std(pred: np.ndarray, total: Optional[float] = None) -> Tuple[float, float]:
+    """``(np.mean(pred), np.std(pred))`` of one map, bit for bit, in one reduction less."""
+    mean = (pred.sum() if total is None else total) / pred.size
+    dev = pred - mean
+    dev *= dev
+    return mean, np.sqrt(dev.sum() / pred.size)
+
+
+def nss(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.1, eps: float = EPS,
+        gt_divisor: float = 1.0) -> np.ndarray:
     """Normalised scanpath saliency per map, AGD20K protocol.
 
-    ``s = (pred - mean(pred)) / std(pred)`` (population std), ``f = minmax(gt, eps) > threshold``,
-    ``NSS = sum(s * f) / sum(f + eps)`` where the published ``sum(f + eps)`` adds ``eps`` for every
-    pixel, i.e. ``count(f) + H * W * eps``.
+    ``s = (pred - mean(pred)) / std(pred)`` (population std), ``f = minmax(gt / gt_divisor, eps) >
+    threshold``, ``NSS = sum(s * f) / sum(f + eps)`` where the published ``sum(f + eps)`` adds
+    ``eps`` for every pixel, i.e. ``count(f) + H * W * eps``.
+
+    ``gt_divisor``: the published ``cal_nss`` divides its GT (already grayscale / 255) by 255 once
+    more before the min-max. The ``+ eps`` of the min-max does not scale with it, so the division
+    decides the pixels within ~1e-10 of the threshold; :func:`agd20k_scores` passes
+    :data:`NSS_GT_DIVISOR` to reproduce it. The elementwise operations are the published ones, in
+    float64, so every pixel lands on the same side of the threshold.
 
     Edge cases: a constant prediction has ``std == 0`` (the published code returns NaN); here its
     NSS is defined as 0, the score of a map that carries no information. A GT whose min-max map has
     no pixel above the threshold (a constant GT) gives 0 by the formula.
 
-    Computed as ``(sum(pred * f) - mean * count(f)) / std / (count(f) + H * W * eps)``, which is
+    Computed as ``(sum(pred[f]) - mean * count(f)) / std / (count(f) + H * W * eps)``, which is
     the same sum without materialising ``s``.
 
     Returns:
         ``(N,)`` float64; higher is better.
     """
-    axes = _reduce_axes(pred)
-    mean = pred.mean(axis=axes)
-    std = pred.std(axis=axes)
-    f = minmax_normalize(gt, eps) > threshold
-    n_fix = f.sum(axis=axes)
-    n_pixels = np.prod([gt.shape[a] for a in axes])
-    centred_sum = np.sum(pred * f, axis=axes) - mean * n_fix
-    s_sum = np.where(std == 0, 0.0, centred_sum / np.where(std == 0, 1.0, std))
-    return s_sum / (n_fix + n_pixels * eps)
+    out = np.empty(len(pred))
+    for i, (p, g) in enumerate(zip(pred, gt)):
+        mean, std = _mean_std(p)
+        fix = _fixations(g, g.min(), g.max(), threshold, eps, gt_divisor)
+        out[i] = _nss_value(p[fix].sum(), np.count_nonzero(fix), mean, std, g.size, eps)
+    return out
 
 
 def gaussian_blur_5x5(maps: np.ndarray) -> np.ndarray:
@@ -345,24 +393,30 @@ def _prepare_preds(preds: MapBatch) -> Tuple[List[np.ndarray], np.ndarray]:
     return maps, flags
 
 
-def _prepare_gts(gts: MapBatch, n_preds: int, names: Optional[Sequence[str]]) -> List[np.ndarray]:
-    """Validate GT maps: same count as predictions, finite and non-negative."""
+def _check_gt(m: np.ndarray, lowest: float, highest: float, names: Optional[Sequence[str]],
+              i: int) -> None:
+    """Raise if GT map ``i`` (with its min and max) has NaN, inf or negative values."""
+    if lowest >= 0 and np.isfinite(highest):  # NaN propagates to both; +-inf and negatives show
+        return
+    if not np.isfinite(m).all():
+        raise ValueError(f'GT {_name(names, i)} contains NaN or inf; GT heatmaps must be '
+                         f'finite grayscale/255 maps in [0, 1] - check the GT file and its '
+                         f'loader')
+    raise ValueError(f'GT {_name(names, i)} has negative values (min {lowest:.4g}); '
+                     f'GT heatmaps must be grayscale/255 maps in [0, 1] - check the GT '
+                     f'file and its loader')
+
+
+def _prepare_gts(gts: MapBatch, n_preds: int, names: Optional[Sequence[str]],
+                 check: bool = True) -> List[np.ndarray]:
+    """GT maps as float64: same count as predictions; with ``check``, finite and non-negative."""
     maps = as_map_list(gts, 'gts')
     if len(maps) != n_preds:
         raise ValueError(f'got {n_preds} predictions but {len(maps)} GT maps; pass one GT per '
                          f'prediction')
-    for i, m in enumerate(maps):
-        lowest, total = m.min(), m.sum()  # two reductions catch NaN, +-inf and negatives
-        if np.isfinite(total) and lowest >= 0:
-            continue
-        if not np.isfinite(m).all():
-            raise ValueError(f'GT {_name(names, i)} contains NaN or inf; GT heatmaps must be '
-                             f'finite grayscale/255 maps in [0, 1] - check the GT file and its '
-                             f'loader')
-        if lowest < 0:
-            raise ValueError(f'GT {_name(names, i)} has negative values (min {lowest:.4g}); '
-                             f'GT heatmaps must be grayscale/255 maps in [0, 1] - check the GT '
-                             f'file and its loader')
+    if check:
+        for i, m in enumerate(maps):
+            _check_gt(m, m.min(), m.max(), names, i)
     return maps
 
 
@@ -387,9 +441,14 @@ def agd20k_scores(preds: MapBatch,
 
     Args:
         preds: predicted heatmaps, ``(N, H, W)`` or a sequence of 2-D maps of any size.
-        gts: GT heatmaps in [0, 1] (grayscale / 255), one per prediction, any size.
+        gts: GT heatmaps in [0, 1] (grayscale / 255, float64 for exact NSS), one per prediction,
+            any size.
         size: evaluation resolution (224 in the published protocol).
         names: optional per-image names (e.g. file paths) used in error messages.
+
+    Raises:
+        ValueError: a resized GT (the pixels that are scored) has NaN, inf or negative values; the
+            number of GT maps differs from the number of predictions; the batch is empty.
 
     Returns:
         dict of ``(N,)`` arrays: ``'KLD'``, ``'SIM'``, ``'NSS'`` (float64, NaN for empty-GT images),
@@ -400,20 +459,83 @@ def agd20k_scores(preds: MapBatch,
     Edge cases: a constant prediction min-max normalises to zeros, so ``p = 0`` and KLD / SIM follow
     the formulas (large KLD, SIM = 0) and NSS = 0 (see :func:`nss`).
     """
-    pred_maps, nonfinite = _prepare_preds(preds)
-    gt_maps = _prepare_gts(gts, len(pred_maps), names)
+    pred_maps = as_map_list(preds, 'preds')
+    # checked after the resize, on the pixels that are scored (the check then costs nothing)
+    gt_maps = _prepare_gts(gts, len(pred_maps), names, check=False)
+    if not pred_maps:
+        raise ValueError('got an empty batch of maps')
+    size_hw = _size_hw(size)
+    n_maps = len(pred_maps)
+    scores = {key: np.empty(n_maps) for key in ('KLD', 'SIM', 'NSS')}
+    empty = np.zeros(n_maps, dtype=bool)
+    nonfinite = np.zeros(n_maps, dtype=bool)
+    for i, (pred, gt) in enumerate(zip(pred_maps, gt_maps)):
+        values, empty[i], nonfinite[i] = _agd20k_map(pred, gt, size_hw, names, i)
+        for key, value in zip(('KLD', 'SIM', 'NSS'), values):
+            scores[key][i] = value
+    return dict(scores, empty_gt=empty, nonfinite_pred=nonfinite)
 
-    def score_chunk(start: int, stop: int) -> Dict[str, np.ndarray]:
-        pred = minmax_normalize(resize_maps(pred_maps[start:stop], size), PRED_MINMAX_EPS)
-        gt = resize_maps(gt_maps[start:stop], size)
-        empty = ~np.any(gt > 0, axis=(1, 2))
-        kld_value, sim_value = kld_sim(pred, gt)
-        scores = dict(KLD=kld_value, SIM=sim_value, NSS=nss(pred, gt))
-        for value in scores.values():
-            value[empty] = np.nan
-        return dict(scores, empty_gt=empty)
 
-    return dict(_by_chunks(score_chunk, len(pred_maps)), nonfinite_pred=nonfinite)
+def _resize_map(m: np.ndarray, size_hw: Tuple[int, int]) -> np.ndarray:
+    """``cv2.resize(m, (w, h))`` (``INTER_LINEAR``, float64); ``m`` itself when already that size."""
+    if m.shape == size_hw:
+        return m
+    return cv2.resize(np.ascontiguousarray(m), size_hw[::-1], interpolation=cv2.INTER_LINEAR)
+
+
+def _agd20k_map(pred: np.ndarray, gt: np.ndarray, size_hw: Tuple[int, int],
+                names: Optional[Sequence[str]] = None,
+                index: int = 0) -> Tuple[Tuple[float, float, float], bool, bool]:
+    """KLD, SIM, NSS of one image (AGD20K protocol), whether its GT is empty, whether its prediction
+    had non-finite values.
+
+    The elementwise operations are those of the published code (``normalize_map``, ``cal_kl``,
+    ``cal_sim``, ``cal_nss``) in float64, with fewer passes over the maps than the batched building
+    blocks: the prediction's min / max double as the non-finite check, its sum serves the KLD / SIM
+    normalisation and NSS's mean, and KLD / SIM are summed over the GT's non-zero pixels only (a
+    zero GT pixel adds exactly 0 to both: ``0 * log(eps)`` and ``min(p, 0)``), so ``np.log``, the
+    costliest step, runs on those pixels alone. Sums over that subset are equal to the full sums up
+    to rounding (~1e-16 relative).
+    """
+    lo, hi = pred.min(), pred.max()  # NaN propagates; +-inf shows
+    changed = not (np.isfinite(lo) and np.isfinite(hi))
+    if changed:
+        pred, _ = replace_nonfinite(pred)
+    resized = _resize_map(pred, size_hw)
+    if changed or resized is not pred:
+        lo, hi = resized.min(), resized.max()
+    p = resized - lo
+    p /= hi - lo + PRED_MINMAX_EPS  # normalize_map: (x - min) / (max - min + 1e-10)
+    g = _resize_map(gt, size_hw)
+    g_lo, g_hi = g.min(), g.max()
+    _check_gt(g, g_lo, g_hi, names, index)
+
+    nonzero = g > 0
+    g_nz = g[nonzero]
+    if g_nz.size == 0:  # the published code would score an empty GT KLD = 0: left out instead
+        return (np.nan, np.nan, np.nan), True, changed
+    p_nz = p[nonzero]
+
+    # NSS. Fixations lie where the GT is non-zero: with min(gt) = 0 a zero pixel scales to 0, not
+    # above the threshold, and with min(gt) > 0 every pixel is non-zero.
+    p_sum = p.sum()
+    mean, std = _mean_std(p, p_sum)
+    fix = _fixations(g_nz, g_lo, g_hi, NSS_THRESHOLD, EPS, NSS_GT_DIVISOR)
+    nss_value = _nss_value(p_nz[fix].sum(), np.count_nonzero(fix), mean, std, g.size, EPS)
+
+    # KLD and SIM over the non-zero GT pixels (map1 = pred / (sum + eps), map2 = gt / (sum + eps))
+    p_nz /= p_sum + EPS
+    g_nz /= g.sum() + EPS
+    sim_value = np.minimum(p_nz, g_nz).sum()
+    with np.errstate(invalid='ignore'):
+        ratio = p_nz  # reused: map2 / (map1 + eps) + eps, then its log
+        ratio += EPS
+        np.divide(g_nz, ratio, out=ratio)
+        ratio += EPS
+        np.log(ratio, out=ratio)
+    ratio *= g_nz
+    kld_value = ratio.sum()
+    return (kld_value, sim_value, nss_value), False, changed
 
 
 def hotspots_scores(preds: MapBatch,

@@ -2,8 +2,9 @@
 from .formatting import PackAffordanceInputs
 from .loading import LoadAffordanceGT, LoadAffordanceViews
 from .multi_view import MultiViewTransform
+from .resize import ResizeShortEdge
 
 __all__ = [
     'LoadAffordanceViews', 'LoadAffordanceGT', 'MultiViewTransform',
-    'PackAffordanceInputs'
+    'PackAffordanceInputs', 'ResizeShortEdge'
 ]

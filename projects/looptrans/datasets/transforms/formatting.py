@@ -10,7 +10,8 @@ from mmseg.structures import SegDataSample
 
 DEFAULT_META_KEYS = ('img_path', 'exo_paths', 'gt_path', 'ori_shape',
                      'img_shape', 'gt_label', 'affordance', 'object',
-                     'sample_idx', 'scale_factor', 'flip', 'flip_direction')
+                     'sample_idx', 'scale_factor', 'flip', 'flip_direction',
+                     'gt_resized_to')
 
 
 @TRANSFORMS.register_module()
@@ -23,8 +24,10 @@ class PackAffordanceInputs(BaseTransform):
 
     Output ``data_samples``: :class:`mmseg.structures.SegDataSample` whose
     metainfo holds the ``meta_keys`` present in ``results``, plus
-    ``gt_heatmap = PixelData(data=float32 tensor (1, h0, w0))`` when
-    ``results`` has ``gt_heatmap``.
+    ``gt_heatmap = PixelData(data=tensor (1, h0, w0))`` when ``results`` has
+    ``gt_heatmap``. A floating-point map keeps its dtype (float64 from
+    :class:`LoadAffordanceGT`: the published evaluation resizes the GT in
+    float64, and float32 moves NSS); other dtypes become float64.
 
     Args:
         meta_keys (Sequence[str]): Keys copied into the metainfo when present.
@@ -63,7 +66,9 @@ class PackAffordanceInputs(BaseTransform):
         inputs = self._stack_views(results)
         data_sample = SegDataSample()
         if 'gt_heatmap' in results:
-            heat = np.asarray(results['gt_heatmap'], dtype=np.float32)
+            heat = np.asarray(results['gt_heatmap'])
+            if not np.issubdtype(heat.dtype, np.floating):
+                heat = heat.astype(np.float64)
             if heat.ndim != 2:
                 raise ValueError('PackAffordanceInputs: gt_heatmap must be '
                                  f'(h, w), got shape {heat.shape} for '

@@ -1,17 +1,38 @@
 """Loading of the egocentric / exocentric views and of the GT heatmaps."""
 import logging
-from typing import Optional
+from typing import Optional, Sequence, Tuple, Union
 
 import cv2
+import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
 from ..checks import (decode_gt, decode_image, ensure_bgr3, gt_is_color,
-                      read_file)
+                      read_file, truncation)
 
 __all__ = ['LoadAffordanceViews', 'LoadAffordanceGT', 'ensure_bgr3']
+
+
+def _decode_stored_orientation(data: bytes,
+                               backend: str) -> Optional[np.ndarray]:
+    """BGR uint8 image as stored (EXIF orientation not applied), or None.
+
+    None for anything :func:`~looptrans.datasets.checks.decode_image` must
+    judge (empty, cut short, undecodable): the caller then goes through it,
+    so bad files raise its :class:`BadFileError` with the usual message.
+    """
+    if not data or truncation(data) is not None:
+        return None
+    try:
+        img = mmcv.imfrombytes(data, flag='color_ignore_orientation',
+                               channel_order='bgr', backend=backend)
+    except Exception:  # noqa: BLE001 - the checked decoder reports it
+        return None
+    if img is None or img.size == 0:
+        return None
+    return np.ascontiguousarray(ensure_bgr3(img))
 
 
 @TRANSFORMS.register_module()
@@ -19,10 +40,18 @@ class LoadAffordanceViews(BaseTransform):
     """Load the egocentric image and, when present, the exocentric images.
 
     Images are decoded as 3-channel BGR uint8, like every OpenMMLab loader
-    (grayscale and CMYK files are converted). A file that is missing, empty,
-    cut short or not an image raises
+    (grayscale, palette and CMYK files are converted, alpha is dropped). A
+    file that is missing, empty, cut short or not an image raises
     :class:`~looptrans.datasets.checks.BadFileError` naming the file; the
     affordance datasets catch it in training and draw another item.
+
+    The published pipelines read images with ``Image.open(path).convert(
+    'RGB')``, which does not apply the EXIF orientation tag; with
+    ``ignore_orientation=True`` (default) the pixels are those, as stored.
+    OpenCV's decoder (``imdecode_backend='cv2'``, the fastest here) gives
+    the same pixels as PIL for 8-bit RGB / gray / palette / alpha images
+    (JPEG, PNG, BMP, WebP); CMYK JPEGs may differ by one grey level and
+    16-bit PNGs are scaled (PIL clips them), see ``docs/data_pipeline.md``.
 
     Required keys: ``img_path``; optional ``exo_paths`` (list, train).
 
@@ -33,17 +62,31 @@ class LoadAffordanceViews(BaseTransform):
     Args:
         imdecode_backend (str): ``mmcv.imfrombytes`` backend. Defaults to
             'cv2'.
+        ignore_orientation (bool): Keep the stored pixel layout, ignoring
+            the EXIF orientation tag, as the published PIL loading does.
+            False rotates the image upright (mmcv's default). Defaults to
+            True.
         backend_args (dict, optional): MMEngine file backend arguments.
     """
 
     def __init__(self, imdecode_backend: str = 'cv2',
+                 ignore_orientation: bool = True,
                  backend_args: Optional[dict] = None) -> None:
+        if imdecode_backend not in ('cv2', 'pillow', 'turbojpeg'):
+            raise ValueError(
+                f'LoadAffordanceViews: imdecode_backend={imdecode_backend!r} '
+                "is not one of 'cv2', 'pillow', 'turbojpeg'")
         self.imdecode_backend = imdecode_backend
+        self.ignore_orientation = bool(ignore_orientation)
         self.backend_args = backend_args
 
     def _load(self, path: str) -> np.ndarray:
         owner = type(self).__name__
         data = read_file(path, self.backend_args, owner)
+        if self.ignore_orientation:
+            img = _decode_stored_orientation(data, self.imdecode_backend)
+            if img is not None:
+                return img
         return decode_image(data, path, owner, self.imdecode_backend)
 
     def transform(self, results: dict) -> dict:
@@ -58,35 +101,83 @@ class LoadAffordanceViews(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(imdecode_backend='
-                f'{self.imdecode_backend!r}, backend_args={self.backend_args})')
+                f'{self.imdecode_backend!r}, ignore_orientation='
+                f'{self.ignore_orientation}, '
+                f'backend_args={self.backend_args})')
+
+
+def _size_hw(size: Optional[Union[int, Sequence[int]]]
+             ) -> Optional[Tuple[int, int]]:
+    """``None``, or ``size`` (an int or ``(h, w)``) as a checked ``(h, w)``."""
+    if size is None:
+        return None
+    hw = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    if len(hw) != 2 or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+            and v > 0 for v in hw):
+        raise ValueError(f'LoadAffordanceGT: resize_to must be a positive int '
+                         f'or (h, w), got {size!r}')
+    return int(hw[0]), int(hw[1])
 
 
 @TRANSFORMS.register_module()
 class LoadAffordanceGT(BaseTransform):
-    """Load a GT heatmap as float32 in [0, 1] at the file's own size.
+    """Load a GT heatmap as float64 in [0, 1] at the file's own size.
 
-    8-bit files are divided by 255 and 16-bit files by 65535; RGB(A) files
-    are converted to gray (ITU-R 601 weights, alpha ignored) after scaling,
-    so no precision is lost to rounding. A colour GT whose channels differ
-    (likely a colour-mapped rendering, for which luma is not the heat) is
-    converted too but logged as a warning, once per transform. Unreadable
-    files raise :class:`~looptrans.datasets.checks.BadFileError`.
+    8-bit files are divided by 255.0 and 16-bit files by 65535.0 in float64,
+    as the published evaluation code does (LOCATE / Cross-View-AG:
+    ``cv2.imread(path, cv2.IMREAD_GRAYSCALE) / 255.0``, then
+    ``cv2.resize(gt, (224, 224))`` on the float64 map). The precision
+    matters: resizing puts many GT pixels exactly half-way between two grey
+    levels, and in float32 some of them land on the other side of NSS's
+    ``> 0.1`` fixation threshold, which moves NSS by up to a few 1e-3 per
+    image (``tests/test_gt_fidelity.py``). :class:`PackAffordanceInputs` and
+    :class:`~looptrans.evaluation.AffordanceMetric` keep the float64.
 
-    Required keys: ``gt_path``. Added keys: ``gt_heatmap`` ((h0, w0) float32).
+    A GT stored with three or four equal colour channels is read from its
+    first channel (exactly what the published grayscale read gives). A
+    colour GT whose channels differ (likely a colour-mapped rendering, for
+    which luma is not the heat) is converted with ITU-R 601 weights
+    (``0.299 R + 0.587 G + 0.114 B``, alpha ignored) after scaling, so no
+    precision is lost to rounding, and logged as a warning, once per
+    transform. Unreadable files raise
+    :class:`~looptrans.datasets.checks.BadFileError`.
+
+    With ``resize_to``, the map is also resized here, in the data-loader
+    workers, with the call the metric would make
+    (``cv2.resize(gt, (w, h), interpolation=cv2.INTER_LINEAR)`` in float64,
+    so the scores are bit for bit the same): the test loop's main process
+    then neither resizes it nor receives the full-size float64 map (2.4 MB
+    for a 640x480 GT, 0.4 MB at 224x224). It must be the size the metric
+    resizes GT maps to first: the evaluation size of the AGD20K protocol
+    (224) or ``HOTSPOTS_GT_SIZE`` (224) of the Hotspots protocol;
+    :class:`~looptrans.evaluation.AffordanceMetric` checks it
+    (``gt_resized_to``).
+
+    Required keys: ``gt_path``. Added keys: ``gt_heatmap`` ((h0, w0)
+    float64, or ``resize_to``), ``gt_resized_to`` ((h, w), only with
+    ``resize_to``).
 
     Args:
         backend_args (dict, optional): MMEngine file backend arguments.
+        resize_to (int | tuple[int, int], optional): ``(h, w)`` (or one side
+            of a square) to resize the GT to. Defaults to None (kept at the
+            file's size).
     """
 
-    def __init__(self, backend_args: Optional[dict] = None) -> None:
+    def __init__(self, backend_args: Optional[dict] = None,
+                 resize_to: Optional[Union[int, Tuple[int, int]]] = None
+                 ) -> None:
         self.backend_args = backend_args
+        self.resize_to = _size_hw(resize_to)
         self._warned_color = False
 
     def transform(self, results: dict) -> dict:
         path = results['gt_path']
         owner = type(self).__name__
         raw = decode_gt(read_file(path, self.backend_args, owner), path, owner)
-        if not self._warned_color and gt_is_color(raw):
+        color = gt_is_color(raw)
+        if color and not self._warned_color:
             print_log(
                 f'{owner}: GT heatmap {path!r} is a colour image whose '
                 'channels differ; it is converted to gray with ITU-R 601 '
@@ -96,16 +187,21 @@ class LoadAffordanceGT(BaseTransform):
                 logger='current', level=logging.WARNING)
             self._warned_color = True
         scale = 255.0 if raw.dtype == np.uint8 else 65535.0
-        heat = raw.astype(np.float32) / scale
-        if heat.ndim == 3:
-            if heat.shape[2] == 4:
-                heat = cv2.cvtColor(heat, cv2.COLOR_BGRA2GRAY)
-            elif heat.shape[2] == 3:
-                heat = cv2.cvtColor(heat, cv2.COLOR_BGR2GRAY)
-            else:
-                heat = heat[..., 0]
-        results['gt_heatmap'] = np.clip(heat, 0.0, 1.0).astype(np.float32)
+        if raw.ndim == 3 and not color:
+            raw = raw[..., 0]  # gray stored as BGR(A): equal channels
+        heat = raw.astype(np.float64) / scale
+        if heat.ndim == 3:  # BGR(A) with differing channels
+            heat = (0.114 * heat[..., 0] + 0.587 * heat[..., 1]
+                    + 0.299 * heat[..., 2])
+            np.clip(heat, 0.0, 1.0, out=heat)
+        if self.resize_to is not None:
+            h, w = self.resize_to
+            if heat.shape != (h, w):
+                heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
+            results['gt_resized_to'] = (h, w)
+        results['gt_heatmap'] = heat
         return results
 
     def __repr__(self) -> str:
-        return f'{type(self).__name__}(backend_args={self.backend_args})'
+        return (f'{type(self).__name__}(backend_args={self.backend_args}, '
+                f'resize_to={self.resize_to})')

@@ -16,7 +16,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.registry import METRICS
 
-from ..functional import agd20k_scores, hotspots_scores
+from ..functional import HOTSPOTS_GT_SIZE, agd20k_scores, hotspots_scores
 
 #: metrics each protocol can report, in table order, and its published evaluation resolution.
 PROTOCOLS: Dict[str, Dict[str, Any]] = {
@@ -84,8 +84,11 @@ class AffordanceMetric(BaseMetric):
 
     Each data sample given to :meth:`process` (a dict, as MMEngine passes them, or a
     ``SegDataSample``) needs ``pred_heatmap`` and ``gt_heatmap`` (``{'data': (1, H, W)}``; any
-    sizes), ``sample_idx`` (the dataset index, used to count every image once) and, for the
-    per-affordance table and messages, ``affordance`` and ``img_path``.
+    sizes; the GT in float64 for the published NSS, as ``LoadAffordanceGT`` loads it),
+    ``sample_idx`` (the dataset index, used to count every image once) and, for the
+    per-affordance table and messages, ``affordance`` and ``img_path``. A ``gt_resized_to``
+    field (set by ``LoadAffordanceGT(resize_to=...)``) must be the size the protocol resizes GT
+    maps to first (``eval_size`` for AGD20K, 224 for Hotspots).
     """
 
     default_prefix: Optional[str] = None
@@ -119,6 +122,11 @@ class AffordanceMetric(BaseMetric):
         self.protocol = protocol
         self.metrics = tuple(m for m in allowed if m in metrics)  # protocol order
         self.eval_size = PROTOCOLS[protocol]['eval_size'] if eval_size is None else eval_size
+        # the size the protocol resizes GT maps to first: a GT resized to it by LoadAffordanceGT
+        # (``resize_to``) scores the same, bit for bit
+        first = self.eval_size if protocol == 'agd20k' else HOTSPOTS_GT_SIZE
+        self._gt_first_size = tuple(int(v) for v in (
+            (first, first) if isinstance(first, (int, np.integer)) else first))
         self.jitter_seed = jitter_seed
         self._warned_nonfinite = False
 
@@ -142,6 +150,13 @@ class AffordanceMetric(BaseMetric):
                 raise KeyError(f'AffordanceMetric: data sample of {where} has no "sample_idx"; it '
                                f'is set by mmengine BaseDataset and must be kept in the packed '
                                f'metainfo (it is used to count each image once under DDP)')
+            resized_to = _field(sample, 'gt_resized_to')
+            if resized_to is not None and tuple(resized_to) != self._gt_first_size:
+                raise ValueError(
+                    f'AffordanceMetric: the GT of {where} was resized to {tuple(resized_to)} by '
+                    f'LoadAffordanceGT(resize_to=...), but protocol {self.protocol!r} resizes GT '
+                    f'maps to {self._gt_first_size} first; set resize_to={self._gt_first_size} or '
+                    f'remove it (scores would differ from the published protocol)')
             preds.append(_pixel_array(sample, 'pred_heatmap', where))
             gts.append(_pixel_array(sample, 'gt_heatmap', where))
             infos.append(dict(sample_idx=int(sample_idx), img_path=img_path,
