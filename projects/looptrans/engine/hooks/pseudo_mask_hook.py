@@ -38,9 +38,10 @@ class PseudoMaskHook(Hook):
         dump_interval: every how many iterations to write a picture of the batch's pseudo-masks
             (0 = never). Pictures go to ``<work_dir>/<dump_dir>/iter_<N>.png``: a legend band on top, then
             one row per sample: the ego image captioned with its affordance / object, its CAM of that
-            affordance (red) and its pseudo-mask (green). A sample without a valid pseudo-mask (its CAM is
-            all zero or constant, so no part can be chosen; its pixel loss is skipped) gets a grey frame and
-            the caption "no pseudo-mask", as the legend says.
+            affordance (red) and its pseudo-mask (green). A sample without a valid pseudo-mask (no candidate
+            part overlaps its CAM: an all-zero or flat CAM, or every part failed part discovery's background
+            / saliency gate; its pixel loss is skipped) gets a grey frame and the caption "no pseudo-mask",
+            as the legend says.
         dump_dir: sub-folder of the work dir for the pictures.
         max_samples: at most this many samples per picture.
     """
@@ -88,7 +89,7 @@ class PseudoMaskHook(Hook):
         mmcv.imwrite(picture, osp.join(runner.work_dir, self.dump_dir, f'iter_{runner.iter + 1}.png'))
 
     LEGEND = ('image (affordance / object) | CAM of the affordance (red) | pseudo-mask (green)',
-              'grey frame: no valid pseudo-mask (CAM all zero / flat); that sample has no pixel loss')
+              'grey frame: no valid pseudo-mask (no candidate part overlaps the CAM); no pixel loss')
 
     @staticmethod
     def _label(sample: Any) -> str:
