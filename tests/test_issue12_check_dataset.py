@@ -2,9 +2,10 @@
 
 2: two GT files with one stem (a.png, a.PNG): one was used without a word.
 9: a symlink loop in the tree gave a raw OSError.
-12: a valid 15000x12500 JPEG was "unreadable"; --decode header gave false size warnings on EXIF-rotated
-    JPEGs; an egocentric object folder without its exocentric folder said "No problem found"; paths with a
-    trailing space were printed unquoted.
+12: a valid 15000x12500 JPEG was "unreadable"; --decode header gave size warnings on EXIF-rotated JPEGs
+    that the full decode did not (header and decoder disagreed on the size; both now follow the pipeline's
+    LoadAffordanceViews(ignore_orientation=...)); an egocentric object folder without its exocentric folder
+    said "No problem found"; paths with a trailing space were printed unquoted.
 """
 import importlib.util
 import io
@@ -22,7 +23,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 from conftest import REPO
-from looptrans.datasets import SYNTHETIC_SEEN_CLASSES, AGD20KDataset
+from looptrans.datasets import SYNTHETIC_SEEN_CLASSES, AGD20KDataset, LoadAffordanceViews
 from looptrans.datasets.checks import SymlinkLoopError, check_tree, probe_file
 
 CLASSES = list(SYNTHETIC_SEEN_CLASSES)
@@ -166,25 +167,46 @@ def _exif_rotated_jpeg(path, stored_hw, orientation):
         path, format='JPEG', exif=exif.tobytes())
 
 
+@pytest.mark.parametrize('ignore_orientation', [True, False])
 @pytest.mark.parametrize('orientation', [6, 8, 3])
-def test_header_size_agrees_with_the_training_decoder_on_exif_rotation(tmp_path, orientation):
+def test_header_size_agrees_with_the_pipeline_decoder_on_exif_rotation(tmp_path, orientation,
+                                                                      ignore_orientation):
     path = str(tmp_path / 'rot.jpg')
     _exif_rotated_jpeg(path, (40, 64), orientation)
-    decoded = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)  # what training sees
-    header = probe_file(path, level='header')
-    full = probe_file(path, level='full')
-    assert header.shape == full.shape == tuple(decoded.shape[:2])
+    loader = LoadAffordanceViews(ignore_orientation=ignore_orientation)  # what training / testing see
+    seen = loader.transform(dict(img_path=path))['img'].shape[:2]
+    header = probe_file(path, level='header', ignore_orientation=ignore_orientation)
+    full = probe_file(path, level='full', ignore_orientation=ignore_orientation)
+    assert header.shape == full.shape == tuple(seen)
+    assert header.exif_orientation == orientation
 
 
-def test_exif_rotated_test_images_give_no_false_size_warning(tree):
-    img_dir = p(tree, 'testset', 'egocentric', 'hold', 'cup')
-    image = osp.join(img_dir, 'cup_000000.jpg')
+@pytest.mark.parametrize('exif', ['ignore', 'apply'])
+def test_exif_rotated_test_images_header_and_full_agree(tree, capsys, exif):
+    image = p(tree, 'testset', 'egocentric', 'hold', 'cup', 'cup_000000.jpg')
     gt = p(tree, 'testset', 'GT', 'hold', 'cup', 'cup_000000.png')
     h, w = cv2.imread(gt, cv2.IMREAD_GRAYSCALE).shape
-    _exif_rotated_jpeg(image, (w, h), 6)  # stored sideways; upright (as decoded) it is h x w like its GT
+    _exif_rotated_jpeg(image, (w, h), 6)  # stored sideways; upright (as viewers show it) h x w like its GT
+    found = {}
     for decode in ('header', 'full'):
-        report = check_tree(tree, CLASSES, split='Seen', modes=('test', ), decode=decode)
-        assert _paths(report, 'gt_size_mismatch') == [], decode
+        code, out = run(['--data-root', tree, '--classes', *CLASSES, '--mode', 'test', '--decode', decode,
+                         '--exif-orientation', exif, '--max-paths', '-1'], capsys)
+        found[decode] = ('[gt_size_mismatch]' in out, '[exif_rotated] 1 x' in out)
+    # the pipeline reads the image as stored (ignore): GT and image really differ, at both levels;
+    # turned upright (apply): they match, at both levels (before: header and full disagreed)
+    assert found['header'] == found['full'] == ((exif == 'ignore'), True)
+
+
+def test_check_dataset_takes_the_orientation_setting_from_the_config(tree, capsys, tmp_path):
+    cfg = tmp_path / 'apply.py'
+    cfg.write_text(f"_base_ = ['{osp.join(REPO, 'configs', 'looptrans_synthetic.py')}']\n"
+                   "train_dataloader = dict(dataset=dict(pipeline=[dict(type='LoadAffordanceViews', "
+                   "ignore_orientation=False)]))\n")
+    code, out = run(['--config', str(cfg), '--data-root', tree, '--decode', 'none'], capsys)
+    assert 'exif-orientation=apply' in out
+    code, out = run(['--config', osp.join(REPO, 'configs', 'looptrans_synthetic.py'), '--data-root', tree,
+                     '--decode', 'none'], capsys)
+    assert 'exif-orientation=ignore' in out
 
 
 # ------------------------------------------------------------------ case 12: egocentric folder never used

@@ -58,6 +58,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         default='full', help='decode every file (full), '
                         'parse headers only (header), or check the layout '
                         'only (none)')
+    parser.add_argument('--exif-orientation', choices=['ignore', 'apply'],
+                        help='how the pipeline treats EXIF-rotated images: '
+                        'read as stored (ignore, LoadAffordanceViews\' '
+                        'default) or turned upright (apply); default: the '
+                        "config's LoadAffordanceViews, else ignore. Image "
+                        'sizes (and GT size checks) follow it')
     parser.add_argument('--nproc', type=int, default=1,
                         help='processes used to decode')
     parser.add_argument('--min-size', type=int, default=224,
@@ -100,6 +106,16 @@ def _dataset_class(name: str) -> type:
     return cls
 
 
+def _loader_ignores_orientation(pipeline: Sequence[dict]) -> bool:
+    """``ignore_orientation`` of the pipeline's ``LoadAffordanceViews``
+    (its default, True, when the pipeline has none or does not set it)."""
+    for t in pipeline:
+        if isinstance(t, dict) and str(t.get('type', '')).split('.')[-1] \
+                == 'LoadAffordanceViews':
+            return bool(t.get('ignore_orientation', True))
+    return True
+
+
 def resolve(args: argparse.Namespace) -> dict:
     """Dataset class, data_root, split, classes, suffixes from the
     arguments and the optional config (arguments win)."""
@@ -133,8 +149,14 @@ def resolve(args: argparse.Namespace) -> dict:
             classes = cls.default_classes(split)
         except ValueError as err:
             raise SystemExit(f'error: {err} (CLI: --classes a b c)')
+    if args.exif_orientation is not None:
+        ignore_orientation = args.exif_orientation == 'ignore'
+    else:
+        ignore_orientation = _loader_ignores_orientation(
+            ds_cfg.get('pipeline') or [])
     return dict(
         cls=cls, data_root=data_root, split=split, classes=classes,
+        ignore_orientation=ignore_orientation,
         img_suffixes=tuple(ds_cfg.get('img_suffixes', checks.IMG_SUFFIXES)),
         gt_suffix=ds_cfg.get('gt_suffix', '.png'),
         backend_args=ds_cfg.get('backend_args'))
@@ -148,15 +170,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               (args.mode, ))
     decode = None if args.decode == 'none' else args.decode
     name = r['cls'].LAYOUT_NAME
+    exif = 'ignore' if r['ignore_orientation'] else 'apply'
     print(f'Checking {name} at {r["data_root"]!r} (split={r["split"]!r}, '
           f'{len(r["classes"])} classes, {"+".join(modes)}, '
-          f'decode={args.decode})', flush=True)
+          f'decode={args.decode}, exif-orientation={exif})', flush=True)
     report = checks.check_tree(
         r['data_root'], r['classes'], split=r['split'], modes=modes,
         decode=decode, dataset=name, img_suffixes=r['img_suffixes'],
         gt_suffix=r['gt_suffix'], min_size=args.min_size,
         backend_args=r['backend_args'], nproc=args.nproc,
-        progress=not args.no_progress, progress_file=sys.stderr)
+        progress=not args.no_progress, progress_file=sys.stderr,
+        ignore_orientation=r['ignore_orientation'])
     out: List[str] = []
     if args.counts != 'none' and report.counts:
         out += ['', 'Files per ' + args.counts + ':',

@@ -167,14 +167,16 @@ def ensure_bgr3(img: np.ndarray) -> np.ndarray:
     return img
 
 
-def _decode_image(data: bytes, backend: str
+def _decode_image(data: bytes, backend: str, ignore_orientation: bool = False
                   ) -> Tuple[Optional[np.ndarray], Optional[str]]:
-    """``(BGR image, None)`` or ``(None, why it cannot be decoded)``."""
+    """``(BGR image, None)`` or ``(None, why it cannot be decoded)``; with
+    ``ignore_orientation`` the pixels as stored (EXIF rotation not applied)."""
     problem = _bad_content(data)
     if problem is not None:
         return None, problem
+    flag = 'color_ignore_orientation' if ignore_orientation else 'color'
     try:
-        img = mmcv.imfrombytes(data, flag='color', channel_order='bgr',
+        img = mmcv.imfrombytes(data, flag=flag, channel_order='bgr',
                                backend=backend)
     except Exception as err:  # decoders raise many types on bad bytes
         return None, f'{type(err).__name__}: {err}'.strip()
@@ -256,6 +258,7 @@ class FileProbe:
         bit_depth: GT bits per channel, 8 or 16 (``'full'`` level only).
         gt_max: GT maximum as stored (``'full'`` level only).
         gt_color: GT colour channels differ (``'full'`` level only).
+        exif_orientation: EXIF orientation tag of an image (1: none).
     """
     path: str
     kind: str
@@ -266,6 +269,7 @@ class FileProbe:
     bit_depth: Optional[int] = None
     gt_max: Optional[float] = None
     gt_color: Optional[bool] = None
+    exif_orientation: int = 1
 
 
 #: EXIF orientations (tag 0x0112) that rotate by 90 or 270 degrees, i.e. swap height and width.
@@ -299,15 +303,20 @@ def _exif_orientation(im: Image.Image) -> int:
 
 
 def probe_file(path: str, kind: str = 'image', level: str = 'full',
-               backend_args: Optional[dict] = None) -> FileProbe:
+               backend_args: Optional[dict] = None,
+               ignore_orientation: bool = True) -> FileProbe:
     """Read ``path`` and check it at ``level`` (see :data:`VERIFY_LEVELS`).
 
     ``'header'`` reads the bytes, checks they are not empty or cut short and
-    parses the header with PIL (size, mode; no decompression-bomb limit; the
-    size of an image after its EXIF rotation, as the training decoder gives
-    it). ``'full'`` also decodes the file
-    with the function the pipeline uses (:func:`decode_image` for images,
-    :func:`decode_gt` for GT), so a file that passes will load in training.
+    parses the header with PIL (size, mode, EXIF orientation; without PIL's
+    decompression-bomb limit). ``'full'`` also decodes the file with the
+    decoder the pipeline uses (cv2 for images, :func:`decode_gt` for GT), so
+    a file that passes will load in training.
+
+    ``ignore_orientation`` must be that of the pipeline's
+    ``LoadAffordanceViews`` (default True: the pixels as stored, as the
+    published PIL loading); with False the decoder turns EXIF-rotated images
+    upright. Both levels then report the size the pipeline will see.
     """
     if level not in VERIFY_LEVELS:
         raise ValueError(f'probe_file: level must be one of {VERIFY_LEVELS}, '
@@ -332,9 +341,12 @@ def probe_file(path: str, kind: str = 'image', level: str = 'full',
         with _no_pixel_limit(), Image.open(io.BytesIO(data)) as im:
             probe.shape = (int(im.height), int(im.width))
             probe.mode = im.mode
-            if kind == 'image' and _exif_orientation(im) in _TRANSPOSING_ORIENTATIONS:
-                # the training decoder (cv2, IMREAD_COLOR) applies the EXIF rotation: report its size
-                probe.shape = probe.shape[::-1]
+            if kind == 'image':
+                probe.exif_orientation = _exif_orientation(im)
+                if (not ignore_orientation and probe.exif_orientation
+                        in _TRANSPOSING_ORIENTATIONS):
+                    # the decoder turns it upright: report the size it gives
+                    probe.shape = probe.shape[::-1]
     except UnidentifiedImageError:
         probe.error = 'not an image (unknown format)'
         return probe
@@ -344,7 +356,7 @@ def probe_file(path: str, kind: str = 'image', level: str = 'full',
     if level == 'header':
         return probe
     if kind == 'image':
-        img, probe.error = _decode_image(data, 'cv2')
+        img, probe.error = _decode_image(data, 'cv2', ignore_orientation)
         if img is not None:
             probe.shape = tuple(img.shape[:2])
         return probe
@@ -365,7 +377,8 @@ def _probe_task(args: tuple) -> FileProbe:
 def probe_files(items: Sequence[Tuple[str, str]], level: str = 'full',
                 backend_args: Optional[dict] = None, nproc: int = 1,
                 progress: bool = False,
-                progress_file=None) -> List[FileProbe]:
+                progress_file=None,
+                ignore_orientation: bool = True) -> List[FileProbe]:
     """Probe many ``(path, kind)`` items, in order, optionally in parallel.
 
     Args:
@@ -375,8 +388,10 @@ def probe_files(items: Sequence[Tuple[str, str]], level: str = 'full',
         nproc: Worker processes (1 = in this process).
         progress: Show an MMEngine progress bar.
         progress_file: Stream of the progress bar (stdout by default).
+        ignore_orientation: As for :func:`probe_file`.
     """
-    tasks = [(p, k, level, backend_args) for p, k in items]
+    tasks = [(p, k, level, backend_args, ignore_orientation)
+             for p, k in items]
     bar = None
     if progress and tasks:
         kwargs = {} if progress_file is None else dict(file=progress_file)
@@ -768,6 +783,15 @@ PROBLEM_KINDS: Dict[str, ProblemKind] = dict(
         'info', 'GT heatmap stored as gray RGB(A) or 16-bit',
         'converted to gray float in [0, 1] (16-bit divided by 65535)',
         'nothing to do'),
+    exif_rotated=ProblemKind(
+        'info', 'image with an EXIF orientation tag (viewers rotate it)',
+        'LoadAffordanceViews reads the pixels as stored by default '
+        '(ignore_orientation=True, as the published PIL loading), so the '
+        'model sees it as stored, not as viewers show it; the sizes in this '
+        'report follow the setting checked (--exif-orientation)',
+        'nothing to do for the published trees; if its GT was drawn on the '
+        'upright view, re-save the image upright (PIL ImageOps.exif_transpose)'
+        ' or set ignore_orientation=False'),
     small_image=ProblemKind(
         'info', 'image smaller than the network input',
         'upsampled by the pipeline (Resize to 256 / 224)', 'nothing to do'),
@@ -928,7 +952,8 @@ def check_tree(data_root: str,
                backend_args: Optional[dict] = None,
                nproc: int = 1,
                progress: bool = False,
-               progress_file=None) -> TreeReport:
+               progress_file=None,
+               ignore_orientation: bool = True) -> TreeReport:
     """Report every problem of an AGD20K-layout tree at once.
 
     Applies the rules of :class:`~.AffordanceFolderDataset` without stopping
@@ -948,6 +973,10 @@ def check_tree(data_root: str,
         nproc: Processes used to decode.
         progress: Show a progress bar while decoding.
         progress_file: Stream of the progress bar.
+        ignore_orientation: The pipeline's ``LoadAffordanceViews``
+            setting (default True: EXIF-rotated images are read as stored);
+            image sizes, and so ``gt_size_mismatch``, follow it at both
+            decode levels.
     """
     start = time.perf_counter()
     split_root = (join_path(data_root, split, backend_args=backend_args)
@@ -1084,11 +1113,18 @@ def check_tree(data_root: str,
 
     if decode:
         probes = probe_files(to_probe, decode, backend_args, nproc=nproc,
-                             progress=progress, progress_file=progress_file)
+                             progress=progress, progress_file=progress_file,
+                             ignore_orientation=ignore_orientation)
         report.files_checked = len(probes)
         by_path = {p.path: p for p in probes}
         for p in probes:
             _report_probe(report, p, min_size)
+            if p.error is None and p.exif_orientation not in (None, 1):
+                report.add('exif_rotated', p.path,
+                           f'EXIF orientation {p.exif_orientation}; read ' +
+                           ('as stored (ignore_orientation=True)'
+                            if ignore_orientation else
+                            'upright (ignore_orientation=False)'))
         for img_path, gt_path in gt_of_img.items():
             a, b = by_path[img_path], by_path[gt_path]
             if a.shape and b.shape and a.shape != b.shape:
