@@ -80,8 +80,9 @@ def test_equal_file_names_in_sub_folders_keep_their_relative_path(checkpoint, tm
         cv2.imwrite(str(images / rel), _image(i))
     out_dir = tmp_path / 'out'
     assert _run(checkpoint, [str(images), '--out-dir', str(out_dir)]) == 0
-    expected = sorted(f'{base}_hold{suffix}' for base in ('a/cup', 'b/cup_jpg', 'b/cup_png', 'cup')
-                      for suffix in ('.npy', '.png', '_overlay.jpg'))
+    bases = ('a/cup', 'b/cup_jpg', 'b/cup_png', 'cup')
+    expected = sorted([f'{base}_hold{suffix}' for base in bases for suffix in ('.npy', '.png', '_overlay.jpg')]
+                      + [f'{base}.json' for base in bases])
     assert _outputs(str(out_dir)) == expected
     assert '4 heatmap(s) written' in capsys.readouterr().out
 
@@ -106,7 +107,7 @@ def test_out_dir_inside_the_input_folder_is_never_read(checkpoint, tmp_path, cap
     for _ in range(3):
         assert _run(checkpoint, [str(images), '--out-dir', str(out_dir)]) == 0
         assert '2 of 2 image(s)' in capsys.readouterr().out
-    assert len(_outputs(str(out_dir))) == 2 * 3
+    assert len(_outputs(str(out_dir))) == 2 * (3 + 1)  # 3 files per heatmap + 1 JSON per image
 
 
 # ------------------------------------------------------------------ case 7: skip unreadable, validate args

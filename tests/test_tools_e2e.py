@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import cv2
+import mmcv
 import numpy as np
 import pytest
 import torch
@@ -93,8 +94,8 @@ def test_infer_tool_matches_direct_predict(trained, tmp_path):
         png = cv2.imread(f'{base}_hold.png', cv2.IMREAD_GRAYSCALE)
         overlay = cv2.imread(f'{base}_hold_overlay.jpg')
         assert heat.shape == png.shape == image.shape[:2] == overlay.shape[:2]
-        # the same image through the model's own predict()
-        resized = cv2.resize(image, (224, 224), interpolation=cv2.INTER_LINEAR)
+        # the same image through the model's own predict(), resized as the test pipeline does (PIL bilinear)
+        resized = mmcv.imresize(image, (224, 224), backend='pillow')
         inputs = torch.from_numpy(resized).permute(2, 0, 1)[None]
         data = model.data_preprocessor(dict(inputs=[inputs], data_samples=None), False)
         with torch.no_grad():

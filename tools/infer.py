@@ -3,7 +3,14 @@
 For each input image and each asked affordance it writes, into ``--out-dir`` (default ``outputs/heatmaps``):
 ``<name>_<affordance>.png`` (the heatmap as 8-bit grayscale, min-max scaled, at the image's size),
 ``<name>_<affordance>.npy`` (the raw float32 scores at the image's size) and
-``<name>_<affordance>_overlay.jpg`` (image + colour-mapped heatmap + colour scale + the affordance name).
+``<name>_<affordance>_overlay.jpg`` (image + colour-mapped heatmap + colour scale + the affordance name),
+and one ``<name>.json`` per image with what a robot consumes: per affordance its probability (softmax of the
+CAM head's image logits), the heatmap's peak (x, y), the bounding box and largest contour polygon of its mask
+(min-max normalised score >= ``--threshold``), in the image's pixels. A short table is printed at the end.
+
+``--top-k K`` answers "what can I do with this object, and where?": the K most probable affordances of each
+image, with their heatmaps. ``--backend onnxruntime`` runs a file written by
+``tools/deployment/pytorch2onnx.py`` instead of a checkpoint (CPU; same outputs).
 
 ``<name>`` keeps the image's path relative to the input (``my_images/a/cup.jpg`` ->
 ``<out-dir>/a/cup_hold.png``; a file given directly -> ``<out-dir>/cup_hold.png``; several inputs: relative
@@ -19,10 +26,14 @@ Examples::
 
     python tools/infer.py CONFIG CHECKPOINT demo/mug.jpg --affordance hold drink_with
     python tools/infer.py CONFIG CHECKPOINT my_images/ --all --out-dir heatmaps --device cuda:0
+    python tools/infer.py CONFIG CHECKPOINT my_images/ --top-k 3
+    python tools/infer.py CONFIG model.onnx my_images/ --top-k 3 --backend onnxruntime
 """
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
 import os.path as osp
 import pickle
@@ -36,7 +47,7 @@ import numpy as np
 from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
-from looptrans.apis import inference_affordance, init_model, load_image, resolve_affordances
+from looptrans.apis import AffordanceResult, inference_affordance, init_model, load_image, resolve_affordances
 from looptrans.utils import ensure_writable_dir
 from looptrans.visualization import draw_colour_scale, normalize_heatmap, overlay_heatmap
 from looptrans.visualization.overlay import put_caption
@@ -68,14 +79,33 @@ def unit_float(text: str) -> float:
     return value
 
 
+def threshold_float(text: str) -> float:
+    """argparse type: a float in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number in (0, 1], got {text!r}')
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f'must be in (0, 1], got {value:g}')
+    return value
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Affordance heatmaps for images')
     parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('checkpoint', help='a .pth checkpoint, or with --backend onnxruntime a .onnx file written by '
+                        'tools/deployment/pytorch2onnx.py')
     parser.add_argument('inputs', nargs='+', help='image files and/or folders (searched recursively)')
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument('--affordance', nargs='+', help='affordance name(s), e.g. hold cut_with')
     group.add_argument('--all', action='store_true', help='every affordance the model knows')
+    group.add_argument('--top-k', type=positive_int, help="each image's K most probable affordances")
+    parser.add_argument('--threshold', type=threshold_float, default=0.5,
+                        help='relative mask threshold of the JSON regions: min-max normalised score >= it '
+                        '(default 0.5)')
+    parser.add_argument('--backend', choices=('pytorch', 'onnxruntime'), default='pytorch',
+                        help='pytorch (CONFIG + checkpoint) or onnxruntime (CPU; the .onnx file carries the class '
+                        'names and input size; CONFIG is only checked for the same class list)')
     parser.add_argument('--out-dir', default=DEFAULT_OUT_DIR,
                         help=f'output folder (default: {DEFAULT_OUT_DIR}); never read as input')
     parser.add_argument('--device', default='cpu')
@@ -170,6 +200,26 @@ def write_outputs(base: str, image_rgb: np.ndarray, heatmaps: Dict[str, np.ndarr
     return written
 
 
+def write_json(base: str, result: AffordanceResult) -> None:
+    """``<base>.json``: the image, and per affordance its probability, logit, peak, box and polygon."""
+    with open(base + '.json', 'w') as f:
+        json.dump(result.to_dict(), f, indent=1)
+
+
+def print_table(rows: List[Tuple[str, AffordanceResult]], out_dir: str, max_rows: int = 20) -> None:
+    """One line per image: its most probable returned affordance, probability, peak and box."""
+    if not rows:
+        return
+    print(f'{"image":<32} {"affordance":<14} {"prob":>6} {"peak (x, y)":>12}  box (x0, y0, x1, y1)')
+    for base, result in rows[:max_rows]:
+        name = max(result.affordances, key=lambda n: result.probs[n])
+        region = result.regions[name]
+        print(f'{osp.relpath(base, out_dir):<32.32} {name:<14} {result.probs[name]:>6.3f} '
+              f'{str(region.peak):>12}  {region.bbox}')
+    if len(rows) > max_rows:
+        print(f'... and {len(rows) - max_rows} more (see the .json files)')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the tool; return the exit status (1 when an image was skipped)."""
     args = parse_args(argv)
@@ -177,14 +227,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ensure_writable_dir(args.out_dir, '--out-dir')
         images = collect_images(args.inputs, args.out_dir)
         names = output_names(images)
-        model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
-        affordances = resolve_affordances(model, None if args.all else args.affordance)
-    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as err:
+        if args.backend == 'onnxruntime':
+            from looptrans.apis.onnx_backend import OnnxAffordanceModel, check_config_classes
+            model = OnnxAffordanceModel(args.checkpoint)
+            check_config_classes(model, args.config, args.cfg_options)
+            infer = model.inference_affordance
+        else:
+            model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
+            infer = functools.partial(inference_affordance, model)
+        affordances = None if args.top_k else resolve_affordances(model, None if args.all else args.affordance)
+    except (ImportError, OSError, ValueError, RuntimeError, pickle.UnpicklingError) as err:
         # unwritable --out-dir, no images, unreadable / unsafe / mismatched checkpoint, unknown affordance
         print(f'error: {err}', file=sys.stderr)
         return 2
     progress = ProgressBar(len(images), file=sys.stderr)
     skipped: List[Tuple[str, str]] = []
+    table: List[Tuple[str, AffordanceResult]] = []
     written = 0
     for start in range(0, len(images), args.batch_size):
         chunk, chunk_names = images[start:start + args.batch_size], names[start:start + args.batch_size]
@@ -196,14 +254,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             except (ValueError, OSError) as err:
                 skipped.append((path, str(err)))
                 print(f'\nskipped {path!r}: {err}', file=sys.stderr)
-        results = inference_affordance(model, loaded, affordances, args.batch_size) if loaded else []
-        for image_bgr, base, result in zip(loaded, bases, results):
+        results = infer(loaded, affordances, args.batch_size, top_k=args.top_k,
+                        threshold=args.threshold) if loaded else []
+        for (path, _), image_bgr, base, result in zip(chunk, loaded, bases, results):
+            result.image_path = path
             written += write_outputs(base, mmcv.bgr2rgb(image_bgr), result.heatmaps, args.alpha)
+            write_json(base, result)
+            table.append((base, result))
         for _ in chunk:
             progress.update()
     done = len(images) - len(skipped)
-    print(f'\n{done} of {len(images)} image(s) x {len(affordances)} affordance(s): {written} heatmap(s) written '
-          f'to {args.out_dir!r} (.png, .npy, _overlay.jpg each)')
+    print()
+    print_table(table, args.out_dir)
+    per_image = f'top {args.top_k}' if args.top_k else str(len(affordances))
+    print(f'{done} of {len(images)} image(s) x {per_image} affordance(s): {written} heatmap(s) written '
+          f'to {args.out_dir!r} (.png, .npy, _overlay.jpg each; one .json per image)')
     if skipped:
         print(f'{len(skipped)} image(s) could not be read and were skipped:', file=sys.stderr)
         for path, why in skipped:

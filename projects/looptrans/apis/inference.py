@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import mmcv
@@ -34,6 +34,56 @@ ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image]
 
 
 @dataclass
+class AffordanceRegion:
+    """What a robot consumes from one heatmap, in the image's pixel coordinates.
+
+    Attributes:
+        peak: (x, y) of the heatmap's maximum (first one in row-major order on ties).
+        peak_score: the heatmap's value there.
+        threshold: the relative threshold of ``mask``: a pixel is in when its min-max normalised score is
+            >= ``threshold`` (so 0.5 keeps what scores at least half-way between the map's min and max;
+            relative, because the sources' scales differ: pixel-head probabilities, raw CAM scores).
+        mask: bool (H, W) binary mask.
+        bbox: (x_min, y_min, x_max, y_max) inclusive pixel bounds of the mask, or None for an empty mask.
+        polygon: the largest external contour of the mask as [[x, y], ...] (OpenCV, simple chain).
+        area: number of mask pixels.
+    """
+
+    peak: Tuple[int, int]
+    peak_score: float
+    threshold: float
+    mask: np.ndarray
+    bbox: Optional[Tuple[int, int, int, int]]
+    polygon: List[List[int]]
+    area: int
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (the mask is left out: it is the PNG the tools write)."""
+        return dict(peak=list(self.peak), peak_score=self.peak_score, threshold=self.threshold,
+                    bbox=None if self.bbox is None else list(self.bbox), polygon=self.polygon, area=self.area)
+
+
+def describe_heatmap(heat: np.ndarray, threshold: float = 0.5) -> AffordanceRegion:
+    """Peak, binary mask (min-max normalised score >= ``threshold``), bounding box and largest contour of
+    a float (H, W) heatmap. A constant map has its peak at (0, 0) and an empty mask."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f'threshold must be in (0, 1], got {threshold}')
+    heat = np.asarray(heat, dtype=np.float64)
+    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    low, high = float(heat.min()), float(heat.max())
+    mask = ((heat - low) / (high - low) >= threshold) if high > low else np.zeros(heat.shape, bool)
+    ys, xs = np.nonzero(mask)
+    bbox = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())) if len(xs) else None
+    polygon: List[List[int]] = []
+    if len(xs):
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        largest = max(contours, key=cv2.contourArea)
+        polygon = largest.reshape(-1, 2).astype(int).tolist()
+    return AffordanceRegion(peak=(int(x), int(y)), peak_score=float(heat[y, x]), threshold=float(threshold),
+                            mask=mask, bbox=bbox, polygon=polygon, area=int(mask.sum()))
+
+
+@dataclass
 class AffordanceResult:
     """Heatmaps for one image.
 
@@ -42,14 +92,84 @@ class AffordanceResult:
             network-resolution map; the pixel head's probabilities or raw CAM scores).
         net_heatmaps: affordance name -> float32 (h, w) map at the network input size, exactly the model's
             output (what ``LoopTrans.predict`` writes as ``pred_heatmap``).
+        regions: affordance name -> :class:`AffordanceRegion` of its heatmap (peak, mask, box, polygon).
+        logits: every class -> the CAM head's image-level logit.
+        probs: every class -> its probability (softmax of the logits): "what can I do with this object?".
+        affordances: the names of ``heatmaps`` in order (by probability when chosen with ``top_k``).
         image_path: the input path, or None for arrays.
         ori_shape: (H, W) of the input image.
     """
 
     heatmaps: Dict[str, np.ndarray] = field(default_factory=dict)
     net_heatmaps: Dict[str, np.ndarray] = field(default_factory=dict)
+    regions: Dict[str, AffordanceRegion] = field(default_factory=dict)
+    logits: Dict[str, float] = field(default_factory=dict)
+    probs: Dict[str, float] = field(default_factory=dict)
+    affordances: List[str] = field(default_factory=list)
     image_path: Optional[str] = None
     ori_shape: Tuple[int, int] = (0, 0)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary: the image, and per affordance its probability, logit and region."""
+        return dict(image=self.image_path, height=self.ori_shape[0], width=self.ori_shape[1],
+                    affordances=[dict(name=name, prob=self.probs.get(name), logit=self.logits.get(name),
+                                      **self.regions[name].to_dict()) for name in self.affordances])
+
+
+#: A backend's forward: uint8 BGR (B, 3, h, w) images at the input size -> (heatmaps (B, C, h, w), logits
+#: (B, C)) as numpy float arrays.
+ForwardFn = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
+
+
+def resize_for_network(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """A BGR uint8 image resized to the network input (h, w) as the test pipeline does (PIL bilinear, as
+    torchvision's ``Resize((224, 224))`` in the published code), channels first (3, h, w)."""
+    height, width = size
+    return mmcv.imresize(image, (width, height), backend='pillow').transpose(2, 0, 1)
+
+
+def run_inference(forward: ForwardFn, classes: Sequence[str], input_size: Tuple[int, int],
+                  images: Union[ImageInput, Sequence[ImageInput]],
+                  affordances: Union[None, str, Sequence[str]] = None, batch_size: int = 8,
+                  top_k: Optional[int] = None, threshold: float = 0.5
+                  ) -> Union[AffordanceResult, List[AffordanceResult]]:
+    """The backend-independent part of :func:`inference_affordance`: load, resize, batch, and turn each
+    image's maps and logits into an :class:`AffordanceResult`."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
+    if top_k is not None:
+        if affordances is not None:
+            raise ValueError('give either affordances (which ones) or top_k (the most probable ones), not both')
+        if not isinstance(top_k, int) or not 1 <= top_k <= len(classes):
+            raise ValueError(f'top_k must be an int in [1, {len(classes)}] (the number of classes), got {top_k!r}')
+    single = isinstance(images, (str, os.PathLike, np.ndarray, Image.Image))
+    try:
+        items = [images] if single else list(images)
+    except TypeError:
+        raise TypeError(f'images must be a path (str / pathlib.Path), a PIL image, a numpy array or a list of '
+                        f'them, got {type(images).__name__}') from None
+    classes = list(classes)
+    asked = None if top_k is not None else resolve_classes(classes, affordances)
+    results: List[AffordanceResult] = []
+    for start in range(0, len(items), batch_size):
+        loaded = [load_image(x) for x in items[start:start + batch_size]]
+        maps, logits = forward(np.stack([resize_for_network(img, input_size) for img, _ in loaded]))
+        for (img, path), per_image, per_logits in zip(loaded, maps, logits):
+            per_logits = np.asarray(per_logits, np.float64)
+            probs = np.exp(per_logits - per_logits.max())
+            probs /= probs.sum()
+            names = asked if asked is not None else [classes[i] for i in np.argsort(-probs, kind='stable')[:top_k]]
+            h0, w0 = img.shape[:2]
+            result = AffordanceResult(image_path=path, ori_shape=(h0, w0), affordances=list(names),
+                                      logits=dict(zip(classes, per_logits.tolist())),
+                                      probs=dict(zip(classes, probs.tolist())))
+            for name in names:
+                heat = np.asarray(per_image[classes.index(name)], np.float32)
+                result.net_heatmaps[name] = heat
+                result.heatmaps[name] = cv2.resize(heat, (w0, h0), interpolation=cv2.INTER_LINEAR)
+                result.regions[name] = describe_heatmap(result.heatmaps[name], threshold)
+            results.append(result)
+    return results[0] if single else results
 
 
 def without_pretrained(model_cfg: dict) -> dict:
@@ -110,9 +230,8 @@ def _classes_from_config(cfg: Config) -> Sequence[str]:
         return metainfo['classes']
     from mmseg.registry import DATASETS
     dataset_cls = DATASETS.get(dataset['type'])
-    split = dataset.get('split')
-    if hasattr(dataset_cls, 'classes_for_split') and split is not None:
-        return dataset_cls.classes_for_split(split)
+    if hasattr(dataset_cls, 'default_classes'):  # the folder datasets choose their classes per split
+        return dataset_cls.default_classes(dataset.get('split'))
     return dataset_cls.METAINFO['classes']
 
 
@@ -175,11 +294,12 @@ def _array_to_bgr_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def load_image(image: ImageInput) -> Tuple[np.ndarray, Optional[str]]:
+def load_image(image: ImageInput, ignore_orientation: bool = True) -> Tuple[np.ndarray, Optional[str]]:
     """An input image as BGR uint8 (H, W, 3) and its path (None for arrays and PIL images).
 
-    Paths (``str`` / ``pathlib.Path``) are decoded like the training pipeline (``mmcv.imfrombytes``, cv2,
-    EXIF orientation applied); PIL images are converted to RGB then BGR; arrays follow
+    Paths (``str`` / ``pathlib.Path``) are decoded like the data pipeline (``mmcv.imfrombytes``, cv2; the
+    EXIF orientation is ignored by default, as ``LoadAffordanceViews`` and the published PIL loading do, so
+    that ``tools/infer.py`` and ``tools/test.py`` see the same pixels); PIL images are converted to RGB then BGR; arrays follow
     :func:`_array_to_bgr_uint8`.
 
     Raises:
@@ -198,7 +318,8 @@ def load_image(image: ImageInput) -> Tuple[np.ndarray, Optional[str]]:
                         f'{type(image).__name__}')
     path = os.fspath(image)
     try:
-        img = mmcv.imfrombytes(fileio.get(path), flag='color', channel_order='bgr')
+        flag = 'color_ignore_orientation' if ignore_orientation else 'color'
+        img = mmcv.imfrombytes(fileio.get(path), flag=flag, channel_order='bgr')
     except Exception as err:  # noqa: BLE001 - any read or decoder failure is reported with the path
         raise ValueError(f'cannot read image {path!r}: {err}') from err
     if img is None or img.size == 0:
@@ -206,10 +327,9 @@ def load_image(image: ImageInput) -> Tuple[np.ndarray, Optional[str]]:
     return img, path
 
 
-
-def resolve_affordances(model: torch.nn.Module, affordances: Union[None, str, Sequence[str]]) -> List[str]:
-    """The asked affordance names (all when None), validated against the model's classes."""
-    classes = list(model.dataset_meta['classes'])
+def resolve_classes(classes: Sequence[str], affordances: Union[None, str, Sequence[str]]) -> List[str]:
+    """The asked affordance names (all when None or 'all'), validated against ``classes``."""
+    classes = list(classes)
     if affordances is None or affordances == 'all':
         return classes
     names = [affordances] if isinstance(affordances, str) else list(affordances)
@@ -219,41 +339,32 @@ def resolve_affordances(model: torch.nn.Module, affordances: Union[None, str, Se
     return names
 
 
-@torch.no_grad()
+def resolve_affordances(model, affordances: Union[None, str, Sequence[str]]) -> List[str]:
+    """The asked affordance names (all when None), validated against the model's classes."""
+    return resolve_classes(model.dataset_meta['classes'], affordances)
+
+
 def inference_affordance(model: torch.nn.Module, images: Union[ImageInput, Sequence[ImageInput]],
-                         affordances: Union[None, str, Sequence[str]] = None,
-                         batch_size: int = 8) -> Union[AffordanceResult, List[AffordanceResult]]:
-    """Heatmaps of the asked affordances (all when None) for one image or a list of images.
+                         affordances: Union[None, str, Sequence[str]] = None, batch_size: int = 8,
+                         top_k: Optional[int] = None, threshold: float = 0.5
+                         ) -> Union[AffordanceResult, List[AffordanceResult]]:
+    """Heatmaps of the asked affordances (all when None), or of each image's ``top_k`` most probable ones,
+    for one image or a list of images.
 
     Images (paths, PIL images, BGR arrays: see :func:`load_image`) are resized to the test pipeline's input
-    size and run in batches of ``batch_size``; returns one :class:`AffordanceResult` per image (a single one
-    for a single input).
+    size (PIL bilinear, as the test pipeline) and run in batches of ``batch_size``; returns one
+    :class:`AffordanceResult` per image (a single one for a single input), with every class's probability
+    (softmax of the CAM head's image logits) and, per returned heatmap, its region (peak, mask at the relative
+    ``threshold``, box, polygon: :func:`describe_heatmap`).
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
-    single = isinstance(images, (str, os.PathLike, np.ndarray, Image.Image))
-    try:
-        items = [images] if single else list(images)
-    except TypeError:
-        raise TypeError(f'images must be a path (str / pathlib.Path), a PIL image, a numpy array or a list of '
-                        f'them, got {type(images).__name__}') from None
-    names = resolve_affordances(model, affordances)
-    classes = list(model.dataset_meta['classes'])
-    index = [classes.index(n) for n in names]
-    height, width = test_input_size(model.cfg)
     device = next(model.parameters()).device
-    results: List[AffordanceResult] = []
-    for start in range(0, len(items), batch_size):
-        loaded = [load_image(x) for x in items[start:start + batch_size]]
-        batch = [torch.from_numpy(cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR))
-                 .permute(2, 0, 1)[None] for img, _ in loaded]  # (1, 3, h, w) uint8: one ego view each
-        data = model.data_preprocessor(dict(inputs=batch, data_samples=None), False)
-        maps = model.inference(data['inputs'].to(device))[:, index].float().cpu().numpy()
-        for (img, path), per_image in zip(loaded, maps):
-            h0, w0 = img.shape[:2]
-            result = AffordanceResult(image_path=path, ori_shape=(h0, w0))
-            for name, heat in zip(names, per_image):
-                result.net_heatmaps[name] = heat
-                result.heatmaps[name] = cv2.resize(heat, (w0, h0), interpolation=cv2.INTER_LINEAR)
-            results.append(result)
-    return results[0] if single else results
+
+    @torch.no_grad()
+    def forward(batch: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        inputs = [torch.from_numpy(np.ascontiguousarray(img))[None] for img in batch]  # one ego view each
+        data = model.data_preprocessor(dict(inputs=inputs, data_samples=None), False)
+        maps, logits = model.inference_with_logits(data['inputs'].to(device))
+        return maps.float().cpu().numpy(), logits.float().cpu().numpy()
+
+    return run_inference(forward, model.dataset_meta['classes'], test_input_size(model.cfg), images,
+                         affordances, batch_size, top_k, threshold)

@@ -17,25 +17,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
-from PIL import Image
 
 from .export import INPUT_FORMAT, INPUT_NAME, METADATA_VERSION, OUTPUT_NAMES
-from .inference import AffordanceResult, ImageInput, load_image, resolve_affordances
+from .inference import AffordanceResult, ImageInput, resize_for_network, run_inference
 
 #: Metadata keys a LoopTrans ONNX file must carry.
 REQUIRED_METADATA = ('looptrans_metadata_version', 'classes', 'heatmap_source', 'input_format', 'input_size')
-
-
-@dataclass
-class OnnxAffordanceResult(AffordanceResult):
-    """:class:`AffordanceResult` plus the image-level logits of every class (name -> float)."""
-
-    logits: Dict[str, float] = field(default_factory=dict)
 
 
 def check_config_classes(model: 'OnnxAffordanceModel', config, cfg_options: Optional[dict] = None) -> None:
@@ -162,38 +152,15 @@ class OnnxAffordanceModel:
 
     def preprocess(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """BGR uint8 (H, W, 3) images -> the graph's input (B, 3, h, w): the resize of
-        :func:`looptrans.apis.inference_affordance` (cv2 bilinear to ``input_size``), channels first."""
-        height, width = self.input_size
-        return np.stack([cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
-                         for img in images])
+        :func:`looptrans.apis.inference_affordance` (PIL bilinear to ``input_size``), channels first."""
+        return np.stack([resize_for_network(img, self.input_size) for img in images])
 
     def inference_affordance(self, images: Union[ImageInput, Sequence[ImageInput]],
-                             affordances: Union[None, str, Sequence[str]] = None, batch_size: int = 8
-                             ) -> Union[OnnxAffordanceResult, List[OnnxAffordanceResult]]:
-        """Heatmaps of the asked affordances (all when None) for one image or a list of images, as
-        :func:`looptrans.apis.inference_affordance` gives them for a PyTorch model (same inputs: paths, PIL
-        images, BGR arrays; same resizing; same :class:`AffordanceResult` fields), plus ``logits`` (every
-        class's image-level logit)."""
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
-        single = isinstance(images, (str, os.PathLike, np.ndarray, Image.Image))
-        try:
-            items = [images] if single else list(images)
-        except TypeError:
-            raise TypeError(f'images must be a path (str / pathlib.Path), a PIL image, a numpy array or a list of '
-                            f'them, got {type(images).__name__}') from None
-        names = resolve_affordances(self, affordances)
-        index = [self.classes.index(n) for n in names]
-        results: List[OnnxAffordanceResult] = []
-        for start in range(0, len(items), batch_size):
-            loaded = [load_image(x) for x in items[start:start + batch_size]]
-            maps, logits = self.forward(self.preprocess([img for img, _ in loaded]))
-            for (img, path), per_image, per_logits in zip(loaded, maps[:, index], logits):
-                h0, w0 = img.shape[:2]
-                result = OnnxAffordanceResult(image_path=path, ori_shape=(h0, w0),
-                                              logits=dict(zip(self.classes, per_logits.tolist())))
-                for name, heat in zip(names, per_image):
-                    result.net_heatmaps[name] = heat
-                    result.heatmaps[name] = cv2.resize(heat, (w0, h0), interpolation=cv2.INTER_LINEAR)
-                results.append(result)
-        return results[0] if single else results
+                             affordances: Union[None, str, Sequence[str]] = None, batch_size: int = 8,
+                             top_k: Optional[int] = None, threshold: float = 0.5
+                             ) -> Union[AffordanceResult, List[AffordanceResult]]:
+        """:func:`looptrans.apis.inference_affordance` on onnxruntime: same inputs (paths, PIL images, BGR
+        arrays), same resizing, same :class:`AffordanceResult` (heatmaps, regions, logits, probabilities,
+        ``top_k``), through the same code (:func:`looptrans.apis.inference.run_inference`)."""
+        return run_inference(self.forward, self.classes, self.input_size, images, affordances, batch_size,
+                             top_k, threshold)

@@ -252,15 +252,16 @@ class LoopTrans(BaseSegmentor):
         return stats
 
     # ------------------------------------------------------------------ inference
-    def decode_heatmaps(self, feats: List[Tensor], size: Tuple[int, int],
-                        sources: Sequence[str]) -> Dict[str, Tensor]:
+    def decode_heatmaps(self, feats: List[Tensor], size: Tuple[int, int], sources: Sequence[str],
+                        cams: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Heatmaps of every affordance from the ego feature levels, (B, C, H, W) at ``size``, one per
         source.
 
         Sources (``test_cfg.heatmap``): ``'pixel'`` the pixel head's probabilities (sigmoid),
         ``'pixel_logits'`` its logits, ``'cam'`` the raw ego CAMs, ``'fusion'`` the pixel probabilities
         times the min-max normalised CAM (each class map). The pixel head and the CAM head each run at
-        most once, whatever the sources; every map is resized bilinearly to ``size``.
+        most once, whatever the sources (``cams``: the CAM head's output on ``feats`` when the caller has
+        it already); every map is resized bilinearly to ``size``.
         """
         for source in sources:
             self._check_heatmap_source(source)
@@ -270,7 +271,7 @@ class LoopTrans(BaseSegmentor):
             out['pixel_logits'] = logits
             out['pixel'] = logits.sigmoid()
         if any(src in ('cam', 'fusion') for src in sources):
-            out['cam'] = self._resize(self.cam_head(feats, view='ego'), size)
+            out['cam'] = self._resize(self.cam_head(feats, view='ego') if cams is None else cams, size)
         if 'fusion' in sources:
             cam = out['cam']
             out['fusion'] = out['pixel'] * _minmax(cam.flatten(0, 1)).view_as(cam)
@@ -305,6 +306,17 @@ class LoopTrans(BaseSegmentor):
         (the role of mmseg's ``EncoderDecoder.inference``; egocentric images (B, 3, H, W) or packed
         views (B, V, 3, H, W), of which view 0 is used)."""
         return self.encode_decode(inputs, batch_img_metas or [])
+
+    def inference_with_logits(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
+        """:meth:`inference`'s heatmaps (B, C, H, W) and the CAM head's image-level logits (B, C) (the
+        global average of the ego CAMs, the classifier's view of "what can be done with this object"),
+        from one backbone pass."""
+        ego = inputs[:, 0] if inputs.dim() == 5 else inputs
+        source = self._heatmap_source()
+        feats = self.extract_feat(ego)
+        cams = self.cam_head(feats, view='ego')
+        maps = self.decode_heatmaps(feats, ego.shape[-2:], (source, ), cams=cams)[source]
+        return maps, self.cam_head.logits(cams)
 
     def predict(self, inputs: Tensor, data_samples: Optional[SampleList] = None) -> SampleList:
         """Write ``pred_heatmap`` (1, H, W) for each sample's affordance (its ``gt_label``), and

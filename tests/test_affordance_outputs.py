@@ -1,0 +1,124 @@
+""""What can I do with this object, and where?": top-K affordances with probabilities, and per heatmap the
+peak, mask, box and polygon a robot consumes (looptrans.apis.inference, tools/infer.py --top-k)."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+
+from looptrans.apis.inference import AffordanceResult, describe_heatmap, run_inference
+
+CLASSES = ('cut_with', 'hold', 'pour', 'sit_on')
+
+
+def test_describe_heatmap_on_a_known_map():
+    heat = np.zeros((40, 60), np.float32)
+    heat[10:20, 30:50] = 0.6  # a 20 x 10 block ...
+    heat[14, 41] = 1.0  # ... with its peak at x=41, y=14
+    heat[30:33, 2:5] = 0.2  # a weak blob below the threshold
+    region = describe_heatmap(heat, threshold=0.5)
+    assert region.peak == (41, 14) and region.peak_score == pytest.approx(1.0)
+    assert region.bbox == (30, 10, 49, 19) and region.area == 200
+    assert region.mask.sum() == 200 and not region.mask[31, 3]
+    xs, ys = zip(*region.polygon)
+    assert (min(xs), min(ys), max(xs), max(ys)) == region.bbox
+    # a lower threshold takes the weak blob too; the polygon stays the largest contour
+    low = describe_heatmap(heat, threshold=0.1)
+    assert low.area == 209 and low.bbox == (2, 10, 49, 32)
+    assert len(low.polygon) == len(region.polygon)
+    flat = describe_heatmap(np.full((5, 5), 3.0))
+    assert flat.area == 0 and flat.bbox is None and flat.polygon == [] and flat.peak == (0, 0)
+    with pytest.raises(ValueError, match='threshold'):
+        describe_heatmap(heat, threshold=0)
+    json.dumps(region.to_dict())
+
+
+def _fake_forward(batch):
+    """Image i: logits favour class (i % 4), then (i + 1) % 4; class c's heatmap peaks at x = 10 c."""
+    b, _, h, w = batch.shape
+    logits = np.full((b, len(CLASSES)), -2.0, np.float32)
+    maps = np.zeros((b, len(CLASSES), h, w), np.float32)
+    for i in range(b):
+        logits[i, i % 4], logits[i, (i + 1) % 4] = 3.0, 1.0
+        for c in range(len(CLASSES)):
+            maps[i, c, 5, 10 * c] = 1.0
+    return maps, logits
+
+
+def test_top_k_picks_each_images_most_probable_affordances():
+    images = [np.full((32, 48, 3), 40 * i, np.uint8) for i in range(3)]
+    results = run_inference(_fake_forward, CLASSES, (16, 32), images, top_k=2)
+    for i, result in enumerate(results):
+        assert isinstance(result, AffordanceResult)
+        assert result.affordances == [CLASSES[i % 4], CLASSES[(i + 1) % 4]]
+        assert list(result.heatmaps) == result.affordances
+        logits = np.array([result.logits[c] for c in CLASSES])
+        expected = np.exp(logits) / np.exp(logits).sum()
+        assert np.allclose([result.probs[c] for c in CLASSES], expected)
+        assert sum(result.probs.values()) == pytest.approx(1.0)
+        for name in result.affordances:
+            # the peak is found at the original image size (network 16 x 32 -> image 32 x 48)
+            x, y = result.regions[name].peak
+            assert abs(x - 10 * CLASSES.index(name) * 48 / 32) <= 2 and abs(y - 5 * 2) <= 2
+        summary = result.to_dict()
+        assert [a['name'] for a in summary['affordances']] == result.affordances
+        json.dumps(summary)
+    named = run_inference(_fake_forward, CLASSES, (16, 32), images[0], affordances=['pour'])
+    assert named.affordances == ['pour'] and set(named.probs) == set(CLASSES)
+    with pytest.raises(ValueError, match='not both'):
+        run_inference(_fake_forward, CLASSES, (16, 32), images, affordances=['pour'], top_k=1)
+    for bad in (0, 5):
+        with pytest.raises(ValueError, match='top_k'):
+            run_inference(_fake_forward, CLASSES, (16, 32), images, top_k=bad)
+
+
+@pytest.mark.slow
+def test_infer_tool_top_k_writes_json_per_image(tmp_path):
+    """tools/infer.py --top-k on a briefly trained quick-start model: one JSON per image with the K most
+    probable affordances; the top-1 accuracy on generated test images is printed (not asserted: a few
+    iterations of training only)."""
+    from conftest import QUICK_CONFIG, run_tool, tiny_options
+    from looptrans.datasets.synthetic import generate_synthetic_agd20k
+    root = str(tmp_path / 'data')
+    generate_synthetic_agd20k(root, seed=0, num_exo=3, num_ego=2, num_test=2, splits=['Seen'])
+    work = str(tmp_path / 'work')
+    run_tool(['tools/train.py', QUICK_CONFIG, '--work-dir', work, '--cfg-options',
+              *tiny_options(root, max_iters=8, ckpt_interval=8)])
+    test_dir = osp.join(root, 'Seen', 'testset', 'egocentric')
+    out = str(tmp_path / 'out')
+    proc = run_tool(['tools/infer.py', QUICK_CONFIG, osp.join(work, 'iter_8.pth'), test_dir, '--top-k', '2',
+                     '--out-dir', out, '--cfg-options',
+                     *[o for o in tiny_options(root) if o.startswith('model.')]])
+    assert 'affordance' in proc.stdout and 'prob' in proc.stdout
+    jsons = sorted(p for p in __import__('glob').glob(osp.join(out, '*', '*', '*.json')))
+    assert len(jsons) == 28
+    correct = 0
+    for path in jsons:
+        summary = json.load(open(path))
+        names = [a['name'] for a in summary['affordances']]
+        probs = [a['prob'] for a in summary['affordances']]
+        assert len(names) == 2 and probs == sorted(probs, reverse=True)
+        for a in summary['affordances']:
+            x, y = a['peak']
+            assert 0 <= x < summary['width'] and 0 <= y < summary['height'] and a['polygon']
+            assert osp.isfile(osp.join(osp.dirname(path), f'{osp.basename(path)[:-5]}_{a["name"]}.png'))
+        correct += names[0] == path.split(osp.sep)[-3]
+    print(f'top-1 accuracy after 8 iterations: {correct}/{len(jsons)}')
+
+
+@pytest.mark.parametrize('config, split_classes', [
+    ('looptrans_agd20k.py', 36), ('looptrans_agd20k_unseen.py', 25), ('looptrans_hico_iif.py', 10)])
+def test_class_list_of_a_config_follows_its_split(config, split_classes):
+    """Without dataset_meta in a checkpoint, inference names the channels from the config's dataset:
+    the Unseen and HICO-IIF lists, not the Seen one (a bug: a method no dataset defines was called)."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from conftest import REPO
+    from looptrans.apis.inference import _classes_from_config
+    from looptrans.datasets import AGD20KDataset
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    classes = tuple(_classes_from_config(cfg))
+    assert len(classes) == split_classes
+    if 'unseen' in config:
+        assert classes == AGD20KDataset.default_classes('Unseen') and 'beat' not in classes
