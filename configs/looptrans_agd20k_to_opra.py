@@ -10,11 +10,6 @@
 # over all 1042 OPRA test images). Verb names are matched case-insensitively, ' ' and '-' as '_'.
 _base_ = ['./looptrans_agd20k.py']
 
-agd20k_classes = (
-    'beat', 'boxing', 'brush_with', 'carry', 'catch', 'cut', 'cut_with', 'drag', 'drink_with', 'eat', 'hit',
-    'hold', 'jump', 'kick', 'lie_on', 'lift', 'look_out', 'open', 'pack', 'peel', 'pick_up', 'pour', 'push',
-    'ride', 'sip', 'sit_on', 'stick', 'stir', 'swing', 'take_photo', 'talk_on', 'text_on', 'throw', 'type_on',
-    'wash', 'write')  # = looptrans.datasets.AGD20K_SEEN_CLASSES, the model's label order
 # OPRA verbs -> AGD20K affordances ('touch', 'rotate' and 'put down' have no AGD20K counterpart).
 verb_map = {'hold': 'hold', 'push': 'push', 'pull': 'drag', 'pick up': 'pick_up'}
 
@@ -30,7 +25,8 @@ test_dataloader = dict(
         ann_file='annotations.json',
         mode='test',
         verb_map=verb_map,
-        metainfo=dict(classes=agd20k_classes),
+        # the model's classes (the 36 AGD20K Seen affordances, in its label order) are the targets
+        classes_from=dict(type='AGD20KDataset', split='Seen'),
         pipeline=[
             dict(type='LoadAffordanceViews'),
             dict(type='MultiViewTransform',

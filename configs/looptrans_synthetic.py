@@ -8,5 +8,7 @@ _base_ = [
     '_base_/models/looptrans_random_vit_synthetic.py', '_base_/datasets/synthetic_agd20k.py',
     '_base_/schedules/schedule_synthetic.py', '_base_/default_runtime.py'
 ]
-num_classes = 7  # looptrans.datasets.synthetic.SYNTHETIC_SEEN_CLASSES
+# the generated data's dataset type (SyntheticAGD20KDataset) lives beside the runtime package
+custom_imports = dict(imports=['looptrans', 'looptrans.testing'], allow_failed_imports=False)
+num_classes = 7  # len(looptrans.testing.SYNTHETIC_SEEN_CLASSES)
 model = dict(cam_head=dict(num_classes=num_classes), pixel_head=dict(num_classes=num_classes))

@@ -9,7 +9,7 @@ _base_ = [
     '_base_/models/looptrans_random_vit_synthetic.py', '_base_/datasets/synthetic_epic.py',
     '_base_/schedules/schedule_synthetic.py', '_base_/default_runtime.py'
 ]
-num_classes = 7  # looptrans.datasets.synthetic_video.SYNTHETIC_EPIC_VERBS
+num_classes = 7  # len(looptrans.testing.SYNTHETIC_EPIC_VERBS)
 model = dict(
     temporal=dict(type='LSTMTemporalAggregator', channels=384),
     cam_head=dict(num_classes=num_classes),

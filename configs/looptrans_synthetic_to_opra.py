@@ -7,11 +7,10 @@
 #   python tools/test.py configs/looptrans_synthetic_to_opra.py \
 #       work_dirs/looptrans_synthetic_to_opra/iter_200.pth
 # The model predicts the synthetic AGD20K affordances; each OPRA verb is scored as the affordance verb_map
-# gives (gt_label = index of verb_map[verb] in `classes`). Real data: configs/looptrans_agd20k_to_opra.py.
+# gives (gt_label = index of verb_map[verb] in the model's classes). Real data: configs/looptrans_agd20k_to_opra.py.
 _base_ = ['./looptrans_synthetic.py']
 
-classes = ('cut_with', 'drink_with', 'hold', 'pour', 'push', 'ride', 'sit_on')  # SYNTHETIC_SEEN_CLASSES
-# = looptrans.datasets.SYNTHETIC_OPRA_VERB_MAP
+# the generator's mapping, looptrans.testing.SYNTHETIC_OPRA_VERB_MAP (tests/test_video_datasets.py checks)
 verb_map = {
     'cut': 'cut_with', 'drink': 'drink_with', 'hold': 'hold', 'pour': 'pour', 'push': 'push', 'ride': 'ride',
     'sit': 'sit_on'
@@ -28,7 +27,8 @@ val_dataloader = dict(
         ann_file='annotations.json',
         mode='test',
         verb_map=verb_map,
-        metainfo=dict(classes=classes),
+        # the model's classes (the generated Seen affordances, in its label order) are the targets
+        classes_from=dict(type='SyntheticAGD20KDataset', split='Seen'),
         pipeline=[
             dict(type='LoadAffordanceViews'),
             dict(type='MultiViewTransform',

@@ -3,8 +3,9 @@
 #   python tools/train.py configs/looptrans_synthetic_unseen.py
 #   python tools/test.py configs/looptrans_synthetic_unseen.py work_dirs/looptrans_synthetic_unseen/iter_200.pth
 _base_ = ['./looptrans_synthetic.py']
-classes = ('cut_with', 'drink_with', 'hold', 'pour', 'sit_on')  # looptrans.datasets.SYNTHETIC_UNSEEN_CLASSES
-train_dataloader = dict(dataset=dict(split='Unseen', metainfo=dict(classes=classes)))
-val_dataloader = dict(dataset=dict(split='Unseen', metainfo=dict(classes=classes)))
+# SyntheticAGD20KDataset takes its Unseen classes (looptrans.testing.SYNTHETIC_UNSEEN_CLASSES) from split
+train_dataloader = dict(dataset=dict(split='Unseen'))
+val_dataloader = dict(dataset=dict(split='Unseen'))
 test_dataloader = val_dataloader
-model = dict(cam_head=dict(num_classes=len(classes)), pixel_head=dict(num_classes=len(classes)))
+num_classes = 5  # len(looptrans.testing.SYNTHETIC_UNSEEN_CLASSES)
+model = dict(cam_head=dict(num_classes=num_classes), pixel_head=dict(num_classes=num_classes))

@@ -14,7 +14,7 @@ QUICK_CONFIG = osp.join(REPO, 'configs', 'looptrans_synthetic.py')
 @pytest.fixture(scope='session')
 def synthetic_root(tmp_path_factory) -> str:
     """A small synthetic AGD20K tree (Seen and Unseen), generated once per test session."""
-    from looptrans.datasets.synthetic import generate_synthetic_agd20k
+    from looptrans.testing import generate_synthetic_agd20k
     root = str(tmp_path_factory.mktemp('synthetic_agd20k'))
     generate_synthetic_agd20k(root, seed=0, num_exo=3, num_ego=1, num_test=1)
     return root

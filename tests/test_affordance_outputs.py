@@ -78,7 +78,7 @@ def test_infer_tool_top_k_writes_json_per_image(tmp_path):
     probable affordances; the top-1 accuracy on generated test images is printed (not asserted: a few
     iterations of training only)."""
     from conftest import QUICK_CONFIG, run_tool, tiny_options
-    from looptrans.datasets.synthetic import generate_synthetic_agd20k
+    from looptrans.testing import generate_synthetic_agd20k
     root = str(tmp_path / 'data')
     generate_synthetic_agd20k(root, seed=0, num_exo=3, num_ego=2, num_test=2, splits=['Seen'])
     work = str(tmp_path / 'work')

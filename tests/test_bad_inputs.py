@@ -23,11 +23,11 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from looptrans.datasets import (SYNTHETIC_SEEN_CLASSES, AGD20KDataset,
-                                HICOIIFDataset, LoadAffordanceGT)
+from looptrans.datasets import AGD20KDataset, HICOIIFDataset, LoadAffordanceGT
 from looptrans.datasets.checks import (BadFileError, MissingFileError,
                                        probe_file, truncation)
 from looptrans.evaluation import AffordanceMetric
+from looptrans.testing import SYNTHETIC_SEEN_CLASSES
 
 SEEN = dict(classes=SYNTHETIC_SEEN_CLASSES)
 TRAIN_PIPELINE = [

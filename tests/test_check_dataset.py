@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from looptrans.datasets import SYNTHETIC_SEEN_CLASSES
+from looptrans.testing import SYNTHETIC_SEEN_CLASSES
 from looptrans.datasets.checks import (PROBLEM_KINDS, SEVERITIES, check_tree,
                                        probe_file)
 

@@ -13,10 +13,11 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 
 from looptrans.datasets import (AGD20K_SEEN_CLASSES, AGD20K_UNSEEN_CLASSES,
-                                HICO_IIF_CLASSES, SYNTHETIC_SEEN_CLASSES,
-                                SYNTHETIC_UNSEEN_CLASSES, AGD20KDataset,
-                                HICOIIFDataset, generate_synthetic_agd20k)
+                                HICO_IIF_CLASSES, AGD20KDataset, HICOIIFDataset)
 from looptrans.datasets import affordance_folder
+from looptrans.datasets.classes import config_classes
+from looptrans.testing import (SYNTHETIC_SEEN_CLASSES, SYNTHETIC_UNSEEN_CLASSES,
+                               generate_synthetic_agd20k)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', '_base_', 'datasets')
@@ -293,8 +294,9 @@ def test_base_configs():
         assert hico[loader].dataset.split is None
         assert hico[loader].dataset.data_root == 'data/HICO-IIF'
         assert syn[loader].dataset.data_root == 'data/synthetic_agd20k'
-        assert tuple(syn[loader].dataset.metainfo.classes) == \
-            SYNTHETIC_SEEN_CLASSES
+        assert syn[loader].dataset.type == 'SyntheticAGD20KDataset'
+        assert 'metainfo' not in syn[loader].dataset  # the dataset class gives them
+        assert config_classes(syn[loader].dataset) == SYNTHETIC_SEEN_CLASSES
         assert syn[loader].batch_size == 8 and syn[loader].num_workers == 2
         assert syn[loader].persistent_workers
     assert syn.test_evaluator.type == 'AffordanceMetric'

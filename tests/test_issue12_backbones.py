@@ -18,6 +18,7 @@ import pytest
 from mmengine.config import Config
 
 from conftest import REPO
+from looptrans.datasets.classes import config_classes
 
 BACKBONES = sorted(osp.basename(p)[len('looptrans_agd20k_'):-3]
                    for p in glob.glob(osp.join(REPO, 'configs', 'backbones', 'looptrans_agd20k_*.py')))
@@ -52,7 +53,7 @@ def test_twin_has_the_same_backbone_and_nothing_to_download(name):
     text = twin.pretty_text
     assert 'Pretrained' not in text and 'http' not in text and 'checkpoints/' not in text
     quick = Config.fromfile(osp.join(REPO, 'configs', 'looptrans_synthetic.py'))
-    assert twin.model.cam_head.num_classes == len(quick.train_dataloader.dataset.metainfo.classes)
+    assert twin.model.cam_head.num_classes == len(config_classes(quick.train_dataloader.dataset))
 
 
 TINY = """

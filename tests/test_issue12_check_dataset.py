@@ -23,8 +23,9 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 from conftest import REPO
-from looptrans.datasets import SYNTHETIC_SEEN_CLASSES, AGD20KDataset, LoadAffordanceViews
+from looptrans.datasets import AGD20KDataset, LoadAffordanceViews
 from looptrans.datasets.checks import SymlinkLoopError, check_tree, probe_file
+from looptrans.testing import SYNTHETIC_SEEN_CLASSES
 
 CLASSES = list(SYNTHETIC_SEEN_CLASSES)
 TOOL = osp.join(REPO, 'tools', 'misc', 'check_dataset.py')

@@ -26,7 +26,7 @@ ort = pytest.importorskip(
 
 from conftest import QUICK_CONFIG, REPO  # noqa: E402
 
-from looptrans.datasets.synthetic import SYNTHETIC_SEEN_CLASSES  # noqa: E402
+from looptrans.testing import SYNTHETIC_SEEN_CLASSES  # noqa: E402
 
 SIZE = (64, 64)
 ATOL = 1e-4

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import QUICK_CONFIG, REPO
-from looptrans.datasets.synthetic import (PART_MASK_DIR, SYNTHETIC_SEEN_CLASSES, generate_synthetic_agd20k,
+from looptrans.testing.synthetic_agd20k import (PART_MASK_DIR, SYNTHETIC_SEEN_CLASSES, generate_synthetic_agd20k,
                                           make_rng, render_egocentric)
 
 

@@ -8,12 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from looptrans.datasets import (SYNTHETIC_SEEN_CLASSES,
-                                SYNTHETIC_UNSEEN_CLASSES,
-                                SYNTHETIC_UNSEEN_TEST_OBJECTS,
-                                generate_synthetic_agd20k)
-from looptrans.datasets.synthetic import (AFFORDANCE_PARTS, OBJECTS,
-                                          PART_KIND_COLORS)
+from looptrans.testing import (SYNTHETIC_SEEN_CLASSES, SYNTHETIC_UNSEEN_CLASSES,
+                               SYNTHETIC_UNSEEN_TEST_OBJECTS, generate_synthetic_agd20k)
+from looptrans.testing.synthetic_agd20k import AFFORDANCE_PARTS, OBJECTS, PART_KIND_COLORS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SMALL = dict(num_exo=2, num_ego=2, num_test=2)

@@ -18,15 +18,15 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 from scipy import ndimage
 
-from looptrans.datasets import (SYNTHETIC_SEEN_CLASSES, CropEgoBox, EPICHotspotsDataset, HotspotsGTCache,
-                                OPRADataset, generate_synthetic_epic, generate_synthetic_opra,
-                                points_to_heatmap)
+from looptrans.datasets import CropEgoBox, EPICHotspotsDataset, HotspotsGTCache, OPRADataset, points_to_heatmap
 from looptrans.datasets import hotspots_gt, opra, skip_bad_files
 from looptrans.datasets.hotspots_gt import published_kernel_size
 from looptrans.datasets.opra import sample_window
-from looptrans.datasets.synthetic_video import (SYNTHETIC_EPIC_VERB_MAP, SYNTHETIC_EPIC_VERBS,
-                                                SYNTHETIC_OPRA_VERB_MAP, SYNTHETIC_OPRA_VERBS)
+from looptrans.datasets.classes import config_classes
 from looptrans.datasets.transforms import LoadAffordanceGT
+from looptrans.testing import (SYNTHETIC_EPIC_VERB_MAP, SYNTHETIC_EPIC_VERBS, SYNTHETIC_OPRA_VERB_MAP,
+                               SYNTHETIC_OPRA_VERBS, SYNTHETIC_SEEN_CLASSES, generate_synthetic_epic,
+                               generate_synthetic_opra)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs')
@@ -451,14 +451,15 @@ def test_configs_agree_with_the_generators_and_protocol():
         assert cfg.test_evaluator == dict(type='AffordanceMetric', protocol='hotspots')
     to_opra = Config.fromfile(osp.join(CONFIGS, 'looptrans_synthetic_to_opra.py'))
     assert dict(to_opra.test_dataloader.dataset.verb_map) == dict(SYNTHETIC_OPRA_VERB_MAP)
-    assert tuple(to_opra.test_dataloader.dataset.metainfo.classes) == SYNTHETIC_SEEN_CLASSES
+    assert config_classes(to_opra.test_dataloader.dataset) == SYNTHETIC_SEEN_CLASSES
+    assert 'metainfo' not in to_opra.test_dataloader.dataset  # the classes come from the dataset class
     assert to_opra.model.cam_head.num_classes == len(SYNTHETIC_SEEN_CLASSES)
     assert set(SYNTHETIC_EPIC_VERB_MAP.values()) <= set(SYNTHETIC_SEEN_CLASSES)
     from looptrans.datasets import AGD20K_SEEN_CLASSES
     for name in ('opra', 'epic'):
         cfg = Config.fromfile(osp.join(CONFIGS, f'looptrans_agd20k_to_{name}.py'))
         dataset = cfg.test_dataloader.dataset
-        assert tuple(dataset.metainfo.classes) == AGD20K_SEEN_CLASSES
+        assert config_classes(dataset) == AGD20K_SEEN_CLASSES and 'metainfo' not in dataset
         assert set(dataset.verb_map.values()) <= set(AGD20K_SEEN_CLASSES)
         assert cfg.train_dataloader.dataset.type == 'AGD20KDataset' and 'temporal' not in cfg.model
         assert cfg.test_evaluator.protocol == 'hotspots'

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import REPO, run_tool, tiny_options
-from looptrans.datasets import SYNTHETIC_EPIC_VERB_MAP
+from looptrans.testing import SYNTHETIC_EPIC_VERB_MAP
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ NUM_TEST = 14  # one test image per (verb, object) pair of the generated trees
 
 @pytest.fixture(scope='module')
 def video_roots(tmp_path_factory):
-    from looptrans.datasets import generate_synthetic_epic, generate_synthetic_opra
+    from looptrans.testing import generate_synthetic_epic, generate_synthetic_opra
     base = tmp_path_factory.mktemp('video_e2e')
     roots = dict(opra=str(base / 'synthetic_opra'), epic=str(base / 'synthetic_epic'))
     generate_synthetic_opra(roots['opra'], seed=0, num_clips=1, num_frames=3, num_test=1)

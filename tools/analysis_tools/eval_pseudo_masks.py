@@ -36,7 +36,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-PART_MASK_DIR = 'part_masks'  # = looptrans' synthetic generator's PART_MASK_DIR
+from looptrans.datasets.classes import config_classes
+from looptrans.testing import PART_MASK_DIR
 
 
 def find_samples(root: str, classes: Tuple[str, ...]) -> List[Tuple[str, str, int]]:
@@ -143,7 +144,7 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
     train = cfg.train_dataloader.dataset
     root = osp.join(args.data_root or train.data_root, train.get('split', 'Seen'))
     model = build_model(cfg, args.checkpoint, args.device)
-    classes = tuple(train.get('metainfo', {}).get('classes') or model.dataset_meta['classes'])
+    classes = tuple(config_classes(train) or model.dataset_meta['classes'])
     from looptrans.apis.inference import test_input_size
     samples = find_samples(root, classes)
     results = evaluate(model, samples, test_input_size(cfg), oracle=not args.checkpoint,

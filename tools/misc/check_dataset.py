@@ -14,7 +14,6 @@ training decoder, with a progress bar. Exit code 1 when there is an error
 only warnings. The catalogue of problems is ``docs/bad_inputs.md``.
 """
 import argparse
-import inspect
 import json
 import os.path as osp
 import sys
@@ -25,6 +24,7 @@ from mmengine.registry import init_default_scope
 
 from looptrans.datasets import AffordanceFolderDataset, checks
 from looptrans.datasets.agd20k import AGD20KDataset
+from looptrans.datasets.classes import default_split
 from looptrans.datasets.hico_iif import HICOIIFDataset
 
 #: ``--dataset`` names (case-insensitive) -> dataset class.
@@ -136,9 +136,7 @@ def resolve(args: argparse.Namespace) -> dict:
     elif 'split' in ds_cfg:
         split = ds_cfg['split']
     else:  # the dataset class's own default (AGD20K: 'Seen', HICO-IIF: None)
-        default = inspect.signature(cls.__init__).parameters.get('split')
-        split = None if default is None or default.default is \
-            inspect.Parameter.empty else default.default
+        split = default_split(cls)
     metainfo = ds_cfg.get('metainfo') or {}
     if args.classes:
         classes = tuple(args.classes)

@@ -10,7 +10,7 @@ The same seed writes byte-identical files. Train on it with
 import argparse
 import sys
 
-from looptrans.datasets.synthetic import generate_synthetic_agd20k
+from looptrans.testing import generate_synthetic_agd20k
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -11,7 +11,7 @@ the synthetic AGD20K tree (``tools/misc/generate_synthetic_agd20k.py``) on the O
 import argparse
 import sys
 
-from looptrans.datasets.synthetic_video import generate_synthetic_video
+from looptrans.testing import generate_synthetic_video
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -1,7 +1,7 @@
 # Synthetic EPIC-Hotspots (7 verbs, clips every 10th frame, inactive objects in boxes), written by
 #   python tools/misc/generate_synthetic_video.py --out data --datasets epic
 # Small enough to train and test on a CPU. The verb tuple of its annotations.json is
-# looptrans.datasets.synthetic_video.SYNTHETIC_EPIC_VERBS.
+# looptrans.testing.SYNTHETIC_EPIC_VERBS.
 _base_ = ['./epic_hotspots.py']
 
 data_root = 'data/synthetic_epic'

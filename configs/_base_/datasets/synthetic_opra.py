@@ -1,7 +1,7 @@
 # Synthetic OPRA (7 verbs, clips of a person reaching an object's part), written by
 #   python tools/misc/generate_synthetic_video.py --out data --datasets opra
 # Small enough to train and test on a CPU. The verb tuple of its annotations.json is
-# looptrans.datasets.synthetic_video.SYNTHETIC_OPRA_VERBS (the classes of the weakly supervised setting).
+# looptrans.testing.SYNTHETIC_OPRA_VERBS (the classes of the weakly supervised setting).
 _base_ = ['./opra.py']
 
 data_root = 'data/synthetic_opra'

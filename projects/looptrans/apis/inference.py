@@ -224,15 +224,9 @@ def init_model(config: Union[str, os.PathLike, Config], checkpoint: Optional[Uni
 
 
 def _classes_from_config(cfg: Config) -> Sequence[str]:
-    dataset = cfg.test_dataloader.dataset
-    metainfo = dataset.get('metainfo') or {}
-    if metainfo.get('classes'):
-        return metainfo['classes']
-    from mmseg.registry import DATASETS
-    dataset_cls = DATASETS.get(dataset['type'])
-    if hasattr(dataset_cls, 'default_classes'):  # the folder datasets choose their classes per split
-        return dataset_cls.default_classes(dataset.get('split'))
-    return dataset_cls.METAINFO['classes']
+    """The test dataset's classes (the folder datasets choose theirs per split); () when they come from data."""
+    from ..datasets.classes import config_classes
+    return config_classes(cfg.test_dataloader.dataset) or ()
 
 
 def test_input_size(cfg: Config) -> Tuple[int, int]:

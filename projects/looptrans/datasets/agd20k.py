@@ -31,8 +31,8 @@ class AGD20KDataset(AffordanceFolderDataset):
 
     The default classes are the 36 Seen or 25 Unseen affordances
     (alphabetical, as published) chosen by ``split``; ``metainfo=dict(
-    classes=(...))`` overrides them (e.g. for the synthetic dataset, or a
-    split folder with another name). See :class:`AffordanceFolderDataset`
+    classes=(...))`` overrides them (e.g. for a split folder with another
+    name). See :class:`AffordanceFolderDataset`
     for the arguments and the training sampling.
 
     Example:
@@ -56,7 +56,7 @@ class AGD20KDataset(AffordanceFolderDataset):
         """The published class list of ``split``."""
         if split not in cls.SPLIT_CLASSES:
             raise ValueError(
-                f'AGD20KDataset: no default class list for split={split!r}; '
+                f'{cls.__name__}: no default class list for split={split!r}; '
                 f'use one of {sorted(cls.SPLIT_CLASSES)} or pass '
                 'metainfo=dict(classes=(...)).')
         return cls.SPLIT_CLASSES[split]

@@ -32,6 +32,7 @@ from mmengine.utils import ProgressBar
 from mmseg.registry import DATASETS
 
 from .checks import preview
+from .classes import default_classes_of
 from .skip_bad_files import SkipBadFilesMixin
 from .hotspots_gt import PUBLISHED_K_RATIO, HotspotsGTCache, default_cache_dir
 
@@ -91,6 +92,10 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
             Names are compared by :func:`normalize_name`. Items of verbs absent from the map are skipped and
             counted. ``None`` maps every verb to the class of the same name (the weakly supervised setting,
             where the classes default to the annotation's verbs).
+        classes_from: ``dict(type=<dataset type>, split=...)``: take the classes from that dataset's default
+            class list (:func:`~looptrans.datasets.classes.default_classes_of`), i.e. the label order of a
+            model trained on it (image-to-video transfer with ``verb_map``), instead of the verbs.
+            ``metainfo=dict(classes=...)`` overrides it.
         gt_cache_dir: where GT heatmaps are written once (default ``<data_root>/gt_cache``); must be
             writable.
         k_ratio: GT kernel-size divisor (3.0 as published).
@@ -124,6 +129,7 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
                  frame_stride: Optional[int] = None,
                  clip_sampling: str = 'window',
                  verb_map: Optional[Mapping[str, str]] = None,
+                 classes_from: Optional[Mapping] = None,
                  gt_cache_dir: Optional[str] = None,
                  k_ratio: float = PUBLISHED_K_RATIO,
                  data_prefix: Optional[Dict[str, str]] = None,
@@ -161,7 +167,8 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
         self.nouns: Tuple[str, ...] = tuple(str(n) for n in self._annotations.get('nouns', ()))
         self._verb_index = {normalize_name(v): i for i, v in enumerate(self.verbs)}
         metainfo = dict(kwargs.pop('metainfo', None) or {})
-        metainfo.setdefault('classes', self.verbs)
+        if 'classes' not in metainfo:
+            metainfo['classes'] = default_classes_of(classes_from) if classes_from else self.verbs
         metainfo['classes'] = tuple(metainfo['classes'])
         if not metainfo['classes'] or len(set(metainfo['classes'])) != len(metainfo['classes']):
             raise ValueError(f'{name}: metainfo["classes"] must be a non-empty list of distinct names, '

@@ -32,6 +32,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from mmseg.registry import DATASETS
+
+from ..datasets.agd20k import AGD20KDataset
 
 Color = Tuple[int, int, int]  # BGR
 Point = Tuple[float, float]
@@ -84,6 +87,21 @@ SYNTHETIC_UNSEEN_CLASSES: Tuple[str, ...] = tuple(
     aff for aff, objs in sorted(AFFORDANCE_PARTS.items())
     if set(objs) - set(SYNTHETIC_UNSEEN_TEST_OBJECTS)
     and set(objs) & set(SYNTHETIC_UNSEEN_TEST_OBJECTS))
+
+
+
+
+@DATASETS.register_module()
+class SyntheticAGD20KDataset(AGD20KDataset):
+    """The generated tree as an :class:`~looptrans.datasets.AGD20KDataset`, with its own class lists.
+
+    Same layout, sampling and pipelines as AGD20K; only the default classes differ: the
+    :data:`SYNTHETIC_SEEN_CLASSES` / :data:`SYNTHETIC_UNSEEN_CLASSES` of ``split`` (so no config restates
+    them; ``metainfo=dict(classes=(...))`` still overrides them).
+    """
+
+    METAINFO = dict(classes=SYNTHETIC_SEEN_CLASSES)
+    SPLIT_CLASSES = dict(Seen=SYNTHETIC_SEEN_CLASSES, Unseen=SYNTHETIC_UNSEEN_CLASSES)
 
 
 # --------------------------------------------------------------------------- #

@@ -1,6 +1,6 @@
 """Small synthetic OPRA and EPIC-Hotspots trees, in the published file formats, with a learnable signal.
 
-The pictures come from :mod:`looptrans.datasets.synthetic` (the synthetic AGD20K drawing code): objects
+The pictures come from :mod:`looptrans.testing.synthetic_agd20k` (the synthetic AGD20K drawing code): objects
 made of coloured parts, each affordance tied to one kind of part. Here
 
 * a **clip** shows a person walking in from the bottom of a cluttered scene until the hand (or the hips, for
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 # The drawing code of the synthetic AGD20K generator (scene, person, noise, seeding, writing).
-from .synthetic import (AFFORDANCE_PARTS, HIPS_CONTACT, add_noise, clutter_background, clutter_scene,
+from .synthetic_agd20k import (AFFORDANCE_PARTS, HIPS_CONTACT, add_noise, clutter_background, clutter_scene,
                         draw_person, make_rng, render_egocentric, write_image)
 
 #: OPRA-style verb -> synthetic AGD20K affordance (the image-to-video mapping of the synthetic trees).
