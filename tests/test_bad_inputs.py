@@ -24,8 +24,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from looptrans.datasets import AGD20KDataset, HICOIIFDataset, LoadAffordanceGT
-from looptrans.datasets.checks import (BadFileError, MissingFileError,
-                                       probe_file, truncation)
+from looptrans.datasets.file_io import BadFileError, MissingFileError, probe_file, truncation
 from looptrans.evaluation import AffordanceMetric
 from looptrans.testing import SYNTHETIC_SEEN_CLASSES
 

@@ -1,5 +1,5 @@
-"""Tests of tools/misc/check_dataset.py and the report of
-``looptrans.datasets.checks.check_tree``: every problem of a tree at once."""
+"""Tests of tools/misc/check_dataset.py and its report (``check_tree``): every
+problem of a tree at once."""
 import importlib.util
 import json
 import os
@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from looptrans.datasets.file_io import probe_file
 from looptrans.testing import SYNTHETIC_SEEN_CLASSES
-from looptrans.datasets.checks import (PROBLEM_KINDS, SEVERITIES, check_tree,
-                                       probe_file)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(REPO, 'tools', 'misc', 'check_dataset.py')
@@ -30,6 +29,7 @@ def _load_tool():
 
 
 tool = _load_tool()
+PROBLEM_KINDS, SEVERITIES, check_tree = tool.PROBLEM_KINDS, tool.SEVERITIES, tool.check_tree
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ from PIL import Image
 
 from conftest import REPO
 from looptrans.datasets import AGD20KDataset, LoadAffordanceViews
-from looptrans.datasets.checks import SymlinkLoopError, check_tree, probe_file
+from looptrans.datasets.file_io import probe_file
+from looptrans.datasets.folder_layout import SymlinkLoopError
 from looptrans.testing import SYNTHETIC_SEEN_CLASSES
 
 CLASSES = list(SYNTHETIC_SEEN_CLASSES)
@@ -39,6 +40,7 @@ def _load_tool():
 
 
 tool = _load_tool()
+check_tree = tool.check_tree
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Affordance datasets and their transforms (the generated trees are in :mod:`looptrans.testing`)."""
 from .affordance_folder import AffordanceFolderDataset
-from .checks import BadFileError, MissingFileError, check_tree
+from .file_io import BadFileError, MissingFileError
 from .agd20k import AGD20K_SEEN_CLASSES, AGD20K_UNSEEN_CLASSES, AGD20KDataset
 from .hico_iif import HICO_IIF_CLASSES, HICOIIFDataset
 from .transforms import (LoadAffordanceGT, LoadAffordanceViews,
@@ -14,7 +14,7 @@ __all__ = [
     'AffordanceFolderDataset', 'AGD20KDataset', 'HICOIIFDataset',
     'AGD20K_SEEN_CLASSES', 'AGD20K_UNSEEN_CLASSES', 'HICO_IIF_CLASSES',
     'LoadAffordanceViews', 'LoadAffordanceGT', 'MultiViewTransform',
-    'PackAffordanceInputs', 'BadFileError', 'MissingFileError', 'check_tree',
+    'PackAffordanceInputs', 'BadFileError', 'MissingFileError',
     'HotspotsVideoDataset', 'OPRADataset', 'EPICHotspotsDataset', 'CropEgoBox',
     'HotspotsGTCache', 'points_to_heatmap'
 ]

@@ -22,7 +22,6 @@ construction; in training a file that fails to load is skipped with a
 warning and another item is drawn (:meth:`AffordanceFolderDataset.__getitem__`).
 """
 import logging
-from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
@@ -30,12 +29,14 @@ from mmengine.dataset import BaseDataset
 from mmengine.fileio import isdir, join_path, list_dir_or_file
 from mmengine.logging import print_log
 
-from .checks import (IMG_SUFFIXES, VERIFY_LEVELS, BadFileError, FolderKey,
-                     find_unreadable, flatten, gt_key, log_scan_notes,
-                     preview, scan_folder, stems)
+from ..utils.messages import preview
+from .file_io import VERIFY_LEVELS, BadFileError, find_unreadable
+from .folder_layout import (EGOCENTRIC, EXOCENTRIC, IMG_SUFFIXES, TEST_GT, TEST_IMAGES, FolderKey,
+                            flatten, gt_key, log_scan_notes, pair_test_files, pair_train_folders,
+                            scan_folder, unknown_affordances)
 from .skip_bad_files import SkipBadFilesMixin
 
-__all__ = ['AffordanceFolderDataset', 'IMG_SUFFIXES', 'preview']
+__all__ = ['AffordanceFolderDataset']
 
 
 class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
@@ -205,7 +206,7 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
     def _scan(self, root: str, suffixes: Tuple[str, ...]
               ) -> Tuple[List[str], Dict[FolderKey, List[str]]]:
         """List ``<root>/<affordance>/<object>/<file>`` and log what is
-        skipped (see :func:`~.checks.scan_folder`).
+        skipped (see :func:`~.folder_layout.scan_folder`).
 
         Returns the affordance folder names and, per (affordance, object),
         the sorted full paths of files whose suffix is in ``suffixes``.
@@ -240,7 +241,7 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         return {k: v for k, v in kept.items() if v}
 
     def _check_known(self, root: str, affordances: Sequence[str]) -> None:
-        unknown = sorted(set(affordances) - set(self.classes))
+        unknown = sorted(unknown_affordances(affordances, self.classes))
         if unknown:
             raise ValueError(
                 f'{type(self).__name__}: affordance folder(s) {unknown} in '
@@ -258,8 +259,8 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         return self._load_test()
 
     def _load_train(self) -> List[dict]:
-        exo_root = self._subdir('trainset', 'exocentric')
-        ego_root = self._subdir('trainset', 'egocentric')
+        exo_root = self._subdir(*EXOCENTRIC)
+        ego_root = self._subdir(*EGOCENTRIC)
         exo_affs, exo_files = self._scan(exo_root, self.img_suffixes)
         ego_affs, ego_files = self._scan(ego_root, self.img_suffixes)
         self._check_known(exo_root, exo_affs)
@@ -270,7 +271,8 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         if bad:
             exo_files = self._without(exo_files, bad)
             ego_files = self._without(ego_files, bad)
-        missing = [c for c in self.classes if c not in exo_affs]
+        pairing = pair_train_folders(self.classes, exo_affs, exo_files, ego_files)
+        missing = pairing.missing_classes
         if missing:
             raise FileNotFoundError(
                 f'{type(self).__name__}: class(es) {missing} have no folder '
@@ -278,22 +280,13 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
                 'Either pass metainfo=dict(classes=(...)) with only the '
                 'affordances present on disk, or complete the tree.\n'
                 f'{self._layout_help()}')
-
-        ego_by_aff: Dict[str, List[str]] = defaultdict(list)
-        for (aff, _), paths in ego_files.items():
-            ego_by_aff[aff].extend(paths)
-        ego_by_aff_t = {k: tuple(v) for k, v in ego_by_aff.items()}
-
-        empty_classes = [c for c in self.classes
-                         if not any(k[0] == c for k in exo_files)]
-        if empty_classes:
+        if pairing.empty_classes:
             print_log(
-                f'{type(self).__name__}: {len(empty_classes)} class(es) have '
+                f'{type(self).__name__}: {len(pairing.empty_classes)} class(es) have '
                 f'an exocentric folder but no images in {exo_root!r}: '
-                f'{preview(empty_classes)}; they get no training samples.',
+                f'{preview(pairing.empty_classes)}; they get no training samples.',
                 logger='current', level=logging.WARNING)
-
-        no_ego = sorted({aff for aff, _ in exo_files if aff not in ego_by_aff_t})
+        no_ego = pairing.no_egocentric
         if no_ego:
             raise FileNotFoundError(
                 f'{type(self).__name__}: affordance(s) {no_ego} have '
@@ -302,40 +295,31 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
                 'Add egocentric images or drop the class via '
                 'metainfo=dict(classes=(...)) and remove its exocentric folder.')
 
-        fallbacks = []
-        fallback_affs = set()
         data_list = []
         self._exo_folders.clear()
         self._ego_pools.clear()
-        self._ego_aff_pools = ego_by_aff_t
+        # Objects without egocentric images share their affordance's tuple (no copy).
+        self._ego_aff_pools = pairing.egocentric_by_affordance
         label_of = {c: i for i, c in enumerate(self.classes)}
         for key, exo_paths in exo_files.items():
             aff, obj = key
             self._exo_folders[key] = tuple(exo_paths)
-            if key in ego_files:
-                self._ego_pools[key] = tuple(ego_files[key])
-            else:
-                # Same affordance, other objects: one shared tuple, no copy.
-                self._ego_pools[key] = ego_by_aff_t[aff]
-                fallbacks.append(join_path(ego_root, aff, obj))
-                fallback_affs.add(aff)
+            self._ego_pools[key] = (tuple(ego_files[key]) if key in ego_files else
+                                    self._ego_aff_pools[aff])
             for i in range(len(exo_paths)):
                 data_list.append(
                     dict(exo_index=i, affordance=aff, object=obj,
                          gt_label=label_of[aff]))
-        if fallbacks:
+        if pairing.fallbacks:
+            fallbacks = [join_path(ego_root, aff, obj) for aff, obj in pairing.fallbacks]
             print_log(
                 f'{type(self).__name__}: {len(fallbacks)} exocentric '
                 'affordance/object folder(s) have no egocentric folder; their '
                 'samples use egocentric images of the same affordance (other '
                 f'objects). Missing: {preview(fallbacks)}', logger='current',
                 level=logging.WARNING)
-        exo_affs = {aff for aff, _ in exo_files}
-        unused = [join_path(ego_root, aff, obj)
-                  for aff, obj in ego_files
-                  if aff in exo_affs and (aff, obj) not in exo_files
-                  and aff not in fallback_affs]
-        if unused:
+        if pairing.unused_egocentric:
+            unused = [join_path(ego_root, aff, obj) for aff, obj in pairing.unused_egocentric]
             print_log(
                 f'{type(self).__name__}: {len(unused)} egocentric '
                 'affordance/object folder(s) have no exocentric folder, so '
@@ -347,15 +331,17 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         return data_list
 
     def _load_test(self) -> List[dict]:
-        img_root = self._subdir('testset', 'egocentric')
-        gt_root = self._subdir('testset', 'GT')
+        img_root = self._subdir(*TEST_IMAGES)
+        gt_root = self._subdir(*TEST_GT)
         img_affs, img_files = self._scan(img_root, self.img_suffixes)
         gt_affs, gt_files = self._scan(gt_root, (self.gt_suffix, ))
         self._check_known(img_root, img_affs)
         self._check_known(gt_root, gt_affs)
 
-        (imgs, dup_imgs), (gts, dup_gts) = stems(img_files), stems(gt_files)
-        if dup_gts:
+        pairing = pair_test_files(img_files, gt_files)
+        imgs, gts = pairing.images, pairing.gts
+        if pairing.duplicate_gts:
+            dup_gts = pairing.duplicate_gts
             pairs = [f'{gts[gt_key(p)]!r} and {p!r}' for p in dup_gts]
             raise ValueError(
                 f'{type(self).__name__}: {len(dup_gts)} GT heatmap(s) in '
@@ -365,14 +351,13 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
                 'the test image is ambiguous and changes the scores; keep '
                 'exactly one GT file per test image. '
                 'tools/misc/check_dataset.py lists them all.')
-        if dup_imgs:
+        if pairing.duplicate_images:
             print_log(
-                f'{type(self).__name__}: skipped {len(dup_imgs)} test '
+                f'{type(self).__name__}: skipped {len(pairing.duplicate_images)} test '
                 'image(s) that share their stem (and so their GT) with '
-                f'another image of the same folder: {preview(dup_imgs)}',
+                f'another image of the same folder: {preview(pairing.duplicate_images)}',
                 logger='current', level=logging.WARNING)
-        no_gt = [p for k, p in imgs.items() if k not in gts]
-        no_img = [p for k, p in gts.items() if k not in imgs]
+        no_gt, no_img = list(pairing.without_gt.values()), list(pairing.without_image.values())
         if no_gt:
             print_log(
                 f'{type(self).__name__}: skipped {len(no_gt)} test image(s) '
@@ -390,7 +375,7 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
                 f'folder in {img_root!r}: {preview(absent, 5)}',
                 logger='current', level=logging.INFO)
 
-        pairs = [key for key in sorted(imgs) if key in gts]
+        pairs = pairing.pairs
         bad = self._drop_unreadable(
             [(imgs[k], 'image') for k in pairs] + [(gts[k], 'gt')
                                                   for k in pairs])

@@ -31,7 +31,7 @@ from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 from mmseg.registry import DATASETS
 
-from .checks import preview
+from ..utils.messages import preview
 from .classes import default_classes_of
 from .skip_bad_files import SkipBadFilesMixin
 from .hotspots_gt import PUBLISHED_K_RATIO, HotspotsGTCache, default_cache_dir

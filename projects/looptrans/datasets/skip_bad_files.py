@@ -5,13 +5,14 @@ from typing import Set
 
 from mmengine.logging import print_log
 
-from .checks import BadFileError, preview
+from ..utils.messages import preview
+from .file_io import BadFileError
 
 
 class SkipBadFilesMixin:
     """Mixin for :class:`~mmengine.dataset.BaseDataset` subclasses (put it first in the bases).
 
-    In training, a :class:`~.checks.BadFileError` raised by the pipeline (a missing, empty, truncated or
+    In training, a :class:`~.file_io.BadFileError` raised by the pipeline (a missing, empty, truncated or
     non-image file) is logged once per file with the running counts, the file is remembered in
     ``_bad_paths`` (subclasses stop drawing it) and the item is replaced by a random other one, at most
     ``max_refetch`` times in a row; past that a ``RuntimeError`` names the files that failed. At test time

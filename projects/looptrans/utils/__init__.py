@@ -4,6 +4,7 @@ from .checkpoint import (BrokenCheckpointError, UnsafeCheckpointError, allowed_c
 from .class_lists import (CheckpointMismatchError, ClassListMismatchError, check_class_lists,
                           check_head_classes, checkpoint_classes, load_checkpoint_strictly)
 from .config_check import check_top_level_keys
+from .messages import preview
 from .paths import UnwritableDirError, ensure_writable_dir
 from .resume import find_resume_checkpoint, finished_message
 
@@ -12,5 +13,5 @@ __all__ = [
     'UnsafeCheckpointError', 'allowed_checkpoint_globals', 'register_safe_globals', 'safe_torch_load',
     'CheckpointMismatchError', 'ClassListMismatchError', 'check_class_lists', 'check_head_classes',
     'checkpoint_classes', 'load_checkpoint_strictly', 'check_top_level_keys', 'UnwritableDirError',
-    'ensure_writable_dir', 'find_resume_checkpoint', 'finished_message'
+    'ensure_writable_dir', 'find_resume_checkpoint', 'finished_message', 'preview'
 ]

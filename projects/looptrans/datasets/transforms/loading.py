@@ -9,8 +9,8 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
-from ..checks import (decode_gt, decode_image, ensure_bgr3, gt_is_color,
-                      read_file, truncation)
+from ..file_io import (decode_gt, decode_image, ensure_bgr3, gt_is_color,
+                       read_file, truncation)
 
 __all__ = ['LoadAffordanceViews', 'LoadAffordanceGT', 'ensure_bgr3']
 
@@ -19,7 +19,7 @@ def _decode_stored_orientation(data: bytes,
                                backend: str) -> Optional[np.ndarray]:
     """BGR uint8 image as stored (EXIF orientation not applied), or None.
 
-    None for anything :func:`~looptrans.datasets.checks.decode_image` must
+    None for anything :func:`~looptrans.datasets.file_io.decode_image` must
     judge (empty, cut short, undecodable): the caller then goes through it,
     so bad files raise its :class:`BadFileError` with the usual message.
     """
@@ -42,7 +42,7 @@ class LoadAffordanceViews(BaseTransform):
     Images are decoded as 3-channel BGR uint8, like every OpenMMLab loader
     (grayscale, palette and CMYK files are converted, alpha is dropped). A
     file that is missing, empty, cut short or not an image raises
-    :class:`~looptrans.datasets.checks.BadFileError` naming the file; the
+    :class:`~looptrans.datasets.file_io.BadFileError` naming the file; the
     affordance datasets catch it in training and draw another item.
 
     The published pipelines read images with ``Image.open(path).convert(
@@ -141,7 +141,7 @@ class LoadAffordanceGT(BaseTransform):
     (``0.299 R + 0.587 G + 0.114 B``, alpha ignored) after scaling, so no
     precision is lost to rounding, and logged as a warning, once per
     transform. Unreadable files raise
-    :class:`~looptrans.datasets.checks.BadFileError`.
+    :class:`~looptrans.datasets.file_io.BadFileError`.
 
     With ``resize_to``, the map is also resized here, in the data-loader
     workers, with the call the metric would make
