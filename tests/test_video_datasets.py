@@ -19,9 +19,9 @@ from mmseg.registry import DATASETS
 from scipy import ndimage
 
 from looptrans.datasets import CropEgoBox, EPICHotspotsDataset, HotspotsGTCache, OPRADataset, points_to_heatmap
-from looptrans.datasets import hotspots_gt, opra, skip_bad_files
+from looptrans.datasets import hotspots_gt, hotspots_video, skip_bad_files
 from looptrans.datasets.hotspots_gt import published_kernel_size
-from looptrans.datasets.opra import sample_window
+from looptrans.datasets.hotspots_video import sample_window
 from looptrans.datasets.classes import config_classes
 from looptrans.datasets.transforms import LoadAffordanceGT
 from looptrans.testing import (SYNTHETIC_EPIC_VERB_MAP, SYNTHETIC_EPIC_VERBS, SYNTHETIC_OPRA_VERB_MAP,
@@ -62,7 +62,7 @@ def copy_of(trees, tmp_path):
 def logs():
     """Capture the messages the video datasets log."""
     messages = []
-    with mock.patch.object(opra, 'print_log', lambda msg, *a, **k: messages.append(msg)), \
+    with mock.patch.object(hotspots_video, 'print_log', lambda msg, *a, **k: messages.append(msg)), \
             mock.patch.object(hotspots_gt, 'print_log', lambda msg, *a, **k: messages.append(msg)), \
             mock.patch.object(skip_bad_files, 'print_log', lambda msg, *a, **k: messages.append(msg)):
         yield messages

@@ -3,12 +3,13 @@ from .affordance_folder import AffordanceFolderDataset
 from .file_io import BadFileError, MissingFileError
 from .agd20k import AGD20K_SEEN_CLASSES, AGD20K_UNSEEN_CLASSES, AGD20KDataset
 from .hico_iif import HICO_IIF_CLASSES, HICOIIFDataset
-from .transforms import (LoadAffordanceGT, LoadAffordanceViews,
+from .transforms import (CropEgoBox, LoadAffordanceGT, LoadAffordanceViews,
                          MultiViewTransform, PackAffordanceInputs)
 # Video benchmarks (OPRA, EPIC-Hotspots).
-from .epic_hotspots import CropEgoBox, EPICHotspotsDataset
+from .epic_hotspots import EPICHotspotsDataset
 from .hotspots_gt import HotspotsGTCache, points_to_heatmap
-from .opra import HotspotsVideoDataset, OPRADataset
+from .hotspots_video import HotspotsVideoDataset
+from .opra import OPRADataset
 
 __all__ = [
     'AffordanceFolderDataset', 'AGD20KDataset', 'HICOIIFDataset',

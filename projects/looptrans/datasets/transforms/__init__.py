@@ -1,4 +1,5 @@
 """Transforms for multi-view (egocentric + exocentric) affordance samples."""
+from .crop import CropEgoBox
 from .formatting import PackAffordanceInputs
 from .loading import LoadAffordanceGT, LoadAffordanceViews
 from .multi_view import MultiViewTransform
@@ -6,5 +7,5 @@ from .resize import ResizeShortEdge
 
 __all__ = [
     'LoadAffordanceViews', 'LoadAffordanceGT', 'MultiViewTransform',
-    'PackAffordanceInputs', 'ResizeShortEdge'
+    'PackAffordanceInputs', 'ResizeShortEdge', 'CropEgoBox'
 ]
