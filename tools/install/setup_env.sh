@@ -85,8 +85,11 @@ $PIP install -q --upgrade "pip>=23.2"
 if [ "$SYSTEM_TORCH" = 0 ]; then
   $PIP install -q -r requirements/torch.txt
 fi
-# 2. build tools (mmcv's setup.py needs pkg_resources, i.e. setuptools<81).
-$PIP install -q ${PIP_EXTRA[@]+"${PIP_EXTRA[@]}"} -r requirements/build.txt
+# 2. build tools (mmcv's setup.py needs pkg_resources, i.e. setuptools<81). With --system-torch they are
+#    upgraded: the venv's bundled setuptools (65.5 on Python 3.11) would shadow the newer one torch requires.
+BUILD_UPGRADE=()
+if [ "$SYSTEM_TORCH" = 1 ]; then BUILD_UPGRADE=(--upgrade); fi
+$PIP install -q ${PIP_EXTRA[@]+"${PIP_EXTRA[@]}"} ${BUILD_UPGRADE[@]+"${BUILD_UPGRADE[@]}"} -r requirements/build.txt
 # 3. mmcv with compiled ops, against the installed torch. torch >= 2.10 headers need C++20 while mmcv
 #    2.1.0 asks for C++17 (C++14 for nvcc): tools/install/cxx20.sh and nvcc20.sh swap that one flag.
 #    CUDA ops are compiled when a GPU is visible or FORCE_CUDA=1 (nvcc must match torch's CUDA version).
