@@ -13,8 +13,9 @@ test does what a cluster user does, here on CPU:
 4. two training iterations of the quick config in V; torch must come from "the node", mmcv from V, and
    ``pip check`` must be clean.
 
-The wheelhouse lives at a fixed path under the user's cache folder, so pip's wheel cache (keyed by the
-sdist's URL) keeps the mmcv wheel built by the first run: later runs take ~2 minutes instead of ~15.
+The wheelhouse lives at a fixed path under the user's cache folder (named after the Python and torch
+versions), so pip's wheel cache (keyed by the sdist's URL) keeps the mmcv wheel built by the first run:
+later runs skip the ~12-minute compile.
 """
 import base64
 import hashlib
