@@ -57,6 +57,22 @@ def test_pseudo_mask_dump(tmp_path):
     assert panel[size // 2, size // 2, 1] > 20 and abs(panel[1, 1]).max() <= 2
 
 
+def test_pseudo_mask_picture_goes_to_the_vis_backends(tmp_path):
+    """The runner's visualizer receives the picture (RGB), so TensorBoard / W&B backends show it too."""
+    masks = dict(pseudo_mask=torch.ones(1, 4, 4), valid=torch.tensor([True]), cam=torch.rand(1, 4, 4))
+    added = []
+    visualizer = SimpleNamespace(add_image=lambda name, image, step: added.append((name, image, step)))
+    runner = SimpleNamespace(model=SimpleNamespace(pixel_supervision=True, last_pseudo_masks=masks), iter=4,
+                             epoch=0, rank=0, work_dir=str(tmp_path), visualizer=visualizer)
+    inputs = [torch.randint(0, 200, (4, 3, 32, 32), dtype=torch.uint8)]
+    PseudoMaskHook(dump_interval=5, dump_dir=None).after_train_iter(runner, 0, dict(inputs=inputs))
+    (name, image, step), = added
+    assert name == 'pseudo_masks' and step == 5 and image.shape[1] == 3 * 32
+    panel = image[-32:, :32]  # the ego image panel, RGB
+    np.testing.assert_array_equal(panel, inputs[0][0].permute(1, 2, 0).numpy()[..., ::-1])
+    assert not (tmp_path / 'pseudo_masks').exists()  # dump_dir=None: the backends only
+
+
 def test_visualizer_draws_image_prediction_and_gt(tmp_path):
     image = np.full((40, 60, 3), 128, np.uint8)
     sample = SegDataSample(metainfo=dict(affordance='hold', img_path='x/hold/cup/a.jpg', object='cup'))

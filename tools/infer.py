@@ -49,8 +49,7 @@ from mmengine.utils import ProgressBar
 
 from looptrans.apis import AffordanceResult, inference_affordance, init_model, load_image, resolve_affordances
 from looptrans.utils import ensure_writable_dir
-from looptrans.visualization import draw_colour_scale, normalize_heatmap, overlay_heatmap
-from looptrans.visualization.overlay import put_caption
+from looptrans.visualization import draw_colour_scale, normalize_heatmap, overlay_heatmap, put_caption
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 #: ``tools/infer.py``'s default output folder (git-ignored).

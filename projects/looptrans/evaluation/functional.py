@@ -60,6 +60,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+# The shared normaliser and non-finite replacement (re-exported: part of this module's protocol API).
+# Every metric call passes its published eps explicitly (EPS for AUC-J, 1e-10 for predictions).
+from ..utils.maps import minmax_normalize, replace_nonfinite
+
 __all__ = [
     'EPS', 'PRED_MINMAX_EPS', 'AUC_JITTER', 'HOTSPOTS_GT_SIZE', 'NSS_GT_DIVISOR', 'as_map_list',
     'replace_nonfinite', 'resize_maps', 'minmax_normalize', 'kld', 'sim', 'kld_sim', 'nss',
@@ -127,19 +131,6 @@ def as_map_list(maps: MapBatch, what: str = 'maps') -> List[np.ndarray]:
     return out
 
 
-def replace_nonfinite(heatmap: np.ndarray) -> Tuple[np.ndarray, bool]:
-    """Replace NaN / inf in one map by the map's finite minimum (0 if no value is finite).
-
-    Returns:
-        ``(map, changed)``: the (copied when changed) map and whether any value was replaced.
-    """
-    finite = np.isfinite(heatmap)
-    if finite.all():
-        return heatmap, False
-    fill = heatmap[finite].min() if finite.any() else 0.0
-    return np.where(finite, heatmap, fill), True
-
-
 def resize_maps(maps: MapBatch, size: Size) -> np.ndarray:
     """Resize every map to ``size`` with ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)``.
 
@@ -165,17 +156,6 @@ def resize_maps(maps: MapBatch, size: Size) -> np.ndarray:
 
 def _reduce_axes(x: np.ndarray) -> Tuple[int, ...]:
     return tuple(range(1, x.ndim))
-
-
-def minmax_normalize(maps: np.ndarray, eps: float = EPS) -> np.ndarray:
-    """Per-map ``(x - min) / (max - min + eps)`` over an ``(N, ...)`` batch.
-
-    A constant map becomes all zeros (``0 / eps``).
-    """
-    axes = _reduce_axes(maps)
-    lo = maps.min(axis=axes, keepdims=True)
-    hi = maps.max(axis=axes, keepdims=True)
-    return (maps - lo) / (hi - lo + eps)
 
 
 def _sum_normalize(maps: np.ndarray, eps: float) -> np.ndarray:
@@ -223,7 +203,9 @@ def _fixations(gt_values: np.ndarray, lo: float, hi: float, threshold: float, ep
     pixels), given the whole map's ``lo = min(gt)`` and ``hi = max(gt)``.
 
     The operations are the published ones (``gt / 255``, then ``(gt - min) / (max - min + eps)``);
-    ``min(gt / d)`` is ``min(gt) / d`` exactly, division being monotonic.
+    ``min(gt / d)`` is ``min(gt) / d`` exactly, division being monotonic. This is the min-max of
+    :func:`minmax_normalize` written out, because it runs on a subset of the pixels with the whole
+    map's ``lo`` / ``hi`` (already computed by the caller) and applies the published extra division.
     """
     scaled = gt_values / gt_divisor if gt_divisor != 1.0 else gt_values.copy()
     scaled -= lo / gt_divisor
@@ -495,7 +477,8 @@ def _agd20k_map(pred: np.ndarray, gt: np.ndarray, size_hw: Tuple[int, int],
     normalisation and NSS's mean, and KLD / SIM are summed over the GT's non-zero pixels only (a
     zero GT pixel adds exactly 0 to both: ``0 * log(eps)`` and ``min(p, 0)``), so ``np.log``, the
     costliest step, runs on those pixels alone. Sums over that subset are equal to the full sums up
-    to rounding (~1e-16 relative).
+    to rounding (~1e-16 relative). The prediction's min-max (``normalize_map``, eps 1e-10) is
+    :func:`minmax_normalize` written out in place, to reuse the min / max of the non-finite check.
     """
     lo, hi = pred.min(), pred.max()  # NaN propagates; +-inf shows
     changed = not (np.isfinite(lo) and np.isfinite(hi))

@@ -1,7 +1,7 @@
 from .affordance_visualizer import AffordanceVisualizer
-from .overlay import colorize_heatmap, draw_colour_scale, normalize_heatmap, overlay_heatmap, side_by_side
+from .overlay import draw_colour_scale, normalize_heatmap, overlay_heatmap, put_caption, side_by_side
 
 __all__ = [
-    'AffordanceVisualizer', 'colorize_heatmap', 'draw_colour_scale', 'normalize_heatmap', 'overlay_heatmap',
+    'AffordanceVisualizer', 'draw_colour_scale', 'normalize_heatmap', 'overlay_heatmap', 'put_caption',
     'side_by_side'
 ]

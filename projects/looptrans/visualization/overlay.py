@@ -5,45 +5,31 @@ from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from mmengine.visualization.utils import convert_overlay_heatmap
+
+from ..utils.maps import normalize_heatmap
 
 
-def normalize_heatmap(heatmap: np.ndarray, eps: float = 1e-10) -> np.ndarray:
-    """Min-max normalise a heatmap to [0, 1] (non-finite values count as the minimum)."""
-    heat = np.asarray(heatmap, dtype=np.float32)
-    finite = np.isfinite(heat)
-    if not finite.any():
-        return np.zeros_like(heat)
-    lo, hi = heat[finite].min(), heat[finite].max()
-    heat = np.where(finite, heat, lo)
-    return (heat - lo) / (hi - lo + eps)
+def overlay_heatmap(image_rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend the JET-coloured, min-max normalised ``heatmap`` over ``image_rgb`` (H, W, 3 uint8).
 
-
-def colorize_heatmap(heatmap: np.ndarray, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
-    """A heatmap (H, W), any range, as an RGB uint8 picture (H, W, 3) after min-max normalisation."""
-    heat = (normalize_heatmap(heatmap) * 255).round().astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(heat, colormap), cv2.COLOR_BGR2RGB)
-
-
-def overlay_heatmap(image_rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5,
-                    colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
-    """Blend the colour-mapped ``heatmap`` over ``image_rgb`` (H, W, 3 uint8).
-
-    The heatmap is resized (bilinear) to the image size first, so a network-resolution map can be drawn on
-    the original picture.
+    MMEngine's :func:`~mmengine.visualization.utils.convert_overlay_heatmap` (what
+    ``Visualizer.draw_featmap`` draws with) colours and blends; before it, non-finite values become the
+    map's minimum (:func:`~looptrans.utils.maps.normalize_heatmap`) and the heatmap is resized (bilinear)
+    to the image, so a network-resolution map can be drawn on the original picture.
     """
     h, w = image_rgb.shape[:2]
-    heat = np.asarray(heatmap, dtype=np.float32)
+    heat = normalize_heatmap(heatmap)
     if heat.shape != (h, w):
         heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
-    coloured = colorize_heatmap(heat, colormap)
-    return cv2.addWeighted(image_rgb.astype(np.uint8), 1 - alpha, coloured, alpha, 0)
+    return convert_overlay_heatmap(heat, image_rgb.astype(np.uint8), alpha)
 
 
 def draw_colour_scale(image_rgb: np.ndarray, colormap: int = cv2.COLORMAP_JET,
                       labels: Tuple[str, str] = ('max', 'min')) -> np.ndarray:
     """A copy of the picture with a vertical colour scale along its right edge.
 
-    Every heatmap picture is min-max normalised on its own (:func:`normalize_heatmap`), so the scale runs from
+    Every heatmap picture is min-max normalised on its own (:func:`overlay_heatmap`), so the scale runs from
     the map's maximum (top, ``labels[0]``) to its minimum (bottom, ``labels[1]``): it tells which colour is
     hot, not an absolute score. The scale is drawn inside the picture (its size does not change); pictures
     smaller than 24 x 24 pixels are returned unchanged, and the labels are left out below 64 pixels of

@@ -12,7 +12,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
-from ...visualization.overlay import put_caption
+from ...visualization import normalize_heatmap, put_caption
 
 
 def _colour_overlay(image_bgr: np.ndarray, mask: np.ndarray, colour: Sequence[int],
@@ -35,21 +35,24 @@ class PseudoMaskHook(Hook):
         start_iter: first (0-based) training iteration with pixel supervision. 0 = from the start.
         start_epoch: alternatively, the first (0-based) epoch with pixel supervision (epoch-based loops);
             when both are given, supervision starts once either is reached.
-        dump_interval: every how many iterations to write a picture of the batch's pseudo-masks
-            (0 = never). Pictures go to ``<work_dir>/<dump_dir>/iter_<N>.png``: a legend band on top, then
+        dump_interval: every how many iterations to draw a picture of the batch's pseudo-masks
+            (0 = never). Each picture goes to the runner's visualizer (``add_image('pseudo_masks', ...)``,
+            so every vis backend receives it: local files, TensorBoard, W&B) and, with ``dump_dir``, to
+            ``<work_dir>/<dump_dir>/iter_<N>.png``. A picture has a legend band on top, then
             one row per sample: the ego image captioned with its affordance / object, its CAM of that
             affordance (red) and its pseudo-mask (green). A sample without a valid pseudo-mask (no candidate
             part overlaps its CAM: an all-zero or flat CAM, or every part failed part discovery's background
             / saliency gate; its pixel loss is skipped) gets a grey frame and the caption "no pseudo-mask",
             as the legend says.
-        dump_dir: sub-folder of the work dir for the pictures.
+        dump_dir: sub-folder of the work dir for the picture files (None: the vis backends only).
         max_samples: at most this many samples per picture.
     """
 
     priority = 'NORMAL'
 
     def __init__(self, start_iter: Optional[int] = None, start_epoch: Optional[int] = None,
-                 dump_interval: int = 0, dump_dir: str = 'pseudo_masks', max_samples: int = 8) -> None:
+                 dump_interval: int = 0, dump_dir: Optional[str] = 'pseudo_masks',
+                 max_samples: int = 8) -> None:
         if (start_iter or 0) < 0 or (start_epoch or 0) < 0 or dump_interval < 0 or max_samples < 1:
             raise ValueError('start_iter, start_epoch and dump_interval must be >= 0, max_samples >= 1')
         if start_iter is None and start_epoch is None:
@@ -86,7 +89,11 @@ class PseudoMaskHook(Hook):
         if masks is None or data_batch is None or runner.rank != 0:
             return
         picture = self.render(data_batch['inputs'], masks, data_batch.get('data_samples'))
-        mmcv.imwrite(picture, osp.join(runner.work_dir, self.dump_dir, f'iter_{runner.iter + 1}.png'))
+        visualizer = getattr(runner, 'visualizer', None)
+        if visualizer is not None:
+            visualizer.add_image('pseudo_masks', mmcv.bgr2rgb(picture), step=runner.iter + 1)
+        if self.dump_dir:
+            mmcv.imwrite(picture, osp.join(runner.work_dir, self.dump_dir, f'iter_{runner.iter + 1}.png'))
 
     LEGEND = ('image (affordance / object) | CAM of the affordance (red) | pseudo-mask (green)',
               'grey frame: no valid pseudo-mask (no candidate part overlaps the CAM); no pixel loss')
@@ -108,7 +115,7 @@ class PseudoMaskHook(Hook):
             image = inputs[i][0].permute(1, 2, 0).cpu().numpy().astype(np.uint8)  # ego view, BGR
             h, w = image.shape[:2]
             cam = cv2.resize(masks['cam'][i].float().cpu().numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
-            cam = (cam - cam.min()) / (cam.max() - cam.min() + 1e-10)
+            cam = normalize_heatmap(cam)
             mask = cv2.resize(masks['pseudo_mask'][i].float().cpu().numpy(), (w, h),
                               interpolation=cv2.INTER_NEAREST)
             label = self._label(data_samples[i]) if data_samples is not None and i < len(data_samples) else ''

@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import os.path as osp
+import warnings
 from typing import Any, Optional, Sequence
 
 import mmcv
 from mmengine import fileio
-from mmengine.hooks import Hook
-from mmengine.visualization import Visualizer
+from mmseg.engine.hooks import SegVisualizationHook
 from mmseg.registry import HOOKS
 from mmseg.structures import SegDataSample
 
 
 @HOOKS.register_module()
-class AffordanceVisualizationHook(Hook):
-    """Draws ego image | predicted heatmap | GT for val/test samples with the current visualizer.
+class AffordanceVisualizationHook(SegVisualizationHook):
+    """mmseg's :class:`~mmseg.engine.hooks.SegVisualizationHook` for affordance heatmaps: the current
+    visualizer (:class:`~looptrans.visualization.AffordanceVisualizer`) draws ego image | predicted heatmap |
+    GT for val/test samples, and ``show_dir`` stores them as files with collision-free names.
 
     Args:
         draw: master switch (``tools/test.py --show-dir`` turns it on).
@@ -33,12 +35,11 @@ class AffordanceVisualizationHook(Hook):
                  show_dir: Optional[str] = None, backend_args: Optional[dict] = None) -> None:
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
-        self.draw = draw
-        self.interval = interval
-        self.show = show
-        self.wait_time = wait_time
+        with warnings.catch_warnings():  # mmseg warns on draw=False, the configs' default (tools turn it on)
+            warnings.simplefilter('ignore', UserWarning)
+            super().__init__(draw=draw, interval=interval, show=show, wait_time=wait_time,
+                             backend_args=backend_args)
         self.show_dir = show_dir
-        self.backend_args = dict(backend_args) if backend_args else None
 
     @staticmethod
     def picture_name(sample: SegDataSample) -> str:
@@ -48,25 +49,17 @@ class AffordanceVisualizationHook(Hook):
         parts = [meta.get('affordance'), meta.get('object'), stem]
         return '_'.join(str(p) for p in parts if p) + '.png'
 
-    def _draw(self, runner: Any, batch_idx: int, outputs: Sequence[SegDataSample], mode: str) -> None:
-        if not self.draw or not self.every_n_inner_iters(batch_idx, self.interval):
+    def _after_iter(self, runner: Any, batch_idx: int, data_batch: Optional[dict] = None,
+                    outputs: Optional[Sequence[SegDataSample]] = None, mode: str = 'val') -> None:
+        if not self.draw or mode == 'train' or not self.every_n_inner_iters(batch_idx, self.interval):
             return
-        visualizer = Visualizer.get_current_instance()
         out_dir = None
         if self.show_dir:
             out_dir = self.show_dir if osp.isabs(self.show_dir) else osp.join(runner.work_dir, self.show_dir)
-        for sample in outputs:
+        for sample in outputs or []:
             image = mmcv.imfrombytes(fileio.get(sample.img_path, backend_args=self.backend_args),
                                      channel_order='rgb')
             name = self.picture_name(sample)
-            visualizer.add_datasample(
+            self._visualizer.add_datasample(
                 f'{mode}_{name}', image, data_sample=sample, show=self.show, wait_time=self.wait_time,
                 out_file=osp.join(out_dir, name) if out_dir else None, step=runner.iter)
-
-    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Optional[dict] = None,
-                       outputs: Optional[Sequence[SegDataSample]] = None) -> None:
-        self._draw(runner, batch_idx, outputs or [], 'val')
-
-    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Optional[dict] = None,
-                        outputs: Optional[Sequence[SegDataSample]] = None) -> None:
-        self._draw(runner, batch_idx, outputs or [], 'test')

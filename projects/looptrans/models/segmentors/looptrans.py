@@ -14,6 +14,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
+from ...utils.maps import minmax_normalize
 from ..heads import masked_average_pool, select_class_maps
 from ..heads.utils import as_feature_list, loss_names
 
@@ -35,14 +36,6 @@ def _check_cfg_keys(name: str, cfg: dict, known: Sequence[str]) -> None:
             close = difflib.get_close_matches(key, known, n=1)
             hints.append(f'{key!r}' + (f' (did you mean {close[0]!r}?)' if close else ''))
         raise ValueError(f'model.{name} has unknown keys {", ".join(hints)}; known keys: {list(known)}.')
-
-
-def _minmax(x: Tensor, eps: float = 1e-10) -> Tensor:
-    """Min-max normalise each map of ``x`` (N, h, w) to [0, 1]."""
-    flat = x.flatten(1)
-    lo = flat.min(dim=1, keepdim=True).values
-    hi = flat.max(dim=1, keepdim=True).values
-    return ((flat - lo) / (hi - lo + eps)).view_as(x)
 
 
 @MODELS.register_module()
@@ -204,7 +197,7 @@ class LoopTrans(BaseSegmentor):
         losses = self.cam_head.loss_by_feat(logits_exo, logits_ego, labels)
 
         cam_ego = select_class_maps(cams_ego, labels)  # (B, h, w)
-        teacher = _minmax(cam_ego.detach())  # clean ego localisation, refined below by the pixel head
+        teacher = minmax_normalize(cam_ego.detach())  # clean ego localisation, refined below
         if self.pixel_head is not None:
             pixel_logits = self.pixel_head(feats_ego)
             if self.pixel_supervision:
@@ -274,7 +267,7 @@ class LoopTrans(BaseSegmentor):
             out['cam'] = self._resize(self.cam_head(feats, view='ego') if cams is None else cams, size)
         if 'fusion' in sources:
             cam = out['cam']
-            out['fusion'] = out['pixel'] * _minmax(cam.flatten(0, 1)).view_as(cam)
+            out['fusion'] = out['pixel'] * minmax_normalize(cam.flatten(0, 1)).view_as(cam)
         return {src: out[src] for src in sources}
 
     @staticmethod
