@@ -5,19 +5,24 @@ layout (``cls_token``, ``pos_embed``, ``patch_embed.proj.*``, ``blocks.N.{norm1,
 norm2,mlp.fc1,mlp.fc2}.*``, ``norm.*``). :class:`~looptrans.models.backbones.DINOVisionTransformer`
 builds on ``mmpretrain.models.backbones.VisionTransformer``, whose parameters have other names.
 This module holds the one place where that mapping lives (:func:`convert_dino_to_mmpretrain`), plus
-the code that reads a checkpoint file safely and strips the wrappers the DINO repository writes
-around its weights. Both the backbone's ``init_weights`` and
+the code that reads a checkpoint file (with the package's safe loader) and strips the wrappers the DINO
+repository writes around its weights. Both the backbone's ``init_weights`` and
 ``tools/model_converters/dino2looptrans.py`` use it.
 """
 import argparse
 import io
+import os
+import os.path as osp
 import re
 from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlparse
 
 import torch
 from mmengine.fileio import get as fileio_get
 from mmengine.logging import print_log
+
+from ...utils.checkpoint import UnsafeCheckpointError, safe_torch_load
 
 __all__ = [
     'CheckpointKeyError', 'convert_dino_to_mmpretrain', 'unwrap_dino_checkpoint',
@@ -143,28 +148,29 @@ def unwrap_dino_checkpoint(checkpoint: Mapping[str, Any],
 
 
 def load_checkpoint_file(path: str, backend_args: Optional[dict] = None) -> Any:
-    """Read a checkpoint with ``torch.load(weights_only=True)``: plain tensors and containers only.
+    """Read a checkpoint through the package's one safe loader
+    (:func:`looptrans.utils.checkpoint.safe_torch_load`: ``weights_only=True``, plain tensors and
+    containers only, broken files named).
 
     ``http(s)://`` addresses are downloaded into the torch hub cache once; other paths are read
     through ``mmengine.fileio.get`` so any MMEngine storage backend works. ``argparse.Namespace`` is
     allowed because DINO full checkpoints store their training arguments that way.
     """
     try:
+        if path.startswith(('http://', 'https://')):
+            source = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(urlparse(path).path))
+            if not osp.isfile(source):
+                os.makedirs(osp.dirname(source), exist_ok=True)
+                torch.hub.download_url_to_file(path, source, progress=False)
+        else:
+            source = io.BytesIO(fileio_get(path, backend_args=backend_args))
         with torch.serialization.safe_globals([argparse.Namespace]):
-            if path.startswith(('http://', 'https://')):
-                return torch.hub.load_state_dict_from_url(
-                    path, map_location='cpu', weights_only=True, progress=False)
-            return torch.load(
-                io.BytesIO(fileio_get(path, backend_args=backend_args)),
-                map_location='cpu',
-                weights_only=True)
+            return safe_torch_load(source, map_location='cpu', name=path)
     except FileNotFoundError as e:
         raise FileNotFoundError(
             f'Checkpoint {path!r} not found. Download the official DINO weights (see '
             'tools/model_converters/dino2looptrans.py) or fix init_cfg.checkpoint.') from e
-    except Exception as e:  # torch raises UnpicklingError / RuntimeError for unsafe pickles
-        if 'weights_only' not in str(e).lower() and 'unpickl' not in type(e).__name__.lower():
-            raise
+    except UnsafeCheckpointError as e:
         raise RuntimeError(
             f'Refusing to load {path!r}: it holds Python objects other than tensors, and it is '
             'read with torch.load(weights_only=True). Re-save only its state dict, e.g. '
