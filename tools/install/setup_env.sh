@@ -16,20 +16,24 @@
 #                     takes precedence, and torch/torchvision are pinned to the versions found.
 #   --python PY       the interpreter that creates the venv (same as PYTHON=PY)
 #   --venv DIR        where the venv goes (default .venv in the repository root)
+#   --optional        also install the optional dependencies (requirements/optional.txt: onnx, onnxruntime
+#                     for tools/deployment/pytorch2onnx.py and tools/infer.py --backend onnxruntime); CI does
 # Offline GPU node:
 #   PYTHON=/path/to/python-with-torch bash tools/install/setup_env.sh --wheelhouse DIR --system-torch
 set -euo pipefail
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 abspath() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
 
 VENV=.venv
 WHEELHOUSE=
 SYSTEM_TORCH=0
+OPTIONAL=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --wheelhouse) WHEELHOUSE=$(abspath "${2:?--wheelhouse needs a folder}"); shift 2 ;;
     --wheelhouse=*) WHEELHOUSE=$(abspath "${1#*=}"); shift ;;
     --system-torch) SYSTEM_TORCH=1; shift ;;
+    --optional) OPTIONAL=1; shift ;;
     --python) PYTHON=${2:?--python needs an interpreter}; shift 2; OPT_PYTHON=1 ;;
     --python=*) PYTHON=${1#*=}; shift; OPT_PYTHON=1 ;;
     --venv) VENV=$(abspath "${2:?--venv needs a folder}"); shift 2 ;;
@@ -102,6 +106,9 @@ if [ -z "$WHEELHOUSE" ]; then
   $PIP install -q ${PIP_EXTRA[@]+"${PIP_EXTRA[@]}"} -r requirements/runtime.txt -r requirements/tests.txt
 else
   $PIP install -q ${PIP_EXTRA[@]+"${PIP_EXTRA[@]}"} -r requirements/runtime.txt
+fi
+if [ "$OPTIONAL" = 1 ]; then
+  $PIP install -q ${PIP_EXTRA[@]+"${PIP_EXTRA[@]}"} -r requirements/optional.txt
 fi
 $PIP install -q --no-build-isolation --no-deps -e .
 "$VENV/bin/python" -c "import mmcv.ops, mmseg, mmpretrain, looptrans; print('looptrans environment ready:', \
