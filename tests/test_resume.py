@@ -38,7 +38,7 @@ class KillAfterIter(Hook):
 
 def _config(tmp_path, name, kill_at=None):
     hooks = ["dict(type='PseudoMaskHook', start_iter=2)"]
-    imports = ['looptrans']
+    imports = ['looptrans', 'looptrans.testing']  # the quick config's, + the kill hook's module
     if kill_at:
         hooks.append(f"dict(type='KillAfterIter', at_iter={kill_at})")
         imports.append('killhook')

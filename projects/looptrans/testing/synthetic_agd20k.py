@@ -28,7 +28,7 @@ import os.path as osp
 import shutil
 import zlib
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -441,19 +441,29 @@ def _image_size(rng: np.random.Generator,
     return int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
 
 
+def render_visible_part(aff: str, obj: str, h: int, w: int, background: Callable[..., np.ndarray],
+                        rel_scale: Tuple[float, float], max_angle: float,
+                        rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """``obj`` at a random pose over ``background(h, w, rng)`` (BGR uint8) and the bool mask of the visible
+    pixels of the part ``aff`` is grounded on; re-drawn (at most 20 times) until that part is visible."""
+    part = AFFORDANCE_PARTS[aff][obj]
+    for _ in range(20):
+        img = background(h, w, rng)
+        labels = np.zeros((h, w), np.uint8)
+        pose = place_object(obj, h, w, rel_scale, max_angle, rng)
+        ids = render_object(img, labels, obj, pose, rng)
+        visible = labels == ids[part]
+        if visible.any():
+            break
+    return img, visible
+
+
 def clutter_scene(aff: str, obj: str, h: int, w: int,
                   rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     """``obj`` at a random pose over clutter (BGR uint8, h x w), and the (x, y) centre of the part ``aff``
     is grounded on: the point a person touches. Re-drawn (at most 20 times) until the part is visible."""
-    part = AFFORDANCE_PARTS[aff][obj]
-    for _ in range(20):
-        img = clutter_background(h, w, rng)
-        labels = np.zeros((h, w), np.uint8)
-        pose = place_object(obj, h, w, (0.2, 0.28), 15., rng)
-        ids = render_object(img, labels, obj, pose, rng)
-        ys, xs = np.nonzero(labels == ids[part])
-        if len(xs):
-            break
+    img, visible = render_visible_part(aff, obj, h, w, clutter_background, (0.2, 0.28), 15., rng)
+    ys, xs = np.nonzero(visible)
     return img, np.array([xs.mean(), ys.mean()])
 
 
@@ -477,15 +487,8 @@ def render_egocentric(aff: str, obj: str, rng: np.random.Generator,
     uint8 mask (0 / 255) of those visible pixels, the true affordance part.
     """
     h, w = _image_size(rng, size_range)
-    part = AFFORDANCE_PARTS[aff][obj]
-    for _ in range(20):
-        img = _plain_background(h, w, rng)
-        labels = np.zeros((h, w), np.uint8)
-        pose = place_object(obj, h, w, (0.32, 0.42), 12., rng)
-        ids = render_object(img, labels, obj, pose, rng)
-        mask = (labels == ids[part]).astype(np.float32)
-        if mask.any():
-            break
+    img, visible = render_visible_part(aff, obj, h, w, _plain_background, (0.32, 0.42), 12., rng)
+    mask = visible.astype(np.float32)
     sigma = max(2., 0.15 * float(np.sqrt(mask.sum())))
     heat = cv2.GaussianBlur(mask, (0, 0), sigma)
     heat = np.round(heat / heat.max() * 255.).astype(np.uint8)
