@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny generated AGD20K tree and config overrides that make runs take seconds."""
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -9,6 +10,15 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICK_CONFIG = osp.join(REPO, 'configs', 'looptrans_synthetic.py')
+
+
+def load_tool(*parts: str):
+    """Import ``tools/<parts...>`` (a script, not a module of a package) and return it as a module."""
+    path = osp.join(REPO, 'tools', *parts)
+    spec = importlib.util.spec_from_file_location(f'tool_{osp.splitext(parts[-1])[0]}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope='session')

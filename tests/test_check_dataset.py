@@ -1,6 +1,5 @@
 """Tests of tools/misc/check_dataset.py and its report (``check_tree``): every
 problem of a tree at once."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import load_tool
 from looptrans.datasets.file_io import probe_file
 from looptrans.testing import SYNTHETIC_SEEN_CLASSES
 
@@ -21,14 +21,7 @@ TOOL = osp.join(REPO, 'tools', 'misc', 'check_dataset.py')
 CLASSES = list(SYNTHETIC_SEEN_CLASSES)
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('check_dataset_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
+tool = load_tool('misc', 'check_dataset.py')
 PROBLEM_KINDS, SEVERITIES, check_tree = tool.PROBLEM_KINDS, tool.SEVERITIES, tool.check_tree
 
 

@@ -1,7 +1,5 @@
 """The timm/DINO -> mmpretrain key mapping and tools/model_converters/dino2looptrans.py."""
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
 import timm
@@ -9,17 +7,13 @@ import torch
 from mmengine.runner import load_checkpoint
 from mmpretrain.models.backbones import VisionTransformer
 
+from conftest import load_tool
 from looptrans.models.backbones import (DINOVisionTransformer, convert_dino_to_mmpretrain,
                                         infer_vit_arch, unwrap_dino_checkpoint)
 
-TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'model_converters' / 'dino2looptrans.py'
-
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('dino2looptrans', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('model_converters', 'dino2looptrans.py')
 
 
 def _timm_state(name: str, meta: bool = False, **kwargs) -> dict:

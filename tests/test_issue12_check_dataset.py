@@ -7,7 +7,6 @@
     LoadAffordanceViews(ignore_orientation=...)); an egocentric object folder without its exocentric folder
     said "No problem found"; paths with a trailing space were printed unquoted.
 """
-import importlib.util
 import io
 import logging
 import os
@@ -22,7 +21,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, load_tool
 from looptrans.datasets import AGD20KDataset, LoadAffordanceViews
 from looptrans.datasets.file_io import probe_file
 from looptrans.datasets.folder_layout import SymlinkLoopError
@@ -32,14 +31,7 @@ CLASSES = list(SYNTHETIC_SEEN_CLASSES)
 TOOL = osp.join(REPO, 'tools', 'misc', 'check_dataset.py')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('check_dataset_tool_12', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
+tool = load_tool('misc', 'check_dataset.py')
 check_tree = tool.check_tree
 
 

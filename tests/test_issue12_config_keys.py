@@ -5,7 +5,6 @@ The model-level part (unknown keys in ``model.train_cfg`` / ``model.test_cfg``) 
 """
 import argparse
 import glob
-import importlib.util
 import logging
 import os.path as osp
 
@@ -13,15 +12,12 @@ import pytest
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from conftest import QUICK_CONFIG, REPO
+from conftest import QUICK_CONFIG, REPO, load_tool
 from looptrans.utils.config_check import check_top_level_keys, runner_keys
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(f'{name}_tool_12', osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'{name}.py')
 
 
 def _args(**kw):

@@ -6,7 +6,6 @@ inference_affordance on a user's images.
 4: a float image in [0, 1] was cast to uint8 (a black image); pathlib.Path and PIL images were a TypeError.
 7: one unreadable image aborted the whole run; --batch-size 0 / -1 and --alpha 5 were accepted.
 """
-import importlib.util
 import os
 import os.path as osp
 import pathlib
@@ -22,7 +21,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from PIL import Image
 
-from conftest import QUICK_CONFIG, REPO
+from conftest import QUICK_CONFIG, REPO, load_tool
 from looptrans.apis import inference_affordance, init_model, load_image, without_pretrained
 
 CLASSES = ('cut_with', 'drink_with', 'hold', 'pour', 'push', 'ride', 'sit_on')
@@ -31,14 +30,7 @@ MODEL_OPTIONS = {'model.backbone.arch.num_layers': 1, 'model.cam_head.channels':
 TOOL = osp.join(REPO, 'tools', 'infer.py')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('infer_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
+tool = load_tool('infer.py')
 
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,6 @@
 Skipped when the optional dependencies (requirements/optional.txt) are not installed.
 """
 import contextlib
-import importlib.util
 import io
 import json
 import os.path as osp
@@ -24,7 +23,7 @@ ort = pytest.importorskip(
     'onnxruntime', reason='onnxruntime is not installed; the ONNX export tests need requirements/optional.txt '
     '(pip install -r requirements/optional.txt)')
 
-from conftest import QUICK_CONFIG, REPO  # noqa: E402
+from conftest import QUICK_CONFIG, load_tool  # noqa: E402
 
 from looptrans.testing import SYNTHETIC_SEEN_CLASSES  # noqa: E402
 
@@ -40,11 +39,7 @@ TINY_ARGS = [f'{k}={v}' for k, v in TINY.items()]
 
 
 def _load_tool():
-    path = osp.join(REPO, 'tools', 'deployment', 'pytorch2onnx.py')
-    spec = importlib.util.spec_from_file_location('looptrans_pytorch2onnx', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('deployment', 'pytorch2onnx.py')
 
 
 def _randomise(model: torch.nn.Module) -> None:

@@ -1,6 +1,5 @@
 """Pseudo-mask quality on generated data: the generator's true part masks, and
 tools/analysis_tools/eval_pseudo_masks.py's IoU against them."""
-import importlib.util
 import os.path as osp
 
 import cv2
@@ -8,17 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import QUICK_CONFIG, REPO
+from conftest import QUICK_CONFIG, load_tool
 from looptrans.testing.synthetic_agd20k import (PART_MASK_DIR, SYNTHETIC_SEEN_CLASSES, generate_synthetic_agd20k,
                                           make_rng, render_egocentric)
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'eval_pseudo_masks', osp.join(REPO, 'tools', 'analysis_tools', 'eval_pseudo_masks.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis_tools', 'eval_pseudo_masks.py')
 
 
 @pytest.fixture(scope='module')

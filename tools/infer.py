@@ -47,46 +47,14 @@ import numpy as np
 from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
-from looptrans.apis import AffordanceResult, inference_affordance, init_model, load_image, resolve_affordances
+from looptrans.apis import (IMAGE_EXTENSIONS, AffordanceResult, inference_affordance, init_model, load_image,
+                            resolve_affordances)
 from looptrans.utils import ensure_writable_dir
+from looptrans.utils.cli import positive_int, threshold_float, unit_float
 from looptrans.visualization import draw_colour_scale, normalize_heatmap, overlay_heatmap, put_caption
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 #: ``tools/infer.py``'s default output folder (git-ignored).
 DEFAULT_OUT_DIR = osp.join('outputs', 'heatmaps')
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an int >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
-    return value
-
-
-def unit_float(text: str) -> float:
-    """argparse type: a float in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a number in [0, 1], got {text!r}')
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f'must be in [0, 1] (0: image only, 1: heatmap only), got {value:g}')
-    return value
-
-
-def threshold_float(text: str) -> float:
-    """argparse type: a float in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a number in (0, 1], got {text!r}')
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f'must be in (0, 1], got {value:g}')
-    return value
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

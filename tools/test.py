@@ -22,8 +22,9 @@ from mmengine.runner import Runner
 
 import looptrans  # noqa: F401  (registers modules, enables safe checkpoint loading)
 from looptrans.utils import (BrokenCheckpointError, CheckpointMismatchError, ClassListMismatchError,
-                             UnsafeCheckpointError, check_class_lists, check_top_level_keys, checkpoint_classes,
-                             ensure_writable_dir, load_checkpoint_strictly)
+                             UnsafeCheckpointError, check_class_lists, checkpoint_classes, ensure_writable_dir,
+                             load_checkpoint_strictly)
+from looptrans.utils.config_check import add_custom_hook, load_tool_config
 from looptrans.utils.dist import prepare_cpu_distributed
 
 
@@ -70,21 +71,10 @@ def trigger_visualization_hook(cfg: Config, args: argparse.Namespace) -> Config:
 
 def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line overrides."""
-    cfg = Config.fromfile(args.config)
-    file_keys = list(cfg.keys())
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    check_top_level_keys(cfg, args.cfg_options, file_keys)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     # loaded strictly by load_and_check() (MMEngine's load_from would load non-strictly)
     cfg.load_from = None
-    hooks = list(cfg.get('custom_hooks') or [])
-    if not any(str(h.get('type', '')).split('.')[-1] == 'ClassListCheckHook' for h in hooks):
-        cfg.custom_hooks = hooks + [dict(type='ClassListCheckHook')]
+    add_custom_hook(cfg, 'ClassListCheckHook')
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.out is not None:

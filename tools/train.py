@@ -26,8 +26,9 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import looptrans  # noqa: F401  (registers modules, enables safe checkpoint loading)
-from looptrans.utils import (ClassListMismatchError, check_top_level_keys, ensure_writable_dir,
-                             find_resume_checkpoint, finished_message, remove_stale_temp_files, safe_torch_load)
+from looptrans.utils import (ClassListMismatchError, ensure_writable_dir, find_resume_checkpoint,
+                             finished_message, remove_stale_temp_files, safe_torch_load)
+from looptrans.utils.config_check import add_custom_hook, load_tool_config
 from looptrans.utils.dist import prepare_cpu_distributed
 
 
@@ -61,28 +62,9 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def add_class_check_hook(cfg: Config) -> None:
-    """Append ``ClassListCheckHook`` to ``custom_hooks`` unless the config has it."""
-    hooks = list(cfg.get('custom_hooks') or [])
-    if not any(str(h.get('type', '')).split('.')[-1] == 'ClassListCheckHook' for h in hooks):
-        hooks.append(dict(type='ClassListCheckHook'))
-    cfg.custom_hooks = hooks
-
-
 def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line overrides."""
-    cfg = Config.fromfile(args.config)
-    file_keys = list(cfg.keys())
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    check_top_level_keys(cfg, args.cfg_options, file_keys)
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-
+    cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp and not torch.cuda.is_available():
         raise SystemExit('--amp needs a GPU: MMEngine\'s AmpOptimWrapper only runs on CUDA (or NPU/MLU/MUSA) '
                          'devices. On this machine train in fp32 (drop --amp).')
@@ -109,7 +91,7 @@ def build_config(args: argparse.Namespace) -> Config:
             raise SystemExit(f'error: --resume {args.resume!r}: no such checkpoint file.')
         cfg.resume = True
         cfg.load_from = args.resume
-    add_class_check_hook(cfg)
+    add_custom_hook(cfg, 'ClassListCheckHook')
     return cfg
 
 

@@ -34,17 +34,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
-    return value
+from looptrans.apis import IMAGE_EXTENSIONS
+from looptrans.utils.cli import positive_int
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -288,6 +288,10 @@ def _array_to_bgr_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+#: File suffixes the inference tools (``tools/infer.py``, ``tools/deployment``) read as images.
+IMAGE_EXTENSIONS: Tuple[str, ...] = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
+
+
 def load_image(image: ImageInput, ignore_orientation: bool = True) -> Tuple[np.ndarray, Optional[str]]:
     """An input image as BGR uint8 (H, W, 3) and its path (None for arrays and PIL images).
 

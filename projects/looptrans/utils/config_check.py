@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import os.path as osp
 from typing import Iterable, List, Optional, Set
 
 from mmengine.config import Config
@@ -92,3 +93,30 @@ def check_top_level_keys(cfg: Config, cli_options: Optional[dict] = None,
         for message in warnings:
             print_log(message, logger='current', level=logging.WARNING)
     return warnings
+
+
+def load_tool_config(config: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
+                     work_dir: Optional[str] = None) -> Config:
+    """The config as ``tools/train.py`` and ``tools/test.py`` start from it (as mmseg's tools do): the file,
+    ``cfg_options`` merged (``--cfg-options``; top-level keys checked by :func:`check_top_level_keys`),
+    ``launcher`` set, and ``work_dir`` from the command line, else the config's, else
+    ``./work_dirs/<config name>``."""
+    cfg = Config.fromfile(config)
+    file_keys = list(cfg.keys())
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    check_top_level_keys(cfg, cfg_options, file_keys)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    return cfg
+
+
+def add_custom_hook(cfg: Config, hook_type: str) -> None:
+    """Append ``dict(type=hook_type)`` to ``cfg.custom_hooks`` unless the config has that hook."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(str(h.get('type', '')).split('.')[-1] == hook_type for h in hooks):
+        hooks.append(dict(type=hook_type))
+    cfg.custom_hooks = hooks
