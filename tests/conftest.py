@@ -4,12 +4,15 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import List
+from typing import Callable, List, Optional, Sequence
 
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICK_CONFIG = osp.join(REPO, 'configs', 'looptrans_synthetic.py')
+#: Config options that shrink the quick config's model (1 ViT block, narrow heads): seconds on a CPU.
+TINY_MODEL = {'model.backbone.arch.num_layers': 1, 'model.cam_head.channels': 32,
+              'model.noise_head.channels': 32, 'model.pixel_head.channels': 16}
 
 
 def load_tool(*parts: str):
@@ -41,8 +44,7 @@ def tiny_options(data_root: str, max_iters: int = 4, ckpt_interval: int = 2) -> 
         'val_dataloader.batch_size=4', 'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
         'test_dataloader.batch_size=4', 'test_dataloader.num_workers=0',
         'test_dataloader.persistent_workers=False',
-        'model.backbone.arch.num_layers=1', 'model.cam_head.channels=32', 'model.noise_head.channels=32',
-        'model.pixel_head.channels=16',
+        *[f'{k}={v}' for k, v in TINY_MODEL.items()],
         f'train_cfg.max_iters={max_iters}', f'train_cfg.val_interval={max_iters}',
         f'default_hooks.checkpoint.interval={ckpt_interval}', 'default_hooks.checkpoint.max_keep_ckpts=10',
         'default_hooks.logger.interval=1',
@@ -58,3 +60,27 @@ def run_tool(args: List[str], cwd: str = REPO, timeout: int = 600) -> subprocess
         pytest.fail(f'`python {" ".join(args)}` failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n'
                     f'{proc.stderr[-6000:]}')
     return proc
+
+
+def save_tiny_checkpoint(path: str, cfg_options: Optional[dict] = None, classes: Optional[Sequence[str]] = None,
+                         prepare: Optional[Callable] = None) -> str:
+    """Save a checkpoint of the tiny quick-config model (:data:`TINY_MODEL` + ``cfg_options``, seed 0) as
+    MMEngine writes it, with ``meta.dataset_meta.classes`` (default: the generated Seen classes);
+    ``prepare(model)`` may change the weights first."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    from looptrans.apis import without_pretrained
+    from looptrans.testing import SYNTHETIC_SEEN_CLASSES
+    cfg = Config.fromfile(QUICK_CONFIG)
+    cfg.merge_from_dict({**TINY_MODEL, **(cfg_options or {})})
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(without_pretrained(cfg.model))
+    if prepare is not None:
+        prepare(model)
+    classes = tuple(SYNTHETIC_SEEN_CLASSES if classes is None else classes)
+    torch.save(dict(meta=dict(dataset_meta=dict(classes=classes)), state_dict=model.state_dict()), path)
+    return str(path)

@@ -13,21 +13,18 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
 
-from conftest import QUICK_CONFIG, tiny_options
-from looptrans.apis import init_model, without_pretrained
+from conftest import QUICK_CONFIG, TINY_MODEL, save_tiny_checkpoint, tiny_options
+from looptrans.apis import init_model
 from looptrans.engine.hooks import ClassListCheckHook
+from looptrans.testing import SYNTHETIC_SEEN_CLASSES
 from looptrans.utils import (CheckpointMismatchError, ClassListMismatchError, check_class_lists,
                              load_checkpoint_strictly)
 
-CLASSES = ('cut_with', 'drink_with', 'hold', 'pour', 'push', 'ride', 'sit_on')
+CLASSES = SYNTHETIC_SEEN_CLASSES
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-MODEL_OPTIONS = {'model.backbone.arch.num_layers': 1, 'model.cam_head.channels': 32,
-                 'model.noise_head.channels': 32, 'model.pixel_head.channels': 16}
+MODEL_OPTIONS = TINY_MODEL
 
 
 def _options(num_classes=None, classes=None):
@@ -42,13 +39,7 @@ def _options(num_classes=None, classes=None):
 
 def _save_checkpoint(path, num_classes=7, classes=CLASSES):
     """A checkpoint of the tiny quick model, as MMEngine writes it (meta.dataset_meta.classes)."""
-    cfg = Config.fromfile(QUICK_CONFIG)
-    cfg.merge_from_dict(_options(num_classes))
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    model = MODELS.build(without_pretrained(cfg.model))
-    torch.save(dict(meta=dict(dataset_meta=dict(classes=tuple(classes))), state_dict=model.state_dict()), path)
-    return str(path)
+    return save_tiny_checkpoint(str(path), _options(num_classes), classes)
 
 
 @pytest.fixture(scope='module')

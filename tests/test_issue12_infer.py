@@ -15,18 +15,14 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
-import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
 from PIL import Image
 
-from conftest import QUICK_CONFIG, REPO, load_tool
-from looptrans.apis import inference_affordance, init_model, load_image, without_pretrained
+from conftest import QUICK_CONFIG, REPO, TINY_MODEL, load_tool, save_tiny_checkpoint
+from looptrans.apis import inference_affordance, init_model, load_image
+from looptrans.testing import SYNTHETIC_SEEN_CLASSES
 
-CLASSES = ('cut_with', 'drink_with', 'hold', 'pour', 'push', 'ride', 'sit_on')
-MODEL_OPTIONS = {'model.backbone.arch.num_layers': 1, 'model.cam_head.channels': 32,
-                 'model.noise_head.channels': 32, 'model.pixel_head.channels': 16}
+CLASSES = SYNTHETIC_SEEN_CLASSES
+MODEL_OPTIONS = TINY_MODEL
 TOOL = osp.join(REPO, 'tools', 'infer.py')
 
 
@@ -35,14 +31,7 @@ tool = load_tool('infer.py')
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    cfg = Config.fromfile(QUICK_CONFIG)
-    cfg.merge_from_dict(MODEL_OPTIONS)
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    model = MODELS.build(without_pretrained(cfg.model))
-    path = str(tmp_path_factory.mktemp('ckpt') / 'tiny.pth')
-    torch.save(dict(meta=dict(dataset_meta=dict(classes=CLASSES)), state_dict=model.state_dict()), path)
-    return path
+    return save_tiny_checkpoint(str(tmp_path_factory.mktemp('ckpt') / 'tiny.pth'))
 
 
 @pytest.fixture(scope='module')

@@ -23,18 +23,13 @@ ort = pytest.importorskip(
     'onnxruntime', reason='onnxruntime is not installed; the ONNX export tests need requirements/optional.txt '
     '(pip install -r requirements/optional.txt)')
 
-from conftest import QUICK_CONFIG, load_tool  # noqa: E402
+from conftest import QUICK_CONFIG, TINY_MODEL, load_tool, save_tiny_checkpoint  # noqa: E402
 
 from looptrans.testing import SYNTHETIC_SEEN_CLASSES  # noqa: E402
 
 SIZE = (64, 64)
 ATOL = 1e-4
-TINY = {
-    'model.backbone.arch.num_layers': 1,
-    'model.cam_head.channels': 32,
-    'model.noise_head.channels': 32,
-    'model.pixel_head.channels': 16,
-}
+TINY = TINY_MODEL
 TINY_ARGS = [f'{k}={v}' for k, v in TINY.items()]
 
 
@@ -62,21 +57,7 @@ def _randomise(model: torch.nn.Module) -> None:
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
     """A complete checkpoint of the tiny quick-config model (every weight + its class list)."""
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-
-    from looptrans.apis import without_pretrained
-    cfg = Config.fromfile(QUICK_CONFIG)
-    cfg.merge_from_dict(TINY)
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    model = MODELS.build(without_pretrained(cfg.model))
-    _randomise(model)
-    path = str(tmp_path_factory.mktemp('onnx_ckpt') / 'tiny.pth')
-    torch.save({'state_dict': model.state_dict(),
-                'meta': {'dataset_meta': {'classes': list(SYNTHETIC_SEEN_CLASSES)}}}, path)
-    return path
+    return save_tiny_checkpoint(str(tmp_path_factory.mktemp('onnx_ckpt') / 'tiny.pth'), prepare=_randomise)
 
 
 @pytest.fixture(scope='module')
