@@ -2,6 +2,8 @@
 #   python tools/train.py configs/looptrans_agd20k.py
 #   python tools/test.py configs/looptrans_agd20k.py work_dirs/looptrans_agd20k/best_KLD_epoch_N.pth
 _base_ = [
-    '_base_/models/looptrans_dino_vits16.py', '_base_/datasets/agd20k_seen.py',
-    '_base_/schedules/schedule_15e.py', '_base_/default_runtime.py'
+    '_base_/models/looptrans_dino_vits16.py',
+    '_base_/datasets/agd20k_seen.py',
+    '_base_/schedules/schedule_15e.py',
+    '_base_/default_runtime.py',
 ]

@@ -12,8 +12,17 @@ _base_ = ['./looptrans_agd20k.py']
 
 # EPIC verbs -> AGD20K affordances; verbs with no AGD20K counterpart (put, close, turn-on, ...) are left out.
 verb_map = {
-    'take': 'pick_up', 'hold': 'hold', 'open': 'open', 'cut': 'cut', 'pour': 'pour', 'wash': 'wash',
-    'peel': 'peel', 'mix': 'stir', 'stir': 'stir', 'push': 'push', 'throw': 'throw'
+    'take': 'pick_up',
+    'hold': 'hold',
+    'open': 'open',
+    'cut': 'cut',
+    'pour': 'pour',
+    'wash': 'wash',
+    'peel': 'peel',
+    'mix': 'stir',
+    'stir': 'stir',
+    'push': 'push',
+    'throw': 'throw',
 }
 
 test_dataloader = dict(
@@ -32,9 +41,13 @@ test_dataloader = dict(
         classes_from=dict(type='AGD20KDataset', split='Seen'),
         pipeline=[
             dict(type='LoadAffordanceViews'),
-            dict(type='MultiViewTransform',
-                 transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')]),
+            dict(
+                type='MultiViewTransform',
+                transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')],
+            ),
             dict(type='LoadAffordanceGT'),
             dict(type='PackAffordanceInputs'),
-        ]))
+        ],
+    ),
+)
 test_evaluator = dict(_delete_=True, type='AffordanceMetric', protocol='hotspots')

@@ -29,9 +29,13 @@ test_dataloader = dict(
         classes_from=dict(type='AGD20KDataset', split='Seen'),
         pipeline=[
             dict(type='LoadAffordanceViews'),
-            dict(type='MultiViewTransform',
-                 transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')]),
+            dict(
+                type='MultiViewTransform',
+                transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')],
+            ),
             dict(type='LoadAffordanceGT'),
             dict(type='PackAffordanceInputs'),
-        ]))
+        ],
+    ),
+)
 test_evaluator = dict(_delete_=True, type='AffordanceMetric', protocol='hotspots')

@@ -1,6 +1,8 @@
 # LoopTrans on AGD20K Unseen (25 affordances; test objects are absent from training).
 _base_ = [
-    '_base_/models/looptrans_dino_vits16.py', '_base_/datasets/agd20k_unseen.py',
-    '_base_/schedules/schedule_15e.py', '_base_/default_runtime.py'
+    '_base_/models/looptrans_dino_vits16.py',
+    '_base_/datasets/agd20k_unseen.py',
+    '_base_/schedules/schedule_15e.py',
+    '_base_/default_runtime.py',
 ]
 model = dict(cam_head=dict(num_classes=25), pixel_head=dict(num_classes=25))

@@ -5,8 +5,10 @@
 #   python tools/train.py configs/looptrans_epic.py
 #   python tools/test.py configs/looptrans_epic.py work_dirs/looptrans_epic/best_KLD_epoch_N.pth
 _base_ = [
-    '_base_/models/looptrans_dino_vits16.py', '_base_/datasets/epic_hotspots.py',
-    '_base_/schedules/schedule_15e.py', '_base_/default_runtime.py'
+    '_base_/models/looptrans_dino_vits16.py',
+    '_base_/datasets/epic_hotspots.py',
+    '_base_/schedules/schedule_15e.py',
+    '_base_/default_runtime.py',
 ]
 # Must equal len(annotations.json['verbs']) of the Interaction Hotspots EPIC annotations (the dataset logs
 # "N items, K classes" when it is built); check with
@@ -15,4 +17,5 @@ num_classes = 20
 model = dict(
     temporal=dict(type='LSTMTemporalAggregator', channels=384),
     cam_head=dict(num_classes=num_classes),
-    pixel_head=dict(num_classes=num_classes))
+    pixel_head=dict(num_classes=num_classes),
+)

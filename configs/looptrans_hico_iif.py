@@ -1,6 +1,8 @@
 # LoopTrans on HICO-IIF (10 affordances).
 _base_ = [
-    '_base_/models/looptrans_dino_vits16.py', '_base_/datasets/hico_iif.py',
-    '_base_/schedules/schedule_15e.py', '_base_/default_runtime.py'
+    '_base_/models/looptrans_dino_vits16.py',
+    '_base_/datasets/hico_iif.py',
+    '_base_/schedules/schedule_15e.py',
+    '_base_/default_runtime.py',
 ]
 model = dict(cam_head=dict(num_classes=10), pixel_head=dict(num_classes=10))

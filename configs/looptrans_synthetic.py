@@ -5,8 +5,10 @@
 # The frozen ViT is randomly initialised and has 2 blocks (see _base_/models/looptrans_random_vit_synthetic.py);
 # with the official DINO weights use configs/looptrans_agd20k.py on real data.
 _base_ = [
-    '_base_/models/looptrans_random_vit_synthetic.py', '_base_/datasets/synthetic_agd20k.py',
-    '_base_/schedules/schedule_synthetic.py', '_base_/default_runtime.py'
+    '_base_/models/looptrans_random_vit_synthetic.py',
+    '_base_/datasets/synthetic_agd20k.py',
+    '_base_/schedules/schedule_synthetic.py',
+    '_base_/default_runtime.py',
 ]
 # the generated data's dataset type (SyntheticAGD20KDataset) lives beside the runtime package
 custom_imports = dict(imports=['looptrans', 'looptrans.testing'], allow_failed_imports=False)

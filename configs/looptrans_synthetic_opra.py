@@ -6,11 +6,14 @@
 # Same model and schedule as configs/looptrans_synthetic.py (random, 2-block frozen ViT); real data:
 # configs/looptrans_opra.py.
 _base_ = [
-    '_base_/models/looptrans_random_vit_synthetic.py', '_base_/datasets/synthetic_opra.py',
-    '_base_/schedules/schedule_synthetic.py', '_base_/default_runtime.py'
+    '_base_/models/looptrans_random_vit_synthetic.py',
+    '_base_/datasets/synthetic_opra.py',
+    '_base_/schedules/schedule_synthetic.py',
+    '_base_/default_runtime.py',
 ]
 num_classes = 7  # len(looptrans.testing.SYNTHETIC_OPRA_VERBS)
 model = dict(
     temporal=dict(type='LSTMTemporalAggregator', channels=384),
     cam_head=dict(num_classes=num_classes),
-    pixel_head=dict(num_classes=num_classes))
+    pixel_head=dict(num_classes=num_classes),
+)

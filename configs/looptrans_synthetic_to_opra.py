@@ -12,8 +12,13 @@ _base_ = ['./looptrans_synthetic.py']
 
 # the generator's mapping, looptrans.testing.SYNTHETIC_OPRA_VERB_MAP (tests/test_video_datasets.py checks)
 verb_map = {
-    'cut': 'cut_with', 'drink': 'drink_with', 'hold': 'hold', 'pour': 'pour', 'push': 'push', 'ride': 'ride',
-    'sit': 'sit_on'
+    'cut': 'cut_with',
+    'drink': 'drink_with',
+    'hold': 'hold',
+    'pour': 'pour',
+    'push': 'push',
+    'ride': 'ride',
+    'sit': 'sit_on',
 }
 val_dataloader = dict(
     _delete_=True,
@@ -31,11 +36,15 @@ val_dataloader = dict(
         classes_from=dict(type='SyntheticAGD20KDataset', split='Seen'),
         pipeline=[
             dict(type='LoadAffordanceViews'),
-            dict(type='MultiViewTransform',
-                 transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')]),
+            dict(
+                type='MultiViewTransform',
+                transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')],
+            ),
             dict(type='LoadAffordanceGT'),
             dict(type='PackAffordanceInputs'),
-        ]))
+        ],
+    ),
+)
 test_dataloader = val_dataloader
 val_evaluator = dict(_delete_=True, type='AffordanceMetric', protocol='hotspots')
 test_evaluator = val_evaluator

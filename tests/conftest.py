@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny generated AGD20K tree and config overrides that make runs take seconds."""
+
 import importlib.util
 import os
 import os.path as osp
@@ -11,8 +12,12 @@ import pytest
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICK_CONFIG = osp.join(REPO, 'configs', 'looptrans_synthetic.py')
 #: Config options that shrink the quick config's model (1 ViT block, narrow heads): seconds on a CPU.
-TINY_MODEL = {'model.backbone.arch.num_layers': 1, 'model.cam_head.channels': 32,
-              'model.noise_head.channels': 32, 'model.pixel_head.channels': 16}
+TINY_MODEL = {
+    'model.backbone.arch.num_layers': 1,
+    'model.cam_head.channels': 32,
+    'model.noise_head.channels': 32,
+    'model.pixel_head.channels': 16,
+}
 
 
 def load_tool(*parts: str):
@@ -28,6 +33,7 @@ def load_tool(*parts: str):
 def synthetic_root(tmp_path_factory) -> str:
     """A small synthetic AGD20K tree (Seen and Unseen), generated once per test session."""
     from looptrans.testing import generate_synthetic_agd20k
+
     root = str(tmp_path_factory.mktemp('synthetic_agd20k'))
     generate_synthetic_agd20k(root, seed=0, num_exo=3, num_ego=1, num_test=1)
     return root
@@ -39,14 +45,20 @@ def tiny_options(data_root: str, max_iters: int = 4, ckpt_interval: int = 2) -> 
         f'train_dataloader.dataset.data_root={data_root}',
         f'val_dataloader.dataset.data_root={data_root}',
         f'test_dataloader.dataset.data_root={data_root}',
-        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+        'train_dataloader.batch_size=2',
+        'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
-        'val_dataloader.batch_size=4', 'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-        'test_dataloader.batch_size=4', 'test_dataloader.num_workers=0',
+        'val_dataloader.batch_size=4',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        'test_dataloader.batch_size=4',
+        'test_dataloader.num_workers=0',
         'test_dataloader.persistent_workers=False',
         *[f'{k}={v}' for k, v in TINY_MODEL.items()],
-        f'train_cfg.max_iters={max_iters}', f'train_cfg.val_interval={max_iters}',
-        f'default_hooks.checkpoint.interval={ckpt_interval}', 'default_hooks.checkpoint.max_keep_ckpts=10',
+        f'train_cfg.max_iters={max_iters}',
+        f'train_cfg.val_interval={max_iters}',
+        f'default_hooks.checkpoint.interval={ckpt_interval}',
+        'default_hooks.checkpoint.max_keep_ckpts=10',
         'default_hooks.logger.interval=1',
     ]
 
@@ -54,16 +66,20 @@ def tiny_options(data_root: str, max_iters: int = 4, ckpt_interval: int = 2) -> 
 def run_tool(args: List[str], cwd: str = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``python <args>`` from the repo root; fail the test with the output if it fails."""
     env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='2')
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        pytest.fail(f'`python {" ".join(args)}` failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n'
-                    f'{proc.stderr[-6000:]}')
+        pytest.fail(
+            f'`python {" ".join(args)}` failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}'
+        )
     return proc
 
 
-def save_tiny_checkpoint(path: str, cfg_options: Optional[dict] = None, classes: Optional[Sequence[str]] = None,
-                         prepare: Optional[Callable] = None) -> str:
+def save_tiny_checkpoint(
+    path: str,
+    cfg_options: Optional[dict] = None,
+    classes: Optional[Sequence[str]] = None,
+    prepare: Optional[Callable] = None,
+) -> str:
     """Save a checkpoint of the tiny quick-config model (:data:`TINY_MODEL` + ``cfg_options``, seed 0) as
     MMEngine writes it, with ``meta.dataset_meta.classes`` (default: the generated Seen classes);
     ``prepare(model)`` may change the weights first."""
@@ -74,6 +90,7 @@ def save_tiny_checkpoint(path: str, cfg_options: Optional[dict] = None, classes:
 
     from looptrans.apis import without_pretrained
     from looptrans.testing import SYNTHETIC_SEEN_CLASSES
+
     cfg = Config.fromfile(QUICK_CONFIG)
     cfg.merge_from_dict({**TINY_MODEL, **(cfg_options or {})})
     init_default_scope('mmseg')

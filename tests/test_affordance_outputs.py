@@ -1,5 +1,6 @@
-""""What can I do with this object, and where?": top-K affordances with probabilities, and per heatmap the
+""" "What can I do with this object, and where?": top-K affordances with probabilities, and per heatmap the
 peak, mask, box and polygon a robot consumes (looptrans.apis.inference, tools/infer.py --top-k)."""
+
 import json
 import os.path as osp
 
@@ -78,17 +79,38 @@ def test_infer_tool_top_k_writes_json_per_image(tmp_path):
     probable affordances; the top-1 accuracy on generated test images is printed (not asserted: a few
     iterations of training only)."""
     from conftest import QUICK_CONFIG, run_tool, tiny_options
+
     from looptrans.testing import generate_synthetic_agd20k
+
     root = str(tmp_path / 'data')
     generate_synthetic_agd20k(root, seed=0, num_exo=3, num_ego=2, num_test=2, splits=['Seen'])
     work = str(tmp_path / 'work')
-    run_tool(['tools/train.py', QUICK_CONFIG, '--work-dir', work, '--cfg-options',
-              *tiny_options(root, max_iters=8, ckpt_interval=8)])
+    run_tool(
+        [
+            'tools/train.py',
+            QUICK_CONFIG,
+            '--work-dir',
+            work,
+            '--cfg-options',
+            *tiny_options(root, max_iters=8, ckpt_interval=8),
+        ]
+    )
     test_dir = osp.join(root, 'Seen', 'testset', 'egocentric')
     out = str(tmp_path / 'out')
-    proc = run_tool(['tools/infer.py', QUICK_CONFIG, osp.join(work, 'iter_8.pth'), test_dir, '--top-k', '2',
-                     '--out-dir', out, '--cfg-options',
-                     *[o for o in tiny_options(root) if o.startswith('model.')]])
+    proc = run_tool(
+        [
+            'tools/infer.py',
+            QUICK_CONFIG,
+            osp.join(work, 'iter_8.pth'),
+            test_dir,
+            '--top-k',
+            '2',
+            '--out-dir',
+            out,
+            '--cfg-options',
+            *[o for o in tiny_options(root) if o.startswith('model.')],
+        ]
+    )
     assert 'affordance' in proc.stdout and 'prob' in proc.stdout
     jsons = sorted(p for p in __import__('glob').glob(osp.join(out, '*', '*', '*.json')))
     assert len(jsons) == 28
@@ -106,16 +128,20 @@ def test_infer_tool_top_k_writes_json_per_image(tmp_path):
     print(f'top-1 accuracy after 8 iterations: {correct}/{len(jsons)}')
 
 
-@pytest.mark.parametrize('config, split_classes', [
-    ('looptrans_agd20k.py', 36), ('looptrans_agd20k_unseen.py', 25), ('looptrans_hico_iif.py', 10)])
+@pytest.mark.parametrize(
+    'config, split_classes',
+    [('looptrans_agd20k.py', 36), ('looptrans_agd20k_unseen.py', 25), ('looptrans_hico_iif.py', 10)],
+)
 def test_class_list_of_a_config_follows_its_split(config, split_classes):
     """Without dataset_meta in a checkpoint, inference names the channels from the config's dataset:
     the Unseen and HICO-IIF lists, not the Seen one (a bug: a method no dataset defines was called)."""
+    from conftest import REPO
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from conftest import REPO
+
     from looptrans.apis.inference import _classes_from_config
     from looptrans.datasets import AGD20KDataset
+
     init_default_scope('mmseg')
     cfg = Config.fromfile(osp.join(REPO, 'configs', config))
     classes = tuple(_classes_from_config(cfg))

@@ -5,6 +5,7 @@ through ``init_cfg=dict(type='Pretrained')`` and must reproduce, to 1e-5, the la
 keys (recomputed from timm's ``blocks[-1].attn.qkv(blocks[-1].norm1(x_in))``), the CLS attention and
 timm's final normed patch tokens.
 """
+
 import argparse
 
 import pytest
@@ -27,12 +28,11 @@ def _random_timm_vit(name: str, seed: int = 0, **kwargs) -> torch.nn.Module:
     std 1/sqrt(fan_in) so attention is far from uniform, norm scales around 1, the rest std 0.1.
     """
     torch.manual_seed(seed)
-    model = timm.create_model(
-        name, pretrained=False, num_classes=0, weight_init='skip', **kwargs).eval()
+    model = timm.create_model(name, pretrained=False, num_classes=0, weight_init='skip', **kwargs).eval()
     with torch.no_grad():
         for pname, p in model.named_parameters():
             if p.ndim >= 2 and pname not in ('cls_token', 'pos_embed'):
-                p.normal_(0, p[0].numel()**-0.5)
+                p.normal_(0, p[0].numel() ** -0.5)
             elif 'norm' in pname and pname.endswith('weight'):
                 p.normal_(1, 0.1)
             else:
@@ -53,12 +53,13 @@ def _timm_reference(model: torch.nn.Module, x: torch.Tensor) -> dict:
     B, N, C3 = qkv.shape
     C, heads = C3 // 3, last.attn.num_heads
     q, k, _ = qkv.reshape(B, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
-    attn = ((q @ k.transpose(-2, -1)) * (C // heads)**-0.5).softmax(dim=-1)
+    attn = ((q @ k.transpose(-2, -1)) * (C // heads) ** -0.5).softmax(dim=-1)
     return dict(
-        keys_heads=qkv[:, 1:, C:2 * C],
+        keys_heads=qkv[:, 1:, C : 2 * C],
         keys_locate=k.permute(0, 2, 3, 1).flatten(-2)[:, 1:],
         cls_attn=attn[:, :, 0, 1:],
-        feats=tokens[:, 1:])
+        feats=tokens[:, 1:],
+    )
 
 
 @pytest.fixture(scope='module')
@@ -77,10 +78,8 @@ def ours16(vits16):
 
 def _ours(checkpoint: str, **kwargs) -> DINOVisionTransformer:
     model = MODELS.build(
-        dict(
-            type='DINOVisionTransformer',
-            init_cfg=dict(type='Pretrained', checkpoint=checkpoint),
-            **kwargs))
+        dict(type='DINOVisionTransformer', init_cfg=dict(type='Pretrained', checkpoint=checkpoint), **kwargs)
+    )
     model.init_weights()
     return model
 
@@ -97,7 +96,7 @@ def test_descriptors_match_timm_at_224(vits16, ours16):
     torch.testing.assert_close(out['cls_attn'].flatten(2), ref['cls_attn'], **TOL)
     torch.testing.assert_close(out['feats'].flatten(2).transpose(1, 2), ref['feats'], **TOL)
     # forward() is the drop-in mmseg output: a 1-tuple holding the same final features.
-    feats, = ours16(x)
+    (feats,) = ours16(x)
     torch.testing.assert_close(feats, out['feats'], **TOL)
 
 
@@ -107,11 +106,8 @@ def test_descriptors_match_timm_at_224x288(vits16, ours16):
     # Reference: a timm ViT laid out for 224x288 whose position embeddings are the 14x14 grid
     # resized to 14x18 by a plain bicubic interpolation.
     wide = timm.create_model(
-        'vit_small_patch16_224',
-        pretrained=False,
-        num_classes=0,
-        img_size=(224, 288),
-        weight_init='skip').eval()
+        'vit_small_patch16_224', pretrained=False, num_classes=0, img_size=(224, 288), weight_init='skip'
+    ).eval()
     state = timm_model.state_dict()
     pos = state['pos_embed']
     grid = pos[:, 1:].reshape(1, 14, 14, -1).permute(0, 3, 1, 2)
@@ -142,11 +138,7 @@ def test_checkpoint_pos_embed_resized_on_load(vits16, ours16):
 def test_vit_s8_matches_timm_and_shapes(tmp_path, key_layout):
     timm_model = _random_timm_vit('vit_small_patch8_224', seed=1, img_size=64)
     torch.save(timm_model.state_dict(), tmp_path / 'dino_deitsmall8_pretrain.pth')
-    ours = _ours(
-        str(tmp_path / 'dino_deitsmall8_pretrain.pth'),
-        patch_size=8,
-        img_size=64,
-        key_layout=key_layout)
+    ours = _ours(str(tmp_path / 'dino_deitsmall8_pretrain.pth'), patch_size=8, img_size=64, key_layout=key_layout)
     x = torch.randn(2, 3, 64, 64)
     ref = _timm_reference(timm_model, x)
     # The two key layouts are different orders of the same numbers.
@@ -183,7 +175,7 @@ def test_out_type_keys_gives_key_map(vits16):
     _, ckpt = vits16
     ours = _ours(ckpt, out_type='keys')
     x = torch.randn(1, 3, 64, 96)
-    keys_map, = ours(x)
+    (keys_map,) = ours(x)
     assert keys_map.shape == (1, 384, 4, 6)
     expected = ours.forward_descriptors(x)['keys'].transpose(1, 2).reshape(1, 384, 4, 6)
     torch.testing.assert_close(keys_map, expected, **TOL)
@@ -245,8 +237,7 @@ def test_full_dino_checkpoint_layout_loads_teacher(vits16, ours16, tmp_path):
     teacher = {f'module.backbone.{k}': v for k, v in timm_model.state_dict().items()}
     teacher['module.head.last_layer.weight_g'] = torch.ones(10, 1)
     student = {k: torch.zeros_like(v) for k, v in teacher.items()}
-    full = dict(
-        teacher=teacher, student=student, epoch=100, args=argparse.Namespace(arch='vit_small'))
+    full = dict(teacher=teacher, student=student, epoch=100, args=argparse.Namespace(arch='vit_small'))
     torch.save(full, tmp_path / 'full.pth')
     x = torch.randn(1, 3, 64, 64)
     plain = ours16.forward_descriptors(x)
@@ -257,6 +248,7 @@ def test_full_dino_checkpoint_layout_loads_teacher(vits16, ours16, tmp_path):
 
 def test_wrong_checkpoint_names_unexpected_keys(tmp_path):
     from torchvision.models import resnet18
+
     path = tmp_path / 'resnet18.pth'
     torch.save({'state_dict': resnet18().state_dict()}, path)
     with pytest.raises(KeyError, match=r'unexpected keys \d+ \(conv1\.weight') as err:

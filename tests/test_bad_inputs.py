@@ -5,6 +5,7 @@ what a user gets: an error at construction naming the path and the fix, a
 logged skip with a count, or a conversion, and never a crash mid-epoch or a
 NaN in the metric.
 """
+
 import glob
 import logging
 import os
@@ -18,8 +19,8 @@ import pytest
 import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
-from mmengine.structures import PixelData
 from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -31,17 +32,19 @@ from looptrans.testing import SYNTHETIC_SEEN_CLASSES
 SEEN = dict(classes=SYNTHETIC_SEEN_CLASSES)
 TRAIN_PIPELINE = [
     dict(type='LoadAffordanceViews'),
-    dict(type='MultiViewTransform', transforms=[
-        dict(type='Resize', scale=(256, 256), keep_ratio=False),
-        dict(type='mmseg.RandomCrop', crop_size=(224, 224)),
-        dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    ]),
+    dict(
+        type='MultiViewTransform',
+        transforms=[
+            dict(type='Resize', scale=(256, 256), keep_ratio=False),
+            dict(type='mmseg.RandomCrop', crop_size=(224, 224)),
+            dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+        ],
+    ),
     dict(type='PackAffordanceInputs'),
 ]
 TEST_PIPELINE = [
     dict(type='LoadAffordanceViews'),
-    dict(type='MultiViewTransform',
-         transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
+    dict(type='MultiViewTransform', transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False)]),
     dict(type='LoadAffordanceGT'),
     dict(type='PackAffordanceInputs'),
 ]
@@ -73,8 +76,7 @@ class _Records(logging.Handler):
         self.records.append(record)
 
     def text(self, level=logging.DEBUG):
-        return '\n'.join(r.getMessage() for r in self.records
-                         if r.levelno >= level)
+        return '\n'.join(r.getMessage() for r in self.records if r.levelno >= level)
 
 
 @pytest.fixture
@@ -115,8 +117,7 @@ def train_ds(root, **kwargs):
 
 def eval_ds(root, **kwargs):
     kwargs.setdefault('pipeline', TEST_PIPELINE)
-    return AGD20KDataset(root, split='Seen', mode='test', metainfo=SEEN,
-                         **kwargs)
+    return AGD20KDataset(root, split='Seen', mode='test', metainfo=SEEN, **kwargs)
 
 
 def break_file(p, how):
@@ -127,7 +128,7 @@ def break_file(p, how):
         return p
     new = dict(
         corrupt=b'\xff\xd8\xff\xe0 not really a jpeg' + bytes(200),
-        truncated=data[:len(data) // 2],
+        truncated=data[: len(data) // 2],
         zero_byte=b'',
         text=b'<html>404 Not Found</html>\n',
     )[how]
@@ -147,8 +148,7 @@ def test_unreadable_exo_anchor_is_skipped_mid_epoch(tree, log, how):
     ds = train_ds(tree)  # not verified: the file is found when loaded
     bad = break_file(exo(tree), how)
     assert len(ds) == N_TRAIN
-    loader = DataLoader(ds, batch_size=8, shuffle=False, num_workers=0,
-                        collate_fn=pseudo_collate)
+    loader = DataLoader(ds, batch_size=8, shuffle=False, num_workers=0, collate_fn=pseudo_collate)
     np.random.seed(0)
     n = 0
     for batch in loader:  # a whole epoch, no crash
@@ -157,13 +157,12 @@ def test_unreadable_exo_anchor_is_skipped_mid_epoch(tree, log, how):
             assert bad not in sample.exo_paths
             n += 1
     assert n == N_TRAIN
-    bad_idx = next(i for i in range(len(ds))
-                   if ds.get_data_info(i)['exo_paths'][0] == bad)
+    bad_idx = next(i for i in range(len(ds)) if ds.get_data_info(i)['exo_paths'][0] == bad)
     assert ds[bad_idx]['data_samples'].sample_idx != bad_idx  # resampled
     assert ds.skipped[bad] == ds.num_skipped >= 2
-    warnings = [r.getMessage() for r in log.records
-                if r.levelno == logging.WARNING and 'skipped training' in
-                r.getMessage()]
+    warnings = [
+        r.getMessage() for r in log.records if r.levelno == logging.WARNING and 'skipped training' in r.getMessage()
+    ]
     assert len(warnings) == 1  # one line per bad file, then only counted
     assert repr(bad) in warnings[0] and 'drew another one' in warnings[0]
     assert '1 bad file(s), 1 item(s) skipped so far' in warnings[0]
@@ -172,8 +171,7 @@ def test_unreadable_exo_anchor_is_skipped_mid_epoch(tree, log, how):
 def test_unreadable_extra_exo_view_is_not_drawn_again(tree, log):
     bad = break_file(exo(tree, i=1), 'truncated')
     ds = train_ds(tree)
-    anchor = next(i for i in range(len(ds))
-                  if ds.get_data_info(i)['exo_paths'][0] == exo(tree, i=0))
+    anchor = next(i for i in range(len(ds)) if ds.get_data_info(i)['exo_paths'][0] == exo(tree, i=0))
     np.random.seed(0)
     ds.prepare_data(anchor)  # num_exo=3 of 3 files: draws the bad one
     assert ds.num_skipped == 1 and repr(bad) in log.text(logging.WARNING)
@@ -187,9 +185,11 @@ def test_unreadable_extra_exo_view_is_not_drawn_again(tree, log):
 def test_unreadable_egocentric_falls_back_to_other_objects(tree):
     bad = break_file(ego(tree), 'corrupt')  # the only ego image of hold/cup
     ds = train_ds(tree)
-    idx = next(i for i in range(len(ds))
-               if ds.get_data_info(i)['object'] == 'cup'
-               and ds.get_data_info(i)['affordance'] == 'hold')
+    idx = next(
+        i
+        for i in range(len(ds))
+        if ds.get_data_info(i)['object'] == 'cup' and ds.get_data_info(i)['affordance'] == 'hold'
+    )
     np.random.seed(0)
     assert ds.prepare_data(idx) is None and ds.skipped[bad] == 1
     for _ in range(5):
@@ -223,8 +223,7 @@ def test_bad_file_error_survives_pickling():
 def test_unreadable_test_file_raises_naming_it(tree, how, which):
     ds = eval_ds(tree)
     bad = break_file(query_img(tree) if which == 'image' else gt(tree), how)
-    idx = next(i for i in range(len(ds))
-               if bad in ds.get_data_info(i).values())
+    idx = next(i for i in range(len(ds)) if bad in ds.get_data_info(i).values())
     with pytest.raises(BadFileError) as err:
         ds[idx]
     msg = str(err.value)
@@ -237,10 +236,12 @@ def test_unreadable_test_file_raises_naming_it(tree, how, which):
 # --------------------------------------------------------------------- #
 @pytest.mark.parametrize('level', [True, 'header', 'full'])
 def test_verify_images_drops_unreadable_training_files(tree, log, level):
-    bad = [break_file(exo(tree, i=0), 'truncated'),
-           break_file(exo(tree, 'pour', 'kettle', 2), 'zero_byte'),
-           break_file(exo(tree, 'push', 'bicycle', 1), 'text'),
-           break_file(ego(tree, 'hold', 'cup'), 'corrupt')]
+    bad = [
+        break_file(exo(tree, i=0), 'truncated'),
+        break_file(exo(tree, 'pour', 'kettle', 2), 'zero_byte'),
+        break_file(exo(tree, 'push', 'bicycle', 1), 'text'),
+        break_file(ego(tree, 'hold', 'cup'), 'corrupt'),
+    ]
     ds = train_ds(tree, verify_images=level)
     assert len(ds) == N_TRAIN - 3  # three exocentric anchors gone
     text = log.text(logging.WARNING)
@@ -280,7 +281,7 @@ def test_truncation_check_is_independent_of_the_decoder(tree):
     data = open(exo(tree), 'rb').read()
     assert truncation(data) is None
     assert 'truncated' in truncation(data[:-2])  # only the EOI marker cut
-    assert 'truncated' in truncation(data[:len(data) // 3])
+    assert 'truncated' in truncation(data[: len(data) // 3])
     png = open(gt(tree), 'rb').read()
     assert truncation(png) is None and 'IEND' in truncation(png[:-20])
     # header-level probe finds it although PIL can parse the header
@@ -293,8 +294,7 @@ def test_truncation_check_is_independent_of_the_decoder(tree):
 # --------------------------------------------------------------------- #
 def test_non_image_and_hidden_files_are_ignored_with_a_count(tree, log):
     folder = osp.dirname(exo(tree))
-    for name in ('notes.txt', 'labels.csv', '.DS_Store', 'Thumbs.db',
-                 '._cup_000000.jpg'):
+    for name in ('notes.txt', 'labels.csv', '.DS_Store', 'Thumbs.db', '._cup_000000.jpg'):
         open(osp.join(folder, name), 'w').write('x')
     ckpt = osp.join(folder, '.ipynb_checkpoints')
     os.makedirs(ckpt)
@@ -306,8 +306,9 @@ def test_non_image_and_hidden_files_are_ignored_with_a_count(tree, log):
     ds = train_ds(tree)
     assert len(ds) == N_TRAIN
     warn = log.text(logging.WARNING)
-    assert ('ignored 2 file(s)' in warn and 'whose suffix is not an image '
-            'suffix' in warn and 'hold/cup/notes.txt' in warn)
+    assert (
+        'ignored 2 file(s)' in warn and 'whose suffix is not an image suffix' in warn and 'hold/cup/notes.txt' in warn
+    )
     info = log.text(logging.INFO)
     # .DS_Store and ._x are never listed by MMEngine's local backend
     assert 'skipped 4 hidden or junk file(s)/folder(s)' in info
@@ -315,12 +316,10 @@ def test_non_image_and_hidden_files_are_ignored_with_a_count(tree, log):
 
 
 def test_misplaced_image_is_ignored_with_a_count(tree, log):
-    shutil.copy(exo(tree), path(tree, 'trainset', 'exocentric', 'hold',
-                                'stray.jpg'))
+    shutil.copy(exo(tree), path(tree, 'trainset', 'exocentric', 'hold', 'stray.jpg'))
     ds = train_ds(tree)
     assert len(ds) == N_TRAIN
-    assert ("ignored 1 file(s)" in log.text(logging.WARNING)
-            and 'hold/stray.jpg' in log.text(logging.WARNING))
+    assert "ignored 1 file(s)" in log.text(logging.WARNING) and 'hold/stray.jpg' in log.text(logging.WARNING)
 
 
 # --------------------------------------------------------------------- #
@@ -343,8 +342,7 @@ def test_test_images_sharing_a_stem(tree, log):
     cv2.imwrite(query_img(tree).replace('.jpg', '.png'), img)
     ds = eval_ds(tree)
     assert len(ds) == N_TEST
-    assert ('skipped 1 test image(s) that share their stem'
-            in log.text(logging.WARNING))
+    assert 'skipped 1 test image(s) that share their stem' in log.text(logging.WARNING)
 
 
 # --------------------------------------------------------------------- #
@@ -356,12 +354,10 @@ def test_empty_object_and_affordance_folders(tree, log):
     os.makedirs(path(tree, 'trainset', 'exocentric', 'push', 'bicycle'))
     ds = train_ds(tree)
     assert len(ds) == N_TRAIN - 3
-    assert 'push' not in {ds.get_data_info(i)['affordance']
-                          for i in range(len(ds))}
+    assert 'push' not in {ds.get_data_info(i)['affordance'] for i in range(len(ds))}
     text = log.text(logging.WARNING)
     assert "2 affordance/object folder(s)" in text and 'hold/teapot' in text
-    assert ("1 class(es) have an exocentric folder but no images" in text
-            and "'push'" in text)
+    assert "1 class(es) have an exocentric folder but no images" in text and "'push'" in text
     os.makedirs(path(tree, 'testset', 'egocentric', 'hold', 'teapot'))
     assert len(eval_ds(tree)) == N_TEST
     assert 'hold/teapot' in log.text(logging.WARNING)
@@ -421,8 +417,7 @@ def test_gt_rgb_rgba_16bit_are_converted(tree, log):
     assert 'colour' not in log.text(logging.WARNING)  # gray in any format
     # and through the dataset: the same packed heatmap as the 8-bit file
     ds = eval_ds(tree)
-    idx = next(i for i in range(len(ds))
-               if ds.get_data_info(i)['gt_path'] == gt(tree))
+    idx = next(i for i in range(len(ds)) if ds.get_data_info(i)['gt_path'] == gt(tree))
     heat = ds[idx]['data_samples'].gt_heatmap.data[0].numpy()
     np.testing.assert_allclose(heat, ref, atol=1e-6)
 
@@ -435,8 +430,7 @@ def test_colour_gt_warns_once_naming_the_file(tree, log):
     load = LoadAffordanceGT()
     load(dict(gt_path=gt(tree)))
     load(dict(gt_path=gt(tree, 'pour', 'kettle')))
-    warnings = [r.getMessage() for r in log.records
-                if 'is a colour image' in r.getMessage()]
+    warnings = [r.getMessage() for r in log.records if 'is a colour image' in r.getMessage()]
     assert len(warnings) == 1 and repr(gt(tree)) in warnings[0]
 
 
@@ -444,14 +438,14 @@ def _predict(ds, idx):
     """A fixed non-trivial prediction (1, 224, 224) for item ``idx``."""
     yy, xx = np.mgrid[0:224, 0:224]
     cy, cx = 40 + 7 * idx % 150, 60 + 11 * idx % 120
-    pred = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 800.)
+    pred = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 800.0)
     return torch.from_numpy(pred[None].astype(np.float32))
 
 
 def _evaluate(ds, indices=None, gt_override=None):
     metric = AffordanceMetric()
     metric.dataset_meta = ds.metainfo
-    for i in (range(len(ds)) if indices is None else indices):
+    for i in range(len(ds)) if indices is None else indices:
         sample = ds[i]['data_samples']
         if gt_override is not None and i in gt_override:
             sample.gt_heatmap = PixelData(data=gt_override[i])
@@ -466,15 +460,13 @@ def test_gt_of_another_size_than_its_image(tree):
     small = cv2.resize(g8, (w // 2, h // 3), interpolation=cv2.INTER_AREA)
     cv2.imwrite(gt(tree), small)
     ds = eval_ds(tree)
-    idx = next(i for i in range(len(ds))
-               if ds.get_data_info(i)['gt_path'] == gt(tree))
+    idx = next(i for i in range(len(ds)) if ds.get_data_info(i)['gt_path'] == gt(tree))
     assert ds[idx]['data_samples'].gt_heatmap.data.shape == (1, h // 3, w // 2)
     scores = _evaluate(ds, [idx])
     assert all(np.isfinite(v) for v in scores.values())
     # the metric resizes GT to 224x224 (published protocol): a GT given
     # already at 224x224 scores the same
-    at224 = cv2.resize(small.astype(np.float32) / 255, (224, 224),
-                       interpolation=cv2.INTER_LINEAR)
+    at224 = cv2.resize(small.astype(np.float32) / 255, (224, 224), interpolation=cv2.INTER_LINEAR)
     same = _evaluate(ds, [idx], {idx: torch.from_numpy(at224)[None]})
     for k in scores:
         assert scores[k] == pytest.approx(same[k], rel=1e-5, abs=1e-6)
@@ -484,8 +476,7 @@ def test_all_zero_gt_is_left_out_of_the_means(tree, log):
     g8 = cv2.imread(gt(tree), cv2.IMREAD_GRAYSCALE)
     cv2.imwrite(gt(tree), np.zeros_like(g8))
     ds = eval_ds(tree)
-    zero = next(i for i in range(len(ds))
-                if ds.get_data_info(i)['gt_path'] == gt(tree))
+    zero = next(i for i in range(len(ds)) if ds.get_data_info(i)['gt_path'] == gt(tree))
     scores = _evaluate(ds)
     assert set(scores) == {'KLD', 'SIM', 'NSS'}
     assert all(np.isfinite(v) for v in scores.values())
@@ -505,18 +496,15 @@ def test_image_smaller_than_the_crop(tree, size):
         img = cv2.resize(cv2.imread(p), (w, h), interpolation=cv2.INTER_AREA)
         cv2.imwrite(p, img)
     ds = train_ds(tree)
-    idx = next(i for i in range(len(ds))
-               if ds.get_data_info(i)['exo_paths'][0] == exo(tree))
+    idx = next(i for i in range(len(ds)) if ds.get_data_info(i)['exo_paths'][0] == exo(tree))
     np.random.seed(0)
     item = ds[idx]
     assert item['data_samples'].sample_idx == idx  # loaded, not skipped
     assert item['inputs'].shape == (4, 3, 224, 224)
     assert item['data_samples'].ori_shape == (h, w) and ds.num_skipped == 0
-    cv2.imwrite(query_img(tree), cv2.resize(cv2.imread(query_img(tree)),
-                                           (w, h)))
+    cv2.imwrite(query_img(tree), cv2.resize(cv2.imread(query_img(tree)), (w, h)))
     tds = eval_ds(tree)
-    tidx = next(i for i in range(len(tds))
-                if tds.get_data_info(i)['img_path'] == query_img(tree))
+    tidx = next(i for i in range(len(tds)) if tds.get_data_info(i)['img_path'] == query_img(tree))
     assert tds[tidx]['inputs'].shape == (1, 3, 224, 224)
 
 
@@ -526,11 +514,8 @@ def test_grayscale_and_cmyk_jpegs_load_as_bgr(tree):
     Image.fromarray(rgb).convert('CMYK').save(ego(tree), quality=95)
     assert Image.open(exo(tree)).mode == 'L'
     assert Image.open(ego(tree)).mode == 'CMYK'
-    ds = train_ds(tree, pipeline=[dict(type='LoadAffordanceViews'),
-                                  dict(type='PackAffordanceInputs')],
-                  num_exo=1)
-    idx = next(i for i in range(len(ds))
-               if ds.get_data_info(i)['exo_paths'][0] == exo(tree))
+    ds = train_ds(tree, pipeline=[dict(type='LoadAffordanceViews'), dict(type='PackAffordanceInputs')], num_exo=1)
+    idx = next(i for i in range(len(ds)) if ds.get_data_info(i)['exo_paths'][0] == exo(tree))
     np.random.seed(0)
     item = ds[idx]
     assert ds.num_skipped == 0

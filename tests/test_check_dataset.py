@@ -1,5 +1,6 @@
 """Tests of tools/misc/check_dataset.py and its report (``check_tree``): every
 problem of a tree at once."""
+
 import json
 import os
 import os.path as osp
@@ -10,9 +11,9 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from conftest import load_tool
 from PIL import Image
 
-from conftest import load_tool
 from looptrans.datasets.file_io import probe_file
 from looptrans.testing import SYNTHETIC_SEEN_CLASSES
 
@@ -38,8 +39,11 @@ def p(root, *parts):
 
 def _files(folder):
     """Independent count: {(aff, obj): number of files} by os.listdir."""
-    return {(a, o): len(os.listdir(osp.join(folder, a, o)))
-            for a in os.listdir(folder) for o in os.listdir(osp.join(folder, a))}
+    return {
+        (a, o): len(os.listdir(osp.join(folder, a, o)))
+        for a in os.listdir(folder)
+        for o in os.listdir(osp.join(folder, a))
+    }
 
 
 def _paths(report, code):
@@ -56,8 +60,7 @@ def run(argv, capsys):
 # --------------------------------------------------------------------- #
 def test_clean_tree_counts_and_exit_zero(tree, capsys, tmp_path):
     out_json = str(tmp_path / 'report.json')
-    code, out = run(['--data-root', tree, '--split', 'Seen', '--classes',
-                     *CLASSES, '--json', out_json], capsys)
+    code, out = run(['--data-root', tree, '--split', 'Seen', '--classes', *CLASSES, '--json', out_json], capsys)
     assert code == 0
     assert 'No problem found.' in out and 'OK: the tree can be used' in out
     report = json.load(open(out_json))
@@ -73,10 +76,9 @@ def test_clean_tree_counts_and_exit_zero(tree, capsys, tmp_path):
         for key, n in per.items():
             assert rows[key][col] == n
         assert report['totals'][col] == sum(per.values())
-    assert report['summary'] == dict(errors=0, warnings=0, infos=0,
-                                     files_checked=42 + 14 + 14 + 14,
-                                     seconds=report['summary']['seconds'],
-                                     ok=True)
+    assert report['summary'] == dict(
+        errors=0, warnings=0, infos=0, files_checked=42 + 14 + 14 + 14, seconds=report['summary']['seconds'], ok=True
+    )
     assert 'hold/cup' in out and 'total (14)' in out
 
 
@@ -135,8 +137,7 @@ def _break_everything(root):
     os.remove(osp.join(img, 'cut_with', 'scissors', 'scissors_000000.jpg'))
     exp['orphan_gt'] = [orphan]
     # (each of those folders had one file: now they are empty too)
-    exp['empty_folder'] += [osp.join(gt, 'cut_with', 'knife'),
-                            osp.join(img, 'cut_with', 'scissors')]
+    exp['empty_folder'] += [osp.join(gt, 'cut_with', 'knife'), osp.join(img, 'cut_with', 'scissors')]
     dup = osp.join(img, 'hold', 'kettle', 'kettle_000000.png')
     cv2.imwrite(dup, cv2.imread(dup.replace('.png', '.jpg')))
     exp['duplicate_stem'] = [dup]
@@ -176,13 +177,11 @@ def _break_everything(root):
 def test_every_problem_is_reported_at_once(tree, nproc):
     expected = _break_everything(tree)
     report = check_tree(tree, CLASSES, split='Seen', nproc=nproc)
-    found = {c: _paths(report, c) for c in PROBLEM_KINDS
-             if _paths(report, c)}
+    found = {c: _paths(report, c) for c in PROBLEM_KINDS if _paths(report, c)}
     assert found == expected
     assert not report.ok
     by_sev = {s: report.num(s) for s in SEVERITIES}
-    assert by_sev['error'] == sum(len(expected[c]) for c in expected
-                                  if PROBLEM_KINDS[c].severity == 'error')
+    assert by_sev['error'] == sum(len(expected[c]) for c in expected if PROBLEM_KINDS[c].severity == 'error')
     details = {x.path: x.detail for x in report.problems}
     test_img, bad_ego, bad_exo = expected['unreadable_image']
     assert 'empty' in details[test_img] and 'truncated' in details[bad_ego]
@@ -205,42 +204,35 @@ def test_header_level_finds_the_same_unreadable_files(tree):
 def test_tool_output_and_exit_code(tree, capsys, tmp_path):
     expected = _break_everything(tree)
     out_json = str(tmp_path / 'r.json')
-    code, out = run(['--data-root', tree, '--classes', *CLASSES,
-                     '--max-paths', '-1', '--json', out_json], capsys)
+    code, out = run(['--data-root', tree, '--classes', *CLASSES, '--max-paths', '-1', '--json', out_json], capsys)
     assert code == 1  # AGD20K's default split is Seen
     assert 'FAILED: fix the errors' in out
     for c, paths in expected.items():
         kind = PROBLEM_KINDS[c]
-        assert f'{kind.severity.upper()} [{c}] {len(paths)} x {kind.title}' \
-            in out
+        assert f'{kind.severity.upper()} [{c}] {len(paths)} x {kind.title}' in out
         for path in paths:
             assert path in out
     report = json.load(open(out_json))
     for c, paths in expected.items():
-        assert sorted(i['path'] for i in report['problems'][c]['items']) == \
-            paths
+        assert sorted(i['path'] for i in report['problems'][c]['items']) == paths
         assert report['problems'][c]['fix'] == PROBLEM_KINDS[c].fix
     assert report['summary']['ok'] is False
-    code, out = run(['--data-root', tree, '--classes', *CLASSES,
-                     '--max-paths', '1', '--counts', 'none'], capsys)
+    code, out = run(['--data-root', tree, '--classes', *CLASSES, '--max-paths', '1', '--counts', 'none'], capsys)
     assert '... 2 more' in out and 'Files per' not in out
 
 
 def test_warnings_only_exit_zero(tree, capsys):
     os.remove(p(tree, 'testset', 'GT', 'hold', 'cup', 'cup_000000.png'))
     open(p(tree, 'trainset', 'egocentric', 'hold', 'x.txt'), 'w').close()
-    code, out = run(['--data-root', tree, '--classes', *CLASSES,
-                     '--decode', 'header'], capsys)
+    code, out = run(['--data-root', tree, '--classes', *CLASSES, '--decode', 'header'], capsys)
     assert code == 0
     assert 'WARNING [missing_gt] 1 x' in out
     assert 'WARNING [non_image_file] 1 x' in out and '0 error(s)' in out
 
 
 def test_script_exit_status(tree, monkeypatch, capsys):
-    open(p(tree, 'trainset', 'exocentric', 'hold', 'cup', 'cup_000000.jpg'),
-         'wb').close()
-    monkeypatch.setattr(sys, 'argv', [TOOL, '--data-root', tree, '--classes',
-                                      *CLASSES, '--no-progress'])
+    open(p(tree, 'trainset', 'exocentric', 'hold', 'cup', 'cup_000000.jpg'), 'wb').close()
+    monkeypatch.setattr(sys, 'argv', [TOOL, '--data-root', tree, '--classes', *CLASSES, '--no-progress'])
     with pytest.raises(SystemExit) as err:
         runpy.run_path(TOOL, run_name='__main__')
     assert err.value.code == 1
@@ -248,8 +240,7 @@ def test_script_exit_status(tree, monkeypatch, capsys):
 
 
 def test_progress_bar_goes_to_stderr(tree, capsys):
-    code = tool.main(['--data-root', tree, '--classes', *CLASSES,
-                      '--mode', 'test'])
+    code = tool.main(['--data-root', tree, '--classes', *CLASSES, '--mode', 'test'])
     captured = capsys.readouterr()
     assert code == 0 and '28/28' in captured.err
     assert '28/28' not in captured.out
@@ -262,20 +253,17 @@ def test_wrong_data_root_and_split(tree, capsys):
     missing = osp.join(tree, 'nope')
     code, out = run(['--data-root', missing, '--classes', *CLASSES], capsys)
     assert code == 1 and '[missing_folder] 1 x' in out and missing in out
-    code, out = run(['--data-root', tree, '--split', 'seen', '--classes',
-                     *CLASSES], capsys)
+    code, out = run(['--data-root', tree, '--split', 'seen', '--classes', *CLASSES], capsys)
     assert code == 1 and "sub-folders of data_root: ['Seen']" in out
 
 
 def test_hico_iif_dataset_and_published_classes(tree, capsys):
     # HICO-IIF: no split level, 10 published classes
-    code, out = run(['--data-root', osp.join(tree, 'Seen'), '--dataset',
-                     'HICO-IIF', '--decode', 'none'], capsys)
+    code, out = run(['--data-root', osp.join(tree, 'Seen'), '--dataset', 'HICO-IIF', '--decode', 'none'], capsys)
     assert code == 1
     assert "split=None, 10 classes" in out
     assert '[unknown_affordance]' in out and '[missing_class]' in out
-    code, out = run(['--data-root', tree, '--dataset', 'HICO-IIF',
-                     '--decode', 'none'], capsys)
+    code, out = run(['--data-root', tree, '--dataset', 'HICO-IIF', '--decode', 'none'], capsys)
     assert code == 1 and "sub-folders of" in out and "['Seen']" in out
     with pytest.raises(SystemExit, match='unknown dataset'):
         run(['--data-root', tree, '--dataset', 'COCO'], capsys)
@@ -286,9 +274,19 @@ def test_config_gives_root_split_and_classes(tree, capsys):
     code, out = run(['--config', cfg, '--data-root', tree], capsys)
     assert code == 0, out
     assert f"at {tree!r} (split='Seen', {len(CLASSES)} classes" in out
-    code, out = run(['--config', cfg, '--cfg-options',
-                     f'train_dataloader.dataset.data_root={tree}',
-                     '--mode', 'train', '--decode', 'none'], capsys)
+    code, out = run(
+        [
+            '--config',
+            cfg,
+            '--cfg-options',
+            f'train_dataloader.dataset.data_root={tree}',
+            '--mode',
+            'train',
+            '--decode',
+            'none',
+        ],
+        capsys,
+    )
     assert code == 0 and 'train, decode=none' in out
     with pytest.raises(SystemExit, match='does not exist'):
         run(['--config', 'nope.py'], capsys)

@@ -1,4 +1,5 @@
 """Safe checkpoint loading: MMEngine's own objects load, code-running pickles are refused."""
+
 import os
 import pickle
 
@@ -19,7 +20,7 @@ class _RunsCode:
         self.marker = marker
 
     def __reduce__(self):
-        return (os.system, (f'touch {self.marker}', ))
+        return (os.system, (f'touch {self.marker}',))
 
 
 def _mmengine_like_checkpoint() -> dict:
@@ -32,7 +33,8 @@ def _mmengine_like_checkpoint() -> dict:
         message_hub=dict(
             log_scalars={'train/loss': buf},
             runtime_info=dict(iter=np.int64(3), lr=np.float64(0.01), arr=np.arange(3, dtype=np.int32)),
-            resumed_keys={'train/loss': True}),
+            resumed_keys={'train/loss': True},
+        ),
         optimizer=dict(state={0: dict(momentum_buffer=torch.zeros(2))}, param_groups=[dict(lr=0.01)]),
     )
 
@@ -106,13 +108,16 @@ class _LegacyBuffer:
         self.attr, self.owner = attr, owner
 
     def __reduce__(self):
-        state = dict(max_length=10, _log_history=np.array([2.0]), _count_history=np.array([1.0]),
-                     statistics_methods={'mean': _Getattr(self.owner, self.attr)})
+        state = dict(
+            max_length=10,
+            _log_history=np.array([2.0]),
+            _count_history=np.array([1.0]),
+            statistics_methods={'mean': _Getattr(self.owner, self.attr)},
+        )
         return (HistoryBuffer, (), state)
 
 
 class _Getattr:
-
     def __init__(self, owner, attr):
         self.owner, self.attr = owner, attr
 

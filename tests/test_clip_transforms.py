@@ -4,6 +4,7 @@ Interaction Hotspots transforms the frames of a clip with group transforms (``Gr
 ``GroupRandomCrop(224)``, ``GroupRandomHorizontalFlip``: one draw per clip) and its inactive image
 with an independent ``default_transform``; LOCATE transforms every AGD20K image on its own.
 """
+
 import os.path as osp
 
 import numpy as np
@@ -14,10 +15,18 @@ from mmseg.registry import TRANSFORMS
 from looptrans.datasets.transforms import MultiViewTransform, PackAffordanceInputs
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-VIDEO_CONFIGS = ['configs/_base_/datasets/opra.py', 'configs/_base_/datasets/epic_hotspots.py',
-                 'configs/_base_/datasets/synthetic_opra.py', 'configs/_base_/datasets/synthetic_epic.py']
-IMAGE_CONFIGS = ['configs/_base_/datasets/agd20k_seen.py', 'configs/_base_/datasets/agd20k_unseen.py',
-                 'configs/_base_/datasets/hico_iif.py', 'configs/_base_/datasets/synthetic_agd20k.py']
+VIDEO_CONFIGS = [
+    'configs/_base_/datasets/opra.py',
+    'configs/_base_/datasets/epic_hotspots.py',
+    'configs/_base_/datasets/synthetic_opra.py',
+    'configs/_base_/datasets/synthetic_epic.py',
+]
+IMAGE_CONFIGS = [
+    'configs/_base_/datasets/agd20k_seen.py',
+    'configs/_base_/datasets/agd20k_unseen.py',
+    'configs/_base_/datasets/hico_iif.py',
+    'configs/_base_/datasets/synthetic_agd20k.py',
+]
 
 
 def coord_image(h: int, w: int, tag: int) -> np.ndarray:
@@ -43,21 +52,27 @@ def crop_params(view: np.ndarray):
 
 def train_view_pipeline(config: str):
     cfg = Config.fromfile(osp.join(REPO, config))
-    (mvt, ) = [t for t in cfg.train_pipeline if t['type'] == 'MultiViewTransform']
+    (mvt,) = [t for t in cfg.train_pipeline if t['type'] == 'MultiViewTransform']
     return mvt
 
 
 @pytest.mark.parametrize('config', VIDEO_CONFIGS)
 def test_video_configs_share_one_draw_per_clip(config):
     mvt_cfg = train_view_pipeline(config)
-    assert tuple(mvt_cfg.get('clip_views', ())) == ('exo_imgs', )
+    assert tuple(mvt_cfg.get('clip_views', ())) == ('exo_imgs',)
     mvt = TRANSFORMS.build(mvt_cfg)
     pack = PackAffordanceInputs()
     np.random.seed(0)
     clip_params, ego_differs = set(), 0
     for _ in range(12):
-        res = mvt(dict(img=coord_image(256, 256, 0), exo_imgs=[coord_image(256, 256, t) for t in range(1, 9)],
-                       img_shape=(256, 256), ori_shape=(256, 256)))
+        res = mvt(
+            dict(
+                img=coord_image(256, 256, 0),
+                exo_imgs=[coord_image(256, 256, t) for t in range(1, 9)],
+                img_shape=(256, 256),
+                ori_shape=(256, 256),
+            )
+        )
         inputs = pack(res)['inputs'].numpy().transpose(0, 2, 3, 1)  # (V, H, W, 3) BGR
         assert inputs.shape == (9, 224, 224, 3)
         for tag, view in enumerate(inputs):
@@ -79,8 +94,14 @@ def test_image_configs_keep_one_draw_per_image(config):
     np.random.seed(1)
     independent = 0
     for _ in range(4):
-        res = mvt(dict(img=coord_image(256, 256, 0), exo_imgs=[coord_image(256, 256, t) for t in (1, 2, 3)],
-                       img_shape=(256, 256), ori_shape=(256, 256)))
+        res = mvt(
+            dict(
+                img=coord_image(256, 256, 0),
+                exo_imgs=[coord_image(256, 256, t) for t in (1, 2, 3)],
+                img_shape=(256, 256),
+                ori_shape=(256, 256),
+            )
+        )
         independent += len({crop_params(v) for v in res['exo_imgs']}) > 1
     assert independent >= 3
 
@@ -94,8 +115,14 @@ def test_clip_frames_of_real_size_get_identical_pixels():
     np.random.seed(3)
     flips = set()
     for _ in range(6):
-        res = mvt(dict(img=texture.copy(), exo_imgs=[texture.copy() for _ in range(5)],
-                       img_shape=(480, 640), ori_shape=(480, 640)))
+        res = mvt(
+            dict(
+                img=texture.copy(),
+                exo_imgs=[texture.copy() for _ in range(5)],
+                img_shape=(480, 640),
+                ori_shape=(480, 640),
+            )
+        )
         frames = res['exo_imgs']
         assert all(f.shape == (224, 224, 3) for f in frames)
         for f in frames[1:]:
@@ -106,11 +133,10 @@ def test_clip_frames_of_real_size_get_identical_pixels():
 
 def test_clip_views_validation_and_shape_mismatch():
     with pytest.raises(ValueError, match='clip_views'):
-        MultiViewTransform([], views=('img', ), clip_views=('exo_imgs', ))
+        MultiViewTransform([], views=('img',), clip_views=('exo_imgs',))
     with pytest.raises(TypeError, match='sequences'):
         MultiViewTransform([], clip_views='exo_imgs')
-    mvt = MultiViewTransform([dict(type='RandomFlip', prob=0.5, direction='horizontal')],
-                             clip_views=('exo_imgs', ))
+    mvt = MultiViewTransform([dict(type='RandomFlip', prob=0.5, direction='horizontal')], clip_views=('exo_imgs',))
     with pytest.raises(ValueError, match='different shapes'):
         mvt(dict(img=coord_image(8, 8, 0), exo_imgs=[coord_image(8, 8, 1), coord_image(8, 9, 2)]))
     assert 'clip_views' in repr(mvt)

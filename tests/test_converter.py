@@ -1,15 +1,20 @@
 """The timm/DINO -> mmpretrain key mapping and tools/model_converters/dino2looptrans.py."""
+
 import argparse
 
 import pytest
 import timm
 import torch
+from conftest import load_tool
 from mmengine.runner import load_checkpoint
 from mmpretrain.models.backbones import VisionTransformer
 
-from conftest import load_tool
-from looptrans.models.backbones import (DINOVisionTransformer, convert_dino_to_mmpretrain,
-                                        infer_vit_arch, unwrap_dino_checkpoint)
+from looptrans.models.backbones import (
+    DINOVisionTransformer,
+    convert_dino_to_mmpretrain,
+    infer_vit_arch,
+    unwrap_dino_checkpoint,
+)
 
 
 def _load_tool():
@@ -23,8 +28,7 @@ def _timm_state(name: str, meta: bool = False, **kwargs) -> dict:
     """
     torch.manual_seed(0)
     with torch.device('meta' if meta else 'cpu'):
-        model = timm.create_model(
-            name, pretrained=False, num_classes=0, weight_init='skip', **kwargs)
+        model = timm.create_model(name, pretrained=False, num_classes=0, weight_init='skip', **kwargs)
     if not meta:
         with torch.no_grad():  # skipped init leaves some tensors uninitialised: draw them all
             for p in model.parameters():
@@ -63,16 +67,34 @@ def test_conversion_has_no_missing_or_unexpected_keys(case):
 
 
 def test_mapping_of_every_parameter_kind():
-    state = {k: torch.zeros(1) for k in [
-        'cls_token', 'pos_embed', 'patch_embed.proj.weight', 'patch_embed.proj.bias',
-        'blocks.10.norm1.weight', 'blocks.10.attn.qkv.bias', 'blocks.10.attn.proj.weight',
-        'blocks.10.norm2.bias', 'blocks.10.mlp.fc1.bias', 'blocks.10.mlp.fc2.weight', 'norm.weight'
-    ]}
+    state = {
+        k: torch.zeros(1)
+        for k in [
+            'cls_token',
+            'pos_embed',
+            'patch_embed.proj.weight',
+            'patch_embed.proj.bias',
+            'blocks.10.norm1.weight',
+            'blocks.10.attn.qkv.bias',
+            'blocks.10.attn.proj.weight',
+            'blocks.10.norm2.bias',
+            'blocks.10.mlp.fc1.bias',
+            'blocks.10.mlp.fc2.weight',
+            'norm.weight',
+        ]
+    }
     assert list(convert_dino_to_mmpretrain(state)) == [
-        'cls_token', 'pos_embed', 'patch_embed.projection.weight', 'patch_embed.projection.bias',
-        'layers.10.ln1.weight', 'layers.10.attn.qkv.bias', 'layers.10.attn.proj.weight',
-        'layers.10.ln2.bias', 'layers.10.ffn.layers.0.0.bias', 'layers.10.ffn.layers.1.weight',
-        'ln1.weight'
+        'cls_token',
+        'pos_embed',
+        'patch_embed.projection.weight',
+        'patch_embed.projection.bias',
+        'layers.10.ln1.weight',
+        'layers.10.attn.qkv.bias',
+        'layers.10.attn.proj.weight',
+        'layers.10.ln2.bias',
+        'layers.10.ffn.layers.0.0.bias',
+        'layers.10.ffn.layers.1.weight',
+        'ln1.weight',
     ]
 
 
@@ -100,8 +122,7 @@ def test_unwrap_full_dino_checkpoint():
     got_student = unwrap_dino_checkpoint(full, source='student')
     assert got_student['cls_token'] is student['module.backbone.cls_token']
     # mmseg / mmengine wrappers around mmpretrain names.
-    seg = {'meta': {}, 'state_dict': {'backbone.ln1.weight': torch.ones(2),
-                                      'decode_head.conv.weight': torch.ones(1)}}
+    seg = {'meta': {}, 'state_dict': {'backbone.ln1.weight': torch.ones(2), 'decode_head.conv.weight': torch.ones(1)}}
     assert list(unwrap_dino_checkpoint(seg)) == ['ln1.weight']
     with pytest.raises(ValueError, match='source'):
         unwrap_dino_checkpoint(full, source='ema')
@@ -136,7 +157,8 @@ def test_cli_reads_dino_full_checkpoint(tmp_path, capsys):
     full = dict(
         teacher={f'module.backbone.{k}': v for k, v in state.items()},
         student={f'module.backbone.{k}': v + 1 for k, v in state.items()},
-        args=argparse.Namespace(arch='vit_small'))
+        args=argparse.Namespace(arch='vit_small'),
+    )
     src = tmp_path / 'dino_deitsmall16_full_checkpoint.pth'
     torch.save(full, src)
     for source, offset in (('teacher', 0), ('student', 1)):
@@ -150,6 +172,7 @@ def test_cli_reads_dino_full_checkpoint(tmp_path, capsys):
 
 def test_cli_rejects_non_vit(tmp_path):
     from torchvision.models import resnet18
+
     src = tmp_path / 'resnet.pth'
     torch.save(resnet18().state_dict(), src)
     with pytest.raises(KeyError, match='not a ViT'):

@@ -1,4 +1,5 @@
 """Tests of AffordanceDataPreprocessor."""
+
 import numpy as np
 import pytest
 import torch
@@ -15,8 +16,7 @@ STD = (58.395, 57.12, 57.375)
 
 def _batch(b=2, v=4, h=5, w=6, seed=0):
     g = torch.Generator().manual_seed(seed)
-    inputs = [torch.randint(0, 256, (v, 3, h, w), generator=g,
-                            dtype=torch.uint8) for _ in range(b)]
+    inputs = [torch.randint(0, 256, (v, 3, h, w), generator=g, dtype=torch.uint8) for _ in range(b)]
     return dict(inputs=inputs, data_samples=[SegDataSample() for _ in range(b)])
 
 
@@ -29,11 +29,10 @@ def test_normalisation_matches_hand_computation():
     x = out['inputs']
     assert x.shape == (2, 4, 3, 5, 6) and x.dtype == torch.float32
     # element by element: output channel c (RGB) reads input channel 2 - c
-    for (b, v, c, i, j) in [(0, 0, 0, 0, 0), (1, 3, 2, 4, 5), (0, 2, 1, 3, 1)]:
+    for b, v, c, i, j in [(0, 0, 0, 0, 0), (1, 3, 2, 4, 5), (0, 2, 1, 3, 1)]:
         expected = (raw[b, v, 2 - c, i, j] - MEAN[c]) / STD[c]
         assert abs(x[b, v, c, i, j].item() - expected) < 1e-5
-    expected = (raw[:, :, ::-1] - np.reshape(MEAN, (1, 1, 3, 1, 1))) / \
-        np.reshape(STD, (1, 1, 3, 1, 1))
+    expected = (raw[:, :, ::-1] - np.reshape(MEAN, (1, 1, 3, 1, 1))) / np.reshape(STD, (1, 1, 3, 1, 1))
     np.testing.assert_allclose(x.numpy(), expected, rtol=0, atol=1e-5)
 
 
@@ -48,13 +47,11 @@ def test_single_pixel_by_hand():
 
 
 def test_without_channel_swap_and_custom_stats():
-    pre = AffordanceDataPreprocessor(mean=(1., 2., 3.), std=(2., 4., 8.),
-                                     bgr_to_rgb=False)
+    pre = AffordanceDataPreprocessor(mean=(1.0, 2.0, 3.0), std=(2.0, 4.0, 8.0), bgr_to_rgb=False)
     data = _batch(b=1, v=1)
     raw = data['inputs'][0].double()
     x = pre(data)['inputs'][0]
-    expected = (raw - torch.tensor([1., 2., 3.]).view(1, 3, 1, 1)) / \
-        torch.tensor([2., 4., 8.]).view(1, 3, 1, 1)
+    expected = (raw - torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1)) / torch.tensor([2.0, 4.0, 8.0]).view(1, 3, 1, 1)
     assert torch.allclose(x.double(), expected, atol=1e-6)
 
 
@@ -79,12 +76,10 @@ def test_already_stacked_tensor_is_accepted():
 
 def test_mismatched_batches_raise():
     pre = AffordanceDataPreprocessor()
-    views = [torch.zeros(4, 3, 5, 5, dtype=torch.uint8),
-             torch.zeros(2, 3, 5, 5, dtype=torch.uint8)]
+    views = [torch.zeros(4, 3, 5, 5, dtype=torch.uint8), torch.zeros(2, 3, 5, 5, dtype=torch.uint8)]
     with pytest.raises(ValueError, match='num_exo'):
         pre(dict(inputs=views))
-    sizes = [torch.zeros(4, 3, 5, 5, dtype=torch.uint8),
-             torch.zeros(4, 3, 6, 5, dtype=torch.uint8)]
+    sizes = [torch.zeros(4, 3, 5, 5, dtype=torch.uint8), torch.zeros(4, 3, 6, 5, dtype=torch.uint8)]
     with pytest.raises(ValueError, match='RandomCrop'):
         pre(dict(inputs=sizes))
     with pytest.raises(ValueError, match=r'\(V, 3, H, W\)'):
@@ -92,7 +87,7 @@ def test_mismatched_batches_raise():
     with pytest.raises(ValueError, match='empty'):
         pre(dict(inputs=[]))
     with pytest.raises(ValueError, match='mean and std'):
-        AffordanceDataPreprocessor(mean=(1., 2.))
+        AffordanceDataPreprocessor(mean=(1.0, 2.0))
 
 
 def test_statistics_are_buffers_not_checkpoint_entries():
@@ -105,10 +100,15 @@ def test_collated_packed_samples():
     pack = PackAffordanceInputs()
     rng = np.random.RandomState(0)
     samples = [
-        pack(dict(img=rng.randint(0, 256, (8, 8, 3)).astype(np.uint8),
-                  exo_imgs=[rng.randint(0, 256, (8, 8, 3)).astype(np.uint8)
-                            for _ in range(3)],
-                  gt_label=i, img_path=f'{i}.jpg')) for i in range(3)
+        pack(
+            dict(
+                img=rng.randint(0, 256, (8, 8, 3)).astype(np.uint8),
+                exo_imgs=[rng.randint(0, 256, (8, 8, 3)).astype(np.uint8) for _ in range(3)],
+                gt_label=i,
+                img_path=f'{i}.jpg',
+            )
+        )
+        for i in range(3)
     ]
     out = AffordanceDataPreprocessor()(pseudo_collate(samples), training=True)
     assert out['inputs'].shape == (3, 4, 3, 8, 8)

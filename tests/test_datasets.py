@@ -1,4 +1,5 @@
 """Tests of AGD20KDataset / HICOIIFDataset on a generated synthetic tree."""
+
 import os
 import os.path as osp
 import shutil
@@ -12,12 +13,16 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 
-from looptrans.datasets import (AGD20K_SEEN_CLASSES, AGD20K_UNSEEN_CLASSES,
-                                HICO_IIF_CLASSES, AGD20KDataset, HICOIIFDataset)
-from looptrans.datasets import affordance_folder
+from looptrans.datasets import (
+    AGD20K_SEEN_CLASSES,
+    AGD20K_UNSEEN_CLASSES,
+    HICO_IIF_CLASSES,
+    AGD20KDataset,
+    HICOIIFDataset,
+    affordance_folder,
+)
 from looptrans.datasets.classes import config_classes
-from looptrans.testing import (SYNTHETIC_SEEN_CLASSES, SYNTHETIC_UNSEEN_CLASSES,
-                               generate_synthetic_agd20k)
+from looptrans.testing import SYNTHETIC_SEEN_CLASSES, SYNTHETIC_UNSEEN_CLASSES, generate_synthetic_agd20k
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG_DIR = osp.join(REPO, 'configs', '_base_', 'datasets')
@@ -45,15 +50,16 @@ def copy_tree(root, tmp_path):
 def logs():
     """Capture the messages the datasets log."""
     messages = []
-    with mock.patch.object(affordance_folder, 'print_log',
-                           lambda msg, *a, **k: messages.append(msg)):
+    with mock.patch.object(affordance_folder, 'print_log', lambda msg, *a, **k: messages.append(msg)):
         yield messages
 
 
 def _listing(folder):
-    return {(a, o): sorted(os.listdir(osp.join(folder, a, o)))
-            for a in os.listdir(folder)
-            for o in os.listdir(osp.join(folder, a))}
+    return {
+        (a, o): sorted(os.listdir(osp.join(folder, a, o)))
+        for a in os.listdir(folder)
+        for o in os.listdir(osp.join(folder, a))
+    }
 
 
 def _parts(path):
@@ -68,8 +74,7 @@ def _parts(path):
 def test_default_class_lists():
     assert len(AGD20K_SEEN_CLASSES) == 36 and len(AGD20K_UNSEEN_CLASSES) == 25
     assert len(HICO_IIF_CLASSES) == 10
-    for classes in (AGD20K_SEEN_CLASSES, AGD20K_UNSEEN_CLASSES,
-                    HICO_IIF_CLASSES):
+    for classes in (AGD20K_SEEN_CLASSES, AGD20K_UNSEEN_CLASSES, HICO_IIF_CLASSES):
         assert list(classes) == sorted(set(classes))
     assert set(AGD20K_UNSEEN_CLASSES) < set(AGD20K_SEEN_CLASSES)
     assert {'beat', 'write', 'talk_on'} <= set(AGD20K_SEEN_CLASSES)
@@ -138,21 +143,22 @@ def test_train_draws_follow_numpy_seed_and_vary(root):
 
 def test_data_list_stores_no_folder_copies(root):
     ds = AGD20KDataset(root, split='Seen', metainfo=SEEN, serialize_data=False)
-    assert set(ds.data_list[0]) == {'exo_index', 'affordance', 'object',
-                                    'gt_label'}
+    assert set(ds.data_list[0]) == {'exo_index', 'affordance', 'object', 'gt_label'}
     # fallback pools share one tuple instead of copying it per folder
     assert all(isinstance(v, tuple) for v in ds._ego_pools.values())
 
 
 def test_ego_fallback_to_other_object_of_same_affordance(copy_tree, logs):
-    shutil.rmtree(osp.join(copy_tree, 'Seen', 'trainset', 'egocentric',
-                           'hold', 'cup'))
+    shutil.rmtree(osp.join(copy_tree, 'Seen', 'trainset', 'egocentric', 'hold', 'cup'))
     ds = AGD20KDataset(copy_tree, split='Seen', metainfo=SEEN)
-    assert any('1 exocentric affordance/object folder(s) have no '
-               'egocentric folder' in m and 'hold/cup' in m for m in logs)
-    idx = [i for i in range(len(ds))
-           if ds.get_data_info(i)['object'] == 'cup'
-           and ds.get_data_info(i)['affordance'] == 'hold']
+    assert any(
+        '1 exocentric affordance/object folder(s) have no egocentric folder' in m and 'hold/cup' in m for m in logs
+    )
+    idx = [
+        i
+        for i in range(len(ds))
+        if ds.get_data_info(i)['object'] == 'cup' and ds.get_data_info(i)['affordance'] == 'hold'
+    ]
     assert len(idx) == 3
     seen_objs = set()
     for _ in range(30):
@@ -163,10 +169,8 @@ def test_ego_fallback_to_other_object_of_same_affordance(copy_tree, logs):
 
 
 def test_affordance_without_any_egocentric_image_is_an_error(copy_tree):
-    shutil.rmtree(osp.join(copy_tree, 'Seen', 'trainset', 'egocentric',
-                           'pour'))
-    with pytest.raises(FileNotFoundError,
-                       match=r"\['pour'\].*no egocentric image") as err:
+    shutil.rmtree(osp.join(copy_tree, 'Seen', 'trainset', 'egocentric', 'pour'))
+    with pytest.raises(FileNotFoundError, match=r"\['pour'\].*no egocentric image") as err:
         AGD20KDataset(copy_tree, split='Seen', metainfo=SEEN)
     assert osp.join('egocentric', 'pour') in str(err.value)
 
@@ -192,14 +196,14 @@ def test_test_mode_pairs_images_with_gt(root):
 def test_test_mode_skips_unpaired_files_with_warning(copy_tree, logs):
     test = osp.join(copy_tree, 'Seen', 'testset')
     os.remove(osp.join(test, 'GT', 'hold', 'cup', 'cup_000000.png'))
-    shutil.copy(osp.join(test, 'GT', 'hold', 'knife', 'knife_000000.png'),
-                osp.join(test, 'GT', 'hold', 'knife', 'knife_000099.png'))
+    shutil.copy(
+        osp.join(test, 'GT', 'hold', 'knife', 'knife_000000.png'),
+        osp.join(test, 'GT', 'hold', 'knife', 'knife_000099.png'),
+    )
     ds = AGD20KDataset(copy_tree, split='Seen', mode='test', metainfo=SEEN)
     assert len(ds) == 14 * 2 - 1
-    assert any('skipped 1 test image(s) without a GT' in m
-               and 'cup_000000.jpg' in m for m in logs)
-    assert any('skipped 1 GT file(s) without a test image' in m
-               and 'knife_000099.png' in m for m in logs)
+    assert any('skipped 1 test image(s) without a GT' in m and 'cup_000000.jpg' in m for m in logs)
+    assert any('skipped 1 GT file(s) without a test image' in m and 'knife_000099.png' in m for m in logs)
 
 
 def test_unseen_split(root):
@@ -235,14 +239,12 @@ def test_class_on_disk_missing_from_class_list(root):
     with pytest.raises(ValueError, match=r"\['push'\].*not in the class list"):
         AGD20KDataset(root, split='Seen', metainfo=dict(classes=classes))
     with pytest.raises(ValueError, match=r"\['push'\]"):
-        AGD20KDataset(root, split='Seen', mode='test',
-                      metainfo=dict(classes=classes))
+        AGD20KDataset(root, split='Seen', mode='test', metainfo=dict(classes=classes))
 
 
 def test_class_without_folder_on_disk(root):
     # the default 36 Seen classes do not all exist in the synthetic tree
-    with pytest.raises(FileNotFoundError,
-                       match=r"'beat'.*have no folder.*metainfo"):
+    with pytest.raises(FileNotFoundError, match=r"'beat'.*have no folder.*metainfo"):
         AGD20KDataset(root, split='Seen')
 
 
@@ -254,8 +256,7 @@ def test_bad_arguments(root):
     with pytest.raises(ValueError, match='ann_file'):
         AGD20KDataset(root, split='Seen', ann_file='x.json', metainfo=SEEN)
     with pytest.raises(ValueError, match='duplicate'):
-        AGD20KDataset(root, split='Seen',
-                      metainfo=dict(classes=('hold', 'hold')))
+        AGD20KDataset(root, split='Seen', metainfo=dict(classes=('hold', 'hold')))
 
 
 # --------------------------------------------------------------------- #
@@ -271,9 +272,7 @@ def test_hico_iif_reads_trainset_directly_under_data_root(root):
 
 
 def test_built_from_registry(root):
-    ds = DATASETS.build(
-        dict(type='AGD20KDataset', data_root=root, split='Seen', mode='test',
-             metainfo=SEEN))
+    ds = DATASETS.build(dict(type='AGD20KDataset', data_root=root, split='Seen', mode='test', metainfo=SEEN))
     assert isinstance(ds, AGD20KDataset) and len(ds) == 28
 
 
@@ -329,6 +328,6 @@ def test_synthetic_config_pipelines_end_to_end(root):
     gt = cv2.imread(sample.gt_path, cv2.IMREAD_GRAYSCALE)
     heat = sample.gt_heatmap.data  # gray / 255.0 in float64, resized to 224 in the pipeline
     assert heat.dtype == torch.float64 and heat.shape == (1, 224, 224)
-    assert torch.equal(heat[0], torch.from_numpy(cv2.resize(gt / 255., (224, 224))))
+    assert torch.equal(heat[0], torch.from_numpy(cv2.resize(gt / 255.0, (224, 224))))
     assert sample.ori_shape == cv2.imread(sample.img_path).shape[:2]
     assert sample.img_shape == (224, 224) and 'exo_paths' not in sample

@@ -3,13 +3,13 @@
 The test set of the generated tree has an odd number of images, so 2 processes get a padded sampler; the
 2-process metric must still equal the 1-process one (each image counted once).
 """
+
 import glob
 import os.path as osp
 import re
 import socket
 
 import pytest
-
 from conftest import QUICK_CONFIG, run_tool, tiny_options
 
 pytestmark = pytest.mark.slow
@@ -22,8 +22,17 @@ def _free_port() -> int:
 
 
 def _torchrun(args):
-    return run_tool(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}',
-                     *args, '--launcher', 'pytorch'])
+    return run_tool(
+        [
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node=2',
+            f'--master_port={_free_port()}',
+            *args,
+            '--launcher',
+            'pytorch',
+        ]
+    )
 
 
 def _figures(log: str) -> dict:
@@ -51,10 +60,12 @@ def test_two_process_test_equals_one_process(dist_run, tmp_path):
     n_test = n_all - 1 if n_all % 2 == 0 else n_all  # odd: 2 processes get a padded last batch
     opts = dist_run['opts'] + [f'test_dataloader.dataset.indices={n_test}']
     ckpt = osp.join(dist_run['work_dir'], 'iter_2.pth')
-    single = run_tool(['tools/test.py', QUICK_CONFIG, ckpt, '--work-dir', str(tmp_path / 'one'),
-                       '--cfg-options', *opts])
-    double = _torchrun(['tools/test.py', QUICK_CONFIG, ckpt, '--work-dir', str(tmp_path / 'two'),
-                        '--cfg-options', *opts])
+    single = run_tool(
+        ['tools/test.py', QUICK_CONFIG, ckpt, '--work-dir', str(tmp_path / 'one'), '--cfg-options', *opts]
+    )
+    double = _torchrun(
+        ['tools/test.py', QUICK_CONFIG, ckpt, '--work-dir', str(tmp_path / 'two'), '--cfg-options', *opts]
+    )
     one, two = _figures(single.stdout + single.stderr), _figures(double.stdout + double.stderr)
     assert set(one) == {'KLD', 'SIM', 'NSS'}
     for key in one:

@@ -4,6 +4,7 @@ What needs a GPU (the real check: CUDA benchmark, --amp training in bf16) is not
 runs the script's whole plumbing on CPU at toy sizes (``--cpu-smoke``) so that the parsers are checked
 against the real outputs of benchmark.py, train.py and test.py.
 """
+
 import json
 import os
 import os.path as osp
@@ -12,7 +13,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
@@ -33,19 +33,29 @@ inference (heatmaps of all classes), batch 64: 4100.0 images/s
 TRAIN = ''.join(
     f'11/27 10:00:{i:02d} - mmengine - INFO - Iter(train) [{i:>2}/20]  base_lr: 1.0000e-03 lr: 1.0000e-03  '
     f'eta: 0:00:10  time: 0.0{i % 9 + 1}00  data_time: 0.0100  memory: 900  loss: {loss}  loss_cls: 1.0000\n'
-    for i, loss in zip(range(1, 21), ['2.5000'] * 19 + ['{last}']))
-TEST = ('11/27 10:01:00 - mmengine - INFO - Iter(test) [ 5/12]    eta: 0:00:01  time: 0.2000  data_time: 0.1500  '
-        'memory: 500\n'
-        '11/27 10:01:01 - mmengine - INFO - Iter(test) [10/12]    eta: 0:00:00  time: {t:.4f}  data_time: 0.0500  '
-        'memory: 500\n'
-        '11/27 10:01:02 - mmengine - INFO - Iter(test) [12/12]    KLD: 1.2345  SIM: 0.3456  NSS: 0.9876  '
-        'data_time: 0.0700  time: 0.1500\n')
+    for i, loss in zip(range(1, 21), ['2.5000'] * 19 + ['{last}'])
+)
+TEST = (
+    '11/27 10:01:00 - mmengine - INFO - Iter(test) [ 5/12]    eta: 0:00:01  time: 0.2000  data_time: 0.1500  '
+    'memory: 500\n'
+    '11/27 10:01:01 - mmengine - INFO - Iter(test) [10/12]    eta: 0:00:00  time: {t:.4f}  data_time: 0.0500  '
+    'memory: 500\n'
+    '11/27 10:01:02 - mmengine - INFO - Iter(test) [12/12]    KLD: 1.2345  SIM: 0.3456  NSS: 0.9876  '
+    'data_time: 0.0700  time: 0.1500\n'
+)
 
 
 def _write_outputs(folder, last_loss='1.9000', status=None):
     os.makedirs(folder, exist_ok=True)
-    env = dict(gpu='NVIDIA H100 80GB HBM3', torch='2.14.1', cuda='13.0', bf16='yes', amp_dtype='bfloat16',
-               mmcv='2.1.0', mmcv_cuda_ops='13.0')
+    env = dict(
+        gpu='NVIDIA H100 80GB HBM3',
+        torch='2.14.1',
+        cuda='13.0',
+        bf16='yes',
+        amp_dtype='bfloat16',
+        mmcv='2.1.0',
+        mmcv_cuda_ops='13.0',
+    )
     with open(osp.join(folder, 'env.json'), 'w') as f:
         json.dump(env, f)
     with open(osp.join(folder, 'bench_fp32.txt'), 'w') as f:
@@ -76,8 +86,13 @@ def test_refuses_at_once_without_a_gpu(tmp_path):
 def test_refuses_unknown_options_and_a_missing_python(tmp_path):
     proc = subprocess.run(['bash', SCRIPT, '--bogus'], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and 'unknown option' in proc.stderr
-    proc = subprocess.run(['bash', SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PY=str(tmp_path / 'nope' / 'python')))
+    proc = subprocess.run(
+        ['bash', SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PY=str(tmp_path / 'nope' / 'python')),
+    )
     assert proc.returncode == 2 and 'no Python at' in proc.stderr
 
 
@@ -126,8 +141,9 @@ def test_cpu_smoke_runs_every_part(tmp_path, synthetic_root):
     """The script's plumbing end to end on CPU (toy sizes, fp32 training): every part runs, the table is full."""
     out = tmp_path / 'gpu_check'
     env = dict(os.environ, PY=sys.executable, OMP_NUM_THREADS='2', GPU_CHECK_DATA=synthetic_root)
-    proc = subprocess.run(['bash', SCRIPT, '--cpu-smoke', str(out)], capture_output=True, text=True, env=env,
-                          timeout=900, cwd=REPO)
+    proc = subprocess.run(
+        ['bash', SCRIPT, '--cpu-smoke', str(out)], capture_output=True, text=True, env=env, timeout=900, cwd=REPO
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     result = json.load(open(out / 'gpu_check.json'))

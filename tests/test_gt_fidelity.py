@@ -12,6 +12,7 @@ threshold and NSS by ~1e-3, so this test fails when any step holds the GT in flo
 predictions are float64 maps: the published prediction path partly runs in float32 (a ~1e-7
 difference, documented in ``looptrans.evaluation.functional``), which is not what is tested here.
 """
+
 from __future__ import annotations
 
 import os.path as osp
@@ -80,8 +81,11 @@ def published_scores(pred: np.ndarray, gt_path: str) -> Dict[str, float]:
     GT_mask = cv2.imread(gt_path, cv2.IMREAD_GRAYSCALE)
     GT_mask = GT_mask / 255.0
     GT_mask = cv2.resize(GT_mask, (CROP, CROP))
-    return dict(KLD=float(cal_kl(ego_pred, GT_mask)), SIM=float(cal_sim(ego_pred, GT_mask)),
-                NSS=float(cal_nss(ego_pred, GT_mask)))
+    return dict(
+        KLD=float(cal_kl(ego_pred, GT_mask)),
+        SIM=float(cal_sim(ego_pred, GT_mask)),
+        NSS=float(cal_nss(ego_pred, GT_mask)),
+    )
 
 
 # --------------------------------------------------------------------------------
@@ -93,7 +97,7 @@ def blobs(h: int, w: int, rng: np.random.Generator, n: int = 3) -> np.ndarray:
     for _ in range(n):
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         sigma = rng.uniform(0.05, 0.2) * min(h, w)
-        m += np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * sigma ** 2))
+        m += np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * sigma**2))
     return m / m.max()
 
 
@@ -111,10 +115,11 @@ def halfway_gt(h: int, w: int, top: int, rng: np.random.Generator) -> np.ndarray
     rows = rng.choice(np.arange(8, CROP), size=60, replace=False)
     cols = rng.choice(np.arange(8, CROP), size=60)
     for r, c in zip(rows, cols):
-        gt[2 * r:2 * r + 2, 2 * c:2 * c + 2] = block if r % 2 else block.T
+        gt[2 * r : 2 * r + 2, 2 * c : 2 * c + 2] = block if r % 2 else block.T
     # a smooth part so that KLD / SIM / NSS are not all about the blocks
-    gt[h // 2:, :w // 2] = np.maximum(gt[h // 2:, :w // 2],
-                                      np.round(blobs(h // 2, w // 2, rng) * top).astype(np.uint8))
+    gt[h // 2 :, : w // 2] = np.maximum(
+        gt[h // 2 :, : w // 2], np.round(blobs(h // 2, w // 2, rng) * top).astype(np.uint8)
+    )
     return gt
 
 
@@ -123,9 +128,13 @@ def write_gts(root: str) -> List[Tuple[str, np.ndarray]]:
     gts = []
     for i, top in enumerate([255, 245, 125, 55]):
         gts.append((f'halfway_{top}.png', halfway_gt(2 * CROP, 2 * CROP, top, rng)))
-    for name, (h, w) in [('small_64x64', (64, 64)), ('landscape_300x200', (200, 300)),
-                         ('hd_1280x720', (720, 1280)), ('portrait_333x500', (500, 333)),
-                         ('exact_224', (224, 224))]:
+    for name, (h, w) in [
+        ('small_64x64', (64, 64)),
+        ('landscape_300x200', (200, 300)),
+        ('hd_1280x720', (720, 1280)),
+        ('portrait_333x500', (500, 333)),
+        ('exact_224', (224, 224)),
+    ]:
         gt = np.round(blobs(h, w, rng) * 255).astype(np.uint8)
         gt[gt < 12] = 0  # annotated heatmaps have large zero areas
         gts.append((name + '.png', gt))
@@ -160,8 +169,9 @@ def score_files(files, resize_to=None, seed: int = 1) -> Tuple[Dict[int, dict], 
     metric = AffordanceMetric()
     expected, samples = [], []
     for idx, (path, raw) in enumerate(files):
-        results = load(dict(gt_path=path, img=np.zeros((4, 4, 3), np.uint8), img_path=path,
-                            sample_idx=idx, affordance='hold'))
+        results = load(
+            dict(gt_path=path, img=np.zeros((4, 4, 3), np.uint8), img_path=path, sample_idx=idx, affordance='hold')
+        )
         assert results['gt_heatmap'].dtype == np.float64
         if resize_to is None:
             np.testing.assert_array_equal(results['gt_heatmap'], raw / 255.0)
@@ -191,8 +201,13 @@ def test_gt_to_metric_matches_published_code(tmp_path, resize_to):
     for idx, ref in enumerate(expected):
         for key, value in ref.items():
             got = records[idx][key]
-            assert got == pytest.approx(value, rel=0, abs=TOL), (osp.basename(files[idx][0]), key,
-                                                                   got, value, got - value)
+            assert got == pytest.approx(value, rel=0, abs=TOL), (
+                osp.basename(files[idx][0]),
+                key,
+                got,
+                value,
+                got - value,
+            )
 
 
 def test_gt_resized_in_the_pipeline_scores_bit_for_bit_the_same(tmp_path):
@@ -206,8 +221,9 @@ def test_gt_resized_in_the_pipeline_scores_bit_for_bit_the_same(tmp_path):
 
 def test_metric_refuses_a_gt_resized_to_another_size(tmp_path):
     path, _ = write_gts(str(tmp_path))[4]
-    results = LoadAffordanceGT(resize_to=112)(dict(gt_path=path, img=np.zeros((4, 4, 3), np.uint8),
-                                                   img_path=path, sample_idx=0, affordance='hold'))
+    results = LoadAffordanceGT(resize_to=112)(
+        dict(gt_path=path, img=np.zeros((4, 4, 3), np.uint8), img_path=path, sample_idx=0, affordance='hold')
+    )
     assert results['gt_heatmap'].shape == (112, 112) and results['gt_resized_to'] == (112, 112)
     sample = PackAffordanceInputs()(results)['data_samples']
     sample.pred_heatmap = PixelData(data=torch.rand(1, 14, 14))

@@ -1,14 +1,13 @@
 """Tests of the LoopTrans heads: shapes, hand-computed losses, gradient flow."""
+
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
-
-from looptrans.models.heads import (NoiseHead, PixelAffordanceHead,
-                                    SharedCAMHead, masked_average_pool,
-                                    select_class_maps)
 from mmseg.registry import MODELS
+
+from looptrans.models.heads import NoiseHead, PixelAffordanceHead, SharedCAMHead, masked_average_pool, select_class_maps
 
 IN_CH, CH, NUM_CLASSES, H, W = 24, 16, 5, 6, 6
 
@@ -22,8 +21,7 @@ def _seed():
 # helpers
 # --------------------------------------------------------------------------
 def test_masked_average_pool_hand_computed():
-    feats = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]],
-                           [[10.0, 20.0], [30.0, 40.0]]]])  # (1, 2, 2, 2)
+    feats = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[10.0, 20.0], [30.0, 40.0]]]])  # (1, 2, 2, 2)
     weights = torch.tensor([[[1.0, 0.0], [0.0, 3.0]]])
     pooled = masked_average_pool(feats, weights, eps=0.0)
     # (1*1 + 3*4) / 4 and (1*10 + 3*40) / 4
@@ -56,8 +54,7 @@ def test_select_class_maps():
 # SharedCAMHead
 # --------------------------------------------------------------------------
 def _cam_head(**kwargs):
-    cfg = dict(type='SharedCAMHead', in_channels=IN_CH, channels=CH,
-               num_classes=NUM_CLASSES)
+    cfg = dict(type='SharedCAMHead', in_channels=IN_CH, channels=CH, num_classes=NUM_CLASSES)
     cfg.update(kwargs)
     return MODELS.build(cfg)
 
@@ -111,25 +108,23 @@ def test_cam_head_loss_matches_cross_entropy_with_view_ordering():
     wrong_order = F.cross_entropy(exo_logits, torch.tensor([0, 2, 0, 2, 0, 2]))
     assert torch.allclose(losses['loss_cls_exo'], expected_exo)
     assert not torch.allclose(losses['loss_cls_exo'], wrong_order)
-    assert torch.allclose(losses['loss_cls_ego'],
-                          F.cross_entropy(ego_logits, labels))
+    assert torch.allclose(losses['loss_cls_ego'], F.cross_entropy(ego_logits, labels))
 
-    exo_only = _cam_head(cls_views=('exo', ))
+    exo_only = _cam_head(cls_views=('exo',))
     assert set(exo_only.loss_by_feat(exo_logits, None, labels)) == {'loss_cls_exo'}
     with pytest.raises(ValueError, match='ego_logits'):
         head.loss_by_feat(exo_logits, None, labels)
     with pytest.raises(ValueError, match=r'\(B\*V, C\)'):
         head.loss_by_feat(exo_logits[:5], ego_logits, labels)
     with pytest.raises(ValueError, match='cls_views'):
-        _cam_head(cls_views=('top', ))
+        _cam_head(cls_views=('top',))
 
 
 # --------------------------------------------------------------------------
 # PixelAffordanceHead
 # --------------------------------------------------------------------------
 def _pixel_head(**kwargs):
-    cfg = dict(type='PixelAffordanceHead', in_channels=IN_CH, channels=CH,
-               num_classes=NUM_CLASSES)
+    cfg = dict(type='PixelAffordanceHead', in_channels=IN_CH, channels=CH, num_classes=NUM_CLASSES)
     cfg.update(kwargs)
     return MODELS.build(cfg)
 
@@ -159,16 +154,14 @@ def test_pixel_head_loss_hand_computed():
         p = [_sig(v) for v in z]
         inter = sum(a * b for a, b in zip(p, m))
         dice = 1 - (2 * inter + 1) / (sum(p) + sum(m) + 1)
-        mse = sum((a - b)**2 for a, b in zip(p, m)) / len(p)
+        mse = sum((a - b) ** 2 for a, b in zip(p, m)) / len(p)
         return dice, mse
 
     d0, m0 = dice_mse([2, -1, 0, 1], [1, 0, 0, 1])
     d1, m1 = dice_mse([1, 1, -2, 0.5], [0, 1, 1, 1])
     losses = head.loss_by_feat(logits, labels, mask, valid)
-    assert losses['loss_pixel_dice'].item() == pytest.approx((d0 + d1) / 2,
-                                                             rel=1e-6)
-    assert losses['loss_pixel_mse'].item() == pytest.approx((m0 + m1) / 2,
-                                                            rel=1e-6)
+    assert losses['loss_pixel_dice'].item() == pytest.approx((d0 + d1) / 2, rel=1e-6)
+    assert losses['loss_pixel_mse'].item() == pytest.approx((m0 + m1) / 2, rel=1e-6)
     # Only valid samples count; garbage in an invalid mask never leaks.
     bad = mask.clone()
     bad[1] = float('nan')
@@ -180,14 +173,22 @@ def test_pixel_head_loss_hand_computed():
     assert torch.isfinite(logits.grad).all()
     assert (logits.grad[1] == 0).all() and logits.grad[0, 1].abs().sum() > 0
     # Loss weights scale the terms.
-    weighted = _pixel_head(loss_decode=[
-        dict(type='mmseg.DiceLoss', naive_dice=True, eps=1.0, ignore_index=None, loss_weight=2.0,
-             loss_name='loss_pixel_dice'),
-        dict(type='MapMSELoss', loss_weight=0.5, loss_name='loss_pixel_mse')])
+    weighted = _pixel_head(
+        loss_decode=[
+            dict(
+                type='mmseg.DiceLoss',
+                naive_dice=True,
+                eps=1.0,
+                ignore_index=None,
+                loss_weight=2.0,
+                loss_name='loss_pixel_dice',
+            ),
+            dict(type='MapMSELoss', loss_weight=0.5, loss_name='loss_pixel_mse'),
+        ]
+    )
     losses = weighted.loss_by_feat(logits, labels, mask, valid)
     assert losses['loss_pixel_dice'].item() == pytest.approx(d0 + d1, rel=1e-6)
-    assert losses['loss_pixel_mse'].item() == pytest.approx((m0 + m1) / 4,
-                                                            rel=1e-6)
+    assert losses['loss_pixel_mse'].item() == pytest.approx((m0 + m1) / 4, rel=1e-6)
 
 
 def test_pixel_head_loss_resizes_pseudo_mask():
@@ -195,16 +196,13 @@ def test_pixel_head_loss_resizes_pseudo_mask():
     logits = torch.randn(1, NUM_CLASSES, 4, 4)
     label = torch.tensor([3])
     # A constant 2x2 mask resizes (bilinearly) to the same constant at 4x4.
-    small = head.loss_by_feat(logits, label, torch.full((1, 2, 2), 0.25),
-                      torch.tensor([True]))
-    full = head.loss_by_feat(logits, label, torch.full((1, 4, 4), 0.25),
-                     torch.tensor([True]))
+    small = head.loss_by_feat(logits, label, torch.full((1, 2, 2), 0.25), torch.tensor([True]))
+    full = head.loss_by_feat(logits, label, torch.full((1, 4, 4), 0.25), torch.tensor([True]))
     for key in small:
         assert torch.allclose(small[key], full[key])
     # A non-constant mask is interpolated bilinearly, not nearest.
     mask = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])
-    resized = F.interpolate(mask[:, None], size=(4, 4), mode='bilinear',
-                            align_corners=False)[:, 0]
+    resized = F.interpolate(mask[:, None], size=(4, 4), mode='bilinear', align_corners=False)[:, 0]
     a = head.loss_by_feat(logits, label, mask, torch.tensor([True]))
     b = head.loss_by_feat(logits, label, resized, torch.tensor([True]))
     assert torch.allclose(a['loss_pixel_mse'], b['loss_pixel_mse'])
@@ -215,8 +213,7 @@ def test_pixel_head_loss_resizes_pseudo_mask():
 def test_pixel_head_no_valid_sample_keeps_graph():
     head = _pixel_head()
     logits = head(torch.randn(2, IN_CH, H, W))
-    losses = head.loss_by_feat(logits, torch.tensor([0, 1]), torch.rand(2, H, W),
-                       torch.zeros(2, dtype=torch.bool))
+    losses = head.loss_by_feat(logits, torch.tensor([0, 1]), torch.rand(2, H, W), torch.zeros(2, dtype=torch.bool))
     total = sum(losses.values())
     assert total.item() == 0.0 and total.requires_grad
     total.backward()
@@ -239,8 +236,7 @@ def _reference_dill(embed, cam, noise, f_pixel, tau):
         wsum = [0.0] * (m + 1)
         for y in range(h):
             for x in range(w):
-                scores = [cam[i, y, x].item()] + \
-                    [noise[i, k, y, x].item() for k in range(m)]
+                scores = [cam[i, y, x].item()] + [noise[i, k, y, x].item() for k in range(m)]
                 exps = [math.exp(s) for s in scores]
                 for k in range(m + 1):
                     a = exps[k] / sum(exps)
@@ -251,21 +247,24 @@ def _reference_dill(embed, cam, noise, f_pixel, tau):
 
         def cos(u, v):
             dot = sum(a * b for a, b in zip(u, v))
-            return dot / (math.sqrt(sum(a * a for a in u)) *
-                          math.sqrt(sum(b * b for b in v)))
+            return dot / (math.sqrt(sum(a * a for a in u)) * math.sqrt(sum(b * b for b in v)))
 
         teacher = f_pixel[i // views].tolist()
         s_pixel = cos(teacher, protos[0])
         s_noise = [cos(protos[k], protos[0]) for k in range(1, m + 1)]
-        total += math.log(1 + sum(math.exp((s - s_pixel) / tau)
-                                  for s in s_noise))
+        total += math.log(1 + sum(math.exp((s - s_pixel) / tau) for s in s_noise))
     return total / n
 
 
 def test_noise_head_forward_and_loss_against_reference():
-    head = MODELS.build(dict(type='NoiseHead', channels=4, num_noise=2,
-                             loss_decode=dict(type='DenoisingDistillationLoss', tau=0.3,
-                                              loss_name='loss_dill')))
+    head = MODELS.build(
+        dict(
+            type='NoiseHead',
+            channels=4,
+            num_noise=2,
+            loss_decode=dict(type='DenoisingDistillationLoss', tau=0.3, loss_name='loss_dill'),
+        )
+    )
     batch, views = 2, 3
     embed = torch.randn(batch * views, 4, 3, 3, dtype=torch.float64)
     noise = head.double()(embed)
@@ -309,12 +308,10 @@ def test_gradient_flow_through_the_loop(detach):
     if detach:
         f_pixel = f_pixel.detach()
     exo_cam = select_class_maps(exo_cams, labels.repeat_interleave(views))
-    loss = noise_head.loss_by_feat(noise_head(exo_embed), exo_embed, exo_cam,
-                                   f_pixel)['loss_dill']
+    loss = noise_head.loss_by_feat(noise_head(exo_embed), exo_embed, exo_cam, f_pixel)['loss_dill']
     loss.backward()
 
-    for module in (cam_head.token_mlp, cam_head.projs, cam_head.conv_seg,
-                   noise_head):
+    for module in (cam_head.token_mlp, cam_head.projs, cam_head.conv_seg, noise_head):
         grads = [p.grad for p in module.parameters()]
         assert all(g is not None for g in grads)
         assert sum(g.abs().sum() for g in grads) > 0
@@ -332,11 +329,9 @@ def test_heads_classification_and_pixel_grads():
     labels = torch.tensor([0, 3])
     exo_cams = cam_head(feats, 'exo')
     ego_cams = cam_head(feats[:2], 'ego')
-    losses = cam_head.loss_by_feat(cam_head.logits(exo_cams), cam_head.logits(ego_cams),
-                                   labels)
+    losses = cam_head.loss_by_feat(cam_head.logits(exo_cams), cam_head.logits(ego_cams), labels)
     logits = pixel_head(feats[:2])
-    losses.update(pixel_head.loss_by_feat(logits, labels, torch.rand(2, H, W),
-                                          torch.tensor([True, False])))
+    losses.update(pixel_head.loss_by_feat(logits, labels, torch.rand(2, H, W), torch.tensor([True, False])))
     sum(losses.values()).backward()
     for head in (cam_head, pixel_head):
         for name, param in head.named_parameters():
@@ -348,6 +343,7 @@ def test_heads_classification_and_pixel_grads():
 # --------------------------------------------------------------------------
 def test_heads_take_multi_level_features_by_config():
     from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+
     levels = (torch.randn(2, 8, 8, 8), torch.randn(2, 16, 4, 4), torch.randn(2, 32, 2, 2))
     kwargs = dict(in_channels=[8, 16], in_index=[0, 1], input_transform='resize_concat')
     cam_head = _cam_head(**kwargs)
@@ -356,8 +352,7 @@ def test_heads_take_multi_level_features_by_config():
     assert cam_head.in_channels == pixel_head.in_channels == 24
     cams = cam_head(levels)
     assert cams.shape == (2, NUM_CLASSES, 8, 8)
-    merged = torch.cat([levels[0], F.interpolate(levels[1], size=(8, 8), mode='bilinear',
-                                                 align_corners=False)], dim=1)
+    merged = torch.cat([levels[0], F.interpolate(levels[1], size=(8, 8), mode='bilinear', align_corners=False)], dim=1)
     assert torch.allclose(cams, cam_head(merged))
     assert pixel_head(levels).shape == (2, NUM_CLASSES, 8, 8)
     single = _cam_head(in_channels=32, in_index=2)
@@ -365,10 +360,13 @@ def test_heads_take_multi_level_features_by_config():
 
 
 def test_cam_head_losses_are_keyed_by_their_config_names():
-    head = _cam_head(loss_decode=[
-        dict(type='mmseg.CrossEntropyLoss', loss_weight=1.0, loss_name='loss_ce'),
-        dict(type='mmseg.CrossEntropyLoss', loss_weight=2.0, loss_name='loss_ce'),
-        dict(type='mmseg.CrossEntropyLoss', loss_weight=0.5, loss_name='loss_aux')])
+    head = _cam_head(
+        loss_decode=[
+            dict(type='mmseg.CrossEntropyLoss', loss_weight=1.0, loss_name='loss_ce'),
+            dict(type='mmseg.CrossEntropyLoss', loss_weight=2.0, loss_name='loss_ce'),
+            dict(type='mmseg.CrossEntropyLoss', loss_weight=0.5, loss_name='loss_aux'),
+        ]
+    )
     labels = torch.tensor([1, 2])
     exo, ego = torch.randn(4, NUM_CLASSES), torch.randn(2, NUM_CLASSES)
     losses = head.loss_by_feat(exo, ego, labels)

@@ -1,4 +1,5 @@
 """PseudoMaskHook (warm-up switch, pseudo-mask pictures) and the heatmap visualizer."""
+
 import os.path as osp
 from types import SimpleNamespace
 
@@ -14,14 +15,17 @@ from looptrans.engine.hooks import AffordanceVisualizationHook, PseudoMaskHook
 from looptrans.visualization import AffordanceVisualizer, overlay_heatmap
 
 
-@pytest.mark.parametrize('kwargs, iteration, epoch, expected', [
-    (dict(), 0, 0, True),
-    (dict(start_iter=10), 9, 0, False),
-    (dict(start_iter=10), 10, 0, True),
-    (dict(start_epoch=5), 1000, 4, False),
-    (dict(start_epoch=5), 0, 5, True),
-    (dict(start_iter=10, start_epoch=5), 10, 0, True),
-])
+@pytest.mark.parametrize(
+    'kwargs, iteration, epoch, expected',
+    [
+        (dict(), 0, 0, True),
+        (dict(start_iter=10), 9, 0, False),
+        (dict(start_iter=10), 10, 0, True),
+        (dict(start_epoch=5), 1000, 4, False),
+        (dict(start_epoch=5), 0, 5, True),
+        (dict(start_iter=10, start_epoch=5), 10, 0, True),
+    ],
+)
 def test_supervision_switch(kwargs, iteration, epoch, expected):
     assert PseudoMaskHook(**kwargs).supervision_on(iteration, epoch) is expected
 
@@ -39,8 +43,9 @@ def test_hook_sets_model_flag_and_rejects_other_models():
 
 def test_pseudo_mask_dump(tmp_path):
     b, size, grid = 3, 32, 4
-    masks = dict(pseudo_mask=torch.zeros(b, grid, grid), valid=torch.tensor([True, False, True]),
-                 cam=torch.rand(b, grid, grid))
+    masks = dict(
+        pseudo_mask=torch.zeros(b, grid, grid), valid=torch.tensor([True, False, True]), cam=torch.rand(b, grid, grid)
+    )
     masks['pseudo_mask'][:, 1:3, 1:3] = 1
     model = SimpleNamespace(pixel_supervision=True, last_pseudo_masks=masks)
     runner = SimpleNamespace(model=model, iter=9, epoch=0, rank=0, work_dir=str(tmp_path))
@@ -53,7 +58,7 @@ def test_pseudo_mask_dump(tmp_path):
     assert legend > 0 and picture.shape[1:] == (3 * size, 3)  # 2 samples x (image | CAM | pseudo-mask)
     picture = picture[legend:]
     # the pseudo-mask panel of sample 0 is tinted green inside the mask only
-    panel = picture[:size, 2 * size:].astype(int) - inputs[0][0].permute(1, 2, 0).numpy().astype(int)
+    panel = picture[:size, 2 * size :].astype(int) - inputs[0][0].permute(1, 2, 0).numpy().astype(int)
     assert panel[size // 2, size // 2, 1] > 20 and abs(panel[1, 1]).max() <= 2
 
 
@@ -62,11 +67,17 @@ def test_pseudo_mask_picture_goes_to_the_vis_backends(tmp_path):
     masks = dict(pseudo_mask=torch.ones(1, 4, 4), valid=torch.tensor([True]), cam=torch.rand(1, 4, 4))
     added = []
     visualizer = SimpleNamespace(add_image=lambda name, image, step: added.append((name, image, step)))
-    runner = SimpleNamespace(model=SimpleNamespace(pixel_supervision=True, last_pseudo_masks=masks), iter=4,
-                             epoch=0, rank=0, work_dir=str(tmp_path), visualizer=visualizer)
+    runner = SimpleNamespace(
+        model=SimpleNamespace(pixel_supervision=True, last_pseudo_masks=masks),
+        iter=4,
+        epoch=0,
+        rank=0,
+        work_dir=str(tmp_path),
+        visualizer=visualizer,
+    )
     inputs = [torch.randint(0, 200, (4, 3, 32, 32), dtype=torch.uint8)]
     PseudoMaskHook(dump_interval=5, dump_dir=None).after_train_iter(runner, 0, dict(inputs=inputs))
-    (name, image, step), = added
+    ((name, image, step),) = added
     assert name == 'pseudo_masks' and step == 5 and image.shape[1] == 3 * 32
     panel = image[-32:, :32]  # the ego image panel, RGB
     np.testing.assert_array_equal(panel, inputs[0][0].permute(1, 2, 0).numpy()[..., ::-1])

@@ -5,9 +5,10 @@ downloaded, ``train_cfg._delete_``).
 Each twin is checked against its AGD20K config (same backbone and neck, only ``init_cfg`` dropped) and trained
 for one iteration through tools/train.py on the generated tree (tiny crops so that it takes seconds).
 """
+
 import copy
-import math
 import glob
+import math
 import os
 import os.path as osp
 import re
@@ -15,13 +16,15 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 from mmengine.config import Config
 
-from conftest import REPO
 from looptrans.datasets.classes import config_classes
 
-BACKBONES = sorted(osp.basename(p)[len('looptrans_agd20k_'):-3]
-                   for p in glob.glob(osp.join(REPO, 'configs', 'backbones', 'looptrans_agd20k_*.py')))
+BACKBONES = sorted(
+    osp.basename(p)[len('looptrans_agd20k_') : -3]
+    for p in glob.glob(osp.join(REPO, 'configs', 'backbones', 'looptrans_agd20k_*.py'))
+)
 
 
 def _twin(name):
@@ -82,9 +85,22 @@ def test_twin_trains_one_iteration_out_of_the_box(name, synthetic_root, tmp_path
     config.write_text(TINY.format(twin=_twin(name), root=synthetic_root))
     env = dict(os.environ, OMP_NUM_THREADS='2', PYTHONUNBUFFERED='1')
     # pixel supervision from the first iteration, so that part discovery on the descriptor runs too
-    proc = subprocess.run([sys.executable, 'tools/train.py', str(config), '--work-dir', str(tmp_path / 'work'),
-                           '--cfg-options', 'custom_hooks.0.start_iter=0'],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            'tools/train.py',
+            str(config),
+            '--work-dir',
+            str(tmp_path / 'work'),
+            '--cfg-options',
+            'custom_hooks.0.start_iter=0',
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     loss = re.findall(r'Iter\(train\) \[1/1\].*?\bloss: ([-\d.e]+)', log)

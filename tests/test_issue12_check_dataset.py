@@ -7,6 +7,7 @@
     LoadAffordanceViews(ignore_orientation=...)); an egocentric object folder without its exocentric folder
     said "No problem found"; paths with a trailing space were printed unquoted.
 """
+
 import io
 import logging
 import os
@@ -17,11 +18,11 @@ import struct
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO, load_tool
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-from conftest import REPO, load_tool
 from looptrans.datasets import AGD20KDataset, LoadAffordanceViews
 from looptrans.datasets.file_io import probe_file
 from looptrans.datasets.folder_layout import SymlinkLoopError
@@ -57,7 +58,6 @@ def run(argv, capsys):
 
 
 class _Log:
-
     def __init__(self):
         self.records = []
 
@@ -71,7 +71,6 @@ def log():
     capture = _Log()
 
     class Handler(logging.Handler):
-
         def emit(self, record):
             capture.records.append(record)
 
@@ -91,7 +90,7 @@ def test_duplicate_gt_stems_are_an_error(tree, capsys):
         AGD20KDataset(tree, split='Seen', mode='test', metainfo=dict(classes=CLASSES), lazy_init=False)
     assert repr(gt) in str(info.value) and repr(twin) in str(info.value)
     report = check_tree(tree, CLASSES, split='Seen', decode=None)
-    (found, ) = [x for x in report.problems if x.code == 'duplicate_gt']
+    (found,) = [x for x in report.problems if x.code == 'duplicate_gt']
     assert {found.path, found.detail.split('same stem as ')[-1].strip("'")} == {gt, twin}
     assert not report.ok
     code, out = run(['--data-root', tree, '--classes', *CLASSES, '--decode', 'none'], capsys)
@@ -130,7 +129,7 @@ def _jpeg_with_size(height, width):
     Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(buf, format='JPEG')
     data = bytearray(buf.getvalue())
     sof = data.find(b'\xff\xc0')
-    data[sof + 5:sof + 9] = struct.pack('>HH', height, width)
+    data[sof + 5 : sof + 9] = struct.pack('>HH', height, width)
     return bytes(data)
 
 
@@ -159,13 +158,13 @@ def _exif_rotated_jpeg(path, stored_hw, orientation):
     exif[0x0112] = orientation
     h, w = stored_hw
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(
-        path, format='JPEG', exif=exif.tobytes())
+        path, format='JPEG', exif=exif.tobytes()
+    )
 
 
 @pytest.mark.parametrize('ignore_orientation', [True, False])
 @pytest.mark.parametrize('orientation', [6, 8, 3])
-def test_header_size_agrees_with_the_pipeline_decoder_on_exif_rotation(tmp_path, orientation,
-                                                                      ignore_orientation):
+def test_header_size_agrees_with_the_pipeline_decoder_on_exif_rotation(tmp_path, orientation, ignore_orientation):
     path = str(tmp_path / 'rot.jpg')
     _exif_rotated_jpeg(path, (40, 64), orientation)
     loader = LoadAffordanceViews(ignore_orientation=ignore_orientation)  # what training / testing see
@@ -184,8 +183,23 @@ def test_exif_rotated_test_images_header_and_full_agree(tree, capsys, exif):
     _exif_rotated_jpeg(image, (w, h), 6)  # stored sideways; upright (as viewers show it) h x w like its GT
     found = {}
     for decode in ('header', 'full'):
-        code, out = run(['--data-root', tree, '--classes', *CLASSES, '--mode', 'test', '--decode', decode,
-                         '--exif-orientation', exif, '--max-paths', '-1'], capsys)
+        code, out = run(
+            [
+                '--data-root',
+                tree,
+                '--classes',
+                *CLASSES,
+                '--mode',
+                'test',
+                '--decode',
+                decode,
+                '--exif-orientation',
+                exif,
+                '--max-paths',
+                '-1',
+            ],
+            capsys,
+        )
         found[decode] = ('[gt_size_mismatch]' in out, '[exif_rotated] 1 x' in out)
     # the pipeline reads the image as stored (ignore): GT and image really differ, at both levels;
     # turned upright (apply): they match, at both levels (before: header and full disagreed)
@@ -194,13 +208,17 @@ def test_exif_rotated_test_images_header_and_full_agree(tree, capsys, exif):
 
 def test_check_dataset_takes_the_orientation_setting_from_the_config(tree, capsys, tmp_path):
     cfg = tmp_path / 'apply.py'
-    cfg.write_text(f"_base_ = ['{osp.join(REPO, 'configs', 'looptrans_synthetic.py')}']\n"
-                   "train_dataloader = dict(dataset=dict(pipeline=[dict(type='LoadAffordanceViews', "
-                   "ignore_orientation=False)]))\n")
+    cfg.write_text(
+        f"_base_ = ['{osp.join(REPO, 'configs', 'looptrans_synthetic.py')}']\n"
+        "train_dataloader = dict(dataset=dict(pipeline=[dict(type='LoadAffordanceViews', "
+        "ignore_orientation=False)]))\n"
+    )
     code, out = run(['--config', str(cfg), '--data-root', tree, '--decode', 'none'], capsys)
     assert 'exif-orientation=apply' in out
-    code, out = run(['--config', osp.join(REPO, 'configs', 'looptrans_synthetic.py'), '--data-root', tree,
-                     '--decode', 'none'], capsys)
+    code, out = run(
+        ['--config', osp.join(REPO, 'configs', 'looptrans_synthetic.py'), '--data-root', tree, '--decode', 'none'],
+        capsys,
+    )
     assert 'exif-orientation=ignore' in out
 
 

@@ -3,6 +3,7 @@
 Before: an empty .pth gave a bare ``EOFError``, a zip of garbage ``Expected hasRecord("version")``, and an HTML
 page saved as .pth was called a file that "would run arbitrary code".
 """
+
 import io
 import os
 import pickle
@@ -33,8 +34,10 @@ CASES = {
     'empty': (b'', 'empty (0 bytes)'),
     'truncated_zip': (_real_checkpoint_bytes()[:5000], 'truncated or corrupt zip archive'),
     'garbage_zip': (_garbage_zip(), 'truncated or corrupt zip archive'),
-    'truncated_pickle': (pickle.dumps({'state_dict': {'w': list(range(1000))}}, protocol=2)[:300],
-                         'truncated or corrupt pickle stream'),
+    'truncated_pickle': (
+        pickle.dumps({'state_dict': {'w': list(range(1000))}}, protocol=2)[:300],
+        'truncated or corrupt pickle stream',
+    ),
     'html': (b'<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head></html>', 'an HTML page'),
     'lfs_pointer': (b'version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n', 'Git LFS pointer'),
     'binary': (bytes(range(7, 71)), 'not a PyTorch file'),
@@ -64,9 +67,8 @@ def test_good_and_unsafe_checkpoints_are_unchanged(tmp_path):
     assert _load_checkpoint(path, map_location='cpu')['meta']['iter'] == 3
 
     class RunsCode:
-
         def __reduce__(self):
-            return (os.system, ('true', ))
+            return (os.system, ('true',))
 
     evil = str(tmp_path / 'evil.pth')
     with open(evil, 'wb') as f:

@@ -5,6 +5,7 @@ channel (exit 0) and infer took the checkpoint's order; (b) a 7-class checkpoint
 non-strictly (random class layers); (c) heads of another number of classes than the training dataset trained
 without a word.
 """
+
 import os
 import os.path as osp
 import subprocess
@@ -13,13 +14,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from conftest import QUICK_CONFIG, TINY_MODEL, save_tiny_checkpoint, tiny_options
+
 from looptrans.apis import init_model
 from looptrans.engine.hooks import ClassListCheckHook
 from looptrans.testing import SYNTHETIC_SEEN_CLASSES
-from looptrans.utils import (CheckpointMismatchError, ClassListMismatchError, check_class_lists,
-                             load_checkpoint_strictly)
+from looptrans.utils import CheckpointMismatchError, ClassListMismatchError, check_class_lists, load_checkpoint_strictly
 
 CLASSES = SYNTHETIC_SEEN_CLASSES
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -65,9 +65,23 @@ def test_infer_api_refuses_checkpoint_classes_in_another_order(checkpoint):
 def test_test_tool_refuses_checkpoint_classes_in_another_order(checkpoint, synthetic_root, tmp_path):
     reordered = tuple(reversed(CLASSES))
     proc = subprocess.run(
-        [sys.executable, 'tools/test.py', QUICK_CONFIG, checkpoint, '--work-dir', str(tmp_path), '--cfg-options',
-         *tiny_options(synthetic_root), *_cli(_options(classes=reordered))],
-        cwd=REPO, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='2'))
+        [
+            sys.executable,
+            'tools/test.py',
+            QUICK_CONFIG,
+            checkpoint,
+            '--work-dir',
+            str(tmp_path),
+            '--cfg-options',
+            *tiny_options(synthetic_root),
+            *_cli(_options(classes=reordered)),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, OMP_NUM_THREADS='2'),
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
     assert str(list(CLASSES)) in out and str(list(reordered)) in out
@@ -92,9 +106,23 @@ def test_checkpoint_of_another_number_of_classes_is_not_loaded(checkpoint):
 
 def test_test_tool_loads_strictly(checkpoint, synthetic_root, tmp_path):
     proc = subprocess.run(
-        [sys.executable, 'tools/test.py', QUICK_CONFIG, checkpoint, '--work-dir', str(tmp_path), '--cfg-options',
-         *tiny_options(synthetic_root), *_cli(_options(num_classes=5))],
-        cwd=REPO, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='2'))
+        [
+            sys.executable,
+            'tools/test.py',
+            QUICK_CONFIG,
+            checkpoint,
+            '--work-dir',
+            str(tmp_path),
+            '--cfg-options',
+            *tiny_options(synthetic_root),
+            *_cli(_options(num_classes=5)),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, OMP_NUM_THREADS='2'),
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and 'another shape' in out and 'Iter(test)' not in out, out[-3000:]
 
@@ -110,16 +138,22 @@ def test_missing_and_unexpected_keys_are_named(tmp_path):
 
 # ------------------------------------------------------------------ (c) training
 def _runner(num_classes, train_classes, val_classes=None):
-    heads = dict(cam_head=SimpleNamespace(num_classes=num_classes),
-                 pixel_head=SimpleNamespace(num_classes=num_classes), noise_head=SimpleNamespace())
+    heads = dict(
+        cam_head=SimpleNamespace(num_classes=num_classes),
+        pixel_head=SimpleNamespace(num_classes=num_classes),
+        noise_head=SimpleNamespace(),
+    )
     model = SimpleNamespace(num_classes=num_classes, **heads)
 
     def loop(classes):
-        return SimpleNamespace(dataloader=SimpleNamespace(
-            dataset=SimpleNamespace(metainfo=dict(classes=classes))))
+        return SimpleNamespace(dataloader=SimpleNamespace(dataset=SimpleNamespace(metainfo=dict(classes=classes))))
 
-    return SimpleNamespace(model=model, train_loop=loop(train_classes),
-                           val_loop=loop(val_classes) if val_classes else None, test_loop=loop(train_classes))
+    return SimpleNamespace(
+        model=model,
+        train_loop=loop(train_classes),
+        val_loop=loop(val_classes) if val_classes else None,
+        test_loop=loop(train_classes),
+    )
 
 
 @pytest.mark.parametrize('num_classes', [36, 5])
@@ -141,10 +175,23 @@ def test_hook_stops_validation_classes_in_another_order():
 @pytest.mark.slow
 def test_train_tool_stops_before_the_first_iteration(synthetic_root, tmp_path):
     proc = subprocess.run(
-        [sys.executable, 'tools/train.py', QUICK_CONFIG, '--work-dir', str(tmp_path), '--cfg-options',
-         *tiny_options(synthetic_root, max_iters=2), 'model.cam_head.num_classes=36',
-         'model.pixel_head.num_classes=36'],
-        cwd=REPO, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='2'))
+        [
+            sys.executable,
+            'tools/train.py',
+            QUICK_CONFIG,
+            '--work-dir',
+            str(tmp_path),
+            '--cfg-options',
+            *tiny_options(synthetic_root, max_iters=2),
+            'model.cam_head.num_classes=36',
+            'model.pixel_head.num_classes=36',
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, OMP_NUM_THREADS='2'),
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
     assert 'model.cam_head.num_classes=36' in out and str(list(CLASSES)) in out

@@ -3,16 +3,17 @@ known key (``--cfg-options trian_cfg.max_iters=2`` used to train the full schedu
 
 The model-level part (unknown keys in ``model.train_cfg`` / ``model.test_cfg``) is checked in the segmentor.
 """
+
 import argparse
 import glob
 import logging
 import os.path as osp
 
 import pytest
+from conftest import QUICK_CONFIG, REPO, load_tool
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from conftest import QUICK_CONFIG, REPO, load_tool
 from looptrans.utils.config_check import check_top_level_keys, runner_keys
 
 
@@ -31,7 +32,7 @@ def test_cli_typo_names_the_closest_key():
     keys = list(cfg.keys())
     options = {'trian_cfg.max_iters': 2}
     cfg.merge_from_dict(options)
-    (warning, ) = check_top_level_keys(cfg, options, keys, log=False)
+    (warning,) = check_top_level_keys(cfg, options, keys, log=False)
     assert '`trian_cfg`' in warning and 'Did you mean `train_cfg`?' in warning and 'no effect' in warning
 
 
@@ -40,17 +41,16 @@ def test_cli_override_of_a_file_variable_has_no_effect_and_says_so():
     keys = list(cfg.keys())
     options = {'data_root': '/elsewhere', 'train_cfg.max_iters': 3, 'model.cam_head.channels': 8}
     cfg.merge_from_dict(options)
-    (warning, ) = check_top_level_keys(cfg, options, keys, log=False)
+    (warning,) = check_top_level_keys(cfg, options, keys, log=False)
     assert '`data_root`' in warning and 'changes nothing' in warning
     assert 'train_dataloader.dataset.data_root' in warning
 
 
 def test_file_typo_close_to_a_runner_key_is_reported(tmp_path):
     path = tmp_path / 'typo.py'
-    path.write_text(f"_base_ = ['{QUICK_CONFIG}']\ndefualt_hooks = dict(logger=dict(interval=1))\n"
-                    "my_variable = 3\n")
+    path.write_text(f"_base_ = ['{QUICK_CONFIG}']\ndefualt_hooks = dict(logger=dict(interval=1))\nmy_variable = 3\n")
     cfg = Config.fromfile(str(path))
-    (warning, ) = check_top_level_keys(cfg, log=False)
+    (warning,) = check_top_level_keys(cfg, log=False)
     assert '`defualt_hooks`' in warning and '`default_hooks`' in warning and str(path) in warning
 
 
@@ -72,7 +72,6 @@ def warnings_logged():
     messages = []
 
     class Handler(logging.Handler):
-
         def emit(self, record):
             if record.levelno >= logging.WARNING:
                 messages.append(record.getMessage())

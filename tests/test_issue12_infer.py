@@ -6,6 +6,7 @@ inference_affordance on a user's images.
 4: a float image in [0, 1] was cast to uint8 (a black image); pathlib.Path and PIL images were a TypeError.
 7: one unreadable image aborted the whole run; --batch-size 0 / -1 and --alpha 5 were accepted.
 """
+
 import os
 import os.path as osp
 import pathlib
@@ -15,9 +16,9 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
+from conftest import QUICK_CONFIG, REPO, TINY_MODEL, load_tool, save_tiny_checkpoint
 from PIL import Image
 
-from conftest import QUICK_CONFIG, REPO, TINY_MODEL, load_tool, save_tiny_checkpoint
 from looptrans.apis import inference_affordance, init_model, load_image
 from looptrans.testing import SYNTHETIC_SEEN_CLASSES
 
@@ -44,8 +45,16 @@ def _image(seed, h=40, w=56):
 
 
 def _run(checkpoint, inputs, *extra):
-    argv = [QUICK_CONFIG, checkpoint, *inputs, '--affordance', 'hold', '--cfg-options',
-            *[f'{k}={v}' for k, v in MODEL_OPTIONS.items()], *extra]
+    argv = [
+        QUICK_CONFIG,
+        checkpoint,
+        *inputs,
+        '--affordance',
+        'hold',
+        '--cfg-options',
+        *[f'{k}={v}' for k, v in MODEL_OPTIONS.items()],
+        *extra,
+    ]
     return tool.main(argv)
 
 
@@ -62,8 +71,10 @@ def test_equal_file_names_in_sub_folders_keep_their_relative_path(checkpoint, tm
     out_dir = tmp_path / 'out'
     assert _run(checkpoint, [str(images), '--out-dir', str(out_dir)]) == 0
     bases = ('a/cup', 'b/cup_jpg', 'b/cup_png', 'cup')
-    expected = sorted([f'{base}_hold{suffix}' for base in bases for suffix in ('.npy', '.png', '_overlay.jpg')]
-                      + [f'{base}.json' for base in bases])
+    expected = sorted(
+        [f'{base}_hold{suffix}' for base in bases for suffix in ('.npy', '.png', '_overlay.jpg')]
+        + [f'{base}.json' for base in bases]
+    )
     assert _outputs(str(out_dir)) == expected
     assert '4 heatmap(s) written' in capsys.readouterr().out
 
@@ -73,8 +84,10 @@ def test_files_given_directly_from_two_folders_do_not_collide(checkpoint, tmp_pa
         (tmp_path / folder).mkdir()
         cv2.imwrite(str(tmp_path / folder / 'mug.jpg'), _image(len(folder)))
     out_dir = tmp_path / 'out'
-    assert _run(checkpoint, [str(tmp_path / 'x' / 'mug.jpg'), str(tmp_path / 'y' / 'mug.jpg'),
-                             '--out-dir', str(out_dir)]) == 0
+    assert (
+        _run(checkpoint, [str(tmp_path / 'x' / 'mug.jpg'), str(tmp_path / 'y' / 'mug.jpg'), '--out-dir', str(out_dir)])
+        == 0
+    )
     assert [p for p in _outputs(str(out_dir)) if p.endswith('.npy')] == ['x/mug_hold.npy', 'y/mug_hold.npy']
     assert '2 heatmap(s) written' in capsys.readouterr().out
 
@@ -103,12 +116,13 @@ def test_unreadable_image_is_skipped_and_reported(checkpoint, tmp_path, capsys):
     captured = capsys.readouterr()
     assert '3 of 4 image(s)' in captured.out and '3 heatmap(s) written' in captured.out
     assert 'broken.jpg' in captured.err and 'skipped' in captured.err
-    assert sorted(p for p in _outputs(str(out_dir)) if p.endswith('.npy')) == [
-        f'ok{i}_hold.npy' for i in range(3)]
+    assert sorted(p for p in _outputs(str(out_dir)) if p.endswith('.npy')) == [f'ok{i}_hold.npy' for i in range(3)]
 
 
-@pytest.mark.parametrize('option, value', [('--batch-size', '0'), ('--batch-size', '-1'), ('--batch-size', 'x'),
-                                           ('--alpha', '5'), ('--alpha', '-0.1')])
+@pytest.mark.parametrize(
+    'option, value',
+    [('--batch-size', '0'), ('--batch-size', '-1'), ('--batch-size', 'x'), ('--alpha', '5'), ('--alpha', '-0.1')],
+)
 def test_bad_arguments_are_refused_by_argparse(option, value, capsys):
     with pytest.raises(SystemExit) as err:
         tool.parse_args(['c.py', 'k.pth', 'x.jpg', '--all', option, value])
@@ -146,12 +160,15 @@ def test_float_images_in_unit_range_equal_uint8(model, tmp_path):
     np.testing.assert_array_equal(loaded, image)
 
 
-@pytest.mark.parametrize('bad, match', [
-    (np.full((8, 8, 3), 200.0, np.float32), r'\[0, 1\]'),
-    (np.full((8, 8, 3), np.nan, np.float32), 'NaN'),
-    (np.full((8, 8, 3), 1000, np.int32), '0-255'),
-    (np.zeros((8, 8, 3), bool), 'mask'),
-])
+@pytest.mark.parametrize(
+    'bad, match',
+    [
+        (np.full((8, 8, 3), 200.0, np.float32), r'\[0, 1\]'),
+        (np.full((8, 8, 3), np.nan, np.float32), 'NaN'),
+        (np.full((8, 8, 3), 1000, np.int32), '0-255'),
+        (np.zeros((8, 8, 3), bool), 'mask'),
+    ],
+)
 def test_other_arrays_are_refused_clearly(model, bad, match):
     with pytest.raises(ValueError, match=match):
         inference_affordance(model, bad, 'hold')

@@ -7,6 +7,7 @@ writes ``projects/`` into a ``.pth`` file). A regular package found on ``sys.pat
 portion found earlier, whereas setuptools' import-hook (used for the old ``looptrans = projects/looptrans``
 mapping) runs only after the whole ``sys.path`` search has produced the namespace package.
 """
+
 import os
 import os.path as osp
 import subprocess

@@ -4,14 +4,15 @@ after the model had run, or as a traceback from deep inside MMEngine).
 tools/infer.py's --out-dir is tested in test_issue12_infer.py, the symlink loop in
 test_issue12_check_dataset.py.
 """
+
 import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
-
 from conftest import QUICK_CONFIG, REPO, tiny_options
+
 from looptrans.utils import UnwritableDirError, ensure_writable_dir
 
 
@@ -52,8 +53,9 @@ def _run(args):
 
 def test_train_tool_unwritable_work_dir(tmp_path, synthetic_root):
     bad = _blocked(tmp_path)
-    proc, out = _run(['tools/train.py', QUICK_CONFIG, '--work-dir', bad, '--cfg-options',
-                      *tiny_options(synthetic_root, max_iters=1)])
+    proc, out = _run(
+        ['tools/train.py', QUICK_CONFIG, '--work-dir', bad, '--cfg-options', *tiny_options(synthetic_root, max_iters=1)]
+    )
     assert proc.returncode != 0
     assert f"--work-dir {bad!r} cannot be written" in out and 'Traceback' not in out, out[-3000:]
 

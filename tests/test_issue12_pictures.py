@@ -1,6 +1,7 @@
 """Issue 12, case 15: pseudo-mask pictures say what each row is (affordance / object) and what the grey frame
 of an invalid sample means; heatmap overlays have a colour scale.
 """
+
 import os.path as osp
 from types import SimpleNamespace
 
@@ -24,11 +25,17 @@ def _samples(pairs):
 
 def _dump(tmp_path, size=96):
     b, grid = 3, 4
-    masks = dict(pseudo_mask=torch.zeros(b, grid, grid), valid=torch.tensor([True, False, True]),
-                 cam=torch.rand(b, grid, grid))
+    masks = dict(
+        pseudo_mask=torch.zeros(b, grid, grid), valid=torch.tensor([True, False, True]), cam=torch.rand(b, grid, grid)
+    )
     masks['pseudo_mask'][:, 1:3, 1:3] = 1
-    runner = SimpleNamespace(model=SimpleNamespace(pixel_supervision=True, last_pseudo_masks=masks), iter=9,
-                             epoch=0, rank=0, work_dir=str(tmp_path))
+    runner = SimpleNamespace(
+        model=SimpleNamespace(pixel_supervision=True, last_pseudo_masks=masks),
+        iter=9,
+        epoch=0,
+        rank=0,
+        work_dir=str(tmp_path),
+    )
     inputs = [torch.full((4, 3, size, size), 90, dtype=torch.uint8) for _ in range(b)]
     samples = _samples([('hold', 'cup'), ('pour', 'kettle'), ('ride', 'bicycle')])
     PseudoMaskHook(dump_interval=10).after_train_iter(runner, 0, dict(inputs=inputs, data_samples=samples))
@@ -44,11 +51,11 @@ def test_pseudo_mask_picture_has_a_legend_and_row_labels(tmp_path):
     assert any('grey frame' in line for line in PseudoMaskHook.LEGEND)
     assert any('affordance / object' in line for line in PseudoMaskHook.LEGEND)
     for row in range(3):
-        image_panel = picture[legend + row * size:legend + (row + 1) * size, :size].astype(int)
-        top = image_panel[5:20, 5:size - 5]
+        image_panel = picture[legend + row * size : legend + (row + 1) * size, :size].astype(int)
+        top = image_panel[5:20, 5 : size - 5]
         assert (np.abs(top - 90) > 60).any(), f'row {row} has no caption'  # text drawn over the flat image
     # the invalid sample (row 1) keeps its grey frame
-    assert (picture[legend + size + 1, size:2 * size] == 128).all()
+    assert (picture[legend + size + 1, size : 2 * size] == 128).all()
 
 
 def test_pseudo_mask_picture_without_samples_still_renders(tmp_path):
@@ -85,6 +92,6 @@ def test_visualizer_panels_have_the_colour_scale(tmp_path):
     picture = AffordanceVisualizer(save_dir=str(tmp_path)).draw_sample(image, sample)
     assert picture.shape == (120, 480, 3)
     for k in (1, 2):  # prediction and GT panels
-        panel = picture[:, k * 160:(k + 1) * 160]
+        panel = picture[:, k * 160 : (k + 1) * 160]
         x, score = _bar_column(panel)
         assert x > 160 * 0.85 and score > 200

@@ -4,6 +4,7 @@ Before: ``last_checkpoint`` naming a deleted file was a ``FileNotFoundError``; `
 replayed every loader step before doing nothing; a SIGTERM during a save left its hidden ``.tmp`` file forever;
 checkpoints were written ``-rw-------`` (mkstemp) instead of with the user's umask.
 """
+
 import os
 import os.path as osp
 import re
@@ -13,10 +14,9 @@ import sys
 import time
 
 import pytest
-
 from conftest import QUICK_CONFIG, REPO, tiny_options
-from looptrans.utils import (atomic_write_bytes, find_resume_checkpoint, finished_message,
-                             remove_stale_temp_files)
+
+from looptrans.utils import atomic_write_bytes, find_resume_checkpoint, finished_message, remove_stale_temp_files
 
 
 # ------------------------------------------------------------------ units
@@ -37,7 +37,7 @@ def test_deleted_last_checkpoint_falls_back_to_the_newest_existing(tmp_path):
         f.write(osp.join(work, 'iter_12.pth'))  # deleted
     path, warnings = find_resume_checkpoint(work)
     assert path == osp.join(work, 'iter_10.pth')
-    (warning, ) = warnings
+    (warning,) = warnings
     assert 'iter_12.pth' in warning and 'does not exist' in warning and 'iter_10.pth' in warning
 
 
@@ -49,7 +49,7 @@ def test_resume_target_found_and_moved_work_dir(tmp_path):
     assert find_resume_checkpoint(work) == (osp.join(work, 'iter_4.pth'), [])
     empty = str(tmp_path / 'empty')
     os.makedirs(empty)
-    path, (warning, ) = find_resume_checkpoint(empty)
+    path, (warning,) = find_resume_checkpoint(empty)
     assert path is None and 'from scratch' in warning
 
 

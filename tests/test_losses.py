@@ -1,12 +1,13 @@
 """Tests of the LoopTrans losses against hand / numpy computations."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
+from mmseg.registry import MODELS
 
 from looptrans.models.losses import AffordanceCorrelationLoss, DenoisingDistillationLoss, MapMSELoss
-from mmseg.registry import MODELS
 
 
 # --------------------------------------------------------------------------
@@ -18,14 +19,13 @@ def test_distillation_loss_hand_computed():
     tau = 0.5
     expected = (
         math.log(1 + math.exp((0.2 - 0.6) / tau) + math.exp((-0.1 - 0.6) / tau))
-        + math.log(1 + math.exp((0.5 - 0.1) / tau) +
-                   math.exp((0.4 - 0.1) / tau))) / 2
+        + math.log(1 + math.exp((0.5 - 0.1) / tau) + math.exp((0.4 - 0.1) / tau))
+    ) / 2
     loss = DenoisingDistillationLoss(tau=tau)(s_noise, s_pixel)
     assert loss.shape == ()
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     weighted = DenoisingDistillationLoss(tau=tau, loss_weight=3.0)
-    assert weighted(s_noise, s_pixel).item() == pytest.approx(3 * expected,
-                                                              rel=1e-6)
+    assert weighted(s_noise, s_pixel).item() == pytest.approx(3 * expected, rel=1e-6)
 
 
 def test_distillation_loss_is_stable_for_large_logits():
@@ -61,8 +61,16 @@ def test_distillation_loss_bad_input():
 # --------------------------------------------------------------------------
 # The pixel losses: mmseg's DiceLoss (as configured) and MapMSELoss
 # --------------------------------------------------------------------------
-PIXEL_DICE = dict(type='mmseg.DiceLoss', use_sigmoid=True, activate=True, naive_dice=True, eps=1.0,
-                  ignore_index=None, loss_weight=1.0, loss_name='loss_pixel_dice')
+PIXEL_DICE = dict(
+    type='mmseg.DiceLoss',
+    use_sigmoid=True,
+    activate=True,
+    naive_dice=True,
+    eps=1.0,
+    ignore_index=None,
+    loss_weight=1.0,
+    loss_name='loss_pixel_dice',
+)
 
 
 def _soft_dice(prob, target, eps=1.0):
@@ -102,7 +110,8 @@ def test_map_mse_loss_weights_and_all_invalid():
     assert mse(logits, target).item() == pytest.approx(2 * per_sample.mean().item(), rel=1e-6)
     valid = torch.tensor([0.0, 1.0])
     assert mse(logits, target, weight=valid, avg_factor=valid.sum()).item() == pytest.approx(
-        2 * per_sample[1].item(), rel=1e-5)
+        2 * per_sample[1].item(), rel=1e-5
+    )
     none = mse(logits, target, weight=torch.zeros(2), avg_factor=torch.zeros(()))
     assert none.item() == 0.0 and none.requires_grad
     none.backward()
@@ -116,6 +125,7 @@ def test_map_mse_loss_weights_and_all_invalid():
 # --------------------------------------------------------------------------
 def _np_corr_loss(exo, ego, temperature):
     """Cross-View-AG's alignment term in NumPy: -T^2 mean_b sum_ij (q q^T)_ij log (p p^T)_ij."""
+
     def softmax(logits):
         z = logits / temperature
         p = np.exp(z - z.max(1, keepdims=True))
@@ -123,7 +133,7 @@ def _np_corr_loss(exo, ego, temperature):
 
     p, q = softmax(ego), softmax(exo.mean(1))
     per_sample = [(np.outer(qb, qb) * np.log(np.outer(pb, pb))).sum() for pb, qb in zip(p, q)]
-    return -temperature**2 * np.mean(per_sample)
+    return -(temperature**2) * np.mean(per_sample)
 
 
 @pytest.mark.parametrize('batch', [1, 3])
@@ -135,8 +145,7 @@ def test_correlation_loss_matches_numpy(batch):
     exo_t = torch.tensor(exo, dtype=torch.float64, requires_grad=True)
     ego_t = torch.tensor(ego, dtype=torch.float64, requires_grad=True)
     loss = loss_fn(exo_t, ego_t)
-    assert loss.item() == pytest.approx(0.5 * _np_corr_loss(exo, ego, 0.7),
-                                        rel=1e-10)
+    assert loss.item() == pytest.approx(0.5 * _np_corr_loss(exo, ego, 0.7), rel=1e-10)
     assert loss.item() > 0
     loss.backward()
     # Mutual alignment: both views receive gradients.
@@ -162,7 +171,6 @@ def test_correlation_loss_minimal_when_views_agree_and_bad_shapes():
 
 
 def test_losses_are_registered():
-    for name in ('MapMSELoss', 'DenoisingDistillationLoss',
-                 'AffordanceCorrelationLoss'):
+    for name in ('MapMSELoss', 'DenoisingDistillationLoss', 'AffordanceCorrelationLoss'):
         assert MODELS.get(name) is not None
     assert isinstance(MODELS.build(dict(type='MapMSELoss')), MapMSELoss)

@@ -1,4 +1,5 @@
 """The one min-max normaliser (looptrans.utils.maps): the same numbers as each copy it replaced."""
+
 import numpy as np
 import pytest
 import torch

@@ -5,6 +5,7 @@ evaluation code's formulas), with Python loops over pixels on plain lists: its o
 (half-pixel centres, border clamp), its own 5x5 binomial blur with reflect-101 borders, and the
 AUC-J threshold loop. It shares no code with ``looptrans.evaluation``.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,15 @@ import torch
 import torch.nn.functional as F
 from mmseg.registry import METRICS
 
-from looptrans.evaluation import (AffordanceMetric, agd20k_scores, auc_judd, gaussian_blur_5x5,
-                                  hotspots_scores, nss, resize_maps)
+from looptrans.evaluation import (
+    AffordanceMetric,
+    agd20k_scores,
+    auc_judd,
+    gaussian_blur_5x5,
+    hotspots_scores,
+    nss,
+    resize_maps,
+)
 from looptrans.evaluation.metrics import affordance_metric as metric_module
 
 TOL = 1e-6
@@ -101,8 +109,13 @@ def ref_blur(img: List[List[float]]) -> List[List[float]]:
             i = -i if i < 0 else 2 * (n - 1) - i
         return i
 
-    return [[sum(k[a] * k[b] * img[reflect(y + a - 2, h)][reflect(x + b - 2, w)]
-                 for a in range(5) for b in range(5)) for x in range(w)] for y in range(h)]
+    return [
+        [
+            sum(k[a] * k[b] * img[reflect(y + a - 2, h)][reflect(x + b - 2, w)] for a in range(5) for b in range(5))
+            for x in range(w)
+        ]
+        for y in range(h)
+    ]
 
 
 def ref_auc_judd(sal: List[float], fix: List[bool]) -> Optional[float]:
@@ -123,8 +136,9 @@ def ref_auc_judd(sal: List[float], fix: List[bool]) -> Optional[float]:
     return sum((fp[i + 1] - fp[i]) * (tp[i + 1] + tp[i]) / 2 for i in range(len(tp) - 1))
 
 
-def ref_hotspots(pred: np.ndarray, gt: np.ndarray, size: int = 28, gt_size: int = 224,
-                 noise: Optional[np.ndarray] = None):
+def ref_hotspots(
+    pred: np.ndarray, gt: np.ndarray, size: int = 28, gt_size: int = 224, noise: Optional[np.ndarray] = None
+):
     """Per-image KLD, SIM, AUC-J of the Interaction Hotspots protocol (None when undefined)."""
     p = ref_resize(ref_clean(pred), size, size)
     pmax = max(ref_pixels(p))
@@ -144,7 +158,7 @@ def ref_hotspots(pred: np.ndarray, gt: np.ndarray, size: int = 28, gt_size: int 
 # --------------------------------------------------------------------------------
 def blob(h: int, w: int, cy: float, cx: float, sigma: float) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w]
-    return np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * sigma ** 2))
+    return np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * sigma**2))
 
 
 def one_hot(h: int, w: int, y: int, x: int) -> np.ndarray:
@@ -190,17 +204,17 @@ def assert_scores_match(ours: dict, i: int, ref: Optional[dict], keys) -> None:
 # --------------------------------------------------------------------------------
 # building blocks
 # --------------------------------------------------------------------------------
-@pytest.mark.parametrize('src, dst', [((14, 14), (224, 224)), ((480, 640), (56, 56)),
-                                      ((224, 224), (28, 28)), ((7, 9), (28, 28)),
-                                      ((5, 3), (11, 17))])
+@pytest.mark.parametrize(
+    'src, dst',
+    [((14, 14), (224, 224)), ((480, 640), (56, 56)), ((224, 224), (28, 28)), ((7, 9), (28, 28)), ((5, 3), (11, 17))],
+)
 def test_resize_matches_bilinear_reference_and_torch(src, dst):
     x = np.random.default_rng(0).random(src)
     ours = resize_maps(x[None], dst)[0]
     assert ours.shape == dst and ours.dtype == np.float64
     np.testing.assert_allclose(ours, np.array(ref_resize(x.tolist(), *dst)), atol=1e-12)
     # The Hotspots evaluator resizes with torch bilinear, align_corners=False: the same numbers.
-    t = F.interpolate(torch.from_numpy(x)[None, None], size=dst, mode='bilinear',
-                      align_corners=False)
+    t = F.interpolate(torch.from_numpy(x)[None, None], size=dst, mode='bilinear', align_corners=False)
     np.testing.assert_allclose(ours, t[0, 0].numpy(), atol=1e-12)
 
 
@@ -255,7 +269,7 @@ def test_auc_judd_ties_and_undefined_match_reference():
     fix[0] = False  # no fixation
     fix[1] = True  # every pixel a fixation
     ours = auc_judd(sal, fix)
-    assert ours.shape == (40, )
+    assert ours.shape == (40,)
     for i in range(40):
         expected = ref_auc_judd(sal[i].ravel().tolist(), fix[i].ravel().tolist())
         if expected is None:
@@ -278,7 +292,7 @@ def test_auc_judd_seeded_jitter_matches_reference():
     assert not np.allclose(ours, auc_judd(sal, fix))
     np.testing.assert_array_equal(ours, auc_judd(sal, fix, jitter=np.random.default_rng(7)))
     per_map = [np.random.default_rng(s) for s in (1, 2, 3)]
-    assert auc_judd(sal, fix, jitter=per_map).shape == (3, )
+    assert auc_judd(sal, fix, jitter=per_map).shape == (3,)
     with pytest.raises(ValueError, match='one per map'):
         auc_judd(sal, fix, jitter=per_map[:2])
 
@@ -290,7 +304,7 @@ def test_agd20k_protocol_matches_reference():
     rng = np.random.default_rng(10)
     named = cases(rng) + [('empty_gt', rng.random((14, 14)), np.zeros((20, 20)))]
     ours = agd20k_scores([p for _, p, _ in named], [g for _, _, g in named], size=32)
-    assert ours['KLD'].shape == (len(named), )
+    assert ours['KLD'].shape == (len(named),)
     for i, (name, pred, gt) in enumerate(named):
         ref = ref_agd20k(pred, gt, size=32)
         assert_scores_match(ours, i, ref, ('KLD', 'SIM', 'NSS'))
@@ -305,8 +319,7 @@ def test_agd20k_protocol_matches_reference():
 def test_agd20k_protocol_at_224_with_different_input_sizes():
     rng = np.random.default_rng(11)
     preds = [rng.random((14, 14)), blob(224, 224, 100, 80, 30)]
-    gts = [blob(480, 640, 200, 300, 60) * (rng.random((480, 640)) > 0.2),
-           sparse(rng, 480, 640, 0.05)]
+    gts = [blob(480, 640, 200, 300, 60) * (rng.random((480, 640)) > 0.2), sparse(rng, 480, 640, 0.05)]
     ours = agd20k_scores(np.stack([preds[0], preds[0]]), gts[:1] * 2)  # (N, H, W) input form too
     assert ours['KLD'][0] == ours['KLD'][1]
     ours = agd20k_scores(preds, gts)
@@ -379,9 +392,13 @@ def test_bad_gt_is_rejected_with_the_file_name():
 # AffordanceMetric
 # --------------------------------------------------------------------------------
 def make_sample(idx: int, pred: np.ndarray, gt: np.ndarray, affordance: str) -> dict:
-    return dict(pred_heatmap=dict(data=torch.from_numpy(pred).float()[None]),
-                gt_heatmap=dict(data=torch.from_numpy(gt).float()[None]), sample_idx=idx,
-                img_path=f'ego/{affordance}/obj/{idx}.jpg', affordance=affordance)
+    return dict(
+        pred_heatmap=dict(data=torch.from_numpy(pred).float()[None]),
+        gt_heatmap=dict(data=torch.from_numpy(gt).float()[None]),
+        sample_idx=idx,
+        img_path=f'ego/{affordance}/obj/{idx}.jpg',
+        affordance=affordance,
+    )
 
 
 def make_dataset(rng: np.random.Generator, n: int = 7):
@@ -415,8 +432,16 @@ def test_metric_agd20k_end_to_end_with_padded_duplicates(logs):
     metric.process({}, samples[4:])
     metric.process({}, samples[:2])  # the padding a DDP sampler adds
     assert len(metric.results) == 9  # small records, not maps
-    assert set(metric.results[0]) == {'sample_idx', 'img_path', 'affordance', 'KLD', 'SIM', 'NSS',
-                                      'empty_gt', 'nonfinite_pred'}
+    assert set(metric.results[0]) == {
+        'sample_idx',
+        'img_path',
+        'affordance',
+        'KLD',
+        'SIM',
+        'NSS',
+        'empty_gt',
+        'nonfinite_pred',
+    }
     result = metric.compute_metrics(list(metric.results))
     assert list(result) == ['KLD', 'SIM', 'NSS']
     refs = [ref_agd20k(p, g, 32) for _, p, g, _ in data]
@@ -453,8 +478,7 @@ def test_metric_hotspots_end_to_end_with_per_sample_jitter(logs):
     data = make_dataset(rng, 5)
     # Piecewise-constant predictions: plateaus survive resize and blur, so AUC-J has ties and the
     # jitter (seeded per sample_idx) changes the scores.
-    data = [(i, np.kron(rng.integers(0, 3, (2, 2)), np.ones((7, 7))), gt, aff)
-            for i, _, gt, aff in data]
+    data = [(i, np.kron(rng.integers(0, 3, (2, 2)), np.ones((7, 7))), gt, aff) for i, _, gt, aff in data]
     data[1] = (1, data[1][1], np.zeros((30, 40)), data[1][3])  # uniform for KLD/SIM, no AUC-J
     metric = AffordanceMetric(protocol='hotspots', jitter_seed=3)
     metric.process({}, [make_sample(*d) for d in data[::-1]])  # order must not matter
@@ -475,8 +499,7 @@ def test_metric_hotspots_end_to_end_with_per_sample_jitter(logs):
     for key in result:
         values = [r[key] for r in refs if r[key] is not None]
         assert result[key] == pytest.approx(np.mean(values), rel=TOL, abs=TOL)
-    assert any(abs(a['AUC-J'] - b['AUC-J']) > 1e-3 for a, b in zip(refs, refs_no_jitter)
-               if a['AUC-J'] is not None)
+    assert any(abs(a['AUC-J'] - b['AUC-J']) > 1e-3 for a, b in zip(refs, refs_no_jitter) if a['AUC-J'] is not None)
     assert 'AUC-J_left_out=1' in '\n'.join(logs) and 'num_empty_gt=1' in '\n'.join(logs)
     # jitter_seed=None disables the jitter: the tied plateaus then count as published without it.
     # (Exact ties after resize + blur depend on the last bit of float arithmetic, so this is
@@ -493,6 +516,7 @@ def test_metric_hotspots_end_to_end_with_per_sample_jitter(logs):
 def test_metric_accepts_seg_data_samples():
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
+
     rng = np.random.default_rng(23)
     idx, pred, gt, aff = make_dataset(rng, 1)[0]
     sample = SegDataSample(metainfo=dict(sample_idx=idx, img_path='x.jpg', affordance=aff))
@@ -513,7 +537,7 @@ def test_metric_accepts_seg_data_samples():
 def test_metric_is_registered():
     metric = METRICS.build(dict(type='AffordanceMetric', protocol='hotspots', metrics='AUC-J'))
     assert isinstance(metric, AffordanceMetric)
-    assert metric.metrics == ('AUC-J', ) and metric.eval_size == 28
+    assert metric.metrics == ('AUC-J',) and metric.eval_size == 28
     default = AffordanceMetric()
     assert default.eval_size == 224 and default.metrics == ('KLD', 'SIM', 'NSS')
 

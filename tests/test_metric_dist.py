@@ -1,4 +1,5 @@
 """AffordanceMetric under DDP: 2 CPU processes (gloo) give the 1-process result, each image once."""
+
 from __future__ import annotations
 
 import json
@@ -26,17 +27,25 @@ def make_samples() -> list:
         if i == 4:
             gt[:] = 0  # an empty GT: left out (agd20k) / uniform (hotspots), counted once
         affordance = affordances[i % 3]
-        samples.append(dict(pred_heatmap=dict(data=torch.from_numpy(rng.random((1, 14, 14)))),
-                            gt_heatmap=dict(data=torch.from_numpy(gt)[None]), sample_idx=i,
-                            img_path=f'ego/{affordance}/{i}.jpg', affordance=affordance))
+        samples.append(
+            dict(
+                pred_heatmap=dict(data=torch.from_numpy(rng.random((1, 14, 14)))),
+                gt_heatmap=dict(data=torch.from_numpy(gt)[None]),
+                sample_idx=i,
+                img_path=f'ego/{affordance}/{i}.jpg',
+                affordance=affordance,
+            )
+        )
     return samples
 
 
 def build_metrics(collect_dir: str) -> dict:
     from looptrans.evaluation import AffordanceMetric
-    return dict(agd20k=AffordanceMetric(eval_size=32, collect_dir=collect_dir),
-                hotspots=AffordanceMetric(protocol='hotspots', jitter_seed=1,
-                                          collect_dir=collect_dir))
+
+    return dict(
+        agd20k=AffordanceMetric(eval_size=32, collect_dir=collect_dir),
+        hotspots=AffordanceMetric(protocol='hotspots', jitter_seed=1, collect_dir=collect_dir),
+    )
 
 
 def run_metrics(metrics: dict, indices: list, size: int) -> dict:
@@ -45,19 +54,19 @@ def run_metrics(metrics: dict, indices: list, size: int) -> dict:
     out = {}
     for name, metric in metrics.items():
         for start in range(0, len(indices), BATCH_SIZE):
-            metric.process({}, [samples[i] for i in indices[start:start + BATCH_SIZE]])
+            metric.process({}, [samples[i] for i in indices[start : start + BATCH_SIZE]])
         out[name] = metric.evaluate(size)
     return out
 
 
 def _worker(rank: int, port: int, tmpdir: str) -> None:
-    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                                  world_size=WORLD_SIZE)
+    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=WORLD_SIZE)
     try:
         from mmengine.dataset import DefaultSampler
         from mmengine.dist import get_dist_info
 
         from looptrans.evaluation.metrics import affordance_metric
+
         assert get_dist_info() == (rank, WORLD_SIZE)
         logs = []
         affordance_metric.print_log = lambda msg, *a, **k: logs.append(str(msg))
@@ -90,8 +99,7 @@ def test_two_process_result_equals_one_process(tmp_path):
     assert ranks[0]['indices'] == [0, 2, 4, 6]
     assert ranks[1]['indices'] == [1, 3, 5, 0]
 
-    single = run_metrics(build_metrics(str(tmp_path / 'single')), list(range(DATASET_SIZE)),
-                         DATASET_SIZE)
+    single = run_metrics(build_metrics(str(tmp_path / 'single')), list(range(DATASET_SIZE)), DATASET_SIZE)
     for case in ('size', 'padded'):
         for rank in range(WORLD_SIZE):  # evaluate() broadcasts rank 0's result to every rank
             got = ranks[rank]['results'][case]

@@ -3,6 +3,7 @@
 
 Skipped when the optional dependencies (requirements/optional.txt) are not installed.
 """
+
 import contextlib
 import io
 import json
@@ -17,11 +18,15 @@ import pytest
 import torch
 
 onnx = pytest.importorskip(
-    'onnx', reason='onnx is not installed; the ONNX export tests need requirements/optional.txt '
-    '(pip install -r requirements/optional.txt)')
+    'onnx',
+    reason='onnx is not installed; the ONNX export tests need requirements/optional.txt '
+    '(pip install -r requirements/optional.txt)',
+)
 ort = pytest.importorskip(
-    'onnxruntime', reason='onnxruntime is not installed; the ONNX export tests need requirements/optional.txt '
-    '(pip install -r requirements/optional.txt)')
+    'onnxruntime',
+    reason='onnxruntime is not installed; the ONNX export tests need requirements/optional.txt '
+    '(pip install -r requirements/optional.txt)',
+)
 
 from conftest import QUICK_CONFIG, TINY_MODEL, load_tool, save_tiny_checkpoint  # noqa: E402
 
@@ -65,8 +70,12 @@ def model(checkpoint):
     """The tiny model, its test pipeline resizing to 64x64 (what inference_affordance resizes to)."""
     from looptrans.apis import init_model
     from looptrans.apis.inference import test_input_size
-    model = init_model(QUICK_CONFIG, checkpoint,
-                       cfg_options={**TINY, 'test_dataloader.dataset.pipeline.1.transforms.0.scale': SIZE[::-1]})
+
+    model = init_model(
+        QUICK_CONFIG,
+        checkpoint,
+        cfg_options={**TINY, 'test_dataloader.dataset.pipeline.1.transforms.0.scale': SIZE[::-1]},
+    )
     assert test_input_size(model.cfg) == SIZE
     return model
 
@@ -86,19 +95,36 @@ def exported(checkpoint, test_images, tmp_path_factory):
     tool = _load_tool()
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        rc = tool.main([QUICK_CONFIG, checkpoint, '--out', out, '--input-size', *map(str, SIZE), '--verify',
-                        '--images', *test_images[:6], '--bench-seconds', '0.05', '--cfg-options', *TINY_ARGS])
+        rc = tool.main(
+            [
+                QUICK_CONFIG,
+                checkpoint,
+                '--out',
+                out,
+                '--input-size',
+                *map(str, SIZE),
+                '--verify',
+                '--images',
+                *test_images[:6],
+                '--bench-seconds',
+                '0.05',
+                '--cfg-options',
+                *TINY_ARGS,
+            ]
+        )
     return dict(rc=rc, log=stdout.getvalue(), path=out)
 
 
 @pytest.fixture(scope='module')
 def backend(exported):
     from looptrans.apis.onnx_backend import OnnxAffordanceModel
+
     return OnnxAffordanceModel(exported['path'])
 
 
 def _max_diff(model, backend, batch):
     from looptrans.apis.export import max_abs_difference
+
     return max_abs_difference(model, backend, batch)
 
 
@@ -126,7 +152,7 @@ def test_graph_interface_and_metadata(exported):
     assert meta['config'] == 'looptrans_synthetic.py' and meta['checkpoint'] == 'tiny.pth'
     norm = json.loads(meta['normalization'])
     assert norm['bgr_to_rgb'] is True and np.allclose(norm['mean'], [123.675, 116.28, 103.53])
-    (inp, ) = proto.graph.input
+    (inp,) = proto.graph.input
     assert inp.name == 'images' and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     dims = inp.type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, *SIZE]
@@ -145,6 +171,7 @@ def test_config_class_check(backend):
     """tools/infer.py --backend onnxruntime checks the file's classes against the config, as for checkpoints."""
     from looptrans.apis.onnx_backend import check_config_classes
     from looptrans.utils.class_lists import ClassListMismatchError
+
     check_config_classes(backend, QUICK_CONFIG)
     reordered = list(SYNTHETIC_SEEN_CLASSES)[::-1]
     with pytest.raises(ClassListMismatchError, match='another order'):
@@ -167,6 +194,7 @@ def test_backend_inference_equals_pytorch_api(backend, model, test_images):
     """Same images, same call as looptrans.apis.inference_affordance: same heatmaps; plus the logits."""
     from looptrans.apis import inference_affordance
     from looptrans.apis.export import reference_outputs
+
     images = test_images[:5]
     ours = backend.inference_affordance(images, affordances=['hold', 'cut_with'], batch_size=2)
     theirs = inference_affordance(model, images, affordances=['hold', 'cut_with'], batch_size=2)
@@ -208,6 +236,7 @@ def test_other_heatmap_source_and_model_untouched(model, tmp_path):
     """'fusion' needs both heads (pixel x min-max CAM); exporting at 64x64 leaves the model's 224 grid as is."""
     from looptrans.apis.export import export_onnx
     from looptrans.apis.onnx_backend import OnnxAffordanceModel
+
     pos_embed = model.backbone.pos_embed.detach().clone()
     path = str(tmp_path / 'fusion.onnx')
     meta = export_onnx(model, path, SIZE, heatmap='fusion')
@@ -219,8 +248,13 @@ def test_other_heatmap_source_and_model_untouched(model, tmp_path):
     # the CAM head runs once (for the heatmaps and the logits): no weight feeds two Conv / MatMul nodes
     proto = onnx.load(path)
     weights = {init.name for init in proto.graph.initializer}
-    uses = [name for node in proto.graph.node if node.op_type in ('Conv', 'MatMul', 'Gemm')
-            for name in node.input if name in weights]
+    uses = [
+        name
+        for node in proto.graph.node
+        if node.op_type in ('Conv', 'MatMul', 'Gemm')
+        for name in node.input
+        if name in weights
+    ]
     assert len(uses) == len(set(uses)) and sum(n.op_type == 'Conv' for n in proto.graph.node) == 7
     batch = np.random.default_rng(5).integers(0, 256, (2, 3, *SIZE), dtype=np.uint8)
     diff = _max_diff(model, fused, batch)
@@ -232,6 +266,7 @@ def test_other_heatmap_source_and_model_untouched(model, tmp_path):
 
 def test_backend_refuses_files_that_are_not_looptrans_exports(exported, tmp_path):
     from looptrans.apis.onnx_backend import OnnxAffordanceModel
+
     proto = onnx.load(exported['path'])
     del proto.metadata_props[:]
     bare = str(tmp_path / 'bare.onnx')
@@ -248,6 +283,7 @@ def test_backend_refuses_files_that_are_not_looptrans_exports(exported, tmp_path
 
 def test_clear_error_without_onnxruntime(exported, monkeypatch):
     from looptrans.apis.onnx_backend import OnnxAffordanceModel
+
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # `import onnxruntime` raises ImportError
     with pytest.raises(ImportError, match='requirements/optional.txt'):
         OnnxAffordanceModel(exported['path'])

@@ -1,18 +1,17 @@
 """Tests of the batched part discovery (cosine K-means + CAM IoU selection)."""
+
 import pytest
 import torch
 import torch.nn.functional as F
-
-from looptrans.models.part_discovery import (PartDiscovery, cosine_kmeans,
-                                             farthest_point_init, random_init)
 from mmseg.registry import MODELS
+
+from looptrans.models.part_discovery import PartDiscovery, cosine_kmeans, farthest_point_init, random_init
 
 GRID = 8  # 8x8 grid, four 4x4 quadrants
 
 
 def _quadrant_ids():
-    ys, xs = torch.meshgrid(torch.arange(GRID), torch.arange(GRID),
-                            indexing='ij')
+    ys, xs = torch.meshgrid(torch.arange(GRID), torch.arange(GRID), indexing='ij')
     return ((ys >= GRID // 2).long() * 2 + (xs >= GRID // 2).long()).flatten()
 
 
@@ -23,15 +22,15 @@ def _planted(batch=3, dim=16, noise=0.05, seed=0):
     desc, cams, targets = [], [], []
     for b in range(batch):
         basis = torch.linalg.qr(torch.randn(dim, dim, generator=gen))[0][:4]
-        desc.append(basis[quad] * (1 + torch.rand(quad.shape[0], 1,
-                                                  generator=gen)) +
-                    noise * torch.randn(quad.shape[0], dim, generator=gen))
+        desc.append(
+            basis[quad] * (1 + torch.rand(quad.shape[0], 1, generator=gen))
+            + noise * torch.randn(quad.shape[0], dim, generator=gen)
+        )
         target = b % 4
         cy = 1.5 + 4 * (target // 2)
         cx = 1.5 + 4 * (target % 2)
-        ys, xs = torch.meshgrid(torch.arange(GRID).float(),
-                                torch.arange(GRID).float(), indexing='ij')
-        cams.append(torch.exp(-((ys - cy)**2 + (xs - cx)**2) / 2.0))
+        ys, xs = torch.meshgrid(torch.arange(GRID).float(), torch.arange(GRID).float(), indexing='ij')
+        cams.append(torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / 2.0))
         targets.append(target)
     return torch.stack(desc), torch.stack(cams), quad, targets
 
@@ -62,8 +61,7 @@ def test_recovers_planted_parts_and_pseudo_mask():
         cam_mask = norm > norm.mean()
         assert cam_mask.sum() > 0
         assert (cam_mask.flatten() <= (quad == target)).all()
-        assert out['ious'][b].max().item() == pytest.approx(
-            cam_mask.sum().item() / 16)
+        assert out['ious'][b].max().item() == pytest.approx(cam_mask.sum().item() / 16)
 
 
 def test_deterministic():
@@ -127,11 +125,10 @@ def test_min_iou_and_float_threshold():
     assert torch.allclose(out['ious'].max(1).values, torch.ones(2))
     # > 0.5 keeps the 2x2 blob centre only: IoU 4/16 with its quadrant.
     out = PartDiscovery(cam_thr=0.5, min_iou=0.25)(desc, cams)
-    assert torch.allclose(out['ious'].max(1).values, torch.full((2, ), 0.25))
+    assert torch.allclose(out['ious'].max(1).values, torch.full((2,), 0.25))
     assert out['valid'].all()
     for b, target in enumerate(targets):
-        assert torch.equal(out['pseudo_mask'][b].flatten(),
-                           (quad == target).float())
+        assert torch.equal(out['pseudo_mask'][b].flatten(), (quad == target).float())
     # ... which min_iou = 0.3 rejects: invalid, all-zero pseudo-masks.
     out = PartDiscovery(cam_thr=0.5, min_iou=0.3)(desc, cams)
     assert not out['valid'].any() and (out['pseudo_mask'] == 0).all()
@@ -166,7 +163,6 @@ def _reference(desc, cam, num_parts, num_iters, init_index=None):
     for b in range(desc.shape[0]):
         x = desc[b].float()
         x = x / x.norm(dim=1, keepdim=True).clamp(min=1e-12)
-        n = x.shape[0]
         if init_index is None:
             mean = x.mean(0)
             mean = mean / mean.norm().clamp(min=1e-12)
@@ -187,19 +183,17 @@ def _reference(desc, cam, num_parts, num_iters, init_index=None):
         assign = torch.argmax(x @ centres.T, dim=1)
 
         c = cam[b].flatten().float()
-        c = (c - c.min()) / (c.max() - c.min()) if c.max() > c.min() \
-            else torch.zeros_like(c)
+        c = (c - c.min()) / (c.max() - c.min()) if c.max() > c.min() else torch.zeros_like(c)
         cam_mask = c > c.mean()
         ious = []
         for k in range(num_parts):
             part = assign == k
             union = (part | cam_mask).sum().item()
-            ious.append((part & cam_mask).sum().item() / union if union else 0.)
+            ious.append((part & cam_mask).sum().item() / union if union else 0.0)
         best = max(range(num_parts), key=lambda k: (ious[k], -k))
         valid = ious[best] > 0
         mask = (assign == best) & valid
-        results.append((assign, torch.tensor(ious), mask.view(cam.shape[1:]),
-                        valid))
+        results.append((assign, torch.tensor(ious), mask.view(cam.shape[1:]), valid))
     return results
 
 
@@ -217,8 +211,7 @@ def test_matches_per_sample_reference(seed, init):
         assert init_index.shape == (5, 4)
         assert all(len(set(row)) == 4 for row in init_index.tolist())
     out = module(desc, cam, generator=torch.Generator().manual_seed(11))
-    for b, (assign, ious, mask, valid) in enumerate(
-            _reference(desc, cam, 4, 6, init_index)):
+    for b, (assign, ious, mask, valid) in enumerate(_reference(desc, cam, 4, 6, init_index)):
         assert torch.equal(out['assign'][b], assign)
         assert torch.allclose(out['ious'][b], ious.float())
         assert torch.equal(out['pseudo_mask'][b].bool(), mask)
@@ -281,18 +274,20 @@ def _silhouette_reference(x, labels):
         if not own or len(clusters) < 2:
             continue  # s(i) = 0
         a = sum(dist[i][j] for j in own) / len(own)
-        b = min(sum(dist[i][j] for j in range(n) if labels[j] == c) / labels.count(c)
-                for c in clusters if c != labels[i])
+        b = min(
+            sum(dist[i][j] for j in range(n) if labels[j] == c) / labels.count(c) for c in clusters if c != labels[i]
+        )
         total += (b - a) / max(a, b)
     return total / n
 
 
 def test_cosine_silhouette_matches_a_per_point_reference():
     from looptrans.models.part_discovery import cosine_silhouette
+
     gen = torch.Generator().manual_seed(0)
     x = F.normalize(torch.randn(2, 40, 8, generator=gen), dim=-1)
     assign = torch.randint(0, 4, (2, 3, 40), generator=gen)
-    assign[0, 1] = torch.randint(0, 2, (40, ), generator=gen)  # slots 2..5 empty
+    assign[0, 1] = torch.randint(0, 2, (40,), generator=gen)  # slots 2..5 empty
     assign[1, 2, 0] = 5  # a singleton cluster
     ours = cosine_silhouette(x, assign, num_parts=6)
     for b in range(2):
@@ -310,6 +305,7 @@ def _clusters(num_clusters, n=120, dim=16, seed=0):
 
 def test_auto_k_is_chosen_per_image():
     from looptrans.models.part_discovery import PartDiscovery
+
     images = [_clusters(k, seed=k) for k in (2, 3, 5)]
     desc = torch.stack([d for d, _ in images])
     cam = torch.rand(3, 10, 12, generator=torch.Generator().manual_seed(1))
@@ -320,11 +316,12 @@ def test_auto_k_is_chosen_per_image():
         # the chosen partition recovers the true clusters (up to renaming)
         assign = out['assign'][b]
         assert len(set(zip(assign.tolist(), labels.tolist()))) == out['num_parts'][b].item()
-        assert out['ious'][b, out['num_parts'][b]:].eq(0).all()  # unused slots are empty
+        assert out['ious'][b, out['num_parts'][b] :].eq(0).all()  # unused slots are empty
 
 
 def test_auto_with_a_single_candidate_equals_fixed_k():
     from looptrans.models.part_discovery import PartDiscovery
+
     gen = torch.Generator().manual_seed(2)
     desc, cam = torch.randn(4, 64, 8, generator=gen), torch.rand(4, 8, 8, generator=gen)
     fixed = PartDiscovery(num_parts=4)(desc, cam)

@@ -1,15 +1,21 @@
 """Pseudo-mask quality on generated data: the generator's true part masks, and
 tools/analysis_tools/eval_pseudo_masks.py's IoU against them."""
+
 import os.path as osp
 
 import cv2
 import numpy as np
 import pytest
 import torch
-
 from conftest import QUICK_CONFIG, load_tool
-from looptrans.testing.synthetic_agd20k import (PART_MASK_DIR, SYNTHETIC_SEEN_CLASSES, generate_synthetic_agd20k,
-                                          make_rng, render_egocentric)
+
+from looptrans.testing.synthetic_agd20k import (
+    PART_MASK_DIR,
+    SYNTHETIC_SEEN_CLASSES,
+    generate_synthetic_agd20k,
+    make_rng,
+    render_egocentric,
+)
 
 
 def _tool():
@@ -26,10 +32,8 @@ def tree(tmp_path_factory):
 def test_part_mask_is_the_affordance_part_of_the_image(tree):
     """The written mask is the part the GT heatmap is blurred from, for the same image."""
     aff, obj = 'hold', 'cup'
-    img, heat, mask = render_egocentric(aff, obj, make_rng(0, 'Seen', 'ego', aff, obj, index=0),
-                                        return_part_mask=True)
-    on_disk = cv2.imread(osp.join(tree, 'Seen', PART_MASK_DIR, aff, obj, f'{obj}_000000.png'),
-                         cv2.IMREAD_GRAYSCALE)
+    img, heat, mask = render_egocentric(aff, obj, make_rng(0, 'Seen', 'ego', aff, obj, index=0), return_part_mask=True)
+    on_disk = cv2.imread(osp.join(tree, 'Seen', PART_MASK_DIR, aff, obj, f'{obj}_000000.png'), cv2.IMREAD_GRAYSCALE)
     assert np.array_equal(on_disk, mask) and set(np.unique(mask)) == {0, 255}
     image = cv2.imread(osp.join(tree, 'Seen', 'trainset', 'egocentric', aff, obj, f'{obj}_000000.jpg'))
     assert image.shape[:2] == mask.shape

@@ -1,6 +1,7 @@
 """The published recipe, pinned: LOCATE's optimizer groups and schedule, Cross-View-AG's correlation
 alignment, LOCATE's token MLP and saliency part gate, one BatchNorm for both views of the shared CAM, the
 six ablation rows of the paper, and the model's own config keys."""
+
 import math
 import os.path as osp
 
@@ -11,9 +12,9 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
+from test_segmentor import batch, build
 
 import looptrans  # noqa: F401
-from test_segmentor import batch, build
 from looptrans.apis.inference import without_pretrained
 from looptrans.models.heads import SharedCAMHead, TokenMLP
 from looptrans.models.losses import AffordanceCorrelationLoss
@@ -30,8 +31,16 @@ def _load(name: str) -> Config:
 def _locate_lr(name: str, base_lr: float) -> float:
     """LOCATE's get_optimizer, transcribed, on our names: LOCATE's 'fc' layers are our token MLP and
     classifier, plus the last layers of the pixel and noise heads (which LOCATE lacks)."""
-    fc_role = any(key in name for key in ('token_mlp.fc1', 'token_mlp.fc2', 'cam_head.conv_seg',
-                                          'pixel_head.conv_seg', 'noise_head.conv_noise'))
+    fc_role = any(
+        key in name
+        for key in (
+            'token_mlp.fc1',
+            'token_mlp.fc2',
+            'cam_head.conv_seg',
+            'pixel_head.conv_seg',
+            'noise_head.conv_noise',
+        )
+    )
     is_bias = 'bias' in name
     if fc_role:
         return base_lr * (20 if is_bias else 10)
@@ -59,25 +68,30 @@ def test_optimizer_groups_and_schedule_follow_locate():
     assert checked > 20
     named = dict(model.named_parameters())
     representative = {
-        'cam_head.token_mlp.fc1.weight': 1e-2, 'cam_head.token_mlp.fc2.bias': 2e-2,
-        'cam_head.token_mlp.norm.weight': 1e-3, 'cam_head.token_mlp.norm.bias': 2e-3,
-        'cam_head.projs.shared.0.conv.weight': 1e-3, 'cam_head.projs.shared.0.bn.bias': 2e-3,
-        'cam_head.conv_seg.weight': 1e-2, 'cam_head.conv_seg.bias': 2e-2,
-        'pixel_head.conv_in.conv.weight': 1e-3, 'pixel_head.conv_seg.weight': 1e-2,
+        'cam_head.token_mlp.fc1.weight': 1e-2,
+        'cam_head.token_mlp.fc2.bias': 2e-2,
+        'cam_head.token_mlp.norm.weight': 1e-3,
+        'cam_head.token_mlp.norm.bias': 2e-3,
+        'cam_head.projs.shared.0.conv.weight': 1e-3,
+        'cam_head.projs.shared.0.bn.bias': 2e-3,
+        'cam_head.conv_seg.weight': 1e-2,
+        'cam_head.conv_seg.bias': 2e-2,
+        'pixel_head.conv_in.conv.weight': 1e-3,
+        'pixel_head.conv_seg.weight': 1e-2,
         'noise_head.conv_noise.bias': 2e-2,
     }
     for name, lr in representative.items():
         assert lr_of[id(named[name])] == pytest.approx(lr), name
 
     assert cfg.train_dataloader.batch_size == 16 and cfg.train_cfg.max_epochs == 15
-    (sched, ) = cfg.param_scheduler
+    (sched,) = cfg.param_scheduler
     assert sched.type == 'MultiStepLR' and list(sched.milestones) == [5, 10] and sched.gamma == 0.1
     assert sched.by_epoch
 
 
 def test_pixel_supervision_starts_at_locates_second_epoch():
     cfg = _load('looptrans_agd20k.py')
-    (hook, ) = [h for h in cfg.custom_hooks if h.type == 'PseudoMaskHook']
+    (hook,) = [h for h in cfg.custom_hooks if h.type == 'PseudoMaskHook']
     assert hook.start_epoch == 1 and hook.get('start_iter') is None
 
 
@@ -126,7 +140,7 @@ def test_corr_loss_gradient_is_of_the_order_of_the_classification_loss():
     B, V, C = 16, 3, 36
     exo = (torch.randn(B, V, C, generator=gen) * 2).requires_grad_()
     ego = (torch.randn(B, C, generator=gen) * 2).requires_grad_()
-    labels = torch.randint(0, C, (B, ), generator=gen)
+    labels = torch.randint(0, C, (B,), generator=gen)
     g_corr = torch.autograd.grad(AffordanceCorrelationLoss()(exo, ego), (exo, ego))
     cls = F.cross_entropy(exo.flatten(0, 1), labels.repeat_interleave(V)) + F.cross_entropy(ego, labels)
     g_cls = torch.autograd.grad(cls, (exo, ego))
@@ -143,7 +157,7 @@ def test_token_mlp_normalises_first_like_locate():
         mlp.norm.bias.uniform_(-0.5, 0.5)
     x = torch.randn(2, 8, 3, 4) * 5 + 2
     tokens = x.permute(0, 2, 3, 1)
-    normed = F.layer_norm(tokens, (8, ), mlp.norm.weight, mlp.norm.bias, eps=1e-5)
+    normed = F.layer_norm(tokens, (8,), mlp.norm.weight, mlp.norm.bias, eps=1e-5)
     expected = tokens + mlp.fc2(F.gelu(mlp.fc1(normed)))
     assert torch.allclose(mlp(x), expected.permute(0, 3, 1, 2), atol=1e-5)
 
@@ -227,20 +241,21 @@ def test_part_score_transcribes_locate():
 def _quadrant_scene(h: int = 8, w: int = 8):
     """Descriptors of 4 clean parts: the left half (A), and three parts of the right half."""
     labels = torch.zeros(h, w, dtype=torch.long)
-    labels[:, w // 2:] = 1
-    labels[:h // 3, w // 2:] = 2
-    labels[h - 2:, w // 2:] = 3
-    desc = F.one_hot(labels.flatten(), 4).float()[None] + 0.01 * torch.randn(1, h * w, 4,
-                                                                              generator=torch.Generator()
-                                                                              .manual_seed(6))
+    labels[:, w // 2 :] = 1
+    labels[: h // 3, w // 2 :] = 2
+    labels[h - 2 :, w // 2 :] = 3
+    desc = F.one_hot(labels.flatten(), 4).float()[None] + 0.01 * torch.randn(
+        1, h * w, 4, generator=torch.Generator().manual_seed(6)
+    )
     return labels, desc
 
 
 def test_saliency_keeps_a_frame_filling_affordance_part_that_the_border_rule_drops():
     labels, desc = _quadrant_scene()
     cam = (labels == 0).float()[None]  # the CAM points at part A, which touches three borders
-    attn = _attention(torch.ones(8, 8, dtype=torch.bool).index_put_((torch.tensor([0, 7]), torch.tensor([7, 7])),
-                                                                    torch.tensor(False)))
+    attn = _attention(
+        torch.ones(8, 8, dtype=torch.bool).index_put_((torch.tensor([0, 7]), torch.tensor([7, 7])), torch.tensor(False))
+    )
     sal = PartDiscovery(num_parts=4, exclude_background='saliency')(desc, cam, cls_attn=attn)
     assert sal['valid'].item()
     assert torch.equal(sal['pseudo_mask'][0].bool(), labels == 0)
@@ -268,8 +283,9 @@ def test_saliency_excludes_background_and_gates_unsalient_images():
     unguarded = PartDiscovery(num_parts=4)(desc, cam)
     assert unguarded['pseudo_mask'][0, 0, 0]  # without the prior the background wins
     # No salient region where the parts are: every part scores < 0.6 -> the image is skipped.
-    gated = finder(desc, cam, cls_attn=_attention(torch.zeros(h, w, dtype=torch.bool).index_fill_(
-        0, torch.tensor([0]), True)))
+    gated = finder(
+        desc, cam, cls_attn=_attention(torch.zeros(h, w, dtype=torch.bool).index_fill_(0, torch.tensor([0]), True))
+    )
     assert not gated['valid'].item() and gated['pseudo_mask'].sum() == 0
     with pytest.raises(ValueError, match='cls_attn'):
         finder(desc, cam)
@@ -338,7 +354,8 @@ def test_heatmap_sources_are_consistent():
     assert torch.allclose(maps['pixel'], maps['pixel_logits'].sigmoid())
     cam = maps['cam'].flatten(2)
     norm = (cam - cam.min(-1, keepdim=True).values) / (
-        cam.max(-1, keepdim=True).values - cam.min(-1, keepdim=True).values + 1e-10)
+        cam.max(-1, keepdim=True).values - cam.min(-1, keepdim=True).values + 1e-10
+    )
     assert torch.allclose(maps['fusion'], maps['pixel'] * norm.view_as(maps['cam']), atol=1e-6)
 
 
@@ -357,6 +374,7 @@ def test_predict_without_data_samples_returns_every_affordance():
 def test_multi_scale_mmseg_backbone_feeds_the_heads_by_config():
     """ResNetV1c stages merged by the heads' own resize_concat (no neck): one training step."""
     from mmseg.structures import SegDataSample
+
     cfg = _load('backbones/looptrans_synthetic_r50_multiscale.py')
     init_default_scope('mmseg')
     torch.manual_seed(0)

@@ -1,4 +1,5 @@
 """`import looptrans` registers everything in the mmseg registries; every shipped config loads and builds."""
+
 import glob
 import os.path as osp
 
@@ -17,9 +18,18 @@ EXPECTED = {
     TRANSFORMS: ['LoadAffordanceViews', 'MultiViewTransform', 'LoadAffordanceGT', 'PackAffordanceInputs'],
     METRICS: ['AffordanceMetric'],
     MODELS: [
-        'LoopTrans', 'SharedCAMHead', 'PixelAffordanceHead', 'NoiseHead', 'PartDiscovery',
-        'DINOVisionTransformer', 'AffordanceDataPreprocessor', 'DenoisingDistillationLoss', 'MapMSELoss',
-        'AffordanceCorrelationLoss', 'LSTMTemporalAggregator', 'TemporalAttentionAggregator'
+        'LoopTrans',
+        'SharedCAMHead',
+        'PixelAffordanceHead',
+        'NoiseHead',
+        'PartDiscovery',
+        'DINOVisionTransformer',
+        'AffordanceDataPreprocessor',
+        'DenoisingDistillationLoss',
+        'MapMSELoss',
+        'AffordanceCorrelationLoss',
+        'LSTMTemporalAggregator',
+        'TemporalAttentionAggregator',
     ],
     HOOKS: ['PseudoMaskHook', 'AffordanceVisualizationHook'],
     VISUALIZERS: ['AffordanceVisualizer'],
@@ -33,18 +43,24 @@ def test_import_registers_modules_under_mmseg_scope(registry):
     assert not missing, f'{registry.name}: {missing} not registered'
 
 
-CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
-                 if '_base_' not in p)
+CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True) if '_base_' not in p)
 
 
 def test_every_expected_config_exists():
     names = {osp.relpath(p, osp.join(REPO, 'configs')) for p in CONFIGS}
-    for required in ('looptrans_agd20k.py', 'looptrans_agd20k_unseen.py', 'looptrans_hico_iif.py',
-                     'looptrans_synthetic.py',
-                     *[f'ablations/looptrans_{data}_{row}.py' for data in ('agd20k', 'synthetic')
-                       for row in ('none', 'shared_cam', 'denoising', 'shared_cam_pixel',
-                                   'shared_cam_denoising', 'all')],
-                     'backbones/looptrans_agd20k_r50.py', 'backbones/looptrans_agd20k_convnext_t.py'):
+    for required in (
+        'looptrans_agd20k.py',
+        'looptrans_agd20k_unseen.py',
+        'looptrans_hico_iif.py',
+        'looptrans_synthetic.py',
+        *[
+            f'ablations/looptrans_{data}_{row}.py'
+            for data in ('agd20k', 'synthetic')
+            for row in ('none', 'shared_cam', 'denoising', 'shared_cam_pixel', 'shared_cam_denoising', 'all')
+        ],
+        'backbones/looptrans_agd20k_r50.py',
+        'backbones/looptrans_agd20k_convnext_t.py',
+    ):
         assert required in names
 
 
@@ -68,6 +84,7 @@ def test_config_loads_and_model_builds(path):
 
 def test_metafile_points_at_existing_configs():
     import yaml
+
     meta = yaml.safe_load(open(osp.join(REPO, 'configs', 'metafile.yml')))
     assert meta['Models']
     for model in meta['Models']:

@@ -5,6 +5,7 @@ LOCATE / Cross-View-AG / WSMA / Interaction Hotspots: ``Image.open(path).convert
 ``LoadAffordanceViews`` (BGR uint8), ``ResizeShortEdge(256)`` / mmcv ``Resize(..., backend='pillow')``.
 The images are compared pixel for pixel; the brief allows one grey level, they are in fact identical.
 """
+
 import os.path as osp
 
 import numpy as np
@@ -35,8 +36,9 @@ def texture(w: int, h: int, seed: int) -> np.ndarray:
 
 def write(tmp_path, w, h, fmt, seed=0) -> str:
     path = str(tmp_path / f'img_{w}x{h}.{fmt}')
-    Image.fromarray(texture(w, h, seed)).save(path, quality=90) if fmt == 'jpg' else \
-        Image.fromarray(texture(w, h, seed)).save(path)
+    Image.fromarray(texture(w, h, seed)).save(path, quality=90) if fmt == 'jpg' else Image.fromarray(
+        texture(w, h, seed)
+    ).save(path)
     return path
 
 
@@ -89,9 +91,14 @@ def test_torch_backend_is_within_one_grey_level(tmp_path, w, h):
 
 
 def test_resize_short_edge_rejects_bad_arguments():
-    for kwargs in (dict(size=0), dict(size=(256, 256)), dict(size=256, interpolation='cubic'),
-                   dict(size=256, max_size=200), dict(size=256, backend='cv2'),
-                   dict(size=256, backend='torch', interpolation='bicubic')):
+    for kwargs in (
+        dict(size=0),
+        dict(size=(256, 256)),
+        dict(size=256, interpolation='cubic'),
+        dict(size=256, max_size=200),
+        dict(size=256, backend='cv2'),
+        dict(size=256, backend='torch', interpolation='bicubic'),
+    ):
         with pytest.raises(ValueError, match='ResizeShortEdge'):
             ResizeShortEdge(**kwargs)
     with pytest.raises(TypeError, match='uint8'):
@@ -138,13 +145,18 @@ def test_cv2_resize_would_differ(tmp_path):
     assert diff.max() > 20
 
 
-@pytest.mark.parametrize('config', ['configs/_base_/datasets/agd20k_seen.py',
-                                    'configs/_base_/datasets/opra.py',
-                                    'configs/_base_/datasets/epic_hotspots.py'])
+@pytest.mark.parametrize(
+    'config',
+    [
+        'configs/_base_/datasets/agd20k_seen.py',
+        'configs/_base_/datasets/opra.py',
+        'configs/_base_/datasets/epic_hotspots.py',
+    ],
+)
 def test_config_train_pipeline_crops_the_torchvision_resize(tmp_path, config):
     """The config's whole train step (load, resize, crop, flip) gives a crop of torchvision's resize."""
     cfg = Config.fromfile(osp.join(REPO, config))
-    (mvt_cfg, ) = [t for t in cfg.train_pipeline if t['type'] == 'MultiViewTransform']
+    (mvt_cfg,) = [t for t in cfg.train_pipeline if t['type'] == 'MultiViewTransform']
     mvt = TRANSFORMS.build(mvt_cfg)
     path = write(tmp_path, 500, 333, 'jpg', seed=3)
     full = published(path, T.Resize(256))  # 256 x 384 RGB
@@ -155,21 +167,26 @@ def test_config_train_pipeline_crops_the_torchvision_resize(tmp_path, config):
         assert crop.shape == (224, 224, 3)
         src = full[:, ::-1] if res['flip'] else full
         ys, xs = np.nonzero((src[:-223, :-223] == crop[0, 0]).all(-1))  # candidate top-left corners
-        found = [(y, x) for y, x in zip(ys, xs) if np.array_equal(src[y:y + 224, x:x + 224], crop)]
+        found = [(y, x) for y, x in zip(ys, xs) if np.array_equal(src[y : y + 224, x : x + 224], crop)]
         assert len(found) == 1
 
 
-@pytest.mark.parametrize('config', ['configs/_base_/datasets/agd20k_seen.py',
-                                    'configs/_base_/datasets/agd20k_unseen.py',
-                                    'configs/_base_/datasets/hico_iif.py',
-                                    'configs/_base_/datasets/synthetic_agd20k.py',
-                                    'configs/_base_/datasets/opra.py',
-                                    'configs/_base_/datasets/epic_hotspots.py',
-                                    'configs/_base_/datasets/synthetic_opra.py',
-                                    'configs/_base_/datasets/synthetic_epic.py',
-                                    'configs/looptrans_agd20k_to_opra.py',
-                                    'configs/looptrans_agd20k_to_epic.py',
-                                    'configs/looptrans_synthetic_to_opra.py'])
+@pytest.mark.parametrize(
+    'config',
+    [
+        'configs/_base_/datasets/agd20k_seen.py',
+        'configs/_base_/datasets/agd20k_unseen.py',
+        'configs/_base_/datasets/hico_iif.py',
+        'configs/_base_/datasets/synthetic_agd20k.py',
+        'configs/_base_/datasets/opra.py',
+        'configs/_base_/datasets/epic_hotspots.py',
+        'configs/_base_/datasets/synthetic_opra.py',
+        'configs/_base_/datasets/synthetic_epic.py',
+        'configs/looptrans_agd20k_to_opra.py',
+        'configs/looptrans_agd20k_to_epic.py',
+        'configs/looptrans_synthetic_to_opra.py',
+    ],
+)
 def test_configs_resize_with_pillow(config):
     """Every dataset config resizes with PIL: train = ResizeShortEdge(256), test = pillow Resize(224)."""
     cfg = Config.fromfile(osp.join(REPO, config))
@@ -183,8 +200,8 @@ def test_configs_resize_with_pillow(config):
         return found
 
     if 'train_dataloader' in cfg and not config.startswith('configs/looptrans_'):
-        (train, ) = resizes(cfg.train_dataloader.dataset.pipeline)
+        (train,) = resizes(cfg.train_dataloader.dataset.pipeline)
         assert train['type'] == 'ResizeShortEdge' and train['size'] == 256
-    (test, ) = resizes(cfg.test_dataloader.dataset.pipeline)
+    (test,) = resizes(cfg.test_dataloader.dataset.pipeline)
     assert test['type'] == 'Resize' and test.get('backend') == 'pillow'
     assert tuple(test['scale']) == (224, 224) and test['keep_ratio'] is False

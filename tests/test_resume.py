@@ -2,6 +2,7 @@
 
 Also the reproducibility check: the same seed and config give identical losses across two runs on CPU.
 """
+
 import os
 import os.path as osp
 import re
@@ -12,7 +13,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import QUICK_CONFIG, REPO, tiny_options
 
 pytestmark = pytest.mark.slow
@@ -43,9 +43,11 @@ def _config(tmp_path, name, kill_at=None):
         hooks.append(f"dict(type='KillAfterIter', at_iter={kill_at})")
         imports.append('killhook')
     path = tmp_path / f'{name}.py'
-    path.write_text(f"_base_ = ['{QUICK_CONFIG}']\n"
-                    f"custom_imports = dict(imports={imports!r}, allow_failed_imports=False)\n"
-                    f"custom_hooks = [{', '.join(hooks)}]\n")
+    path.write_text(
+        f"_base_ = ['{QUICK_CONFIG}']\n"
+        f"custom_imports = dict(imports={imports!r}, allow_failed_imports=False)\n"
+        f"custom_hooks = [{', '.join(hooks)}]\n"
+    )
     return str(path)
 
 
@@ -89,8 +91,7 @@ def test_resume_after_kill_equals_uninterrupted_run(runs):
     b = torch.load(runs['tmp'] / 'killed' / 'iter_6.pth', map_location='cpu', weights_only=True)
     assert a['meta']['iter'] == b['meta']['iter'] == 6
     assert a['state_dict'].keys() == b['state_dict'].keys()
-    worst = max((a['state_dict'][k].float() - b['state_dict'][k].float()).abs().max().item()
-                for k in a['state_dict'])
+    worst = max((a['state_dict'][k].float() - b['state_dict'][k].float()).abs().max().item() for k in a['state_dict'])
     assert worst < 1e-5, f'weights differ by up to {worst}'
     for ga, gb in zip(a['optimizer']['param_groups'], b['optimizer']['param_groups']):
         assert ga['lr'] == pytest.approx(gb['lr'], rel=1e-9)

@@ -1,4 +1,5 @@
 """The LoopTrans segmentor: losses, gradient flow, ablation switches, prediction, other backbones."""
+
 import copy
 
 import pytest
@@ -37,8 +38,7 @@ def build(**overrides):
 def batch(b=2, v=3, size=64, labels=(1, 3)):
     gen = torch.Generator().manual_seed(1)
     inputs = torch.randn(b, 1 + v, 3, size, size, generator=gen)
-    samples = [SegDataSample(metainfo=dict(gt_label=labels[i % len(labels)], img_shape=(size, size)))
-               for i in range(b)]
+    samples = [SegDataSample(metainfo=dict(gt_label=labels[i % len(labels)], img_shape=(size, size))) for i in range(b)]
     return inputs, samples
 
 
@@ -77,11 +77,14 @@ def test_pixel_supervision_off_gives_zero_pixel_loss_but_keeps_graph():
     assert 'pm_valid' not in losses
 
 
-@pytest.mark.parametrize('overrides, absent', [
-    (dict(pixel_head=None, test_cfg=dict(heatmap='cam')), {'loss_pixel_dice', 'loss_pixel_mse'}),
-    (dict(noise_head=None), {'loss_dill'}),
-    (dict(corr_loss=None), {'loss_corr'}),
-])
+@pytest.mark.parametrize(
+    'overrides, absent',
+    [
+        (dict(pixel_head=None, test_cfg=dict(heatmap='cam')), {'loss_pixel_dice', 'loss_pixel_mse'}),
+        (dict(noise_head=None), {'loss_dill'}),
+        (dict(corr_loss=None), {'loss_corr'}),
+    ],
+)
 def test_ablation_switches_remove_their_losses(overrides, absent):
     model = build(**overrides)
     losses = model.loss(*batch())
@@ -90,8 +93,9 @@ def test_ablation_switches_remove_their_losses(overrides, absent):
 
 def test_unshared_cam_head_has_two_branches():
     shared = build()
-    unshared = build(cam_head=dict(type='SharedCAMHead', in_channels=384, channels=64,
-                                   num_classes=NUM_CLASSES, shared=False))
+    unshared = build(
+        cam_head=dict(type='SharedCAMHead', in_channels=384, channels=64, num_classes=NUM_CLASSES, shared=False)
+    )
     n_shared = sum(p.numel() for p in shared.cam_head.parameters())
     n_unshared = sum(p.numel() for p in unshared.cam_head.parameters())
     assert n_unshared > n_shared
@@ -134,19 +138,18 @@ def test_training_needs_exo_views_and_5d_inputs():
 
 
 def test_non_dino_backbone_needs_descriptor():
-    resnet = dict(type='ResNetV1c', depth=18, out_indices=(3, ), strides=(1, 2, 2, 1),
-                  dilations=(1, 1, 1, 2))
+    resnet = dict(type='ResNetV1c', depth=18, out_indices=(3,), strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2))
     with pytest.raises(ValueError, match='descriptor'):
         build(backbone=resnet)
 
 
 def test_mmseg_resnet_backbone_with_dino_descriptor():
-    resnet = dict(type='ResNetV1c', depth=18, out_indices=(3, ), strides=(1, 2, 2, 1),
-                  dilations=(1, 1, 1, 2))
+    resnet = dict(type='ResNetV1c', depth=18, out_indices=(3,), strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2))
     model = build(
         backbone=resnet,
         neck=dict(type='MultiLevelNeck', in_channels=[512], out_channels=384, scales=[1]),
-        descriptor=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True))
+        descriptor=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True),
+    )
     losses = model.loss(*batch())
     total = sum(v for k, v in losses.items() if k.startswith('loss'))
     total.backward()
@@ -155,21 +158,22 @@ def test_mmseg_resnet_backbone_with_dino_descriptor():
 
 
 def test_mmpretrain_backbone_by_config():
-    convnext = dict(type='mmpretrain.ConvNeXt', arch='tiny', out_indices=(2, ), gap_before_final_norm=False)
-    model = build(backbone=convnext,
-                  descriptor=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True))
+    convnext = dict(type='mmpretrain.ConvNeXt', arch='tiny', out_indices=(2,), gap_before_final_norm=False)
+    model = build(
+        backbone=convnext, descriptor=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True)
+    )
     losses = model.loss(*batch())
     assert torch.isfinite(sum(v for k, v in losses.items() if k.startswith('loss')))
 
 
 def test_non_square_inputs_with_backbone_and_descriptor_grids_that_differ():
     """ResNet at stride 8 (8x12 CAM) vs DINO at stride 16 (4x6 descriptors) on 64x96 images."""
-    resnet = dict(type='ResNetV1c', depth=18, out_indices=(3, ), strides=(1, 2, 1, 1),
-                  dilations=(1, 1, 2, 4))
+    resnet = dict(type='ResNetV1c', depth=18, out_indices=(3,), strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4))
     model = build(
         backbone=resnet,
         neck=dict(type='MultiLevelNeck', in_channels=[512], out_channels=384, scales=[1]),
-        descriptor=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True))
+        descriptor=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True),
+    )
     gen = torch.Generator().manual_seed(2)
     inputs = torch.randn(2, 4, 3, 64, 96, generator=gen)
     samples = [SegDataSample(metainfo=dict(gt_label=i, img_shape=(64, 96))) for i in range(2)]

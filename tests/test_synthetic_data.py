@@ -1,4 +1,5 @@
 """Tests of the synthetic AGD20K generator and its CLI."""
+
 import os
 import os.path as osp
 import runpy
@@ -8,8 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from looptrans.testing import (SYNTHETIC_SEEN_CLASSES, SYNTHETIC_UNSEEN_CLASSES,
-                               SYNTHETIC_UNSEEN_TEST_OBJECTS, generate_synthetic_agd20k)
+from looptrans.testing import (
+    SYNTHETIC_SEEN_CLASSES,
+    SYNTHETIC_UNSEEN_CLASSES,
+    SYNTHETIC_UNSEEN_TEST_OBJECTS,
+    generate_synthetic_agd20k,
+)
 from looptrans.testing.synthetic_agd20k import AFFORDANCE_PARTS, OBJECTS, PART_KIND_COLORS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -28,8 +33,7 @@ def _files(root):
 
 def _pairs(folder):
     """(affordance, object) folders under an <affordance>/<object>/ tree."""
-    return {(a, o) for a in os.listdir(folder)
-            for o in os.listdir(osp.join(folder, a))}
+    return {(a, o) for a in os.listdir(folder) for o in os.listdir(osp.join(folder, a))}
 
 
 @pytest.fixture(scope='module')
@@ -40,11 +44,33 @@ def tree(tmp_path_factory):
 
 
 def test_class_tuples_are_alphabetical_agd20k_names():
-    agd20k_unseen = {'carry', 'catch', 'cut', 'cut_with', 'drink_with', 'eat',
-                     'hit', 'hold', 'jump', 'kick', 'lie_on', 'open', 'peel',
-                     'pick_up', 'pour', 'push', 'ride', 'sip', 'sit_on',
-                     'stick', 'swing', 'take_photo', 'throw', 'type_on',
-                     'wash'}
+    agd20k_unseen = {
+        'carry',
+        'catch',
+        'cut',
+        'cut_with',
+        'drink_with',
+        'eat',
+        'hit',
+        'hold',
+        'jump',
+        'kick',
+        'lie_on',
+        'open',
+        'peel',
+        'pick_up',
+        'pour',
+        'push',
+        'ride',
+        'sip',
+        'sit_on',
+        'stick',
+        'swing',
+        'take_photo',
+        'throw',
+        'type_on',
+        'wash',
+    }
     assert list(SYNTHETIC_SEEN_CLASSES) == sorted(SYNTHETIC_SEEN_CLASSES)
     assert list(SYNTHETIC_UNSEEN_CLASSES) == sorted(SYNTHETIC_UNSEEN_CLASSES)
     assert 6 <= len(SYNTHETIC_SEEN_CLASSES) <= 8
@@ -64,8 +90,7 @@ def test_layout_and_counts(tree):
         gt = osp.join(base, 'testset', 'GT')
         assert _pairs(exo) == set(info['train_pairs']) == _pairs(ego)
         assert _pairs(test) == set(info['test_pairs']) == _pairs(gt)
-        assert sorted(os.listdir(exo)) == sorted(
-            {a for a, _ in info['train_pairs']})
+        assert sorted(os.listdir(exo)) == sorted({a for a, _ in info['train_pairs']})
         for a, o in info['train_pairs']:
             assert len(os.listdir(osp.join(exo, a, o))) == SMALL['num_exo']
             assert len(os.listdir(osp.join(ego, a, o))) == SMALL['num_ego']
@@ -73,8 +98,7 @@ def test_layout_and_counts(tree):
             imgs = sorted(os.listdir(osp.join(test, a, o)))
             gts = sorted(os.listdir(osp.join(gt, a, o)))
             assert len(imgs) == SMALL['num_test']
-            assert [osp.splitext(n)[0] for n in imgs] == [
-                osp.splitext(n)[0] for n in gts]
+            assert [osp.splitext(n)[0] for n in imgs] == [osp.splitext(n)[0] for n in gts]
             assert all(n.endswith('.jpg') for n in imgs)
             assert all(n.endswith('.png') for n in gts)
     seen = summary['splits']['Seen']
@@ -88,8 +112,7 @@ def test_layout_and_counts(tree):
 def test_unseen_test_objects_are_absent_from_training(tree):
     root, summary = tree
     base = osp.join(root, 'Unseen')
-    train_objs = {o for sub in ('exocentric', 'egocentric')
-                  for _, o in _pairs(osp.join(base, 'trainset', sub))}
+    train_objs = {o for sub in ('exocentric', 'egocentric') for _, o in _pairs(osp.join(base, 'trainset', sub))}
     test_objs = {o for _, o in _pairs(osp.join(base, 'testset', 'egocentric'))}
     assert train_objs and test_objs
     assert not train_objs & test_objs
@@ -119,7 +142,7 @@ def _nearest_kind(color):
     """The part kind whose colour (or striped, darkened colour) is closest."""
     best, best_d = None, np.inf
     for kind, ref in PART_KIND_COLORS.items():
-        for scale in ((1.0, 0.65) if kind == 'handle' else (1.0, )):
+        for scale in (1.0, 0.65) if kind == 'handle' else (1.0,):
             d = np.linalg.norm(np.asarray(ref) * scale - color)
             if d < best_d:
                 best, best_d = kind, d
@@ -135,9 +158,7 @@ def test_gt_heatmap_marks_the_affordance_part(tree):
         kind = next(p.kind for p in OBJECTS[obj] if p.name == part)
         for name in sorted(os.listdir(osp.join(base, 'GT', aff, obj))):
             gt = cv2.imread(osp.join(base, 'GT', aff, obj, name), 0)
-            img = cv2.imread(
-                osp.join(base, 'egocentric', aff, obj,
-                         name.replace('.png', '.jpg')))
+            img = cv2.imread(osp.join(base, 'egocentric', aff, obj, name.replace('.png', '.jpg')))
             peak = gt >= 230
             assert peak.sum() >= 10, (aff, obj, name)
             # heat is concentrated: most of the image is (near) zero
@@ -168,8 +189,8 @@ def test_same_seed_is_byte_identical_other_seed_differs(tmp_path, tree):
     root, _ = tree
     again = str(tmp_path / 'again')
     other = str(tmp_path / 'other')
-    generate_synthetic_agd20k(again, seed=0, splits=('Unseen', ), **SMALL)
-    generate_synthetic_agd20k(other, seed=1, splits=('Unseen', ), **SMALL)
+    generate_synthetic_agd20k(again, seed=0, splits=('Unseen',), **SMALL)
+    generate_synthetic_agd20k(other, seed=1, splits=('Unseen',), **SMALL)
     a = _files(osp.join(root, 'Unseen'))
     b = _files(osp.join(again, 'Unseen'))
     c = _files(osp.join(other, 'Unseen'))
@@ -180,13 +201,12 @@ def test_same_seed_is_byte_identical_other_seed_differs(tmp_path, tree):
 
 def test_existing_output_needs_overwrite(tmp_path):
     out = str(tmp_path / 'syn')
-    generate_synthetic_agd20k(out, splits=('Unseen', ), **SMALL)
+    generate_synthetic_agd20k(out, splits=('Unseen',), **SMALL)
     with pytest.raises(FileExistsError, match='overwrite'):
-        generate_synthetic_agd20k(out, splits=('Unseen', ), **SMALL)
+        generate_synthetic_agd20k(out, splits=('Unseen',), **SMALL)
     stale = osp.join(out, 'Unseen', 'trainset', 'exocentric', 'stale.jpg')
     open(stale, 'wb').close()
-    generate_synthetic_agd20k(out, splits=('Unseen', ), overwrite=True,
-                              **SMALL)
+    generate_synthetic_agd20k(out, splits=('Unseen',), overwrite=True, **SMALL)
     assert not osp.exists(stale)
 
 
@@ -194,7 +214,7 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match='num_exo'):
         generate_synthetic_agd20k(str(tmp_path), num_exo=0)
     with pytest.raises(ValueError, match='unknown split'):
-        generate_synthetic_agd20k(str(tmp_path), splits=('Train', ))
+        generate_synthetic_agd20k(str(tmp_path), splits=('Train',))
     with pytest.raises(ValueError, match='size_range'):
         generate_synthetic_agd20k(str(tmp_path), size_range=(300, 200))
 
@@ -202,11 +222,8 @@ def test_bad_arguments(tmp_path):
 def test_cli_default_counts_and_size(tmp_path, capsys, monkeypatch):
     """The CLI with default counts writes both splits, a few MB in all."""
     out = str(tmp_path / 'cli')
-    monkeypatch.setattr(sys, 'argv', [
-        'generate_synthetic_agd20k.py', '--out', out, '--seed', '3'])
-    runpy.run_path(
-        osp.join(REPO, 'tools', 'misc', 'generate_synthetic_agd20k.py'),
-        run_name='__main__')
+    monkeypatch.setattr(sys, 'argv', ['generate_synthetic_agd20k.py', '--out', out, '--seed', '3'])
+    runpy.run_path(osp.join(REPO, 'tools', 'misc', 'generate_synthetic_agd20k.py'), run_name='__main__')
     printed = capsys.readouterr().out
     assert 'Seen: 7 classes' in printed and 'Unseen: 5 classes' in printed
     files = _files(out)

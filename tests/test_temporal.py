@@ -1,4 +1,5 @@
 """Temporal aggregators (LSTMTemporalAggregator, TemporalAttentionAggregator) and their use in LoopTrans."""
+
 import os.path as osp
 
 import pytest
@@ -48,11 +49,11 @@ def _reference_attention(module: TemporalAttentionAggregator, seq: torch.Tensor)
     """Pre-norm multi-head self-attention over the frames of one sequence (T, C), written out."""
     t, c = seq.shape
     heads = module.attn.num_heads
-    q_in = F.layer_norm(seq, (c, ), module.norm.weight, module.norm.bias, module.norm.eps)
+    q_in = F.layer_norm(seq, (c,), module.norm.weight, module.norm.bias, module.norm.eps)
     if module.pos_embed is not None:
         q_in = q_in + module.pos_embed[0, :t]
     w, b = module.attn.in_proj_weight, module.attn.in_proj_bias
-    q, k, v = (q_in @ w[i * c:(i + 1) * c].T + b[i * c:(i + 1) * c] for i in range(3))
+    q, k, v = (q_in @ w[i * c : (i + 1) * c].T + b[i * c : (i + 1) * c] for i in range(3))
     d = c // heads
     out = []
     for hd in range(heads):
@@ -138,8 +139,9 @@ def test_attention_matches_written_out_attention(pos_embed):
         out = module(x)
         assert out.shape == x.shape
         for b, y, xx in [(0, 0, 0), (1, 2, 3)]:
-            torch.testing.assert_close(out[b, :, :, y, xx], _reference_attention(module, x[b, :, :, y, xx]),
-                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                out[b, :, :, y, xx], _reference_attention(module, x[b, :, :, y, xx]), rtol=1e-5, atol=1e-5
+            )
 
 
 def test_attention_order_matters_only_through_the_position_embedding():
@@ -193,6 +195,7 @@ def test_loop_trans_trains_the_lstm_on_clip_views():
     from mmseg.structures import SegDataSample
 
     import looptrans  # noqa: F401
+
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'looptrans_synthetic_opra.py'))
     cfg.model.backbone.arch.num_layers = 1
     cfg.model.cam_head.channels = 32

@@ -1,4 +1,5 @@
 """tools/train.py -> checkpoint -> --resume -> tools/test.py (--show-dir) -> tools/infer.py, on generated data."""
+
 import glob
 import json
 import os.path as osp
@@ -11,7 +12,6 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-
 from conftest import QUICK_CONFIG, REPO, run_tool, tiny_options
 
 pytestmark = pytest.mark.slow
@@ -23,10 +23,17 @@ def trained(synthetic_root, tmp_path_factory):
     work_dir = str(tmp_path_factory.mktemp('work_dir'))
     opts = tiny_options(osp.join(synthetic_root), max_iters=4)
     first = run_tool(['tools/train.py', QUICK_CONFIG, '--work-dir', work_dir, '--cfg-options', *opts])
-    resumed = run_tool([
-        'tools/train.py', QUICK_CONFIG, '--work-dir', work_dir, '--resume', '--cfg-options',
-        *tiny_options(synthetic_root, max_iters=6)
-    ])
+    resumed = run_tool(
+        [
+            'tools/train.py',
+            QUICK_CONFIG,
+            '--work-dir',
+            work_dir,
+            '--resume',
+            '--cfg-options',
+            *tiny_options(synthetic_root, max_iters=6),
+        ]
+    )
     return dict(work_dir=work_dir, first=first, resumed=resumed, root=synthetic_root)
 
 
@@ -53,10 +60,19 @@ def test_resume_continues_from_last_checkpoint(trained):
 
 def test_test_tool_reports_metrics_and_writes_one_picture_per_image(trained, tmp_path):
     show_dir = str(tmp_path / 'vis')
-    proc = run_tool([
-        'tools/test.py', QUICK_CONFIG, osp.join(trained['work_dir'], 'iter_6.pth'), '--work-dir',
-        str(tmp_path), '--show-dir', show_dir, '--cfg-options', *tiny_options(trained['root'])
-    ])
+    proc = run_tool(
+        [
+            'tools/test.py',
+            QUICK_CONFIG,
+            osp.join(trained['work_dir'], 'iter_6.pth'),
+            '--work-dir',
+            str(tmp_path),
+            '--show-dir',
+            show_dir,
+            '--cfg-options',
+            *tiny_options(trained['root']),
+        ]
+    )
     log = _log(proc)
     figures = {k: float(v) for k, v in re.findall(r'(KLD|SIM|NSS): ([-\d.]+)', log.split('Iter(test)')[-1])}
     assert set(figures) == {'KLD', 'SIM', 'NSS'} and all(np.isfinite(v) for v in figures.values())
@@ -64,8 +80,15 @@ def test_test_tool_reports_metrics_and_writes_one_picture_per_image(trained, tmp
     pictures = sorted(glob.glob(osp.join(show_dir, '*.png')))
     assert len(pictures) == len(test_images) > 0
     image = cv2.imread(test_images[0])
-    picture = cv2.imread(osp.join(show_dir, '_'.join(test_images[0].split(osp.sep)[-3:-1]) + '_' +
-                                  osp.splitext(osp.basename(test_images[0]))[0] + '.png'))
+    picture = cv2.imread(
+        osp.join(
+            show_dir,
+            '_'.join(test_images[0].split(osp.sep)[-3:-1])
+            + '_'
+            + osp.splitext(osp.basename(test_images[0]))[0]
+            + '.png',
+        )
+    )
     # image | prediction overlay | GT overlay, at the image's height
     assert picture.shape == (image.shape[0], 3 * image.shape[1], 3)
     scalars = glob.glob(osp.join(str(tmp_path), '*', 'vis_data', 'scalars.json'))
@@ -77,11 +100,24 @@ def test_infer_tool_matches_direct_predict(trained, tmp_path):
     from mmseg.structures import SegDataSample
 
     from looptrans.apis import init_model
+
     checkpoint = osp.join(trained['work_dir'], 'iter_6.pth')
     folder = osp.join(trained['root'], 'Seen', 'testset', 'egocentric', 'hold')
     out_dir = str(tmp_path / 'heatmaps')
-    run_tool(['tools/infer.py', QUICK_CONFIG, checkpoint, folder, '--affordance', 'hold', '--out-dir', out_dir,
-              '--cfg-options', *tiny_options(trained['root'])])
+    run_tool(
+        [
+            'tools/infer.py',
+            QUICK_CONFIG,
+            checkpoint,
+            folder,
+            '--affordance',
+            'hold',
+            '--out-dir',
+            out_dir,
+            '--cfg-options',
+            *tiny_options(trained['root']),
+        ]
+    )
     images = sorted(glob.glob(osp.join(folder, '*', '*.jpg')))
     assert images
     options = dict(opt.split('=', 1) for opt in tiny_options(trained['root']) if opt.startswith('model.'))
@@ -100,15 +136,21 @@ def test_infer_tool_matches_direct_predict(trained, tmp_path):
         data = model.data_preprocessor(dict(inputs=[inputs], data_samples=None), False)
         with torch.no_grad():
             out = model.predict(data['inputs'], [SegDataSample(metainfo=dict(gt_label=label))])
-        expected = cv2.resize(out[0].pred_heatmap.data[0].numpy(), (image.shape[1], image.shape[0]),
-                              interpolation=cv2.INTER_LINEAR)
+        expected = cv2.resize(
+            out[0].pred_heatmap.data[0].numpy(), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR
+        )
         np.testing.assert_allclose(heat, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_amp_without_gpu_is_a_clear_error(synthetic_root, tmp_path):
     if torch.cuda.is_available():
         pytest.skip('this machine has a GPU: --amp is valid here')
-    proc = subprocess.run([sys.executable, 'tools/train.py', QUICK_CONFIG, '--amp', '--work-dir', str(tmp_path)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', QUICK_CONFIG, '--amp', '--work-dir', str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert '--amp needs a GPU' in proc.stderr and 'Traceback' not in proc.stderr

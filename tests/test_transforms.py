@@ -1,4 +1,5 @@
 """Tests of the multi-view loading, transform and packing steps."""
+
 import os.path as osp
 
 import cv2
@@ -10,8 +11,7 @@ from mmseg.registry import TRANSFORMS
 from mmseg.structures import SegDataSample
 from PIL import Image
 
-from looptrans.datasets import (LoadAffordanceGT, LoadAffordanceViews,
-                                MultiViewTransform, PackAffordanceInputs)
+from looptrans.datasets import LoadAffordanceGT, LoadAffordanceViews, MultiViewTransform, PackAffordanceInputs
 
 
 def _coord_image(h, w, tag):
@@ -41,8 +41,7 @@ def image_files(tmp_path):
     paths['cmyk'] = str(tmp_path / 'cmyk.jpg')
     Image.fromarray(rgb).convert('CMYK').save(paths['cmyk'])
     paths['rgba'] = str(tmp_path / 'rgba.png')
-    Image.fromarray(np.dstack([rgb, np.full((20, 30), 9, np.uint8)])).save(
-        paths['rgba'])
+    Image.fromarray(np.dstack([rgb, np.full((20, 30), 9, np.uint8)])).save(paths['rgba'])
     paths['corrupt'] = str(tmp_path / 'corrupt.jpg')
     with open(paths['corrupt'], 'wb') as f:
         f.write(b'\xff\xd8 this is not a jpeg')
@@ -52,9 +51,9 @@ def image_files(tmp_path):
 def test_load_views_bgr_three_channels(image_files):
     load = TRANSFORMS.build(dict(type='LoadAffordanceViews'))
     assert isinstance(load, LoadAffordanceViews)
-    res = load(dict(img_path=image_files['png'],
-                    exo_paths=[image_files['gray'], image_files['cmyk'],
-                               image_files['rgba']]))
+    res = load(
+        dict(img_path=image_files['png'], exo_paths=[image_files['gray'], image_files['cmyk'], image_files['rgba']])
+    )
     img = res['img']
     assert img.dtype == np.uint8 and img.shape == (20, 30, 3)
     assert (img[..., 2] == 200).all() and (img[..., 1] == 10).all()
@@ -75,8 +74,7 @@ def test_load_views_test_time_has_no_exo(image_files):
 def test_load_views_errors_name_the_file(image_files, tmp_path):
     load = LoadAffordanceViews()
     with pytest.raises(OSError, match='corrupt.jpg'):
-        load(dict(img_path=image_files['jpg'],
-                  exo_paths=[image_files['corrupt']]))
+        load(dict(img_path=image_files['jpg'], exo_paths=[image_files['corrupt']]))
     missing = str(tmp_path / 'missing.jpg')
     with pytest.raises(FileNotFoundError, match='missing.jpg'):
         load(dict(img_path=missing))
@@ -112,8 +110,7 @@ def test_load_gt_16bit(tmp_path):
 def test_load_gt_color_is_converted_to_gray(tmp_path, mode):
     rng = np.random.RandomState(2)
     rgb = rng.randint(0, 256, (8, 10, 3)).astype(np.uint8)
-    arr = rgb if mode == 'RGB' else np.dstack(
-        [rgb, rng.randint(0, 256, (8, 10)).astype(np.uint8)])
+    arr = rgb if mode == 'RGB' else np.dstack([rgb, rng.randint(0, 256, (8, 10)).astype(np.uint8)])
     path = str(tmp_path / f'gt_{mode}.png')
     Image.fromarray(arr).save(path)  # mode inferred from the channels
     assert Image.open(path).mode == mode
@@ -156,23 +153,25 @@ def _crop_params(out):
     x0 = xs[-1] if flipped else xs[0]
     y0 = int(out[0, 0, 1])
     expected_x = np.arange(x0, x0 + 224)
-    np.testing.assert_array_equal(xs, expected_x[::-1] if flipped else
-                                  expected_x)
+    np.testing.assert_array_equal(xs, expected_x[::-1] if flipped else expected_x)
     np.testing.assert_array_equal(out[:, 0, 1], np.arange(y0, y0 + 224))
     return int(x0), y0, bool(flipped)
 
 
 def test_multi_view_exo_views_get_independent_crops():
-    mvt = TRANSFORMS.build(
-        dict(type='MultiViewTransform', transforms=TRAIN_VIEW_PIPELINE))
+    mvt = TRANSFORMS.build(dict(type='MultiViewTransform', transforms=TRAIN_VIEW_PIPELINE))
     assert isinstance(mvt, MultiViewTransform)
     np.random.seed(0)
     params = set()
     for _ in range(3):
-        res = mvt(dict(img=_coord_image(256, 256, 0),
-                       exo_imgs=[_coord_image(256, 256, t)
-                                 for t in (1, 2, 3)],
-                       img_shape=(256, 256), ori_shape=(256, 256)))
+        res = mvt(
+            dict(
+                img=_coord_image(256, 256, 0),
+                exo_imgs=[_coord_image(256, 256, t) for t in (1, 2, 3)],
+                img_shape=(256, 256),
+                ori_shape=(256, 256),
+            )
+        )
         views = [res['img']] + res['exo_imgs']
         for tag, view in enumerate(views):
             assert view.shape == (224, 224, 3)
@@ -187,12 +186,10 @@ def test_multi_view_exo_views_get_independent_crops():
 
 
 def test_multi_view_resize_and_missing_exo():
-    mvt = MultiViewTransform([dict(type='Resize', scale=(224, 224),
-                                   keep_ratio=False, backend='pillow')])
+    mvt = MultiViewTransform([dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')])
     img = np.random.RandomState(0).randint(0, 255, (300, 250, 3), np.uint8)
     res = mvt(dict(img=img, img_shape=(300, 250), ori_shape=(300, 250)))
-    expected = np.asarray(Image.fromarray(img).resize((224, 224),
-                                                      Image.BILINEAR))
+    expected = np.asarray(Image.fromarray(img).resize((224, 224), Image.BILINEAR))
     np.testing.assert_array_equal(res['img'], expected)
     assert res['img_shape'] == (224, 224) and res['ori_shape'] == (300, 250)
     assert 'exo_imgs' not in res
@@ -209,11 +206,22 @@ def test_multi_view_passes_none_through():
 def test_pack_train_sample():
     ego = _coord_image(8, 6, 0)
     exos = [_coord_image(8, 6, t) for t in (1, 2, 3)]
-    res = TRANSFORMS.build(dict(type='PackAffordanceInputs'))(dict(
-        img=ego, exo_imgs=exos, img_path='ego.jpg',
-        exo_paths=['a.jpg', 'b.jpg', 'c.jpg'], ori_shape=(30, 20),
-        img_shape=(8, 6), gt_label=2, affordance='hold', object='cup',
-        sample_idx=7, flip=True, unrelated='x'))
+    res = TRANSFORMS.build(dict(type='PackAffordanceInputs'))(
+        dict(
+            img=ego,
+            exo_imgs=exos,
+            img_path='ego.jpg',
+            exo_paths=['a.jpg', 'b.jpg', 'c.jpg'],
+            ori_shape=(30, 20),
+            img_shape=(8, 6),
+            gt_label=2,
+            affordance='hold',
+            object='cup',
+            sample_idx=7,
+            flip=True,
+            unrelated='x',
+        )
+    )
     inputs, sample = res['inputs'], res['data_samples']
     assert inputs.shape == (4, 3, 8, 6) and inputs.dtype == torch.uint8
     for v, img in enumerate([ego] + exos):
@@ -221,8 +229,7 @@ def test_pack_train_sample():
     assert isinstance(sample, SegDataSample)
     meta = sample.metainfo
     assert meta['exo_paths'] == ['a.jpg', 'b.jpg', 'c.jpg']
-    assert (meta['gt_label'], meta['affordance'], meta['object']) == (
-        2, 'hold', 'cup')
+    assert (meta['gt_label'], meta['affordance'], meta['object']) == (2, 'hold', 'cup')
     assert meta['ori_shape'] == (30, 20) and meta['img_shape'] == (8, 6)
     assert meta['sample_idx'] == 7 and meta['flip'] is True
     assert 'unrelated' not in meta and 'gt_heatmap' not in sample
@@ -230,9 +237,9 @@ def test_pack_train_sample():
 
 def test_pack_test_sample_with_gt():
     heat = np.random.RandomState(0).rand(5, 7).astype(np.float32)
-    res = PackAffordanceInputs()(dict(
-        img=np.zeros((4, 4, 3), np.uint8), img_path='e.jpg', gt_path='e.png',
-        gt_heatmap=heat, gt_label=0))
+    res = PackAffordanceInputs()(
+        dict(img=np.zeros((4, 4, 3), np.uint8), img_path='e.jpg', gt_path='e.png', gt_heatmap=heat, gt_label=0)
+    )
     assert res['inputs'].shape == (1, 3, 4, 4)
     gt = res['data_samples'].gt_heatmap
     assert isinstance(gt, PixelData)
@@ -243,16 +250,15 @@ def test_pack_test_sample_with_gt():
 
 def test_pack_rejects_views_of_different_sizes():
     with pytest.raises(ValueError, match='MultiViewTransform'):
-        PackAffordanceInputs()(dict(
-            img=np.zeros((4, 4, 3), np.uint8), img_path='ego.jpg',
-            exo_imgs=[np.zeros((5, 4, 3), np.uint8)]))
+        PackAffordanceInputs()(
+            dict(img=np.zeros((4, 4, 3), np.uint8), img_path='ego.jpg', exo_imgs=[np.zeros((5, 4, 3), np.uint8)])
+        )
 
 
 def test_full_train_pipeline_from_files(tmp_path):
     """Load -> MultiViewTransform -> Pack on real files of mixed sizes."""
     paths = []
-    for i, (h, w) in enumerate([(300, 260), (240, 320), (256, 256),
-                                (231, 287)]):
+    for i, (h, w) in enumerate([(300, 260), (240, 320), (256, 256), (231, 287)]):
         p = str(tmp_path / f'v{i}.jpg')
         cv2.imwrite(p, np.full((h, w, 3), 40 * i, np.uint8))
         paths.append(p)
@@ -269,5 +275,5 @@ def test_full_train_pipeline_from_files(tmp_path):
     assert res['data_samples'].ori_shape == (300, 260)
     assert res['data_samples'].img_shape == (224, 224)
     means = res['inputs'].float().mean(dim=(1, 2, 3))
-    assert torch.allclose(means, torch.tensor([0., 40., 80., 120.]), atol=2)
+    assert torch.allclose(means, torch.tensor([0.0, 40.0, 80.0, 120.0]), atol=2)
     assert osp.basename(res['data_samples'].exo_paths[0]) == 'v1.jpg'

@@ -1,5 +1,6 @@
 """OPRA / EPIC-Hotspots datasets, the GT heatmaps from points and their cache, the EPIC box crop and the
 synthetic video generators."""
+
 import json
 import os
 import os.path as osp
@@ -13,20 +14,33 @@ import cv2
 import numpy as np
 import pytest
 from mmengine.config import Config
-from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 from scipy import ndimage
 
-from looptrans.datasets import CropEgoBox, EPICHotspotsDataset, HotspotsGTCache, OPRADataset, points_to_heatmap
-from looptrans.datasets import hotspots_gt, hotspots_video, skip_bad_files
+from looptrans.datasets import (
+    CropEgoBox,
+    EPICHotspotsDataset,
+    HotspotsGTCache,
+    OPRADataset,
+    hotspots_gt,
+    hotspots_video,
+    points_to_heatmap,
+    skip_bad_files,
+)
+from looptrans.datasets.classes import config_classes
 from looptrans.datasets.hotspots_gt import published_kernel_size
 from looptrans.datasets.hotspots_video import sample_window
-from looptrans.datasets.classes import config_classes
 from looptrans.datasets.transforms import LoadAffordanceGT
-from looptrans.testing import (SYNTHETIC_EPIC_VERB_MAP, SYNTHETIC_EPIC_VERBS, SYNTHETIC_OPRA_VERB_MAP,
-                               SYNTHETIC_OPRA_VERBS, SYNTHETIC_SEEN_CLASSES, generate_synthetic_epic,
-                               generate_synthetic_opra)
+from looptrans.testing import (
+    SYNTHETIC_EPIC_VERB_MAP,
+    SYNTHETIC_EPIC_VERBS,
+    SYNTHETIC_OPRA_VERB_MAP,
+    SYNTHETIC_OPRA_VERBS,
+    SYNTHETIC_SEEN_CLASSES,
+    generate_synthetic_epic,
+    generate_synthetic_opra,
+)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs')
@@ -51,10 +65,12 @@ def trees(tmp_path_factory):
 @pytest.fixture
 def copy_of(trees, tmp_path):
     """A private copy of a tree that a test may modify (without its GT cache)."""
+
     def make(name):
         dst = str(tmp_path / name)
         shutil.copytree(trees[name], dst, ignore=shutil.ignore_patterns('gt_cache'))
         return dst
+
     return make
 
 
@@ -62,9 +78,11 @@ def copy_of(trees, tmp_path):
 def logs():
     """Capture the messages the video datasets log."""
     messages = []
-    with mock.patch.object(hotspots_video, 'print_log', lambda msg, *a, **k: messages.append(msg)), \
-            mock.patch.object(hotspots_gt, 'print_log', lambda msg, *a, **k: messages.append(msg)), \
-            mock.patch.object(skip_bad_files, 'print_log', lambda msg, *a, **k: messages.append(msg)):
+    with (
+        mock.patch.object(hotspots_video, 'print_log', lambda msg, *a, **k: messages.append(msg)),
+        mock.patch.object(hotspots_gt, 'print_log', lambda msg, *a, **k: messages.append(msg)),
+        mock.patch.object(skip_bad_files, 'print_log', lambda msg, *a, **k: messages.append(msg)),
+    ):
         yield messages
 
 
@@ -84,7 +102,7 @@ def _reference_heatmap(points, shape, transpose):
     k += 1 - k % 2
     sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8
     x = np.arange(k) - (k - 1) / 2
-    g = np.exp(-x**2 / (2 * sigma**2))
+    g = np.exp(-(x**2) / (2 * sigma**2))
     g /= g.sum()
     out = ndimage.correlate1d(ndimage.correlate1d(counts, g, axis=0, mode='mirror'), g, axis=1, mode='mirror')
     out /= out.sum()
@@ -115,8 +133,7 @@ def test_published_kernel_size_is_odd():
 def test_heatmap_edge_cases_follow_the_published_code():
     shape = (40, 64)
     # past the end: clamped to the last row / column (the published IndexError branch)
-    np.testing.assert_array_equal(points_to_heatmap([[50.2, 70.9]], shape),
-                                  points_to_heatmap([[39, 63]], shape))
+    np.testing.assert_array_equal(points_to_heatmap([[50.2, 70.9]], shape), points_to_heatmap([[39, 63]], shape))
     # negative: numpy indexing wraps around, as in the published code
     np.testing.assert_array_equal(points_to_heatmap([[-1.5, 3]], shape), points_to_heatmap([[39, 3]], shape))
     # no point: all zeros, no division
@@ -141,9 +158,11 @@ def test_gt_cache_writes_once_atomically_and_loads_back(tmp_path):
     assert loaded.shape == shape and loaded.max() == 1.0
     np.testing.assert_allclose(loaded, heat / heat.max(), atol=1e-5)
     # another annotation (points, shape or transpose) is another file
-    others = {cache.path_for('a/b.jpg_hold', points[:2], shape, False),
-              cache.path_for('a/b.jpg_hold', points, (41, 64), False),
-              cache.path_for('a/b.jpg_hold', points, shape, True)}
+    others = {
+        cache.path_for('a/b.jpg_hold', points[:2], shape, False),
+        cache.path_for('a/b.jpg_hold', points, (41, 64), False),
+        cache.path_for('a/b.jpg_hold', points, shape, True),
+    }
     assert path not in others and len(others) == 3
 
 
@@ -303,8 +322,7 @@ def test_test_mode_bad_file_raises(copy_of):
 # ---------------------------------------------------------------------------------------------- verb map
 def test_verb_map_scores_verbs_as_affordances(trees, logs):
     verb_map = {k: v for k, v in SYNTHETIC_OPRA_VERB_MAP.items() if k != 'ride'}
-    ds = OPRADataset(trees['opra'], mode='test', verb_map=verb_map,
-                     metainfo=dict(classes=SYNTHETIC_SEEN_CLASSES))
+    ds = OPRADataset(trees['opra'], mode='test', verb_map=verb_map, metainfo=dict(classes=SYNTHETIC_SEEN_CLASSES))
     assert ds.metainfo['classes'] == SYNTHETIC_SEEN_CLASSES
     assert ds.metainfo['verbs'] == SYNTHETIC_OPRA_VERBS
     with open(osp.join(trees['opra'], 'annotations.json')) as f:
@@ -319,8 +337,12 @@ def test_verb_map_scores_verbs_as_affordances(trees, logs):
 
 def test_verb_names_are_matched_loosely_and_bad_maps_are_errors(trees, logs):
     classes = SYNTHETIC_SEEN_CLASSES
-    ds = EPICHotspotsDataset(trees['epic'], mode='test', metainfo=dict(classes=classes),
-                             verb_map={'Sit On': 'sit_on', 'TAKE': 'hold', 'open': 'hold'})
+    ds = EPICHotspotsDataset(
+        trees['epic'],
+        mode='test',
+        metainfo=dict(classes=classes),
+        verb_map={'Sit On': 'sit_on', 'TAKE': 'hold', 'open': 'hold'},
+    )
     assert {ds.get_data_info(i)['verb'] for i in range(len(ds))} == {'sit-on', 'take'}
     assert any("['open'] are not verbs" in m for m in logs)  # reported, ignored
     with pytest.raises(ValueError, match=r"targets \['fly'\] are not in"):
@@ -433,8 +455,19 @@ def test_generators_are_deterministic_and_follow_the_formats(tmp_path, trees):
 
 def test_cli_writes_both_trees(tmp_path):
     out = str(tmp_path / 'data')
-    argv = ['generate_synthetic_video.py', '--out', out, '--num-clips', '1', '--num-frames', '2',
-            '--num-test', '1', '--datasets', 'opra']
+    argv = [
+        'generate_synthetic_video.py',
+        '--out',
+        out,
+        '--num-clips',
+        '1',
+        '--num-frames',
+        '2',
+        '--num-test',
+        '1',
+        '--datasets',
+        'opra',
+    ]
     with mock.patch.object(sys, 'argv', argv):
         runpy.run_path(osp.join(REPO, 'tools', 'misc', 'generate_synthetic_video.py'), run_name='__main__')
     assert osp.isfile(osp.join(out, 'synthetic_opra', 'annotations.json'))
@@ -456,6 +489,7 @@ def test_configs_agree_with_the_generators_and_protocol():
     assert to_opra.model.cam_head.num_classes == len(SYNTHETIC_SEEN_CLASSES)
     assert set(SYNTHETIC_EPIC_VERB_MAP.values()) <= set(SYNTHETIC_SEEN_CLASSES)
     from looptrans.datasets import AGD20K_SEEN_CLASSES
+
     for name in ('opra', 'epic'):
         cfg = Config.fromfile(osp.join(CONFIGS, f'looptrans_agd20k_to_{name}.py'))
         dataset = cfg.test_dataloader.dataset
@@ -471,10 +505,16 @@ def test_configs_agree_with_the_generators_and_protocol():
 def test_prepare_hotspots_builds_gt_cache_and_counts(copy_of, name, flag):
     import subprocess
     import sys
+
     root = copy_of(name)
     assert not osp.isdir(osp.join(root, 'gt_cache'))
-    proc = subprocess.run([sys.executable, 'tools/misc/prepare_hotspots.py', '--dataset', flag, '--data-root',
-                           root], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, 'tools/misc/prepare_hotspots.py', '--dataset', flag, '--data-root', root],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     cached = [f for f in os.listdir(osp.join(root, 'gt_cache')) if f.endswith('.png')]
     totals = proc.stdout.strip().splitlines()

@@ -5,14 +5,15 @@
 * image -> video: a model trained on the synthetic AGD20K tree, tested on the OPRA and EPIC static images
   through the verb -> affordance map.
 """
+
 import os.path as osp
 import re
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, run_tool, tiny_options
+
 from looptrans.testing import SYNTHETIC_EPIC_VERB_MAP
 
 pytestmark = pytest.mark.slow
@@ -25,6 +26,7 @@ NUM_TEST = 14  # one test image per (verb, object) pair of the generated trees
 @pytest.fixture(scope='module')
 def video_roots(tmp_path_factory):
     from looptrans.testing import generate_synthetic_epic, generate_synthetic_opra
+
     base = tmp_path_factory.mktemp('video_e2e')
     roots = dict(opra=str(base / 'synthetic_opra'), epic=str(base / 'synthetic_epic'))
     generate_synthetic_opra(roots['opra'], seed=0, num_clips=1, num_frames=3, num_test=1)
@@ -34,8 +36,11 @@ def video_roots(tmp_path_factory):
 
 def _options(train_root: str, test_root: str, max_iters: int = 2):
     """tiny_options with the training tree and the evaluation tree set separately; 3 frames per clip."""
-    opts = [o for o in tiny_options(test_root, max_iters=max_iters, ckpt_interval=max_iters)
-            if not o.startswith('train_dataloader.dataset.data_root=')]
+    opts = [
+        o
+        for o in tiny_options(test_root, max_iters=max_iters, ckpt_interval=max_iters)
+        if not o.startswith('train_dataloader.dataset.data_root=')
+    ]
     return opts + [f'train_dataloader.dataset.data_root={train_root}']
 
 
@@ -77,8 +82,9 @@ def test_weakly_supervised_video_train_and_test(name, video_roots, tmp_path):
     assert any(k.startswith('temporal.lstm.') for k in _state_dict(checkpoint))  # the LSTM was trained
     if name != 'opra':
         return
-    tested = run_tool(['tools/test.py', config, checkpoint, '--work-dir', str(tmp_path / 'test'),
-                       '--cfg-options', *opts])
+    tested = run_tool(
+        ['tools/test.py', config, checkpoint, '--work-dir', str(tmp_path / 'test'), '--cfg-options', *opts]
+    )
     _scores(tested, 'test')
     # the GT heatmaps were computed once, by the first run, and reused by the test run
     assert f'0 computed, {NUM_TEST} reused' in tested.stdout + tested.stderr
@@ -89,19 +95,38 @@ def test_image_to_video_on_opra_and_epic(synthetic_root, video_roots, tmp_path):
     EPIC through a config that swaps the test set, with EPIC's verb map."""
     config = osp.join(CONFIGS, 'looptrans_synthetic_to_opra.py')
     work_dir = str(tmp_path / 'work')
-    trained = run_tool(['tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
-                        *_options(synthetic_root, video_roots['opra'])])
+    trained = run_tool(
+        [
+            'tools/train.py',
+            config,
+            '--work-dir',
+            work_dir,
+            '--cfg-options',
+            *_options(synthetic_root, video_roots['opra']),
+        ]
+    )
     _train_losses(trained)
     opra_scores = _scores(trained, 'val')
     checkpoint = osp.join(work_dir, 'iter_2.pth')
     assert not any(k.startswith('temporal.') for k in _state_dict(checkpoint))  # an image model
 
     to_epic = tmp_path / 'to_epic.py'
-    to_epic.write_text(f"_base_ = [{config!r}]\n"
-                       "test_dataloader = dict(dataset=dict(type='EPICHotspotsDataset', "
-                       f"verb_map={dict(SYNTHETIC_EPIC_VERB_MAP)!r}))\n")
-    tested = run_tool(['tools/test.py', str(to_epic), checkpoint, '--work-dir', str(tmp_path / 'test'),
-                       '--cfg-options', *_options(synthetic_root, video_roots['epic'])])
+    to_epic.write_text(
+        f"_base_ = [{config!r}]\n"
+        "test_dataloader = dict(dataset=dict(type='EPICHotspotsDataset', "
+        f"verb_map={dict(SYNTHETIC_EPIC_VERB_MAP)!r}))\n"
+    )
+    tested = run_tool(
+        [
+            'tools/test.py',
+            str(to_epic),
+            checkpoint,
+            '--work-dir',
+            str(tmp_path / 'test'),
+            '--cfg-options',
+            *_options(synthetic_root, video_roots['epic']),
+        ]
+    )
     epic_scores = _scores(tested, 'test')
     log = tested.stdout + tested.stderr
     assert 'EPICHotspotsDataset (test): 14 items' in log

@@ -29,6 +29,7 @@ Examples::
     python tools/infer.py CONFIG CHECKPOINT my_images/ --top-k 3
     python tools/infer.py CONFIG model.onnx my_images/ --top-k 3 --backend onnxruntime
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,14 @@ import numpy as np
 from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
-from looptrans.apis import (IMAGE_EXTENSIONS, AffordanceResult, inference_affordance, init_model, load_image,
-                            resolve_affordances)
+from looptrans.apis import (
+    IMAGE_EXTENSIONS,
+    AffordanceResult,
+    inference_affordance,
+    init_model,
+    load_image,
+    resolve_affordances,
+)
 from looptrans.utils import ensure_writable_dir
 from looptrans.utils.cli import positive_int, threshold_float, unit_float
 from looptrans.visualization import draw_colour_scale, normalize_heatmap, overlay_heatmap, put_caption
@@ -60,21 +67,32 @@ DEFAULT_OUT_DIR = osp.join('outputs', 'heatmaps')
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Affordance heatmaps for images')
     parser.add_argument('config')
-    parser.add_argument('checkpoint', help='a .pth checkpoint, or with --backend onnxruntime a .onnx file written by '
-                        'tools/deployment/pytorch2onnx.py')
+    parser.add_argument(
+        'checkpoint',
+        help='a .pth checkpoint, or with --backend onnxruntime a .onnx file written by '
+        'tools/deployment/pytorch2onnx.py',
+    )
     parser.add_argument('inputs', nargs='+', help='image files and/or folders (searched recursively)')
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument('--affordance', nargs='+', help='affordance name(s), e.g. hold cut_with')
     group.add_argument('--all', action='store_true', help='every affordance the model knows')
     group.add_argument('--top-k', type=positive_int, help="each image's K most probable affordances")
-    parser.add_argument('--threshold', type=threshold_float, default=0.5,
-                        help='relative mask threshold of the JSON regions: min-max normalised score >= it '
-                        '(default 0.5)')
-    parser.add_argument('--backend', choices=('pytorch', 'onnxruntime'), default='pytorch',
-                        help='pytorch (CONFIG + checkpoint) or onnxruntime (CPU; the .onnx file carries the class '
-                        'names and input size; CONFIG is only checked for the same class list)')
-    parser.add_argument('--out-dir', default=DEFAULT_OUT_DIR,
-                        help=f'output folder (default: {DEFAULT_OUT_DIR}); never read as input')
+    parser.add_argument(
+        '--threshold',
+        type=threshold_float,
+        default=0.5,
+        help='relative mask threshold of the JSON regions: min-max normalised score >= it (default 0.5)',
+    )
+    parser.add_argument(
+        '--backend',
+        choices=('pytorch', 'onnxruntime'),
+        default='pytorch',
+        help='pytorch (CONFIG + checkpoint) or onnxruntime (CPU; the .onnx file carries the class '
+        'names and input size; CONFIG is only checked for the same class list)',
+    )
+    parser.add_argument(
+        '--out-dir', default=DEFAULT_OUT_DIR, help=f'output folder (default: {DEFAULT_OUT_DIR}); never read as input'
+    )
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--batch-size', type=positive_int, default=8, help='images per forward pass (>= 1)')
     parser.add_argument('--alpha', type=unit_float, default=0.5, help='heatmap opacity in the overlays, in [0, 1]')
@@ -103,12 +121,16 @@ def collect_images(inputs: List[str], out_dir: Optional[str] = None) -> List[Tup
         if osp.isdir(item):
             roots.append(osp.abspath(item))
             for root, dirs, files in os.walk(item):
-                dirs[:] = sorted(d for d in dirs if not d.startswith('.')
-                                 and not (out_dir and _inside(osp.join(root, d), out_dir)))
+                dirs[:] = sorted(
+                    d for d in dirs if not d.startswith('.') and not (out_dir and _inside(osp.join(root, d), out_dir))
+                )
                 if out_dir and _inside(root, out_dir):
                     continue
-                found += [osp.join(root, name) for name in sorted(files)
-                          if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.')]
+                found += [
+                    osp.join(root, name)
+                    for name in sorted(files)
+                    if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.')
+                ]
         elif osp.isfile(item):
             roots.append(osp.dirname(osp.abspath(item)))
             found.append(item)
@@ -121,8 +143,10 @@ def collect_images(inputs: List[str], out_dir: Optional[str] = None) -> List[Tup
             seen.add(real)
             unique.append(path)
     if not unique:
-        raise FileNotFoundError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) found in {inputs}'
-                                + (f' (outside the output folder {out_dir!r})' if out_dir else ''))
+        raise FileNotFoundError(
+            f'no images ({", ".join(IMAGE_EXTENSIONS)}) found in {inputs}'
+            + (f' (outside the output folder {out_dir!r})' if out_dir else '')
+        )
     common = osp.commonpath(roots)
     return [(path, osp.relpath(osp.abspath(path), common)) for path in unique]
 
@@ -181,8 +205,10 @@ def print_table(rows: List[Tuple[str, AffordanceResult]], out_dir: str, max_rows
     for base, result in rows[:max_rows]:
         name = max(result.affordances, key=lambda n: result.probs[n])
         region = result.regions[name]
-        print(f'{osp.relpath(base, out_dir):<32.32} {name:<14} {result.probs[name]:>6.3f} '
-              f'{str(region.peak):>12}  {region.bbox}')
+        print(
+            f'{osp.relpath(base, out_dir):<32.32} {name:<14} {result.probs[name]:>6.3f} '
+            f'{str(region.peak):>12}  {region.bbox}'
+        )
     if len(rows) > max_rows:
         print(f'... and {len(rows) - max_rows} more (see the .json files)')
 
@@ -196,6 +222,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         names = output_names(images)
         if args.backend == 'onnxruntime':
             from looptrans.apis.onnx_backend import OnnxAffordanceModel, check_config_classes
+
             model = OnnxAffordanceModel(args.checkpoint)
             check_config_classes(model, args.config, args.cfg_options)
             infer = model.inference_affordance
@@ -212,7 +239,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     table: List[Tuple[str, AffordanceResult]] = []
     written = 0
     for start in range(0, len(images), args.batch_size):
-        chunk, chunk_names = images[start:start + args.batch_size], names[start:start + args.batch_size]
+        chunk, chunk_names = images[start : start + args.batch_size], names[start : start + args.batch_size]
         loaded, bases = [], []
         for (path, _), name in zip(chunk, chunk_names):
             try:
@@ -221,8 +248,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             except (ValueError, OSError) as err:
                 skipped.append((path, str(err)))
                 print(f'\nskipped {path!r}: {err}', file=sys.stderr)
-        results = infer(loaded, affordances, args.batch_size, top_k=args.top_k,
-                        threshold=args.threshold) if loaded else []
+        results = (
+            infer(loaded, affordances, args.batch_size, top_k=args.top_k, threshold=args.threshold) if loaded else []
+        )
         for (path, _), image_bgr, base, result in zip(chunk, loaded, bases, results):
             result.image_path = path
             written += write_outputs(base, mmcv.bgr2rgb(image_bgr), result.heatmaps, args.alpha)
@@ -234,8 +262,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print()
     print_table(table, args.out_dir)
     per_image = f'top {args.top_k}' if args.top_k else str(len(affordances))
-    print(f'{done} of {len(images)} image(s) x {per_image} affordance(s): {written} heatmap(s) written '
-          f'to {args.out_dir!r} (.png, .npy, _overlay.jpg each; one .json per image)')
+    print(
+        f'{done} of {len(images)} image(s) x {per_image} affordance(s): {written} heatmap(s) written '
+        f'to {args.out_dir!r} (.png, .npy, _overlay.jpg each; one .json per image)'
+    )
     if skipped:
         print(f'{len(skipped)} image(s) could not be read and were skipped:', file=sys.stderr)
         for path, why in skipped:

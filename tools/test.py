@@ -11,6 +11,7 @@ an error, not random class layers) and its class list (``meta.dataset_meta.class
 dataset's, names and order; otherwise the run stops before any image is scored, naming both lists. Output
 folders (``--work-dir``, ``--show-dir``, the folder of ``--out``) are checked for writing at start-up.
 """
+
 import argparse
 import logging
 import os
@@ -21,9 +22,16 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import looptrans  # noqa: F401  (registers modules, enables safe checkpoint loading)
-from looptrans.utils import (BrokenCheckpointError, CheckpointMismatchError, ClassListMismatchError,
-                             UnsafeCheckpointError, check_class_lists, checkpoint_classes, ensure_writable_dir,
-                             load_checkpoint_strictly)
+from looptrans.utils import (
+    BrokenCheckpointError,
+    CheckpointMismatchError,
+    ClassListMismatchError,
+    UnsafeCheckpointError,
+    check_class_lists,
+    checkpoint_classes,
+    ensure_writable_dir,
+    load_checkpoint_strictly,
+)
 from looptrans.utils.config_check import add_custom_hook, load_tool_config
 from looptrans.utils.dist import prepare_cpu_distributed
 
@@ -35,16 +43,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='the directory to save the evaluation logs')
     parser.add_argument('--out', help='file to dump the predictions to (pickle, via DumpResults)')
     parser.add_argument('--show', action='store_true', help='show prediction pictures in a window')
-    parser.add_argument('--show-dir', help='write one prediction picture per test image to this directory '
-                        '(relative: under the work dir)')
+    parser.add_argument(
+        '--show-dir',
+        help='write one prediction picture per test image to this directory (relative: under the work dir)',
+    )
     parser.add_argument('--wait-time', type=float, default=2, help='seconds between shown pictures')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
-        help='override config settings, e.g. test_dataloader.batch_size=32')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
+        help='override config settings, e.g. test_dataloader.batch_size=32',
+    )
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -58,7 +68,8 @@ def trigger_visualization_hook(cfg: Config, args: argparse.Namespace) -> Config:
     if 'visualization' not in default_hooks:
         raise RuntimeError(
             '--show/--show-dir need a "visualization" entry in default_hooks '
-            '(e.g. dict(type="AffordanceVisualizationHook")); the config has none.')
+            '(e.g. dict(type="AffordanceVisualizationHook")); the config has none.'
+        )
     hook = default_hooks['visualization']
     hook['draw'] = True
     if args.show:
@@ -111,12 +122,16 @@ def load_and_check(runner: Runner, checkpoint: str) -> None:
     dataset_classes = tuple((getattr(dataset, 'metainfo', None) or {}).get('classes') or ())
     classes = checkpoint_classes(ckpt)
     if classes is None:
-        print_log(f'{checkpoint!r} records no class list (meta.dataset_meta.classes); the class order of the '
-                  f'test dataset ({list(dataset_classes)}) cannot be checked against it.', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            f'{checkpoint!r} records no class list (meta.dataset_meta.classes); the class order of the '
+            f'test dataset ({list(dataset_classes)}) cannot be checked against it.',
+            logger='current',
+            level=logging.WARNING,
+        )
     elif dataset_classes:
-        check_class_lists(classes, dataset_classes, checkpoint,
-                          f'the test dataset ({type(dataset).__name__} of this config)')
+        check_class_lists(
+            classes, dataset_classes, checkpoint, f'the test dataset ({type(dataset).__name__} of this config)'
+        )
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ is gone (falls back to the newest checkpoint) or a run that is already finished 
 temporary files of interrupted checkpoint saves (removed), and heads whose ``num_classes`` differs from the
 training dataset's (``ClassListCheckHook``).
 """
+
 import argparse
 import logging
 import os
@@ -26,8 +27,14 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import looptrans  # noqa: F401  (registers modules, enables safe checkpoint loading)
-from looptrans.utils import (ClassListMismatchError, ensure_writable_dir, find_resume_checkpoint,
-                             finished_message, remove_stale_temp_files, safe_torch_load)
+from looptrans.utils import (
+    ClassListMismatchError,
+    ensure_writable_dir,
+    find_resume_checkpoint,
+    finished_message,
+    remove_stale_temp_files,
+    safe_torch_load,
+)
 from looptrans.utils.config_check import add_custom_hook, load_tool_config
 from looptrans.utils.dist import prepare_cpu_distributed
 
@@ -42,18 +49,16 @@ def parse_args() -> argparse.Namespace:
         const='auto',
         default=None,
         help='resume training: with no value, from the latest checkpoint in the work dir; '
-        'with a path, from that checkpoint')
+        'with a path, from that checkpoint',
+    )
     parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision training')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
-        help='override config settings, e.g. train_cfg.max_iters=100 model.backbone.frozen=True')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
+        help='override config settings, e.g. train_cfg.max_iters=100 model.backbone.frozen=True',
+    )
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
@@ -66,16 +71,16 @@ def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line overrides."""
     cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp and not torch.cuda.is_available():
-        raise SystemExit('--amp needs a GPU: MMEngine\'s AmpOptimWrapper only runs on CUDA (or NPU/MLU/MUSA) '
-                         'devices. On this machine train in fp32 (drop --amp).')
+        raise SystemExit(
+            '--amp needs a GPU: MMEngine\'s AmpOptimWrapper only runs on CUDA (or NPU/MLU/MUSA) '
+            'devices. On this machine train in fp32 (drop --amp).'
+        )
     if args.amp:
         optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_type == 'AmpOptimWrapper':
-            print_log('AMP training is already enabled in the config.', logger='current',
-                      level=logging.WARNING)
+            print_log('AMP training is already enabled in the config.', logger='current', level=logging.WARNING)
         else:
-            assert optim_type == 'OptimWrapper', (
-                f'--amp only works with OptimWrapper, got {optim_type}')
+            assert optim_type == 'OptimWrapper', f'--amp only works with OptimWrapper, got {optim_type}'
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
             if cfg.optim_wrapper.get('dtype') is None:
@@ -111,9 +116,12 @@ def prepare_work_dir(cfg: Config, args: argparse.Namespace) -> None:
         raise SystemExit(f'error: {err}')
     if _is_main_process():
         for path in remove_stale_temp_files(cfg.work_dir):
-            print_log(f'Removed {path!r}: the temporary file of a checkpoint save that was interrupted '
-                      '(killed mid-save); the checkpoint it was for was never written.', logger='current',
-                      level=logging.WARNING)
+            print_log(
+                f'Removed {path!r}: the temporary file of a checkpoint save that was interrupted '
+                '(killed mid-save); the checkpoint it was for was never written.',
+                logger='current',
+                level=logging.WARNING,
+            )
     if not cfg.get('resume'):
         return
     if cfg.get('load_from') is None:  # --resume without a path: the work dir's latest checkpoint

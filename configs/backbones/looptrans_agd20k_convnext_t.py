@@ -6,17 +6,21 @@ model = dict(
         _delete_=True,
         type='mmpretrain.ConvNeXt',
         arch='tiny',
-        out_indices=(2, ),
+        out_indices=(2,),
         gap_before_final_norm=False,
         drop_path_rate=0.1,
         init_cfg=dict(
             type='Pretrained',
             prefix='backbone.',
             checkpoint='https://download.openmmlab.com/mmclassification/v0/convnext/'
-            'convnext-tiny_32xb128_in1k_20220124-18abde00.pth')),
+            'convnext-tiny_32xb128_in1k_20220124-18abde00.pth',
+        ),
+    ),
     descriptor=dict(
         type='DINOVisionTransformer',
         arch='deit-small',
         patch_size=16,
         frozen=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/dino_deitsmall16_pretrain.pth')))
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/dino_deitsmall16_pretrain.pth'),
+    ),
+)

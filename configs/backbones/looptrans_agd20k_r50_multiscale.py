@@ -12,7 +12,8 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
-        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://resnet50_v1c')),
+        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://resnet50_v1c'),
+    ),
     cam_head=dict(in_channels=[512, 1024, 2048], in_index=[1, 2, 3], input_transform='resize_concat'),
     pixel_head=dict(in_channels=[512, 1024, 2048], in_index=[1, 2, 3], input_transform='resize_concat'),
     descriptor=dict(
@@ -20,4 +21,6 @@ model = dict(
         arch='deit-small',
         patch_size=16,
         frozen=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/dino_deitsmall16_pretrain.pth')))
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/dino_deitsmall16_pretrain.pth'),
+    ),
+)

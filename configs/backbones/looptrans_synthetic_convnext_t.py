@@ -12,13 +12,16 @@ model = dict(
         _delete_=True,
         type='mmpretrain.ConvNeXt',
         arch='tiny',
-        out_indices=(2, ),
+        out_indices=(2,),
         gap_before_final_norm=False,
         drop_path_rate=0.1,
-        init_cfg=None),
+        init_cfg=None,
+    ),
     descriptor=dict(
         type='DINOVisionTransformer',
         arch=dict(embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=1536),
         patch_size=16,
         frozen=True,
-        init_cfg=None))
+        init_cfg=None,
+    ),
+)

@@ -12,13 +12,14 @@ model = dict(
         type='ResNetV1c',
         depth=50,
         num_stages=4,
-        out_indices=(3, ),
+        out_indices=(3,),
         dilations=(1, 1, 2, 4),
         strides=(1, 2, 1, 1),
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
         contract_dilation=True,
-        init_cfg=None),
+        init_cfg=None,
+    ),
     # 2048 -> 384 channels so the heads keep their published width.
     neck=dict(type='MultiLevelNeck', in_channels=[2048], out_channels=384, scales=[1]),
     descriptor=dict(
@@ -26,4 +27,6 @@ model = dict(
         arch=dict(embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=1536),
         patch_size=16,
         frozen=True,
-        init_cfg=None))
+        init_cfg=None,
+    ),
+)

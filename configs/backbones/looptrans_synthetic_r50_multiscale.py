@@ -13,7 +13,8 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
-        init_cfg=None),
+        init_cfg=None,
+    ),
     cam_head=dict(in_channels=[512, 1024, 2048], in_index=[1, 2, 3], input_transform='resize_concat'),
     pixel_head=dict(in_channels=[512, 1024, 2048], in_index=[1, 2, 3], input_transform='resize_concat'),
     descriptor=dict(
@@ -21,4 +22,6 @@ model = dict(
         arch=dict(embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=1536),
         patch_size=16,
         frozen=True,
-        init_cfg=None))
+        init_cfg=None,
+    ),
+)

@@ -3,6 +3,7 @@
 Importing this package registers every module in the mmseg registries (scope ``mmseg``) and makes
 MMEngine's checkpoint loading safe under torch >= 2.6 (see :mod:`looptrans.utils.checkpoint`).
 """
+
 from .utils import checkpoint as _checkpoint
 
 _checkpoint.install()

@@ -9,6 +9,7 @@ Random weights and random images: no dataset or checkpoint needed. Runs on CPU a
     python tools/analysis_tools/benchmark.py configs/looptrans_agd20k.py --batch-size 16 --device cpu \
         --iters 5 --warmup 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,6 +44,7 @@ def build_model(cfg: Config, device: str) -> torch.nn.Module:
     """The config's model with random weights (pretrained files are not needed for timing)."""
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     from looptrans.apis import without_pretrained
+
     return MODELS.build(without_pretrained(cfg.model)).to(device)
 
 
@@ -88,8 +90,14 @@ def main() -> None:
     B, V, S = args.batch_size, args.num_exo, args.size
     gen = torch.Generator().manual_seed(0)
     images = torch.randn(B, 1 + V, 3, S, S, generator=gen).to(device)
-    samples = [SegDataSample(metainfo=dict(gt_label=int(torch.randint(num_classes, (1, ), generator=gen)),
-                                           img_shape=(S, S), ori_shape=(S, S))) for _ in range(B)]
+    samples = [
+        SegDataSample(
+            metainfo=dict(
+                gt_label=int(torch.randint(num_classes, (1,), generator=gen)), img_shape=(S, S), ori_shape=(S, S)
+            )
+        )
+        for _ in range(B)
+    ]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
     amp_dtype = torch.bfloat16 if device == 'cpu' or torch.cuda.is_bf16_supported() else torch.float16
@@ -123,15 +131,21 @@ def main() -> None:
     figures['backbone_peak_gib'] = peak_memory_gib(device)
 
     n_images = B * (1 + V)
-    print(f'config: {args.config}\ndevice: {device} '
-          f'({torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"}, '
-          f'{torch.get_num_threads()} threads), torch {torch.__version__}, amp={args.amp}')
+    print(
+        f'config: {args.config}\ndevice: {device} '
+        f'({torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"}, '
+        f'{torch.get_num_threads()} threads), torch {torch.__version__}, amp={args.amp}'
+    )
     print(f'batch: {B} samples = {B} ego + {B * V} exo images at {S}x{S} ({n_images} images)')
     print(f'{"what":<34}{"s/iter":>10}{"images/s":>12}{"peak GiB":>10}')
-    print(f'{"training step":<34}{figures["train_step_s"]:>10.4f}{n_images / figures["train_step_s"]:>12.1f}'
-          f'{figures["train_peak_gib"]:>10.2f}')
-    print(f'{"frozen backbone forward alone":<34}{figures["backbone_s"]:>10.4f}'
-          f'{n_images / figures["backbone_s"]:>12.1f}{figures["backbone_peak_gib"]:>10.2f}')
+    print(
+        f'{"training step":<34}{figures["train_step_s"]:>10.4f}{n_images / figures["train_step_s"]:>12.1f}'
+        f'{figures["train_peak_gib"]:>10.2f}'
+    )
+    print(
+        f'{"frozen backbone forward alone":<34}{figures["backbone_s"]:>10.4f}'
+        f'{n_images / figures["backbone_s"]:>12.1f}{figures["backbone_peak_gib"]:>10.2f}'
+    )
     print(f'training step / backbone forward: {figures["train_step_s"] / figures["backbone_s"]:.2f}x')
 
     model.eval()

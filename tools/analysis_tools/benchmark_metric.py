@@ -13,6 +13,7 @@ Example::
     python tools/analysis_tools/benchmark_metric.py --num-images 50
     python tools/analysis_tools/benchmark_metric.py --protocol hotspots --num-images 50
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,10 +30,15 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--protocol', choices=['agd20k', 'hotspots'], default='agd20k')
     parser.add_argument('--num-images', type=int, default=50, help='number of random maps (N)')
-    parser.add_argument('--pred-size', type=int, default=224,
-                        help='prediction side (network input size)')
-    parser.add_argument('--gt-size', type=int, nargs=2, default=[480, 640], metavar=('H', 'W'),
-                        help='GT map size (a typical image size)')
+    parser.add_argument('--pred-size', type=int, default=224, help='prediction side (network input size)')
+    parser.add_argument(
+        '--gt-size',
+        type=int,
+        nargs=2,
+        default=[480, 640],
+        metavar=('H', 'W'),
+        help='GT map size (a typical image size)',
+    )
     parser.add_argument('--batch-size', type=int, default=16, help='samples per process() call')
     parser.add_argument('--repeats', type=int, default=3, help='timed runs; the fastest is reported')
     parser.add_argument('--seed', type=int, default=0)
@@ -62,8 +68,9 @@ def loop_hotspots(pred: np.ndarray, gt: np.ndarray, size: int = 28) -> Dict[str,
     """One image, Hotspots protocol (no jitter); AUC-J passes over all pixels per threshold."""
     p = cv2.resize(pred, (size, size), interpolation=cv2.INTER_LINEAR)
     p = cv2.GaussianBlur(p / (p.max() + 1e-12), (5, 5), 0)
-    g = cv2.resize(cv2.resize(gt, (224, 224), interpolation=cv2.INTER_LINEAR), (size, size),
-                   interpolation=cv2.INTER_LINEAR)
+    g = cv2.resize(
+        cv2.resize(gt, (224, 224), interpolation=cv2.INTER_LINEAR), (size, size), interpolation=cv2.INTER_LINEAR
+    )
     g_real = g if g.sum() != 0 else np.full_like(g, 1.0 / g.size)
     pn, gn = p / (p.sum() + 1e-12), g_real / (g_real.sum() + 1e-12)
     kld = float(np.sum(gn * np.log(gn / (pn + 1e-12) + 1e-12)))
@@ -96,7 +103,7 @@ def make_maps(args: argparse.Namespace) -> tuple:
         gt = np.zeros((h, w))
         for _ in range(3):
             cy, cx, sigma = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(10, 60)
-            gt += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2))
+            gt += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
         gts.append(np.round(gt / gt.max() * 255) / 255)
     return preds, gts
 
@@ -111,8 +118,9 @@ def timed(fn: Callable[[], object], repeats: int = 1) -> tuple:
     return out, best
 
 
-def metric_process_time(args: argparse.Namespace, preds: np.ndarray, gts: List[np.ndarray],
-                        gt_resized_to: Optional[int] = None) -> float:
+def metric_process_time(
+    args: argparse.Namespace, preds: np.ndarray, gts: List[np.ndarray], gt_resized_to: Optional[int] = None
+) -> float:
     """Seconds for ``AffordanceMetric.process`` over all images, in batches of ``--batch-size``.
 
     ``gt_resized_to``: the GT maps arrive already resized (``LoadAffordanceGT(resize_to=...)`` does
@@ -121,13 +129,20 @@ def metric_process_time(args: argparse.Namespace, preds: np.ndarray, gts: List[n
     import torch
 
     from looptrans.evaluation import AffordanceMetric
+
     if gt_resized_to is not None:
         size = (gt_resized_to, gt_resized_to)
         gts = [cv2.resize(g, size, interpolation=cv2.INTER_LINEAR) for g in gts]
-    samples = [dict(pred_heatmap=dict(data=torch.from_numpy(p[None]).float()),
-                    gt_heatmap=dict(data=torch.from_numpy(g[None])), sample_idx=i,
-                    img_path=f'{i}.jpg', affordance='hold')
-               for i, (p, g) in enumerate(zip(preds, gts))]
+    samples = [
+        dict(
+            pred_heatmap=dict(data=torch.from_numpy(p[None]).float()),
+            gt_heatmap=dict(data=torch.from_numpy(g[None])),
+            sample_idx=i,
+            img_path=f'{i}.jpg',
+            affordance='hold',
+        )
+        for i, (p, g) in enumerate(zip(preds, gts))
+    ]
     if gt_resized_to is not None:
         for sample in samples:
             sample['gt_resized_to'] = (gt_resized_to, gt_resized_to)
@@ -136,7 +151,7 @@ def metric_process_time(args: argparse.Namespace, preds: np.ndarray, gts: List[n
     def run() -> None:
         metric = AffordanceMetric(protocol=protocol)
         for start in range(0, len(samples), args.batch_size):
-            metric.process({}, samples[start:start + args.batch_size])
+            metric.process({}, samples[start : start + args.batch_size])
 
     return timed(run, args.repeats)[1]
 
@@ -151,19 +166,24 @@ def main() -> None:
     loop, t_loop = timed(lambda: [loop_fn(p, g) for p, g in zip(preds, gts)])
     _, t_ours1 = timed(lambda: [scores(p[None], [g]) for p, g in zip(preds, gts)], args.repeats)
     t_metric = metric_process_time(args, preds, gts)
-    t_metric_resized = metric_process_time(args, preds, gts, gt_resized_to=224) \
-        if args.protocol == 'agd20k' else None
+    t_metric_resized = metric_process_time(args, preds, gts, gt_resized_to=224) if args.protocol == 'agd20k' else None
 
-    print(f'protocol={args.protocol}  N={n}  pred {args.pred_size}x{args.pred_size}  '
-          f'GT {args.gt_size[0]}x{args.gt_size[1]}')
+    print(
+        f'protocol={args.protocol}  N={n}  pred {args.pred_size}x{args.pred_size}  '
+        f'GT {args.gt_size[0]}x{args.gt_size[1]}'
+    )
     print(f'  per-pixel loop reference : {1000 * t_loop / n:8.3f} ms/image')
     print(f'  looptrans, batch of {n:<5}: {1000 * t_ours / n:8.3f} ms/image')
     print(f'  looptrans, one at a time : {1000 * t_ours1 / n:8.3f} ms/image')
-    print(f'  AffordanceMetric.process : {1000 * t_metric / n:8.3f} ms/image (batches of '
-          f'{args.batch_size}, float32 predictions, float64 GT)')
+    print(
+        f'  AffordanceMetric.process : {1000 * t_metric / n:8.3f} ms/image (batches of '
+        f'{args.batch_size}, float32 predictions, float64 GT)'
+    )
     if t_metric_resized is not None:
-        print(f'  ... GT resized in the loader: {1000 * t_metric_resized / n:8.3f} ms/image '
-              f'(LoadAffordanceGT(resize_to=224), as the configs)')
+        print(
+            f'  ... GT resized in the loader: {1000 * t_metric_resized / n:8.3f} ms/image '
+            f'(LoadAffordanceGT(resize_to=224), as the configs)'
+        )
     diffs: List[str] = []
     for key in loop[0]:
         ref = np.array([r.get(key, np.nan) for r in loop])

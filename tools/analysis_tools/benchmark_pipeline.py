@@ -13,6 +13,7 @@ workers keep a GPU fed at ``--target`` images/s (default 1000: one batch of 16 x
     python tools/analysis_tools/benchmark_pipeline.py --cfg-options \
         train_dataloader.dataset.pipeline.1.transforms.0.backend=torch   # ResizeShortEdge's torch kernel
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,16 +41,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--width', type=int, default=640)
     parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--quality', type=int, default=90, help='JPEG quality of the generated files')
-    parser.add_argument('--num-exo', type=int, default=None,
-                        help='exocentric images (or clip frames) per sample; default: the config\'s num_exo '
-                             '(num_frames for video configs), else 3')
+    parser.add_argument(
+        '--num-exo',
+        type=int,
+        default=None,
+        help='exocentric images (or clip frames) per sample; default: the config\'s num_exo '
+        '(num_frames for video configs), else 3',
+    )
     parser.add_argument('--samples', type=int, default=60, help='timed samples')
     parser.add_argument('--warmup', type=int, default=5, help='untimed samples first')
     parser.add_argument('--repeats', type=int, default=3, help='timed runs; the fastest is reported')
     parser.add_argument('--target', type=float, default=1000.0, help='images/s one GPU consumes')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--no-reference', action='store_true',
-                        help='skip timing the published torchvision pipeline on the same files')
+    parser.add_argument(
+        '--no-reference', action='store_true', help='skip timing the published torchvision pipeline on the same files'
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -90,8 +96,16 @@ def samples(paths: List[str], n_exo: int, count: int, rng: np.random.Generator) 
     out = []
     for i in range(count):
         pick = rng.choice(len(paths), n_exo + 1, replace=n_exo + 1 > len(paths))
-        out.append(dict(img_path=paths[pick[0]], exo_paths=[paths[j] for j in pick[1:]], gt_label=0,
-                        affordance='hold', object='cup', sample_idx=i))
+        out.append(
+            dict(
+                img_path=paths[pick[0]],
+                exo_paths=[paths[j] for j in pick[1:]],
+                gt_label=0,
+                affordance='hold',
+                object='cup',
+                sample_idx=i,
+            )
+        )
     return out
 
 
@@ -142,8 +156,16 @@ def published_reference(paths: List[str], n_images: int, repeats: int) -> float:
     import torch
     from PIL import Image
     from torchvision import transforms as T
-    transform = T.Compose([T.Resize(256), T.RandomCrop(224), T.RandomHorizontalFlip(), T.ToTensor(),
-                           T.Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))])
+
+    transform = T.Compose(
+        [
+            T.Resize(256),
+            T.RandomCrop(224),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+        ]
+    )
     torch.manual_seed(0)
     chosen = [paths[i % len(paths)] for i in range(n_images)]
 
@@ -162,6 +184,7 @@ def main() -> None:
     cv2.setNumThreads(1)  # one worker = one core; mmengine's workers do the same
     try:
         import torch
+
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
         pass
@@ -169,8 +192,10 @@ def main() -> None:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    import looptrans  # noqa: F401  (registers the transforms)
     from mmseg.registry import TRANSFORMS
+
+    import looptrans  # noqa: F401  (registers the transforms)
+
     pipeline_cfg = cfg.train_dataloader.dataset.pipeline
     n_exo = num_views(cfg, args)
     per_sample = 1 + n_exo
@@ -182,30 +207,33 @@ def main() -> None:
         size_kb = np.mean([os.path.getsize(p) for p in paths]) / 1024
         items = samples(paths, n_exo, args.warmup + args.samples, rng)
         pipeline = Compose([TRANSFORMS.build(t) for t in pipeline_cfg])
-        run(pipeline, items[:args.warmup])
-        best = min(run(pipeline, items[args.warmup:]) for _ in range(args.repeats))
+        run(pipeline, items[: args.warmup])
+        best = min(run(pipeline, items[args.warmup :]) for _ in range(args.repeats))
 
         totals: Dict[str, float] = defaultdict(float)
         timed = Compose([TRANSFORMS.build(t) for t in pipeline_cfg])
         instrument(timed, totals)
-        run(timed, items[:args.warmup])
+        run(timed, items[: args.warmup])
         totals.clear()
-        run(timed, items[args.warmup:])
+        run(timed, items[args.warmup :])
         n_images = args.samples * per_sample
         reference = None if args.no_reference else published_reference(paths, n_images, args.repeats)
 
     rate = n_images / best
     print(f'config   : {osp.relpath(args.config, REPO) if args.config.startswith(REPO) else args.config}')
-    print(f'input    : {args.num_images} JPEGs {args.width}x{args.height} q{args.quality} '
-          f'(~{size_kb:.0f} KiB), samples of 1 + {n_exo} images')
+    print(
+        f'input    : {args.num_images} JPEGs {args.width}x{args.height} q{args.quality} '
+        f'(~{size_kb:.0f} KiB), samples of 1 + {n_exo} images'
+    )
     print('pipeline : ' + ' -> '.join(t.get('type', '?') for t in pipeline_cfg))
-    print(f'per worker: {rate:8.1f} images/s  ({1000 / rate:.2f} ms/image, {1000 * best / args.samples:.1f} '
-          f'ms/sample)')
+    print(f'per worker: {rate:8.1f} images/s  ({1000 / rate:.2f} ms/image, {1000 * best / args.samples:.1f} ms/sample)')
     print(f'workers for {args.target:.0f} images/s per GPU: {math.ceil(args.target / rate)}')
     if reference is not None:
         ref_rate = n_images / reference
-        print(f'published torchvision transform (PIL decode .. Normalize), same files: {ref_rate:.1f} '
-              f'images/s per worker ({math.ceil(args.target / ref_rate)} workers)')
+        print(
+            f'published torchvision transform (PIL decode .. Normalize), same files: {ref_rate:.1f} '
+            f'images/s per worker ({math.ceil(args.target / ref_rate)} workers)'
+        )
     print('CPU time per image by step (ms):')
     for name, seconds in totals.items():
         print(f'  {name:<48s} {1000 * seconds / n_images:7.3f}')

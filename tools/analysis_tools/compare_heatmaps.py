@@ -10,6 +10,7 @@ the test split. On the generated data, a validation split is another seed of the
 
 It prints one Markdown table row per source (the config's test metric: KLD / SIM / NSS, or AUC-J).
 """
+
 import argparse
 import os.path as osp
 from typing import Dict, List, Sequence
@@ -58,8 +59,9 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
         cfg.merge_from_dict(args.cfg_options)
     if args.data_root:
         cfg.test_dataloader.dataset.data_root = args.data_root
-    cfg.work_dir = args.work_dir or osp.join('work_dirs', 'compare_heatmaps',
-                                             osp.splitext(osp.basename(args.config))[0])
+    cfg.work_dir = args.work_dir or osp.join(
+        'work_dirs', 'compare_heatmaps', osp.splitext(osp.basename(args.config))[0]
+    )
     cfg.load_from = args.checkpoint
     cfg.launcher = 'none'
     cfg.default_hooks.visualization = dict(type='AffordanceVisualizationHook', draw=False)

@@ -19,6 +19,7 @@ affordance and overall, and the share of images that got a (valid) pseudo-mask:
 IoU is computed at the network input size (the pseudo-mask upsampled by nearest neighbour, the true part
 resized likewise); the mean runs over the images with a valid pseudo-mask.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,8 @@ def find_samples(root: str, classes: Tuple[str, ...]) -> List[Tuple[str, str, in
     if not samples:
         raise FileNotFoundError(
             f'no part masks under {osp.join(root, PART_MASK_DIR)!r} with egocentric training images beside '
-            'them; generate the data with tools/misc/generate_synthetic_agd20k.py (it writes them).')
+            'them; generate the data with tools/misc/generate_synthetic_agd20k.py (it writes them).'
+        )
     return samples
 
 
@@ -63,8 +65,10 @@ def build_model(cfg: Config, checkpoint: Optional[str], device: str) -> torch.nn
     frozen DINO, pretrained where the config says so, is all that is used)."""
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     import looptrans  # noqa: F401
+
     if checkpoint:
         from looptrans.apis import init_model
+
         return init_model(cfg, checkpoint, device=device)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
@@ -73,21 +77,35 @@ def build_model(cfg: Config, checkpoint: Optional[str], device: str) -> torch.nn
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, samples: List[Tuple[str, str, int]], size: Tuple[int, int],
-             oracle: bool, batch_size: int = 16) -> List[Tuple[int, bool, float]]:
+def evaluate(
+    model: torch.nn.Module,
+    samples: List[Tuple[str, str, int]],
+    size: Tuple[int, int],
+    oracle: bool,
+    batch_size: int = 16,
+) -> List[Tuple[int, bool, float]]:
     """(label, valid, IoU) of every sample."""
     from looptrans.models.heads import select_class_maps
+
     device = next(model.parameters()).device
     results = []
     h, w = size
     for start in range(0, len(samples), batch_size):
-        chunk = samples[start:start + batch_size]
-        images = [torch.from_numpy(np.ascontiguousarray(
-            mmcv.imresize(mmcv.imread(p), (w, h), backend='pillow').transpose(2, 0, 1)))[None]
-            for p, _, _ in chunk]
-        truth = torch.stack([torch.from_numpy(cv2.resize(
-            cv2.imread(m, cv2.IMREAD_GRAYSCALE), (w, h), interpolation=cv2.INTER_NEAREST) > 127)
-            for _, m, _ in chunk]).to(device)
+        chunk = samples[start : start + batch_size]
+        images = [
+            torch.from_numpy(
+                np.ascontiguousarray(mmcv.imresize(mmcv.imread(p), (w, h), backend='pillow').transpose(2, 0, 1))
+            )[None]
+            for p, _, _ in chunk
+        ]
+        truth = torch.stack(
+            [
+                torch.from_numpy(
+                    cv2.resize(cv2.imread(m, cv2.IMREAD_GRAYSCALE), (w, h), interpolation=cv2.INTER_NEAREST) > 127
+                )
+                for _, m, _ in chunk
+            ]
+        ).to(device)
         labels = torch.tensor([label for _, _, label in chunk], device=device)
         x = model.data_preprocessor(dict(inputs=images), False)['inputs'][:, 0]
         encoder = model.backbone if model.shares_descriptor_pass else model.descriptor
@@ -117,8 +135,11 @@ def summarise(results: List[Tuple[int, bool, float]], classes: Tuple[str, ...]) 
     for name in [c for c in classes if c in groups] + ['overall']:
         rows = groups[name]
         ious = [iou for valid, iou in rows if valid]
-        table[name] = dict(miou=float(np.mean(ious)) if ious else float('nan'),
-                           valid=sum(v for v, _ in rows) / len(rows), num=len(rows))
+        table[name] = dict(
+            miou=float(np.mean(ious)) if ious else float('nan'),
+            valid=sum(v for v, _ in rows) / len(rows),
+            num=len(rows),
+        )
     return table
 
 
@@ -146,13 +167,15 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
     model = build_model(cfg, args.checkpoint, args.device)
     classes = tuple(config_classes(train) or model.dataset_meta['classes'])
     from looptrans.apis.inference import test_input_size
+
     samples = find_samples(root, classes)
-    results = evaluate(model, samples, test_input_size(cfg), oracle=not args.checkpoint,
-                       batch_size=args.batch_size)
+    results = evaluate(model, samples, test_input_size(cfg), oracle=not args.checkpoint, batch_size=args.batch_size)
     table = summarise(results, classes)
     mode = 'trained CAM' if args.checkpoint else 'oracle CAM (the true part)'
-    print(f'pseudo-masks of {len(samples)} egocentric training images under {root}, {mode}, '
-          f'K = {cfg.model.part_discovery.get("num_parts", 4)}')
+    print(
+        f'pseudo-masks of {len(samples)} egocentric training images under {root}, {mode}, '
+        f'K = {cfg.model.part_discovery.get("num_parts", 4)}'
+    )
     print('| affordance | images | valid | mIoU (valid) |')
     print('| --- | --- | --- | --- |')
     for name, row in table.items():

@@ -6,6 +6,7 @@ The bar any trained model must clear: a uniform map (every pixel equal) and a ce
 
     python tools/analysis_tools/eval_trivial_baselines.py configs/looptrans_synthetic.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,7 @@ def centred_gaussian(h: int, w: int, sigma_frac: float = 0.25) -> np.ndarray:
     """An isotropic Gaussian at the image centre, sigma = ``sigma_frac`` x the shorter side."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     sigma = sigma_frac * min(h, w)
-    return np.exp(-(((ys - (h - 1) / 2)**2 + (xs - (w - 1) / 2)**2) / (2 * sigma**2))).astype(np.float32)
+    return np.exp(-(((ys - (h - 1) / 2) ** 2 + (xs - (w - 1) / 2) ** 2) / (2 * sigma**2))).astype(np.float32)
 
 
 BASELINES: Dict[str, Callable[[int, int], np.ndarray]] = {
@@ -42,6 +43,7 @@ def evaluate_baselines(cfg: Config) -> Dict[str, Dict[str, float]]:
     """Metric results of each baseline on ``cfg``'s test set."""
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     import looptrans  # noqa: F401
+
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
     metrics = {name: METRICS.build(evaluators[0]) for name in BASELINES}

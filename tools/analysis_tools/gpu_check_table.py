@@ -13,6 +13,7 @@ Exits 1 when a part failed, a training loss is not finite, or an expected output
 
     python tools/analysis_tools/gpu_check_table.py work_dirs/gpu_check
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,20 +36,24 @@ def parse_benchmark(text: str) -> Dict:
     out: Dict = {}
     m = re.search(r'^training step\s+' + NUM + r'\s+' + NUM + r'\s+' + NUM, text, re.M)
     if m:
-        out.update(train_step_s=_float(m.group(1)), train_images_s=_float(m.group(2)),
-                   train_peak_gib=_float(m.group(3)))
+        out.update(
+            train_step_s=_float(m.group(1)), train_images_s=_float(m.group(2)), train_peak_gib=_float(m.group(3))
+        )
     m = re.search(r'^frozen backbone forward alone\s+' + NUM + r'\s+' + NUM + r'\s+' + NUM, text, re.M)
     if m:
-        out.update(backbone_s=_float(m.group(1)), backbone_images_s=_float(m.group(2)),
-                   backbone_peak_gib=_float(m.group(3)))
+        out.update(
+            backbone_s=_float(m.group(1)), backbone_images_s=_float(m.group(2)), backbone_peak_gib=_float(m.group(3))
+        )
     m = re.search(r'training step / backbone forward:\s*' + NUM + 'x', text)
     if m:
         out['step_over_backbone'] = _float(m.group(1))
     m = re.search(r'^batch:\s*(\d+) samples.*?\((\d+) images\)', text, re.M)
     if m:
         out.update(batch_samples=int(m.group(1)), batch_images=int(m.group(2)))
-    infer = {int(b): _float(v) for b, v in
-             re.findall(r'inference \(heatmaps of all classes\), batch (\d+):\s*' + NUM + ' images/s', text)}
+    infer = {
+        int(b): _float(v)
+        for b, v in re.findall(r'inference \(heatmaps of all classes\), batch (\d+):\s*' + NUM + ' images/s', text)
+    }
     if infer:
         out['inference_images_s'] = infer
     m = re.search(r'^device: (.*)$', text, re.M)
@@ -73,8 +78,13 @@ def parse_train_log(text: str) -> Dict:
         if t:
             times.append(_float(t.group(1)))
     dtype = re.search(r'AMP training in (\w+)', text)
-    return dict(iters=iters, losses=losses, times=times, amp_dtype=dtype.group(1) if dtype else None,
-                finite=bool(losses) and all(math.isfinite(x) for x in losses))
+    return dict(
+        iters=iters,
+        losses=losses,
+        times=times,
+        amp_dtype=dtype.group(1) if dtype else None,
+        finite=bool(losses) and all(math.isfinite(x) for x in losses),
+    )
 
 
 def parse_test_log(text: str) -> Dict:
@@ -150,9 +160,11 @@ def build_table(result: Dict, test_batches: List[int]) -> str:
     env = result.get('env', {})
     fp32, amp = result.get('bench_fp32', {}), result.get('bench_amp', {})
     amp_name = 'amp (' + (result.get('train', {}).get('amp_dtype') or env.get('amp_dtype') or '?') + ')'
-    head = (f'GPU check: {env.get("gpu", "?")}, torch {env.get("torch", "?")} (CUDA {env.get("cuda", "?")}), '
-            f'bf16 supported: {env.get("bf16", "?")}, mmcv {env.get("mmcv", "?")} ops built with CUDA: '
-            f'{env.get("mmcv_cuda_ops", "?")}')
+    head = (
+        f'GPU check: {env.get("gpu", "?")}, torch {env.get("torch", "?")} (CUDA {env.get("cuda", "?")}), '
+        f'bf16 supported: {env.get("bf16", "?")}, mmcv {env.get("mmcv", "?")} ops built with CUDA: '
+        f'{env.get("mmcv_cuda_ops", "?")}'
+    )
     rows = []
     samples = fp32.get('batch_samples') or amp.get('batch_samples')
     images = fp32.get('batch_images') or amp.get('batch_images')
@@ -167,9 +179,13 @@ def build_table(result: Dict, test_batches: List[int]) -> str:
     rows.append(['benchmark: frozen backbone forward alone, s/iter', *both('backbone_s')])
     rows.append(['benchmark: training step / backbone forward', *both('step_over_backbone', '.2f', 'x')])
     for b in sorted(set(fp32.get('inference_images_s', {})) | set(amp.get('inference_images_s', {}))):
-        rows.append([f'benchmark: inference images/s, batch {b}',
-                     _fmt(fp32.get('inference_images_s', {}).get(b), '.1f'),
-                     _fmt(amp.get('inference_images_s', {}).get(b), '.1f')])
+        rows.append(
+            [
+                f'benchmark: inference images/s, batch {b}',
+                _fmt(fp32.get('inference_images_s', {}).get(b), '.1f'),
+                _fmt(amp.get('inference_images_s', {}).get(b), '.1f'),
+            ]
+        )
     train = result.get('train', {})
     if train.get('losses'):
         losses = train['losses']
@@ -184,12 +200,20 @@ def build_table(result: Dict, test_batches: List[int]) -> str:
         t = result.get(f'test_b{b}', {})
         ips = (b / t['time_s']) if t.get('time_s') else None
         metrics = ', '.join(f'{k} {v:.3f}' for k, v in t.get('metrics', {}).items())
-        rows.append([f'test (tools/test.py, generated data), batch {b}: images/s',
-                     _fmt(ips, '.1f') + (f' ({metrics})' if metrics else ''), '—'])
+        rows.append(
+            [
+                f'test (tools/test.py, generated data), batch {b}: images/s',
+                _fmt(ips, '.1f') + (f' ({metrics})' if metrics else ''),
+                '—',
+            ]
+        )
     width = [max(len(r[i]) for r in rows + [['what', 'fp32', amp_name]]) for i in range(3)]
-    lines = [head, '',
-             '| ' + ' | '.join(h.ljust(w) for h, w in zip(['what', 'fp32', amp_name], width)) + ' |',
-             '|' + '|'.join('-' * (w + 2) for w in width) + '|']
+    lines = [
+        head,
+        '',
+        '| ' + ' | '.join(h.ljust(w) for h, w in zip(['what', 'fp32', amp_name], width)) + ' |',
+        '|' + '|'.join('-' * (w + 2) for w in width) + '|',
+    ]
     lines += ['| ' + ' | '.join(c.ljust(w) for c, w in zip(r, width)) + ' |' for r in rows]
     if result.get('problems'):
         lines += ['', 'PROBLEMS:'] + [f'- {p}' for p in result['problems']]

@@ -23,6 +23,7 @@ Examples::
 
 Needs the optional dependencies: ``pip install -r requirements/optional.txt``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,28 +41,55 @@ from looptrans.utils.cli import positive_int
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from mmengine.config import DictAction
+
     parser = argparse.ArgumentParser(description='Export a LoopTrans model to ONNX (heatmaps + image logits)')
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--out', required=True, help='the .onnx file to write')
     parser.add_argument('--opset', type=positive_int, default=None, help='ONNX opset (default 17)')
-    parser.add_argument('--input-size', type=positive_int, nargs=2, metavar=('H', 'W'), default=None,
-                        help="input height and width (default: the config's test input size)")
-    parser.add_argument('--heatmap', default=None,
-                        help="heatmap source: pixel, pixel_logits, cam or fusion (default: the config's "
-                        'model.test_cfg.heatmap)')
-    parser.add_argument('--verify', action='store_true',
-                        help='compare with PyTorch on onnxruntime (CPU) and print both throughputs')
+    parser.add_argument(
+        '--input-size',
+        type=positive_int,
+        nargs=2,
+        metavar=('H', 'W'),
+        default=None,
+        help="input height and width (default: the config's test input size)",
+    )
+    parser.add_argument(
+        '--heatmap',
+        default=None,
+        help="heatmap source: pixel, pixel_logits, cam or fusion (default: the config's model.test_cfg.heatmap)",
+    )
+    parser.add_argument(
+        '--verify', action='store_true', help='compare with PyTorch on onnxruntime (CPU) and print both throughputs'
+    )
     parser.add_argument('--atol', type=float, default=1e-4, help='--verify: largest allowed max abs difference')
-    parser.add_argument('--images', nargs='+', default=None,
-                        help="--verify: image files / folders (default: the config's test dataset images)")
+    parser.add_argument(
+        '--images',
+        nargs='+',
+        default=None,
+        help="--verify: image files / folders (default: the config's test dataset images)",
+    )
     parser.add_argument('--num-images', type=positive_int, default=16, help='--verify: at most this many images')
-    parser.add_argument('--batch-sizes', type=positive_int, nargs='+', default=[1, 8],
-                        help='--verify: batch sizes of the throughput comparison (default: 1 8)')
-    parser.add_argument('--bench-seconds', type=float, default=2.0,
-                        help='--verify: time spent per throughput figure, at least (default 2 s)')
-    parser.add_argument('--threads', type=positive_int, default=None,
-                        help='--verify: CPU threads of PyTorch and of onnxruntime (default: torch.get_num_threads())')
+    parser.add_argument(
+        '--batch-sizes',
+        type=positive_int,
+        nargs='+',
+        default=[1, 8],
+        help='--verify: batch sizes of the throughput comparison (default: 1 8)',
+    )
+    parser.add_argument(
+        '--bench-seconds',
+        type=float,
+        default=2.0,
+        help='--verify: time spent per throughput figure, at least (default 2 s)',
+    )
+    parser.add_argument(
+        '--threads',
+        type=positive_int,
+        default=None,
+        help='--verify: CPU threads of PyTorch and of onnxruntime (default: torch.get_num_threads())',
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     return parser.parse_args(argv)
 
@@ -85,13 +113,16 @@ def dataset_images(cfg, limit: int) -> List[str]:
     """Up to ``limit`` egocentric test images of the config's test dataset, spread over it; [] when the dataset
     cannot be built (e.g. not on this machine)."""
     from mmseg.registry import DATASETS
+
     try:
         dataset = DATASETS.build(cfg.test_dataloader.dataset)
         picks = np.unique(np.linspace(0, len(dataset) - 1, min(limit, len(dataset))).round().astype(int))
         paths = [dataset.get_data_info(int(i)).get('img_path') for i in picks] if len(dataset) else []
     except Exception as err:  # noqa: BLE001 - any reason the data is not there: say so, verify on random data
-        print(f'(no test images: the config\'s test dataset cannot be built here: {type(err).__name__}: '
-              f'{str(err).splitlines()[0] if str(err) else ""})')
+        print(
+            f'(no test images: the config\'s test dataset cannot be built here: {type(err).__name__}: '
+            f'{str(err).splitlines()[0] if str(err) else ""})'
+        )
         return []
     return [p for p in paths if isinstance(p, str)]
 
@@ -105,8 +136,10 @@ def verify(model, onnx_model, images: List[str], args) -> bool:
 
     height, width = onnx_model.input_size
     rng = np.random.default_rng(0)
-    checks = [('random uint8, batch 1', rng.integers(0, 256, (1, 3, height, width), dtype=np.uint8)),
-              ('random uint8, batch 8', rng.integers(0, 256, (8, 3, height, width), dtype=np.uint8))]
+    checks = [
+        ('random uint8, batch 1', rng.integers(0, 256, (1, 3, height, width), dtype=np.uint8)),
+        ('random uint8, batch 8', rng.integers(0, 256, (8, 3, height, width), dtype=np.uint8)),
+    ]
     if images:
         batch = onnx_model.preprocess([load_image(p)[0] for p in images])
         checks.append((f'{len(images)} test image(s)', batch))
@@ -127,8 +160,10 @@ def verify(model, onnx_model, images: List[str], args) -> bool:
         with torch.no_grad():
             return wrapper(torch.from_numpy(batch))
 
-    print(f'\nthroughput, images/s, CPU, {torch.get_num_threads()} thread(s), input {height}x{width} '
-          f'(PyTorch: eager, the exported computation; min {args.bench_seconds:g} s each):')
+    print(
+        f'\nthroughput, images/s, CPU, {torch.get_num_threads()} thread(s), input {height}x{width} '
+        f'(PyTorch: eager, the exported computation; min {args.bench_seconds:g} s each):'
+    )
     print(f'  {"batch":>5} {"PyTorch":>10} {"onnxruntime":>12} {"speed-up":>9}')
     for size in args.batch_sizes:
         batch = rng.integers(0, 256, (size, 3, height, width), dtype=np.uint8)
@@ -144,8 +179,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError as err:
-        print(f'error: {err.name} is not installed; ONNX export needs the optional dependencies: '
-              'pip install -r requirements/optional.txt', file=sys.stderr)
+        print(
+            f'error: {err.name} is not installed; ONNX export needs the optional dependencies: '
+            'pip install -r requirements/optional.txt',
+            file=sys.stderr,
+        )
         return 2
     import torch
 
@@ -161,23 +199,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         model = init_model(args.config, args.checkpoint, device='cpu', cfg_options=args.cfg_options)
         input_size = tuple(args.input_size) if args.input_size else test_input_size(model.cfg)
         start = time.perf_counter()
-        meta = export_onnx(model, args.out, input_size, heatmap=args.heatmap, opset=args.opset or DEFAULT_OPSET,
-                           metadata=dict(config=osp.basename(args.config), checkpoint=osp.basename(args.checkpoint)))
+        meta = export_onnx(
+            model,
+            args.out,
+            input_size,
+            heatmap=args.heatmap,
+            opset=args.opset or DEFAULT_OPSET,
+            metadata=dict(config=osp.basename(args.config), checkpoint=osp.basename(args.checkpoint)),
+        )
         seconds = time.perf_counter() - start
     except (OSError, ValueError, RuntimeError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     size_mb = osp.getsize(args.out) / 2**20
-    print(f'wrote {args.out} ({size_mb:.1f} MiB) in {seconds:.1f} s: input images uint8 BGR '
-          f'(B, 3, {input_size[0]}, {input_size[1]}), outputs heatmaps (B, {len(model.dataset_meta["classes"])}, '
-          f'{input_size[0]}, {input_size[1]}) [{meta["heatmap_source"]}] and logits '
-          f'(B, {len(model.dataset_meta["classes"])}); opset {args.opset or DEFAULT_OPSET}; classes: '
-          f'{", ".join(model.dataset_meta["classes"])}')
+    print(
+        f'wrote {args.out} ({size_mb:.1f} MiB) in {seconds:.1f} s: input images uint8 BGR '
+        f'(B, 3, {input_size[0]}, {input_size[1]}), outputs heatmaps (B, {len(model.dataset_meta["classes"])}, '
+        f'{input_size[0]}, {input_size[1]}) [{meta["heatmap_source"]}] and logits '
+        f'(B, {len(model.dataset_meta["classes"])}); opset {args.opset or DEFAULT_OPSET}; classes: '
+        f'{", ".join(model.dataset_meta["classes"])}'
+    )
     if not args.verify:
         return 0
     onnx_model = OnnxAffordanceModel(args.out, num_threads=threads)
-    images = (collect_images(args.images, args.num_images) if args.images
-              else dataset_images(model.cfg, args.num_images))
+    images = collect_images(args.images, args.num_images) if args.images else dataset_images(model.cfg, args.num_images)
     ok = verify(model, onnx_model, images, args)
     print('\nverification ' + ('passed' if ok else f'FAILED (max abs difference above {args.atol:g})'))
     return 0 if ok else 1

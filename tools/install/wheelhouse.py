@@ -21,6 +21,7 @@ The build tools (pip, setuptools, wheel, ninja) are always kept: the install's o
 ``wheelhouse.json`` in the folder records the target, every file with its size, and what was left out;
 ``setup_env.sh --wheelhouse DIR`` reads it to refuse a wheelhouse made for another Python version.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import zipfile
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MANIFEST = 'wheelhouse.json'
@@ -62,7 +63,7 @@ def dist_of_file(filename: str) -> Optional[Tuple[str, str]]:
         return None
     for ext in ('.tar.gz', '.zip', '.tar.bz2', '.tgz'):
         if base.endswith(ext):
-            stem = base[:-len(ext)]
+            stem = base[: -len(ext)]
             name, sep, version = stem.rpartition('-')
             if sep and name and version:
                 return normalize_name(name), version
@@ -107,8 +108,7 @@ def sdist_runtime_requirements(sdist: str) -> List[str]:
             parts = member.name.split('/')
             if parts[1:] == ['requirements', 'runtime.txt']:
                 data = tar.extractfile(member).read().decode()
-                return [ln.split('#', 1)[0].strip() for ln in data.splitlines()
-                        if ln.split('#', 1)[0].strip()]
+                return [ln.split('#', 1)[0].strip() for ln in data.splitlines() if ln.split('#', 1)[0].strip()]
     raise RuntimeError(f'{sdist} has no requirements/runtime.txt')
 
 
@@ -145,8 +145,10 @@ def select_dropped(files: Iterable[str], have: Dict[str, str]) -> List[str]:
 
 def summary(folder: str, max_mib: float) -> dict:
     """Sizes of the wheelhouse's files (bytes) and the total in MiB."""
-    files = [dict(file=f, name=dist_of_file(f)[0], version=dist_of_file(f)[1],
-                  bytes=os.path.getsize(osp.join(folder, f))) for f in files_in(folder)]
+    files = [
+        dict(file=f, name=dist_of_file(f)[0], version=dist_of_file(f)[1], bytes=os.path.getsize(osp.join(folder, f)))
+        for f in files_in(folder)
+    ]
     total = sum(x['bytes'] for x in files)
     return dict(files=files, total_bytes=total, total_mib=round(total / 2**20, 2), max_mib=max_mib)
 
@@ -161,13 +163,14 @@ def opencv_standin_wheel(folder: str, version: str) -> str:
     """
     full = f'{version}+looptrans.headless'
     info = f'opencv_python-{full}.dist-info'
-    metadata = ('Metadata-Version: 2.1\nName: opencv-python\n'
-                f'Version: {full}\n'
-                'Summary: Stand-in for opencv-python that installs opencv-python-headless (the same cv2, no '
-                'GUI, no libGL); written by looptrans tools/install/make_wheelhouse.sh\n'
-                'Requires-Dist: opencv-python-headless\n')
-    wheel = ('Wheel-Version: 1.0\nGenerator: looptrans make_wheelhouse\nRoot-Is-Purelib: true\n'
-             'Tag: py3-none-any\n')
+    metadata = (
+        'Metadata-Version: 2.1\nName: opencv-python\n'
+        f'Version: {full}\n'
+        'Summary: Stand-in for opencv-python that installs opencv-python-headless (the same cv2, no '
+        'GUI, no libGL); written by looptrans tools/install/make_wheelhouse.sh\n'
+        'Requires-Dist: opencv-python-headless\n'
+    )
+    wheel = 'Wheel-Version: 1.0\nGenerator: looptrans make_wheelhouse\nRoot-Is-Purelib: true\nTag: py3-none-any\n'
     name = f'opencv_python-{full}-py3-none-any.whl'
     record = []
     with zipfile.ZipFile(osp.join(folder, name), 'w', zipfile.ZIP_DEFLATED) as zf:
@@ -177,8 +180,7 @@ def opencv_standin_wheel(folder: str, version: str) -> str:
             zf.writestr(zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0)), data)
             record.append(f'{member},sha256={digest},{len(data)}')
         record.append(f'{info}/RECORD,,')
-        zf.writestr(zipfile.ZipInfo(f'{info}/RECORD', date_time=(1980, 1, 1, 0, 0, 0)),
-                    '\n'.join(record) + '\n')
+        zf.writestr(zipfile.ZipInfo(f'{info}/RECORD', date_time=(1980, 1, 1, 0, 0, 0)), '\n'.join(record) + '\n')
     return name
 
 
@@ -191,8 +193,7 @@ def make(args: argparse.Namespace) -> int:
     out = osp.abspath(args.dir)
     if osp.isdir(out) and os.listdir(out):
         if not args.overwrite:
-            print(f'make_wheelhouse: {out} is not empty (use --overwrite to replace its contents)',
-                  file=sys.stderr)
+            print(f'make_wheelhouse: {out} is not empty (use --overwrite to replace its contents)', file=sys.stderr)
             return 2
         for f in os.listdir(out):
             path = osp.join(out, f)
@@ -208,8 +209,10 @@ def make(args: argparse.Namespace) -> int:
         with open(args.have) as f:
             have, ignored = parse_have(f.read())
         if ignored:
-            print(f'make_wheelhouse: ignored {len(ignored)} line(s) of {args.have} without a pinned version '
-                  f'(use `python -m pip list --format=freeze` on the target): {ignored[:5]}')
+            print(
+                f'make_wheelhouse: ignored {len(ignored)} line(s) of {args.have} without a pinned version '
+                f'(use `python -m pip list --format=freeze` on the target): {ignored[:5]}'
+            )
 
     req = osp.join(REPO, 'requirements')
     mm = read_requirements(osp.join(req, 'mminstall.txt'))
@@ -217,8 +220,11 @@ def make(args: argparse.Namespace) -> int:
     #    pip prepares an sdist's metadata even to download it, in an isolated build env whose setuptools
     #    must still have pkg_resources (mmcv's setup.py imports it): PIP_BUILD_CONSTRAINT (pip >= 25.3)
     #    or PIP_CONSTRAINT (older pips apply it to build envs too) pins setuptools there.
-    build_pins = [r for r in read_requirements(osp.join(req, 'build.txt'))
-                  if normalize_name(re.split(r'[<>=!~; ]', r, 1)[0]) == 'setuptools']
+    build_pins = [
+        r
+        for r in read_requirements(osp.join(req, 'build.txt'))
+        if normalize_name(re.split(r'[<>=!~; ]', r, 1)[0]) == 'setuptools'
+    ]
     with tempfile.NamedTemporaryFile('w', suffix='-build-constraints.txt', delete=False) as f:
         f.write(''.join(p + '\n' for p in build_pins))
         build_constraints = f.name
@@ -238,12 +244,23 @@ def make(args: argparse.Namespace) -> int:
     mmcv_deps.append('opencv-python>=3')  # mmcv's setup.py adds it (or -headless, when that is installed)
 
     # 2. Wheels of everything else, for the target Python and platform.
-    target = ['--only-binary=:all:', '--python-version', pyver, '--implementation', 'cp',
-              '--abi', 'cp' + pyver.replace('.', '')]
+    target = [
+        '--only-binary=:all:',
+        '--python-version',
+        pyver,
+        '--implementation',
+        'cp',
+        '--abi',
+        'cp' + pyver.replace('.', ''),
+    ]
     for p in manylinux_platforms(args.glibc):
         target += ['--platform', p]
-    reqs = ['pip>=23.2', *read_requirements(osp.join(req, 'build.txt')), *mmcv_deps,
-            *read_requirements(osp.join(req, 'runtime.txt'))]
+    reqs = [
+        'pip>=23.2',
+        *read_requirements(osp.join(req, 'build.txt')),
+        *mmcv_deps,
+        *read_requirements(osp.join(req, 'runtime.txt')),
+    ]
     download = pip + ['download', '-q', '-d', out, *target, *reqs]
     pinned = {n: v for n, v in have.items() if n not in BUILD_TOOLS and not NEVER.match(n)}
     status = 1
@@ -256,8 +273,11 @@ def make(args: argparse.Namespace) -> int:
         finally:
             os.remove(constraints)
         if status != 0:
-            print('make_wheelhouse: the versions in --have conflict with the requirements; resolving without '
-                  'them (files that still match an installed version are left out)', flush=True)
+            print(
+                'make_wheelhouse: the versions in --have conflict with the requirements; resolving without '
+                'them (files that still match an installed version are left out)',
+                flush=True,
+            )
     if status != 0:
         status = run(download)
     if status != 0:
@@ -275,8 +295,10 @@ def make(args: argparse.Namespace) -> int:
         for f in full:
             os.remove(osp.join(out, f))
         if 'opencv-python-headless' not in have:
-            if run(pip + ['download', '-q', '--no-deps', '-d', out, *target,
-                          f'opencv-python-headless=={version}']) != 0:
+            if (
+                run(pip + ['download', '-q', '--no-deps', '-d', out, *target, f'opencv-python-headless=={version}'])
+                != 0
+            ):
                 return 1
         opencv_note = opencv_standin_wheel(out, version)
 
@@ -284,18 +306,28 @@ def make(args: argparse.Namespace) -> int:
     for f in dropped:
         os.remove(osp.join(out, f))
     info = summary(out, args.max_mib)
-    info.update(python_version=pyver, implementation='cp', glibc=args.glibc,
-                platforms=manylinux_platforms(args.glibc), left_out=dropped,
-                requirements=reqs, have_file=osp.abspath(args.have) if args.have else None,
-                opencv=args.opencv, opencv_standin=opencv_note)
+    info.update(
+        python_version=pyver,
+        implementation='cp',
+        glibc=args.glibc,
+        platforms=manylinux_platforms(args.glibc),
+        left_out=dropped,
+        requirements=reqs,
+        have_file=osp.abspath(args.have) if args.have else None,
+        opencv=args.opencv,
+        opencv_standin=opencv_note,
+    )
     with open(osp.join(out, MANIFEST), 'w') as f:
         json.dump(info, f, indent=1)
         f.write('\n')
     print_summary(out, info, dropped)
     if info['total_mib'] > args.max_mib:
-        print(f'make_wheelhouse: WARNING: {info["total_mib"]:.1f} MiB is over the {args.max_mib:g} MiB '
-              'budget. The largest files are listed above; pass --have with the target\'s '
-              '`python -m pip list --format=freeze` to leave out what it already has.', flush=True)
+        print(
+            f'make_wheelhouse: WARNING: {info["total_mib"]:.1f} MiB is over the {args.max_mib:g} MiB '
+            'budget. The largest files are listed above; pass --have with the target\'s '
+            '`python -m pip list --format=freeze` to leave out what it already has.',
+            flush=True,
+        )
         if args.strict_size:
             return 3
     return 0
@@ -311,24 +343,30 @@ def print_summary(out: str, info: dict, dropped: List[str]) -> None:
     if info.get('opencv_standin'):
         print(f'  opencv: opencv-python-headless + stand-in {info["opencv_standin"]}')
     if dropped:
-        print(f'  left out ({len(dropped)}, already on the target or torch): '
-              + ', '.join(sorted({dist_of_file(f)[0] for f in dropped})))
+        print(
+            f'  left out ({len(dropped)}, already on the target or torch): '
+            + ', '.join(sorted({dist_of_file(f)[0] for f in dropped}))
+        )
 
 
 def check(args: argparse.Namespace) -> int:
     """Exit 0 when the wheelhouse at ``args.dir`` fits the running interpreter's Python version."""
     path = osp.join(args.dir, MANIFEST)
     if not osp.isfile(path):
-        print(f'setup_env: {args.dir} has no {MANIFEST}: not made by tools/install/make_wheelhouse.sh?',
-              file=sys.stderr)
+        print(
+            f'setup_env: {args.dir} has no {MANIFEST}: not made by tools/install/make_wheelhouse.sh?', file=sys.stderr
+        )
         return 1
     with open(path) as f:
         info = json.load(f)
     here = f'{sys.version_info[0]}.{sys.version_info[1]}'
     if info.get('python_version') != here:
-        print(f'setup_env: the wheelhouse {args.dir} was made for Python {info.get("python_version")}, but '
-              f'the environment runs Python {here}. Make it with `make_wheelhouse.sh DIR --python-version '
-              f'{here}` or point --python at a Python {info.get("python_version")}.', file=sys.stderr)
+        print(
+            f'setup_env: the wheelhouse {args.dir} was made for Python {info.get("python_version")}, but '
+            f'the environment runs Python {here}. Make it with `make_wheelhouse.sh DIR --python-version '
+            f'{here}` or point --python at a Python {info.get("python_version")}.',
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -339,16 +377,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     mk = sub.add_parser('make', help='download the wheelhouse')
     mk.add_argument('dir')
     mk.add_argument('--python-version', default='3.11', help='target CPython version, e.g. 3.12')
-    mk.add_argument('--glibc', default='2.28',
-                    help='oldest glibc of the target (torch >= 2.6 wheels need 2.28); wheels up to this '
-                    'manylinux tag are taken')
+    mk.add_argument(
+        '--glibc',
+        default='2.28',
+        help='oldest glibc of the target (torch >= 2.6 wheels need 2.28); wheels up to this manylinux tag are taken',
+    )
     mk.add_argument('--have', help="the target's `python -m pip list --format=freeze`: leave those out")
     mk.add_argument('--python', default=sys.executable, help='interpreter whose pip downloads')
     mk.add_argument('--max-mib', type=float, default=MAX_MIB_DEFAULT, help='size budget to warn about')
     mk.add_argument('--strict-size', action='store_true', help='exit 3 when over --max-mib')
-    mk.add_argument('--opencv', choices=['headless', 'python'], default='headless',
-                    help='headless (default): opencv-python-headless plus a stand-in opencv-python wheel '
-                    '(no libGL needed, ~15 MiB smaller); python: the opencv-python wheel itself')
+    mk.add_argument(
+        '--opencv',
+        choices=['headless', 'python'],
+        default='headless',
+        help='headless (default): opencv-python-headless plus a stand-in opencv-python wheel '
+        '(no libGL needed, ~15 MiB smaller); python: the opencv-python wheel itself',
+    )
     mk.add_argument('--overwrite', action='store_true', help='empty DIR first if it has files')
     ck = sub.add_parser('check', help="exit 0 if DIR's wheelhouse fits this interpreter")
     ck.add_argument('dir')

@@ -17,6 +17,7 @@ The report (:func:`check_tree`, :data:`PROBLEM_KINDS`) lives here, with the tool
 the datasets' own folder rules (:mod:`looptrans.datasets.folder_layout`) and probes files with their
 decoders (:func:`looptrans.datasets.file_io.probe_file`), so it judges a tree as training would.
 """
+
 import argparse
 import json
 import os.path as osp
@@ -35,9 +36,21 @@ from looptrans.datasets import AffordanceFolderDataset
 from looptrans.datasets.agd20k import AGD20KDataset
 from looptrans.datasets.classes import default_split
 from looptrans.datasets.file_io import FIX_GT, FIX_IMAGE, VERIFY_LEVELS, FileProbe, probe_files
-from looptrans.datasets.folder_layout import (EGOCENTRIC, EXOCENTRIC, IMG_SUFFIXES, TEST_GT, TEST_IMAGES,
-                                              FolderKey, FolderScan, gt_key, is_junk, pair_test_files,
-                                              pair_train_folders, scan_folder, unknown_affordances)
+from looptrans.datasets.folder_layout import (
+    EGOCENTRIC,
+    EXOCENTRIC,
+    IMG_SUFFIXES,
+    TEST_GT,
+    TEST_IMAGES,
+    FolderKey,
+    FolderScan,
+    gt_key,
+    is_junk,
+    pair_test_files,
+    pair_train_folders,
+    scan_folder,
+    unknown_affordances,
+)
 from looptrans.datasets.hico_iif import HICOIIFDataset
 
 
@@ -47,6 +60,7 @@ from looptrans.datasets.hico_iif import HICOIIFDataset
 @dataclass(frozen=True)
 class ProblemKind:
     """A kind of problem: how bad it is, what the datasets do, the fix."""
+
     severity: str  # 'error' | 'warning' | 'info'
     title: str
     effect: str
@@ -59,122 +73,169 @@ class ProblemKind:
 #: tree is probably not what you meant; ``info``: converted, harmless.
 PROBLEM_KINDS: Dict[str, ProblemKind] = dict(
     missing_folder=ProblemKind(
-        'error', 'folder does not exist',
+        'error',
+        'folder does not exist',
         'the dataset raises FileNotFoundError at construction',
-        'check data_root and split (the folder under data_root holding '
-        'trainset/ and testset/)'),
+        'check data_root and split (the folder under data_root holding trainset/ and testset/)',
+    ),
     symlink_loop=ProblemKind(
-        'error', 'symbolic link that leads back to its own folder (a loop)',
+        'error',
+        'symbolic link that leads back to its own folder (a loop)',
         'the dataset raises SymlinkLoopError at construction (listing the '
         'tree would never end); the link is not followed here',
-        'remove the link, or point it at a folder outside its own ancestors'),
+        'remove the link, or point it at a folder outside its own ancestors',
+    ),
     unknown_affordance=ProblemKind(
-        'error', 'affordance folder not in the class list',
+        'error',
+        'affordance folder not in the class list',
         'the dataset raises ValueError at construction',
-        'pass metainfo=dict(classes=(...)) listing every affordance folder, '
-        'or remove the folder'),
+        'pass metainfo=dict(classes=(...)) listing every affordance folder, or remove the folder',
+    ),
     missing_class=ProblemKind(
-        'error', 'class of the class list without an exocentric folder',
+        'error',
+        'class of the class list without an exocentric folder',
         'the training dataset raises FileNotFoundError at construction',
-        'complete the tree, or pass metainfo=dict(classes=(...)) with only '
-        'the affordances present'),
+        'complete the tree, or pass metainfo=dict(classes=(...)) with only the affordances present',
+    ),
     no_egocentric=ProblemKind(
-        'error', 'affordance with exocentric images but no egocentric image',
+        'error',
+        'affordance with exocentric images but no egocentric image',
         'the training dataset raises FileNotFoundError at construction',
-        'add egocentric images, or drop the class and its exocentric folder'),
+        'add egocentric images, or drop the class and its exocentric folder',
+    ),
     unreadable_image=ProblemKind(
-        'error', 'image cannot be read or decoded',
+        'error',
+        'image cannot be read or decoded',
         'training skips the item with a warning and draws another; testing '
         'stops with BadFileError; verify_images=True drops it at '
-        'construction', FIX_IMAGE),
+        'construction',
+        FIX_IMAGE,
+    ),
     unreadable_gt=ProblemKind(
-        'error', 'GT heatmap cannot be read or decoded',
-        'testing stops with BadFileError; verify_images=True drops the pair '
-        'at construction', FIX_GT),
+        'error',
+        'GT heatmap cannot be read or decoded',
+        'testing stops with BadFileError; verify_images=True drops the pair at construction',
+        FIX_GT,
+    ),
     duplicate_gt=ProblemKind(
-        'error', 'GT heatmaps sharing a stem (e.g. a.png and a.PNG)',
+        'error',
+        'GT heatmaps sharing a stem (e.g. a.png and a.PNG)',
         'the test dataset raises ValueError at construction: which file is '
         'the GT of the image is ambiguous (the scores change with the choice)',
-        'keep exactly one GT file per test image'),
+        'keep exactly one GT file per test image',
+    ),
     empty_class=ProblemKind(
-        'warning', 'class whose exocentric folder has no image',
+        'warning',
+        'class whose exocentric folder has no image',
         'logged; the class gets no training sample',
-        'add images, or drop the class from metainfo["classes"]'),
+        'add images, or drop the class from metainfo["classes"]',
+    ),
     empty_folder=ProblemKind(
-        'warning', 'affordance/object folder without images',
-        'logged with a count; it gives no sample', 'add images or delete '
-        'the folder'),
+        'warning',
+        'affordance/object folder without images',
+        'logged with a count; it gives no sample',
+        'add images or delete the folder',
+    ),
     ego_fallback=ProblemKind(
-        'warning', 'exocentric affordance/object without egocentric images',
-        'logged; its samples use egocentric images of other objects of the '
-        'same affordance', 'add egocentric images of that object'),
+        'warning',
+        'exocentric affordance/object without egocentric images',
+        'logged; its samples use egocentric images of other objects of the same affordance',
+        'add egocentric images of that object',
+    ),
     ego_unused=ProblemKind(
-        'warning', 'egocentric affordance/object folder without an exocentric '
-        'folder',
+        'warning',
+        'egocentric affordance/object folder without an exocentric folder',
         'logged; its images are never used (a training sample starts from an '
         'exocentric image and takes the egocentric images of its own object)',
-        'add exocentric images of that object, or move the folder to the right '
-        'affordance / object name'),
+        'add exocentric images of that object, or move the folder to the right affordance / object name',
+    ),
     missing_test_class=ProblemKind(
-        'warning', 'class without a test folder',
+        'warning',
+        'class without a test folder',
         'logged; the class is not evaluated',
-        'complete testset/ or pass metainfo=dict(classes=(...))'),
+        'complete testset/ or pass metainfo=dict(classes=(...))',
+    ),
     missing_gt=ProblemKind(
-        'warning', 'test image without its GT heatmap',
+        'warning',
+        'test image without its GT heatmap',
         'logged with a count; the image is not evaluated',
-        'add testset/GT/<affordance>/<object>/<stem>.png or delete the image'),
+        'add testset/GT/<affordance>/<object>/<stem>.png or delete the image',
+    ),
     orphan_gt=ProblemKind(
-        'warning', 'GT heatmap without its test image',
+        'warning',
+        'GT heatmap without its test image',
         'logged with a count; the GT is not used',
-        'add the image or delete the GT file'),
+        'add the image or delete the GT file',
+    ),
     duplicate_stem=ProblemKind(
-        'warning', 'test image sharing its stem with another image',
+        'warning',
+        'test image sharing its stem with another image',
         'logged with a count; only the first is evaluated',
-        'rename or delete one of them'),
+        'rename or delete one of them',
+    ),
     gt_color=ProblemKind(
-        'warning', 'GT heatmap in colour (channels differ)',
-        'converted to gray with ITU-R 601 weights and logged once: wrong '
-        'scores if it is a colour-mapped rendering',
-        'store GT heatmaps as single-channel PNGs'),
+        'warning',
+        'GT heatmap in colour (channels differ)',
+        'converted to gray with ITU-R 601 weights and logged once: wrong scores if it is a colour-mapped rendering',
+        'store GT heatmaps as single-channel PNGs',
+    ),
     gt_empty=ProblemKind(
-        'warning', 'GT heatmap is all zero',
+        'warning',
+        'GT heatmap is all zero',
         'left out of the KLD / SIM / NSS means and counted as num_empty_gt',
-        'check the annotation; delete the pair if it has no affordance'),
+        'check the annotation; delete the pair if it has no affordance',
+    ),
     gt_size_mismatch=ProblemKind(
-        'warning', 'GT heatmap size differs from its image',
+        'warning',
+        'GT heatmap size differs from its image',
         'both are resized to 224x224 by the metric, as published; a '
         'different aspect ratio usually means a wrong pairing',
-        'check that the GT belongs to the image'),
+        'check that the GT belongs to the image',
+    ),
     misplaced_file=ProblemKind(
-        'warning', 'image not at <affordance>/<object>/<file>',
+        'warning',
+        'image not at <affordance>/<object>/<file>',
         'logged with a count; the file is ignored',
-        'move it into an <affordance>/<object>/ folder or delete it'),
+        'move it into an <affordance>/<object>/ folder or delete it',
+    ),
     non_image_file=ProblemKind(
-        'warning', 'file whose suffix is not an image suffix',
+        'warning',
+        'file whose suffix is not an image suffix',
         'logged with a count; the file is ignored',
-        'delete it, or add its suffix to img_suffixes if it is an image'),
+        'delete it, or add its suffix to img_suffixes if it is an image',
+    ),
     hidden_file=ProblemKind(
-        'info', 'hidden or junk file / folder (.DS_Store, __MACOSX, ...)',
-        'skipped', 'nothing to do (or delete it)'),
+        'info', 'hidden or junk file / folder (.DS_Store, __MACOSX, ...)', 'skipped', 'nothing to do (or delete it)'
+    ),
     converted_image=ProblemKind(
-        'info', 'image not stored as RGB (grayscale, CMYK, palette, alpha)',
-        'converted to 3-channel BGR when loaded', 'nothing to do'),
+        'info',
+        'image not stored as RGB (grayscale, CMYK, palette, alpha)',
+        'converted to 3-channel BGR when loaded',
+        'nothing to do',
+    ),
     gt_converted=ProblemKind(
-        'info', 'GT heatmap stored as gray RGB(A) or 16-bit',
+        'info',
+        'GT heatmap stored as gray RGB(A) or 16-bit',
         'converted to gray float in [0, 1] (16-bit divided by 65535)',
-        'nothing to do'),
+        'nothing to do',
+    ),
     exif_rotated=ProblemKind(
-        'info', 'image with an EXIF orientation tag (viewers rotate it)',
+        'info',
+        'image with an EXIF orientation tag (viewers rotate it)',
         'LoadAffordanceViews reads the pixels as stored by default '
         '(ignore_orientation=True, as the published PIL loading), so the '
         'model sees it as stored, not as viewers show it; the sizes in this '
         'report follow the setting checked (--exif-orientation)',
         'nothing to do for the published trees; if its GT was drawn on the '
         'upright view, re-save the image upright (PIL ImageOps.exif_transpose)'
-        ' or set ignore_orientation=False'),
+        ' or set ignore_orientation=False',
+    ),
     small_image=ProblemKind(
-        'info', 'image smaller than the network input',
-        'upsampled by the pipeline (Resize to 256 / 224)', 'nothing to do'),
+        'info',
+        'image smaller than the network input',
+        'upsampled by the pipeline (Resize to 256 / 224)',
+        'nothing to do',
+    ),
 )
 
 SEVERITIES: Tuple[str, ...] = ('error', 'warning', 'info')
@@ -184,6 +245,7 @@ COUNT_COLUMNS: Tuple[str, ...] = ('exocentric', 'egocentric', 'test', 'gt')
 @dataclass
 class Problem:
     """One occurrence of a :data:`PROBLEM_KINDS` code."""
+
     code: str
     path: str
     detail: str = ''
@@ -196,6 +258,7 @@ class Problem:
 @dataclass
 class TreeReport:
     """Everything :func:`check_tree` found in one tree."""
+
     dataset: str
     data_root: str
     split: Optional[str]
@@ -231,31 +294,40 @@ class TreeReport:
 
     def totals(self) -> Dict[str, int]:
         """Column sums of :attr:`counts`."""
-        return {c: sum(v[c] for v in self.counts.values())
-                for c in COUNT_COLUMNS}
+        return {c: sum(v[c] for v in self.counts.values()) for c in COUNT_COLUMNS}
 
     def to_dict(self) -> dict:
         """A JSON-serialisable form (every path of every problem)."""
         return dict(
-            dataset=self.dataset, data_root=self.data_root, split=self.split,
-            split_root=self.split_root, classes=list(self.classes),
-            modes=list(self.modes), decode=self.decode,
-            counts=[dict(affordance=a, object=o, **v)
-                    for (a, o), v in sorted(self.counts.items())],
+            dataset=self.dataset,
+            data_root=self.data_root,
+            split=self.split,
+            split_root=self.split_root,
+            classes=list(self.classes),
+            modes=list(self.modes),
+            decode=self.decode,
+            counts=[dict(affordance=a, object=o, **v) for (a, o), v in sorted(self.counts.items())],
             totals=self.totals(),
             problems={
-                code: dict(severity=PROBLEM_KINDS[code].severity,
-                           title=PROBLEM_KINDS[code].title,
-                           effect=PROBLEM_KINDS[code].effect,
-                           fix=PROBLEM_KINDS[code].fix, count=len(items),
-                           items=[dict(path=p.path, detail=p.detail)
-                                  for p in items])
-                for code, items in self.by_code().items()},
-            summary=dict(errors=self.num('error'),
-                         warnings=self.num('warning'),
-                         infos=self.num('info'),
-                         files_checked=self.files_checked,
-                         seconds=round(self.seconds, 3), ok=self.ok))
+                code: dict(
+                    severity=PROBLEM_KINDS[code].severity,
+                    title=PROBLEM_KINDS[code].title,
+                    effect=PROBLEM_KINDS[code].effect,
+                    fix=PROBLEM_KINDS[code].fix,
+                    count=len(items),
+                    items=[dict(path=p.path, detail=p.detail) for p in items],
+                )
+                for code, items in self.by_code().items()
+            },
+            summary=dict(
+                errors=self.num('error'),
+                warnings=self.num('warning'),
+                infos=self.num('info'),
+                files_checked=self.files_checked,
+                seconds=round(self.seconds, 3),
+                ok=self.ok,
+            ),
+        )
 
     def format_counts(self, per: str = 'object') -> str:
         """The count table, one row per ``'object'`` folder or per
@@ -268,15 +340,12 @@ class TreeReport:
                 row[c] += v[c]
         width = max([len(r) for r in rows] + [len('affordance/object')])
         head = 'affordance/object' if per == 'object' else 'affordance'
-        lines = [f'{head:<{width}}  ' + '  '.join(
-            f'{c:>10}' for c in COUNT_COLUMNS)]
+        lines = [f'{head:<{width}}  ' + '  '.join(f'{c:>10}' for c in COUNT_COLUMNS)]
         for name, row in rows.items():
-            lines.append(f'{name:<{width}}  ' + '  '.join(
-                f'{row[c]:>10}' for c in COUNT_COLUMNS))
+            lines.append(f'{name:<{width}}  ' + '  '.join(f'{row[c]:>10}' for c in COUNT_COLUMNS))
         tot = self.totals()
         label = f'total ({len(rows)})'
-        lines.append(f'{label:<{width}}  ' + '  '.join(
-            f'{tot[c]:>10}' for c in COUNT_COLUMNS))
+        lines.append(f'{label:<{width}}  ' + '  '.join(f'{tot[c]:>10}' for c in COUNT_COLUMNS))
         return '\n'.join(lines)
 
     def format_problems(self, max_paths: int = 20) -> str:
@@ -286,54 +355,54 @@ class TreeReport:
         lines = []
         for code, items in self.by_code().items():
             kind = PROBLEM_KINDS[code]
-            lines.append(f'{kind.severity.upper()} [{code}] {len(items)} x '
-                         f'{kind.title}')
+            lines.append(f'{kind.severity.upper()} [{code}] {len(items)} x {kind.title}')
             lines.append(f'    what happens: {kind.effect}')
             lines.append(f'    fix: {kind.fix}')
             shown = items if max_paths < 0 else items[:max_paths]
             for p in shown:  # quoted: a trailing space must be visible
-                lines.append(f'    {p.path!r}' + (f'  ({p.detail})'
-                                                  if p.detail else ''))
+                lines.append(f'    {p.path!r}' + (f'  ({p.detail})' if p.detail else ''))
             if len(shown) < len(items):
-                lines.append(f'    ... {len(items) - len(shown)} more '
-                             '(all of them with --max-paths -1 or --json)')
+                lines.append(f'    ... {len(items) - len(shown)} more (all of them with --max-paths -1 or --json)')
         return '\n'.join(lines)
 
     def format_summary(self) -> str:
-        kinds = {s: sorted({p.code for p in self.problems
-                            if p.severity == s}) for s in SEVERITIES}
-        parts = [f'{self.num(s)} {s}(s)' +
-                 (f' {kinds[s]}' if kinds[s] else '') for s in SEVERITIES]
-        verdict = ('OK: the tree can be used' if self.ok else
-                   'FAILED: fix the errors before training or testing')
-        return (f'{verdict}. {", ".join(parts)}; {self.files_checked} '
-                f'file(s) decoded ({self.decode or "no decoding"}) in '
-                f'{self.seconds:.1f} s.')
+        kinds = {s: sorted({p.code for p in self.problems if p.severity == s}) for s in SEVERITIES}
+        parts = [f'{self.num(s)} {s}(s)' + (f' {kinds[s]}' if kinds[s] else '') for s in SEVERITIES]
+        verdict = 'OK: the tree can be used' if self.ok else 'FAILED: fix the errors before training or testing'
+        return (
+            f'{verdict}. {", ".join(parts)}; {self.files_checked} '
+            f'file(s) decoded ({self.decode or "no decoding"}) in '
+            f'{self.seconds:.1f} s.'
+        )
 
 
 def _list_subdirs(path: str, backend_args: Optional[dict]) -> List[str]:
     try:
-        return sorted(d for d in list_dir_or_file(
-            path, list_dir=True, list_file=False, backend_args=backend_args)
-            if not is_junk(d))
+        return sorted(
+            d
+            for d in list_dir_or_file(path, list_dir=True, list_file=False, backend_args=backend_args)
+            if not is_junk(d)
+        )
     except (FileNotFoundError, NotADirectoryError):
         return []
 
 
-def check_tree(data_root: str,
-               classes: Sequence[str],
-               split: Optional[str] = None,
-               modes: Sequence[str] = ('train', 'test'),
-               decode: Optional[str] = 'full',
-               dataset: str = 'affordance dataset',
-               img_suffixes: Sequence[str] = IMG_SUFFIXES,
-               gt_suffix: str = '.png',
-               min_size: int = 224,
-               backend_args: Optional[dict] = None,
-               nproc: int = 1,
-               progress: bool = False,
-               progress_file=None,
-               ignore_orientation: bool = True) -> TreeReport:
+def check_tree(
+    data_root: str,
+    classes: Sequence[str],
+    split: Optional[str] = None,
+    modes: Sequence[str] = ('train', 'test'),
+    decode: Optional[str] = 'full',
+    dataset: str = 'affordance dataset',
+    img_suffixes: Sequence[str] = IMG_SUFFIXES,
+    gt_suffix: str = '.png',
+    min_size: int = 224,
+    backend_args: Optional[dict] = None,
+    nproc: int = 1,
+    progress: bool = False,
+    progress_file=None,
+    ignore_orientation: bool = True,
+) -> TreeReport:
     """Report every problem of an AGD20K-layout tree at once.
 
     Applies the rules of :class:`~looptrans.datasets.AffordanceFolderDataset`
@@ -361,20 +430,22 @@ def check_tree(data_root: str,
             decode levels.
     """
     start = time.perf_counter()
-    split_root = (join_path(data_root, split, backend_args=backend_args)
-                  if split else data_root)
+    split_root = join_path(data_root, split, backend_args=backend_args) if split else data_root
     unknown = [m for m in modes if m not in ('train', 'test')]
     if unknown or not modes:
-        raise ValueError(f"check_tree: modes must be 'train' and/or 'test', "
-                         f'got {list(modes)}.')
-    if decode not in (None, ) + VERIFY_LEVELS:
-        raise ValueError(f'check_tree: decode must be None or one of '
-                         f'{VERIFY_LEVELS}, got {decode!r}.')
-    report = TreeReport(dataset=dataset, data_root=data_root, split=split,
-                        split_root=split_root, classes=tuple(classes),
-                        modes=tuple(modes), decode=decode)
-    counts: Dict[FolderKey, Dict[str, int]] = defaultdict(
-        lambda: dict.fromkeys(COUNT_COLUMNS, 0))
+        raise ValueError(f"check_tree: modes must be 'train' and/or 'test', got {list(modes)}.")
+    if decode not in (None,) + VERIFY_LEVELS:
+        raise ValueError(f'check_tree: decode must be None or one of {VERIFY_LEVELS}, got {decode!r}.')
+    report = TreeReport(
+        dataset=dataset,
+        data_root=data_root,
+        split=split,
+        split_root=split_root,
+        classes=tuple(classes),
+        modes=tuple(modes),
+        decode=decode,
+    )
+    counts: Dict[FolderKey, Dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNT_COLUMNS, 0))
     img_suffixes = tuple(s.lower() for s in img_suffixes)
     classes = tuple(classes)
 
@@ -382,8 +453,7 @@ def check_tree(data_root: str,
         if not fileio.isdir(root, backend_args=backend_args):
             found = ''
             if root == split_root and root != data_root:
-                found = (f'; sub-folders of data_root: '
-                         f'{_list_subdirs(data_root, backend_args)}')
+                found = f'; sub-folders of data_root: {_list_subdirs(data_root, backend_args)}'
             report.add('missing_folder', root, f'not a folder{found}')
             report.seconds = time.perf_counter() - start
             return report
@@ -392,28 +462,21 @@ def check_tree(data_root: str,
         root = join_path(split_root, *parts, backend_args=backend_args)
         if not fileio.isdir(root, backend_args=backend_args):
             subs = _list_subdirs(split_root, backend_args)
-            report.add('missing_folder', root,
-                       f'expected by the layout; sub-folders of '
-                       f'{split_root!r}: {subs}')
+            report.add('missing_folder', root, f'expected by the layout; sub-folders of {split_root!r}: {subs}')
             return None
         s = scan_folder(root, suffixes, backend_args, collect_loops=True)
         for loop in s.loops:
             report.add('symlink_loop', loop.link, str(loop))
         for a in unknown_affordances(s.affordances, classes):
-            report.add('unknown_affordance',
-                       join_path(root, a, backend_args=backend_args))
+            report.add('unknown_affordance', join_path(root, a, backend_args=backend_args))
         for rel in s.misplaced:
-            report.add('misplaced_file', join_path(root, rel,
-                                                   backend_args=backend_args))
+            report.add('misplaced_file', join_path(root, rel, backend_args=backend_args))
         for rel in s.ignored:
-            report.add('non_image_file', join_path(root, rel,
-                                                   backend_args=backend_args))
+            report.add('non_image_file', join_path(root, rel, backend_args=backend_args))
         for rel in s.hidden:
-            report.add('hidden_file', join_path(root, rel,
-                                                backend_args=backend_args))
+            report.add('hidden_file', join_path(root, rel, backend_args=backend_args))
         for aff, obj in s.empty_folders:
-            report.add('empty_folder', join_path(root, aff, obj,
-                                                 backend_args=backend_args))
+            report.add('empty_folder', join_path(root, aff, obj, backend_args=backend_args))
         return s
 
     def where(s: FolderScan, *parts: str) -> str:
@@ -424,48 +487,45 @@ def check_tree(data_root: str,
     if 'train' in modes:
         exo, ego = scan(*EXOCENTRIC), scan(*EGOCENTRIC)
         for s, col in ((exo, 'exocentric'), (ego, 'egocentric')):
-            for key, paths in (s.files.items() if s else ()):
+            for key, paths in s.files.items() if s else ():
                 counts[key][col] = len(paths)
                 to_probe += [(p, 'image') for p in paths]
         if exo is not None:
-            pairing = pair_train_folders(classes, exo.affordances, exo.files,
-                                         ego.files if ego else {})
+            pairing = pair_train_folders(classes, exo.affordances, exo.files, ego.files if ego else {})
             for c in pairing.missing_classes:
                 report.add('missing_class', where(exo, c))
             for c in pairing.empty_classes:
                 report.add('empty_class', where(exo, c))
         if exo is not None and ego is not None:
             for aff in pairing.no_egocentric:
-                report.add('no_egocentric', where(ego, aff),
-                           'no egocentric image of this affordance at all')
+                report.add('no_egocentric', where(ego, aff), 'no egocentric image of this affordance at all')
             for aff, obj in pairing.fallbacks:
                 report.add('ego_fallback', where(ego, aff, obj))
             for aff, obj in pairing.unused_egocentric:
-                report.add('ego_unused', where(ego, aff, obj),
-                           f'{len(ego.files[(aff, obj)])} image(s); no '
-                           + repr(where(exo, aff, obj)))
+                report.add(
+                    'ego_unused',
+                    where(ego, aff, obj),
+                    f'{len(ego.files[(aff, obj)])} image(s); no ' + repr(where(exo, aff, obj)),
+                )
     if 'test' in modes:
         img = scan(*TEST_IMAGES)
-        gt = scan(*TEST_GT, suffixes=(gt_suffix.lower(), ))
+        gt = scan(*TEST_GT, suffixes=(gt_suffix.lower(),))
         if img is not None:
             for c in classes:
                 if c not in img.affordances:
                     report.add('missing_test_class', where(img, c))
-        pairing = pair_test_files(img.files if img else {},
-                                  gt.files if gt else {})
+        pairing = pair_test_files(img.files if img else {}, gt.files if gt else {})
         imgs, gts = pairing.images, pairing.gts
         for p in pairing.duplicate_images:
             report.add('duplicate_stem', p)
         for p in pairing.duplicate_gts:
-            report.add('duplicate_gt', p,
-                       f'same stem as {gts[gt_key(p)]!r}')
+            report.add('duplicate_gt', p, f'same stem as {gts[gt_key(p)]!r}')
         for s, col in ((img, 'test'), (gt, 'gt')):
-            for key, paths in (s.files.items() if s else ()):
+            for key, paths in s.files.items() if s else ():
                 counts[key][col] = len(paths)
         if img is not None and gt is not None:
             for key, p in pairing.without_gt.items():
-                report.add('missing_gt', p, 'expected ' + repr(where(
-                    gt, key[0], key[1], key[2] + gt_suffix)))
+                report.add('missing_gt', p, 'expected ' + repr(where(gt, key[0], key[1], key[2] + gt_suffix)))
             for p in pairing.without_image.values():
                 report.add('orphan_gt', p)
         to_probe += [(p, 'image') for p in imgs.values()]
@@ -474,25 +534,38 @@ def check_tree(data_root: str,
     report.counts = dict(sorted(counts.items()))
 
     if decode:
-        probes = probe_files(to_probe, decode, backend_args, nproc=nproc,
-                             progress=progress, progress_file=progress_file,
-                             ignore_orientation=ignore_orientation)
+        probes = probe_files(
+            to_probe,
+            decode,
+            backend_args,
+            nproc=nproc,
+            progress=progress,
+            progress_file=progress_file,
+            ignore_orientation=ignore_orientation,
+        )
         report.files_checked = len(probes)
         by_path = {p.path: p for p in probes}
         for p in probes:
             _report_probe(report, p, min_size)
             if p.error is None and p.exif_orientation not in (None, 1):
-                report.add('exif_rotated', p.path,
-                           f'EXIF orientation {p.exif_orientation}; read ' +
-                           ('as stored (ignore_orientation=True)'
-                            if ignore_orientation else
-                            'upright (ignore_orientation=False)'))
+                report.add(
+                    'exif_rotated',
+                    p.path,
+                    f'EXIF orientation {p.exif_orientation}; read '
+                    + (
+                        'as stored (ignore_orientation=True)'
+                        if ignore_orientation
+                        else 'upright (ignore_orientation=False)'
+                    ),
+                )
         for img_path, gt_path in gt_of_img.items():
             a, b = by_path[img_path], by_path[gt_path]
             if a.shape and b.shape and a.shape != b.shape:
-                report.add('gt_size_mismatch', gt_path,
-                           f'GT {b.shape[0]}x{b.shape[1]}, image '
-                           f'{a.shape[0]}x{a.shape[1]} (h x w)')
+                report.add(
+                    'gt_size_mismatch',
+                    gt_path,
+                    f'GT {b.shape[0]}x{b.shape[1]}, image {a.shape[0]}x{a.shape[1]} (h x w)',
+                )
     report.seconds = time.perf_counter() - start
     return report
 
@@ -500,24 +573,22 @@ def check_tree(data_root: str,
 def _report_probe(report: TreeReport, p: FileProbe, min_size: int) -> None:
     """Turn one probe into problems."""
     if p.error is not None:
-        report.add('unreadable_image' if p.kind == 'image' else
-                   'unreadable_gt', p.path, p.error)
+        report.add('unreadable_image' if p.kind == 'image' else 'unreadable_gt', p.path, p.error)
         return
     if p.kind == 'image':
         if p.mode not in (None, 'RGB'):
             report.add('converted_image', p.path, f'mode {p.mode}')
         if p.shape and min(p.shape) < min_size:
-            report.add('small_image', p.path,
-                       f'{p.shape[0]}x{p.shape[1]} (h x w) < {min_size}')
+            report.add('small_image', p.path, f'{p.shape[0]}x{p.shape[1]} (h x w) < {min_size}')
         return
     if p.gt_color:
         report.add('gt_color', p.path, f'{p.channels} channels')
-    elif (p.channels or 1) > 1 or (p.bit_depth or 8) > 8 or (
-            p.channels is None and p.mode not in (None, 'L')):
-        report.add('gt_converted', p.path,
-                   f'mode {p.mode}' + (f', {p.channels} channel(s), '
-                                       f'{p.bit_depth}-bit'
-                                       if p.channels else ''))
+    elif (p.channels or 1) > 1 or (p.bit_depth or 8) > 8 or (p.channels is None and p.mode not in (None, 'L')):
+        report.add(
+            'gt_converted',
+            p.path,
+            f'mode {p.mode}' + (f', {p.channels} channel(s), {p.bit_depth}-bit' if p.channels else ''),
+        )
     if p.gt_max == 0:
         report.add('gt_empty', p.path, 'every pixel is 0')
 
@@ -526,54 +597,61 @@ def _report_probe(report: TreeReport, p: FileProbe, min_size: int) -> None:
 # the command line
 # --------------------------------------------------------------------------- #
 #: ``--dataset`` names (case-insensitive) -> dataset class.
-DATASET_NAMES = {'agd20k': AGD20KDataset, 'hico-iif': HICOIIFDataset,
-                 'hico_iif': HICOIIFDataset, 'hicoiif': HICOIIFDataset}
+DATASET_NAMES = {
+    'agd20k': AGD20KDataset,
+    'hico-iif': HICOIIFDataset,
+    'hico_iif': HICOIIFDataset,
+    'hicoiif': HICOIIFDataset,
+}
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[1:]))
-    parser.add_argument('--config', help='take dataset type, data_root, '
-                        'split and classes from this config '
-                        '(train_dataloader / test_dataloader)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries (key=value)')
-    parser.add_argument('--data-root', help='dataset root (overrides the '
-                        "config's)")
-    parser.add_argument('--dataset', help='AGD20K or HICO-IIF (default: '
-                        'from --config, else AGD20K)')
-    parser.add_argument('--split', help='folder under data_root holding '
-                        'trainset/ and testset/ (default: the config\'s, else '
-                        'the dataset\'s: AGD20K Seen, HICO-IIF none); "none" '
-                        'for no split folder')
-    parser.add_argument('--classes', nargs='+', help='class list (default: '
-                        "the config's, else the dataset's published one)")
-    parser.add_argument('--mode', choices=['train', 'test', 'both'],
-                        default='both', help='which part of the tree')
-    parser.add_argument('--decode', choices=['full', 'header', 'none'],
-                        default='full', help='decode every file (full), '
-                        'parse headers only (header), or check the layout '
-                        'only (none)')
-    parser.add_argument('--exif-orientation', choices=['ignore', 'apply'],
-                        help='how the pipeline treats EXIF-rotated images: '
-                        'read as stored (ignore, LoadAffordanceViews\' '
-                        'default) or turned upright (apply); default: the '
-                        "config's LoadAffordanceViews, else ignore. Image "
-                        'sizes (and GT size checks) follow it')
-    parser.add_argument('--nproc', type=int, default=1,
-                        help='processes used to decode')
-    parser.add_argument('--min-size', type=int, default=224,
-                        help='report images with a side below this (info)')
-    parser.add_argument('--counts', choices=['object', 'affordance', 'none'],
-                        default='object', help='rows of the count table')
-    parser.add_argument('--max-paths', type=int, default=20,
-                        help='paths printed per problem kind (-1: all)')
-    parser.add_argument('--json', metavar='OUT',
-                        help='also write the full report as JSON')
-    parser.add_argument('--no-progress', action='store_true',
-                        help='no progress bar')
+        epilog='\n'.join(__doc__.splitlines()[1:]),
+    )
+    parser.add_argument(
+        '--config',
+        help='take dataset type, data_root, split and classes from this config (train_dataloader / test_dataloader)',
+    )
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries (key=value)')
+    parser.add_argument('--data-root', help='dataset root (overrides the config\'s)')
+    parser.add_argument('--dataset', help='AGD20K or HICO-IIF (default: from --config, else AGD20K)')
+    parser.add_argument(
+        '--split',
+        help='folder under data_root holding '
+        'trainset/ and testset/ (default: the config\'s, else '
+        'the dataset\'s: AGD20K Seen, HICO-IIF none); "none" '
+        'for no split folder',
+    )
+    parser.add_argument(
+        '--classes', nargs='+', help='class list (default: the config\'s, else the dataset\'s published one)'
+    )
+    parser.add_argument('--mode', choices=['train', 'test', 'both'], default='both', help='which part of the tree')
+    parser.add_argument(
+        '--decode',
+        choices=['full', 'header', 'none'],
+        default='full',
+        help='decode every file (full), parse headers only (header), or check the layout only (none)',
+    )
+    parser.add_argument(
+        '--exif-orientation',
+        choices=['ignore', 'apply'],
+        help='how the pipeline treats EXIF-rotated images: '
+        'read as stored (ignore, LoadAffordanceViews\' '
+        'default) or turned upright (apply); default: the '
+        "config's LoadAffordanceViews, else ignore. Image "
+        'sizes (and GT size checks) follow it',
+    )
+    parser.add_argument('--nproc', type=int, default=1, help='processes used to decode')
+    parser.add_argument('--min-size', type=int, default=224, help='report images with a side below this (info)')
+    parser.add_argument(
+        '--counts', choices=['object', 'affordance', 'none'], default='object', help='rows of the count table'
+    )
+    parser.add_argument('--max-paths', type=int, default=20, help='paths printed per problem kind (-1: all)')
+    parser.add_argument('--json', metavar='OUT', help='also write the full report as JSON')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser.parse_args(argv)
 
 
@@ -586,12 +664,12 @@ def _dataset_cfg(cfg: Config) -> dict:
             ds = ds['dataset']
         if isinstance(ds, dict) and 'data_root' in ds:
             return dict(ds)
-    raise SystemExit(f'error: no dataset with a data_root in the '
-                     f'train/test dataloaders of {cfg.filename!r}.')
+    raise SystemExit(f'error: no dataset with a data_root in the train/test dataloaders of {cfg.filename!r}.')
 
 
 def _dataset_class(name: str) -> type:
     from mmseg.registry import DATASETS
+
     key = name.lower()
     if key in DATASET_NAMES:
         return DATASET_NAMES[key]
@@ -600,7 +678,8 @@ def _dataset_class(name: str) -> type:
     if cls is None or not issubclass(cls, AffordanceFolderDataset):
         raise SystemExit(
             f'error: unknown dataset {name!r}; use AGD20K or HICO-IIF (or '
-            'the name of a registered AffordanceFolderDataset subclass).')
+            'the name of a registered AffordanceFolderDataset subclass).'
+        )
     return cls
 
 
@@ -608,8 +687,7 @@ def _loader_ignores_orientation(pipeline: Sequence[dict]) -> bool:
     """``ignore_orientation`` of the pipeline's ``LoadAffordanceViews``
     (its default, True, when the pipeline has none or does not set it)."""
     for t in pipeline:
-        if isinstance(t, dict) and str(t.get('type', '')).split('.')[-1] \
-                == 'LoadAffordanceViews':
+        if isinstance(t, dict) and str(t.get('type', '')).split('.')[-1] == 'LoadAffordanceViews':
             return bool(t.get('ignore_orientation', True))
     return True
 
@@ -648,41 +726,53 @@ def resolve(args: argparse.Namespace) -> dict:
     if args.exif_orientation is not None:
         ignore_orientation = args.exif_orientation == 'ignore'
     else:
-        ignore_orientation = _loader_ignores_orientation(
-            ds_cfg.get('pipeline') or [])
+        ignore_orientation = _loader_ignores_orientation(ds_cfg.get('pipeline') or [])
     return dict(
-        cls=cls, data_root=data_root, split=split, classes=classes,
+        cls=cls,
+        data_root=data_root,
+        split=split,
+        classes=classes,
         ignore_orientation=ignore_orientation,
         img_suffixes=tuple(ds_cfg.get('img_suffixes', IMG_SUFFIXES)),
         gt_suffix=ds_cfg.get('gt_suffix', '.png'),
-        backend_args=ds_cfg.get('backend_args'))
+        backend_args=ds_cfg.get('backend_args'),
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the check, print the report; return the exit code."""
     args = parse_args(argv)
     r = resolve(args)
-    modes: Tuple[str, ...] = (('train', 'test') if args.mode == 'both' else
-                              (args.mode, ))
+    modes: Tuple[str, ...] = ('train', 'test') if args.mode == 'both' else (args.mode,)
     decode = None if args.decode == 'none' else args.decode
     name = r['cls'].LAYOUT_NAME
     exif = 'ignore' if r['ignore_orientation'] else 'apply'
-    print(f'Checking {name} at {r["data_root"]!r} (split={r["split"]!r}, '
-          f'{len(r["classes"])} classes, {"+".join(modes)}, '
-          f'decode={args.decode}, exif-orientation={exif})', flush=True)
+    print(
+        f'Checking {name} at {r["data_root"]!r} (split={r["split"]!r}, '
+        f'{len(r["classes"])} classes, {"+".join(modes)}, '
+        f'decode={args.decode}, exif-orientation={exif})',
+        flush=True,
+    )
     report = check_tree(
-        r['data_root'], r['classes'], split=r['split'], modes=modes,
-        decode=decode, dataset=name, img_suffixes=r['img_suffixes'],
-        gt_suffix=r['gt_suffix'], min_size=args.min_size,
-        backend_args=r['backend_args'], nproc=args.nproc,
-        progress=not args.no_progress, progress_file=sys.stderr,
-        ignore_orientation=r['ignore_orientation'])
+        r['data_root'],
+        r['classes'],
+        split=r['split'],
+        modes=modes,
+        decode=decode,
+        dataset=name,
+        img_suffixes=r['img_suffixes'],
+        gt_suffix=r['gt_suffix'],
+        min_size=args.min_size,
+        backend_args=r['backend_args'],
+        nproc=args.nproc,
+        progress=not args.no_progress,
+        progress_file=sys.stderr,
+        ignore_orientation=r['ignore_orientation'],
+    )
     out: List[str] = []
     if args.counts != 'none' and report.counts:
-        out += ['', 'Files per ' + args.counts + ':',
-                report.format_counts(args.counts)]
-    out += ['', 'Problems:', report.format_problems(args.max_paths), '',
-            report.format_summary()]
+        out += ['', 'Files per ' + args.counts + ':', report.format_counts(args.counts)]
+    out += ['', 'Problems:', report.format_problems(args.max_paths), '', report.format_summary()]
     print('\n'.join(out), flush=True)
     if args.json:
         with open(args.json, 'w') as f:

@@ -8,6 +8,7 @@ The same seed writes byte-identical files. Train on them with ``configs/looptran
 ``configs/looptrans_synthetic_epic.py``; ``configs/looptrans_synthetic_to_opra.py`` tests a model trained on
 the synthetic AGD20K tree (``tools/misc/generate_synthetic_agd20k.py``) on the OPRA one.
 """
+
 import argparse
 import sys
 
@@ -29,15 +30,23 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     try:
-        summaries = generate_synthetic_video(args.out, datasets=args.datasets, seed=args.seed,
-                                             overwrite=args.overwrite, num_clips=args.num_clips,
-                                             num_frames=args.num_frames, num_test=args.num_test)
+        summaries = generate_synthetic_video(
+            args.out,
+            datasets=args.datasets,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            num_clips=args.num_clips,
+            num_frames=args.num_frames,
+            num_test=args.num_test,
+        )
     except (FileExistsError, ValueError) as err:
         sys.exit(f'error: {err}')
     for name, info in summaries.items():
-        print(f'{name}: {len(info["verbs"])} verbs {list(info["verbs"])}, {info["num_clips"]} clips of '
-              f'{info["num_frames"]} frames, {info["num_test"]} test images; wrote '
-              f'{info["num_files"]} files, {info["num_bytes"] / 2**20:.1f} MiB, to {info["out_dir"]}')
+        print(
+            f'{name}: {len(info["verbs"])} verbs {list(info["verbs"])}, {info["num_clips"]} clips of '
+            f'{info["num_frames"]} frames, {info["num_test"]} test images; wrote '
+            f'{info["num_files"]} files, {info["num_bytes"] / 2**20:.1f} MiB, to {info["out_dir"]}'
+        )
     return summaries
 
 

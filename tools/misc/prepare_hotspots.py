@@ -9,6 +9,7 @@ test images.
     python tools/misc/prepare_hotspots.py --dataset OPRA --data-root data/opra
     python tools/misc/prepare_hotspots.py --config configs/looptrans_epic.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,12 +59,15 @@ def main() -> Optional[int]:
     init_default_scope('mmseg')
     import looptrans  # noqa: F401
     from looptrans.datasets import HotspotsVideoDataset
+
     counts = {}
     for mode, cfg in dataset_cfgs(args).items():
         dataset_cls = DATASETS.get(cfg['type'])
         if dataset_cls is None or not issubclass(dataset_cls, HotspotsVideoDataset):
-            raise SystemExit(f'{cfg["type"]} is not an OPRA / EPIC-Hotspots dataset; '
-                             'use tools/misc/check_dataset.py for AGD20K / HICO-IIF')
+            raise SystemExit(
+                f'{cfg["type"]} is not an OPRA / EPIC-Hotspots dataset; '
+                'use tools/misc/check_dataset.py for AGD20K / HICO-IIF'
+            )
         dataset = DATASETS.build(cfg)
         counts[mode] = count_by_verb(dataset)
         print(f'{mode}: {len(dataset)} usable items')

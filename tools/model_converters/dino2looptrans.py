@@ -22,6 +22,7 @@ DINO *full* checkpoints (``teacher``/``student`` entries, ``module.backbone.`` p
 accepted; ``--source`` picks the network (the released weights are the teacher's). The file is
 read with ``torch.load(weights_only=True)``.
 """
+
 import argparse
 import os
 import os.path as osp
@@ -30,21 +31,25 @@ from typing import List, Optional
 
 import torch
 
-from looptrans.models.backbones import (DINOVisionTransformer, infer_vit_arch, load_checkpoint_file,
-                                        unwrap_dino_checkpoint)
+from looptrans.models.backbones import (
+    DINOVisionTransformer,
+    infer_vit_arch,
+    load_checkpoint_file,
+    unwrap_dino_checkpoint,
+)
 from looptrans.models.backbones.dino_weights import convert_dino_to_mmpretrain
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Convert official DINO ViT weights (timm names) to mmpretrain names.')
+    parser = argparse.ArgumentParser(description='Convert official DINO ViT weights (timm names) to mmpretrain names.')
     parser.add_argument('src', help='official DINO checkpoint (path or http(s) URL)')
     parser.add_argument('dst', help='where to save the converted state dict')
     parser.add_argument(
         '--source',
         choices=('teacher', 'student'),
         default='teacher',
-        help='network to take from a DINO full checkpoint (default: teacher)')
+        help='network to take from a DINO full checkpoint (default: teacher)',
+    )
     return parser.parse_args(argv)
 
 
@@ -62,31 +67,35 @@ def convert(src: str, dst: str, source: str = 'teacher') -> dict:
     state_dict = convert_dino_to_mmpretrain(raw)
     info = infer_vit_arch(state_dict)
     if info['arch'] is None:
-        raise ValueError(f'{src!r}: a ViT with {info["embed_dims"]} dims and {info["num_layers"]} '
-                         'blocks is none of the DINO models (ViT-S/16, ViT-S/8, ViT-B/16).')
+        raise ValueError(
+            f'{src!r}: a ViT with {info["embed_dims"]} dims and {info["num_layers"]} '
+            'blocks is none of the DINO models (ViT-S/16, ViT-S/8, ViT-B/16).'
+        )
     img_size = 224
     if info['num_patches']:
-        img_size = int(round(info['num_patches']**0.5)) * info['patch_size']
+        img_size = int(round(info['num_patches'] ** 0.5)) * info['patch_size']
     with torch.device('meta'):  # only names and shapes are needed: allocate nothing
-        model = DINOVisionTransformer(
-            arch=info['arch'], patch_size=info['patch_size'], img_size=img_size)
+        model = DINOVisionTransformer(arch=info['arch'], patch_size=info['patch_size'], img_size=img_size)
     model.check_state_dict(state_dict, src)  # raises naming missing/unexpected keys
     dst_dir = osp.dirname(osp.abspath(dst))
     os.makedirs(dst_dir, exist_ok=True)
     torch.save(state_dict, dst)
-    return dict(
-        num_in=len(raw), num_out=len(state_dict), arch=info['arch'], patch_size=info['patch_size'])
+    return dict(num_in=len(raw), num_out=len(state_dict), arch=info['arch'], patch_size=info['patch_size'])
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     result = convert(args.src, args.dst, source=args.source)
-    print(f'Read {result["num_in"]} backbone tensors from {args.src}; wrote {result["num_out"]} '
-          f'tensors (arch={result["arch"]}, patch_size={result["patch_size"]}, no missing or '
-          f'unexpected keys) to {args.dst}')
-    print(f"Config: backbone=dict(type='DINOVisionTransformer', arch='{result['arch']}', "
-          f"patch_size={result['patch_size']}, init_cfg=dict(type='Pretrained', "
-          f"checkpoint='{args.dst}'))")
+    print(
+        f'Read {result["num_in"]} backbone tensors from {args.src}; wrote {result["num_out"]} '
+        f'tensors (arch={result["arch"]}, patch_size={result["patch_size"]}, no missing or '
+        f'unexpected keys) to {args.dst}'
+    )
+    print(
+        f"Config: backbone=dict(type='DINOVisionTransformer', arch='{result['arch']}', "
+        f"patch_size={result['patch_size']}, init_cfg=dict(type='Pretrained', "
+        f"checkpoint='{args.dst}'))"
+    )
     return 0
 
 

@@ -16,7 +16,8 @@ train_pipeline = [
             dict(type='ResizeShortEdge', size=256),
             dict(type='mmseg.RandomCrop', crop_size=(224, 224)),
             dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-        ]),  # every image draws its own crop and flip, as LOCATE
+        ],
+    ),  # every image draws its own crop and flip, as LOCATE
     dict(type='PackAffordanceInputs'),
 ]
 test_pipeline = [
@@ -24,7 +25,8 @@ test_pipeline = [
     dict(
         type='MultiViewTransform',
         # torchvision Resize((224, 224)) on a PIL image
-        transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')]),
+        transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')],
+    ),
     # GT / 255 in float64, resized to 224x224 here in the workers as the metric would (same scores)
     dict(type='LoadAffordanceGT', resize_to=224),
     dict(type='PackAffordanceInputs'),
@@ -36,23 +38,16 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split=split,
-        mode='train',
-        num_exo=num_exo,
-        pipeline=train_pipeline))
+        type=dataset_type, data_root=data_root, split=split, mode='train', num_exo=num_exo, pipeline=train_pipeline
+    ),
+)
 val_dataloader = dict(
     batch_size=16,
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split=split,
-        mode='test',
-        pipeline=test_pipeline))
+    dataset=dict(type=dataset_type, data_root=data_root, split=split, mode='test', pipeline=test_pipeline),
+)
 test_dataloader = val_dataloader
 
 val_evaluator = dict(type='AffordanceMetric')

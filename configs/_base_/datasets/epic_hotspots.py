@@ -21,7 +21,8 @@ train_pipeline = [
         ],
         # one crop and one flip for all frames of a clip (Interaction Hotspots' group transforms);
         # the static image draws its own
-        clip_views=('exo_imgs', )),
+        clip_views=('exo_imgs',),
+    ),
     dict(type='PackAffordanceInputs'),
 ]
 test_pipeline = [
@@ -29,7 +30,8 @@ test_pipeline = [
     dict(
         type='MultiViewTransform',
         # torchvision Resize((224, 224)) on a PIL image
-        transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')]),
+        transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')],
+    ),
     # GT in float64, resized to 224x224 here in the workers: the metric's first step (same scores)
     dict(type='LoadAffordanceGT', resize_to=224),
     dict(type='PackAffordanceInputs'),
@@ -48,18 +50,18 @@ train_dataloader = dict(
         num_frames=num_frames,
         frame_stride=10,  # 60 fps -> 6 fps, the published sample_rate
         clip_sampling='window',
-        pipeline=train_pipeline))
+        pipeline=train_pipeline,
+    ),
+)
 val_dataloader = dict(
     batch_size=16,
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='annotations.json',
-        mode='test',
-        pipeline=test_pipeline))
+        type=dataset_type, data_root=data_root, ann_file='annotations.json', mode='test', pipeline=test_pipeline
+    ),
+)
 test_dataloader = val_dataloader
 
 val_evaluator = dict(type='AffordanceMetric', protocol='hotspots')

@@ -4,8 +4,6 @@ _base_ = ['./agd20k_seen.py']
 
 dataset_type = 'HICOIIFDataset'
 data_root = 'data/HICO-IIF'
-train_dataloader = dict(
-    dataset=dict(type=dataset_type, data_root=data_root, split=None))
-val_dataloader = dict(
-    dataset=dict(type=dataset_type, data_root=data_root, split=None))
+train_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, split=None))
+val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, split=None))
 test_dataloader = val_dataloader

@@ -8,13 +8,9 @@ _base_ = ['./agd20k_seen.py']
 dataset_type = 'SyntheticAGD20KDataset'
 data_root = 'data/synthetic_agd20k'
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root))
+    batch_size=8, num_workers=2, persistent_workers=True, dataset=dict(type=dataset_type, data_root=data_root)
+)
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root))
+    batch_size=8, num_workers=2, persistent_workers=True, dataset=dict(type=dataset_type, data_root=data_root)
+)
 test_dataloader = val_dataloader

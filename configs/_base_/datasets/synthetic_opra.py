@@ -5,12 +5,6 @@
 _base_ = ['./opra.py']
 
 data_root = 'data/synthetic_opra'
-train_dataloader = dict(
-    batch_size=4,
-    num_workers=2,
-    dataset=dict(data_root=data_root, num_frames=4))
-val_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    dataset=dict(data_root=data_root))
+train_dataloader = dict(batch_size=4, num_workers=2, dataset=dict(data_root=data_root, num_frames=4))
+val_dataloader = dict(batch_size=8, num_workers=2, dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader

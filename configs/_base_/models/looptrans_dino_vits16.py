@@ -6,10 +6,8 @@
 # K = part_discovery.num_parts, M = noise_head.num_noise, tau = noise_head.loss_decode.tau.
 num_classes = 36
 data_preprocessor = dict(
-    type='AffordanceDataPreprocessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True)
+    type='AffordanceDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True
+)
 model = dict(
     type='LoopTrans',
     data_preprocessor=data_preprocessor,
@@ -18,7 +16,8 @@ model = dict(
         arch='deit-small',
         patch_size=16,
         frozen=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/dino_deitsmall16_pretrain.pth')),
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/dino_deitsmall16_pretrain.pth'),
+    ),
     # The heads read the last block's attention keys, as LOCATE does ('feats' = final normed tokens).
     feature_key='keys',
     cam_head=dict(
@@ -28,8 +27,8 @@ model = dict(
         num_classes=num_classes,
         shared=True,
         # lambda_cls; logged as loss_cls_exo / loss_cls_ego.
-        loss_decode=dict(type='mmseg.CrossEntropyLoss', avg_non_ignore=True, loss_weight=1.0,
-                         loss_name='loss_cls')),
+        loss_decode=dict(type='mmseg.CrossEntropyLoss', avg_non_ignore=True, loss_weight=1.0, loss_name='loss_cls'),
+    ),
     pixel_head=dict(
         type='PixelAffordanceHead',
         in_channels=384,
@@ -38,16 +37,26 @@ model = dict(
         upsample=2,
         # lambda_pixel: soft dice (mmseg's DiceLoss, naive form, eps 1) + MSE on the sigmoid.
         loss_decode=[
-            dict(type='mmseg.DiceLoss', use_sigmoid=True, activate=True, naive_dice=True, eps=1.0,
-                 ignore_index=None, loss_weight=1.0, loss_name='loss_pixel_dice'),
+            dict(
+                type='mmseg.DiceLoss',
+                use_sigmoid=True,
+                activate=True,
+                naive_dice=True,
+                eps=1.0,
+                ignore_index=None,
+                loss_weight=1.0,
+                loss_name='loss_pixel_dice',
+            ),
             dict(type='MapMSELoss', use_sigmoid=True, loss_weight=1.0, loss_name='loss_pixel_mse'),
-        ]),
+        ],
+    ),
     noise_head=dict(
         type='NoiseHead',
         channels=384,
         num_noise=3,
         # lambda_dill and tau.
-        loss_decode=dict(type='DenoisingDistillationLoss', tau=0.5, loss_weight=1.0, loss_name='loss_dill')),
+        loss_decode=dict(type='DenoisingDistillationLoss', tau=0.5, loss_weight=1.0, loss_name='loss_dill'),
+    ),
     # lambda_corr: Cross-View-AG's align_w = 0.5 (its per-sample affordance-correlation alignment).
     corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=0.5),
     # K = 4 parts; parts outside DINO's CLS-attention saliency are no candidates and an image whose parts
@@ -58,6 +67,8 @@ model = dict(
         num_iters=10,
         exclude_background='saliency',
         saliency_heads=(0, 1, 3),
-        min_part_score=0.6),
+        min_part_score=0.6,
+    ),
     train_cfg=dict(),
-    test_cfg=dict(heatmap='pixel', return_all=False))
+    test_cfg=dict(heatmap='pixel', return_all=False),
+)

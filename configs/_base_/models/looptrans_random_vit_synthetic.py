@@ -4,8 +4,9 @@
 _base_ = ['./looptrans_dino_vits16.py']
 model = dict(
     backbone=dict(
-        arch=dict(_delete_=True, embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=1536),
-        init_cfg=None),
+        arch=dict(_delete_=True, embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=1536), init_cfg=None
+    ),
     # A random ViT's CLS attention is no saliency: drop the border-dominated part instead (object-centric
     # ego images; see PartDiscovery).
-    part_discovery=dict(exclude_background='border'))
+    part_discovery=dict(exclude_background='border'),
+)

@@ -23,7 +23,9 @@ optim_wrapper = dict(
             'conv_seg.bias': dict(lr_mult=20.0),
             'conv_noise.weight': dict(lr_mult=10.0),
             'conv_noise.bias': dict(lr_mult=20.0),
-        }))
+        }
+    ),
+)
 param_scheduler = [dict(type='MultiStepLR', milestones=[5, 10], gamma=0.1, by_epoch=True, begin=0, end=15)]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=15, val_interval=1)
 val_cfg = dict(type='ValLoop')
@@ -32,11 +34,18 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=3,
-                    backend_args=dict(backend='atomic_local'),  # no torn checkpoints on a kill
-                    save_best='KLD', rule='less'),
+    checkpoint=dict(
+        type='CheckpointHook',
+        by_epoch=True,
+        interval=1,
+        max_keep_ckpts=3,
+        backend_args=dict(backend='atomic_local'),  # no torn checkpoints on a kill
+        save_best='KLD',
+        rule='less',
+    ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='AffordanceVisualizationHook', draw=False))
+    visualization=dict(type='AffordanceVisualizationHook', draw=False),
+)
 # Pixel supervision starts at the second epoch (0-based epoch 1), as LOCATE's part loss
 # (`if epoch[0] > epoch[1]` with epoch[1] = warm_epoch = 0): the CAM has trained for one epoch first.
 custom_hooks = [dict(type='PseudoMaskHook', start_epoch=1)]

@@ -4,7 +4,7 @@ max_iters = 200
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=10),
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-4, by_epoch=False, begin=0, end=max_iters)
+    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-4, by_epoch=False, begin=0, end=max_iters),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
@@ -13,8 +13,14 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters // 2, max_keep_ckpts=2,
-                    backend_args=dict(backend='atomic_local')),
+    checkpoint=dict(
+        type='CheckpointHook',
+        by_epoch=False,
+        interval=max_iters // 2,
+        max_keep_ckpts=2,
+        backend_args=dict(backend='atomic_local'),
+    ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='AffordanceVisualizationHook', draw=False))
+    visualization=dict(type='AffordanceVisualizationHook', draw=False),
+)
 custom_hooks = [dict(type='PseudoMaskHook', start_iter=max_iters // 4, dump_interval=100)]

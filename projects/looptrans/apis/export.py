@@ -19,6 +19,7 @@ reads back.
 This module imports no ``onnx`` / ``onnxruntime`` at import time; :func:`export_onnx` needs ``onnx``
 (``pip install -r requirements/optional.txt``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -86,10 +87,12 @@ class LoopTransExportWrapper(nn.Module):
         # finishes the last block and computes the CLS attention for part discovery (training only); the
         # traced graph would keep that dead work alive through a shape read. The DINO backbone's own
         # out_type='keys' forward stops after the keys and returns the same (B, C, h, w) map.
-        self.keys_only = bool(getattr(model, 'shares_descriptor_pass', False)
-                              and getattr(model, 'feature_key', None) == 'keys'
-                              and 'keys' in getattr(model.backbone, 'OUT_TYPES', ())
-                              and list(getattr(model.backbone, 'out_indices', ())) == [model.backbone.num_layers - 1])
+        self.keys_only = bool(
+            getattr(model, 'shares_descriptor_pass', False)
+            and getattr(model, 'feature_key', None) == 'keys'
+            and 'keys' in getattr(model.backbone, 'OUT_TYPES', ())
+            and list(getattr(model.backbone, 'out_indices', ())) == [model.backbone.num_layers - 1]
+        )
         if self.keys_only:
             model.backbone.out_type = 'keys'
         self.model = model
@@ -113,8 +116,9 @@ class LoopTransExportWrapper(nn.Module):
 
     def forward(self, images: Tensor) -> Tuple[Tensor, Tensor]:
         if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != self.input_size:
-            raise ValueError(f'expected images (B, 3, {self.input_size[0]}, {self.input_size[1]}), got '
-                             f'{tuple(images.shape)}')
+            raise ValueError(
+                f'expected images (B, 3, {self.input_size[0]}, {self.input_size[1]}), got {tuple(images.shape)}'
+            )
         x = self.normalize(images)
         feats = self.extract_feat(x)
         # The 'cam' and 'fusion' sources run the CAM head inside decode_heatmaps: keep its ego CAMs for the
@@ -127,7 +131,7 @@ class LoopTransExportWrapper(nn.Module):
 
         handle = self.model.cam_head.register_forward_hook(keep, with_kwargs=True)
         try:
-            heatmaps = self.model.decode_heatmaps(feats, self.input_size, (self.heatmap, ))[self.heatmap]
+            heatmaps = self.model.decode_heatmaps(feats, self.input_size, (self.heatmap,))[self.heatmap]
         finally:
             handle.remove()
         if not cams:
@@ -142,18 +146,27 @@ def _fix_pos_embed(backbone: nn.Module, input_size: Tuple[int, int]) -> None:
     pos_embed, patch_resolution, grid)`` on each forward, a no-op when the grid equals ``patch_resolution``.
     Storing the resized table and the new ``patch_resolution`` gives the identical embedding.
     """
-    if not (isinstance(getattr(backbone, 'pos_embed', None), Tensor) and hasattr(backbone, 'patch_resolution')
-            and hasattr(backbone, 'patch_embed')):
+    if not (
+        isinstance(getattr(backbone, 'pos_embed', None), Tensor)
+        and hasattr(backbone, 'patch_resolution')
+        and hasattr(backbone, 'patch_embed')
+    ):
         return
     from mmpretrain.models.utils import resize_pos_embed
+
     param = next(backbone.parameters())
     with torch.no_grad():
         _, grid = backbone.patch_embed(torch.zeros(1, 3, *input_size, dtype=param.dtype, device=param.device))
         grid = tuple(int(v) for v in grid)
         if grid == tuple(backbone.patch_resolution):
             return
-        resized = resize_pos_embed(backbone.pos_embed, backbone.patch_resolution, grid,
-                                   mode=backbone.interpolate_mode, num_extra_tokens=backbone.num_extra_tokens)
+        resized = resize_pos_embed(
+            backbone.pos_embed,
+            backbone.patch_resolution,
+            grid,
+            mode=backbone.interpolate_mode,
+            num_extra_tokens=backbone.num_extra_tokens,
+        )
     backbone.pos_embed = nn.Parameter(resized.detach().clone(), requires_grad=False)
     backbone.patch_resolution = grid
 
@@ -187,11 +200,15 @@ def export_metadata(wrapper: LoopTransExportWrapper, extra: Optional[Dict[str, s
         'output_names': json.dumps(list(OUTPUT_NAMES)),
         'input_format': INPUT_FORMAT,
         'input_size': json.dumps(list(wrapper.input_size)),
-        'normalization': json.dumps(dict(bgr_to_rgb=wrapper.bgr_to_rgb, mean=wrapper.mean.flatten().tolist(),
-                                         std=wrapper.std.flatten().tolist())),
+        'normalization': json.dumps(
+            dict(
+                bgr_to_rgb=wrapper.bgr_to_rgb, mean=wrapper.mean.flatten().tolist(), std=wrapper.std.flatten().tolist()
+            )
+        ),
     }
     try:
         from .. import __version__
+
         meta['looptrans_version'] = __version__
     except ImportError:  # pragma: no cover - only when the package is half-imported
         pass
@@ -199,9 +216,14 @@ def export_metadata(wrapper: LoopTransExportWrapper, extra: Optional[Dict[str, s
     return meta
 
 
-def export_onnx(model: nn.Module, out_file: Union[str, os.PathLike], input_size: Tuple[int, int],
-                heatmap: Optional[str] = None, opset: int = DEFAULT_OPSET,
-                metadata: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def export_onnx(
+    model: nn.Module,
+    out_file: Union[str, os.PathLike],
+    input_size: Tuple[int, int],
+    heatmap: Optional[str] = None,
+    opset: int = DEFAULT_OPSET,
+    metadata: Optional[Dict[str, str]] = None,
+) -> Dict[str, str]:
     """Export ``model``'s inference path to ``out_file`` (one self-contained .onnx file); returns the metadata.
 
     The graph is traced at batch 2 with a dynamic batch axis (``batch``) on the input and both outputs, checked
@@ -215,19 +237,22 @@ def export_onnx(model: nn.Module, out_file: Union[str, os.PathLike], input_size:
     try:
         import onnx
     except ImportError as err:
-        raise ImportError('ONNX export needs the optional dependencies: pip install -r requirements/optional.txt'
-                          ) from err
+        raise ImportError(
+            'ONNX export needs the optional dependencies: pip install -r requirements/optional.txt'
+        ) from err
     wrapper = LoopTransExportWrapper(model, input_size, heatmap).eval()
     if not wrapper.classes:
-        raise ValueError('the model has no class list (model.dataset_meta["classes"]); build it with '
-                         'looptrans.apis.init_model')
+        raise ValueError(
+            'the model has no class list (model.dataset_meta["classes"]); build it with looptrans.apis.init_model'
+        )
     if len(wrapper.classes) != wrapper.num_classes:
-        raise ValueError(f'the model has {wrapper.num_classes} output classes but its class list has '
-                         f'{len(wrapper.classes)}: {list(wrapper.classes)}')
+        raise ValueError(
+            f'the model has {wrapper.num_classes} output classes but its class list has '
+            f'{len(wrapper.classes)}: {list(wrapper.classes)}'
+        )
     out_file = os.fspath(out_file)
     os.makedirs(os.path.dirname(os.path.abspath(out_file)), exist_ok=True)
-    dummy = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 3, *wrapper.input_size),
-                                                              dtype=np.uint8))
+    dummy = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 3, *wrapper.input_size), dtype=np.uint8))
     dynamic = {name: {0: 'batch'} for name in (INPUT_NAME, *OUTPUT_NAMES)}
     tmp = out_file + '.tmp'
     try:
@@ -238,9 +263,17 @@ def export_onnx(model: nn.Module, out_file: Union[str, os.PathLike], input_size:
             warnings.simplefilter('ignore', category=DeprecationWarning)
             warnings.simplefilter('ignore', category=FutureWarning)
             warnings.simplefilter('ignore', category=torch.jit.TracerWarning)
-            torch.onnx.export(wrapper, (dummy, ), tmp, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-                              dynamic_axes=dynamic, opset_version=int(opset), do_constant_folding=True,
-                              dynamo=False)
+            torch.onnx.export(
+                wrapper,
+                (dummy,),
+                tmp,
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes=dynamic,
+                opset_version=int(opset),
+                do_constant_folding=True,
+                dynamo=False,
+            )
         proto = onnx.load(tmp)
         meta = export_metadata(wrapper, metadata)
         del proto.metadata_props[:]
@@ -257,19 +290,23 @@ def export_onnx(model: nn.Module, out_file: Union[str, os.PathLike], input_size:
     return meta
 
 
-def max_abs_difference(model: nn.Module, onnx_model, images: np.ndarray,
-                       heatmap: Optional[str] = None) -> Dict[str, float]:
+def max_abs_difference(
+    model: nn.Module, onnx_model, images: np.ndarray, heatmap: Optional[str] = None
+) -> Dict[str, float]:
     """Max abs difference of ``heatmaps`` and ``logits`` between an exported model (an
     :class:`~looptrans.apis.onnx_backend.OnnxAffordanceModel`) and the PyTorch model
     (:func:`reference_outputs`) on one uint8 BGR batch (B, 3, h, w)."""
     heatmaps, logits = onnx_model.forward(images)
-    ref_heatmaps, ref_logits = reference_outputs(model, torch.from_numpy(images),
-                                                 heatmap or onnx_model.heatmap_source)
+    ref_heatmaps, ref_logits = reference_outputs(model, torch.from_numpy(images), heatmap or onnx_model.heatmap_source)
     if heatmaps.shape != tuple(ref_heatmaps.shape) or logits.shape != tuple(ref_logits.shape):
-        raise ValueError(f'output shapes differ: onnxruntime {heatmaps.shape}, {logits.shape} vs PyTorch '
-                         f'{tuple(ref_heatmaps.shape)}, {tuple(ref_logits.shape)}')
-    return dict(heatmaps=float(np.abs(heatmaps - ref_heatmaps.cpu().numpy()).max()),
-                logits=float(np.abs(logits - ref_logits.cpu().numpy()).max()))
+        raise ValueError(
+            f'output shapes differ: onnxruntime {heatmaps.shape}, {logits.shape} vs PyTorch '
+            f'{tuple(ref_heatmaps.shape)}, {tuple(ref_logits.shape)}'
+        )
+    return dict(
+        heatmaps=float(np.abs(heatmaps - ref_heatmaps.cpu().numpy()).max()),
+        logits=float(np.abs(logits - ref_logits.cpu().numpy()).max()),
+    )
 
 
 def throughput(fn, images, min_seconds: float = 1.0, min_iters: int = 3, warmup: int = 1) -> float:

@@ -10,6 +10,7 @@ Example::
 Images may be paths (``str`` or ``pathlib.Path``), PIL images, or numpy arrays in BGR order: ``uint8``, or
 float in [0, 1] (scaled by 255); gray (H, W) and BGRA (H, W, 4) arrays are converted.
 """
+
 from __future__ import annotations
 
 import copy
@@ -59,8 +60,14 @@ class AffordanceRegion:
 
     def to_dict(self) -> dict:
         """JSON-ready fields (the mask is left out: it is the PNG the tools write)."""
-        return dict(peak=list(self.peak), peak_score=self.peak_score, threshold=self.threshold,
-                    bbox=None if self.bbox is None else list(self.bbox), polygon=self.polygon, area=self.area)
+        return dict(
+            peak=list(self.peak),
+            peak_score=self.peak_score,
+            threshold=self.threshold,
+            bbox=None if self.bbox is None else list(self.bbox),
+            polygon=self.polygon,
+            area=self.area,
+        )
 
 
 def describe_heatmap(heat: np.ndarray, threshold: float = 0.5) -> AffordanceRegion:
@@ -79,8 +86,15 @@ def describe_heatmap(heat: np.ndarray, threshold: float = 0.5) -> AffordanceRegi
         contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         largest = max(contours, key=cv2.contourArea)
         polygon = largest.reshape(-1, 2).astype(int).tolist()
-    return AffordanceRegion(peak=(int(x), int(y)), peak_score=float(heat[y, x]), threshold=float(threshold),
-                            mask=mask, bbox=bbox, polygon=polygon, area=int(mask.sum()))
+    return AffordanceRegion(
+        peak=(int(x), int(y)),
+        peak_score=float(heat[y, x]),
+        threshold=float(threshold),
+        mask=mask,
+        bbox=bbox,
+        polygon=polygon,
+        area=int(mask.sum()),
+    )
 
 
 @dataclass
@@ -111,9 +125,15 @@ class AffordanceResult:
 
     def to_dict(self) -> dict:
         """JSON-ready summary: the image, and per affordance its probability, logit and region."""
-        return dict(image=self.image_path, height=self.ori_shape[0], width=self.ori_shape[1],
-                    affordances=[dict(name=name, prob=self.probs.get(name), logit=self.logits.get(name),
-                                      **self.regions[name].to_dict()) for name in self.affordances])
+        return dict(
+            image=self.image_path,
+            height=self.ori_shape[0],
+            width=self.ori_shape[1],
+            affordances=[
+                dict(name=name, prob=self.probs.get(name), logit=self.logits.get(name), **self.regions[name].to_dict())
+                for name in self.affordances
+            ],
+        )
 
 
 #: A backend's forward: uint8 BGR (B, 3, h, w) images at the input size -> (heatmaps (B, C, h, w), logits
@@ -128,11 +148,16 @@ def resize_for_network(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     return mmcv.imresize(image, (width, height), backend='pillow').transpose(2, 0, 1)
 
 
-def run_inference(forward: ForwardFn, classes: Sequence[str], input_size: Tuple[int, int],
-                  images: Union[ImageInput, Sequence[ImageInput]],
-                  affordances: Union[None, str, Sequence[str]] = None, batch_size: int = 8,
-                  top_k: Optional[int] = None, threshold: float = 0.5
-                  ) -> Union[AffordanceResult, List[AffordanceResult]]:
+def run_inference(
+    forward: ForwardFn,
+    classes: Sequence[str],
+    input_size: Tuple[int, int],
+    images: Union[ImageInput, Sequence[ImageInput]],
+    affordances: Union[None, str, Sequence[str]] = None,
+    batch_size: int = 8,
+    top_k: Optional[int] = None,
+    threshold: float = 0.5,
+) -> Union[AffordanceResult, List[AffordanceResult]]:
     """The backend-independent part of :func:`inference_affordance`: load, resize, batch, and turn each
     image's maps and logits into an :class:`AffordanceResult`."""
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -146,13 +171,15 @@ def run_inference(forward: ForwardFn, classes: Sequence[str], input_size: Tuple[
     try:
         items = [images] if single else list(images)
     except TypeError:
-        raise TypeError(f'images must be a path (str / pathlib.Path), a PIL image, a numpy array or a list of '
-                        f'them, got {type(images).__name__}') from None
+        raise TypeError(
+            f'images must be a path (str / pathlib.Path), a PIL image, a numpy array or a list of '
+            f'them, got {type(images).__name__}'
+        ) from None
     classes = list(classes)
     asked = None if top_k is not None else resolve_classes(classes, affordances)
     results: List[AffordanceResult] = []
     for start in range(0, len(items), batch_size):
-        loaded = [load_image(x) for x in items[start:start + batch_size]]
+        loaded = [load_image(x) for x in items[start : start + batch_size]]
         maps, logits = forward(np.stack([resize_for_network(img, input_size) for img, _ in loaded]))
         for (img, path), per_image, per_logits in zip(loaded, maps, logits):
             per_logits = np.asarray(per_logits, np.float64)
@@ -160,9 +187,13 @@ def run_inference(forward: ForwardFn, classes: Sequence[str], input_size: Tuple[
             probs /= probs.sum()
             names = asked if asked is not None else [classes[i] for i in np.argsort(-probs, kind='stable')[:top_k]]
             h0, w0 = img.shape[:2]
-            result = AffordanceResult(image_path=path, ori_shape=(h0, w0), affordances=list(names),
-                                      logits=dict(zip(classes, per_logits.tolist())),
-                                      probs=dict(zip(classes, probs.tolist())))
+            result = AffordanceResult(
+                image_path=path,
+                ori_shape=(h0, w0),
+                affordances=list(names),
+                logits=dict(zip(classes, per_logits.tolist())),
+                probs=dict(zip(classes, probs.tolist())),
+            )
             for name in names:
                 heat = np.asarray(per_image[classes.index(name)], np.float32)
                 result.net_heatmaps[name] = heat
@@ -182,8 +213,12 @@ def without_pretrained(model_cfg: dict) -> dict:
     return model_cfg
 
 
-def init_model(config: Union[str, os.PathLike, Config], checkpoint: Optional[Union[str, os.PathLike]] = None,
-               device: str = 'cpu', cfg_options: Optional[dict] = None) -> torch.nn.Module:
+def init_model(
+    config: Union[str, os.PathLike, Config],
+    checkpoint: Optional[Union[str, os.PathLike]] = None,
+    device: str = 'cpu',
+    cfg_options: Optional[dict] = None,
+) -> torch.nn.Module:
     """Build a model from a config, load a checkpoint (safe and strict loading) and put it in eval mode.
 
     The checkpoint must fit the model exactly (every weight, every shape: see
@@ -202,6 +237,7 @@ def init_model(config: Union[str, os.PathLike, Config], checkpoint: Optional[Uni
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     from .. import models  # noqa: F401  (registers the modules, also when `looptrans` is shadowed)
+
     # the checkpoint holds every weight: do not fetch the backbone's pretrained file as well
     model = MODELS.build(without_pretrained(cfg.model) if checkpoint is not None else cfg.model)
     config_classes = _classes_from_config(cfg)
@@ -212,8 +248,12 @@ def init_model(config: Union[str, os.PathLike, Config], checkpoint: Optional[Uni
         ckpt = load_checkpoint_strictly(model, checkpoint, map_location='cpu')
         classes = checkpoint_classes(ckpt)
         if classes is None:
-            print_log(f'{checkpoint!r} records no class list (meta.dataset_meta.classes); using the config\'s '
-                      f'{list(config_classes)}.', logger='current', level='WARNING')
+            print_log(
+                f'{checkpoint!r} records no class list (meta.dataset_meta.classes); using the config\'s '
+                f'{list(config_classes)}.',
+                logger='current',
+                level='WARNING',
+            )
         else:
             check_class_lists(classes, config_classes, checkpoint, where)
     classes = tuple(classes or config_classes)
@@ -226,6 +266,7 @@ def init_model(config: Union[str, os.PathLike, Config], checkpoint: Optional[Uni
 def _classes_from_config(cfg: Config) -> Sequence[str]:
     """The test dataset's classes (the folder datasets choose theirs per split); () when they come from data."""
     from ..datasets.classes import config_classes
+
     return config_classes(cfg.test_dataloader.dataset) or ()
 
 
@@ -256,8 +297,9 @@ def _array_to_bgr_uint8(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
-        raise ValueError(f'an image array must be (H, W, 3) BGR, (H, W, 4) BGRA or (H, W) gray, got shape '
-                         f'{image.shape}')
+        raise ValueError(
+            f'an image array must be (H, W, 3) BGR, (H, W, 4) BGRA or (H, W) gray, got shape {image.shape}'
+        )
     if image.size == 0:
         raise ValueError(f'the image array is empty (shape {image.shape})')
     if image.dtype == np.uint8:
@@ -271,13 +313,16 @@ def _array_to_bgr_uint8(image: np.ndarray) -> np.ndarray:
         if lo < 0 or hi > 1:
             raise ValueError(
                 f'a float image must have values in [0, 1] (it is scaled by 255); this one has [{lo:g}, {hi:g}]. '
-                'For 0-255 values pass image.astype(np.uint8), or divide by 255.')
+                'For 0-255 values pass image.astype(np.uint8), or divide by 255.'
+            )
         out = np.round(image * 255).astype(np.uint8)
     elif np.issubdtype(image.dtype, np.integer):
         lo, hi = int(image.min()), int(image.max())
         if lo < 0 or hi > 255:
-            raise ValueError(f'an integer image must have values in 0-255, this {image.dtype} one has '
-                             f'[{lo}, {hi}]; convert it to uint8 first (16-bit: image // 257).')
+            raise ValueError(
+                f'an integer image must have values in 0-255, this {image.dtype} one has '
+                f'[{lo}, {hi}]; convert it to uint8 first (16-bit: image // 257).'
+            )
         out = image.astype(np.uint8)
     else:
         raise ValueError(f'unsupported image dtype {image.dtype}; give uint8 BGR or float in [0, 1]')
@@ -297,8 +342,8 @@ def load_image(image: ImageInput, ignore_orientation: bool = True) -> Tuple[np.n
 
     Paths (``str`` / ``pathlib.Path``) are decoded like the data pipeline (``mmcv.imfrombytes``, cv2; the
     EXIF orientation is ignored by default, as ``LoadAffordanceViews`` and the published PIL loading do, so
-    that ``tools/infer.py`` and ``tools/test.py`` see the same pixels); PIL images are converted to RGB then BGR; arrays follow
-    :func:`_array_to_bgr_uint8`.
+    that ``tools/infer.py`` and ``tools/test.py`` see the same pixels); PIL images are converted to RGB then
+    BGR; arrays follow :func:`_array_to_bgr_uint8`.
 
     Raises:
         ValueError: the file cannot be read or decoded, or the array / object is not an image; the message
@@ -312,8 +357,9 @@ def load_image(image: ImageInput, ignore_orientation: bool = True) -> Tuple[np.n
     if isinstance(image, torch.Tensor):
         raise TypeError('give images as numpy arrays (BGR, H x W x 3), paths or PIL images, not tensors')
     if not isinstance(image, (str, os.PathLike)):
-        raise TypeError(f'an image must be a path (str / pathlib.Path), a PIL image or a numpy array, got '
-                        f'{type(image).__name__}')
+        raise TypeError(
+            f'an image must be a path (str / pathlib.Path), a PIL image or a numpy array, got {type(image).__name__}'
+        )
     path = os.fspath(image)
     try:
         flag = 'color_ignore_orientation' if ignore_orientation else 'color'
@@ -342,10 +388,14 @@ def resolve_affordances(model, affordances: Union[None, str, Sequence[str]]) -> 
     return resolve_classes(model.dataset_meta['classes'], affordances)
 
 
-def inference_affordance(model: torch.nn.Module, images: Union[ImageInput, Sequence[ImageInput]],
-                         affordances: Union[None, str, Sequence[str]] = None, batch_size: int = 8,
-                         top_k: Optional[int] = None, threshold: float = 0.5
-                         ) -> Union[AffordanceResult, List[AffordanceResult]]:
+def inference_affordance(
+    model: torch.nn.Module,
+    images: Union[ImageInput, Sequence[ImageInput]],
+    affordances: Union[None, str, Sequence[str]] = None,
+    batch_size: int = 8,
+    top_k: Optional[int] = None,
+    threshold: float = 0.5,
+) -> Union[AffordanceResult, List[AffordanceResult]]:
     """Heatmaps of the asked affordances (all when None), or of each image's ``top_k`` most probable ones,
     for one image or a list of images.
 
@@ -364,5 +414,13 @@ def inference_affordance(model: torch.nn.Module, images: Union[ImageInput, Seque
         maps, logits = model.inference_with_logits(data['inputs'].to(device))
         return maps.float().cpu().numpy(), logits.float().cpu().numpy()
 
-    return run_inference(forward, model.dataset_meta['classes'], test_input_size(model.cfg), images,
-                         affordances, batch_size, top_k, threshold)
+    return run_inference(
+        forward,
+        model.dataset_meta['classes'],
+        test_input_size(model.cfg),
+        images,
+        affordances,
+        batch_size,
+        top_k,
+        threshold,
+    )

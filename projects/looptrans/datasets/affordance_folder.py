@@ -21,6 +21,7 @@ skipped with a logged count; ``verify_images`` drops unreadable files at
 construction; in training a file that fails to load is skipped with a
 warning and another item is drawn (:meth:`AffordanceFolderDataset.__getitem__`).
 """
+
 import logging
 from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
@@ -31,9 +32,21 @@ from mmengine.logging import print_log
 
 from ..utils.messages import preview
 from .file_io import VERIFY_LEVELS, BadFileError, find_unreadable
-from .folder_layout import (EGOCENTRIC, EXOCENTRIC, IMG_SUFFIXES, TEST_GT, TEST_IMAGES, FolderKey,
-                            flatten, gt_key, log_scan_notes, pair_test_files, pair_train_folders,
-                            scan_folder, unknown_affordances)
+from .folder_layout import (
+    EGOCENTRIC,
+    EXOCENTRIC,
+    IMG_SUFFIXES,
+    TEST_GT,
+    TEST_IMAGES,
+    FolderKey,
+    flatten,
+    gt_key,
+    log_scan_notes,
+    pair_test_files,
+    pair_train_folders,
+    scan_folder,
+    unknown_affordances,
+)
 from .skip_bad_files import SkipBadFilesMixin
 
 __all__ = ['AffordanceFolderDataset']
@@ -78,34 +91,36 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
     #: Printed in error messages; subclasses give the dataset's name.
     LAYOUT_NAME: str = 'affordance dataset'
 
-    def __init__(self,
-                 data_root: str,
-                 split: Optional[str] = None,
-                 mode: str = 'train',
-                 num_exo: int = 3,
-                 img_suffixes: Sequence[str] = IMG_SUFFIXES,
-                 gt_suffix: str = '.png',
-                 backend_args: Optional[dict] = None,
-                 verify_images: Union[bool, str] = False,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        data_root: str,
+        split: Optional[str] = None,
+        mode: str = 'train',
+        num_exo: int = 3,
+        img_suffixes: Sequence[str] = IMG_SUFFIXES,
+        gt_suffix: str = '.png',
+        backend_args: Optional[dict] = None,
+        verify_images: Union[bool, str] = False,
+        **kwargs,
+    ) -> None:
         if verify_images is True:
             verify_images = 'header'
         if verify_images not in (False, None) + VERIFY_LEVELS:
             raise ValueError(
                 f'{type(self).__name__}: verify_images must be False, True, '
-                f"'header' or 'full', got {verify_images!r}.")
+                f"'header' or 'full', got {verify_images!r}."
+            )
         if mode not in ('train', 'test'):
-            raise ValueError(f'{type(self).__name__}: mode must be "train" or '
-                             f'"test", got {mode!r}.')
+            raise ValueError(f'{type(self).__name__}: mode must be "train" or "test", got {mode!r}.')
         if not isinstance(num_exo, int) or num_exo < 1:
-            raise ValueError(f'{type(self).__name__}: num_exo must be an int '
-                             f'>= 1, got {num_exo!r}.')
+            raise ValueError(f'{type(self).__name__}: num_exo must be an int >= 1, got {num_exo!r}.')
         for unused in ('ann_file', 'data_prefix'):
             if kwargs.get(unused):
                 raise ValueError(
                     f'{type(self).__name__} does not use `{unused}`: the '
                     'folders are derived from `data_root`, `split` and '
-                    f'`mode`. Remove `{unused}` from the dataset config.')
+                    f'`mode`. Remove `{unused}` from the dataset config.'
+                )
             kwargs.pop(unused, None)
         if not data_root:
             raise ValueError(f'{type(self).__name__}: `data_root` is required.')
@@ -134,19 +149,16 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         return tuple(cls.METAINFO['classes'])
 
     @classmethod
-    def _resolve_metainfo(cls, split: Optional[str],
-                          metainfo: Optional[dict]) -> dict:
+    def _resolve_metainfo(cls, split: Optional[str], metainfo: Optional[dict]) -> dict:
         metainfo = dict(metainfo or {})
         if 'classes' not in metainfo:
             metainfo['classes'] = cls.default_classes(split)
         classes = tuple(metainfo['classes'])
         if not classes:
-            raise ValueError(f'{cls.__name__}: the class list is empty; pass '
-                             'metainfo=dict(classes=(...)).')
+            raise ValueError(f'{cls.__name__}: the class list is empty; pass metainfo=dict(classes=(...)).')
         if len(set(classes)) != len(classes):
             dup = sorted({c for c in classes if classes.count(c) > 1})
-            raise ValueError(f'{cls.__name__}: duplicate classes {dup} in '
-                             'metainfo["classes"].')
+            raise ValueError(f'{cls.__name__}: duplicate classes {dup} in metainfo["classes"].')
         metainfo['classes'] = classes
         return metainfo
 
@@ -162,22 +174,22 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
     def split_root(self) -> str:
         """``<data_root>/<split>``, or ``data_root`` when ``split`` is None."""
         if self.split:
-            return join_path(self.data_root, self.split,
-                             backend_args=self.backend_args)
+            return join_path(self.data_root, self.split, backend_args=self.backend_args)
         return self.data_root
 
     def _subdir(self, *parts: str) -> str:
-        return join_path(self.split_root, *parts,
-                         backend_args=self.backend_args)
+        return join_path(self.split_root, *parts, backend_args=self.backend_args)
 
     def _layout_help(self) -> str:
         split = '<split>/' if self.split else ''
-        return (f'Expected layout of {self.LAYOUT_NAME}:\n'
-                f'  <data_root>/{split}trainset/exocentric/<affordance>/<object>/*.jpg\n'
-                f'  <data_root>/{split}trainset/egocentric/<affordance>/<object>/*.jpg\n'
-                f'  <data_root>/{split}testset/egocentric/<affordance>/<object>/*.jpg\n'
-                f'  <data_root>/{split}testset/GT/<affordance>/<object>/<stem>.png\n'
-                f'Got data_root={self.data_root!r}, split={self.split!r}.')
+        return (
+            f'Expected layout of {self.LAYOUT_NAME}:\n'
+            f'  <data_root>/{split}trainset/exocentric/<affordance>/<object>/*.jpg\n'
+            f'  <data_root>/{split}trainset/egocentric/<affordance>/<object>/*.jpg\n'
+            f'  <data_root>/{split}testset/egocentric/<affordance>/<object>/*.jpg\n'
+            f'  <data_root>/{split}testset/GT/<affordance>/<object>/<stem>.png\n'
+            f'Got data_root={self.data_root!r}, split={self.split!r}.'
+        )
 
     def _require_dir(self, path: str) -> None:
         """Raise a FileNotFoundError naming the first missing folder."""
@@ -191,20 +203,19 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         hint = ''
         if missing == self.split_root and missing != self.data_root:
             found = sorted(self._list_dirs(self.data_root))
-            hint = (f' Sub-folders of data_root: {found}; set `split` to one '
-                    'of them (or split=None if trainset/ is directly under '
-                    'data_root).')
+            hint = (
+                f' Sub-folders of data_root: {found}; set `split` to one '
+                'of them (or split=None if trainset/ is directly under '
+                'data_root).'
+            )
         raise FileNotFoundError(
-            f'{type(self).__name__}: folder {missing!r} does not exist.{hint}\n'
-            f'{self._layout_help()}')
+            f'{type(self).__name__}: folder {missing!r} does not exist.{hint}\n{self._layout_help()}'
+        )
 
     def _list_dirs(self, path: str) -> List[str]:
-        return sorted(
-            list_dir_or_file(path, list_dir=True, list_file=False,
-                             backend_args=self.backend_args))
+        return sorted(list_dir_or_file(path, list_dir=True, list_file=False, backend_args=self.backend_args))
 
-    def _scan(self, root: str, suffixes: Tuple[str, ...]
-              ) -> Tuple[List[str], Dict[FolderKey, List[str]]]:
+    def _scan(self, root: str, suffixes: Tuple[str, ...]) -> Tuple[List[str], Dict[FolderKey, List[str]]]:
         """List ``<root>/<affordance>/<object>/<file>`` and log what is
         skipped (see :func:`~.folder_layout.scan_folder`).
 
@@ -222,20 +233,21 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         if not self.verify_images or not items:
             return set()
         owner = type(self).__name__
-        bad = find_unreadable(items, self.verify_images, self.backend_args,
-                              owner)
+        bad = find_unreadable(items, self.verify_images, self.backend_args, owner)
         if bad:
             shown = preview([f'{p} ({why})' for p, why in bad.items()])
             print_log(
                 f'{owner}: verify_images dropped {len(bad)} unreadable '
                 f'file(s) of {len(items)}: {shown}. Re-download or delete '
                 'them; tools/misc/check_dataset.py reports every problem of '
-                'the tree.', logger='current', level=logging.WARNING)
+                'the tree.',
+                logger='current',
+                level=logging.WARNING,
+            )
         return set(bad)
 
     @staticmethod
-    def _without(files: Dict[FolderKey, List[str]],
-                 bad: Set[str]) -> Dict[FolderKey, List[str]]:
+    def _without(files: Dict[FolderKey, List[str]], bad: Set[str]) -> Dict[FolderKey, List[str]]:
         """``files`` less the ``bad`` paths; folders left empty are gone."""
         kept = {k: [p for p in v if p not in bad] for k, v in files.items()}
         return {k: v for k, v in kept.items() if v}
@@ -247,7 +259,8 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
                 f'{type(self).__name__}: affordance folder(s) {unknown} in '
                 f'{root!r} are not in the class list {list(self.classes)}. '
                 'Either pass metainfo=dict(classes=(...)) that lists every '
-                'affordance folder, or remove those folders from the tree.')
+                'affordance folder, or remove those folders from the tree.'
+            )
 
     # ------------------------------------------------------------------ #
     # data list
@@ -265,9 +278,7 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         ego_affs, ego_files = self._scan(ego_root, self.img_suffixes)
         self._check_known(exo_root, exo_affs)
         self._check_known(ego_root, ego_affs)
-        bad = self._drop_unreadable(
-            [(p, 'image') for files in (exo_files, ego_files)
-             for p in flatten(files)])
+        bad = self._drop_unreadable([(p, 'image') for files in (exo_files, ego_files) for p in flatten(files)])
         if bad:
             exo_files = self._without(exo_files, bad)
             ego_files = self._without(ego_files, bad)
@@ -279,13 +290,16 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
                 f'in {exo_root!r} (e.g. {join_path(exo_root, missing[0])!r}). '
                 'Either pass metainfo=dict(classes=(...)) with only the '
                 'affordances present on disk, or complete the tree.\n'
-                f'{self._layout_help()}')
+                f'{self._layout_help()}'
+            )
         if pairing.empty_classes:
             print_log(
                 f'{type(self).__name__}: {len(pairing.empty_classes)} class(es) have '
                 f'an exocentric folder but no images in {exo_root!r}: '
                 f'{preview(pairing.empty_classes)}; they get no training samples.',
-                logger='current', level=logging.WARNING)
+                logger='current',
+                level=logging.WARNING,
+            )
         no_ego = pairing.no_egocentric
         if no_ego:
             raise FileNotFoundError(
@@ -293,7 +307,8 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
                 'exocentric images but no egocentric image at all; expected '
                 f'images in {join_path(ego_root, no_ego[0])!r}/<object>/. '
                 'Add egocentric images or drop the class via '
-                'metainfo=dict(classes=(...)) and remove its exocentric folder.')
+                'metainfo=dict(classes=(...)) and remove its exocentric folder.'
+            )
 
         data_list = []
         self._exo_folders.clear()
@@ -304,20 +319,19 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         for key, exo_paths in exo_files.items():
             aff, obj = key
             self._exo_folders[key] = tuple(exo_paths)
-            self._ego_pools[key] = (tuple(ego_files[key]) if key in ego_files else
-                                    self._ego_aff_pools[aff])
+            self._ego_pools[key] = tuple(ego_files[key]) if key in ego_files else self._ego_aff_pools[aff]
             for i in range(len(exo_paths)):
-                data_list.append(
-                    dict(exo_index=i, affordance=aff, object=obj,
-                         gt_label=label_of[aff]))
+                data_list.append(dict(exo_index=i, affordance=aff, object=obj, gt_label=label_of[aff]))
         if pairing.fallbacks:
             fallbacks = [join_path(ego_root, aff, obj) for aff, obj in pairing.fallbacks]
             print_log(
                 f'{type(self).__name__}: {len(fallbacks)} exocentric '
                 'affordance/object folder(s) have no egocentric folder; their '
                 'samples use egocentric images of the same affordance (other '
-                f'objects). Missing: {preview(fallbacks)}', logger='current',
-                level=logging.WARNING)
+                f'objects). Missing: {preview(fallbacks)}',
+                logger='current',
+                level=logging.WARNING,
+            )
         if pairing.unused_egocentric:
             unused = [join_path(ego_root, aff, obj) for aff, obj in pairing.unused_egocentric]
             print_log(
@@ -326,15 +340,17 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
                 'their images are never used (a sample starts from an '
                 'exocentric image and takes egocentric images of its own '
                 f'object): {preview(unused)}. Add exocentric images of those '
-                'objects or fix the folder names.', logger='current',
-                level=logging.WARNING)
+                'objects or fix the folder names.',
+                logger='current',
+                level=logging.WARNING,
+            )
         return data_list
 
     def _load_test(self) -> List[dict]:
         img_root = self._subdir(*TEST_IMAGES)
         gt_root = self._subdir(*TEST_GT)
         img_affs, img_files = self._scan(img_root, self.img_suffixes)
-        gt_affs, gt_files = self._scan(gt_root, (self.gt_suffix, ))
+        gt_affs, gt_files = self._scan(gt_root, (self.gt_suffix,))
         self._check_known(img_root, img_affs)
         self._check_known(gt_root, gt_affs)
 
@@ -350,42 +366,47 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
                 f'{" ..." if len(pairs) > 5 else ""}. Which one is the GT of '
                 'the test image is ambiguous and changes the scores; keep '
                 'exactly one GT file per test image. '
-                'tools/misc/check_dataset.py lists them all.')
+                'tools/misc/check_dataset.py lists them all.'
+            )
         if pairing.duplicate_images:
             print_log(
                 f'{type(self).__name__}: skipped {len(pairing.duplicate_images)} test '
                 'image(s) that share their stem (and so their GT) with '
                 f'another image of the same folder: {preview(pairing.duplicate_images)}',
-                logger='current', level=logging.WARNING)
+                logger='current',
+                level=logging.WARNING,
+            )
         no_gt, no_img = list(pairing.without_gt.values()), list(pairing.without_image.values())
         if no_gt:
             print_log(
                 f'{type(self).__name__}: skipped {len(no_gt)} test image(s) '
                 f'without a GT heatmap in {gt_root!r}: {preview(no_gt)}',
-                logger='current', level=logging.WARNING)
+                logger='current',
+                level=logging.WARNING,
+            )
         if no_img:
             print_log(
                 f'{type(self).__name__}: skipped {len(no_img)} GT file(s) '
                 f'without a test image in {img_root!r}: {preview(no_img)}',
-                logger='current', level=logging.WARNING)
+                logger='current',
+                level=logging.WARNING,
+            )
         absent = [c for c in self.classes if c not in img_affs]
         if absent:
             print_log(
                 f'{type(self).__name__}: {len(absent)} class(es) have no test '
                 f'folder in {img_root!r}: {preview(absent, 5)}',
-                logger='current', level=logging.INFO)
+                logger='current',
+                level=logging.INFO,
+            )
 
         pairs = pairing.pairs
-        bad = self._drop_unreadable(
-            [(imgs[k], 'image') for k in pairs] + [(gts[k], 'gt')
-                                                  for k in pairs])
+        bad = self._drop_unreadable([(imgs[k], 'image') for k in pairs] + [(gts[k], 'gt') for k in pairs])
         if bad:
-            pairs = [k for k in pairs
-                     if imgs[k] not in bad and gts[k] not in bad]
+            pairs = [k for k in pairs if imgs[k] not in bad and gts[k] not in bad]
         label_of = {c: i for i, c in enumerate(self.classes)}
         return [
-            dict(img_path=imgs[key], gt_path=gts[key], gt_label=label_of[key[0]],
-                 affordance=key[0], object=key[1])
+            dict(img_path=imgs[key], gt_path=gts[key], gt_label=label_of[key[0]], affordance=key[0], object=key[1])
             for key in pairs
         ]
 
@@ -417,12 +438,10 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         anchor_path = folder[anchor]
         pool = self._ego_pools[key]
         if self._bad_paths:
-            others = [p for j, p in enumerate(folder)
-                      if j != anchor and p not in self._bad_paths]
+            others = [p for j, p in enumerate(folder) if j != anchor and p not in self._bad_paths]
             folder = (anchor_path, *others) if others else folder
             anchor = 0 if others else anchor
-            pool = (self._good(pool) or self._good(
-                self._ego_aff_pools.get(key[0], ())) or pool)
+            pool = self._good(pool) or self._good(self._ego_aff_pools.get(key[0], ())) or pool
         extra = self.num_exo - 1
         if len(folder) - 1 >= extra:
             picks = np.random.choice(len(folder) - 1, size=extra, replace=False)
@@ -445,7 +464,8 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         return type(err)(
             f'{err} Test item {idx}: every test image counts in the scores, so it is not skipped; fix the '
             'file, or drop unreadable files with a logged count at construction with verify_images=True.',
-            err.path)
+            err.path,
+        )
 
     def _broken_tree_hint(self) -> str:
         return f'the tree under {self.split_root!r}'

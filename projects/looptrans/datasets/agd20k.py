@@ -1,4 +1,5 @@
 """AGD20K (Luo et al., CVPR 2022) in its published folder layout."""
+
 from typing import Optional, Tuple
 
 from mmseg.registry import DATASETS
@@ -6,17 +7,71 @@ from mmseg.registry import DATASETS
 from .affordance_folder import AffordanceFolderDataset
 
 AGD20K_SEEN_CLASSES: Tuple[str, ...] = (
-    'beat', 'boxing', 'brush_with', 'carry', 'catch', 'cut', 'cut_with',
-    'drag', 'drink_with', 'eat', 'hit', 'hold', 'jump', 'kick', 'lie_on',
-    'lift', 'look_out', 'open', 'pack', 'peel', 'pick_up', 'pour', 'push',
-    'ride', 'sip', 'sit_on', 'stick', 'stir', 'swing', 'take_photo',
-    'talk_on', 'text_on', 'throw', 'type_on', 'wash', 'write')
+    'beat',
+    'boxing',
+    'brush_with',
+    'carry',
+    'catch',
+    'cut',
+    'cut_with',
+    'drag',
+    'drink_with',
+    'eat',
+    'hit',
+    'hold',
+    'jump',
+    'kick',
+    'lie_on',
+    'lift',
+    'look_out',
+    'open',
+    'pack',
+    'peel',
+    'pick_up',
+    'pour',
+    'push',
+    'ride',
+    'sip',
+    'sit_on',
+    'stick',
+    'stir',
+    'swing',
+    'take_photo',
+    'talk_on',
+    'text_on',
+    'throw',
+    'type_on',
+    'wash',
+    'write',
+)
 
 AGD20K_UNSEEN_CLASSES: Tuple[str, ...] = (
-    'carry', 'catch', 'cut', 'cut_with', 'drink_with', 'eat', 'hit', 'hold',
-    'jump', 'kick', 'lie_on', 'open', 'peel', 'pick_up', 'pour', 'push',
-    'ride', 'sip', 'sit_on', 'stick', 'swing', 'take_photo', 'throw',
-    'type_on', 'wash')
+    'carry',
+    'catch',
+    'cut',
+    'cut_with',
+    'drink_with',
+    'eat',
+    'hit',
+    'hold',
+    'jump',
+    'kick',
+    'lie_on',
+    'open',
+    'peel',
+    'pick_up',
+    'pour',
+    'push',
+    'ride',
+    'sip',
+    'sit_on',
+    'stick',
+    'swing',
+    'take_photo',
+    'throw',
+    'type_on',
+    'wash',
+)
 
 
 @DATASETS.register_module()
@@ -41,14 +96,12 @@ class AGD20KDataset(AffordanceFolderDataset):
     """
 
     METAINFO = dict(classes=AGD20K_SEEN_CLASSES)
-    SPLIT_CLASSES = dict(Seen=AGD20K_SEEN_CLASSES,
-                         Unseen=AGD20K_UNSEEN_CLASSES)
+    SPLIT_CLASSES = dict(Seen=AGD20K_SEEN_CLASSES, Unseen=AGD20K_UNSEEN_CLASSES)
     LAYOUT_NAME = 'AGD20K'
 
     def __init__(self, data_root: str, split: str = 'Seen', **kwargs) -> None:
         if not split:
-            raise ValueError('AGD20KDataset: `split` is required ("Seen" or '
-                             '"Unseen"; the folder under data_root).')
+            raise ValueError('AGD20KDataset: `split` is required ("Seen" or "Unseen"; the folder under data_root).')
         super().__init__(data_root=data_root, split=split, **kwargs)
 
     @classmethod
@@ -58,5 +111,6 @@ class AGD20KDataset(AffordanceFolderDataset):
             raise ValueError(
                 f'{cls.__name__}: no default class list for split={split!r}; '
                 f'use one of {sorted(cls.SPLIT_CLASSES)} or pass '
-                'metainfo=dict(classes=(...)).')
+                'metainfo=dict(classes=(...)).'
+            )
         return cls.SPLIT_CLASSES[split]

@@ -6,6 +6,7 @@ model trained on another dataset names that dataset (``classes_from=dict(type=..
 ``metainfo=dict(classes=(...))`` overrides both. Tools and tests that need the classes of a config before
 any data exists (``tools/infer.py``, the shipped-config checks) ask :func:`config_classes`.
 """
+
 import inspect
 from typing import Mapping, Optional, Tuple
 

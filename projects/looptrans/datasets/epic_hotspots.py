@@ -1,5 +1,6 @@
 """EPIC-Hotspots: EPIC-Kitchens (2018) clips with the Interaction Hotspots annotations (the box crop of its
 inactive object images is :class:`~.transforms.CropEgoBox`)."""
+
 from __future__ import annotations
 
 from typing import Dict, List, Mapping, Tuple
@@ -38,17 +39,19 @@ class EPICHotspotsDataset(HotspotsVideoDataset):
     """
 
     DATASET_NAME = 'EPIC-Hotspots'
-    DEFAULT_PREFIX = dict(frames='frames_rgb_flow/rgb/train', detections='object_detection_images/train',
-                          images='images')
+    DEFAULT_PREFIX = dict(
+        frames='frames_rgb_flow/rgb/train', detections='object_detection_images/train', images='images'
+    )
     DEFAULT_FRAME_STRIDE = 10
     GT_TRANSPOSE = True
-    REQUIRED_KEYS = dict(train=('verbs', 'nouns', 'train_clips', 'inactive_images'),
-                         test=('verbs', 'test_images'))
-    LAYOUT = ('Expected EPIC-Hotspots tree:\n'
-              '  <data_root>/annotations.json  (Interaction Hotspots data/epic/annotations.json)\n'
-              '  <data_root>/images/<image>    (Interaction Hotspots data/epic/images/)\n'
-              '  <data_root>/frames_rgb_flow/rgb/train/<P01>/<P01_17>/frame_%010d.jpg\n'
-              '  <data_root>/object_detection_images/train/<P01>/<P01_17>/%010d.jpg')
+    REQUIRED_KEYS = dict(train=('verbs', 'nouns', 'train_clips', 'inactive_images'), test=('verbs', 'test_images'))
+    LAYOUT = (
+        'Expected EPIC-Hotspots tree:\n'
+        '  <data_root>/annotations.json  (Interaction Hotspots data/epic/annotations.json)\n'
+        '  <data_root>/images/<image>    (Interaction Hotspots data/epic/images/)\n'
+        '  <data_root>/frames_rgb_flow/rgb/train/<P01>/<P01_17>/frame_%010d.jpg\n'
+        '  <data_root>/object_detection_images/train/<P01>/<P01_17>/%010d.jpg'
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         self._video_dirs: Dict[Tuple[str, str], bool] = {}

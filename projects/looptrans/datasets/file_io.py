@@ -9,6 +9,7 @@
 
 See ``docs/bad_inputs.md`` for the catalogue of bad inputs and what each one does.
 """
+
 import contextlib
 import io
 import logging
@@ -80,10 +81,11 @@ def read_file(path: str, backend_args: Optional[dict], owner: str) -> bytes:
         raise MissingFileError(
             f'{owner}: file {path!r} does not exist; the dataset listed it, '
             'so the tree changed after the dataset was built. Rebuild the '
-            'dataset or restore the file.', path) from err
+            'dataset or restore the file.',
+            path,
+        ) from err
     except OSError as err:
-        raise BadFileError(f'{owner}: cannot read {path!r}: {err}. Check the '
-                           'file and its permissions.', path) from err
+        raise BadFileError(f'{owner}: cannot read {path!r}: {err}. Check the file and its permissions.', path) from err
 
 
 def truncation(data: bytes) -> Optional[str]:
@@ -121,8 +123,9 @@ def ensure_bgr3(img: np.ndarray) -> np.ndarray:
     return img
 
 
-def _decode_image(data: bytes, backend: str, ignore_orientation: bool = False
-                  ) -> Tuple[Optional[np.ndarray], Optional[str]]:
+def _decode_image(
+    data: bytes, backend: str, ignore_orientation: bool = False
+) -> Tuple[Optional[np.ndarray], Optional[str]]:
     """``(BGR image, None)`` or ``(None, why it cannot be decoded)``; with
     ``ignore_orientation`` the pixels as stored (EXIF rotation not applied)."""
     problem = _bad_content(data)
@@ -130,8 +133,7 @@ def _decode_image(data: bytes, backend: str, ignore_orientation: bool = False
         return None, problem
     flag = 'color_ignore_orientation' if ignore_orientation else 'color'
     try:
-        img = mmcv.imfrombytes(data, flag=flag, channel_order='bgr',
-                               backend=backend)
+        img = mmcv.imfrombytes(data, flag=flag, channel_order='bgr', backend=backend)
     except Exception as err:  # decoders raise many types on bad bytes
         return None, f'{type(err).__name__}: {err}'.strip()
     if img is None or img.size == 0:
@@ -139,8 +141,7 @@ def _decode_image(data: bytes, backend: str, ignore_orientation: bool = False
     return np.ascontiguousarray(ensure_bgr3(img)), None
 
 
-def decode_image(data: bytes, path: str, owner: str,
-                 backend: str = 'cv2') -> np.ndarray:
+def decode_image(data: bytes, path: str, owner: str, backend: str = 'cv2') -> np.ndarray:
     """Decode an image to 3-channel BGR uint8 (gray and CMYK are converted).
 
     Raises:
@@ -152,7 +153,9 @@ def decode_image(data: bytes, path: str, owner: str,
         raise BadFileError(
             f'{owner}: cannot decode image {path!r} ({len(data)} bytes): '
             f'{problem}. The file is corrupt or not an image; {FIX_IMAGE}. '
-            'tools/misc/check_dataset.py lists every such file.', path)
+            'tools/misc/check_dataset.py lists every such file.',
+            path,
+        )
     return img
 
 
@@ -180,7 +183,8 @@ def decode_gt(data: bytes, path: str, owner: str) -> np.ndarray:
         raise BadFileError(
             f'{owner}: cannot decode GT heatmap {path!r} ({len(data)} bytes): '
             f'{problem}. The file is corrupt or not a heatmap; {FIX_GT}.',
-            path)
+            path,
+        )
     return raw
 
 
@@ -190,8 +194,7 @@ def gt_is_color(raw: np.ndarray) -> bool:
     if raw.ndim != 3 or raw.shape[2] < 3:
         return False
     bgr = raw[..., :3]
-    return bool((bgr[..., 0] != bgr[..., 1]).any()
-                or (bgr[..., 0] != bgr[..., 2]).any())
+    return bool((bgr[..., 0] != bgr[..., 1]).any() or (bgr[..., 0] != bgr[..., 2]).any())
 
 
 # --------------------------------------------------------------------------- #
@@ -214,6 +217,7 @@ class FileProbe:
         gt_color: GT colour channels differ (``'full'`` level only).
         exif_orientation: EXIF orientation tag of an image (1: none).
     """
+
     path: str
     kind: str
     error: Optional[str] = None
@@ -256,9 +260,13 @@ def _exif_orientation(im: Image.Image) -> int:
         return 1
 
 
-def probe_file(path: str, kind: str = 'image', level: str = 'full',
-               backend_args: Optional[dict] = None,
-               ignore_orientation: bool = True) -> FileProbe:
+def probe_file(
+    path: str,
+    kind: str = 'image',
+    level: str = 'full',
+    backend_args: Optional[dict] = None,
+    ignore_orientation: bool = True,
+) -> FileProbe:
     """Read ``path`` and check it at ``level`` (see :data:`VERIFY_LEVELS`).
 
     ``'header'`` reads the bytes, checks they are not empty or cut short and
@@ -273,11 +281,9 @@ def probe_file(path: str, kind: str = 'image', level: str = 'full',
     upright. Both levels then report the size the pipeline will see.
     """
     if level not in VERIFY_LEVELS:
-        raise ValueError(f'probe_file: level must be one of {VERIFY_LEVELS}, '
-                         f'got {level!r}.')
+        raise ValueError(f'probe_file: level must be one of {VERIFY_LEVELS}, got {level!r}.')
     if kind not in ('image', 'gt'):
-        raise ValueError(f"probe_file: kind must be 'image' or 'gt', got "
-                         f'{kind!r}.')
+        raise ValueError(f"probe_file: kind must be 'image' or 'gt', got {kind!r}.")
     probe = FileProbe(path=path, kind=kind)
     try:
         data = fileio.get(path, backend_args=backend_args)
@@ -297,8 +303,7 @@ def probe_file(path: str, kind: str = 'image', level: str = 'full',
             probe.mode = im.mode
             if kind == 'image':
                 probe.exif_orientation = _exif_orientation(im)
-                if (not ignore_orientation and probe.exif_orientation
-                        in _TRANSPOSING_ORIENTATIONS):
+                if not ignore_orientation and probe.exif_orientation in _TRANSPOSING_ORIENTATIONS:
                     # the decoder turns it upright: report the size it gives
                     probe.shape = probe.shape[::-1]
     except UnidentifiedImageError:
@@ -328,11 +333,15 @@ def _probe_task(args: tuple) -> FileProbe:
     return probe_file(*args)
 
 
-def probe_files(items: Sequence[Tuple[str, str]], level: str = 'full',
-                backend_args: Optional[dict] = None, nproc: int = 1,
-                progress: bool = False,
-                progress_file=None,
-                ignore_orientation: bool = True) -> List[FileProbe]:
+def probe_files(
+    items: Sequence[Tuple[str, str]],
+    level: str = 'full',
+    backend_args: Optional[dict] = None,
+    nproc: int = 1,
+    progress: bool = False,
+    progress_file=None,
+    ignore_orientation: bool = True,
+) -> List[FileProbe]:
     """Probe many ``(path, kind)`` items, in order, optionally in parallel.
 
     Args:
@@ -344,8 +353,7 @@ def probe_files(items: Sequence[Tuple[str, str]], level: str = 'full',
         progress_file: Stream of the progress bar (stdout by default).
         ignore_orientation: As for :func:`probe_file`.
     """
-    tasks = [(p, k, level, backend_args, ignore_orientation)
-             for p, k in items]
+    tasks = [(p, k, level, backend_args, ignore_orientation) for p, k in items]
     bar = None
     if progress and tasks:
         kwargs = {} if progress_file is None else dict(file=progress_file)
@@ -367,17 +375,20 @@ def probe_files(items: Sequence[Tuple[str, str]], level: str = 'full',
     return results
 
 
-def find_unreadable(items: Sequence[Tuple[str, str]], level: str,
-                    backend_args: Optional[dict] = None,
-                    owner: str = 'dataset') -> Dict[str, str]:
+def find_unreadable(
+    items: Sequence[Tuple[str, str]], level: str, backend_args: Optional[dict] = None, owner: str = 'dataset'
+) -> Dict[str, str]:
     """``{path: problem}`` of the items that fail :func:`probe_file`.
 
     Logs how many files were checked and how long it took (INFO).
     """
     start = time.perf_counter()
-    bad = {p.path: p.error for p in probe_files(items, level, backend_args)
-           if p.error is not None}
-    print_log(f'{owner}: verify_images={level!r} checked {len(items)} '
-              f'file(s) in {time.perf_counter() - start:.1f} s; '
-              f'{len(bad)} unreadable.', logger='current', level=logging.INFO)
+    bad = {p.path: p.error for p in probe_files(items, level, backend_args) if p.error is not None}
+    print_log(
+        f'{owner}: verify_images={level!r} checked {len(items)} '
+        f'file(s) in {time.perf_counter() - start:.1f} s; '
+        f'{len(bad)} unreadable.',
+        logger='current',
+        level=logging.INFO,
+    )
     return bad

@@ -11,6 +11,7 @@ One place for what :class:`~.AffordanceFolderDataset` builds its data lists from
 
 The dataset raises or logs what these find; the tool reports all of it at once.
 """
+
 import errno
 import logging
 import os
@@ -30,7 +31,7 @@ StemKey = Tuple[str, str, str]  # (affordance, object, file stem)
 #: Image suffixes the datasets read (compared case-insensitively).
 IMG_SUFFIXES: Tuple[str, ...] = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 #: Folder names that file managers and archivers create; never data.
-JUNK_DIRS: Tuple[str, ...] = ('__MACOSX', )
+JUNK_DIRS: Tuple[str, ...] = ('__MACOSX',)
 #: Visible file names that file managers create; never data.
 JUNK_FILES: Tuple[str, ...] = ('thumbs.db', 'desktop.ini')
 #: The four folders of a tree, under ``<data_root>[/<split>]``.
@@ -48,12 +49,16 @@ class SymlinkLoopError(OSError):
     """
 
     def __init__(self, link: str, target: str, ancestor: Optional[str] = None) -> None:
-        where = (f'back to its own ancestor folder {ancestor!r}' if ancestor else
-                 'to itself (or into a chain of links that never ends)')
+        where = (
+            f'back to its own ancestor folder {ancestor!r}'
+            if ancestor
+            else 'to itself (or into a chain of links that never ends)'
+        )
         super().__init__(
             f'symlink loop in the dataset tree: {link!r} -> {target!r} points {where}, so the tree has no '
             'end. Remove the link (or point it at a folder outside its own ancestors); '
-            'tools/misc/check_dataset.py reports every such link.')
+            'tools/misc/check_dataset.py reports every such link.'
+        )
         self.link = link
         self.target = target
 
@@ -77,6 +82,7 @@ class FolderScan:
         loops: Symbolic links that lead back to an ancestor (only with
             ``scan_folder(..., collect_loops=True)``).
     """
+
     root: str
     affordances: List[str] = field(default_factory=list)
     folders: List[FolderKey] = field(default_factory=list)
@@ -108,8 +114,7 @@ def _is_local(root: str, backend_args: Optional[dict]) -> bool:
         return False
 
 
-def _walk_local(root: str, loops: Optional[List[SymlinkLoopError]] = None
-                ) -> Tuple[List[str], List[str]]:
+def _walk_local(root: str, loops: Optional[List[SymlinkLoopError]] = None) -> Tuple[List[str], List[str]]:
     """Folders and files under a local ``root`` (paths relative to it, ``/``-separated), like MMEngine's
     recursive ``list_dir_or_file`` (dot-files are not listed), but symlinked folders are followed only when
     they do not lead back to one of their own ancestors.
@@ -152,14 +157,18 @@ def _walk_local(root: str, loops: Optional[List[SymlinkLoopError]] = None
                     continue
                 real = osp.realpath(entry.path)
                 if entry.is_symlink() and real in ancestors:
-                    found_loop(SymlinkLoopError(
-                        entry.path, os.readlink(entry.path),
-                        osp.join(root, *sub.split('/')[:ancestors.index(real)])))
+                    found_loop(
+                        SymlinkLoopError(
+                            entry.path,
+                            os.readlink(entry.path),
+                            osp.join(root, *sub.split('/')[: ancestors.index(real)]),
+                        )
+                    )
                     continue
-                visit(entry.path, sub, ancestors + (real, ))
+                visit(entry.path, sub, ancestors + (real,))
 
     try:
-        visit(root, '', (osp.realpath(root), ))
+        visit(root, '', (osp.realpath(root),))
     except OSError as err:
         if isinstance(err, SymlinkLoopError) or err.errno != errno.ELOOP:
             raise
@@ -167,22 +176,27 @@ def _walk_local(root: str, loops: Optional[List[SymlinkLoopError]] = None
     return dirs, files
 
 
-def list_tree(root: str, backend_args: Optional[dict] = None,
-              loops: Optional[List[SymlinkLoopError]] = None) -> Tuple[List[str], List[str]]:
+def list_tree(
+    root: str, backend_args: Optional[dict] = None, loops: Optional[List[SymlinkLoopError]] = None
+) -> Tuple[List[str], List[str]]:
     """``(folders, files)`` under ``root``, relative and ``/``-separated: :func:`_walk_local` on a local
     disk (symlink loops are raised, or collected in ``loops``), MMEngine's recursive listing otherwise."""
     if _is_local(root, backend_args):
         return _walk_local(root, loops)
-    dirs = [rel.replace('\\', '/').strip('/') for rel in list_dir_or_file(
-        root, list_dir=True, list_file=False, recursive=True, backend_args=backend_args)]
-    files = [rel.replace('\\', '/') for rel in list_dir_or_file(
-        root, list_dir=False, list_file=True, recursive=True, backend_args=backend_args)]
+    dirs = [
+        rel.replace('\\', '/').strip('/')
+        for rel in list_dir_or_file(root, list_dir=True, list_file=False, recursive=True, backend_args=backend_args)
+    ]
+    files = [
+        rel.replace('\\', '/')
+        for rel in list_dir_or_file(root, list_dir=False, list_file=True, recursive=True, backend_args=backend_args)
+    ]
     return dirs, files
 
 
-def scan_folder(root: str, suffixes: Sequence[str],
-                backend_args: Optional[dict] = None,
-                collect_loops: bool = False) -> FolderScan:
+def scan_folder(
+    root: str, suffixes: Sequence[str], backend_args: Optional[dict] = None, collect_loops: bool = False
+) -> FolderScan:
     """List ``root`` (which must exist): folders, then files.
 
     Hidden entries (``.DS_Store``, ``.ipynb_checkpoints/``, AppleDouble
@@ -196,8 +210,7 @@ def scan_folder(root: str, suffixes: Sequence[str],
     suffixes = tuple(s.lower() for s in suffixes)
     scan = FolderScan(root=root)
     affs, folders = set(), set()
-    all_dirs, all_files = list_tree(root, backend_args,
-                                    scan.loops if collect_loops else None)
+    all_dirs, all_files = list_tree(root, backend_args, scan.loops if collect_loops else None)
     for rel in all_dirs:
         parts = rel.split('/')
         if any(is_junk(p) for p in parts):
@@ -223,8 +236,7 @@ def scan_folder(root: str, suffixes: Sequence[str],
         if len(parts) != 3:
             scan.misplaced.append(rel)
             continue
-        files[(parts[0], parts[1])].append(
-            join_path(root, rel, backend_args=backend_args))
+        files[(parts[0], parts[1])].append(join_path(root, rel, backend_args=backend_args))
     scan.affordances = sorted(affs)
     scan.folders = sorted(folders)
     scan.files = {k: sorted(v) for k, v in sorted(files.items())}
@@ -234,32 +246,42 @@ def scan_folder(root: str, suffixes: Sequence[str],
     return scan
 
 
-def log_scan_notes(scan: FolderScan, owner: str,
-                   log: Callable[..., None] = print_log) -> None:
+def log_scan_notes(scan: FolderScan, owner: str, log: Callable[..., None] = print_log) -> None:
     """Log (one line each, with a count) what a scan skipped."""
     if scan.misplaced:
-        log(f'{owner}: ignored {len(scan.misplaced)} file(s) in '
+        log(
+            f'{owner}: ignored {len(scan.misplaced)} file(s) in '
             f'{scan.root!r} that are not at <affordance>/<object>/<file>: '
-            f'{preview(scan.misplaced)}', logger='current',
-            level=logging.WARNING)
+            f'{preview(scan.misplaced)}',
+            logger='current',
+            level=logging.WARNING,
+        )
     if scan.ignored:
-        log(f'{owner}: ignored {len(scan.ignored)} file(s) in {scan.root!r} '
+        log(
+            f'{owner}: ignored {len(scan.ignored)} file(s) in {scan.root!r} '
             f'whose suffix is not an image suffix: {preview(scan.ignored)}',
-            logger='current', level=logging.WARNING)
+            logger='current',
+            level=logging.WARNING,
+        )
     if scan.hidden:
-        log(f'{owner}: skipped {len(scan.hidden)} hidden or junk '
+        log(
+            f'{owner}: skipped {len(scan.hidden)} hidden or junk '
             f'file(s)/folder(s) in {scan.root!r}: {preview(scan.hidden)}',
-            logger='current', level=logging.INFO)
+            logger='current',
+            level=logging.INFO,
+        )
     empty = scan.empty_folders
     if empty:
-        log(f'{owner}: {len(empty)} affordance/object folder(s) in '
+        log(
+            f'{owner}: {len(empty)} affordance/object folder(s) in '
             f'{scan.root!r} have no image: '
             f'{preview("/".join(k) for k in empty)}; they give no sample.',
-            logger='current', level=logging.WARNING)
+            logger='current',
+            level=logging.WARNING,
+        )
 
 
-def stems(files: Dict[FolderKey, List[str]]
-          ) -> Tuple[Dict[Tuple[str, str, str], str], List[str]]:
+def stems(files: Dict[FolderKey, List[str]]) -> Tuple[Dict[Tuple[str, str, str], str], List[str]]:
     """Index files by ``(affordance, object, stem)``.
 
     Returns the index and the files that share a stem with an earlier file
@@ -316,6 +338,7 @@ class TrainPairing:
             affordance has exocentric images, but not of this object, and has no fallback (logged).
         egocentric_by_affordance: Every egocentric image per affordance (the fallback pools).
     """
+
     missing_classes: List[str]
     empty_classes: List[str]
     no_egocentric: List[str]
@@ -324,9 +347,12 @@ class TrainPairing:
     egocentric_by_affordance: Dict[str, Tuple[str, ...]]
 
 
-def pair_train_folders(classes: Sequence[str], exo_affordances: Sequence[str],
-                       exo_files: Dict[FolderKey, List[str]],
-                       ego_files: Dict[FolderKey, List[str]]) -> TrainPairing:
+def pair_train_folders(
+    classes: Sequence[str],
+    exo_affordances: Sequence[str],
+    exo_files: Dict[FolderKey, List[str]],
+    ego_files: Dict[FolderKey, List[str]],
+) -> TrainPairing:
     """Apply the training rules to a listing (see :class:`TrainPairing`).
 
     Args:
@@ -346,9 +372,11 @@ def pair_train_folders(classes: Sequence[str], exo_affordances: Sequence[str],
         empty_classes=[c for c in classes if c in exo_affordances and c not in exo_affs],
         no_egocentric=sorted(exo_affs - set(ego_by_aff)),
         fallbacks=fallbacks,
-        unused_egocentric=[key for key in ego_files if key[0] in exo_affs and key not in exo_files
-                           and key[0] not in fallback_affs],
-        egocentric_by_affordance={k: tuple(v) for k, v in ego_by_aff.items()})
+        unused_egocentric=[
+            key for key in ego_files if key[0] in exo_affs and key not in exo_files and key[0] not in fallback_affs
+        ],
+        egocentric_by_affordance={k: tuple(v) for k, v in ego_by_aff.items()},
+    )
 
 
 @dataclass
@@ -361,6 +389,7 @@ class GTPairing:
         duplicate_gts: GT files sharing their key with an earlier GT (the dataset raises: which one is the
             GT of the image is ambiguous).
     """
+
     images: Dict[StemKey, str]
     gts: Dict[StemKey, str]
     duplicate_images: List[str]
@@ -382,8 +411,7 @@ class GTPairing:
         return {key: p for key, p in self.gts.items() if key not in self.images}
 
 
-def pair_test_files(img_files: Dict[FolderKey, List[str]],
-                    gt_files: Dict[FolderKey, List[str]]) -> GTPairing:
+def pair_test_files(img_files: Dict[FolderKey, List[str]], gt_files: Dict[FolderKey, List[str]]) -> GTPairing:
     """Pair the listings of ``testset/egocentric`` and ``testset/GT`` (see :class:`GTPairing`)."""
     (images, dup_images), (gts, dup_gts) = stems(img_files), stems(gt_files)
     return GTPairing(images, gts, dup_images, dup_gts)

@@ -1,4 +1,5 @@
 """HICO-IIF (Xu et al., WSMA, AAAI 2024) in the AGD20K folder layout."""
+
 from typing import Optional, Tuple
 
 from mmseg.registry import DATASETS
@@ -6,8 +7,17 @@ from mmseg.registry import DATASETS
 from .affordance_folder import AffordanceFolderDataset
 
 HICO_IIF_CLASSES: Tuple[str, ...] = (
-    'cut_with', 'drink_with', 'hold', 'open', 'pour', 'sip', 'stick', 'stir',
-    'swing', 'type_on')
+    'cut_with',
+    'drink_with',
+    'hold',
+    'open',
+    'pour',
+    'sip',
+    'stick',
+    'stir',
+    'swing',
+    'type_on',
+)
 
 
 @DATASETS.register_module()
@@ -29,6 +39,5 @@ class HICOIIFDataset(AffordanceFolderDataset):
     METAINFO = dict(classes=HICO_IIF_CLASSES)
     LAYOUT_NAME = 'HICO-IIF'
 
-    def __init__(self, data_root: str, split: Optional[str] = None,
-                 **kwargs) -> None:
+    def __init__(self, data_root: str, split: Optional[str] = None, **kwargs) -> None:
         super().__init__(data_root=data_root, split=split, **kwargs)

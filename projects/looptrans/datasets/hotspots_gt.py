@@ -20,6 +20,7 @@ not its scale. :class:`HotspotsGTCache` therefore stores each map as a 16-bit gr
 maximum of 65535 (relative precision 1.5e-5 of the peak), which :class:`LoadAffordanceGT` reads back as
 ``png / 65535`` like any other GT file; the published ``heatmaps.h5`` is not needed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,10 +58,9 @@ def _check_shape(shape: Sequence[int]) -> Tuple[int, int]:
     return h, w
 
 
-def points_to_heatmap(points: Sequence[Sequence[float]],
-                      shape: Sequence[int],
-                      k_ratio: float = PUBLISHED_K_RATIO,
-                      transpose: bool = False) -> np.ndarray:
+def points_to_heatmap(
+    points: Sequence[Sequence[float]], shape: Sequence[int], k_ratio: float = PUBLISHED_K_RATIO, transpose: bool = False
+) -> np.ndarray:
     """The published GT heatmap of annotated points (see the module docstring for the exact steps).
 
     Args:
@@ -129,17 +129,22 @@ class HotspotsGTCache:
         self.num_written = 0
         self.num_reused = 0
 
-    def path_for(self, name: str, points: Sequence[Sequence[float]], shape: Sequence[int],
-                 transpose: bool) -> str:
+    def path_for(self, name: str, points: Sequence[Sequence[float]], shape: Sequence[int], transpose: bool) -> str:
         """The cache file of one annotation (whether or not it exists yet)."""
-        payload = json.dumps(dict(points=np.asarray(points, np.float64).tolist(),
-                                  shape=[int(s) for s in shape], transpose=bool(transpose),
-                                  k_ratio=self.k_ratio, version=CACHE_VERSION), sort_keys=True)
+        payload = json.dumps(
+            dict(
+                points=np.asarray(points, np.float64).tolist(),
+                shape=[int(s) for s in shape],
+                transpose=bool(transpose),
+                k_ratio=self.k_ratio,
+                version=CACHE_VERSION,
+            ),
+            sort_keys=True,
+        )
         digest = hashlib.sha1(payload.encode()).hexdigest()[:16]
         return osp.join(self.cache_dir, f'{_safe_name(name)}_{digest}.png')
 
-    def get(self, name: str, points: Sequence[Sequence[float]], shape: Sequence[int],
-            transpose: bool = False) -> str:
+    def get(self, name: str, points: Sequence[Sequence[float]], shape: Sequence[int], transpose: bool = False) -> str:
         """Return the PNG path of the GT heatmap of ``points``, writing it first if it is not cached.
 
         Args:
@@ -165,12 +170,17 @@ class HotspotsGTCache:
             raise PermissionError(
                 f'HotspotsGTCache: cannot write GT heatmaps to {self.cache_dir!r} ({err}). Point the '
                 'dataset\'s `gt_cache_dir` at a writable local folder (the default is '
-                '<data_root>/gt_cache).') from err
+                '<data_root>/gt_cache).'
+            ) from err
 
     def log_summary(self, owner: str) -> None:
         """Log how many GT files were computed and how many were reused."""
-        print_log(f'{owner}: GT heatmaps in {self.cache_dir!r}: {self.num_written} computed, '
-                  f'{self.num_reused} reused from the cache', logger='current', level=logging.INFO)
+        print_log(
+            f'{owner}: GT heatmaps in {self.cache_dir!r}: {self.num_written} computed, '
+            f'{self.num_reused} reused from the cache',
+            logger='current',
+            level=logging.INFO,
+        )
 
 
 def default_cache_dir(data_root: Optional[str]) -> str:

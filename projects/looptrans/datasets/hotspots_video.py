@@ -15,6 +15,7 @@ the egocentric side), labelled with the clip's verb. Test samples are the static
 (``gt_path``). Both feed the AGD20K pipeline unchanged (``LoadAffordanceViews`` -> ``MultiViewTransform`` ->
 ``LoadAffordanceGT`` -> ``PackAffordanceInputs``), so the segmentor sees ``V = 1 + num_frames`` views.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,8 @@ from mmengine.utils import ProgressBar
 
 from ..utils.messages import preview
 from .classes import default_classes_of
-from .skip_bad_files import SkipBadFilesMixin
 from .hotspots_gt import PUBLISHED_K_RATIO, HotspotsGTCache, default_cache_dir
+from .skip_bad_files import SkipBadFilesMixin
 
 
 def normalize_name(name: str) -> str:
@@ -113,27 +114,30 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
     #: Whether GT maps are transposed after rendering (EPIC).
     GT_TRANSPOSE: bool = False
     #: Keys a train / test annotation file must have.
-    REQUIRED_KEYS: Dict[str, Tuple[str, ...]] = dict(train=('verbs', 'nouns', 'train_clips'),
-                                                     test=('verbs', 'test_images'))
+    REQUIRED_KEYS: Dict[str, Tuple[str, ...]] = dict(
+        train=('verbs', 'nouns', 'train_clips'), test=('verbs', 'test_images')
+    )
     #: How the tree looks (for error messages).
     LAYOUT: str = ''
     #: Test sets at least this large show a progress bar while their GT heatmaps are looked up / rendered.
     PROGRESS_MIN_ITEMS: int = 200
 
-    def __init__(self,
-                 data_root: str,
-                 ann_file: str = 'annotations.json',
-                 mode: str = 'train',
-                 num_frames: int = 8,
-                 frame_stride: Optional[int] = None,
-                 clip_sampling: str = 'window',
-                 verb_map: Optional[Mapping[str, str]] = None,
-                 classes_from: Optional[Mapping] = None,
-                 gt_cache_dir: Optional[str] = None,
-                 k_ratio: float = PUBLISHED_K_RATIO,
-                 data_prefix: Optional[Dict[str, str]] = None,
-                 backend_args: Optional[dict] = None,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        data_root: str,
+        ann_file: str = 'annotations.json',
+        mode: str = 'train',
+        num_frames: int = 8,
+        frame_stride: Optional[int] = None,
+        clip_sampling: str = 'window',
+        verb_map: Optional[Mapping[str, str]] = None,
+        classes_from: Optional[Mapping] = None,
+        gt_cache_dir: Optional[str] = None,
+        k_ratio: float = PUBLISHED_K_RATIO,
+        data_prefix: Optional[Dict[str, str]] = None,
+        backend_args: Optional[dict] = None,
+        **kwargs,
+    ) -> None:
         name = type(self).__name__
         if not data_root:
             raise ValueError(f'{name}: `data_root` is required.')
@@ -148,8 +152,10 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
             raise ValueError(f"{name}: clip_sampling must be 'window' or 'random', got {clip_sampling!r}.")
         unknown = sorted(set(data_prefix or {}) - set(self.DEFAULT_PREFIX))
         if unknown:
-            raise ValueError(f'{name}: unknown data_prefix key(s) {unknown}; it takes '
-                             f'{sorted(self.DEFAULT_PREFIX)} (sub-folders of data_root).')
+            raise ValueError(
+                f'{name}: unknown data_prefix key(s) {unknown}; it takes '
+                f'{sorted(self.DEFAULT_PREFIX)} (sub-folders of data_root).'
+            )
         self.mode = mode
         self.num_frames = num_frames
         self.frame_stride = frame_stride
@@ -170,14 +176,15 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
             metainfo['classes'] = default_classes_of(classes_from) if classes_from else self.verbs
         metainfo['classes'] = tuple(metainfo['classes'])
         if not metainfo['classes'] or len(set(metainfo['classes'])) != len(metainfo['classes']):
-            raise ValueError(f'{name}: metainfo["classes"] must be a non-empty list of distinct names, '
-                             f'got {list(metainfo["classes"])}.')
+            raise ValueError(
+                f'{name}: metainfo["classes"] must be a non-empty list of distinct names, '
+                f'got {list(metainfo["classes"])}.'
+            )
         metainfo.setdefault('verbs', self.verbs)
         self._label_of_verb = self._resolve_verb_map(verb_map, metainfo['classes'])
         kwargs.setdefault('test_mode', mode == 'test')
         prefix = dict(self.DEFAULT_PREFIX, **(data_prefix or {}))
-        super().__init__(data_root=data_root, ann_file=ann_file, data_prefix=prefix, metainfo=metainfo,
-                         **kwargs)
+        super().__init__(data_root=data_root, ann_file=ann_file, data_prefix=prefix, metainfo=metainfo, **kwargs)
 
     # ------------------------------------------------------------------ annotations and classes
     def _read_annotations(self, path: str) -> dict:
@@ -188,19 +195,21 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
             raise FileNotFoundError(
                 f'{name}: annotation file {path!r} does not exist. Copy the Interaction Hotspots '
                 f'annotations.json of {self.DATASET_NAME} there (or set `ann_file`); see '
-                f'docs/video_benchmarks.md.\n{self.LAYOUT}') from err
+                f'docs/video_benchmarks.md.\n{self.LAYOUT}'
+            ) from err
         try:
             annotations = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f'{name}: {path!r} is not valid JSON ({err}); re-download it.') from err
         missing = [k for k in self.REQUIRED_KEYS[self.mode] if k not in annotations]
         if missing:
-            raise KeyError(f'{name}: {path!r} has no key(s) {missing} (it has {sorted(annotations)}); '
-                           f'expected the Interaction Hotspots annotations.json of {self.DATASET_NAME}.')
+            raise KeyError(
+                f'{name}: {path!r} has no key(s) {missing} (it has {sorted(annotations)}); '
+                f'expected the Interaction Hotspots annotations.json of {self.DATASET_NAME}.'
+            )
         return annotations
 
-    def _resolve_verb_map(self, verb_map: Optional[Mapping[str, str]],
-                          classes: Sequence[str]) -> Dict[int, int]:
+    def _resolve_verb_map(self, verb_map: Optional[Mapping[str, str]], classes: Sequence[str]) -> Dict[int, int]:
         """Verb index -> class index, for the verbs that have a class."""
         name = type(self).__name__
         class_index = {normalize_name(c): i for i, c in enumerate(classes)}
@@ -210,20 +219,30 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
             mapping = {normalize_name(k): normalize_name(v) for k, v in dict(verb_map).items()}
             bad = sorted({v for v in dict(verb_map).values() if normalize_name(v) not in class_index})
             if bad:
-                raise ValueError(f'{name}: verb_map targets {bad} are not in metainfo["classes"] '
-                                 f'{list(classes)}; map each verb to one of those classes.')
+                raise ValueError(
+                    f'{name}: verb_map targets {bad} are not in metainfo["classes"] '
+                    f'{list(classes)}; map each verb to one of those classes.'
+                )
             verbs = {normalize_name(v) for v in self.verbs}
             unknown = sorted(k for k in dict(verb_map) if normalize_name(k) not in verbs)
             if unknown:
-                print_log(f'{name}: verb_map key(s) {unknown} are not verbs of the annotation file '
-                          f'(its verbs: {list(self.verbs)}); they are ignored.', logger='current',
-                          level=logging.WARNING)
-        labels = {i: class_index[mapping[normalize_name(v)]] for i, v in enumerate(self.verbs)
-                  if mapping.get(normalize_name(v)) in class_index}
+                print_log(
+                    f'{name}: verb_map key(s) {unknown} are not verbs of the annotation file '
+                    f'(its verbs: {list(self.verbs)}); they are ignored.',
+                    logger='current',
+                    level=logging.WARNING,
+                )
+        labels = {
+            i: class_index[mapping[normalize_name(v)]]
+            for i, v in enumerate(self.verbs)
+            if mapping.get(normalize_name(v)) in class_index
+        }
         if not labels:
-            raise ValueError(f'{name}: no verb of the annotation file {list(self.verbs)} maps to a class '
-                             f'of {list(classes)}; pass verb_map={{verb: class}} or metainfo classes that '
-                             'name the verbs.')
+            raise ValueError(
+                f'{name}: no verb of the annotation file {list(self.verbs)} maps to a class '
+                f'of {list(classes)}; pass verb_map={{verb: class}} or metainfo classes that '
+                'name the verbs.'
+            )
         return labels
 
     @property
@@ -236,13 +255,17 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
         if isinstance(verb, str):
             index = self._verb_index.get(normalize_name(verb))
             if index is None:
-                raise ValueError(f'{type(self).__name__}: verb {verb!r} is not in the verb list '
-                                 f'{list(self.verbs)} of the annotation file.')
+                raise ValueError(
+                    f'{type(self).__name__}: verb {verb!r} is not in the verb list '
+                    f'{list(self.verbs)} of the annotation file.'
+                )
         else:
             index = int(verb)
             if not 0 <= index < len(self.verbs):
-                raise ValueError(f'{type(self).__name__}: verb index {index} is out of range for the '
-                                 f'{len(self.verbs)} verbs of the annotation file.')
+                raise ValueError(
+                    f'{type(self).__name__}: verb index {index} is out of range for the '
+                    f'{len(self.verbs)} verbs of the annotation file.'
+                )
         return index, self.verbs[index]
 
     def noun_name(self, entry: Mapping) -> str:
@@ -292,8 +315,12 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
     def _log_skips(self, total: int) -> None:
         name = type(self).__name__
         for reason, examples in self._skips.items():
-            print_log(f'{name} ({self.mode}): {len(examples)} of {total} annotation entries: {reason}. '
-                      f'E.g. {preview(examples)}', logger='current', level=logging.WARNING)
+            print_log(
+                f'{name} ({self.mode}): {len(examples)} of {total} annotation entries: {reason}. '
+                f'E.g. {preview(examples)}',
+                logger='current',
+                level=logging.WARNING,
+            )
         self._skips = OrderedDict()
 
     # ------------------------------------------------------------------ data list
@@ -309,9 +336,13 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
             raise FileNotFoundError(
                 f'{type(self).__name__} ({self.mode}): no usable item under data_root={self.data_root!r} '
                 f'with data_prefix={self.data_prefix}; every entry was skipped (see the warnings above).\n'
-                f'{self.LAYOUT}')
-        print_log(f'{type(self).__name__} ({self.mode}): {len(data_list)} items, '
-                  f'{len(self.classes)} classes', logger='current', level=logging.INFO)
+                f'{self.LAYOUT}'
+            )
+        print_log(
+            f'{type(self).__name__} ({self.mode}): {len(data_list)} items, {len(self.classes)} classes',
+            logger='current',
+            level=logging.INFO,
+        )
         return data_list
 
     def _load_train(self) -> List[dict]:
@@ -332,12 +363,19 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
                 self.skip('clip misses some frames (the present ones are used)', self.describe_clip(entry))
             key, candidates = self.ego_candidates(entry)
             if not candidates:
-                self.skip('no static / inactive image on disk for the clip (skipped)',
-                          self.describe_clip(entry))
+                self.skip('no static / inactive image on disk for the clip (skipped)', self.describe_clip(entry))
                 continue
             self._ego_pools.setdefault(key, tuple(candidates))
-            data_list.append(dict(frame_paths=tuple(frames), ego_pool=key, gt_label=label,
-                                  affordance=self.classes[label], verb=verb, object=self.noun_name(entry)))
+            data_list.append(
+                dict(
+                    frame_paths=tuple(frames),
+                    ego_pool=key,
+                    gt_label=label,
+                    affordance=self.classes[label],
+                    verb=verb,
+                    object=self.noun_name(entry),
+                )
+            )
         self._log_skips(len(entries))
         return data_list
 
@@ -360,12 +398,20 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
                 continue
             points = entry.get('points') or []
             if len(points) == 0:
-                self.skip('no annotated point: all-zero GT (uniform for KLD/SIM, left out of AUC-J)',
-                          img_path)
-            gt_path = self.gt_cache.get(f'{self.test_image_name(entry)}_{verb}', points, entry['shape'],
-                                        transpose=self.GT_TRANSPOSE)
-            data_list.append(dict(img_path=img_path, gt_path=gt_path, gt_label=label,
-                                  affordance=self.classes[label], verb=verb, object=self.noun_name(entry)))
+                self.skip('no annotated point: all-zero GT (uniform for KLD/SIM, left out of AUC-J)', img_path)
+            gt_path = self.gt_cache.get(
+                f'{self.test_image_name(entry)}_{verb}', points, entry['shape'], transpose=self.GT_TRANSPOSE
+            )
+            data_list.append(
+                dict(
+                    img_path=img_path,
+                    gt_path=gt_path,
+                    gt_label=label,
+                    affordance=self.classes[label],
+                    verb=verb,
+                    object=self.noun_name(entry),
+                )
+            )
         self._log_skips(len(entries))
         self.gt_cache.log_summary(type(self).__name__)
         return data_list
@@ -393,7 +439,6 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
         if self._bad_paths:
             frames = tuple(f for f in frames if f not in self._bad_paths) or frames
             pool = tuple(c for c in pool if c['img_path'] not in self._bad_paths) or pool
-        info['exo_paths'] = [frames[i] for i in sample_window(len(frames), self.num_frames,
-                                                              self.clip_sampling)]
+        info['exo_paths'] = [frames[i] for i in sample_window(len(frames), self.num_frames, self.clip_sampling)]
         info.update(pool[np.random.randint(len(pool))] if len(pool) > 1 else pool[0])
         return info

@@ -1,4 +1,5 @@
 """OPRA (Fang et al., CVPR 2018) with the Interaction Hotspots annotations (see :mod:`.hotspots_video`)."""
+
 from __future__ import annotations
 
 from typing import List, Mapping, Tuple
@@ -35,18 +36,21 @@ class OPRADataset(HotspotsVideoDataset):
     DEFAULT_PREFIX = dict(frames='data/frames', images='data/images')
     DEFAULT_FRAME_STRIDE = 1
     GT_TRANSPOSE = False
-    LAYOUT = ('Expected OPRA tree:\n'
-              '  <data_root>/annotations.json  (Interaction Hotspots data/opra/annotations.json)\n'
-              '  <data_root>/data/frames/<channel>/<playlist>/<product>/<a>_<b>.mp4/image-%08d.jpg\n'
-              '  <data_root>/data/images/<channel>/<playlist>/<product>/<image>')
+    LAYOUT = (
+        'Expected OPRA tree:\n'
+        '  <data_root>/annotations.json  (Interaction Hotspots data/opra/annotations.json)\n'
+        '  <data_root>/data/frames/<channel>/<playlist>/<product>/<a>_<b>.mp4/image-%08d.jpg\n'
+        '  <data_root>/data/images/<channel>/<playlist>/<product>/<image>'
+    )
 
     def clip_dir(self, entry: Mapping) -> str:
         clip = entry['clip']
         if len(clip) != 5:
-            raise ValueError(f'OPRADataset: clip {clip!r} must have 5 parts [channel, playlist, product, '
-                             'a, b] (folder <channel>/<playlist>/<product>/<a>_<b>.mp4).')
-        return self.join(self.prefix('frames'), str(clip[0]), str(clip[1]), str(clip[2]),
-                         f'{clip[3]}_{clip[4]}.mp4')
+            raise ValueError(
+                f'OPRADataset: clip {clip!r} must have 5 parts [channel, playlist, product, '
+                'a, b] (folder <channel>/<playlist>/<product>/<a>_<b>.mp4).'
+            )
+        return self.join(self.prefix('frames'), str(clip[0]), str(clip[1]), str(clip[2]), f'{clip[3]}_{clip[4]}.mp4')
 
     def clip_frames(self, entry: Mapping) -> Tuple[List[str], int]:
         folder = self.clip_dir(entry)
@@ -63,7 +67,7 @@ class OPRADataset(HotspotsVideoDataset):
         path = self.static_image_path(entry)
         if path not in self._ego_pools and not self.exists(path):
             return path, ()
-        return path, (dict(img_path=path), )
+        return path, (dict(img_path=path),)
 
     def test_image_path(self, entry: Mapping) -> str:
         return self.static_image_path(entry)

@@ -1,4 +1,5 @@
 """Skip-and-resample of training items whose files cannot be loaded, shared by every looptrans dataset."""
+
 import logging
 from collections import Counter
 from typing import Set
@@ -60,7 +61,10 @@ class SkipBadFilesMixin:
                 print_log(
                     f'{type(self).__name__}: skipped training item {idx} and drew another one: {err} '
                     f'({len(self._bad_paths)} bad file(s), {self.num_skipped} item(s) skipped so far in '
-                    'this process; the file is not drawn again).', logger='current', level=logging.WARNING)
+                    'this process; the file is not drawn again).',
+                    logger='current',
+                    level=logging.WARNING,
+                )
             data = None
         if not self.test_mode:
             self._count_failure(data is None)
@@ -77,4 +81,5 @@ class SkipBadFilesMixin:
             f'{type(self).__name__}: {self.max_refetch + 1} items in a row could not be loaded (a file '
             f'failed, or the pipeline returned None); {self._broken_tree_hint()} looks broken (unmounted, or '
             f'most files corrupt). Bad files so far: {preview(sorted(self._bad_paths), 5)}. '
-            'Run tools/misc/check_dataset.py for a full report.')
+            'Run tools/misc/check_dataset.py for a full report.'
+        )

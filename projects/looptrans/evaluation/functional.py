@@ -53,6 +53,7 @@ Conventions of this module:
 * A score that is undefined for an image is NaN in the returned arrays, with a flag saying why;
   callers (:class:`~looptrans.evaluation.AffordanceMetric`) leave those images out of the means.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -65,9 +66,24 @@ import numpy as np
 from ..utils.maps import minmax_normalize, replace_nonfinite
 
 __all__ = [
-    'EPS', 'PRED_MINMAX_EPS', 'AUC_JITTER', 'HOTSPOTS_GT_SIZE', 'NSS_GT_DIVISOR', 'as_map_list',
-    'replace_nonfinite', 'resize_maps', 'minmax_normalize', 'kld', 'sim', 'kld_sim', 'nss',
-    'gaussian_blur_5x5', 'hotspots_fixations', 'auc_judd', 'agd20k_scores', 'hotspots_scores'
+    'EPS',
+    'PRED_MINMAX_EPS',
+    'AUC_JITTER',
+    'HOTSPOTS_GT_SIZE',
+    'NSS_GT_DIVISOR',
+    'as_map_list',
+    'replace_nonfinite',
+    'resize_maps',
+    'minmax_normalize',
+    'kld',
+    'sim',
+    'kld_sim',
+    'nss',
+    'gaussian_blur_5x5',
+    'hotspots_fixations',
+    'auc_judd',
+    'agd20k_scores',
+    'hotspots_scores',
 ]
 
 #: eps of the KLD / SIM normalisation, the NSS fixation min-max and the AUC-J saliency min-max.
@@ -117,16 +133,19 @@ def as_map_list(maps: MapBatch, what: str = 'maps') -> List[np.ndarray]:
         if maps.ndim == 2:
             maps = [maps]
         elif maps.ndim != 3:
-            raise ValueError(f'{what}: expected an (N, H, W) array or a list of (H, W) maps, '
-                             f'got an array of shape {maps.shape}')
+            raise ValueError(
+                f'{what}: expected an (N, H, W) array or a list of (H, W) maps, got an array of shape {maps.shape}'
+            )
     out = []
     for i, m in enumerate(maps):
         m = np.asarray(m, dtype=np.float64)
         if m.ndim == 3 and m.shape[0] == 1:
             m = m[0]
         if m.ndim != 2 or m.size == 0:
-            raise ValueError(f'{what}: map {i} has shape {m.shape}; expected a non-empty (H, W) or '
-                             f'(1, H, W) heatmap (one affordance per image)')
+            raise ValueError(
+                f'{what}: map {i} has shape {m.shape}; expected a non-empty (H, W) or '
+                f'(1, H, W) heatmap (one affordance per image)'
+            )
         out.append(m)
     return out
 
@@ -162,8 +181,7 @@ def _sum_normalize(maps: np.ndarray, eps: float) -> np.ndarray:
     return maps / (maps.sum(axis=_reduce_axes(maps), keepdims=True) + eps)
 
 
-def kld_sim(pred: np.ndarray, gt: np.ndarray,
-            eps: float = EPS) -> Tuple[np.ndarray, np.ndarray]:
+def kld_sim(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> Tuple[np.ndarray, np.ndarray]:
     """KLD and SIM per map, sharing the normalisation (see :func:`kld` and :func:`sim`)."""
     axes = _reduce_axes(gt)
     p = _sum_normalize(pred, eps)
@@ -197,8 +215,9 @@ def sim(pred: np.ndarray, gt: np.ndarray, eps: float = EPS) -> np.ndarray:
     return kld_sim(pred, gt, eps)[1]
 
 
-def _fixations(gt_values: np.ndarray, lo: float, hi: float, threshold: float, eps: float,
-               gt_divisor: float) -> np.ndarray:
+def _fixations(
+    gt_values: np.ndarray, lo: float, hi: float, threshold: float, eps: float, gt_divisor: float
+) -> np.ndarray:
     """``minmax(gt / gt_divisor, eps) > threshold`` for ``gt_values`` (a map, or any subset of its
     pixels), given the whole map's ``lo = min(gt)`` and ``hi = max(gt)``.
 
@@ -213,8 +232,7 @@ def _fixations(gt_values: np.ndarray, lo: float, hi: float, threshold: float, ep
     return scaled > threshold
 
 
-def _nss_value(fixated_pred_sum: float, n_fix: int, mean: float, std: float, n_pixels: int,
-               eps: float) -> float:
+def _nss_value(fixated_pred_sum: float, n_fix: int, mean: float, std: float, n_pixels: int, eps: float) -> float:
     """``sum((pred - mean) / std * f) / sum(f + eps)`` from ``sum(pred[f])`` and ``count(f)``."""
     if std == 0:
         return 0.0
@@ -229,8 +247,9 @@ def _mean_std(pred: np.ndarray, total: Optional[float] = None) -> Tuple[float, f
     return mean, np.sqrt(dev.sum() / pred.size)
 
 
-def nss(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.1, eps: float = EPS,
-        gt_divisor: float = 1.0) -> np.ndarray:
+def nss(
+    pred: np.ndarray, gt: np.ndarray, threshold: float = 0.1, eps: float = EPS, gt_divisor: float = 1.0
+) -> np.ndarray:
     """Normalised scanpath saliency per map, AGD20K protocol.
 
     ``s = (pred - mean(pred)) / std(pred)`` (population std), ``f = minmax(gt / gt_divisor, eps) >
@@ -294,9 +313,11 @@ def _jitter_noise(jitter: JitterSpec, shape: Tuple[int, ...]) -> Optional[np.nda
     if isinstance(jitter, np.random.Generator):
         return jitter.random(shape) * AUC_JITTER
     if len(jitter) != shape[0]:
-        raise ValueError(f'auc_judd: got {len(jitter)} jitter generators for {shape[0]} maps; '
-                         f'pass one per map, a single np.random.Generator, or None to disable '
-                         f'jitter')
+        raise ValueError(
+            f'auc_judd: got {len(jitter)} jitter generators for {shape[0]} maps; '
+            f'pass one per map, a single np.random.Generator, or None to disable '
+            f'jitter'
+        )
     return np.stack([g.random(shape[1:]) for g in jitter]) * AUC_JITTER
 
 
@@ -327,8 +348,7 @@ def auc_judd(saliency: np.ndarray, fixations: np.ndarray, jitter: JitterSpec = N
     sal = np.array(saliency, dtype=np.float64).reshape(n_maps, -1)
     fix = np.asarray(fixations, dtype=bool).reshape(n_maps, -1)
     if sal.shape != fix.shape:
-        raise ValueError(f'auc_judd: saliency {saliency.shape} and fixations {fixations.shape} '
-                         f'differ in shape')
+        raise ValueError(f'auc_judd: saliency {saliency.shape} and fixations {fixations.shape} differ in shape')
     noise = _jitter_noise(jitter, saliency.shape)
     if noise is not None:
         sal += noise.reshape(n_maps, -1)
@@ -375,35 +395,35 @@ def _prepare_preds(preds: MapBatch) -> Tuple[List[np.ndarray], np.ndarray]:
     return maps, flags
 
 
-def _check_gt(m: np.ndarray, lowest: float, highest: float, names: Optional[Sequence[str]],
-              i: int) -> None:
+def _check_gt(m: np.ndarray, lowest: float, highest: float, names: Optional[Sequence[str]], i: int) -> None:
     """Raise if GT map ``i`` (with its min and max) has NaN, inf or negative values."""
     if lowest >= 0 and np.isfinite(highest):  # NaN propagates to both; +-inf and negatives show
         return
     if not np.isfinite(m).all():
-        raise ValueError(f'GT {_name(names, i)} contains NaN or inf; GT heatmaps must be '
-                         f'finite grayscale/255 maps in [0, 1] - check the GT file and its '
-                         f'loader')
-    raise ValueError(f'GT {_name(names, i)} has negative values (min {lowest:.4g}); '
-                     f'GT heatmaps must be grayscale/255 maps in [0, 1] - check the GT '
-                     f'file and its loader')
+        raise ValueError(
+            f'GT {_name(names, i)} contains NaN or inf; GT heatmaps must be '
+            f'finite grayscale/255 maps in [0, 1] - check the GT file and its '
+            f'loader'
+        )
+    raise ValueError(
+        f'GT {_name(names, i)} has negative values (min {lowest:.4g}); '
+        f'GT heatmaps must be grayscale/255 maps in [0, 1] - check the GT '
+        f'file and its loader'
+    )
 
 
-def _prepare_gts(gts: MapBatch, n_preds: int, names: Optional[Sequence[str]],
-                 check: bool = True) -> List[np.ndarray]:
+def _prepare_gts(gts: MapBatch, n_preds: int, names: Optional[Sequence[str]], check: bool = True) -> List[np.ndarray]:
     """GT maps as float64: same count as predictions; with ``check``, finite and non-negative."""
     maps = as_map_list(gts, 'gts')
     if len(maps) != n_preds:
-        raise ValueError(f'got {n_preds} predictions but {len(maps)} GT maps; pass one GT per '
-                         f'prediction')
+        raise ValueError(f'got {n_preds} predictions but {len(maps)} GT maps; pass one GT per prediction')
     if check:
         for i, m in enumerate(maps):
             _check_gt(m, m.min(), m.max(), names, i)
     return maps
 
 
-def _by_chunks(score_chunk: Callable[[int, int], Dict[str, np.ndarray]],
-               n_maps: int) -> Dict[str, np.ndarray]:
+def _by_chunks(score_chunk: Callable[[int, int], Dict[str, np.ndarray]], n_maps: int) -> Dict[str, np.ndarray]:
     """Run ``score_chunk(start, stop)`` over consecutive chunks of ``_CHUNK`` maps; concatenate.
 
     Every array op is vectorised over a chunk; chunks keep the float64 temporaries in the CPU cache
@@ -415,10 +435,9 @@ def _by_chunks(score_chunk: Callable[[int, int], Dict[str, np.ndarray]],
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
-def agd20k_scores(preds: MapBatch,
-                  gts: MapBatch,
-                  size: Size = 224,
-                  names: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
+def agd20k_scores(
+    preds: MapBatch, gts: MapBatch, size: Size = 224, names: Optional[Sequence[str]] = None
+) -> Dict[str, np.ndarray]:
     """KLD, SIM and NSS per image with the AGD20K / HICO-IIF protocol (see the module docstring).
 
     Args:
@@ -465,9 +484,9 @@ def _resize_map(m: np.ndarray, size_hw: Tuple[int, int]) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(m), size_hw[::-1], interpolation=cv2.INTER_LINEAR)
 
 
-def _agd20k_map(pred: np.ndarray, gt: np.ndarray, size_hw: Tuple[int, int],
-                names: Optional[Sequence[str]] = None,
-                index: int = 0) -> Tuple[Tuple[float, float, float], bool, bool]:
+def _agd20k_map(
+    pred: np.ndarray, gt: np.ndarray, size_hw: Tuple[int, int], names: Optional[Sequence[str]] = None, index: int = 0
+) -> Tuple[Tuple[float, float, float], bool, bool]:
     """KLD, SIM, NSS of one image (AGD20K protocol), whether its GT is empty, whether its prediction
     had non-finite values.
 
@@ -521,12 +540,14 @@ def _agd20k_map(pred: np.ndarray, gt: np.ndarray, size_hw: Tuple[int, int],
     return (kld_value, sim_value, nss_value), False, changed
 
 
-def hotspots_scores(preds: MapBatch,
-                    gts: MapBatch,
-                    size: Size = 28,
-                    gt_size: Optional[Size] = HOTSPOTS_GT_SIZE,
-                    jitter: JitterSpec = None,
-                    names: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
+def hotspots_scores(
+    preds: MapBatch,
+    gts: MapBatch,
+    size: Size = 28,
+    gt_size: Optional[Size] = HOTSPOTS_GT_SIZE,
+    jitter: JitterSpec = None,
+    names: Optional[Sequence[str]] = None,
+) -> Dict[str, np.ndarray]:
     """KLD, SIM and AUC-J per image with the Interaction Hotspots protocol (see module docstring).
 
     Args:
@@ -548,9 +569,11 @@ def hotspots_scores(preds: MapBatch,
     gt_maps = _prepare_gts(gts, len(pred_maps), names)
     if jitter is not None and not isinstance(jitter, np.random.Generator):
         if len(jitter) != len(pred_maps):
-            raise ValueError(f'hotspots_scores: got {len(jitter)} jitter generators for '
-                             f'{len(pred_maps)} maps; pass one per map, a single '
-                             f'np.random.Generator, or None to disable jitter')
+            raise ValueError(
+                f'hotspots_scores: got {len(jitter)} jitter generators for '
+                f'{len(pred_maps)} maps; pass one per map, a single '
+                f'np.random.Generator, or None to disable jitter'
+            )
 
     def score_chunk(start: int, stop: int) -> Dict[str, np.ndarray]:
         pred = resize_maps(pred_maps[start:stop], size)
@@ -562,8 +585,7 @@ def hotspots_scores(preds: MapBatch,
         gt_real = np.where(empty[:, None, None], 1.0 / (gt.shape[1] * gt.shape[2]), gt)
         kld_value, sim_value = kld_sim(pred, gt_real)
         # A single generator draws the maps' noise in order, chunk after chunk.
-        chunk_jitter = jitter if isinstance(jitter, np.random.Generator) or jitter is None \
-            else jitter[start:stop]
+        chunk_jitter = jitter if isinstance(jitter, np.random.Generator) or jitter is None else jitter[start:stop]
         auc = auc_judd(pred, hotspots_fixations(gt), jitter=chunk_jitter)
         return {'KLD': kld_value, 'SIM': sim_value, 'AUC-J': auc, 'empty_gt': empty}
 

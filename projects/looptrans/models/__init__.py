@@ -1,2 +1,9 @@
-from . import backbones, data_preprocessors, heads, losses, necks, segmentors  # noqa: F401
-from . import part_discovery  # noqa: F401
+from . import (  # noqa: F401
+    backbones,
+    data_preprocessors,
+    heads,
+    losses,
+    necks,
+    part_discovery,  # noqa: F401
+    segmentors,
+)

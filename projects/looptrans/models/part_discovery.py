@@ -9,14 +9,14 @@ with scikit-learn; here the whole batch is clustered at once on the
 descriptors' device with batched matrix products, no per-sample Python loop
 and no host-device round trip.
 """
+
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 
 def farthest_point_init(x: Tensor, num_parts: int) -> Tensor:
@@ -48,8 +48,7 @@ def farthest_point_init(x: Tensor, num_parts: int) -> Tensor:
     return torch.stack(indices, dim=1)
 
 
-def random_init(x: Tensor, num_parts: int,
-                generator: Optional[torch.Generator] = None) -> Tensor:
+def random_init(x: Tensor, num_parts: int, generator: Optional[torch.Generator] = None) -> Tensor:
     """Distinct random centre indices (B, K), reproducible with ``generator``.
 
     The random numbers are drawn on the generator's device (CPU if None) and
@@ -58,8 +57,7 @@ def random_init(x: Tensor, num_parts: int,
     """
     num_samples, num_desc = x.shape[:2]
     device = generator.device if generator is not None else torch.device('cpu')
-    order = torch.rand(num_samples, num_desc, generator=generator,
-                       device=device).argsort(dim=1).to(x.device)
+    order = torch.rand(num_samples, num_desc, generator=generator, device=device).argsort(dim=1).to(x.device)
     cols = torch.arange(num_parts, device=x.device) % num_desc
     return order[:, cols]
 
@@ -106,8 +104,7 @@ def cosine_kmeans(x: Tensor, init_index: Tensor, num_iters: int, active: Optiona
         one_hot = F.one_hot(nearest(centres), num_parts).to(x.dtype)  # (B, N, K)
         sums = torch.bmm(one_hot.transpose(1, 2), x)  # (B, K, D)
         counts = one_hot.sum(dim=1)  # (B, K)
-        centres = torch.where(counts[..., None] > 0,
-                              F.normalize(sums, dim=-1), centres)
+        centres = torch.where(counts[..., None] > 0, F.normalize(sums, dim=-1), centres)
     return centres, nearest(centres)
 
 
@@ -157,12 +154,13 @@ def cls_attention_saliency(cls_attn: Tensor, heads: Sequence[int] = (0, 1, 3)) -
         Tensor: (B, h*w) bool; all False for an image whose heads agree everywhere (no salient region).
     """
     if cls_attn.dim() != 4:
-        raise ValueError(f'cls_attention_saliency: expected cls_attn (B, heads, h, w), got '
-                         f'{tuple(cls_attn.shape)}.')
+        raise ValueError(f'cls_attention_saliency: expected cls_attn (B, heads, h, w), got {tuple(cls_attn.shape)}.')
     num_heads = cls_attn.shape[1]
     if not heads or min(heads) < 0 or max(heads) >= num_heads:
-        raise ValueError(f'cls_attention_saliency: heads {tuple(heads)} must be in [0, {num_heads}) for a '
-                         f'backbone with {num_heads} heads; set part_discovery.saliency_heads.')
+        raise ValueError(
+            f'cls_attention_saliency: heads {tuple(heads)} must be in [0, {num_heads}) for a '
+            f'backbone with {num_heads} heads; set part_discovery.saliency_heads.'
+        )
     flat = cls_attn.flatten(2).float()  # (B, H, N)
     binary = (flat > flat.mean(dim=-1, keepdim=True)).float()
     sal = binary[:, list(heads)].mean(dim=1)  # (B, N)
@@ -243,27 +241,31 @@ class PartDiscovery(nn.Module):
         k_range (tuple[int, int]): Candidate K (inclusive) for ``num_parts='auto'``. Default: (2, 6).
     """
 
-    def __init__(self,
-                 num_parts: Union[int, str] = 4,
-                 num_iters: int = 10,
-                 min_iou: float = 0.0,
-                 cam_thr: Union[str, float] = 'mean',
-                 init: str = 'farthest',
-                 exclude_background: Optional[str] = None,
-                 saliency_heads: Sequence[int] = (0, 1, 3),
-                 min_part_score: float = 0.6,
-                 k_range: Tuple[int, int] = (2, 6)) -> None:
+    def __init__(
+        self,
+        num_parts: Union[int, str] = 4,
+        num_iters: int = 10,
+        min_iou: float = 0.0,
+        cam_thr: Union[str, float] = 'mean',
+        init: str = 'farthest',
+        exclude_background: Optional[str] = None,
+        saliency_heads: Sequence[int] = (0, 1, 3),
+        min_part_score: float = 0.6,
+        k_range: Tuple[int, int] = (2, 6),
+    ) -> None:
         super().__init__()
         if exclude_background not in (None, 'border', 'saliency'):
-            raise ValueError("PartDiscovery: exclude_background must be None, 'border' or 'saliency', "
-                             f'got {exclude_background!r}.')
+            raise ValueError(
+                f"PartDiscovery: exclude_background must be None, 'border' or 'saliency', got {exclude_background!r}."
+            )
         self.exclude_background = exclude_background
         self.auto = num_parts == 'auto'
         if self.auto:
             k_min, k_max = (int(k) for k in k_range)
             if k_min < 2 or k_max < k_min:
-                raise ValueError(f'PartDiscovery: k_range must be (k_min, k_max) with 2 <= k_min <= k_max, '
-                                 f'got {tuple(k_range)}.')
+                raise ValueError(
+                    f'PartDiscovery: k_range must be (k_min, k_max) with 2 <= k_min <= k_max, got {tuple(k_range)}.'
+                )
             self.k_range = (k_min, k_max)
             num_parts = k_max  # cluster slots; each image uses its chosen K of them
         elif not isinstance(num_parts, int) or isinstance(num_parts, bool):
@@ -271,7 +273,8 @@ class PartDiscovery(nn.Module):
         elif num_parts < 2:
             raise ValueError(
                 f'PartDiscovery: num_parts must be >= 2, got {num_parts}: with one part the pseudo-mask is '
-                'the whole image, so the pixel head learns nothing about where the affordance is.')
+                'the whole image, so the pixel head learns nothing about where the affordance is.'
+            )
         if num_iters < 0:
             raise ValueError(f'PartDiscovery: num_iters must be >= 0, got {num_iters}.')
         if not 0 <= min_part_score <= 1:
@@ -280,14 +283,11 @@ class PartDiscovery(nn.Module):
         self.min_part_score = float(min_part_score)
         if isinstance(cam_thr, str):
             if cam_thr != 'mean':
-                raise ValueError("PartDiscovery: cam_thr must be 'mean' or a "
-                                 f'float in [0, 1], got {cam_thr!r}.')
+                raise ValueError(f"PartDiscovery: cam_thr must be 'mean' or a float in [0, 1], got {cam_thr!r}.")
         elif not 0 <= cam_thr <= 1:
-            raise ValueError("PartDiscovery: cam_thr must be 'mean' or a float "
-                             f'in [0, 1], got {cam_thr}.')
+            raise ValueError(f"PartDiscovery: cam_thr must be 'mean' or a float in [0, 1], got {cam_thr}.")
         if init not in ('farthest', 'random'):
-            raise ValueError("PartDiscovery: init must be 'farthest' or "
-                             f"'random', got {init!r}.")
+            raise ValueError(f"PartDiscovery: init must be 'farthest' or 'random', got {init!r}.")
         self.num_parts = num_parts
         self.num_iters = num_iters
         self.min_iou = min_iou
@@ -307,10 +307,8 @@ class PartDiscovery(nn.Module):
         flat = cam.flatten(1).float()
         low = flat.min(dim=1, keepdim=True).values
         span = flat.max(dim=1, keepdim=True).values - low
-        norm = torch.where(span > 0, (flat - low) / span.clamp(min=1e-12),
-                           torch.zeros_like(flat))
-        thr = norm.mean(dim=1, keepdim=True) if self.cam_thr == 'mean' \
-            else self.cam_thr
+        norm = torch.where(span > 0, (flat - low) / span.clamp(min=1e-12), torch.zeros_like(flat))
+        thr = norm.mean(dim=1, keepdim=True) if self.cam_thr == 'mean' else self.cam_thr
         return norm > thr
 
     def _auto_kmeans(self, x: Tensor, init_index: Tensor) -> Tuple[Tensor, Tensor]:
@@ -325,19 +323,21 @@ class PartDiscovery(nn.Module):
         k_min, k_max = self.k_range
         ks = torch.arange(k_min, k_max + 1, device=x.device)
         active = torch.arange(k_max, device=x.device)[None] < ks[:, None]  # (num_K, K_max)
-        _, assign = cosine_kmeans(x.repeat_interleave(len(ks), dim=0), init_index.repeat_interleave(
-            len(ks), dim=0), self.num_iters, active.repeat(num, 1))
+        _, assign = cosine_kmeans(
+            x.repeat_interleave(len(ks), dim=0),
+            init_index.repeat_interleave(len(ks), dim=0),
+            self.num_iters,
+            active.repeat(num, 1),
+        )
         assign = assign.view(num, len(ks), n_desc)
         best = cosine_silhouette(x, assign, k_max).argmax(dim=1)  # first maximum -> smaller K
         chosen = assign[torch.arange(num, device=x.device), best]
         return chosen, ks[best]
 
     @torch.no_grad()
-    def forward(self,
-                desc: Tensor,
-                cam: Tensor,
-                generator: Optional[torch.Generator] = None,
-                cls_attn: Optional[Tensor] = None) -> Dict[str, Tensor]:
+    def forward(
+        self, desc: Tensor, cam: Tensor, generator: Optional[torch.Generator] = None, cls_attn: Optional[Tensor] = None
+    ) -> Dict[str, Tensor]:
         """Discover parts and pick pseudo-masks.
 
         Args:
@@ -359,12 +359,17 @@ class PartDiscovery(nn.Module):
                 - num_parts (B,) long, the K chosen for each image (``num_parts='auto'`` only; K in the
                   shapes above is then ``k_range[1]``, and the parts beyond an image's K are empty).
         """
-        if desc.dim() != 3 or cam.dim() != 3 or desc.shape[0] != cam.shape[0] \
-                or desc.shape[1] != cam.shape[1] * cam.shape[2]:
+        if (
+            desc.dim() != 3
+            or cam.dim() != 3
+            or desc.shape[0] != cam.shape[0]
+            or desc.shape[1] != cam.shape[1] * cam.shape[2]
+        ):
             raise ValueError(
                 'PartDiscovery: expected desc (B, h*w, D) and cam (B, h, w), '
                 f'got {tuple(desc.shape)} and {tuple(cam.shape)}; resize the '
-                'CAM to the descriptor grid.')
+                'CAM to the descriptor grid.'
+            )
         x = F.normalize(desc.float(), dim=-1)
         if self.init == 'farthest':
             init_index = farthest_point_init(x, self.num_parts)
@@ -387,13 +392,17 @@ class PartDiscovery(nn.Module):
             border_share = torch.einsum('bnk,n->bk', parts, border)
             is_candidate = ~F.one_hot(border_share.argmax(dim=1), self.num_parts).bool()
         elif self.exclude_background == 'saliency':
-            if cls_attn is None or cls_attn.shape[0] != cam.shape[0] \
-                    or tuple(cls_attn.shape[-2:]) != tuple(cam.shape[-2:]):
+            if (
+                cls_attn is None
+                or cls_attn.shape[0] != cam.shape[0]
+                or tuple(cls_attn.shape[-2:]) != tuple(cam.shape[-2:])
+            ):
                 raise ValueError(
                     "PartDiscovery: exclude_background='saliency' needs cls_attn (B, heads, h, w) on the "
                     f'descriptor grid {tuple(cam.shape)}, got '
                     f'{None if cls_attn is None else tuple(cls_attn.shape)}; the descriptor backbone '
-                    "must return 'cls_attn' (DINOVisionTransformer does), or use 'border'.")
+                    "must return 'cls_attn' (DINOVisionTransformer does), or use 'border'."
+                )
             saliency = cls_attention_saliency(cls_attn, self.saliency_heads).float()
             extra['part_score'] = part_saliency_score(parts, saliency)
             is_candidate = extra['part_score'] >= self.min_part_score
@@ -403,9 +412,5 @@ class PartDiscovery(nn.Module):
         valid = is_candidate.any(dim=1) & (best_iou > 0) & (best_iou >= self.min_iou)
         pseudo_mask = (assign == part[:, None]) & valid[:, None]
         return dict(
-            pseudo_mask=pseudo_mask.float().view_as(cam),
-            valid=valid,
-            ious=ious,
-            assign=assign,
-            part=part,
-            **extra)
+            pseudo_mask=pseudo_mask.float().view_as(cam), valid=valid, ious=ious, assign=assign, part=part, **extra
+        )

@@ -9,16 +9,41 @@ through MMEngine's ``custom_imports`` (``configs/looptrans_synthetic.py``), whic
 
 The class tuples below are the one place where the generated class lists are written down.
 """
-from .synthetic_agd20k import (AFFORDANCE_PARTS, PART_MASK_DIR, SYNTHETIC_SEEN_CLASSES,
-                               SYNTHETIC_UNSEEN_CLASSES, SYNTHETIC_UNSEEN_TEST_OBJECTS,
-                               SyntheticAGD20KDataset, generate_synthetic_agd20k)
-from .synthetic_video import (SYNTHETIC_EPIC_VERB_MAP, SYNTHETIC_EPIC_VERBS, SYNTHETIC_NOUNS,
-                              SYNTHETIC_OPRA_VERB_MAP, SYNTHETIC_OPRA_VERBS, generate_synthetic_epic,
-                              generate_synthetic_opra, generate_synthetic_video)
+
+from .synthetic_agd20k import (
+    AFFORDANCE_PARTS,
+    PART_MASK_DIR,
+    SYNTHETIC_SEEN_CLASSES,
+    SYNTHETIC_UNSEEN_CLASSES,
+    SYNTHETIC_UNSEEN_TEST_OBJECTS,
+    SyntheticAGD20KDataset,
+    generate_synthetic_agd20k,
+)
+from .synthetic_video import (
+    SYNTHETIC_EPIC_VERB_MAP,
+    SYNTHETIC_EPIC_VERBS,
+    SYNTHETIC_NOUNS,
+    SYNTHETIC_OPRA_VERB_MAP,
+    SYNTHETIC_OPRA_VERBS,
+    generate_synthetic_epic,
+    generate_synthetic_opra,
+    generate_synthetic_video,
+)
 
 __all__ = [
-    'AFFORDANCE_PARTS', 'PART_MASK_DIR', 'SYNTHETIC_SEEN_CLASSES', 'SYNTHETIC_UNSEEN_CLASSES',
-    'SYNTHETIC_UNSEEN_TEST_OBJECTS', 'SyntheticAGD20KDataset', 'generate_synthetic_agd20k',
-    'SYNTHETIC_EPIC_VERB_MAP', 'SYNTHETIC_EPIC_VERBS', 'SYNTHETIC_NOUNS', 'SYNTHETIC_OPRA_VERB_MAP',
-    'SYNTHETIC_OPRA_VERBS', 'generate_synthetic_epic', 'generate_synthetic_opra', 'generate_synthetic_video'
+    'AFFORDANCE_PARTS',
+    'PART_MASK_DIR',
+    'SYNTHETIC_SEEN_CLASSES',
+    'SYNTHETIC_UNSEEN_CLASSES',
+    'SYNTHETIC_UNSEEN_TEST_OBJECTS',
+    'SyntheticAGD20KDataset',
+    'generate_synthetic_agd20k',
+    'SYNTHETIC_EPIC_VERB_MAP',
+    'SYNTHETIC_EPIC_VERBS',
+    'SYNTHETIC_NOUNS',
+    'SYNTHETIC_OPRA_VERB_MAP',
+    'SYNTHETIC_OPRA_VERBS',
+    'generate_synthetic_epic',
+    'generate_synthetic_opra',
+    'generate_synthetic_video',
 ]

@@ -23,6 +23,7 @@ are byte-identical for a seed: each image has its own generator seeded from
 (seed, split, set, affordance, object, index) and is encoded by OpenCV with a
 fixed JPEG quality / PNG compression.
 """
+
 import os
 import os.path as osp
 import shutil
@@ -44,18 +45,23 @@ Point = Tuple[float, float]
 # --------------------------------------------------------------------------- #
 #: Look of each part kind, shared by every object that has such a part (BGR).
 PART_KIND_COLORS: Dict[str, Color] = dict(
-    handle=(35, 65, 115),    # dark brown, striped
-    blade=(205, 200, 195),   # silver
-    rim=(0, 205, 250),       # gold
-    spout=(170, 150, 20),    # teal
-    seat=(150, 40, 130),     # purple
-    grip=(40, 30, 200),      # red
+    handle=(35, 65, 115),  # dark brown, striped
+    blade=(205, 200, 195),  # silver
+    rim=(0, 205, 250),  # gold
+    spout=(170, 150, 20),  # teal
+    seat=(150, 40, 130),  # purple
+    grip=(40, 30, 200),  # red
 )
 
 #: Colours of the plain object bodies (chosen per image), away from the kinds.
-BODY_COLORS: Tuple[Color, ...] = ((235, 235, 235), (220, 170, 120),
-                                  (60, 140, 235), (90, 170, 80),
-                                  (190, 160, 240), (170, 200, 215))
+BODY_COLORS: Tuple[Color, ...] = (
+    (235, 235, 235),
+    (220, 170, 120),
+    (60, 140, 235),
+    (90, 170, 80),
+    (190, 160, 240),
+    (170, 200, 215),
+)
 DARK_GREY: Color = (55, 55, 60)
 WOOD: Color = (70, 135, 200)
 LABEL_WHITE: Color = (225, 235, 240)
@@ -64,8 +70,7 @@ LABEL_WHITE: Color = (225, 235, 240)
 AFFORDANCE_PARTS: Dict[str, Dict[str, str]] = {
     'cut_with': dict(knife='blade', scissors='blade'),
     'drink_with': dict(cup='rim', bottle='mouth'),
-    'hold': dict(cup='handle', kettle='handle', knife='handle',
-                 scissors='handle'),
+    'hold': dict(cup='handle', kettle='handle', knife='handle', scissors='handle'),
     'pour': dict(bottle='neck', kettle='spout'),
     'push': dict(bicycle='grip'),
     'ride': dict(bicycle='saddle'),
@@ -84,11 +89,10 @@ PART_MASK_DIR = 'part_masks'
 SYNTHETIC_UNSEEN_TEST_OBJECTS: Tuple[str, ...] = ('bottle', 'chair', 'scissors')
 #: Affordances that have both a training and a test object in Unseen.
 SYNTHETIC_UNSEEN_CLASSES: Tuple[str, ...] = tuple(
-    aff for aff, objs in sorted(AFFORDANCE_PARTS.items())
-    if set(objs) - set(SYNTHETIC_UNSEEN_TEST_OBJECTS)
-    and set(objs) & set(SYNTHETIC_UNSEEN_TEST_OBJECTS))
-
-
+    aff
+    for aff, objs in sorted(AFFORDANCE_PARTS.items())
+    if set(objs) - set(SYNTHETIC_UNSEEN_TEST_OBJECTS) and set(objs) & set(SYNTHETIC_UNSEEN_TEST_OBJECTS)
+)
 
 
 @DATASETS.register_module()
@@ -114,18 +118,20 @@ class Prim:
     kind: 'poly' (pts), 'ellipse' (center, axes, angle), 'line' (pts[0] to
     pts[1]); ``thickness`` in object units, negative for filled shapes.
     """
+
     kind: str
     pts: Tuple[Point, ...] = ()
-    center: Point = (0., 0.)
-    axes: Point = (0., 0.)
-    angle: float = 0.
-    thickness: float = -1.
+    center: Point = (0.0, 0.0)
+    axes: Point = (0.0, 0.0)
+    angle: float = 0.0
+    thickness: float = -1.0
 
 
 @dataclass(frozen=True)
 class Part:
     """A named part; ``kind`` (affordance look) or ``color`` ('body' = the
     per-image body colour) sets its colour."""
+
     name: str
     prims: Tuple[Prim, ...]
     kind: Optional[str] = None
@@ -136,10 +142,8 @@ def _poly(*pts: Point) -> Prim:
     return Prim('poly', pts=tuple(pts))
 
 
-def _ellipse(center: Point, axes: Point, thickness: float = -1.,
-             angle: float = 0.) -> Prim:
-    return Prim('ellipse', center=center, axes=axes, angle=angle,
-                thickness=thickness)
+def _ellipse(center: Point, axes: Point, thickness: float = -1.0, angle: float = 0.0) -> Prim:
+    return Prim('ellipse', center=center, axes=axes, angle=angle, thickness=thickness)
 
 
 def _line(p: Point, q: Point, thickness: float) -> Prim:
@@ -153,73 +157,85 @@ def _rect(x0: float, y0: float, x1: float, y1: float) -> Prim:
 # Parts are listed in drawing order (later parts occlude earlier ones).
 OBJECTS: Dict[str, Tuple[Part, ...]] = {
     'cup': (
-        Part('handle', (_ellipse((0.42, 0.1), (0.22, 0.27), 0.1), ),
-             kind='handle'),
-        Part('body', (_poly((-0.45, -0.45), (0.35, -0.45), (0.27, 0.72),
-                            (-0.37, 0.72)), )),
-        Part('inside', (_ellipse((-0.05, -0.45), (0.38, 0.08)), ),
-             color=DARK_GREY),
-        Part('rim', (_ellipse((-0.05, -0.45), (0.4, 0.09), 0.07), ),
-             kind='rim'),
+        Part('handle', (_ellipse((0.42, 0.1), (0.22, 0.27), 0.1),), kind='handle'),
+        Part('body', (_poly((-0.45, -0.45), (0.35, -0.45), (0.27, 0.72), (-0.37, 0.72)),)),
+        Part('inside', (_ellipse((-0.05, -0.45), (0.38, 0.08)),), color=DARK_GREY),
+        Part('rim', (_ellipse((-0.05, -0.45), (0.4, 0.09), 0.07),), kind='rim'),
     ),
     'knife': (
-        Part('handle', (_rect(-0.95, -0.11, -0.25, 0.11), ), kind='handle'),
-        Part('bolster', (_rect(-0.25, -0.15, -0.17, 0.15), ),
-             color=DARK_GREY),
-        Part('blade', (_poly((-0.17, -0.13), (0.68, -0.13), (0.98, 0.1),
-                             (-0.17, 0.1)), ), kind='blade'),
+        Part('handle', (_rect(-0.95, -0.11, -0.25, 0.11),), kind='handle'),
+        Part('bolster', (_rect(-0.25, -0.15, -0.17, 0.15),), color=DARK_GREY),
+        Part('blade', (_poly((-0.17, -0.13), (0.68, -0.13), (0.98, 0.1), (-0.17, 0.1)),), kind='blade'),
     ),
     'scissors': (
-        Part('handle', (_ellipse((-0.7, -0.24), (0.22, 0.15), 0.08),
-                        _ellipse((-0.7, 0.24), (0.22, 0.15), 0.08),
-                        _line((-0.5, -0.18), (-0.28, 0.), 0.07),
-                        _line((-0.5, 0.18), (-0.28, 0.), 0.07)),
-             kind='handle'),
-        Part('blade', (_poly((-0.32, -0.07), (0.97, 0.03), (0.95, 0.08),
-                             (-0.3, 0.04)),
-                       _poly((-0.32, 0.07), (0.97, -0.03), (0.95, -0.08),
-                             (-0.3, -0.04))), kind='blade'),
-        Part('pivot', (_ellipse((-0.28, 0.), (0.05, 0.05)), ),
-             color=DARK_GREY),
+        Part(
+            'handle',
+            (
+                _ellipse((-0.7, -0.24), (0.22, 0.15), 0.08),
+                _ellipse((-0.7, 0.24), (0.22, 0.15), 0.08),
+                _line((-0.5, -0.18), (-0.28, 0.0), 0.07),
+                _line((-0.5, 0.18), (-0.28, 0.0), 0.07),
+            ),
+            kind='handle',
+        ),
+        Part(
+            'blade',
+            (
+                _poly((-0.32, -0.07), (0.97, 0.03), (0.95, 0.08), (-0.3, 0.04)),
+                _poly((-0.32, 0.07), (0.97, -0.03), (0.95, -0.08), (-0.3, -0.04)),
+            ),
+            kind='blade',
+        ),
+        Part('pivot', (_ellipse((-0.28, 0.0), (0.05, 0.05)),), color=DARK_GREY),
     ),
     'bottle': (
-        Part('body', (_rect(-0.3, -0.06, 0.3, 0.92),
-                      _poly((-0.3, -0.05), (-0.12, -0.36), (0.12, -0.36),
-                            (0.3, -0.05)))),
-        Part('label', (_rect(-0.3, 0.2, 0.3, 0.6), ), color=LABEL_WHITE),
-        Part('neck', (_rect(-0.11, -0.72, 0.11, -0.34), ), kind='spout'),
-        Part('mouth', (_rect(-0.15, -0.87, 0.15, -0.72), ), kind='rim'),
+        Part(
+            'body', (_rect(-0.3, -0.06, 0.3, 0.92), _poly((-0.3, -0.05), (-0.12, -0.36), (0.12, -0.36), (0.3, -0.05)))
+        ),
+        Part('label', (_rect(-0.3, 0.2, 0.3, 0.6),), color=LABEL_WHITE),
+        Part('neck', (_rect(-0.11, -0.72, 0.11, -0.34),), kind='spout'),
+        Part('mouth', (_rect(-0.15, -0.87, 0.15, -0.72),), kind='rim'),
     ),
     'kettle': (
-        Part('handle', (_ellipse((0., -0.32), (0.38, 0.32), 0.09), ),
-             kind='handle'),
-        Part('spout', (_poly((0.35, 0.35), (0.48, 0.02), (0.93, -0.38),
-                             (1.0, -0.3), (0.62, 0.42)), ), kind='spout'),
-        Part('body', (_ellipse((0., 0.28), (0.56, 0.48)), )),
-        Part('lid', (_ellipse((0., -0.18), (0.22, 0.07)), ), color=DARK_GREY),
+        Part('handle', (_ellipse((0.0, -0.32), (0.38, 0.32), 0.09),), kind='handle'),
+        Part('spout', (_poly((0.35, 0.35), (0.48, 0.02), (0.93, -0.38), (1.0, -0.3), (0.62, 0.42)),), kind='spout'),
+        Part('body', (_ellipse((0.0, 0.28), (0.56, 0.48)),)),
+        Part('lid', (_ellipse((0.0, -0.18), (0.22, 0.07)),), color=DARK_GREY),
     ),
     'chair': (
-        Part('frame', (_rect(-0.52, -0.95, -0.34, 0.0),
-                       _line((-0.43, 0.1), (-0.47, 0.95), 0.09),
-                       _line((0.45, 0.1), (0.48, 0.95), 0.09)), color=WOOD),
-        Part('seat', (_rect(-0.55, -0.06, 0.58, 0.17), ), kind='seat'),
+        Part(
+            'frame',
+            (
+                _rect(-0.52, -0.95, -0.34, 0.0),
+                _line((-0.43, 0.1), (-0.47, 0.95), 0.09),
+                _line((0.45, 0.1), (0.48, 0.95), 0.09),
+            ),
+            color=WOOD,
+        ),
+        Part('seat', (_rect(-0.55, -0.06, 0.58, 0.17),), kind='seat'),
     ),
     'bicycle': (
-        Part('wheels', (_ellipse((-0.6, 0.45), (0.36, 0.36), 0.07),
-                        _ellipse((0.62, 0.45), (0.36, 0.36), 0.07)),
-             color=DARK_GREY),
-        Part('frame', (_line((-0.6, 0.45), (-0.02, 0.45), 0.05),
-                       _line((-0.02, 0.45), (-0.2, -0.12), 0.05),
-                       _line((-0.2, -0.12), (0.42, -0.12), 0.05),
-                       _line((-0.02, 0.45), (0.46, 0.0), 0.05),
-                       _line((-0.6, 0.45), (-0.2, -0.12), 0.05),
-                       _line((0.46, 0.0), (0.62, 0.45), 0.05),
-                       _line((0.42, -0.12), (0.46, 0.0), 0.05),
-                       _line((0.42, -0.12), (0.4, -0.36), 0.05),
-                       _line((-0.2, -0.12), (-0.23, -0.26), 0.05))),
-        Part('saddle', (_ellipse((-0.26, -0.29), (0.21, 0.065)), ),
-             kind='seat'),
-        Part('grip', (_rect(0.3, -0.45, 0.62, -0.34), ), kind='grip'),
+        Part(
+            'wheels',
+            (_ellipse((-0.6, 0.45), (0.36, 0.36), 0.07), _ellipse((0.62, 0.45), (0.36, 0.36), 0.07)),
+            color=DARK_GREY,
+        ),
+        Part(
+            'frame',
+            (
+                _line((-0.6, 0.45), (-0.02, 0.45), 0.05),
+                _line((-0.02, 0.45), (-0.2, -0.12), 0.05),
+                _line((-0.2, -0.12), (0.42, -0.12), 0.05),
+                _line((-0.02, 0.45), (0.46, 0.0), 0.05),
+                _line((-0.6, 0.45), (-0.2, -0.12), 0.05),
+                _line((0.46, 0.0), (0.62, 0.45), 0.05),
+                _line((0.42, -0.12), (0.46, 0.0), 0.05),
+                _line((0.42, -0.12), (0.4, -0.36), 0.05),
+                _line((-0.2, -0.12), (-0.23, -0.26), 0.05),
+            ),
+        ),
+        Part('saddle', (_ellipse((-0.26, -0.29), (0.21, 0.065)),), kind='seat'),
+        Part('grip', (_rect(0.3, -0.45, 0.62, -0.34),), kind='grip'),
     ),
 }
 
@@ -229,8 +245,7 @@ def _prim_points(prim: Prim) -> np.ndarray:
     if prim.kind == 'ellipse':
         (cx, cy), (ax, ay) = prim.center, prim.axes
         pad = max(prim.thickness, 0) / 2
-        return np.array([(cx - ax - pad, cy - ay - pad),
-                         (cx + ax + pad, cy + ay + pad)])
+        return np.array([(cx - ax - pad, cy - ay - pad), (cx + ax + pad, cy + ay + pad)])
     pad = max(prim.thickness, 0) / 2
     pts = np.array(prim.pts, dtype=np.float64)
     return np.concatenate([pts - pad, pts + pad])
@@ -238,8 +253,7 @@ def _prim_points(prim: Prim) -> np.ndarray:
 
 def _object_extent(obj: str) -> np.ndarray:
     """Corners (4, 2) of the object's bounding box in object units."""
-    pts = np.concatenate(
-        [_prim_points(p) for part in OBJECTS[obj] for p in part.prims])
+    pts = np.concatenate([_prim_points(p) for part in OBJECTS[obj] for p in part.prims])
     (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
     return np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
 
@@ -250,6 +264,7 @@ def _object_extent(obj: str) -> np.ndarray:
 @dataclass
 class Pose:
     """Object-to-pixel similarity: p_px = R(angle) p * scale + center."""
+
     scale: float
     angle: float  # degrees, clockwise on screen (y points down)
     center: Point
@@ -261,32 +276,28 @@ class Pose:
 
 
 def _jitter(color: Color, rng: np.random.Generator, amount: int) -> Color:
-    return tuple(int(np.clip(c + rng.integers(-amount, amount + 1), 0, 255))
-                 for c in color)
+    return tuple(int(np.clip(c + rng.integers(-amount, amount + 1), 0, 255)) for c in color)
 
 
-def _draw_prim(canvas: np.ndarray, prim: Prim, pose: Pose, color,
-               line_type: int) -> None:
-    thick = -1 if prim.thickness < 0 else max(
-        1, int(round(prim.thickness * pose.scale)))
+def _draw_prim(canvas: np.ndarray, prim: Prim, pose: Pose, color, line_type: int) -> None:
+    thick = -1 if prim.thickness < 0 else max(1, int(round(prim.thickness * pose.scale)))
     if prim.kind == 'poly':
         pts = np.round(pose.apply(prim.pts)).astype(np.int32)
         cv2.fillPoly(canvas, [pts], color, line_type)
     elif prim.kind == 'line':
         p, q = np.round(pose.apply(prim.pts)).astype(int)
-        cv2.line(canvas, tuple(map(int, p)), tuple(map(int, q)), color, thick,
-                 line_type)
+        cv2.line(canvas, tuple(map(int, p)), tuple(map(int, q)), color, thick, line_type)
     elif prim.kind == 'ellipse':
         c = np.round(pose.apply([prim.center])[0]).astype(int)
         axes = tuple(max(1, int(round(a * pose.scale))) for a in prim.axes)
-        cv2.ellipse(canvas, tuple(map(int, c)), axes, prim.angle + pose.angle,
-                    0, 360, color, thick, line_type)
+        cv2.ellipse(canvas, tuple(map(int, c)), axes, prim.angle + pose.angle, 0, 360, color, thick, line_type)
     else:
         raise ValueError(f'unknown primitive {prim.kind!r}')
 
 
-def render_object(img: np.ndarray, labels: np.ndarray, obj: str, pose: Pose,
-                   rng: np.random.Generator) -> Dict[str, int]:
+def render_object(
+    img: np.ndarray, labels: np.ndarray, obj: str, pose: Pose, rng: np.random.Generator
+) -> Dict[str, int]:
     """Draw ``obj`` on ``img`` and its part ids (1, 2, ...) on ``labels``.
 
     Returns part name -> label id; the visible pixels of a part are
@@ -309,20 +320,21 @@ def render_object(img: np.ndarray, labels: np.ndarray, obj: str, pose: Pose,
             h, w = labels.shape
             yy, xx = np.mgrid[0:h, 0:w]
             t = np.deg2rad(pose.angle)
-            u = (xx * np.cos(t) + yy * np.sin(t)) / max(2., 0.07 * pose.scale)
+            u = (xx * np.cos(t) + yy * np.sin(t)) / max(2.0, 0.07 * pose.scale)
             stripe = (labels == i) & (np.floor(u).astype(int) % 2 == 0)
             img[stripe] = (img[stripe] * 0.65).astype(np.uint8)
     return ids
 
 
-def place_object(obj: str, h: int, w: int, rel_scale: Tuple[float, float],
-           max_angle: float, rng: np.random.Generator) -> Pose:
+def place_object(
+    obj: str, h: int, w: int, rel_scale: Tuple[float, float], max_angle: float, rng: np.random.Generator
+) -> Pose:
     """A random pose that keeps the whole object inside the image."""
     extent = _object_extent(obj)
     scale = rng.uniform(*rel_scale) * min(h, w)
     angle = rng.uniform(-max_angle, max_angle)
     for _ in range(20):
-        corners = Pose(scale, angle, (0., 0.)).apply(extent)
+        corners = Pose(scale, angle, (0.0, 0.0)).apply(extent)
         lo, hi = corners.min(0), corners.max(0)
         if hi[0] - lo[0] < w - 4 and hi[1] - lo[1] < h - 4:
             break
@@ -337,15 +349,13 @@ def _plain_background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     base = rng.integers(150, 246, size=3).astype(np.float32)
     img = np.broadcast_to(base, (h, w, 3)).copy()
     if rng.random() < 0.5:
-        ramp = np.linspace(-1, 1, w if rng.random() < 0.5 else h,
-                           dtype=np.float32)
+        ramp = np.linspace(-1, 1, w if rng.random() < 0.5 else h, dtype=np.float32)
         ramp = ramp[None, :, None] if ramp.size == w else ramp[:, None, None]
         img += ramp * rng.uniform(5, 20)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def clutter_background(h: int, w: int,
-                        rng: np.random.Generator) -> np.ndarray:
+def clutter_background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """Random desaturated shapes, slightly blurred, like a busy scene."""
     img = np.empty((h, w, 3), np.uint8)
     img[:] = rng.integers(60, 200, size=3)
@@ -356,24 +366,19 @@ def clutter_background(h: int, w: int,
         r = int(rng.integers(8, max(9, min(h, w) // 4)))
         shape = rng.integers(3)
         if shape == 0:
-            cv2.rectangle(img, (x - r, y - r // 2), (x + r, y + r // 2),
-                          color, -1)
+            cv2.rectangle(img, (x - r, y - r // 2), (x + r, y + r // 2), color, -1)
         elif shape == 1:
             cv2.circle(img, (x, y), r, color, -1, cv2.LINE_AA)
         else:
             x2, y2 = int(rng.integers(0, w)), int(rng.integers(0, h))
-            cv2.line(img, (x, y), (x2, y2), color, int(rng.integers(2, 8)),
-                     cv2.LINE_AA)
+            cv2.line(img, (x, y), (x2, y2), color, int(rng.integers(2, 8)), cv2.LINE_AA)
     return cv2.GaussianBlur(img, (0, 0), 1.2)
 
 
-SKIN_TONES: Tuple[Color, ...] = ((140, 170, 225), (100, 140, 200),
-                                 (60, 90, 150), (170, 200, 240),
-                                 (80, 115, 175))
+SKIN_TONES: Tuple[Color, ...] = ((140, 170, 225), (100, 140, 200), (60, 90, 150), (170, 200, 240), (80, 115, 175))
 
 
-def draw_person(img: np.ndarray, contact: np.ndarray, hips: bool,
-                 rng: np.random.Generator) -> None:
+def draw_person(img: np.ndarray, contact: np.ndarray, hips: bool, rng: np.random.Generator) -> None:
     """Draw a person whose hand (or hips) is at ``contact`` (x, y)."""
     u = min(img.shape[:2])
     skin = _jitter(SKIN_TONES[rng.integers(len(SKIN_TONES))], rng, 8)
@@ -381,7 +386,7 @@ def draw_person(img: np.ndarray, contact: np.ndarray, hips: bool,
     pants = tuple(int(c) for c in rng.integers(0, 140, size=3))
     arm_w = max(2, int(0.035 * u))
     c = np.asarray(contact, np.float64)
-    side = 1. if rng.random() < 0.5 else -1.
+    side = 1.0 if rng.random() < 0.5 else -1.0
 
     def pt(p) -> Tuple[int, int]:
         return int(round(p[0])), int(round(p[1]))
@@ -391,9 +396,8 @@ def draw_person(img: np.ndarray, contact: np.ndarray, hips: bool,
         torso = hip + (side * 0.02 * u, -0.13 * u)
     else:
         phi = np.deg2rad(rng.uniform(200, 340))  # the shoulder is above
-        shoulder = c + rng.uniform(0.18, 0.26) * u * np.array(
-            [np.cos(phi), np.sin(phi)])
-        side = float(np.sign(np.cos(phi)) or 1.)
+        shoulder = c + rng.uniform(0.18, 0.26) * u * np.array([np.cos(phi), np.sin(phi)])
+        side = float(np.sign(np.cos(phi)) or 1.0)
         torso = shoulder + (side * 0.06 * u, 0.12 * u)
         hip = torso + (0, 0.13 * u)
     head = torso + (0, -0.13 * u - 0.05 * u)
@@ -403,47 +407,59 @@ def draw_person(img: np.ndarray, contact: np.ndarray, hips: bool,
         foot = knee + (s * 0.02 * u, 0.13 * u)
         cv2.line(img, pt(hip), pt(knee), pants, int(arm_w * 1.4), cv2.LINE_AA)
         cv2.line(img, pt(knee), pt(foot), pants, int(arm_w * 1.3), cv2.LINE_AA)
-    cv2.ellipse(img, pt(torso), (int(0.075 * u), int(0.14 * u)), 0, 0, 360,
-                shirt, -1, cv2.LINE_AA)
+    cv2.ellipse(img, pt(torso), (int(0.075 * u), int(0.14 * u)), 0, 0, 360, shirt, -1, cv2.LINE_AA)
     if hips:
-        cv2.ellipse(img, pt(hip), (int(0.07 * u), int(0.045 * u)), 0, 0, 360,
-                    pants, -1, cv2.LINE_AA)
+        cv2.ellipse(img, pt(hip), (int(0.07 * u), int(0.045 * u)), 0, 0, 360, pants, -1, cv2.LINE_AA)
     # the free arm(s) hang down
-    free_sides = (-side, side) if hips else (-side, )
+    free_sides = (-side, side) if hips else (-side,)
     for s in free_sides:
         sh = torso + (s * 0.07 * u, -0.1 * u)
         hand = sh + (s * 0.05 * u + side * 0.1 * u * hips, 0.2 * u)
         cv2.line(img, pt(sh), pt(hand), shirt, arm_w, cv2.LINE_AA)
         cv2.circle(img, pt(hand), int(0.025 * u), skin, -1, cv2.LINE_AA)
     cv2.circle(img, pt(head), int(0.055 * u), skin, -1, cv2.LINE_AA)
-    cv2.ellipse(img, pt(head + (0, -0.03 * u)), (int(0.057 * u), int(0.035 * u)),
-                0, 180, 360, tuple(int(x) for x in rng.integers(0, 80, 3)), -1,
-                cv2.LINE_AA)  # hair
+    cv2.ellipse(
+        img,
+        pt(head + (0, -0.03 * u)),
+        (int(0.057 * u), int(0.035 * u)),
+        0,
+        180,
+        360,
+        tuple(int(x) for x in rng.integers(0, 80, 3)),
+        -1,
+        cv2.LINE_AA,
+    )  # hair
     if not hips:  # the acting arm reaches the part
         normal = np.array([-(c - shoulder)[1], (c - shoulder)[0]])
         normal /= np.linalg.norm(normal) + 1e-9
         elbow = (shoulder + c) / 2 + normal * rng.uniform(-0.05, 0.05) * u
         cv2.line(img, pt(shoulder), pt(elbow), shirt, arm_w, cv2.LINE_AA)
         cv2.line(img, pt(elbow), pt(c), skin, arm_w, cv2.LINE_AA)
-        cv2.ellipse(img, pt(c), (int(0.035 * u), int(0.028 * u)),
-                    float(rng.uniform(0, 180)), 0, 360, skin, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            img, pt(c), (int(0.035 * u), int(0.028 * u)), float(rng.uniform(0, 180)), 0, 360, skin, -1, cv2.LINE_AA
+        )
 
 
-def add_noise(img: np.ndarray, sigma: float,
-               rng: np.random.Generator) -> np.ndarray:
-    noise = rng.normal(0., sigma, size=img.shape).astype(np.float32)
+def add_noise(img: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    noise = rng.normal(0.0, sigma, size=img.shape).astype(np.float32)
     return np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
 
 
-def _image_size(rng: np.random.Generator,
-                size_range: Tuple[int, int]) -> Tuple[int, int]:
+def _image_size(rng: np.random.Generator, size_range: Tuple[int, int]) -> Tuple[int, int]:
     lo, hi = size_range
     return int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
 
 
-def render_visible_part(aff: str, obj: str, h: int, w: int, background: Callable[..., np.ndarray],
-                        rel_scale: Tuple[float, float], max_angle: float,
-                        rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+def render_visible_part(
+    aff: str,
+    obj: str,
+    h: int,
+    w: int,
+    background: Callable[..., np.ndarray],
+    rel_scale: Tuple[float, float],
+    max_angle: float,
+    rng: np.random.Generator,
+) -> Tuple[np.ndarray, np.ndarray]:
     """``obj`` at a random pose over ``background(h, w, rng)`` (BGR uint8) and the bool mask of the visible
     pixels of the part ``aff`` is grounded on; re-drawn (at most 20 times) until that part is visible."""
     part = AFFORDANCE_PARTS[aff][obj]
@@ -458,27 +474,31 @@ def render_visible_part(aff: str, obj: str, h: int, w: int, background: Callable
     return img, visible
 
 
-def clutter_scene(aff: str, obj: str, h: int, w: int,
-                  rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+def clutter_scene(aff: str, obj: str, h: int, w: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     """``obj`` at a random pose over clutter (BGR uint8, h x w), and the (x, y) centre of the part ``aff``
     is grounded on: the point a person touches. Re-drawn (at most 20 times) until the part is visible."""
-    img, visible = render_visible_part(aff, obj, h, w, clutter_background, (0.2, 0.28), 15., rng)
+    img, visible = render_visible_part(aff, obj, h, w, clutter_background, (0.2, 0.28), 15.0, rng)
     ys, xs = np.nonzero(visible)
     return img, np.array([xs.mean(), ys.mean()])
 
 
-def render_exocentric(aff: str, obj: str, rng: np.random.Generator,
-                      size_range: Tuple[int, int] = (224, 320)) -> np.ndarray:
+def render_exocentric(
+    aff: str, obj: str, rng: np.random.Generator, size_range: Tuple[int, int] = (224, 320)
+) -> np.ndarray:
     """A person using ``obj`` for ``aff`` over clutter (BGR uint8)."""
     h, w = _image_size(rng, size_range)
     img, contact = clutter_scene(aff, obj, h, w, rng)
     draw_person(img, contact, aff in HIPS_CONTACT, rng)
-    return add_noise(img, 4., rng)
+    return add_noise(img, 4.0, rng)
 
 
-def render_egocentric(aff: str, obj: str, rng: np.random.Generator,
-                      size_range: Tuple[int, int] = (224, 320),
-                      return_part_mask: bool = False) -> Tuple[np.ndarray, ...]:
+def render_egocentric(
+    aff: str,
+    obj: str,
+    rng: np.random.Generator,
+    size_range: Tuple[int, int] = (224, 320),
+    return_part_mask: bool = False,
+) -> Tuple[np.ndarray, ...]:
     """``obj`` alone on a plain background, and the GT heatmap of ``aff``.
 
     Returns the BGR uint8 image and the uint8 heatmap (0..255, max 255):
@@ -487,12 +507,12 @@ def render_egocentric(aff: str, obj: str, rng: np.random.Generator,
     uint8 mask (0 / 255) of those visible pixels, the true affordance part.
     """
     h, w = _image_size(rng, size_range)
-    img, visible = render_visible_part(aff, obj, h, w, _plain_background, (0.32, 0.42), 12., rng)
+    img, visible = render_visible_part(aff, obj, h, w, _plain_background, (0.32, 0.42), 12.0, rng)
     mask = visible.astype(np.float32)
-    sigma = max(2., 0.15 * float(np.sqrt(mask.sum())))
+    sigma = max(2.0, 0.15 * float(np.sqrt(mask.sum())))
     heat = cv2.GaussianBlur(mask, (0, 0), sigma)
-    heat = np.round(heat / heat.max() * 255.).astype(np.uint8)
-    img = add_noise(img, 2., rng)
+    heat = np.round(heat / heat.max() * 255.0).astype(np.uint8)
+    img = add_noise(img, 2.0, rng)
     if return_part_mask:
         return img, heat, (mask * 255).astype(np.uint8)
     return img, heat
@@ -516,12 +536,10 @@ def write_image(path: str, ext: str, img: np.ndarray, params: List[int]) -> int:
     return len(buf)
 
 
-def split_pairs(split: str) -> Tuple[List[Tuple[str, str]],
-                                     List[Tuple[str, str]], Tuple[str, ...]]:
+def split_pairs(split: str) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str]], Tuple[str, ...]]:
     """(train pairs, test pairs, classes) of a split; pairs are (aff, obj)."""
     if split == 'Seen':
-        pairs = [(a, o) for a in SYNTHETIC_SEEN_CLASSES
-                 for o in sorted(AFFORDANCE_PARTS[a])]
+        pairs = [(a, o) for a in SYNTHETIC_SEEN_CLASSES for o in sorted(AFFORDANCE_PARTS[a])]
         return pairs, pairs, SYNTHETIC_SEEN_CLASSES
     if split == 'Unseen':
         held_out = set(SYNTHETIC_UNSEEN_TEST_OBJECTS)
@@ -533,15 +551,17 @@ def split_pairs(split: str) -> Tuple[List[Tuple[str, str]],
     raise ValueError(f'unknown split {split!r}; use "Seen" or "Unseen".')
 
 
-def generate_synthetic_agd20k(out_dir: str,
-                              seed: int = 0,
-                              num_exo: int = 10,
-                              num_ego: int = 4,
-                              num_test: int = 3,
-                              splits: Sequence[str] = ('Seen', 'Unseen'),
-                              size_range: Tuple[int, int] = (224, 320),
-                              jpeg_quality: int = 90,
-                              overwrite: bool = False) -> dict:
+def generate_synthetic_agd20k(
+    out_dir: str,
+    seed: int = 0,
+    num_exo: int = 10,
+    num_ego: int = 4,
+    num_test: int = 3,
+    splits: Sequence[str] = ('Seen', 'Unseen'),
+    size_range: Tuple[int, int] = (224, 320),
+    jpeg_quality: int = 90,
+    overwrite: bool = False,
+) -> dict:
     """Write a synthetic AGD20K tree (``<out_dir>/<split>/...``).
 
     Args:
@@ -564,11 +584,9 @@ def generate_synthetic_agd20k(out_dir: str,
         counts (``num_exocentric``, ``num_egocentric``, ``num_test``).
     """
     if min(num_exo, num_ego, num_test) < 1:
-        raise ValueError('num_exo, num_ego and num_test must be >= 1, got '
-                         f'{num_exo}, {num_ego}, {num_test}.')
+        raise ValueError(f'num_exo, num_ego and num_test must be >= 1, got {num_exo}, {num_ego}, {num_test}.')
     if not 32 <= size_range[0] <= size_range[1]:
-        raise ValueError(f'size_range must be (lo, hi) with 32 <= lo <= hi, '
-                         f'got {size_range}.')
+        raise ValueError(f'size_range must be (lo, hi) with 32 <= lo <= hi, got {size_range}.')
     for split in splits:
         split_pairs(split)  # validate names before touching the disk
         root = osp.join(out_dir, split)
@@ -576,54 +594,50 @@ def generate_synthetic_agd20k(out_dir: str,
             if not overwrite:
                 raise FileExistsError(
                     f'{root!r} exists and is not empty; pass overwrite=True '
-                    '(CLI: --overwrite) or choose another output folder.')
+                    '(CLI: --overwrite) or choose another output folder.'
+                )
             shutil.rmtree(root)
 
     jpg = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
     png = [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    summary = dict(out_dir=out_dir, seed=seed, num_files=0, num_bytes=0,
-                   splits={})
+    summary = dict(out_dir=out_dir, seed=seed, num_files=0, num_bytes=0, splits={})
     for split in splits:
         train, test, classes = split_pairs(split)
         root = osp.join(out_dir, split)
         n_bytes = 0
         for aff, obj in train:
             for i in range(num_exo):
-                img = render_exocentric(
-                    aff, obj, make_rng(seed, split, 'exo', aff, obj, index=i),
-                    size_range)
+                img = render_exocentric(aff, obj, make_rng(seed, split, 'exo', aff, obj, index=i), size_range)
                 n_bytes += write_image(
-                    osp.join(root, 'trainset', 'exocentric', aff, obj,
-                             f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg)
+                    osp.join(root, 'trainset', 'exocentric', aff, obj, f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg
+                )
             for i in range(num_ego):
                 img, _, part = render_egocentric(
-                    aff, obj, make_rng(seed, split, 'ego', aff, obj, index=i),
-                    size_range, return_part_mask=True)
+                    aff, obj, make_rng(seed, split, 'ego', aff, obj, index=i), size_range, return_part_mask=True
+                )
                 n_bytes += write_image(
-                    osp.join(root, 'trainset', 'egocentric', aff, obj,
-                             f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg)
-                n_bytes += write_image(
-                    osp.join(root, PART_MASK_DIR, aff, obj, f'{obj}_{i:06d}.png'),
-                    '.png', part, png)
+                    osp.join(root, 'trainset', 'egocentric', aff, obj, f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg
+                )
+                n_bytes += write_image(osp.join(root, PART_MASK_DIR, aff, obj, f'{obj}_{i:06d}.png'), '.png', part, png)
         for aff, obj in test:
             for i in range(num_test):
-                img, heat = render_egocentric(
-                    aff, obj, make_rng(seed, split, 'test', aff, obj, index=i),
-                    size_range)
+                img, heat = render_egocentric(aff, obj, make_rng(seed, split, 'test', aff, obj, index=i), size_range)
                 stem = f'{obj}_{i:06d}'
                 n_bytes += write_image(
-                    osp.join(root, 'testset', 'egocentric', aff, obj,
-                             stem + '.jpg'), '.jpg', img, jpg)
-                n_bytes += write_image(
-                    osp.join(root, 'testset', 'GT', aff, obj, stem + '.png'),
-                    '.png', heat, png)
-        counts = dict(num_exocentric=len(train) * num_exo,
-                      num_egocentric=len(train) * num_ego,
-                      num_test=len(test) * num_test)
+                    osp.join(root, 'testset', 'egocentric', aff, obj, stem + '.jpg'), '.jpg', img, jpg
+                )
+                n_bytes += write_image(osp.join(root, 'testset', 'GT', aff, obj, stem + '.png'), '.png', heat, png)
+        counts = dict(
+            num_exocentric=len(train) * num_exo, num_egocentric=len(train) * num_ego, num_test=len(test) * num_test
+        )
         summary['splits'][split] = dict(
-            classes=classes, train_pairs=train, test_pairs=test,
+            classes=classes,
+            train_pairs=train,
+            test_pairs=test,
             train_objects=sorted({o for _, o in train}),
-            test_objects=sorted({o for _, o in test}), **counts)
+            test_objects=sorted({o for _, o in test}),
+            **counts,
+        )
         # + a GT per test image + a part mask per egocentric training image
         summary['num_files'] += sum(counts.values()) + counts['num_test'] + counts['num_egocentric']
         summary['num_bytes'] += n_bytes

@@ -16,6 +16,7 @@ The verbs are named differently from the synthetic AGD20K affordances on purpose
 (:data:`SYNTHETIC_OPRA_VERB_MAP`, :data:`SYNTHETIC_EPIC_VERB_MAP`), so the image-to-video configs exercise
 the verb -> affordance mapping. Files are byte-identical for a seed.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,17 +30,42 @@ import cv2
 import numpy as np
 
 # The drawing code of the synthetic AGD20K generator (scene, person, noise, seeding, writing).
-from .synthetic_agd20k import (AFFORDANCE_PARTS, HIPS_CONTACT, add_noise, clutter_background, clutter_scene,
-                        draw_person, make_rng, render_egocentric, write_image)
+from .synthetic_agd20k import (
+    AFFORDANCE_PARTS,
+    HIPS_CONTACT,
+    add_noise,
+    clutter_background,
+    clutter_scene,
+    draw_person,
+    make_rng,
+    render_egocentric,
+    write_image,
+)
 
 #: OPRA-style verb -> synthetic AGD20K affordance (the image-to-video mapping of the synthetic trees).
-SYNTHETIC_OPRA_VERB_MAP: Dict[str, str] = OrderedDict([
-    ('cut', 'cut_with'), ('drink', 'drink_with'), ('hold', 'hold'), ('pour', 'pour'), ('push', 'push'),
-    ('ride', 'ride'), ('sit', 'sit_on')])
+SYNTHETIC_OPRA_VERB_MAP: Dict[str, str] = OrderedDict(
+    [
+        ('cut', 'cut_with'),
+        ('drink', 'drink_with'),
+        ('hold', 'hold'),
+        ('pour', 'pour'),
+        ('push', 'push'),
+        ('ride', 'ride'),
+        ('sit', 'sit_on'),
+    ]
+)
 #: EPIC-style verb -> synthetic AGD20K affordance.
-SYNTHETIC_EPIC_VERB_MAP: Dict[str, str] = OrderedDict([
-    ('cut', 'cut_with'), ('drink', 'drink_with'), ('pour', 'pour'), ('push', 'push'), ('ride', 'ride'),
-    ('sit-on', 'sit_on'), ('take', 'hold')])
+SYNTHETIC_EPIC_VERB_MAP: Dict[str, str] = OrderedDict(
+    [
+        ('cut', 'cut_with'),
+        ('drink', 'drink_with'),
+        ('pour', 'pour'),
+        ('push', 'push'),
+        ('ride', 'ride'),
+        ('sit-on', 'sit_on'),
+        ('take', 'hold'),
+    ]
+)
 SYNTHETIC_OPRA_VERBS: Tuple[str, ...] = tuple(SYNTHETIC_OPRA_VERB_MAP)
 SYNTHETIC_EPIC_VERBS: Tuple[str, ...] = tuple(SYNTHETIC_EPIC_VERB_MAP)
 #: Object names (the ``nouns`` of both trees).
@@ -53,8 +79,9 @@ def verb_pairs(verb_map: Dict[str, str]) -> List[Tuple[int, str, str]]:
     return [(v, aff, obj) for v, aff in enumerate(verb_map.values()) for obj in sorted(AFFORDANCE_PARTS[aff])]
 
 
-def render_clip(aff: str, obj: str, rng: np.random.Generator, num_frames: int,
-                size: Tuple[int, int] = (256, 256)) -> List[np.ndarray]:
+def render_clip(
+    aff: str, obj: str, rng: np.random.Generator, num_frames: int, size: Tuple[int, int] = (256, 256)
+) -> List[np.ndarray]:
     """Frames (BGR uint8, ``size = (h, w)``) of a person reaching ``obj``'s part for ``aff``.
 
     The contact point moves from below the scene to the part's centre over the first 60% of the clip and
@@ -70,9 +97,8 @@ def render_clip(aff: str, obj: str, rng: np.random.Generator, num_frames: int,
         progress = 1.0 if num_frames == 1 else min(1.0, t / reach)
         img = scene.copy()
         # the same generator state every frame: the same person, moved
-        draw_person(img, start + progress * (contact - start), aff in HIPS_CONTACT,
-                     np.random.default_rng(person_seed))
-        frames.append(add_noise(img, 4., rng))
+        draw_person(img, start + progress * (contact - start), aff in HIPS_CONTACT, np.random.default_rng(person_seed))
+        frames.append(add_noise(img, 4.0, rng))
     return frames
 
 
@@ -87,8 +113,10 @@ def sample_points(heat: np.ndarray, rng: np.random.Generator, num: Tuple[int, in
 def _prepare(out_dir: str, overwrite: bool) -> None:
     if osp.isdir(out_dir) and os.listdir(out_dir):
         if not overwrite:
-            raise FileExistsError(f'{out_dir!r} exists and is not empty; pass overwrite=True (CLI: '
-                                  '--overwrite) or choose another output folder.')
+            raise FileExistsError(
+                f'{out_dir!r} exists and is not empty; pass overwrite=True (CLI: '
+                '--overwrite) or choose another output folder.'
+            )
         shutil.rmtree(out_dir)
     os.makedirs(out_dir, exist_ok=True)
 
@@ -106,14 +134,16 @@ def _write_json(path: str, data: dict) -> int:
     return len(text)
 
 
-def generate_synthetic_opra(out_dir: str,
-                            seed: int = 0,
-                            num_clips: int = 2,
-                            num_frames: int = 8,
-                            num_test: int = 2,
-                            frame_size: Tuple[int, int] = (256, 256),
-                            size_range: Tuple[int, int] = (224, 320),
-                            overwrite: bool = False) -> dict:
+def generate_synthetic_opra(
+    out_dir: str,
+    seed: int = 0,
+    num_clips: int = 2,
+    num_frames: int = 8,
+    num_test: int = 2,
+    frame_size: Tuple[int, int] = (256, 256),
+    size_range: Tuple[int, int] = (224, 320),
+    overwrite: bool = False,
+) -> dict:
     """Write a synthetic OPRA tree (see :class:`~looptrans.datasets.OPRADataset`).
 
     ::
@@ -133,8 +163,9 @@ def generate_synthetic_opra(out_dir: str,
     _check_counts(num_clips=num_clips, num_frames=num_frames, num_test=num_test)
     _prepare(out_dir, overwrite)
     verbs = SYNTHETIC_OPRA_VERBS
-    ann = OrderedDict(verbs=list(verbs), nouns=list(SYNTHETIC_NOUNS), train_clips=[], test_clips=[],
-                      train_images=[], test_images=[])
+    ann = OrderedDict(
+        verbs=list(verbs), nouns=list(SYNTHETIC_NOUNS), train_clips=[], test_clips=[], train_images=[], test_images=[]
+    )
     n_files = n_bytes = 0
     for v, aff, obj in verb_pairs(SYNTHETIC_OPRA_VERB_MAP):
         product = ['synthetic', verbs[v], obj]
@@ -142,20 +173,31 @@ def generate_synthetic_opra(out_dir: str,
         static, heat = render_egocentric(aff, obj, make_rng(seed, 'opra', 'static', aff, obj), size_range)
         n_bytes += write_image(osp.join(img_dir, 'static.jpg'), '.jpg', static, JPEG)
         n_files += 1
-        ann['train_images'].append(dict(
-            image=product + ['static.jpg'], verb=v, noun=SYNTHETIC_NOUNS.index(obj),
-            points=sample_points(heat, make_rng(seed, 'opra', 'static_pts', aff, obj)).tolist(),
-            shape=list(heat.shape)))
+        ann['train_images'].append(
+            dict(
+                image=product + ['static.jpg'],
+                verb=v,
+                noun=SYNTHETIC_NOUNS.index(obj),
+                points=sample_points(heat, make_rng(seed, 'opra', 'static_pts', aff, obj)).tolist(),
+                shape=list(heat.shape),
+            )
+        )
         for k in range(num_clips):
             clip = product + [f'{k}.0', '0.0']
             clip_dir = osp.join(out_dir, 'data', 'frames', *product, f'{k}.0_0.0.mp4')
-            frames = render_clip(aff, obj, make_rng(seed, 'opra', 'clip', aff, obj, index=k), num_frames,
-                                 frame_size)
+            frames = render_clip(aff, obj, make_rng(seed, 'opra', 'clip', aff, obj, index=k), num_frames, frame_size)
             for f, frame in enumerate(frames, start=1):
                 n_bytes += write_image(osp.join(clip_dir, f'image-{f:08d}.jpg'), '.jpg', frame, JPEG)
             n_files += len(frames)
-            ann['train_clips'].append(dict(clip=clip, verb=v, noun=SYNTHETIC_NOUNS.index(obj),
-                                           nframes=num_frames, image=product + ['static.jpg']))
+            ann['train_clips'].append(
+                dict(
+                    clip=clip,
+                    verb=v,
+                    noun=SYNTHETIC_NOUNS.index(obj),
+                    nframes=num_frames,
+                    image=product + ['static.jpg'],
+                )
+            )
         for i in range(num_test):
             rng = make_rng(seed, 'opra', 'test', aff, obj, index=i)
             img, heat = render_egocentric(aff, obj, rng, size_range)
@@ -163,12 +205,27 @@ def generate_synthetic_opra(out_dir: str,
             n_bytes += write_image(osp.join(img_dir, name), '.jpg', img, JPEG)
             n_files += 1
             # OPRA convention: [row, col] points on an [H, W] shape, no transpose
-            ann['test_images'].append(dict(image=product + [name], verb=v, noun=SYNTHETIC_NOUNS.index(obj),
-                                           points=sample_points(heat, rng).tolist(), shape=list(heat.shape)))
+            ann['test_images'].append(
+                dict(
+                    image=product + [name],
+                    verb=v,
+                    noun=SYNTHETIC_NOUNS.index(obj),
+                    points=sample_points(heat, rng).tolist(),
+                    shape=list(heat.shape),
+                )
+            )
     n_bytes += _write_json(osp.join(out_dir, 'annotations.json'), ann)
-    return dict(out_dir=out_dir, seed=seed, verbs=verbs, nouns=SYNTHETIC_NOUNS,
-                num_clips=len(ann['train_clips']), num_frames=num_frames, num_test=len(ann['test_images']),
-                num_files=n_files + 1, num_bytes=n_bytes)
+    return dict(
+        out_dir=out_dir,
+        seed=seed,
+        verbs=verbs,
+        nouns=SYNTHETIC_NOUNS,
+        num_clips=len(ann['train_clips']),
+        num_frames=num_frames,
+        num_test=len(ann['test_images']),
+        num_files=n_files + 1,
+        num_bytes=n_bytes,
+    )
 
 
 def _paste(canvas: np.ndarray, img: np.ndarray, rng: np.random.Generator) -> List[int]:
@@ -176,23 +233,26 @@ def _paste(canvas: np.ndarray, img: np.ndarray, rng: np.random.Generator) -> Lis
     ch, cw = canvas.shape[:2]
     scale = min(1.0, 0.6 * ch / img.shape[0], 0.6 * cw / img.shape[1])
     if scale < 1.0:
-        img = cv2.resize(img, (max(1, int(img.shape[1] * scale)), max(1, int(img.shape[0] * scale))),
-                         interpolation=cv2.INTER_AREA)
+        img = cv2.resize(
+            img, (max(1, int(img.shape[1] * scale)), max(1, int(img.shape[0] * scale))), interpolation=cv2.INTER_AREA
+        )
     h, w = img.shape[:2]
     x0, y0 = int(rng.integers(0, cw - w + 1)), int(rng.integers(0, ch - h + 1))
-    canvas[y0:y0 + h, x0:x0 + w] = img
+    canvas[y0 : y0 + h, x0 : x0 + w] = img
     return [x0, y0, x0 + w, y0 + h]
 
 
-def generate_synthetic_epic(out_dir: str,
-                            seed: int = 0,
-                            num_clips: int = 2,
-                            num_frames: int = 8,
-                            num_inactive: int = 2,
-                            num_test: int = 2,
-                            frame_size: Tuple[int, int] = (256, 320),
-                            size_range: Tuple[int, int] = (160, 224),
-                            overwrite: bool = False) -> dict:
+def generate_synthetic_epic(
+    out_dir: str,
+    seed: int = 0,
+    num_clips: int = 2,
+    num_frames: int = 8,
+    num_inactive: int = 2,
+    num_test: int = 2,
+    frame_size: Tuple[int, int] = (256, 320),
+    size_range: Tuple[int, int] = (160, 224),
+    overwrite: bool = False,
+) -> dict:
     """Write a synthetic EPIC-Hotspots tree (see :class:`~looptrans.datasets.EPICHotspotsDataset`).
 
     ::
@@ -213,8 +273,15 @@ def generate_synthetic_epic(out_dir: str,
     _check_counts(num_clips=num_clips, num_frames=num_frames, num_inactive=num_inactive, num_test=num_test)
     _prepare(out_dir, overwrite)
     verbs = SYNTHETIC_EPIC_VERBS
-    ann = OrderedDict(verbs=list(verbs), nouns=list(SYNTHETIC_NOUNS), train_clips=[], test_clips=[],
-                      train_images=[], test_images=[], inactive_images=OrderedDict())
+    ann = OrderedDict(
+        verbs=list(verbs),
+        nouns=list(SYNTHETIC_NOUNS),
+        train_clips=[],
+        test_clips=[],
+        train_images=[],
+        test_images=[],
+        inactive_images=OrderedDict(),
+    )
     frames_root = osp.join(out_dir, 'frames_rgb_flow', 'rgb', 'train')
     det_root = osp.join(out_dir, 'object_detection_images', 'train')
     n_files = n_bytes = 0
@@ -224,14 +291,13 @@ def generate_synthetic_epic(out_dir: str,
         for k in range(num_clips):
             start = 1 + 1000 * k
             stop = start + 10 * (num_frames - 1)
-            frames = render_clip(aff, obj, make_rng(seed, 'epic', 'clip', aff, obj, index=k), num_frames,
-                                 frame_size)
+            frames = render_clip(aff, obj, make_rng(seed, 'epic', 'clip', aff, obj, index=k), num_frames, frame_size)
             for j, frame in enumerate(frames):
-                n_bytes += write_image(osp.join(frames_root, 'P01', v_id, f'frame_{start + 10 * j:010d}.jpg'),
-                                  '.jpg', frame, JPEG)
+                n_bytes += write_image(
+                    osp.join(frames_root, 'P01', v_id, f'frame_{start + 10 * j:010d}.jpg'), '.jpg', frame, JPEG
+                )
             n_files += len(frames)
-            ann['train_clips'].append(dict(v_id=v_id, start=start, stop=stop, verb=v,
-                                           noun=SYNTHETIC_NOUNS.index(obj)))
+            ann['train_clips'].append(dict(v_id=v_id, start=start, stop=stop, verb=v, noun=SYNTHETIC_NOUNS.index(obj)))
         for i in range(num_test):
             rng = make_rng(seed, 'epic', 'test', aff, obj, index=i)
             img, heat = render_egocentric(aff, obj, rng, size_range)
@@ -240,8 +306,15 @@ def generate_synthetic_epic(out_dir: str,
             n_files += 1
             # EPIC convention: [x, y] points on a [W, H] shape, transposed after rendering
             points = sample_points(heat, rng)[:, ::-1]
-            ann['test_images'].append(dict(image=[name], verb=v, noun=SYNTHETIC_NOUNS.index(obj),
-                                           points=points.tolist(), shape=[heat.shape[1], heat.shape[0]]))
+            ann['test_images'].append(
+                dict(
+                    image=[name],
+                    verb=v,
+                    noun=SYNTHETIC_NOUNS.index(obj),
+                    points=points.tolist(),
+                    shape=[heat.shape[1], heat.shape[0]],
+                )
+            )
     for n, obj in enumerate(SYNTHETIC_NOUNS, start=1):
         aff = next(a for _, a, o in pairs if o == obj)  # any affordance of the object: only the image is used
         v_id = f'P02_{n:02d}'
@@ -256,19 +329,30 @@ def generate_synthetic_epic(out_dir: str,
             n_files += 1
             ann['inactive_images'][obj].append(dict(v_id=v_id, f_id=f_id, box=box))
     n_bytes += _write_json(osp.join(out_dir, 'annotations.json'), ann)
-    return dict(out_dir=out_dir, seed=seed, verbs=verbs, nouns=SYNTHETIC_NOUNS,
-                num_clips=len(ann['train_clips']), num_frames=num_frames,
-                num_inactive=num_inactive * len(SYNTHETIC_NOUNS), num_test=len(ann['test_images']),
-                num_files=n_files + 1, num_bytes=n_bytes)
+    return dict(
+        out_dir=out_dir,
+        seed=seed,
+        verbs=verbs,
+        nouns=SYNTHETIC_NOUNS,
+        num_clips=len(ann['train_clips']),
+        num_frames=num_frames,
+        num_inactive=num_inactive * len(SYNTHETIC_NOUNS),
+        num_test=len(ann['test_images']),
+        num_files=n_files + 1,
+        num_bytes=n_bytes,
+    )
 
 
-def generate_synthetic_video(out_dir: str, datasets: Sequence[str] = ('opra', 'epic'), seed: int = 0,
-                             overwrite: bool = False, **kwargs) -> Dict[str, dict]:
+def generate_synthetic_video(
+    out_dir: str, datasets: Sequence[str] = ('opra', 'epic'), seed: int = 0, overwrite: bool = False, **kwargs
+) -> Dict[str, dict]:
     """Write ``<out_dir>/synthetic_opra`` and / or ``<out_dir>/synthetic_epic``; ``kwargs`` (``num_clips``,
     ``num_frames``, ``num_test``) go to both generators."""
     makers = dict(opra=generate_synthetic_opra, epic=generate_synthetic_epic)
     unknown = sorted(set(datasets) - set(makers))
     if unknown:
         raise ValueError(f'unknown dataset(s) {unknown}; choose from {sorted(makers)}')
-    return {name: makers[name](osp.join(out_dir, f'synthetic_{name}'), seed=seed, overwrite=overwrite,
-                               **kwargs) for name in datasets}
+    return {
+        name: makers[name](osp.join(out_dir, f'synthetic_{name}'), seed=seed, overwrite=overwrite, **kwargs)
+        for name in datasets
+    }

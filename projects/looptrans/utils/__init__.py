@@ -1,17 +1,43 @@
 from .atomic_backend import AtomicLocalBackend, atomic_write_bytes, remove_stale_temp_files
-from .checkpoint import (BrokenCheckpointError, UnsafeCheckpointError, allowed_checkpoint_globals,
-                         register_safe_globals, safe_torch_load)
-from .class_lists import (CheckpointMismatchError, ClassListMismatchError, check_class_lists,
-                          check_head_classes, checkpoint_classes, load_checkpoint_strictly)
+from .checkpoint import (
+    BrokenCheckpointError,
+    UnsafeCheckpointError,
+    allowed_checkpoint_globals,
+    register_safe_globals,
+    safe_torch_load,
+)
+from .class_lists import (
+    CheckpointMismatchError,
+    ClassListMismatchError,
+    check_class_lists,
+    check_head_classes,
+    checkpoint_classes,
+    load_checkpoint_strictly,
+)
 from .config_check import check_top_level_keys
 from .messages import preview
 from .paths import UnwritableDirError, ensure_writable_dir
 from .resume import find_resume_checkpoint, finished_message
 
 __all__ = [
-    'AtomicLocalBackend', 'atomic_write_bytes', 'remove_stale_temp_files', 'BrokenCheckpointError',
-    'UnsafeCheckpointError', 'allowed_checkpoint_globals', 'register_safe_globals', 'safe_torch_load',
-    'CheckpointMismatchError', 'ClassListMismatchError', 'check_class_lists', 'check_head_classes',
-    'checkpoint_classes', 'load_checkpoint_strictly', 'check_top_level_keys', 'UnwritableDirError',
-    'ensure_writable_dir', 'find_resume_checkpoint', 'finished_message', 'preview'
+    'AtomicLocalBackend',
+    'atomic_write_bytes',
+    'remove_stale_temp_files',
+    'BrokenCheckpointError',
+    'UnsafeCheckpointError',
+    'allowed_checkpoint_globals',
+    'register_safe_globals',
+    'safe_torch_load',
+    'CheckpointMismatchError',
+    'ClassListMismatchError',
+    'check_class_lists',
+    'check_head_classes',
+    'checkpoint_classes',
+    'load_checkpoint_strictly',
+    'check_top_level_keys',
+    'UnwritableDirError',
+    'ensure_writable_dir',
+    'find_resume_checkpoint',
+    'finished_message',
+    'preview',
 ]

@@ -13,6 +13,7 @@ process umask), not ``mkstemp``'s private ``0o600``. A run killed by SIGTERM / S
 its temporary file (Python's default SIGTERM handling runs no cleanup), so :func:`remove_stale_temp_files`
 deletes such leftovers when the next run starts in the same folder (``tools/train.py`` calls it).
 """
+
 from __future__ import annotations
 
 import os

@@ -21,14 +21,15 @@ This module fixes that *without* falling back to unrestricted pickle:
 
 Importing :mod:`looptrans` calls :func:`install`.
 """
+
 from __future__ import annotations
 
 import _compat_pickle
 import io
 import logging
+import os
 import os.path as osp
 import pickle
-import os
 import re
 import struct
 from typing import Any, BinaryIO, Callable, List, Optional, Tuple, Union
@@ -38,8 +39,22 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-_NUMPY_DTYPE_NAMES = ('bool_', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32',
-                      'uint64', 'float16', 'float32', 'float64', 'complex64', 'complex128')
+_NUMPY_DTYPE_NAMES = (
+    'bool_',
+    'int8',
+    'int16',
+    'int32',
+    'int64',
+    'uint8',
+    'uint16',
+    'uint32',
+    'uint64',
+    'float16',
+    'float32',
+    'float64',
+    'complex64',
+    'complex128',
+)
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -56,14 +71,22 @@ class BrokenCheckpointError(RuntimeError):
 
 
 #: torch's errors for a zip archive or pickle stream that is cut short or corrupt (RuntimeError texts).
-_CORRUPT_RE = re.compile(r'PytorchStreamReader|hasRecord|central directory|zip archive|magic number|'
-                         r'unexpected EOF|corrupt|truncated', re.IGNORECASE)
+_CORRUPT_RE = re.compile(
+    r'PytorchStreamReader|hasRecord|central directory|zip archive|magic number|'
+    r'unexpected EOF|corrupt|truncated',
+    re.IGNORECASE,
+)
 #: unpickler errors for a byte stream that ends early or is not a pickle (not a refused object). torch's
 #: "Unsupported operand" is not among them: a code-running pickle can trigger it, so it stays a refusal.
-_PICKLE_BROKEN_RE = re.compile(r'truncated|ran out of input|invalid load key|stack underflow|'
-                               r'could not find MARK|unexpected EOF', re.IGNORECASE)
-_REDOWNLOAD = ('Re-download or re-copy it, or use another checkpoint (an interrupted save leaves such a '
-               'file; the atomic_local checkpoint backend never does).')
+_PICKLE_BROKEN_RE = re.compile(
+    r'truncated|ran out of input|invalid load key|stack underflow|'
+    r'could not find MARK|unexpected EOF',
+    re.IGNORECASE,
+)
+_REDOWNLOAD = (
+    'Re-download or re-copy it, or use another checkpoint (an interrupted save leaves such a '
+    'file; the atomic_local checkpoint backend never does).'
+)
 
 
 def _read_head(source: Union[str, BinaryIO], n: int = 512) -> Tuple[bytes, Optional[int]]:
@@ -85,10 +108,11 @@ def _read_head(source: Union[str, BinaryIO], n: int = 512) -> Tuple[bytes, Optio
 def _corrupt_message(label: str, size: Optional[int], head: bytes, err: BaseException) -> str:
     kind = 'zip archive' if head.startswith(b'PK') else 'pickle stream'
     lines = [line.strip() for line in str(err).splitlines() if line.strip()] or ['']
-    reason = next((line for line in lines if _PICKLE_BROKEN_RE.search(line) or _CORRUPT_RE.search(line)),
-                  lines[0])
-    return (f'Cannot load checkpoint {label!r} ({size} bytes): the file is a truncated or corrupt {kind}, or was '
-            f'not written by torch.save ({type(err).__name__}: {reason[:200]}). {_REDOWNLOAD}')
+    reason = next((line for line in lines if _PICKLE_BROKEN_RE.search(line) or _CORRUPT_RE.search(line)), lines[0])
+    return (
+        f'Cannot load checkpoint {label!r} ({size} bytes): the file is a truncated or corrupt {kind}, or was '
+        f'not written by torch.save ({type(err).__name__}: {reason[:200]}). {_REDOWNLOAD}'
+    )
 
 
 def describe_non_checkpoint(head: bytes, size: Optional[int]) -> Optional[str]:
@@ -171,8 +195,7 @@ def register_safe_globals() -> bool:
 _UNSUPPORTED_RE = re.compile(r'(?:Unsupported global: |unsupported )GLOBAL ([\w.]+)')
 
 
-def safe_torch_load(source: Union[str, BinaryIO], map_location: Any = None,
-                    name: Optional[str] = None) -> Any:
+def safe_torch_load(source: Union[str, BinaryIO], map_location: Any = None, name: Optional[str] = None) -> Any:
     """``torch.load`` with ``weights_only=True``, whatever torch's default.
 
     Args:
@@ -190,13 +213,13 @@ def safe_torch_load(source: Union[str, BinaryIO], map_location: Any = None,
     head, size = _read_head(source)
     problem = describe_non_checkpoint(head, size)
     if problem is not None:
-        raise BrokenCheckpointError(f'Cannot load checkpoint {label!r} ({size} bytes): {problem}. '
-                                    f'{_REDOWNLOAD}')
+        raise BrokenCheckpointError(f'Cannot load checkpoint {label!r} ({size} bytes): {problem}. {_REDOWNLOAD}')
     try:
         return torch.load(source, map_location=map_location, weights_only=True)
     except (EOFError, OSError, ValueError, IndexError, struct.error, RuntimeError) as err:
         if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)) or (
-                isinstance(err, RuntimeError) and not _CORRUPT_RE.search(str(err))):
+            isinstance(err, RuntimeError) and not _CORRUPT_RE.search(str(err))
+        ):
             raise  # not about the bytes (e.g. a CUDA map_location without a GPU)
         raise BrokenCheckpointError(_corrupt_message(label, size, head, err)) from err
     except pickle.UnpicklingError as err:
@@ -217,14 +240,19 @@ def safe_torch_load(source: Union[str, BinaryIO], map_location: Any = None,
             'container or one of the types MMEngine writes (see '
             'looptrans.utils.checkpoint.allowed_checkpoint_globals). Loading it would run arbitrary '
             'pickled code, so it was not loaded. If you produced this file yourself and trust it, '
-            're-save its tensors with torch.save(state_dict) and load that instead.') from err
+            're-save its tensors with torch.save(state_dict) and load that instead.'
+        ) from err
 
 
 def _statistics_getattr(obj: Any, name: str) -> Any:
     """``getattr`` limited to ``HistoryBuffer``'s registered statistics methods."""
     from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and isinstance(name, str) and (
-            name in ('min', 'max', 'current', 'mean') or name in HistoryBuffer._statistics_methods):
+
+    if (
+        obj is HistoryBuffer
+        and isinstance(name, str)
+        and (name in ('min', 'max', 'current', 'mean') or name in HistoryBuffer._statistics_methods)
+    ):
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(f'Unsupported global: GLOBAL builtins.getattr({obj!r}, {name!r})')
 
@@ -239,11 +267,11 @@ def _load_legacy_history_buffers(source: Union[str, BinaryIO], map_location: Any
     import types
 
     from torch import _weights_only_unpickler as wou
+
     allowed = dict(wou._get_allowed_globals())
     allowed.update(wou._get_user_allowed_globals())
 
     class _RestrictedUnpickler(pickle.Unpickler):
-
         def find_class(self, module: str, name: str) -> Any:
             # protocol-2 pickles name Python 2 modules (__builtin__, copy_reg ...)
             module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
@@ -277,6 +305,7 @@ def _load_from_local(filename: str, map_location: Any = None) -> Any:
 
 def _load_from_http(filename: str, map_location: Any = None, model_dir: Optional[str] = None) -> Any:
     from mmengine.fileio import get
+
     return safe_torch_load(io.BytesIO(get(filename)), map_location=map_location, name=filename)
 
 
@@ -294,8 +323,10 @@ def install() -> None:
         return
     register_safe_globals()
     from mmengine.logging import HistoryBuffer
+
     HistoryBuffer.__getstate__ = _history_buffer_getstate
     from mmengine.runner.checkpoint import CheckpointLoader
+
     CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
     CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), force=True)(_load_from_http)
     _INSTALLED = True

@@ -13,6 +13,7 @@ an error, all caught here:
   tree train without a word; 5 heads on 7 classes crash with ``IndexError: Target 6``)
   (:func:`check_head_classes`, run before the first iteration by ``ClassListCheckHook``).
 """
+
 from __future__ import annotations
 
 import re
@@ -73,12 +74,15 @@ def check_head_classes(model: torch.nn.Module, classes: Sequence[str], where: st
             f'The model has {settings}, but {where} has {len(classes)} classes: {list(classes)}. Each head '
             'needs one output per class of the dataset (label i is the i-th class). Set num_classes of every '
             f'head to {len(classes)} (in the repo configs: the top-level `num_classes` variable, or '
-            f'--cfg-options ' + ' '.join(f'model.{name}.num_classes={len(classes)}' for name in wrong)
-            + '), or give the dataset the class list the model was built for (metainfo=dict(classes=...)).')
+            f'--cfg-options '
+            + ' '.join(f'model.{name}.num_classes={len(classes)}' for name in wrong)
+            + '), or give the dataset the class list the model was built for (metainfo=dict(classes=...)).'
+        )
 
 
-def describe_class_difference(expected: Sequence[str], got: Sequence[str], first: str = 'first',
-                              second: str = 'second') -> str:
+def describe_class_difference(
+    expected: Sequence[str], got: Sequence[str], first: str = 'first', second: str = 'second'
+) -> str:
     """One line saying how two class lists differ (count, names, order); ``first`` / ``second`` name them."""
     expected, got = list(expected), list(got)
     parts = []
@@ -92,13 +96,17 @@ def describe_class_difference(expected: Sequence[str], got: Sequence[str], first
         parts.append(f'only in the {second}: {only_b}')
     if not only_a and not only_b and len(expected) == len(got):
         moved = [f'{i}: {a!r} vs {b!r}' for i, (a, b) in enumerate(zip(expected, got)) if a != b]
-        parts.append(f'same classes in another order; label index: {first} vs {second}: ' + ', '.join(moved[:6])
-                     + (f', ... ({len(moved) - 6} more)' if len(moved) > 6 else ''))
+        parts.append(
+            f'same classes in another order; label index: {first} vs {second}: '
+            + ', '.join(moved[:6])
+            + (f', ... ({len(moved) - 6} more)' if len(moved) > 6 else '')
+        )
     return '; '.join(parts)
 
 
-def check_class_lists(checkpoint_cls: Optional[Sequence[str]], dataset_cls: Sequence[str], checkpoint: str,
-                      where: str) -> None:
+def check_class_lists(
+    checkpoint_cls: Optional[Sequence[str]], dataset_cls: Sequence[str], checkpoint: str, where: str
+) -> None:
     """Raise :class:`ClassListMismatchError` unless the checkpoint's and the dataset's classes are equal
     (names and order).
 
@@ -116,7 +124,8 @@ def check_class_lists(checkpoint_cls: Optional[Sequence[str]], dataset_cls: Sequ
         f'uses {list(dataset_cls)} ({difference}). Label i of the '
         "dataset must be output channel i of the model, so the scores would be another class's. Use the "
         "config the checkpoint was trained with, or set the dataset's metainfo=dict(classes=...) to the "
-        "checkpoint's list (same names, same order).")
+        "checkpoint's list (same names, same order)."
+    )
 
 
 _MODULE_PREFIX = re.compile(r'^module\.')
@@ -132,9 +141,11 @@ def state_dict_mismatch(model: torch.nn.Module, state_dict: Dict[str, Any], limi
     theirs = {_MODULE_PREFIX.sub('', k): v for k, v in state_dict.items()}
     missing = [k for k in own if k not in theirs]
     unexpected = [k for k in theirs if k not in own]
-    shapes = [f'{k}: checkpoint {tuple(theirs[k].shape)} vs model {tuple(own[k].shape)}'
-              for k in own if k in theirs and hasattr(theirs[k], 'shape')
-              and tuple(theirs[k].shape) != tuple(own[k].shape)]
+    shapes = [
+        f'{k}: checkpoint {tuple(theirs[k].shape)} vs model {tuple(own[k].shape)}'
+        for k in own
+        if k in theirs and hasattr(theirs[k], 'shape') and tuple(theirs[k].shape) != tuple(own[k].shape)
+    ]
 
     def show(items: List[str]) -> str:
         more = f', ... ({len(items) - limit} more)' if len(items) > limit else ''
@@ -146,13 +157,13 @@ def state_dict_mismatch(model: torch.nn.Module, state_dict: Dict[str, Any], limi
     if missing:
         lines.append(f'{len(missing)} weight(s) of the model missing from the checkpoint: {show(missing)}')
     if unexpected:
-        lines.append(f'{len(unexpected)} weight(s) in the checkpoint that the model does not have: '
-                     f'{show(unexpected)}')
+        lines.append(f'{len(unexpected)} weight(s) in the checkpoint that the model does not have: {show(unexpected)}')
     return lines
 
 
-def load_checkpoint_strictly(model: torch.nn.Module, filename: str, map_location: Any = 'cpu',
-                             runner: Any = None) -> dict:
+def load_checkpoint_strictly(
+    model: torch.nn.Module, filename: str, map_location: Any = 'cpu', runner: Any = None
+) -> dict:
     """Load every weight of ``filename`` into ``model``, checking every key and shape first.
 
     MMEngine's ``Runner`` and ``load_checkpoint`` load non-strictly by default: a layer whose shape differs
@@ -166,10 +177,13 @@ def load_checkpoint_strictly(model: torch.nn.Module, filename: str, map_location
         The checkpoint dict (``meta``, ``state_dict`` ...).
     """
     from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+
     checkpoint = _load_checkpoint(filename, map_location=map_location)
     if not isinstance(checkpoint, dict):
-        raise CheckpointMismatchError(f'{filename!r} holds a {type(checkpoint).__name__}, not a checkpoint '
-                                      'dict (a state_dict, or a dict with "state_dict").')
+        raise CheckpointMismatchError(
+            f'{filename!r} holds a {type(checkpoint).__name__}, not a checkpoint '
+            'dict (a state_dict, or a dict with "state_dict").'
+        )
     if runner is not None:
         runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
     state_dict = checkpoint.get('state_dict', checkpoint)
@@ -181,6 +195,7 @@ def load_checkpoint_strictly(model: torch.nn.Module, filename: str, map_location
         raise CheckpointMismatchError(
             f'The checkpoint {filename!r}{trained} does not fit the model built from the config (num_classes: '
             f'{heads}): ' + '; '.join(problems) + '. Nothing was loaded. Use the config the checkpoint was '
-            'trained with (same backbone, heads and number of classes).')
+            'trained with (same backbone, heads and number of classes).'
+        )
     _load_checkpoint_to_model(_unwrap(model), checkpoint, strict=True)
     return checkpoint

@@ -1,4 +1,5 @@
 """argparse ``type`` callables shared by the command-line tools (``tools/infer.py``, ``tools/deployment``)."""
+
 import argparse
 
 

@@ -15,6 +15,7 @@ entries use. Two rules follow:
 Both are warnings (:func:`check_top_level_keys`), never errors: a plug-in may read its own top-level keys.
 The lead checks unknown keys inside ``model.train_cfg`` / ``model.test_cfg`` in the segmentor.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -27,11 +28,28 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 #: Top-level keys read by ``Runner.from_cfg`` / the tools besides ``Runner.__init__``'s arguments.
-EXTRA_RUNTIME_KEYS = frozenset({
-    '_base_', 'custom_imports', 'model_wrapper_cfg', 'compile', 'runner_type', 'launcher', 'work_dir',
-    'load_from', 'resume', 'env_cfg', 'log_processor', 'log_level',
-    'visualizer', 'default_scope', 'randomness', 'experiment_name', 'auto_scale_lr', 'cfg',
-})
+EXTRA_RUNTIME_KEYS = frozenset(
+    {
+        '_base_',
+        'custom_imports',
+        'model_wrapper_cfg',
+        'compile',
+        'runner_type',
+        'launcher',
+        'work_dir',
+        'load_from',
+        'resume',
+        'env_cfg',
+        'log_processor',
+        'log_level',
+        'visualizer',
+        'default_scope',
+        'randomness',
+        'experiment_name',
+        'auto_scale_lr',
+        'cfg',
+    }
+)
 
 #: difflib ratio above which a config-file key is reported as a probable typo of a Runner key.
 TYPO_CUTOFF = 0.8
@@ -40,6 +58,7 @@ TYPO_CUTOFF = 0.8
 def runner_keys() -> Set[str]:
     """The top-level keys MMEngine's Runner reads: its ``__init__`` arguments plus :data:`EXTRA_RUNTIME_KEYS`."""
     from mmengine.runner import Runner
+
     params = inspect.signature(Runner.__init__).parameters
     return {name for name in params if name != 'self'} | set(EXTRA_RUNTIME_KEYS)
 
@@ -50,8 +69,9 @@ def closest_key(key: str, known: Iterable[str], cutoff: float = 0.6) -> Optional
     return matches[0] if matches else None
 
 
-def check_top_level_keys(cfg: Config, cli_options: Optional[dict] = None,
-                         file_keys: Optional[Iterable[str]] = None, log: bool = True) -> List[str]:
+def check_top_level_keys(
+    cfg: Config, cli_options: Optional[dict] = None, file_keys: Optional[Iterable[str]] = None, log: bool = True
+) -> List[str]:
     """Warn about top-level keys that are probably typos; return the warnings.
 
     Args:
@@ -76,27 +96,31 @@ def check_top_level_keys(cfg: Config, cli_options: Optional[dict] = None,
                 f'--cfg-options {key}=...: `{key}` is a variable of the config file, not a key the Runner reads; '
                 'variables are substituted when the file is read, so overriding it here changes nothing. '
                 f'Override the fields that use it instead (e.g. train_dataloader.dataset.{key}=... when it '
-                'is a dataset setting).')
+                'is a dataset setting).'
+            )
             continue
         hint = closest_key(key, known | file_keys)
         warnings.append(
             f'--cfg-options {key}...: unknown top-level key `{key}`; the Runner does not read it, so this '
-            'override has no effect.' + (f' Did you mean `{hint}`?' if hint else ''))
+            'override has no effect.' + (f' Did you mean `{hint}`?' if hint else '')
+        )
     for key in sorted(file_keys - known):
         hint = closest_key(key, known, TYPO_CUTOFF)
         if hint is not None:
             source = f' in {cfg.filename!r}' if getattr(cfg, 'filename', None) else ''
             warnings.append(
                 f'top-level key `{key}`{source} is not read by the Runner; did you mean `{hint}`? (As '
-                f'written, `{key}` is ignored.)')
+                f'written, `{key}` is ignored.)'
+            )
     if log:
         for message in warnings:
             print_log(message, logger='current', level=logging.WARNING)
     return warnings
 
 
-def load_tool_config(config: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
-                     work_dir: Optional[str] = None) -> Config:
+def load_tool_config(
+    config: str, cfg_options: Optional[dict] = None, launcher: str = 'none', work_dir: Optional[str] = None
+) -> Config:
     """The config as ``tools/train.py`` and ``tools/test.py`` start from it (as mmseg's tools do): the file,
     ``cfg_options`` merged (``--cfg-options``; top-level keys checked by :func:`check_top_level_keys`),
     ``launcher`` set, and ``work_dir`` from the command line, else the config's, else

@@ -1,4 +1,5 @@
 """Multi-process runs on machines without CUDA (CPU clusters, laptops, CI) under MMEngine's launcher."""
+
 from __future__ import annotations
 
 import torch
@@ -21,6 +22,6 @@ def prepare_cpu_distributed(cfg: Config) -> bool:
         torch_dist.init_process_group(backend='gloo')
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(
-            type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
-            find_unused_parameters=False)
+            type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False, find_unused_parameters=False
+        )
     return True

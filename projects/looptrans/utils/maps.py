@@ -1,4 +1,5 @@
 """The one min-max normaliser of heatmaps, for the model (torch), the metric and the pictures (numpy)."""
+
 from typing import Tuple, TypeVar, Union
 
 import numpy as np

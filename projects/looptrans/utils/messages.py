@@ -1,4 +1,5 @@
 """Small helpers for log and error messages."""
+
 from typing import Sequence
 
 

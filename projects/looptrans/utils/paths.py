@@ -1,4 +1,5 @@
 """Output folders checked at start-up, so a run does not fail after the model has run."""
+
 from __future__ import annotations
 
 import errno
@@ -43,6 +44,7 @@ def ensure_writable_dir(path: str, what: str) -> str:
                 parent = osp.dirname(parent)
             if parent and not osp.isdir(parent):
                 reason = f'{parent!r} is a file, not a folder'
-        raise UnwritableDirError(f'{what} {path!r} cannot be written to ({reason}); choose a folder you '
-                                 'can write to') from err
+        raise UnwritableDirError(
+            f'{what} {path!r} cannot be written to ({reason}); choose a folder you can write to'
+        ) from err
     return path

@@ -6,6 +6,7 @@ although older checkpoints are there; after a finished run it replays every data
 before noticing there is nothing to do. :func:`find_resume_checkpoint` falls back to the newest checkpoint
 that exists (with a warning) and :func:`finished_message` says at once that a run is complete.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,17 +55,22 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], List[str]]:
         if candidates:
             warnings.append(
                 f'--resume: {marker!r} names {named!r}, which does not exist (deleted or moved); resuming from '
-                f'the newest checkpoint that exists instead: {candidates[0]!r}.')
+                f'the newest checkpoint that exists instead: {candidates[0]!r}.'
+            )
         else:
             warnings.append(
                 f'--resume: {marker!r} names {named!r}, which does not exist, and {work_dir!r} has no other '
-                'checkpoint (*.pth); training starts from scratch.')
+                'checkpoint (*.pth); training starts from scratch.'
+            )
     elif candidates:
-        warnings.append(f'--resume: {work_dir!r} has no last_checkpoint file; resuming from the newest '
-                        f'checkpoint there: {candidates[0]!r}.')
+        warnings.append(
+            f'--resume: {work_dir!r} has no last_checkpoint file; resuming from the newest '
+            f'checkpoint there: {candidates[0]!r}.'
+        )
     else:
-        warnings.append(f'--resume: {work_dir!r} has no checkpoint (*.pth) to resume from; training starts '
-                        'from scratch.')
+        warnings.append(
+            f'--resume: {work_dir!r} has no checkpoint (*.pth) to resume from; training starts from scratch.'
+        )
     return (candidates[0] if candidates else None), warnings
 
 
@@ -80,8 +86,10 @@ def finished_message(meta: dict, train_cfg: dict, checkpoint: str) -> Optional[s
         done = meta.get(unit)
         if isinstance(limit, int) and isinstance(done, int) and done >= limit:
             word = 'iterations' if unit == 'iter' else 'epochs'
-            return (f'Nothing to resume: {checkpoint!r} is at {unit} {done} and the schedule ends at '
-                    f'train_cfg.{key}={limit}, so this run is already finished. To train longer, raise '
-                    f'train_cfg.{key} (e.g. --cfg-options train_cfg.{key}={limit * 2}) and resume again; to '
-                    f'start over, use another --work-dir. ({done} {word} done.)')
+            return (
+                f'Nothing to resume: {checkpoint!r} is at {unit} {done} and the schedule ends at '
+                f'train_cfg.{key}={limit}, so this run is already finished. To train longer, raise '
+                f'train_cfg.{key} (e.g. --cfg-options train_cfg.{key}={limit * 2}) and resume again; to '
+                f'start over, use another --work-dir. ({done} {word} done.)'
+            )
     return None

@@ -2,6 +2,10 @@ from .affordance_visualizer import AffordanceVisualizer
 from .overlay import draw_colour_scale, normalize_heatmap, overlay_heatmap, put_caption, side_by_side
 
 __all__ = [
-    'AffordanceVisualizer', 'draw_colour_scale', 'normalize_heatmap', 'overlay_heatmap', 'put_caption',
-    'side_by_side'
+    'AffordanceVisualizer',
+    'draw_colour_scale',
+    'normalize_heatmap',
+    'overlay_heatmap',
+    'put_caption',
+    'side_by_side',
 ]

@@ -1,4 +1,5 @@
 """AffordanceVisualizer: egocentric image | predicted heatmap | GT heatmap, for tests, training and demos."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -35,14 +36,21 @@ class AffordanceVisualizer(Visualizer):
     image.
     """
 
-    def __init__(self, name: str = 'visualizer', image: Optional[np.ndarray] = None,
-                 vis_backends: Optional[list] = None, save_dir: Optional[str] = None,
-                 alpha: float = 0.5, **kwargs) -> None:
+    def __init__(
+        self,
+        name: str = 'visualizer',
+        image: Optional[np.ndarray] = None,
+        vis_backends: Optional[list] = None,
+        save_dir: Optional[str] = None,
+        alpha: float = 0.5,
+        **kwargs,
+    ) -> None:
         super().__init__(name=name, image=image, vis_backends=vis_backends, save_dir=save_dir, **kwargs)
         self.alpha = alpha
 
-    def draw_sample(self, image: np.ndarray, data_sample: SegDataSample, draw_gt: bool = True,
-                    draw_pred: bool = True) -> np.ndarray:
+    def draw_sample(
+        self, image: np.ndarray, data_sample: SegDataSample, draw_gt: bool = True, draw_pred: bool = True
+    ) -> np.ndarray:
         """The side-by-side picture (RGB uint8) for one sample."""
         affordance = data_sample.metainfo.get('affordance', '')
         panels, captions = [image], [affordance]
@@ -57,9 +65,18 @@ class AffordanceVisualizer(Visualizer):
         return side_by_side(panels, captions)
 
     @master_only
-    def add_datasample(self, name: str, image: np.ndarray, data_sample: Optional[SegDataSample] = None,
-                       draw_gt: bool = True, draw_pred: bool = True, show: bool = False,
-                       wait_time: float = 0, out_file: Optional[str] = None, step: int = 0) -> None:
+    def add_datasample(
+        self,
+        name: str,
+        image: np.ndarray,
+        data_sample: Optional[SegDataSample] = None,
+        draw_gt: bool = True,
+        draw_pred: bool = True,
+        show: bool = False,
+        wait_time: float = 0,
+        out_file: Optional[str] = None,
+        step: int = 0,
+    ) -> None:
         """Draw ``data_sample`` over ``image`` (RGB) and show it, write it to ``out_file``, or send it to the
         vis backends (in that order of preference)."""
         picture = image if data_sample is None else self.draw_sample(image, data_sample, draw_gt, draw_pred)

@@ -1,4 +1,5 @@
 """Heatmap pictures: colour-mapped heatmaps blended over images, with a colour scale and a caption."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
@@ -25,8 +26,9 @@ def overlay_heatmap(image_rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0
     return convert_overlay_heatmap(heat, image_rgb.astype(np.uint8), alpha)
 
 
-def draw_colour_scale(image_rgb: np.ndarray, colormap: int = cv2.COLORMAP_JET,
-                      labels: Tuple[str, str] = ('max', 'min')) -> np.ndarray:
+def draw_colour_scale(
+    image_rgb: np.ndarray, colormap: int = cv2.COLORMAP_JET, labels: Tuple[str, str] = ('max', 'min')
+) -> np.ndarray:
     """A copy of the picture with a vertical colour scale along its right edge.
 
     Every heatmap picture is min-max normalised on its own (:func:`overlay_heatmap`), so the scale runs from
@@ -65,9 +67,8 @@ def put_caption(image_rgb: np.ndarray, text: str) -> np.ndarray:
     thickness = max(1, int(round(scale * 2)))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     band = th + base + 6
-    out[:band, :min(out.shape[1], tw + 8)] = (out[:band, :min(out.shape[1], tw + 8)] * 0.3).astype(np.uint8)
-    cv2.putText(out, text, (4, th + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
-                cv2.LINE_AA)
+    out[:band, : min(out.shape[1], tw + 8)] = (out[:band, : min(out.shape[1], tw + 8)] * 0.3).astype(np.uint8)
+    cv2.putText(out, text, (4, th + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return out
 
 

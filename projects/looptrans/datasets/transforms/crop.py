@@ -1,4 +1,5 @@
 """The box crop of EPIC-Hotspots' inactive object images (the egocentric view of a training sample)."""
+
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -61,7 +62,7 @@ class CropEgoBox(BaseTransform):
         out = np.zeros((y1 - y0, x1 - x0) + img.shape[2:], dtype=img.dtype)
         sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if sx1 > sx0 and sy1 > sy0:
-            out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[sy0:sy1, sx0:sx1]
+            out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = img[sy0:sy1, sx0:sx1]
         return out
 
     def transform(self, results: dict) -> dict:
@@ -71,9 +72,11 @@ class CropEgoBox(BaseTransform):
         img = results['img']
         h, w = img.shape[:2]
         if len(box) != 4 or not (box[2] > box[0] and box[3] > box[1]):
-            raise ValueError(f'CropEgoBox: ego_box {list(box)} of {results.get("img_path")!r} must be '
-                             '[xmin, ymin, xmax, ymax] with xmax > xmin and ymax > ymin; fix the '
-                             'inactive_images entry in annotations.json.')
+            raise ValueError(
+                f'CropEgoBox: ego_box {list(box)} of {results.get("img_path")!r} must be '
+                '[xmin, ymin, xmax, ymax] with xmax > xmin and ymax > ymin; fix the '
+                'inactive_images entry in annotations.json.'
+            )
         x0, y0, x1, y1 = self.crop_box(box, w, h)
         x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)  # never an empty crop
         img = np.ascontiguousarray(self.crop(img, (x0, y0, x1, y1)))

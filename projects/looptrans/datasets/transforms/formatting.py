@@ -1,4 +1,5 @@
 """Packing of the views and GT into the model's input format."""
+
 from typing import Sequence
 
 import numpy as np
@@ -8,10 +9,21 @@ from mmengine.structures import PixelData
 from mmseg.registry import TRANSFORMS
 from mmseg.structures import SegDataSample
 
-DEFAULT_META_KEYS = ('img_path', 'exo_paths', 'gt_path', 'ori_shape',
-                     'img_shape', 'gt_label', 'affordance', 'object',
-                     'sample_idx', 'scale_factor', 'flip', 'flip_direction',
-                     'gt_resized_to')
+DEFAULT_META_KEYS = (
+    'img_path',
+    'exo_paths',
+    'gt_path',
+    'ori_shape',
+    'img_shape',
+    'gt_label',
+    'affordance',
+    'object',
+    'sample_idx',
+    'scale_factor',
+    'flip',
+    'flip_direction',
+    'gt_resized_to',
+)
 
 
 @TRANSFORMS.register_module()
@@ -52,14 +64,16 @@ class PackAffordanceInputs(BaseTransform):
                 f'{results.get("img_path")!r}. Add a MultiViewTransform with '
                 "dict(type='Resize', scale=(W, H), keep_ratio=False) and/or "
                 "dict(type='mmseg.RandomCrop', crop_size=(H, W)) before "
-                'PackAffordanceInputs.')
+                'PackAffordanceInputs.'
+            )
         channels = {v.shape[2] if v.ndim == 3 else 1 for v in views}
         if channels != {3}:
             raise ValueError(
                 'PackAffordanceInputs: expected 3-channel images, got '
                 f'{sorted(channels)} channel(s) for '
                 f'{results.get("img_path")!r}; load them with '
-                'LoadAffordanceViews.')
+                'LoadAffordanceViews.'
+            )
         return torch.from_numpy(np.stack([self._to_chw(v) for v in views]))
 
     def transform(self, results: dict) -> dict:
@@ -70,13 +84,13 @@ class PackAffordanceInputs(BaseTransform):
             if not np.issubdtype(heat.dtype, np.floating):
                 heat = heat.astype(np.float64)
             if heat.ndim != 2:
-                raise ValueError('PackAffordanceInputs: gt_heatmap must be '
-                                 f'(h, w), got shape {heat.shape} for '
-                                 f'{results.get("gt_path")!r}.')
-            data_sample.gt_heatmap = PixelData(
-                data=torch.from_numpy(np.ascontiguousarray(heat[None])))
-        data_sample.set_metainfo(
-            {k: results[k] for k in self.meta_keys if k in results})
+                raise ValueError(
+                    'PackAffordanceInputs: gt_heatmap must be '
+                    f'(h, w), got shape {heat.shape} for '
+                    f'{results.get("gt_path")!r}.'
+                )
+            data_sample.gt_heatmap = PixelData(data=torch.from_numpy(np.ascontiguousarray(heat[None])))
+        data_sample.set_metainfo({k: results[k] for k in self.meta_keys if k in results})
         return dict(inputs=inputs, data_samples=data_sample)
 
     def __repr__(self) -> str:

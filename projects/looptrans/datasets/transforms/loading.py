@@ -1,4 +1,5 @@
 """Loading of the egocentric / exocentric views and of the GT heatmaps."""
+
 import logging
 from typing import Optional, Sequence, Tuple, Union
 
@@ -9,14 +10,12 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
-from ..file_io import (decode_gt, decode_image, ensure_bgr3, gt_is_color,
-                       read_file, truncation)
+from ..file_io import decode_gt, decode_image, ensure_bgr3, gt_is_color, read_file, truncation
 
 __all__ = ['LoadAffordanceViews', 'LoadAffordanceGT', 'ensure_bgr3']
 
 
-def _decode_stored_orientation(data: bytes,
-                               backend: str) -> Optional[np.ndarray]:
+def _decode_stored_orientation(data: bytes, backend: str) -> Optional[np.ndarray]:
     """BGR uint8 image as stored (EXIF orientation not applied), or None.
 
     None for anything :func:`~looptrans.datasets.file_io.decode_image` must
@@ -26,8 +25,7 @@ def _decode_stored_orientation(data: bytes,
     if not data or truncation(data) is not None:
         return None
     try:
-        img = mmcv.imfrombytes(data, flag='color_ignore_orientation',
-                               channel_order='bgr', backend=backend)
+        img = mmcv.imfrombytes(data, flag='color_ignore_orientation', channel_order='bgr', backend=backend)
     except Exception:  # noqa: BLE001 - the checked decoder reports it
         return None
     if img is None or img.size == 0:
@@ -69,13 +67,14 @@ class LoadAffordanceViews(BaseTransform):
         backend_args (dict, optional): MMEngine file backend arguments.
     """
 
-    def __init__(self, imdecode_backend: str = 'cv2',
-                 ignore_orientation: bool = True,
-                 backend_args: Optional[dict] = None) -> None:
+    def __init__(
+        self, imdecode_backend: str = 'cv2', ignore_orientation: bool = True, backend_args: Optional[dict] = None
+    ) -> None:
         if imdecode_backend not in ('cv2', 'pillow', 'turbojpeg'):
             raise ValueError(
                 f'LoadAffordanceViews: imdecode_backend={imdecode_backend!r} '
-                "is not one of 'cv2', 'pillow', 'turbojpeg'")
+                "is not one of 'cv2', 'pillow', 'turbojpeg'"
+            )
         self.imdecode_backend = imdecode_backend
         self.ignore_orientation = bool(ignore_orientation)
         self.backend_args = backend_args
@@ -100,23 +99,21 @@ class LoadAffordanceViews(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(imdecode_backend='
-                f'{self.imdecode_backend!r}, ignore_orientation='
-                f'{self.ignore_orientation}, '
-                f'backend_args={self.backend_args})')
+        return (
+            f'{type(self).__name__}(imdecode_backend='
+            f'{self.imdecode_backend!r}, ignore_orientation='
+            f'{self.ignore_orientation}, '
+            f'backend_args={self.backend_args})'
+        )
 
 
-def _size_hw(size: Optional[Union[int, Sequence[int]]]
-             ) -> Optional[Tuple[int, int]]:
+def _size_hw(size: Optional[Union[int, Sequence[int]]]) -> Optional[Tuple[int, int]]:
     """``None``, or ``size`` (an int or ``(h, w)``) as a checked ``(h, w)``."""
     if size is None:
         return None
     hw = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
-    if len(hw) != 2 or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-            and v > 0 for v in hw):
-        raise ValueError(f'LoadAffordanceGT: resize_to must be a positive int '
-                         f'or (h, w), got {size!r}')
+    if len(hw) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in hw):
+        raise ValueError(f'LoadAffordanceGT: resize_to must be a positive int or (h, w), got {size!r}')
     return int(hw[0]), int(hw[1])
 
 
@@ -165,9 +162,9 @@ class LoadAffordanceGT(BaseTransform):
             file's size).
     """
 
-    def __init__(self, backend_args: Optional[dict] = None,
-                 resize_to: Optional[Union[int, Tuple[int, int]]] = None
-                 ) -> None:
+    def __init__(
+        self, backend_args: Optional[dict] = None, resize_to: Optional[Union[int, Tuple[int, int]]] = None
+    ) -> None:
         self.backend_args = backend_args
         self.resize_to = _size_hw(resize_to)
         self._warned_color = False
@@ -184,15 +181,16 @@ class LoadAffordanceGT(BaseTransform):
                 'weights. If it is a colour-mapped rendering the scores are '
                 'wrong: store GT as single-channel PNGs (warned once; '
                 'tools/misc/check_dataset.py lists every such file).',
-                logger='current', level=logging.WARNING)
+                logger='current',
+                level=logging.WARNING,
+            )
             self._warned_color = True
         scale = 255.0 if raw.dtype == np.uint8 else 65535.0
         if raw.ndim == 3 and not color:
             raw = raw[..., 0]  # gray stored as BGR(A): equal channels
         heat = raw.astype(np.float64) / scale
         if heat.ndim == 3:  # BGR(A) with differing channels
-            heat = (0.114 * heat[..., 0] + 0.587 * heat[..., 1]
-                    + 0.299 * heat[..., 2])
+            heat = 0.114 * heat[..., 0] + 0.587 * heat[..., 1] + 0.299 * heat[..., 2]
             np.clip(heat, 0.0, 1.0, out=heat)
         if self.resize_to is not None:
             h, w = self.resize_to
@@ -203,5 +201,4 @@ class LoadAffordanceGT(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(backend_args={self.backend_args}, '
-                f'resize_to={self.resize_to})')
+        return f'{type(self).__name__}(backend_args={self.backend_args}, resize_to={self.resize_to})'

@@ -1,4 +1,5 @@
 """Apply an ordinary image pipeline to every view of a sample."""
+
 from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -57,22 +58,26 @@ class MultiViewTransform(BaseTransform):
             OPRA / EPIC configs use ``('exo_imgs', )``.
     """
 
-    def __init__(self,
-                 transforms: Sequence[Union[dict, Callable]],
-                 views: Sequence[str] = ('img', 'exo_imgs'),
-                 clip_views: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        transforms: Sequence[Union[dict, Callable]],
+        views: Sequence[str] = ('img', 'exo_imgs'),
+        clip_views: Sequence[str] = (),
+    ) -> None:
         if not views:
             raise ValueError('MultiViewTransform: `views` is empty.')
         if isinstance(views, str) or isinstance(clip_views, str):
             raise TypeError(
                 'MultiViewTransform: `views` and `clip_views` are sequences '
                 f"of keys, e.g. ('exo_imgs', ); got views={views!r}, "
-                f'clip_views={clip_views!r}.')
+                f'clip_views={clip_views!r}.'
+            )
         unknown = [k for k in clip_views if k not in views]
         if unknown:
             raise ValueError(
                 f'MultiViewTransform: clip_views {unknown} are not in views '
-                f'{list(views)}; a clip must be one of the transformed views.')
+                f'{list(views)}; a clip must be one of the transformed views.'
+            )
         built: List[Callable] = []
         for t in transforms:
             built.append(TRANSFORMS.build(t) if isinstance(t, dict) else t)
@@ -81,15 +86,12 @@ class MultiViewTransform(BaseTransform):
         self.clip_views = tuple(clip_views)
 
     def _run(self, img: np.ndarray, key: str) -> Optional[dict]:
-        out = self.pipeline(
-            dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
+        out = self.pipeline(dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
         if out is not None and 'img' not in out:
-            raise KeyError(f'MultiViewTransform: the inner pipeline dropped '
-                           f"'img' while transforming view {key!r}.")
+            raise KeyError(f'MultiViewTransform: the inner pipeline dropped \'img\' while transforming view {key!r}.')
         return out
 
-    def _run_list(self, images: Sequence[np.ndarray],
-                  key: str) -> Optional[List[np.ndarray]]:
+    def _run_list(self, images: Sequence[np.ndarray], key: str) -> Optional[List[np.ndarray]]:
         out_imgs = []
         for img in images:
             out = self._run(img, key)
@@ -98,15 +100,15 @@ class MultiViewTransform(BaseTransform):
             out_imgs.append(out['img'])
         return out_imgs
 
-    def _run_clip(self, frames: Sequence[np.ndarray],
-                  key: str) -> Optional[List[np.ndarray]]:
+    def _run_clip(self, frames: Sequence[np.ndarray], key: str) -> Optional[List[np.ndarray]]:
         shapes = {tuple(f.shape) for f in frames}
         if len(shapes) > 1:
             raise ValueError(
                 f'MultiViewTransform: the frames of clip {key!r} have '
                 f'different shapes {sorted(shapes)}; one crop box cannot fit '
                 f'them all. Remove {key!r} from clip_views to transform them '
-                'independently.')
+                'independently.'
+            )
         with cache_random_params(self.pipeline.transforms):
             return self._run_list(frames, key)
 
@@ -125,8 +127,7 @@ class MultiViewTransform(BaseTransform):
                         if k not in _PER_VIEW_INPUT_KEYS:
                             results[k] = v
             elif isinstance(value, (list, tuple)):
-                run = self._run_clip if key in self.clip_views \
-                    else self._run_list
+                run = self._run_clip if key in self.clip_views else self._run_list
                 imgs = run(value, key) if len(value) else []
                 if imgs is None:
                     return None
@@ -134,9 +135,9 @@ class MultiViewTransform(BaseTransform):
             else:
                 raise TypeError(
                     f'MultiViewTransform: results[{key!r}] must be an image '
-                    f'array or a list of them, got {type(value).__name__}.')
+                    f'array or a list of them, got {type(value).__name__}.'
+                )
         return results
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(views={self.views}, clip_views='
-                f'{self.clip_views}, transforms={self.pipeline})')
+        return f'{type(self).__name__}(views={self.views}, clip_views={self.clip_views}, transforms={self.pipeline})'

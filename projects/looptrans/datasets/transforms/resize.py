@@ -20,6 +20,7 @@ the channel-swapped result of resizing the RGB image: the pixels equal
 torchvision's on ``Image.open(path).convert('RGB')``
 (``tests/test_resize_fidelity.py``).
 """
+
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -40,8 +41,7 @@ PILLOW_INTERPOLATIONS: Dict[str, int] = {
 }
 
 
-def short_edge_size(height: int, width: int, size: int,
-                    max_size: Optional[int] = None) -> Tuple[int, int]:
+def short_edge_size(height: int, width: int, size: int, max_size: Optional[int] = None) -> Tuple[int, int]:
     """Output ``(h, w)`` of ``torchvision.transforms.Resize(size, max_size)``.
 
     The shorter side becomes ``size`` and the longer one
@@ -97,35 +97,29 @@ class ResizeShortEdge(BaseTransform):
             ``'pillow'``.
     """
 
-    def __init__(self,
-                 size: int,
-                 interpolation: str = 'bilinear',
-                 max_size: Optional[int] = None,
-                 backend: str = 'pillow') -> None:
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) \
-                or size < 1:
+    def __init__(
+        self, size: int, interpolation: str = 'bilinear', max_size: Optional[int] = None, backend: str = 'pillow'
+    ) -> None:
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(
                 f'ResizeShortEdge: size must be a positive int (the shorter '
                 f'side after resizing), got {size!r}. For a fixed output '
                 "size use dict(type='Resize', scale=(w, h), keep_ratio=False, "
-                "backend='pillow').")
+                "backend='pillow')."
+            )
         if interpolation not in PILLOW_INTERPOLATIONS:
             raise ValueError(
-                f'ResizeShortEdge: interpolation={interpolation!r} is not one '
-                f'of {sorted(PILLOW_INTERPOLATIONS)}')
-        bad_max = max_size is not None and (
-            not isinstance(max_size, (int, np.integer)) or max_size <= size)
+                f'ResizeShortEdge: interpolation={interpolation!r} is not one of {sorted(PILLOW_INTERPOLATIONS)}'
+            )
+        bad_max = max_size is not None and (not isinstance(max_size, (int, np.integer)) or max_size <= size)
         if bad_max:
-            raise ValueError(
-                f'ResizeShortEdge: max_size must be an int larger than size '
-                f'({size}), got {max_size!r}')
+            raise ValueError(f'ResizeShortEdge: max_size must be an int larger than size ({size}), got {max_size!r}')
         if backend not in ('pillow', 'torch'):
-            raise ValueError(f"ResizeShortEdge: backend must be 'pillow' or "
-                             f"'torch', got {backend!r}")
+            raise ValueError(f"ResizeShortEdge: backend must be 'pillow' or 'torch', got {backend!r}")
         if backend == 'torch' and interpolation != 'bilinear':
             raise ValueError(
-                "ResizeShortEdge: backend='torch' implements only "
-                f"interpolation='bilinear', got {interpolation!r}")
+                f"ResizeShortEdge: backend='torch' implements only interpolation='bilinear', got {interpolation!r}"
+            )
         self.backend = backend
         self.size = int(size)
         self.interpolation = interpolation
@@ -138,7 +132,8 @@ class ResizeShortEdge(BaseTransform):
             raise TypeError(
                 f'ResizeShortEdge: expected a uint8 image (as loaded by '
                 f'LoadAffordanceViews), got {img.dtype} for '
-                f'{results.get("img_path")!r}')
+                f'{results.get("img_path")!r}'
+            )
         h, w = img.shape[:2]
         new_h, new_w = short_edge_size(h, w, self.size, self.max_size)
         if (new_h, new_w) != (h, w):
@@ -158,20 +153,21 @@ class ResizeShortEdge(BaseTransform):
         return np.array(pil.resize((new_w, new_h), self._filter))
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(size={self.size}, interpolation='
-                f'{self.interpolation!r}, max_size={self.max_size}, '
-                f'backend={self.backend!r})')
+        return (
+            f'{type(self).__name__}(size={self.size}, interpolation='
+            f'{self.interpolation!r}, max_size={self.max_size}, '
+            f'backend={self.backend!r})'
+        )
 
 
-def _torch_antialiased_bilinear(img: np.ndarray, new_h: int,
-                                new_w: int) -> np.ndarray:
+def _torch_antialiased_bilinear(img: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
     """Antialiased bilinear resize of a uint8 HxW(xC) array with PyTorch."""
     import torch
     import torch.nn.functional as F
+
     arr = img if img.ndim == 3 else img[..., None]
     # (1, C, H, W) view of the HWC memory (channels-last): no copy in or out
     x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
-    out = F.interpolate(x, size=(new_h, new_w), mode='bilinear',
-                        align_corners=False, antialias=True)
+    out = F.interpolate(x, size=(new_h, new_w), mode='bilinear', align_corners=False, antialias=True)
     out = out[0].permute(1, 2, 0).numpy()
     return out if img.ndim == 3 else out[..., 0]

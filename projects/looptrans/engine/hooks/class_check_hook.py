@@ -1,4 +1,5 @@
 """ClassListCheckHook: the model's heads and the datasets must agree on the classes before iteration 1."""
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
@@ -53,7 +54,8 @@ class ClassListCheckHook(Hook):
                 f'validation dataset ({_name(val_loop)}) has {list(val_classes)} '
                 f'({difference}). A label is an index into the class list, so validation would score each '
                 'image with another class\'s channel. Give '
-                'val_dataloader.dataset the same metainfo=dict(classes=...) as train_dataloader.dataset.')
+                'val_dataloader.dataset the same metainfo=dict(classes=...) as train_dataloader.dataset.'
+            )
 
     def before_test(self, runner: Any) -> None:
         classes = _dataset_classes(runner.test_loop)

@@ -1,4 +1,5 @@
 """PseudoMaskHook: when pixel supervision starts, and pictures of the pseudo-masks for inspection."""
+
 from __future__ import annotations
 
 import os.path as osp
@@ -15,8 +16,7 @@ from mmseg.registry import HOOKS
 from ...visualization import normalize_heatmap, put_caption
 
 
-def _colour_overlay(image_bgr: np.ndarray, mask: np.ndarray, colour: Sequence[int],
-                    alpha: float = 0.5) -> np.ndarray:
+def _colour_overlay(image_bgr: np.ndarray, mask: np.ndarray, colour: Sequence[int], alpha: float = 0.5) -> np.ndarray:
     """Blend ``colour`` into ``image_bgr`` (H, W, 3 uint8) with per-pixel weight ``mask`` (H, W) in [0, 1]."""
     weight = (alpha * np.clip(mask, 0, 1))[..., None]
     return (image_bgr * (1 - weight) + np.asarray(colour, np.float32) * weight).astype(np.uint8)
@@ -50,9 +50,14 @@ class PseudoMaskHook(Hook):
 
     priority = 'NORMAL'
 
-    def __init__(self, start_iter: Optional[int] = None, start_epoch: Optional[int] = None,
-                 dump_interval: int = 0, dump_dir: Optional[str] = 'pseudo_masks',
-                 max_samples: int = 8) -> None:
+    def __init__(
+        self,
+        start_iter: Optional[int] = None,
+        start_epoch: Optional[int] = None,
+        dump_interval: int = 0,
+        dump_dir: Optional[str] = 'pseudo_masks',
+        max_samples: int = 8,
+    ) -> None:
         if (start_iter or 0) < 0 or (start_epoch or 0) < 0 or dump_interval < 0 or max_samples < 1:
             raise ValueError('start_iter, start_epoch and dump_interval must be >= 0, max_samples >= 1')
         if start_iter is None and start_epoch is None:
@@ -80,8 +85,9 @@ class PseudoMaskHook(Hook):
         by_epoch = self.start_epoch is not None and epoch >= self.start_epoch
         return by_iter or by_epoch
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Optional[dict] = None,
-                         outputs: Optional[dict] = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Optional[dict] = None, outputs: Optional[dict] = None
+    ) -> None:
         if not self.dump_interval or not self.every_n_train_iters(runner, self.dump_interval):
             return
         model = self._model(runner)
@@ -95,8 +101,10 @@ class PseudoMaskHook(Hook):
         if self.dump_dir:
             mmcv.imwrite(picture, osp.join(runner.work_dir, self.dump_dir, f'iter_{runner.iter + 1}.png'))
 
-    LEGEND = ('image (affordance / object) | CAM of the affordance (red) | pseudo-mask (green)',
-              'grey frame: no valid pseudo-mask (no candidate part overlaps the CAM); no pixel loss')
+    LEGEND = (
+        'image (affordance / object) | CAM of the affordance (red) | pseudo-mask (green)',
+        'grey frame: no valid pseudo-mask (no candidate part overlaps the CAM); no pixel loss',
+    )
 
     @staticmethod
     def _label(sample: Any) -> str:
@@ -105,8 +113,9 @@ class PseudoMaskHook(Hook):
         parts = [str(meta[k]) for k in ('affordance', 'object') if meta.get(k) is not None]
         return ' / '.join(parts)
 
-    def render(self, inputs: Sequence[torch.Tensor], masks: dict,
-               data_samples: Optional[Sequence[Any]] = None) -> np.ndarray:
+    def render(
+        self, inputs: Sequence[torch.Tensor], masks: dict, data_samples: Optional[Sequence[Any]] = None
+    ) -> np.ndarray:
         """One picture: a legend band, then per sample its ego image (captioned with affordance / object),
         CAM (red) and pseudo-mask (green) side by side; invalid samples framed grey."""
         tiles = []
@@ -116,18 +125,17 @@ class PseudoMaskHook(Hook):
             h, w = image.shape[:2]
             cam = cv2.resize(masks['cam'][i].float().cpu().numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
             cam = normalize_heatmap(cam)
-            mask = cv2.resize(masks['pseudo_mask'][i].float().cpu().numpy(), (w, h),
-                              interpolation=cv2.INTER_NEAREST)
+            mask = cv2.resize(masks['pseudo_mask'][i].float().cpu().numpy(), (w, h), interpolation=cv2.INTER_NEAREST)
             label = self._label(data_samples[i]) if data_samples is not None and i < len(data_samples) else ''
             valid = bool(masks['valid'][i])
             if not valid:
                 label = f'{label}: no pseudo-mask' if label else 'no pseudo-mask'
             captioned = put_caption(image, label) if label else image  # white on dark: any channel order
-            tile = np.concatenate([captioned, _colour_overlay(image, cam, (0, 0, 255)),
-                                   _colour_overlay(image, mask, (0, 255, 0))], axis=1)
+            tile = np.concatenate(
+                [captioned, _colour_overlay(image, cam, (0, 0, 255)), _colour_overlay(image, mask, (0, 255, 0))], axis=1
+            )
             if not valid:
-                tile = cv2.copyMakeBorder(tile[4:-4, 4:-4], 4, 4, 4, 4, cv2.BORDER_CONSTANT,
-                                          value=(128, 128, 128))
+                tile = cv2.copyMakeBorder(tile[4:-4, 4:-4], 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=(128, 128, 128))
             tiles.append(np.ascontiguousarray(tile))
         body = np.concatenate(tiles, axis=0)
         return np.concatenate([self._legend(body.shape[1]), body], axis=0)
@@ -140,6 +148,7 @@ class PseudoMaskHook(Hook):
         line_h = max(8, int(round(max(h for _, h in sizes) * scale / 0.4)) + 6)
         band = np.full((line_h * len(self.LEGEND) + 4, width, 3), 32, np.uint8)
         for k, line in enumerate(self.LEGEND):
-            cv2.putText(band, line, (4, line_h * (k + 1) - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                        1, cv2.LINE_AA)
+            cv2.putText(
+                band, line, (4, line_h * (k + 1) - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
+            )
         return band

@@ -4,6 +4,7 @@ Per-image scores are computed in :meth:`AffordanceMetric.process` (so only a few
 travel between processes, never the maps), gathered by MMEngine's ``collect_results``, de-duplicated
 by ``sample_idx`` and averaged in :meth:`AffordanceMetric.compute_metrics`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,7 @@ def _pixel_array(sample: Any, key: str, where: str) -> np.ndarray:
     value = _field(sample, key)
     if value is None:
         if key == 'gt_heatmap':
-            hint = ('the test pipeline must load the GT (LoadAffordanceGT) and '
-                    'PackAffordanceInputs must pack it')
+            hint = 'the test pipeline must load the GT (LoadAffordanceGT) and PackAffordanceInputs must pack it'
         else:
             hint = "the model's predict() must set it for the asked affordance"
         raise KeyError(f'AffordanceMetric: data sample of {where} has no {key!r}; {hint}')
@@ -50,9 +50,11 @@ def _pixel_array(sample: Any, key: str, where: str) -> np.ndarray:
         data = (data.float() if data.element_size() < 4 else data).cpu().numpy()
     data = np.asarray(data)
     if not (data.ndim == 2 or (data.ndim == 3 and data.shape[0] == 1)):
-        raise ValueError(f'AffordanceMetric: {key} of {where} has shape {tuple(data.shape)}; '
-                         f"expected (1, H, W) - one heatmap, for the image's own affordance "
-                         f'(gt_label)')
+        raise ValueError(
+            f'AffordanceMetric: {key} of {where} has shape {tuple(data.shape)}; '
+            f"expected (1, H, W) - one heatmap, for the image's own affordance "
+            f'(gt_label)'
+        )
     return data
 
 
@@ -93,40 +95,44 @@ class AffordanceMetric(BaseMetric):
 
     default_prefix: Optional[str] = None
 
-    def __init__(self,
-                 protocol: str = 'agd20k',
-                 metrics: Optional[Union[str, Sequence[str]]] = None,
-                 eval_size: Optional[Union[int, Tuple[int, int]]] = None,
-                 jitter_seed: Optional[int] = 0,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None,
-                 collect_dir: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        protocol: str = 'agd20k',
+        metrics: Optional[Union[str, Sequence[str]]] = None,
+        eval_size: Optional[Union[int, Tuple[int, int]]] = None,
+        jitter_seed: Optional[int] = 0,
+        collect_device: str = 'cpu',
+        prefix: Optional[str] = None,
+        collect_dir: Optional[str] = None,
+    ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
         if protocol not in PROTOCOLS:
-            raise ValueError(f'AffordanceMetric: protocol={protocol!r} is not one of '
-                             f"{sorted(PROTOCOLS)} (use 'agd20k' for AGD20K / HICO-IIF, "
-                             f"'hotspots' for OPRA / EPIC)")
+            raise ValueError(
+                f'AffordanceMetric: protocol={protocol!r} is not one of '
+                f"{sorted(PROTOCOLS)} (use 'agd20k' for AGD20K / HICO-IIF, "
+                f"'hotspots' for OPRA / EPIC)"
+            )
         allowed = PROTOCOLS[protocol]['metrics']
         if metrics is None:
             metrics = allowed
         elif isinstance(metrics, str):
-            metrics = (metrics, )
+            metrics = (metrics,)
         unknown = [m for m in metrics if m not in allowed]
         if unknown or not metrics:
-            raise ValueError(f'AffordanceMetric: metrics={list(metrics)!r} - protocol {protocol!r} '
-                             f'reports a non-empty subset of {list(allowed)}')
+            raise ValueError(
+                f'AffordanceMetric: metrics={list(metrics)!r} - protocol {protocol!r} '
+                f'reports a non-empty subset of {list(allowed)}'
+            )
         bad_seed = not isinstance(jitter_seed, (int, np.integer)) or jitter_seed < 0
         if jitter_seed is not None and bad_seed:
-            raise ValueError(f'AffordanceMetric: jitter_seed must be a non-negative int or None, '
-                             f'got {jitter_seed!r}')
+            raise ValueError(f'AffordanceMetric: jitter_seed must be a non-negative int or None, got {jitter_seed!r}')
         self.protocol = protocol
         self.metrics = tuple(m for m in allowed if m in metrics)  # protocol order
         self.eval_size = PROTOCOLS[protocol]['eval_size'] if eval_size is None else eval_size
         # the size the protocol resizes GT maps to first: a GT resized to it by LoadAffordanceGT
         # (``resize_to``) scores the same, bit for bit
         first = self.eval_size if protocol == 'agd20k' else HOTSPOTS_GT_SIZE
-        self._gt_first_size = tuple(int(v) for v in (
-            (first, first) if isinstance(first, (int, np.integer)) else first))
+        self._gt_first_size = tuple(int(v) for v in ((first, first) if isinstance(first, (int, np.integer)) else first))
         self.jitter_seed = jitter_seed
         self._warned_nonfinite = False
 
@@ -147,20 +153,24 @@ class AffordanceMetric(BaseMetric):
             sample_idx = _field(sample, 'sample_idx')
             where = repr(img_path) if img_path is not None else f'sample_idx={sample_idx}'
             if sample_idx is None:
-                raise KeyError(f'AffordanceMetric: data sample of {where} has no "sample_idx"; it '
-                               f'is set by mmengine BaseDataset and must be kept in the packed '
-                               f'metainfo (it is used to count each image once under DDP)')
+                raise KeyError(
+                    f'AffordanceMetric: data sample of {where} has no "sample_idx"; it '
+                    f'is set by mmengine BaseDataset and must be kept in the packed '
+                    f'metainfo (it is used to count each image once under DDP)'
+                )
             resized_to = _field(sample, 'gt_resized_to')
             if resized_to is not None and tuple(resized_to) != self._gt_first_size:
                 raise ValueError(
                     f'AffordanceMetric: the GT of {where} was resized to {tuple(resized_to)} by '
                     f'LoadAffordanceGT(resize_to=...), but protocol {self.protocol!r} resizes GT '
                     f'maps to {self._gt_first_size} first; set resize_to={self._gt_first_size} or '
-                    f'remove it (scores would differ from the published protocol)')
+                    f'remove it (scores would differ from the published protocol)'
+                )
             preds.append(_pixel_array(sample, 'pred_heatmap', where))
             gts.append(_pixel_array(sample, 'gt_heatmap', where))
-            infos.append(dict(sample_idx=int(sample_idx), img_path=img_path,
-                              affordance=str(_field(sample, 'affordance'))))
+            infos.append(
+                dict(sample_idx=int(sample_idx), img_path=img_path, affordance=str(_field(sample, 'affordance')))
+            )
         names = [str(info['img_path'] or f"sample_idx={info['sample_idx']}") for info in infos]
 
         if self.protocol == 'agd20k':
@@ -174,9 +184,13 @@ class AffordanceMetric(BaseMetric):
 
         if scores['nonfinite_pred'].any() and not self._warned_nonfinite:
             bad = [n for n, flag in zip(names, scores['nonfinite_pred']) if flag]
-            print_log(f'AffordanceMetric: prediction of {bad[0]} has NaN/inf values; they are '
-                      f"replaced by the map's finite minimum (warned once; the total is reported "
-                      f'as num_nonfinite_pred)', logger='current', level=logging.WARNING)
+            print_log(
+                f'AffordanceMetric: prediction of {bad[0]} has NaN/inf values; they are '
+                f"replaced by the map's finite minimum (warned once; the total is reported "
+                f'as num_nonfinite_pred)',
+                logger='current',
+                level=logging.WARNING,
+            )
             self._warned_nonfinite = True
 
         for i, info in enumerate(infos):
@@ -206,7 +220,8 @@ class AffordanceMetric(BaseMetric):
                 raise ValueError(
                     f'AffordanceMetric: sample_idx {idx} is used by two images {seen} and '
                     f'{(record["img_path"], record["affordance"])}; sample_idx must be the dataset '
-                    f'index (as set by mmengine BaseDataset)')
+                    f'index (as set by mmengine BaseDataset)'
+                )
         return [unique[i] for i in sorted(unique)], len(results) - len(unique)
 
     def _valid(self, record: dict, metric: str) -> bool:
@@ -239,15 +254,19 @@ class AffordanceMetric(BaseMetric):
                 raise ValueError(
                     f'AffordanceMetric: no image has a defined {metric} ({len(records)} images, '
                     f'{num_empty} with an all-zero GT); check that gt_heatmap holds the GT maps '
-                    f'(grayscale/255) and that predictions are produced')
+                    f'(grayscale/255) and that predictions are produced'
+                )
             summary[metric] = float(np.mean(values))
 
         self._log_table(records)
-        counts = [f'num_images={len(records)}', f'duplicates_dropped={num_duplicates}',
-                  f'num_empty_gt={num_empty}', f'num_nonfinite_pred={num_nonfinite}']
+        counts = [
+            f'num_images={len(records)}',
+            f'duplicates_dropped={num_duplicates}',
+            f'num_empty_gt={num_empty}',
+            f'num_nonfinite_pred={num_nonfinite}',
+        ]
         counts += [f'{m}_left_out={n}' for m, n in left_out.items() if n or m == 'AUC-J']
-        print_log(f'AffordanceMetric ({self.protocol}, {self.eval_size}): ' + ', '.join(counts),
-                  logger='current')
+        print_log(f'AffordanceMetric ({self.protocol}, {self.eval_size}): ' + ', '.join(counts), logger='current')
         return summary
 
     def _log_table(self, records: List[dict]) -> None:
@@ -268,8 +287,7 @@ class AffordanceMetric(BaseMetric):
             from prettytable import PrettyTable
         except ImportError:  # plain text; prettytable comes with mmsegmentation but is not required
             widths = [max(len(row[c]) for row in [header] + lines) for c in range(len(header))]
-            text = '\n'.join(' | '.join(cell.ljust(w) for cell, w in zip(row, widths))
-                             for row in [header] + lines)
+            text = '\n'.join(' | '.join(cell.ljust(w) for cell, w in zip(row, widths)) for row in [header] + lines)
         else:
             table = PrettyTable(header)
             for cells in lines:

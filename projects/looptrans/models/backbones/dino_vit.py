@@ -7,6 +7,7 @@ This backbone is mmpretrain's ``VisionTransformer`` (same parameters, same forwa
 :meth:`DINOVisionTransformer.forward_descriptors`, which returns keys, CLS attention and the final
 features from one pass, and a loader that accepts the official DINO weight files.
 """
+
 import contextlib
 from typing import ContextManager, Dict, Optional, Sequence, Tuple, Union
 
@@ -21,12 +22,9 @@ from torch import Tensor
 from .dino_weights import CheckpointKeyError, load_dino_state_dict
 
 _DINO_URLS = {
-    ('deit-small', 16): 'https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/'
-    'dino_deitsmall16_pretrain.pth',
-    ('deit-small', 8): 'https://dl.fbaipublicfiles.com/dino/dino_deitsmall8_pretrain/'
-    'dino_deitsmall8_pretrain.pth',
-    ('deit-base', 16): 'https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/'
-    'dino_vitbase16_pretrain.pth',
+    ('deit-small', 16): 'https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth',
+    ('deit-small', 8): 'https://dl.fbaipublicfiles.com/dino/dino_deitsmall8_pretrain/dino_deitsmall8_pretrain.pth',
+    ('deit-base', 16): 'https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth',
 }
 
 
@@ -82,22 +80,26 @@ class DINOVisionTransformer(VisionTransformer):
     KEY_LAYOUTS = ('locate', 'heads')
     OFFICIAL_WEIGHTS = _DINO_URLS
 
-    def __init__(self,
-                 arch: Union[str, dict] = 'deit-small',
-                 img_size: Union[int, Sequence[int]] = 224,
-                 patch_size: int = 16,
-                 out_type: str = 'featmap',
-                 key_layout: str = 'locate',
-                 frozen: bool = True,
-                 qkv_bias: bool = True,
-                 norm_cfg: dict = dict(type='LN', eps=1e-6),
-                 init_cfg: Optional[Union[dict, list]] = None,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        arch: Union[str, dict] = 'deit-small',
+        img_size: Union[int, Sequence[int]] = 224,
+        patch_size: int = 16,
+        out_type: str = 'featmap',
+        key_layout: str = 'locate',
+        frozen: bool = True,
+        qkv_bias: bool = True,
+        norm_cfg: dict = dict(type='LN', eps=1e-6),
+        init_cfg: Optional[Union[dict, list]] = None,
+        **kwargs,
+    ) -> None:
         if key_layout not in self.KEY_LAYOUTS:
             raise ValueError(f'key_layout must be one of {self.KEY_LAYOUTS}, got {key_layout!r}.')
         if kwargs.get('with_cls_token', True) is False:
-            raise ValueError('DINOVisionTransformer needs the CLS token (with_cls_token=True): '
-                             'the CLS attention is one of its outputs.')
+            raise ValueError(
+                'DINOVisionTransformer needs the CLS token (with_cls_token=True): '
+                'the CLS attention is one of its outputs.'
+            )
         super().__init__(
             arch=arch,
             img_size=img_size,
@@ -106,15 +108,17 @@ class DINOVisionTransformer(VisionTransformer):
             qkv_bias=qkv_bias,
             norm_cfg=norm_cfg,
             init_cfg=init_cfg,
-            **kwargs)
+            **kwargs,
+        )
         self.arch = arch
         self.patch_size = patch_size
         self.num_heads = self.arch_settings['num_heads']
         self.key_layout = key_layout
         self.frozen = frozen
         if out_type == 'keys' and list(self.out_indices) != [self.num_layers - 1]:
-            raise ValueError(f"out_type='keys' gives the last block's keys only; out_indices must "
-                             f'be -1 (got {self.out_indices}).')
+            raise ValueError(
+                f"out_type='keys' gives the last block's keys only; out_indices must be -1 (got {self.out_indices})."
+            )
         if frozen:
             self._freeze_all()
 
@@ -156,14 +160,17 @@ class DINOVisionTransformer(VisionTransformer):
             cfg['checkpoint'],
             prefix=cfg.get('prefix'),
             source=cfg.get('source', 'teacher'),
-            backend_args=cfg.get('backend_args'))
+            backend_args=cfg.get('backend_args'),
+        )
         self._is_init = True
 
-    def load_dino_weights(self,
-                          checkpoint: str,
-                          prefix: Optional[str] = None,
-                          source: str = 'teacher',
-                          backend_args: Optional[dict] = None) -> None:
+    def load_dino_weights(
+        self,
+        checkpoint: str,
+        prefix: Optional[str] = None,
+        source: str = 'teacher',
+        backend_args: Optional[dict] = None,
+    ) -> None:
         """Load a DINO (timm names) or mmpretrain ViT checkpoint strictly.
 
         Raises:
@@ -171,13 +178,11 @@ class DINOVisionTransformer(VisionTransformer):
                 architecture.
             ValueError: naming the tensors whose shapes differ (e.g. ViT-B weights for ViT-S).
         """
-        state_dict = load_dino_state_dict(
-            checkpoint, source=source, prefix=prefix, backend_args=backend_args)
+        state_dict = load_dino_state_dict(checkpoint, source=source, prefix=prefix, backend_args=backend_args)
         self.check_state_dict(state_dict, checkpoint)
         # pos_embed of another grid size is resized by mmpretrain's load_state_dict pre-hook.
         self.load_state_dict(state_dict, strict=True)
-        print_log(f'{type(self).__name__}: loaded {len(state_dict)} tensors from {checkpoint}',
-                  logger='current')
+        print_log(f'{type(self).__name__}: loaded {len(state_dict)} tensors from {checkpoint}', logger='current')
 
     def check_state_dict(self, state_dict: Dict[str, Tensor], checkpoint: str) -> None:
         """Raise a clear error unless ``state_dict`` (mmpretrain names) fits this model exactly.
@@ -199,16 +204,21 @@ class DINOVisionTransformer(VisionTransformer):
                 f'{show(unexpected)}. Use an official DINO ViT file '
                 f'({", ".join(u.rsplit("/", 1)[-1] for u in _DINO_URLS.values())}) or one '
                 'converted by tools/model_converters/dino2looptrans.py, with the matching '
-                'arch/patch_size.')
-        wrong = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state_dict.items()
-                 if tuple(v.shape) != tuple(own[k].shape)
-                 and not (k == 'pos_embed' and v.shape[-1] == own[k].shape[-1])]
+                'arch/patch_size.'
+            )
+        wrong = [
+            (k, tuple(v.shape), tuple(own[k].shape))
+            for k, v in state_dict.items()
+            if tuple(v.shape) != tuple(own[k].shape) and not (k == 'pos_embed' and v.shape[-1] == own[k].shape[-1])
+        ]
         if wrong:
             details = '; '.join(f'{k}: file {a} vs model {b}' for k, a, b in wrong[:6])
-            raise ValueError(f'{checkpoint!r} has tensors of other shapes than '
-                             f'{type(self).__name__}(arch={self._arch_name()}, patch_size='
-                             f'{self.patch_size}): {details}. Set arch (deit-small: 384 dims, '
-                             'deit-base: 768) and patch_size to those of the file.')
+            raise ValueError(
+                f'{checkpoint!r} has tensors of other shapes than '
+                f'{type(self).__name__}(arch={self._arch_name()}, patch_size='
+                f'{self.patch_size}): {details}. Set arch (deit-small: 384 dims, '
+                'deit-base: 768) and patch_size to those of the file.'
+            )
 
     def _arch_name(self) -> str:
         return self.arch if isinstance(self.arch, str) else 'custom'
@@ -219,7 +229,7 @@ class DINOVisionTransformer(VisionTransformer):
         with self._grad_context():
             if self.out_type == 'keys':
                 keys, _, _, hw = self._descriptor_pass(x, with_cls_attn=False, with_feats=False)
-                return (self._tokens_to_map(keys, hw), )
+                return (self._tokens_to_map(keys, hw),)
             return super().forward(x)
 
     def forward_descriptors(self, x: Tensor) -> Dict[str, Tensor]:
@@ -245,7 +255,8 @@ class DINOVisionTransformer(VisionTransformer):
         return dict(
             keys=keys,
             cls_attn=cls_attn.reshape(cls_attn.shape[0], self.num_heads, *hw),
-            feats=self._tokens_to_map(feats, hw))
+            feats=self._tokens_to_map(feats, hw),
+        )
 
     def _embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         """Patch embedding, CLS token, (resized) position embedding, as mmpretrain's forward."""
@@ -257,7 +268,8 @@ class DINOVisionTransformer(VisionTransformer):
             self.patch_resolution,
             hw,
             mode=self.interpolate_mode,
-            num_extra_tokens=self.num_extra_tokens)
+            num_extra_tokens=self.num_extra_tokens,
+        )
         x = self.drop_after_pos(x)
         return self.pre_norm(x), hw
 
@@ -281,12 +293,12 @@ class DINOVisionTransformer(VisionTransformer):
         if with_cls_attn:
             scale = attn.head_dims**-0.5
             cls_attn = ((q[:, :, :1] * scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-            cls_attn = cls_attn[:, :, 0, self.num_extra_tokens:]  # (B, heads, hw)
+            cls_attn = cls_attn[:, :, 0, self.num_extra_tokens :]  # (B, heads, hw)
 
         tokens = None
         if with_feats:
             # Finish the block as mmpretrain's TransformerEncoderLayer / MultiheadAttention do.
-            dropout_p = attn.attn_drop if self.training else 0.
+            dropout_p = attn.attn_drop if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
             y = attn.proj(y.transpose(1, 2).reshape(B, N, attn.embed_dims))
             y = attn.out_drop(attn.gamma1(attn.proj_drop(y)))
@@ -296,9 +308,9 @@ class DINOVisionTransformer(VisionTransformer):
             x = last.ffn(last.ln2(x), identity=x)
             if self.final_norm:
                 x = self.ln1(x)
-            tokens = x[:, self.num_extra_tokens:]
+            tokens = x[:, self.num_extra_tokens :]
 
-        k = k[:, :, self.num_extra_tokens:]  # patch tokens only
+        k = k[:, :, self.num_extra_tokens :]  # patch tokens only
         if self.key_layout == 'locate':
             keys = k.permute(0, 2, 3, 1).flatten(-2)  # (B, hw, head_dims * heads)
         else:

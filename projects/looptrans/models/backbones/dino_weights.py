@@ -9,6 +9,7 @@ the code that reads a checkpoint file (with the package's safe loader) and strip
 repository writes around its weights. Both the backbone's ``init_weights`` and
 ``tools/model_converters/dino2looptrans.py`` use it.
 """
+
 import argparse
 import io
 import os
@@ -25,8 +26,12 @@ from mmengine.logging import print_log
 from ...utils.checkpoint import UnsafeCheckpointError, safe_torch_load
 
 __all__ = [
-    'CheckpointKeyError', 'convert_dino_to_mmpretrain', 'unwrap_dino_checkpoint',
-    'load_checkpoint_file', 'load_dino_state_dict', 'infer_vit_arch'
+    'CheckpointKeyError',
+    'convert_dino_to_mmpretrain',
+    'unwrap_dino_checkpoint',
+    'load_checkpoint_file',
+    'load_dino_state_dict',
+    'infer_vit_arch',
 ]
 
 # timm / DINO name -> mmpretrain name, applied to each key once (anchored at the start).
@@ -57,7 +62,7 @@ _LAYER_ID = re.compile(r'^layers\.(\d+)\.')
 _WRAPPER_KEYS = ('state_dict', 'model')
 _DINO_WRAPPER_KEYS = ('teacher', 'student')
 # Prefixes added by DistributedDataParallel and by the DINO/MMEngine model wrappers.
-_STRIP_PREFIXES = ('module.', )
+_STRIP_PREFIXES = ('module.',)
 _BACKBONE_PREFIX = 'backbone.'
 # A classification / DINO projection head is not part of the backbone.
 _HEAD_PREFIXES = ('head.', 'fc_norm.')
@@ -90,14 +95,14 @@ def convert_dino_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'Order
         if new_key in converted:
             raise ValueError(
                 f'Keys {origin[new_key]!r} and {key!r} both map to {new_key!r}: the state dict '
-                'mixes the timm/DINO and mmpretrain layouts. Convert from the original DINO file.')
+                'mixes the timm/DINO and mmpretrain layouts. Convert from the original DINO file.'
+            )
         converted[new_key] = value
         origin[new_key] = key
     return converted
 
 
-def unwrap_dino_checkpoint(checkpoint: Mapping[str, Any],
-                           source: str = 'teacher') -> 'OrderedDict[str, torch.Tensor]':
+def unwrap_dino_checkpoint(checkpoint: Mapping[str, Any], source: str = 'teacher') -> 'OrderedDict[str, torch.Tensor]':
     """Extract the backbone state dict from a checkpoint object.
 
     Handles, in this order: ``state_dict`` / ``model`` wrappers; DINO full checkpoints with
@@ -132,16 +137,19 @@ def unwrap_dino_checkpoint(checkpoint: Mapping[str, Any],
     for key, value in state.items():
         for prefix in _STRIP_PREFIXES:
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         tensors[key] = value
     if any(k.startswith(_BACKBONE_PREFIX) for k in tensors):
-        tensors = OrderedDict((k[len(_BACKBONE_PREFIX):], v) for k, v in tensors.items()
-                              if k.startswith(_BACKBONE_PREFIX))
+        tensors = OrderedDict(
+            (k[len(_BACKBONE_PREFIX) :], v) for k, v in tensors.items() if k.startswith(_BACKBONE_PREFIX)
+        )
     head_keys = [k for k in tensors if k.startswith(_HEAD_PREFIXES)]
     if head_keys:
-        print_log(f'Ignoring {len(head_keys)} head parameters that are not part of the ViT '
-                  f'backbone ({", ".join(head_keys[:4])}{", ..." if len(head_keys) > 4 else ""}).',
-                  logger='current')
+        print_log(
+            f'Ignoring {len(head_keys)} head parameters that are not part of the ViT '
+            f'backbone ({", ".join(head_keys[:4])}{", ..." if len(head_keys) > 4 else ""}).',
+            logger='current',
+        )
         for k in head_keys:
             del tensors[k]
     return tensors
@@ -169,19 +177,20 @@ def load_checkpoint_file(path: str, backend_args: Optional[dict] = None) -> Any:
     except FileNotFoundError as e:
         raise FileNotFoundError(
             f'Checkpoint {path!r} not found. Download the official DINO weights (see '
-            'tools/model_converters/dino2looptrans.py) or fix init_cfg.checkpoint.') from e
+            'tools/model_converters/dino2looptrans.py) or fix init_cfg.checkpoint.'
+        ) from e
     except UnsafeCheckpointError as e:
         raise RuntimeError(
             f'Refusing to load {path!r}: it holds Python objects other than tensors, and it is '
             'read with torch.load(weights_only=True). Re-save only its state dict, e.g. '
             '`torch.save(torch.load(path, weights_only=False)["state_dict"], new_path)`, for a '
-            f'file you trust. Original error: {e}') from e
+            f'file you trust. Original error: {e}'
+        ) from e
 
 
-def load_dino_state_dict(path: str,
-                         source: str = 'teacher',
-                         prefix: Optional[str] = None,
-                         backend_args: Optional[dict] = None) -> 'OrderedDict[str, torch.Tensor]':
+def load_dino_state_dict(
+    path: str, source: str = 'teacher', prefix: Optional[str] = None, backend_args: Optional[dict] = None
+) -> 'OrderedDict[str, torch.Tensor]':
     """Read ``path`` and return the ViT state dict in mmpretrain names.
 
     Args:
@@ -196,10 +205,9 @@ def load_dino_state_dict(path: str,
         if not isinstance(checkpoint, Mapping):
             raise TypeError(f'{path!r} does not hold a dict; cannot select prefix {prefix!r}.')
         inner = checkpoint.get('state_dict', checkpoint)
-        selected = {k[len(prefix):]: v for k, v in inner.items() if k.startswith(prefix)}
+        selected = {k[len(prefix) :]: v for k, v in inner.items() if k.startswith(prefix)}
         if not selected:
-            raise CheckpointKeyError(
-                f'No key of {path!r} starts with prefix {prefix!r}; fix init_cfg.prefix.')
+            raise CheckpointKeyError(f'No key of {path!r} starts with prefix {prefix!r}; fix init_cfg.prefix.')
         checkpoint = selected
     return convert_dino_to_mmpretrain(unwrap_dino_checkpoint(checkpoint, source=source))
 
@@ -216,18 +224,17 @@ def infer_vit_arch(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
     """
     proj = 'patch_embed.projection.weight'
     if proj not in state_dict:
-        raise CheckpointKeyError(
-            f'{proj!r} not found (first keys: {list(state_dict)[:5]}): not a ViT state dict.')
+        raise CheckpointKeyError(f'{proj!r} not found (first keys: {list(state_dict)[:5]}): not a ViT state dict.')
     embed_dims, _, patch_h, _ = state_dict[proj].shape
     layer_ids = {int(m.group(1)) for m in map(_LAYER_ID.match, state_dict) if m}
     num_layers = max(layer_ids) + 1 if layer_ids else 0
     pos = state_dict.get('pos_embed')
     num_patches = pos.shape[1] - 1 if pos is not None else None
-    names = {(384, 12): 'deit-small', (768, 12): 'deit-base', (192, 12): 'deit-tiny',
-             (1024, 24): 'large'}
+    names = {(384, 12): 'deit-small', (768, 12): 'deit-base', (192, 12): 'deit-tiny', (1024, 24): 'large'}
     return dict(
         embed_dims=int(embed_dims),
         num_layers=num_layers,
         patch_size=int(patch_h),
         num_patches=num_patches,
-        arch=names.get((int(embed_dims), num_layers)))
+        arch=names.get((int(embed_dims), num_layers)),
+    )

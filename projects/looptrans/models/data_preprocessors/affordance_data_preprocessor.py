@@ -1,4 +1,5 @@
 """Batching and normalisation of multi-view affordance samples."""
+
 from typing import List, Sequence, Union
 
 import torch
@@ -25,35 +26,33 @@ class AffordanceDataPreprocessor(BaseDataPreprocessor):
         non_blocking (bool): Non-blocking host-to-device copies.
     """
 
-    def __init__(self,
-                 mean: Sequence[float] = (123.675, 116.28, 103.53),
-                 std: Sequence[float] = (58.395, 57.12, 57.375),
-                 bgr_to_rgb: bool = True,
-                 non_blocking: bool = False) -> None:
+    def __init__(
+        self,
+        mean: Sequence[float] = (123.675, 116.28, 103.53),
+        std: Sequence[float] = (58.395, 57.12, 57.375),
+        bgr_to_rgb: bool = True,
+        non_blocking: bool = False,
+    ) -> None:
         super().__init__(non_blocking=non_blocking)
         if len(mean) != 3 or len(std) != 3:
-            raise ValueError('AffordanceDataPreprocessor: mean and std need 3 '
-                             f'values each, got mean={mean}, std={std}.')
+            raise ValueError(
+                f'AffordanceDataPreprocessor: mean and std need 3 values each, got mean={mean}, std={std}.'
+            )
         if any(s <= 0 for s in std):
-            raise ValueError(f'AffordanceDataPreprocessor: std must be > 0, '
-                             f'got {std}.')
-        self.register_buffer(
-            'mean', torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1),
-            persistent=False)
-        self.register_buffer(
-            'std', torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1),
-            persistent=False)
+            raise ValueError(f'AffordanceDataPreprocessor: std must be > 0, got {std}.')
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         self.bgr_to_rgb = bgr_to_rgb
 
     @staticmethod
-    def stack_views(inputs: Union[torch.Tensor, List[torch.Tensor]]
-                    ) -> torch.Tensor:
+    def stack_views(inputs: Union[torch.Tensor, List[torch.Tensor]]) -> torch.Tensor:
         """Stack per-sample (V, 3, H, W) tensors into (B, V, 3, H, W)."""
         if isinstance(inputs, torch.Tensor):
             if inputs.dim() != 5 or inputs.shape[2] != 3:
                 raise ValueError(
                     'AffordanceDataPreprocessor: a batched `inputs` tensor '
-                    f'must be (B, V, 3, H, W), got {tuple(inputs.shape)}.')
+                    f'must be (B, V, 3, H, W), got {tuple(inputs.shape)}.'
+                )
             return inputs
         if not inputs:
             raise ValueError('AffordanceDataPreprocessor: empty batch.')
@@ -63,13 +62,15 @@ class AffordanceDataPreprocessor(BaseDataPreprocessor):
                 raise ValueError(
                     f'AffordanceDataPreprocessor: sample {i} has inputs of '
                     f'shape {shape}; expected (V, 3, H, W) from '
-                    'PackAffordanceInputs.')
+                    'PackAffordanceInputs.'
+                )
         if len(set(shapes)) > 1:
             raise ValueError(
                 'AffordanceDataPreprocessor: samples in a batch differ in '
                 f'views or size: {shapes}. Give every sample the same number '
                 'of views (dataset num_exo) and the same H x W (Resize / '
-                'RandomCrop in MultiViewTransform).')
+                'RandomCrop in MultiViewTransform).'
+            )
         return torch.stack(inputs)
 
     def forward(self, data: dict, training: bool = False) -> dict:

@@ -1,15 +1,16 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Noise-absorbing heads and the ego -> exo denoising distillation."""
+
 from typing import Dict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from torch import Tensor
-
 from mmseg.registry import MODELS
 from mmseg.utils import MultiConfig, OptMultiConfig
+from torch import Tensor
+
 from .utils import build_losses, losses_by_name, masked_average_pool
 
 
@@ -42,19 +43,19 @@ class NoiseHead(BaseModule):
         init_cfg (dict | list, optional): Initialisation config.
     """
 
-    def __init__(self,
-                 channels: int = 384,
-                 num_noise: int = 3,
-                 loss_decode: MultiConfig = dict(
-                     type='DenoisingDistillationLoss', tau=0.5, loss_weight=1.0, loss_name='loss_dill'),
-                 eps: float = 1e-6,
-                 init_cfg: OptMultiConfig = dict(
-                     type='Normal', std=0.01, override=dict(name='conv_noise'))
-                 ) -> None:
+    def __init__(
+        self,
+        channels: int = 384,
+        num_noise: int = 3,
+        loss_decode: MultiConfig = dict(
+            type='DenoisingDistillationLoss', tau=0.5, loss_weight=1.0, loss_name='loss_dill'
+        ),
+        eps: float = 1e-6,
+        init_cfg: OptMultiConfig = dict(type='Normal', std=0.01, override=dict(name='conv_noise')),
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_noise < 1:
-            raise ValueError(
-                f'NoiseHead: num_noise must be >= 1, got {num_noise}.')
+            raise ValueError(f'NoiseHead: num_noise must be >= 1, got {num_noise}.')
         self.channels = channels
         self.num_noise = num_noise
         self.eps = eps
@@ -67,17 +68,18 @@ class NoiseHead(BaseModule):
             raise ValueError(
                 f'NoiseHead: expected embed (N, {self.channels}, h, w), got '
                 f'{tuple(embed.shape)}; set channels to the CAM head '
-                'embedding channels.')
+                'embedding channels.'
+            )
         return self.conv_noise(embed)
 
-    def prototypes(self, exo_embed: Tensor, exo_cam: Tensor,
-                   noise_maps: Tensor) -> Tensor:
+    def prototypes(self, exo_embed: Tensor, exo_cam: Tensor, noise_maps: Tensor) -> Tensor:
         """Assignment-weighted prototypes (N, 1 + M, D): f_exo, f_noise_1..M."""
         assign = torch.cat([exo_cam[:, None], noise_maps], dim=1).softmax(1)
         return masked_average_pool(exo_embed, assign, eps=self.eps)
 
-    def loss_by_feat(self, noise_maps: Tensor, exo_embed: Tensor, exo_cam: Tensor,
-                     f_pixel: Tensor) -> Dict[str, Tensor]:
+    def loss_by_feat(
+        self, noise_maps: Tensor, exo_embed: Tensor, exo_cam: Tensor, f_pixel: Tensor
+    ) -> Dict[str, Tensor]:
         """Denoising distillation loss.
 
         Args:
@@ -92,16 +94,21 @@ class NoiseHead(BaseModule):
         """
         num, dim = exo_embed.shape[:2]
         spatial = exo_embed.shape[2:]
-        if (exo_cam.shape != (num, *spatial)
-                or noise_maps.shape != (num, self.num_noise, *spatial)
-                or f_pixel.dim() != 2 or f_pixel.shape[1] != dim
-                or f_pixel.shape[0] == 0 or num % f_pixel.shape[0]):
+        if (
+            exo_cam.shape != (num, *spatial)
+            or noise_maps.shape != (num, self.num_noise, *spatial)
+            or f_pixel.dim() != 2
+            or f_pixel.shape[1] != dim
+            or f_pixel.shape[0] == 0
+            or num % f_pixel.shape[0]
+        ):
             raise ValueError(
                 'NoiseHead.loss: expected exo_embed (B*V, D, h, w), exo_cam '
                 f'(B*V, h, w), noise_maps (B*V, {self.num_noise}, h, w) and '
                 f'f_pixel (B, D); got {tuple(exo_embed.shape)}, '
                 f'{tuple(exo_cam.shape)}, {tuple(noise_maps.shape)} and '
-                f'{tuple(f_pixel.shape)}.')
+                f'{tuple(f_pixel.shape)}.'
+            )
         protos = self.prototypes(exo_embed, exo_cam, noise_maps)
         f_exo, f_noise = protos[:, 0], protos[:, 1:]
         f_pixel = f_pixel.repeat_interleave(num // f_pixel.shape[0], dim=0)

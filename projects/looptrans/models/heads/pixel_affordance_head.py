@@ -1,14 +1,15 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Pixel-level affordance decoder trained on part-level pseudo-masks."""
+
 from typing import Dict, Sequence, Union
 
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from torch import Tensor
-
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from mmseg.utils import MultiConfig, OptConfigType
+from torch import Tensor
+
 from .utils import as_feature_list, losses_by_name, select_class_maps
 
 
@@ -37,21 +38,38 @@ class PixelAffordanceHead(BaseDecodeHead):
             ``align_corners``, ``conv_cfg``, ``act_cfg``, ``init_cfg``).
     """
 
-    def __init__(self,
-                 num_classes: int,
-                 in_channels: Union[int, Sequence[int]] = 384,
-                 channels: int = 256,
-                 upsample: int = 2,
-                 loss_decode: MultiConfig = (
-                     dict(type='mmseg.DiceLoss', use_sigmoid=True, activate=True, naive_dice=True, eps=1.0,
-                          ignore_index=None, loss_weight=1.0, loss_name='loss_pixel_dice'),
-                     dict(type='MapMSELoss', use_sigmoid=True, loss_weight=1.0, loss_name='loss_pixel_mse')),
-                 dropout_ratio: float = 0.0,
-                 norm_cfg: OptConfigType = dict(type='BN', requires_grad=True),
-                 **kwargs) -> None:
-        super().__init__(in_channels, channels, num_classes=num_classes, dropout_ratio=dropout_ratio,
-                         norm_cfg=norm_cfg, loss_decode=list(loss_decode) if isinstance(
-                             loss_decode, tuple) else loss_decode, **kwargs)
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: Union[int, Sequence[int]] = 384,
+        channels: int = 256,
+        upsample: int = 2,
+        loss_decode: MultiConfig = (
+            dict(
+                type='mmseg.DiceLoss',
+                use_sigmoid=True,
+                activate=True,
+                naive_dice=True,
+                eps=1.0,
+                ignore_index=None,
+                loss_weight=1.0,
+                loss_name='loss_pixel_dice',
+            ),
+            dict(type='MapMSELoss', use_sigmoid=True, loss_weight=1.0, loss_name='loss_pixel_mse'),
+        ),
+        dropout_ratio: float = 0.0,
+        norm_cfg: OptConfigType = dict(type='BN', requires_grad=True),
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            channels,
+            num_classes=num_classes,
+            dropout_ratio=dropout_ratio,
+            norm_cfg=norm_cfg,
+            loss_decode=list(loss_decode) if isinstance(loss_decode, tuple) else loss_decode,
+            **kwargs,
+        )
         if int(upsample) != upsample or upsample < 1:
             raise ValueError(f'PixelAffordanceHead: upsample must be an integer >= 1, got {upsample}.')
         self.upsample = int(upsample)
@@ -66,15 +84,14 @@ class PixelAffordanceHead(BaseDecodeHead):
             raise ValueError(
                 f'PixelAffordanceHead: expected feats (B, {self.in_channels}, h, w), got '
                 f'{tuple(feats.shape)}; set in_channels (and in_index / input_transform) to match the '
-                'backbone outputs.')
+                'backbone outputs.'
+            )
         x = self.conv_in(feats)
         if self.upsample > 1:
-            x = F.interpolate(x, scale_factor=self.upsample, mode='bilinear',
-                              align_corners=self.align_corners)
+            x = F.interpolate(x, scale_factor=self.upsample, mode='bilinear', align_corners=self.align_corners)
         return self.cls_seg(self.conv_up(x))
 
-    def loss_by_feat(self, seg_logits: Tensor, labels: Tensor, pseudo_mask: Tensor,
-                     valid: Tensor) -> Dict[str, Tensor]:
+    def loss_by_feat(self, seg_logits: Tensor, labels: Tensor, pseudo_mask: Tensor, valid: Tensor) -> Dict[str, Tensor]:
         """Losses of the labelled class's logits against the pseudo-masks.
 
         Args:
@@ -88,16 +105,18 @@ class PixelAffordanceHead(BaseDecodeHead):
             dict[str, Tensor]: one item per ``loss_name`` of ``loss_decode``.
         """
         num = seg_logits.shape[0]
-        if pseudo_mask.dim() != 3 or pseudo_mask.shape[0] != num or valid.shape != (num, ):
+        if pseudo_mask.dim() != 3 or pseudo_mask.shape[0] != num or valid.shape != (num,):
             raise ValueError(
                 'PixelAffordanceHead.loss_by_feat: expected pseudo_mask (B, h, w) and valid (B,) for '
-                f'logits {tuple(seg_logits.shape)}, got {tuple(pseudo_mask.shape)} and {tuple(valid.shape)}.')
+                f'logits {tuple(seg_logits.shape)}, got {tuple(pseudo_mask.shape)} and {tuple(valid.shape)}.'
+            )
         logits = select_class_maps(seg_logits, labels)[:, None]  # (B, 1, H', W')
         valid = valid.bool()
         # Invalid samples get an all-zero target so that garbage in their pseudo-mask can never reach the
         # (zero-weighted) loss.
-        target = pseudo_mask.to(logits.dtype).masked_fill(~valid[:, None, None], 0.)
-        target = F.interpolate(target[:, None], size=logits.shape[2:], mode='bilinear',
-                               align_corners=self.align_corners)
+        target = pseudo_mask.to(logits.dtype).masked_fill(~valid[:, None, None], 0.0)
+        target = F.interpolate(
+            target[:, None], size=logits.shape[2:], mode='bilinear', align_corners=self.align_corners
+        )
         weight = valid.to(logits.dtype)
         return losses_by_name(self.loss_decode, logits, target, weight=weight, avg_factor=weight.sum())

@@ -1,15 +1,16 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Class activation map head shared by the exocentric and egocentric views."""
+
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
-from torch import Tensor
-
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
-from mmseg.utils import ConfigType, MultiConfig, OptConfigType
+from mmseg.utils import MultiConfig, OptConfigType
+from torch import Tensor
+
 from .utils import as_feature_list, losses_by_name
 
 VIEWS = ('exo', 'ego')
@@ -73,35 +74,45 @@ class SharedCAMHead(BaseDecodeHead):
             ``align_corners``, ``conv_cfg``, ``act_cfg``, ``init_cfg``).
     """
 
-    def __init__(self,
-                 num_classes: int,
-                 in_channels: Union[int, Sequence[int]] = 384,
-                 channels: int = 384,
-                 shared: bool = True,
-                 mlp_ratio: int = 4,
-                 cls_views: Sequence[str] = VIEWS,
-                 loss_decode: MultiConfig = dict(
-                     type='mmseg.CrossEntropyLoss', avg_non_ignore=True, loss_weight=1.0, loss_name='loss_cls'),
-                 dropout_ratio: float = 0.0,
-                 norm_cfg: OptConfigType = dict(type='BN', requires_grad=True),
-                 **kwargs) -> None:
-        super().__init__(in_channels, channels, num_classes=num_classes, dropout_ratio=dropout_ratio,
-                         norm_cfg=norm_cfg, loss_decode=loss_decode, **kwargs)
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: Union[int, Sequence[int]] = 384,
+        channels: int = 384,
+        shared: bool = True,
+        mlp_ratio: int = 4,
+        cls_views: Sequence[str] = VIEWS,
+        loss_decode: MultiConfig = dict(
+            type='mmseg.CrossEntropyLoss', avg_non_ignore=True, loss_weight=1.0, loss_name='loss_cls'
+        ),
+        dropout_ratio: float = 0.0,
+        norm_cfg: OptConfigType = dict(type='BN', requires_grad=True),
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            channels,
+            num_classes=num_classes,
+            dropout_ratio=dropout_ratio,
+            norm_cfg=norm_cfg,
+            loss_decode=loss_decode,
+            **kwargs,
+        )
         unknown = set(cls_views) - set(VIEWS)
         if unknown or not cls_views:
-            raise ValueError(f'SharedCAMHead: cls_views must be a non-empty subset of {VIEWS}, '
-                             f'got {tuple(cls_views)}.')
+            raise ValueError(f'SharedCAMHead: cls_views must be a non-empty subset of {VIEWS}, got {tuple(cls_views)}.')
         self.shared = shared
         self.cls_views = tuple(cls_views)
         self.token_mlp = TokenMLP(self.in_channels, mlp_ratio)
-        branches = ('shared', ) if shared else VIEWS
+        branches = ('shared',) if shared else VIEWS
         self.projs = nn.ModuleDict({name: self._projection() for name in branches})
 
     def _projection(self) -> nn.Sequential:
         layer = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
         return nn.Sequential(
             ConvModule(self.in_channels, self.channels, 3, padding=1, **layer),
-            ConvModule(self.channels, self.channels, 3, padding=1, **layer))
+            ConvModule(self.channels, self.channels, 3, padding=1, **layer),
+        )
 
     def select_inputs(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
         """The head's input tensor (N, in_channels, h, w) from backbone outputs (``in_index`` and
@@ -114,11 +125,11 @@ class SharedCAMHead(BaseDecodeHead):
             raise ValueError(
                 f'SharedCAMHead: expected features (N, {self.in_channels}, h, w), got '
                 f'{tuple(feats.shape)}; set in_channels (and in_index / input_transform) to match the '
-                'backbone outputs.')
+                'backbone outputs.'
+            )
         return feats
 
-    def forward_embed(self, inputs: Union[Tensor, Sequence[Tensor]], view: str = 'ego'
-                      ) -> Tuple[Tensor, Tensor]:
+    def forward_embed(self, inputs: Union[Tensor, Sequence[Tensor]], view: str = 'ego') -> Tuple[Tensor, Tensor]:
         """CAMs (N, C, h, w) and the embedding (N, channels, h, w) they come from, for one view.
 
         ``view`` selects the projection when ``shared=False`` and is ignored otherwise.
@@ -133,8 +144,9 @@ class SharedCAMHead(BaseDecodeHead):
         """CAMs (N, C, h, w) of one view (the egocentric one at test time)."""
         return self.forward_embed(inputs, view)[0]
 
-    def forward_views(self, exo_inputs: Union[Tensor, Sequence[Tensor]],
-                      ego_inputs: Union[Tensor, Sequence[Tensor]]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward_views(
+        self, exo_inputs: Union[Tensor, Sequence[Tensor]], ego_inputs: Union[Tensor, Sequence[Tensor]]
+    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """CAMs and embeddings of both views in one training step.
 
         With ``shared=True`` the projection runs **once** on the exo and ego features together, so its
@@ -160,8 +172,7 @@ class SharedCAMHead(BaseDecodeHead):
         """Image-level logits (N, C) by global average pooling of CAMs."""
         return cams.mean(dim=(2, 3))
 
-    def loss_by_feat(self, exo_logits: Tensor, ego_logits: Optional[Tensor],
-                     labels: Tensor) -> Dict[str, Tensor]:
+    def loss_by_feat(self, exo_logits: Tensor, ego_logits: Optional[Tensor], labels: Tensor) -> Dict[str, Tensor]:
         """Image-level classification losses of the views in ``cls_views``.
 
         Args:
@@ -176,8 +187,10 @@ class SharedCAMHead(BaseDecodeHead):
         """
         num = labels.shape[0]
         if labels.dim() != 1 or num == 0 or exo_logits.shape[0] % num:
-            raise ValueError(f'SharedCAMHead.loss_by_feat: exo_logits {tuple(exo_logits.shape)} must be '
-                             f'(B*V, C) for labels (B,) = {tuple(labels.shape)}.')
+            raise ValueError(
+                f'SharedCAMHead.loss_by_feat: exo_logits {tuple(exo_logits.shape)} must be '
+                f'(B*V, C) for labels (B,) = {tuple(labels.shape)}.'
+            )
         inputs = dict()
         if 'exo' in self.cls_views:
             inputs['exo'] = (exo_logits, labels.repeat_interleave(exo_logits.shape[0] // num))
@@ -185,7 +198,8 @@ class SharedCAMHead(BaseDecodeHead):
             if ego_logits is None or ego_logits.shape[0] != num:
                 raise ValueError(
                     "SharedCAMHead.loss_by_feat: ego_logits (B, C) is required when 'ego' is in "
-                    f'cls_views; got {None if ego_logits is None else tuple(ego_logits.shape)} for B={num}.')
+                    f'cls_views; got {None if ego_logits is None else tuple(ego_logits.shape)} for B={num}.'
+                )
             inputs['ego'] = (ego_logits, labels)
         losses = dict()
         for view, (logits, target) in inputs.items():

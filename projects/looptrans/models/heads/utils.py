@@ -1,12 +1,12 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Helpers shared by the LoopTrans heads: class-map selection and masked pooling."""
+
 from typing import Dict, List, Sequence, Union
 
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 
 def masked_average_pool(feats: Tensor, weights: Tensor, eps: float = 1e-6) -> Tensor:
@@ -27,17 +27,16 @@ def masked_average_pool(feats: Tensor, weights: Tensor, eps: float = 1e-6) -> Te
         Tensor: (N, D) for (N, h, w) weights, (N, K, D) for (N, K, h, w).
     """
     if feats.dim() != 4:
-        raise ValueError('masked_average_pool: feats must be (N, D, h, w), '
-                         f'got {tuple(feats.shape)}.')
+        raise ValueError(f'masked_average_pool: feats must be (N, D, h, w), got {tuple(feats.shape)}.')
     single = weights.dim() == 3
     if single:
         weights = weights.unsqueeze(1)
-    if (weights.dim() != 4 or weights.shape[0] != feats.shape[0]
-            or weights.shape[2:] != feats.shape[2:]):
+    if weights.dim() != 4 or weights.shape[0] != feats.shape[0] or weights.shape[2:] != feats.shape[2:]:
         raise ValueError(
             'masked_average_pool: weights must be (N, h, w) or (N, K, h, w) '
             f'matching feats (N, D, h, w) = {tuple(feats.shape)}, got '
-            f'{tuple(weights.shape)}; resize the mask to the feature grid.')
+            f'{tuple(weights.shape)}; resize the mask to the feature grid.'
+        )
     weights = weights.to(feats.dtype)
     pooled = torch.einsum('nkhw,ndhw->nkd', weights, feats)
     pooled = pooled / (weights.sum(dim=(2, 3)).unsqueeze(-1) + eps)
@@ -58,7 +57,8 @@ def select_class_maps(maps: Tensor, labels: Tensor) -> Tensor:
         raise ValueError(
             'select_class_maps: expected maps (N, C, h, w) and labels (N,), '
             f'got {tuple(maps.shape)} and {tuple(labels.shape)}; repeat the '
-            'labels per view (labels.repeat_interleave(V)) for exo maps.')
+            'labels per view (labels.repeat_interleave(V)) for exo maps.'
+        )
     index = labels.long().view(-1, 1, 1, 1).expand(-1, 1, *maps.shape[2:])
     return maps.gather(1, index).squeeze(1)
 

@@ -1,10 +1,10 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Affordance correlation alignment between exocentric and egocentric views."""
+
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 
 @MODELS.register_module()
@@ -35,10 +35,7 @@ class AffordanceCorrelationLoss(nn.Module):
         loss_name (str): Name of the loss item. Default: 'loss_corr'.
     """
 
-    def __init__(self,
-                 loss_weight: float = 0.5,
-                 temperature: float = 1.0,
-                 loss_name: str = 'loss_corr') -> None:
+    def __init__(self, loss_weight: float = 0.5, temperature: float = 1.0, loss_name: str = 'loss_corr') -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f'AffordanceCorrelationLoss: temperature must be > 0, got {temperature}.')
@@ -62,7 +59,8 @@ class AffordanceCorrelationLoss(nn.Module):
             raise ValueError(
                 'AffordanceCorrelationLoss: expected exo_logits (B, V, C) or (B, C) and ego_logits '
                 f'(B, C) with the same B and C, got {tuple(exo_logits.shape)} and '
-                f'{tuple(ego_logits.shape)}; reshape flattened exo logits (B*V, C) to (B, V, C).')
+                f'{tuple(ego_logits.shape)}; reshape flattened exo logits (B*V, C) to (B, V, C).'
+            )
         temp = self.temperature
         q = torch.softmax(exo_logits / temp, dim=-1)
         log_p = torch.log_softmax(ego_logits / temp, dim=-1)

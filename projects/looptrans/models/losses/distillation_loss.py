@@ -1,10 +1,10 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Denoising distillation loss of LoopTrans (ego -> exo feedback)."""
+
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 
 @MODELS.register_module()
@@ -23,14 +23,10 @@ class DenoisingDistillationLoss(nn.Module):
         loss_name (str): Name of the loss item. Default: 'loss_dill'.
     """
 
-    def __init__(self,
-                 tau: float = 0.5,
-                 loss_weight: float = 1.0,
-                 loss_name: str = 'loss_dill') -> None:
+    def __init__(self, tau: float = 0.5, loss_weight: float = 1.0, loss_name: str = 'loss_dill') -> None:
         super().__init__()
         if tau <= 0:
-            raise ValueError(
-                f'DenoisingDistillationLoss: tau must be > 0, got {tau}.')
+            raise ValueError(f'DenoisingDistillationLoss: tau must be > 0, got {tau}.')
         self.tau = tau
         self.loss_weight = loss_weight
         self._loss_name = loss_name
@@ -51,7 +47,8 @@ class DenoisingDistillationLoss(nn.Module):
             raise ValueError(
                 'DenoisingDistillationLoss: expected s_noise (N, M) and '
                 f's_pixel (N,), got {tuple(s_noise.shape)} and '
-                f'{tuple(s_pixel.shape)}.')
+                f'{tuple(s_pixel.shape)}.'
+            )
         z = (s_noise - s_pixel[:, None]) / self.tau
         z = torch.cat([z.new_zeros(z.shape[0], 1), z], dim=1)
         return self.loss_weight * torch.logsumexp(z, dim=1).mean()

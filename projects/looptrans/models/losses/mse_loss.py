@@ -1,12 +1,12 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Per-sample mean squared error between a (sigmoid) probability map and a soft target."""
+
 from typing import Optional, Union
 
 import torch.nn as nn
-from torch import Tensor
-
 from mmseg.models.losses.utils import weight_reduce_loss
 from mmseg.registry import MODELS
+from torch import Tensor
 
 
 @MODELS.register_module()
@@ -25,11 +25,9 @@ class MapMSELoss(nn.Module):
         loss_name (str): Name of the loss item. Default: 'loss_mse'.
     """
 
-    def __init__(self,
-                 use_sigmoid: bool = True,
-                 reduction: str = 'mean',
-                 loss_weight: float = 1.0,
-                 loss_name: str = 'loss_mse') -> None:
+    def __init__(
+        self, use_sigmoid: bool = True, reduction: str = 'mean', loss_weight: float = 1.0, loss_name: str = 'loss_mse'
+    ) -> None:
         super().__init__()
         if reduction not in ('mean', 'sum', 'none'):
             raise ValueError(f"MapMSELoss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}.")
@@ -38,13 +36,15 @@ class MapMSELoss(nn.Module):
         self.loss_weight = loss_weight
         self._loss_name = loss_name
 
-    def forward(self,
-                pred: Tensor,
-                target: Tensor,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[Union[int, Tensor]] = None,
-                reduction_override: Optional[str] = None,
-                **kwargs) -> Tensor:
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Optional[Tensor] = None,
+        avg_factor: Optional[Union[int, Tensor]] = None,
+        reduction_override: Optional[str] = None,
+        **kwargs,
+    ) -> Tensor:
         """Compute the loss.
 
         Args:
@@ -59,8 +59,10 @@ class MapMSELoss(nn.Module):
             Tensor: The loss (scalar unless the reduction is 'none').
         """
         if pred.shape != target.shape:
-            raise ValueError(f'MapMSELoss: pred {tuple(pred.shape)} and target {tuple(target.shape)} must '
-                             'have the same shape; resize the target to the prediction first.')
+            raise ValueError(
+                f'MapMSELoss: pred {tuple(pred.shape)} and target {tuple(target.shape)} must '
+                'have the same shape; resize the target to the prediction first.'
+            )
         prob = pred.sigmoid() if self.use_sigmoid else pred
         loss = (prob - target.to(prob.dtype)).pow(2).flatten(1).mean(1)
         if weight is not None:

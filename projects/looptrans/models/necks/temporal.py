@@ -12,6 +12,7 @@ independently at each spatial location, so the spatial layout the CAM relies on 
 * :class:`TemporalAttentionAggregator` - self-attention over the frames (the stronger temporal model the
   paper's limitations point to).
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -29,11 +30,15 @@ def _check_clip(module: nn.Module, x: Tensor, channels: int) -> Tuple[int, int, 
     """Validate a ``(B, T, C, h, w)`` clip feature tensor and return its shape."""
     name = type(module).__name__
     if x.dim() != 5:
-        raise ValueError(f'{name} expects clip features of shape (B, T, C, h, w), got {tuple(x.shape)}; '
-                         'reshape the exo features with feats.unflatten(0, (B, T)) first.')
+        raise ValueError(
+            f'{name} expects clip features of shape (B, T, C, h, w), got {tuple(x.shape)}; '
+            'reshape the exo features with feats.unflatten(0, (B, T)) first.'
+        )
     if x.shape[2] != channels:
-        raise ValueError(f'{name} was built for {channels} channels but got {x.shape[2]} '
-                         f'(features {tuple(x.shape)}); set channels={x.shape[2]} in model.temporal.')
+        raise ValueError(
+            f'{name} was built for {channels} channels but got {x.shape[2]} '
+            f'(features {tuple(x.shape)}); set channels={x.shape[2]} in model.temporal.'
+        )
     if x.shape[1] < 1:
         raise ValueError(f'{name}: the clip has no frame (T=0).')
     return tuple(x.shape)  # type: ignore[return-value]
@@ -69,17 +74,21 @@ class LSTMTemporalAggregator(BaseModule):
         init_cfg: MMEngine initialisation config (PyTorch defaults when None).
     """
 
-    def __init__(self,
-                 channels: int,
-                 hidden: Optional[int] = None,
-                 residual: bool = True,
-                 num_layers: int = 1,
-                 init_cfg: OptMultiConfig = None) -> None:
+    def __init__(
+        self,
+        channels: int,
+        hidden: Optional[int] = None,
+        residual: bool = True,
+        num_layers: int = 1,
+        init_cfg: OptMultiConfig = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         hidden = channels if hidden is None else hidden
         if channels < 1 or hidden < 1 or num_layers < 1:
-            raise ValueError(f'LSTMTemporalAggregator: channels, hidden and num_layers must be >= 1, got '
-                             f'{channels}, {hidden}, {num_layers}.')
+            raise ValueError(
+                f'LSTMTemporalAggregator: channels, hidden and num_layers must be >= 1, got '
+                f'{channels}, {hidden}, {num_layers}.'
+            )
         self.channels = channels
         self.hidden = hidden
         self.residual = residual
@@ -115,18 +124,21 @@ class TemporalAttentionAggregator(BaseModule):
         init_cfg: MMEngine initialisation config.
     """
 
-    def __init__(self,
-                 channels: int,
-                 num_heads: int = 8,
-                 residual: bool = True,
-                 pos_embed: bool = True,
-                 max_frames: int = 64,
-                 dropout: float = 0.0,
-                 init_cfg: OptMultiConfig = None) -> None:
+    def __init__(
+        self,
+        channels: int,
+        num_heads: int = 8,
+        residual: bool = True,
+        pos_embed: bool = True,
+        max_frames: int = 64,
+        dropout: float = 0.0,
+        init_cfg: OptMultiConfig = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_heads < 1 or channels % num_heads:
-            raise ValueError(f'TemporalAttentionAggregator: channels ({channels}) must be divisible by '
-                             f'num_heads ({num_heads}).')
+            raise ValueError(
+                f'TemporalAttentionAggregator: channels ({channels}) must be divisible by num_heads ({num_heads}).'
+            )
         self.channels = channels
         self.residual = residual
         self.max_frames = max_frames
@@ -141,8 +153,10 @@ class TemporalAttentionAggregator(BaseModule):
         shape = _check_clip(self, x, self.channels)
         t = shape[1]
         if self.pos_embed is not None and t > self.max_frames:
-            raise ValueError(f'TemporalAttentionAggregator: clip of {t} frames exceeds max_frames='
-                             f'{self.max_frames}; raise max_frames in model.temporal.')
+            raise ValueError(
+                f'TemporalAttentionAggregator: clip of {t} frames exceeds max_frames='
+                f'{self.max_frames}; raise max_frames in model.temporal.'
+            )
         seq = _to_sequences(x)
         q = self.norm(seq)
         if self.pos_embed is not None:

@@ -1,8 +1,8 @@
 """The LoopTrans segmentor: shared CAM -> pixel localisation -> denoising distillation, in one closed loop."""
+
 from __future__ import annotations
 
 import difflib
-
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -23,7 +23,7 @@ HEATMAP_SOURCES = ('pixel', 'pixel_logits', 'cam', 'fusion')
 #: The default with a pixel head, chosen on the generated validation split (README, "Test-time heatmap").
 DEFAULT_HEATMAP = 'pixel'
 #: The keys ``model.train_cfg`` / ``model.test_cfg`` understand; any other key is a typo.
-TRAIN_CFG_KEYS = ('pixel_supervision', )
+TRAIN_CFG_KEYS = ('pixel_supervision',)
 TEST_CFG_KEYS = ('heatmap', 'return_all')
 
 
@@ -82,21 +82,23 @@ class LoopTrans(BaseSegmentor):
             Unknown keys in ``train_cfg`` / ``test_cfg`` are an error.
     """
 
-    def __init__(self,
-                 backbone: ConfigType,
-                 cam_head: ConfigType,
-                 pixel_head: OptConfigType = None,
-                 noise_head: OptConfigType = None,
-                 corr_loss: OptConfigType = None,
-                 part_discovery: ConfigType = dict(type='PartDiscovery', num_parts=4),
-                 descriptor: OptConfigType = None,
-                 neck: OptConfigType = None,
-                 temporal: OptConfigType = None,
-                 feature_key: str = 'keys',
-                 train_cfg: OptConfigType = None,
-                 test_cfg: OptConfigType = None,
-                 data_preprocessor: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None):
+    def __init__(
+        self,
+        backbone: ConfigType,
+        cam_head: ConfigType,
+        pixel_head: OptConfigType = None,
+        noise_head: OptConfigType = None,
+        corr_loss: OptConfigType = None,
+        part_discovery: ConfigType = dict(type='PartDiscovery', num_parts=4),
+        descriptor: OptConfigType = None,
+        neck: OptConfigType = None,
+        temporal: OptConfigType = None,
+        feature_key: str = 'keys',
+        train_cfg: OptConfigType = None,
+        test_cfg: OptConfigType = None,
+        data_preprocessor: OptConfigType = None,
+        init_cfg: OptMultiConfig = None,
+    ):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         if neck is not None:
@@ -111,7 +113,8 @@ class LoopTrans(BaseSegmentor):
         if self.descriptor is None and not hasattr(self.backbone, 'forward_descriptors'):
             raise ValueError(
                 f'{type(self.backbone).__name__} gives no DINO descriptors for part discovery: set '
-                "model.descriptor=dict(type='DINOVisionTransformer', frozen=True, ...) in the config.")
+                "model.descriptor=dict(type='DINOVisionTransformer', frozen=True, ...) in the config."
+            )
         if feature_key not in ('keys', 'feats'):
             raise ValueError(f"feature_key must be 'keys' or 'feats', got {feature_key!r}")
         self.feature_key = feature_key
@@ -168,8 +171,10 @@ class LoopTrans(BaseSegmentor):
     @staticmethod
     def _split_views(inputs: Tensor) -> Tuple[Tensor, Tensor]:
         if inputs.dim() != 5:
-            raise ValueError(f'LoopTrans expects inputs of shape (B, V, 3, H, W), got {tuple(inputs.shape)}; '
-                             'use AffordanceDataPreprocessor and PackAffordanceInputs.')
+            raise ValueError(
+                f'LoopTrans expects inputs of shape (B, V, 3, H, W), got {tuple(inputs.shape)}; '
+                'use AffordanceDataPreprocessor and PackAffordanceInputs.'
+            )
         return inputs[:, 0], inputs[:, 1:]
 
     @staticmethod
@@ -202,8 +207,7 @@ class LoopTrans(BaseSegmentor):
             pixel_logits = self.pixel_head(feats_ego)
             if self.pixel_supervision:
                 parts = self._pseudo_masks(desc_ego, cam_ego.detach())
-                losses.update(self.pixel_head.loss_by_feat(pixel_logits, labels, parts['pseudo_mask'],
-                                                           parts['valid']))
+                losses.update(self.pixel_head.loss_by_feat(pixel_logits, labels, parts['pseudo_mask'], parts['valid']))
                 losses.update(self._pseudo_mask_stats(parts))
                 teacher = select_class_maps(pixel_logits, labels).detach().sigmoid()
             else:
@@ -211,8 +215,9 @@ class LoopTrans(BaseSegmentor):
                 losses.update({name: zero.clone() for name in loss_names(self.pixel_head.loss_decode)})
 
         if self.noise_head is not None:
-            teacher = F.interpolate(teacher[:, None], size=emb_ego.shape[-2:], mode='bilinear',
-                                    align_corners=False)[:, 0]
+            teacher = F.interpolate(teacher[:, None], size=emb_ego.shape[-2:], mode='bilinear', align_corners=False)[
+                :, 0
+            ]
             f_pixel = masked_average_pool(emb_ego, teacher).detach()
             noise_maps = self.noise_head(emb_exo)
             exo_labels = labels.repeat_interleave(V)
@@ -229,8 +234,7 @@ class LoopTrans(BaseSegmentor):
         if tuple(cam_ego.shape[-2:]) != grid:
             cam_ego = F.interpolate(cam_ego[:, None], size=grid, mode='bilinear', align_corners=False)[:, 0]
         parts = self.part_discovery(desc_ego['keys'], cam_ego, cls_attn=desc_ego['cls_attn'])
-        self.last_pseudo_masks = dict(pseudo_mask=parts['pseudo_mask'], valid=parts['valid'],
-                                      cam=cam_ego.detach())
+        self.last_pseudo_masks = dict(pseudo_mask=parts['pseudo_mask'], valid=parts['valid'], cam=cam_ego.detach())
         return parts
 
     @staticmethod
@@ -239,14 +243,16 @@ class LoopTrans(BaseSegmentor):
         stats = dict(
             pm_valid=valid.mean(),
             pm_area=parts['pseudo_mask'].flatten(1).mean(1).mul(valid).sum() / valid.sum().clamp(min=1),
-            pm_iou=parts['ious'].max(dim=1).values.mean())
+            pm_iou=parts['ious'].max(dim=1).values.mean(),
+        )
         if 'num_parts' in parts:  # PartDiscovery(num_parts='auto'): the mean K chosen
             stats['pm_num_parts'] = parts['num_parts'].float().mean()
         return stats
 
     # ------------------------------------------------------------------ inference
-    def decode_heatmaps(self, feats: List[Tensor], size: Tuple[int, int], sources: Sequence[str],
-                        cams: Optional[Tensor] = None) -> Dict[str, Tensor]:
+    def decode_heatmaps(
+        self, feats: List[Tensor], size: Tuple[int, int], sources: Sequence[str], cams: Optional[Tensor] = None
+    ) -> Dict[str, Tensor]:
         """Heatmaps of every affordance from the ego feature levels, (B, C, H, W) at ``size``, one per
         source.
 
@@ -281,7 +287,7 @@ class LoopTrans(BaseSegmentor):
         the source ``test_cfg.heatmap`` names (see :meth:`decode_heatmaps`)."""
         ego = inputs[:, 0] if inputs.dim() == 5 else inputs
         source = self._heatmap_source()
-        return self.decode_heatmaps(self.extract_feat(ego), ego.shape[-2:], (source, ))[source]
+        return self.decode_heatmaps(self.extract_feat(ego), ego.shape[-2:], (source,))[source]
 
     def _check_heatmap_source(self, source: str) -> None:
         if source not in HEATMAP_SOURCES:
@@ -308,7 +314,7 @@ class LoopTrans(BaseSegmentor):
         source = self._heatmap_source()
         feats = self.extract_feat(ego)
         cams = self.cam_head(feats, view='ego')
-        maps = self.decode_heatmaps(feats, ego.shape[-2:], (source, ), cams=cams)[source]
+        maps = self.decode_heatmaps(feats, ego.shape[-2:], (source,), cams=cams)[source]
         return maps, self.cam_head.logits(cams)
 
     def predict(self, inputs: Tensor, data_samples: Optional[SampleList] = None) -> SampleList:
@@ -320,13 +326,15 @@ class LoopTrans(BaseSegmentor):
         """
         maps = self.inference(inputs)
         if data_samples is None:
-            return [SegDataSample(pred_heatmaps=PixelData(data=m), metainfo=dict(img_shape=tuple(m.shape[-2:])))
-                    for m in maps]
+            return [
+                SegDataSample(pred_heatmaps=PixelData(data=m), metainfo=dict(img_shape=tuple(m.shape[-2:])))
+                for m in maps
+            ]
         labels = self._labels(data_samples, maps.device)
         chosen = select_class_maps(maps, labels)
         return_all = self.test_cfg.get('return_all', False)
         for i, sample in enumerate(data_samples):
-            sample.set_data(dict(pred_heatmap=PixelData(data=chosen[i:i + 1])))
+            sample.set_data(dict(pred_heatmap=PixelData(data=chosen[i : i + 1])))
             if return_all:
                 sample.set_data(dict(pred_heatmaps=PixelData(data=maps[i])))
         return data_samples
