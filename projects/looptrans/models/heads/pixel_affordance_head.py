@@ -10,7 +10,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import MultiConfig, OptConfigType
 from torch import Tensor
 
-from .utils import as_feature_list, losses_by_name, select_class_maps
+from .utils import losses_by_name, select_class_maps, select_head_inputs
 
 
 @MODELS.register_module()
@@ -79,13 +79,7 @@ class PixelAffordanceHead(BaseDecodeHead):
 
     def forward(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
         """Backbone outputs (or one (B, in_channels, h, w) tensor) -> logits (B, C, h*up, w*up)."""
-        feats = inputs if isinstance(inputs, Tensor) else self._transform_inputs(as_feature_list(inputs))
-        if feats.dim() != 4 or feats.shape[1] != self.in_channels:
-            raise ValueError(
-                f'PixelAffordanceHead: expected feats (B, {self.in_channels}, h, w), got '
-                f'{tuple(feats.shape)}; set in_channels (and in_index / input_transform) to match the '
-                'backbone outputs.'
-            )
+        feats = select_head_inputs(self, inputs)
         x = self.conv_in(feats)
         if self.upsample > 1:
             x = F.interpolate(x, scale_factor=self.upsample, mode='bilinear', align_corners=self.align_corners)

@@ -11,7 +11,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import MultiConfig, OptConfigType
 from torch import Tensor
 
-from .utils import as_feature_list, losses_by_name
+from .utils import losses_by_name, select_head_inputs
 
 VIEWS = ('exo', 'ego')
 
@@ -117,17 +117,7 @@ class SharedCAMHead(BaseDecodeHead):
     def select_inputs(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
         """The head's input tensor (N, in_channels, h, w) from backbone outputs (``in_index`` and
         ``input_transform`` applied); a single tensor passes through."""
-        if isinstance(inputs, Tensor):
-            feats = inputs
-        else:
-            feats = self._transform_inputs(as_feature_list(inputs))
-        if feats.dim() != 4 or feats.shape[1] != self.in_channels:
-            raise ValueError(
-                f'SharedCAMHead: expected features (N, {self.in_channels}, h, w), got '
-                f'{tuple(feats.shape)}; set in_channels (and in_index / input_transform) to match the '
-                'backbone outputs.'
-            )
-        return feats
+        return select_head_inputs(self, inputs)
 
     def forward_embed(self, inputs: Union[Tensor, Sequence[Tensor]], view: str = 'ego') -> Tuple[Tensor, Tensor]:
         """CAMs (N, C, h, w) and the embedding (N, channels, h, w) they come from, for one view.

@@ -95,3 +95,17 @@ def loss_names(loss_decode: nn.Module) -> List[str]:
     """The distinct ``loss_name`` of a head's ``loss_decode``, in order."""
     modules = loss_decode if isinstance(loss_decode, nn.ModuleList) else [loss_decode]
     return list(dict.fromkeys(module.loss_name for module in modules))
+
+
+def select_head_inputs(head: nn.Module, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
+    """A decode head's input tensor (N, in_channels, h, w) from backbone outputs (its ``in_index`` and
+    ``input_transform`` applied by mmseg's ``_transform_inputs``); a single tensor passes through. A wrong
+    channel count is an error naming the head and the settings to fix."""
+    feats = inputs if isinstance(inputs, Tensor) else head._transform_inputs(as_feature_list(inputs))
+    if feats.dim() != 4 or feats.shape[1] != head.in_channels:
+        raise ValueError(
+            f'{type(head).__name__}: expected features (N, {head.in_channels}, h, w), got '
+            f'{tuple(feats.shape)}; set in_channels (and in_index / input_transform) to match the '
+            'backbone outputs.'
+        )
+    return feats
