@@ -83,3 +83,102 @@ def test_tool_reports_real_part_discovery_and_refuses_trees_without_masks(tree, 
         assert 0 <= row['valid'] <= 1 and (np.isnan(row['miou']) or 0 <= row['miou'] <= 1)
     with pytest.raises(FileNotFoundError, match='part masks'):
         tool.main([QUICK_CONFIG, '--data-root', str(tmp_path)])
+
+
+# --------------------------------------------------------------------------- #
+# pm_true_iou: the true part moves with the ego image and is scored in training
+# --------------------------------------------------------------------------- #
+def _square_image(h=300, w=400):
+    """A BGR image with a bright red square off-centre (so a flip moves it) and its mask."""
+    img = np.full((h, w, 3), 40, np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    img[60:180, 50:190, 2] = 255
+    mask[60:180, 50:190] = 255
+    return img, mask
+
+
+@pytest.mark.parametrize('flip_prob', [0.0, 1.0])
+def test_part_mask_moves_with_the_ego_image_through_resize_crop_flip(tmp_path, flip_prob):
+    from mmcv.transforms import Compose
+
+    from looptrans.datasets import LoadEgoPartMask, MultiViewTransform
+
+    img, mask = _square_image()
+    path = str(tmp_path / 'mask.png')
+    cv2.imwrite(path, mask)
+    pipeline = Compose(
+        [
+            LoadEgoPartMask(),
+            MultiViewTransform(
+                transforms=[
+                    dict(type='ResizeShortEdge', size=256),
+                    dict(type='mmseg.RandomCrop', crop_size=(224, 224)),
+                    dict(type='RandomFlip', prob=flip_prob, direction='horizontal'),
+                ]
+            ),
+        ]
+    )
+    np.random.seed(3)
+    out = pipeline(dict(img=img, img_shape=img.shape[:2], part_mask_path=path, exo_imgs=[img.copy()]))
+    seg = out['gt_seg_map']
+    assert seg.shape == out['img'].shape[:2] == (224, 224) and set(np.unique(seg)) <= {0, 1}
+    red = out['img'][..., 2] > 128
+    iou = (red & (seg > 0)).sum() / max((red | (seg > 0)).sum(), 1)
+    assert red.sum() > 1000 and iou > 0.97  # same pixels up to the antialiased rim
+    assert np.mean(seg[:, ::-1].astype(bool) == red) < np.mean(seg.astype(bool) == red)  # a real check of the flip
+    assert out['flip'] == (flip_prob == 1.0)
+
+
+def test_load_ego_part_mask_passes_samples_without_one_and_names_a_wrong_sized_file(tmp_path):
+    from looptrans.datasets import LoadEgoPartMask
+
+    img, mask = _square_image()
+    results = LoadEgoPartMask()(dict(img=img))
+    assert 'gt_seg_map' not in results and 'seg_fields' not in results
+    path = str(tmp_path / 'small.png')
+    cv2.imwrite(path, mask[:100])
+    with pytest.raises(ValueError, match='small.png.*pixel for pixel'):
+        LoadEgoPartMask()(dict(img=img, img_path='ego.jpg', part_mask_path=path))
+
+
+def test_synthetic_train_items_point_at_their_part_mask(tree):
+    import os
+
+    from looptrans.testing import SyntheticAGD20KDataset
+
+    ds = SyntheticAGD20KDataset(data_root=tree, split='Seen', mode='train', pipeline=[])
+    info = ds.get_data_info(0)
+    stem = osp.splitext(osp.basename(info['img_path']))[0]
+    expected = osp.join(tree, 'Seen', PART_MASK_DIR, info['affordance'], info['object'], stem + '.png')
+    assert info['part_mask_path'] == expected
+    moved = expected + '.bak'
+    os.rename(expected, moved)
+    try:
+        assert 'part_mask_path' not in ds.get_data_info(0)  # data without masks: no key, no error
+    finally:
+        os.rename(moved, expected)
+
+
+def test_true_part_iou_is_the_iou_at_input_size_over_valid_samples_with_masks():
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from looptrans.models.segmentors.looptrans import LoopTrans
+
+    pm = torch.zeros(3, 2, 2)
+    pm[0, 0, 0] = 1  # top-left quarter of an 8x8 input
+    pm[1] = 1  # everything, but invalid
+    pm[2, :, 1] = 1  # right half
+    parts = dict(pseudo_mask=pm, valid=torch.tensor([True, False, True]))
+    samples = [SegDataSample() for _ in range(3)]
+    truth0 = torch.zeros(1, 8, 8, dtype=torch.uint8)
+    truth0[0, :4, :2] = 1  # 8 pixels, all inside the 16-pixel pseudo-mask: IoU 0.5
+    samples[0].gt_sem_seg = PixelData(data=truth0)
+    samples[1].gt_sem_seg = PixelData(data=torch.ones(1, 8, 8, dtype=torch.uint8))
+    # sample 2 has no true mask: not counted
+    out = LoopTrans._true_part_iou(parts, samples, (8, 8))
+    assert out['pm_true_iou'].item() == pytest.approx(0.5)
+    samples[2].gt_sem_seg = PixelData(data=torch.ones(1, 8, 8, dtype=torch.uint8))  # right half of all: 0.5
+    truth0[0, :4, :4] = 1  # now exactly the pseudo-mask: 1.0
+    assert LoopTrans._true_part_iou(parts, samples, (8, 8))['pm_true_iou'].item() == pytest.approx(0.75)
+    assert LoopTrans._true_part_iou(parts, [SegDataSample() for _ in range(3)], (8, 8)) == {}

@@ -49,8 +49,22 @@ def test_loss_names_and_finiteness():
     expected = {'loss_cls_exo', 'loss_cls_ego', 'loss_pixel_dice', 'loss_pixel_mse', 'loss_dill', 'loss_corr'}
     assert expected <= set(losses)
     assert {'pm_valid', 'pm_area', 'pm_iou'} <= set(losses)
+    assert 'pm_true_iou' not in losses  # no true part masks in these samples
     for name, value in losses.items():
         assert torch.isfinite(value).all(), name
+
+
+def test_true_part_masks_in_the_samples_are_scored_in_training():
+    from mmengine.structures import PixelData
+
+    model = build()
+    inputs, samples = batch()
+    for s in samples:
+        s.gt_sem_seg = PixelData(data=torch.ones(1, 64, 64, dtype=torch.uint8))  # the part = the whole image
+    losses = model.loss(inputs, samples)
+    assert losses['pm_valid'].item() > 0
+    # IoU with the whole image = the pseudo-mask's area share (pm_area, averaged over the same valid samples)
+    assert losses['pm_true_iou'].item() == pytest.approx(losses['pm_area'].item(), abs=1e-6)
 
 
 def test_gradients_reach_heads_only_backbone_frozen():

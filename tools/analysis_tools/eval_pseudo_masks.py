@@ -86,6 +86,7 @@ def evaluate(
 ) -> List[Tuple[int, bool, float]]:
     """(label, valid, IoU) of every sample."""
     from looptrans.models.heads import select_class_maps
+    from looptrans.models.part_discovery import pseudo_mask_iou
 
     device = next(model.parameters()).device
     results = []
@@ -117,10 +118,8 @@ def evaluate(
             cam = select_class_maps(model.cam_head(model.extract_feat(x), view='ego'), labels)
             cam = F.interpolate(cam[:, None], size=grid, mode='bilinear', align_corners=False)[:, 0]
         parts = model.part_discovery(desc['keys'], cam, cls_attn=desc['cls_attn'])
-        mask = F.interpolate(parts['pseudo_mask'][:, None], size=size, mode='nearest')[:, 0].bool()
-        inter = (mask & truth).flatten(1).sum(1).float()
-        union = (mask | truth).flatten(1).sum(1).float().clamp(min=1)
-        for label, valid, iou in zip(labels.tolist(), parts['valid'].tolist(), (inter / union).tolist()):
+        ious = pseudo_mask_iou(parts['pseudo_mask'], truth)
+        for label, valid, iou in zip(labels.tolist(), parts['valid'].tolist(), ious.tolist()):
             results.append((label, valid, iou))
     return results
 

@@ -10,7 +10,14 @@ from .hico_iif import HICO_IIF_CLASSES, HICOIIFDataset
 from .hotspots_gt import HotspotsGTCache, points_to_heatmap
 from .hotspots_video import HotspotsVideoDataset
 from .opra import OPRADataset
-from .transforms import CropEgoBox, LoadAffordanceGT, LoadAffordanceViews, MultiViewTransform, PackAffordanceInputs
+from .transforms import (
+    CropEgoBox,
+    LoadAffordanceGT,
+    LoadAffordanceViews,
+    LoadEgoPartMask,
+    MultiViewTransform,
+    PackAffordanceInputs,
+)
 
 __all__ = [
     'AffordanceFolderDataset',
@@ -21,6 +28,7 @@ __all__ = [
     'HICO_IIF_CLASSES',
     'LoadAffordanceViews',
     'LoadAffordanceGT',
+    'LoadEgoPartMask',
     'MultiViewTransform',
     'PackAffordanceInputs',
     'BadFileError',

@@ -191,6 +191,18 @@ def part_saliency_score(parts: Tensor, saliency: Tensor) -> Tensor:
     return torch.where(size > 0, score, torch.zeros_like(score))
 
 
+def pseudo_mask_iou(pseudo_mask: Tensor, truth: Tensor) -> Tensor:
+    """IoU (B,) of pseudo-masks (B, h, w) on the descriptor grid with true part masks (B, H, W) at the
+    input size: the pseudo-mask is brought to (H, W) by nearest neighbour (how the pixel head's targets
+    look at full resolution). Used by the ``pm_true_iou`` training log and ``eval_pseudo_masks.py``."""
+    size = tuple(truth.shape[-2:])
+    mask = F.interpolate(pseudo_mask[:, None].float(), size=size, mode='nearest')[:, 0] > 0.5
+    truth = truth.bool()
+    inter = (mask & truth).flatten(1).sum(1).float()
+    union = (mask | truth).flatten(1).sum(1).float().clamp(min=1)
+    return inter / union
+
+
 @MODELS.register_module()
 class PartDiscovery(nn.Module):
     """Select, per image, the K-means part that best matches the CAM.

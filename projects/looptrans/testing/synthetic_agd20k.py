@@ -65,6 +65,11 @@ BODY_COLORS: Tuple[Color, ...] = (
 DARK_GREY: Color = (55, 55, 60)
 WOOD: Color = (70, 135, 200)
 LABEL_WHITE: Color = (225, 235, 240)
+CHAIN_SILVER: Color = (150, 150, 140)
+PEDAL_ORANGE: Color = (20, 120, 240)
+
+#: Objects span 2 (chair) to 6 (bicycle) visible parts, so the number of parts K of part discovery matters
+#: (issue 11): K = 4 is too many for the chair and too few for the bicycle.
 
 #: affordance -> object -> name of the part it is grounded on.
 AFFORDANCE_PARTS: Dict[str, Dict[str, str]] = {
@@ -106,6 +111,18 @@ class SyntheticAGD20KDataset(AGD20KDataset):
 
     METAINFO = dict(classes=SYNTHETIC_SEEN_CLASSES)
     SPLIT_CLASSES = dict(Seen=SYNTHETIC_SEEN_CLASSES, Unseen=SYNTHETIC_UNSEEN_CLASSES)
+
+    def get_data_info(self, idx: int) -> dict:
+        """AGD20K's item, plus in training ``part_mask_path`` (the true affordance part of the drawn
+        egocentric image, ``<split>/part_masks/<aff>/<obj>/<stem>.png``) when the generator wrote it, for
+        :class:`~looptrans.datasets.LoadEgoPartMask` and the ``pm_true_iou`` training log."""
+        info = super().get_data_info(idx)
+        if self.mode == 'train':
+            stem = osp.splitext(osp.basename(info['img_path']))[0]
+            path = osp.join(self.split_root, PART_MASK_DIR, info['affordance'], info['object'], stem + '.png')
+            if osp.isfile(path):
+                info['part_mask_path'] = path
+        return info
 
 
 # --------------------------------------------------------------------------- #
@@ -234,6 +251,8 @@ OBJECTS: Dict[str, Tuple[Part, ...]] = {
                 _line((-0.2, -0.12), (-0.23, -0.26), 0.05),
             ),
         ),
+        Part('chainring', (_ellipse((-0.02, 0.45), (0.14, 0.14), 0.06),), color=CHAIN_SILVER),
+        Part('pedals', (_rect(-0.2, 0.58, 0.02, 0.66), _rect(-0.06, 0.24, 0.16, 0.32)), color=PEDAL_ORANGE),
         Part('saddle', (_ellipse((-0.26, -0.29), (0.21, 0.065)),), kind='seat'),
         Part('grip', (_rect(0.3, -0.45, 0.62, -0.34),), kind='grip'),
     ),

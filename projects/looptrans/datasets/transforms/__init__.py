@@ -2,13 +2,14 @@
 
 from .crop import CropEgoBox
 from .formatting import PackAffordanceInputs
-from .loading import LoadAffordanceGT, LoadAffordanceViews
+from .loading import LoadAffordanceGT, LoadAffordanceViews, LoadEgoPartMask
 from .multi_view import MultiViewTransform
 from .resize import ResizeShortEdge
 
 __all__ = [
     'LoadAffordanceViews',
     'LoadAffordanceGT',
+    'LoadEgoPartMask',
     'MultiViewTransform',
     'PackAffordanceInputs',
     'ResizeShortEdge',

@@ -39,7 +39,9 @@ class PackAffordanceInputs(BaseTransform):
     ``gt_heatmap = PixelData(data=tensor (1, h0, w0))`` when ``results`` has
     ``gt_heatmap``. A floating-point map keeps its dtype (float64 from
     :class:`LoadAffordanceGT`: the published evaluation resizes the GT in
-    float64, and float32 moves NSS); other dtypes become float64.
+    float64, and float32 moves NSS); other dtypes become float64. With
+    ``gt_seg_map`` (the ego view's true part mask, :class:`LoadEgoPartMask`)
+    also ``gt_sem_seg = PixelData(data=tensor (1, H, W))`` at the input size.
 
     Args:
         meta_keys (Sequence[str]): Keys copied into the metainfo when present.
@@ -90,6 +92,15 @@ class PackAffordanceInputs(BaseTransform):
                     f'{results.get("gt_path")!r}.'
                 )
             data_sample.gt_heatmap = PixelData(data=torch.from_numpy(np.ascontiguousarray(heat[None])))
+        if 'gt_seg_map' in results:  # the ego view's true part mask (LoadEgoPartMask), at the input size
+            seg = np.asarray(results['gt_seg_map'])
+            if seg.shape != tuple(inputs.shape[-2:]):
+                raise ValueError(
+                    f'PackAffordanceInputs: gt_seg_map is {seg.shape} but the views are {tuple(inputs.shape[-2:])} '
+                    f'for {results.get("img_path")!r}; put the transform that loads it before MultiViewTransform, '
+                    'which moves it with the egocentric image.'
+                )
+            data_sample.gt_sem_seg = PixelData(data=torch.from_numpy(np.ascontiguousarray(seg[None])))
         data_sample.set_metainfo({k: results[k] for k in self.meta_keys if k in results})
         return dict(inputs=inputs, data_samples=data_sample)
 

@@ -12,7 +12,7 @@ from mmseg.registry import TRANSFORMS
 
 from ..file_io import decode_gt, decode_image, ensure_bgr3, gt_is_color, read_file, truncation
 
-__all__ = ['LoadAffordanceViews', 'LoadAffordanceGT', 'ensure_bgr3']
+__all__ = ['LoadAffordanceViews', 'LoadAffordanceGT', 'LoadEgoPartMask', 'ensure_bgr3']
 
 
 def _decode_stored_orientation(data: bytes, backend: str) -> Optional[np.ndarray]:
@@ -202,3 +202,53 @@ class LoadAffordanceGT(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(backend_args={self.backend_args}, resize_to={self.resize_to})'
+
+
+@TRANSFORMS.register_module()
+class LoadEgoPartMask(BaseTransform):
+    """Load the true affordance-part mask of the egocentric image, when the sample has one.
+
+    Pseudo-mask quality decides what the pixel head learns; with this transform in the training pipeline
+    :class:`~looptrans.models.LoopTrans` logs the IoU of every training step's pseudo-masks with the true
+    part (``pm_true_iou``). Only generated data knows the true part
+    (:class:`~looptrans.testing.SyntheticAGD20KDataset` puts ``part_mask_path`` into the train items whose
+    mask exists); a sample without ``part_mask_path`` passes through unchanged, so the transform is
+    harmless on real data.
+
+    The mask becomes ``gt_seg_map`` (uint8, 1 = part) in ``seg_fields``, the mmseg convention, so the
+    egocentric view's geometric transforms in :class:`MultiViewTransform` (``ResizeShortEdge``, mmseg
+    ``RandomCrop``, mmcv ``RandomFlip`` / ``Resize``) move it with the image; nearest-neighbour resizing keeps
+    it binary. It must have the egocentric image's size.
+
+    Required keys: ``img`` (to check the size); optional ``part_mask_path``.
+    Added keys: ``gt_seg_map``, ``seg_fields``.
+    """
+
+    def __init__(self, backend_args: Optional[dict] = None, threshold: int = 127) -> None:
+        self.backend_args = backend_args
+        self.threshold = int(threshold)
+
+    def transform(self, results: dict) -> dict:
+        path = results.get('part_mask_path')
+        if not path:
+            return results
+        owner = type(self).__name__
+        raw = decode_gt(read_file(path, self.backend_args, owner), path, owner)
+        if raw.ndim == 3:
+            raw = raw[..., 0]
+        shape = results['img'].shape[:2]
+        if raw.shape != shape:
+            raise ValueError(
+                f'{owner}: part mask {path!r} is {raw.shape[1]}x{raw.shape[0]} but its egocentric image '
+                f'{results.get("img_path")!r} is {shape[1]}x{shape[0]}; the mask must cover the image pixel '
+                'for pixel (regenerate the data with tools/misc/generate_synthetic_agd20k.py --overwrite).'
+            )
+        results['gt_seg_map'] = (raw > self.threshold).astype(np.uint8)
+        fields = list(results.get('seg_fields', []))
+        if 'gt_seg_map' not in fields:
+            fields.append('gt_seg_map')
+        results['seg_fields'] = fields
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(backend_args={self.backend_args}, threshold={self.threshold})'

@@ -43,6 +43,10 @@ class MultiViewTransform(BaseTransform):
     has its own draw; Interaction Hotspots likewise transforms its inactive
     image with an independent ``default_transform``.
 
+    The first view's per-pixel maps (``seg_fields``, e.g. ``gt_seg_map`` from
+    :class:`LoadEgoPartMask`) go through the inner pipeline with it, so they
+    get the same resize, crop and flip.
+
     Everything the inner pipeline records about the first view (by default the
     ego image ``img``: ``img_shape``, ``scale_factor``, ``flip``, ...) is
     written back to ``results``; ``ori_shape`` is kept as loaded.
@@ -85,11 +89,23 @@ class MultiViewTransform(BaseTransform):
         self.views = tuple(views)
         self.clip_views = tuple(clip_views)
 
-    def _run(self, img: np.ndarray, key: str) -> Optional[dict]:
-        out = self.pipeline(dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
+    def _run(self, img: np.ndarray, key: str, seg: Optional[dict] = None) -> Optional[dict]:
+        view = dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
+        if seg:  # maps of this view (``seg_fields``) move with it
+            view.update(seg)
+        out = self.pipeline(view)
         if out is not None and 'img' not in out:
             raise KeyError(f'MultiViewTransform: the inner pipeline dropped \'img\' while transforming view {key!r}.')
         return out
+
+    @staticmethod
+    def _seg_maps(results: dict) -> dict:
+        """The per-pixel maps of the first view (``seg_fields``, e.g. the ego part mask of
+        :class:`LoadEgoPartMask`) with their ``seg_fields`` list; empty when there are none."""
+        fields = [k for k in results.get('seg_fields', []) if k in results]
+        if not fields:
+            return {}
+        return dict({k: results[k] for k in fields}, seg_fields=list(fields))
 
     def _run_list(self, images: Sequence[np.ndarray], key: str) -> Optional[List[np.ndarray]]:
         out_imgs = []
@@ -118,7 +134,7 @@ class MultiViewTransform(BaseTransform):
                 continue
             value = results[key]
             if isinstance(value, np.ndarray):
-                out = self._run(value, key)
+                out = self._run(value, key, self._seg_maps(results) if n == 0 else None)
                 if out is None:
                     return None
                 results[key] = out['img']

@@ -78,7 +78,8 @@ class ResizeShortEdge(BaseTransform):
 
     Required keys: ``img`` (HxWxC or HxW uint8, any channel order).
 
-    Modified keys: ``img``, ``img_shape``.
+    Modified keys: ``img``, ``img_shape``, and every map in ``seg_fields``
+    (nearest neighbour, e.g. the ego part mask of :class:`LoadEgoPartMask`).
 
     Added keys: ``scale_factor`` ((w_scale, h_scale), mmcv's convention),
     ``keep_ratio`` (True).
@@ -138,11 +139,23 @@ class ResizeShortEdge(BaseTransform):
         new_h, new_w = short_edge_size(h, w, self.size, self.max_size)
         if (new_h, new_w) != (h, w):
             img = self._resize(img, new_h, new_w)
+            for key in results.get('seg_fields', []):
+                results[key] = self._resize_map(results[key], new_h, new_w, key, results)
         results['img'] = img
         results['img_shape'] = (new_h, new_w)
         results['scale_factor'] = (new_w / w, new_h / h)
         results['keep_ratio'] = True
         return results
+
+    @staticmethod
+    def _resize_map(seg: np.ndarray, new_h: int, new_w: int, key: str, results: dict) -> np.ndarray:
+        """A per-pixel label map (``seg_fields``) to the new size, nearest neighbour (labels stay labels)."""
+        if seg.shape[:2] != results['img'].shape[:2]:
+            raise ValueError(
+                f'ResizeShortEdge: {key} is {seg.shape[:2]} but the image is {results["img"].shape[:2]} '
+                f'({results.get("img_path")!r}); a per-pixel map must have its image\'s size.'
+            )
+        return np.array(Image.fromarray(np.ascontiguousarray(seg)).resize((new_w, new_h), Image.NEAREST))
 
     def _resize(self, img: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
         if self.backend == 'torch':

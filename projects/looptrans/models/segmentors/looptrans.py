@@ -17,6 +17,7 @@ from torch import Tensor
 from ...utils.maps import minmax_normalize
 from ..heads import masked_average_pool, select_class_maps
 from ..heads.utils import as_feature_list, loss_names
+from ..part_discovery import pseudo_mask_iou
 
 #: What ``model.test_cfg.heatmap`` may name (see :meth:`LoopTrans.decode_heatmaps`).
 HEATMAP_SOURCES = ('pixel', 'pixel_logits', 'cam', 'fusion')
@@ -183,7 +184,10 @@ class LoopTrans(BaseSegmentor):
 
     # ------------------------------------------------------------------ training
     def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
-        """Named losses (``loss_*``) plus pseudo-mask statistics (``pm_*``, logged, not optimised)."""
+        """Named losses (``loss_*``) plus pseudo-mask statistics (``pm_*``, logged, not optimised): ``pm_valid``
+        (share of samples with a pseudo-mask), ``pm_area`` (its area share), ``pm_iou`` (its IoU with the
+        CAM-thresholded region part discovery matched), ``pm_num_parts`` (mean K with ``num_parts='auto'``) and,
+        on data with true part masks, ``pm_true_iou`` (IoU with the true affordance part)."""
         ego, exo = self._split_views(inputs)
         B, V = exo.shape[:2]
         if V == 0:
@@ -209,6 +213,7 @@ class LoopTrans(BaseSegmentor):
                 parts = self._pseudo_masks(desc_ego, cam_ego.detach())
                 losses.update(self.pixel_head.loss_by_feat(pixel_logits, labels, parts['pseudo_mask'], parts['valid']))
                 losses.update(self._pseudo_mask_stats(parts))
+                losses.update(self._true_part_iou(parts, data_samples, tuple(ego.shape[-2:])))
                 teacher = select_class_maps(pixel_logits, labels).detach().sigmoid()
             else:
                 zero = pixel_logits.sum() * 0  # keeps the head in the graph for DDP
@@ -248,6 +253,22 @@ class LoopTrans(BaseSegmentor):
         if 'num_parts' in parts:  # PartDiscovery(num_parts='auto'): the mean K chosen
             stats['pm_num_parts'] = parts['num_parts'].float().mean()
         return stats
+
+    @staticmethod
+    def _true_part_iou(parts: Dict[str, Tensor], data_samples: SampleList, size: Tuple[int, int]) -> Dict[str, Tensor]:
+        """``pm_true_iou``: mean IoU of the valid pseudo-masks with the true affordance part, over the samples
+        that carry one (``gt_sem_seg``, the ego part mask of :class:`~looptrans.datasets.LoadEgoPartMask`, on
+        generated data); nothing when none does. The pseudo-mask (descriptor grid) is brought to the input size
+        by nearest neighbour, as ``tools/analysis_tools/eval_pseudo_masks.py`` does."""
+        has = [i for i, s in enumerate(data_samples) if 'gt_sem_seg' in s and bool(parts['valid'][i])]
+        if not has:
+            return {}
+        device = parts['pseudo_mask'].device
+        truth = torch.stack([data_samples[i].gt_sem_seg.data[0] for i in has]).to(device) > 0
+        if tuple(truth.shape[-2:]) != size:
+            raise ValueError(f'gt_sem_seg (true part mask) is {tuple(truth.shape[-2:])}, the inputs {size}')
+        index = torch.as_tensor(has, device=device)
+        return dict(pm_true_iou=pseudo_mask_iou(parts['pseudo_mask'][index], truth).mean())
 
     # ------------------------------------------------------------------ inference
     def decode_heatmaps(
