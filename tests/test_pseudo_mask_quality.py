@@ -182,3 +182,29 @@ def test_true_part_iou_is_the_iou_at_input_size_over_valid_samples_with_masks():
     truth0[0, :4, :4] = 1  # now exactly the pseudo-mask: 1.0
     assert LoopTrans._true_part_iou(parts, samples, (8, 8))['pm_true_iou'].item() == pytest.approx(0.75)
     assert LoopTrans._true_part_iou(parts, [SegDataSample() for _ in range(3)], (8, 8)) == {}
+
+
+def test_part_count_study_reads_its_logs_and_refuses_bad_k(tmp_path):
+    study = load_tool('analysis_tools', 'part_count_study.py')
+    test_log = tmp_path / 'test.out'
+    test_log.write_text(
+        '11/27 12:00:00 - mmengine - INFO - Iter(val) [1/2] eta: 0:00:01\n'
+        '11/27 12:00:01 - mmengine - INFO - Iter(test) [6/6]    KLD: 2.4020  SIM: 0.2140  NSS: 1.7250  data_time: 0.1\n'
+    )
+    assert study.test_metrics(str(test_log)) == dict(KLD=2.402, SIM=0.214, NSS=1.725)
+    train_log = tmp_path / 'train.log'
+    lines = [
+        f'Iter(train) [{i}/9]  loss: 1.0  pm_iou: 0.5  pm_true_iou: {v}  loss_dill: 0.1' for i, v in enumerate(range(9))
+    ]
+    train_log.write_text('\n'.join(lines))
+    assert study.train_pm_true_iou(str(train_log), last=3) == pytest.approx((6 + 7 + 8) / 3)
+    assert study.train_pm_true_iou(str(tmp_path / 'missing.log')) is None
+    (tmp_path / 'empty.out').write_text('no metrics here')
+    with pytest.raises(ValueError, match='no test metrics'):
+        study.test_metrics(str(tmp_path / 'empty.out'))
+    row = dict(split='Seen', k='auto', oracle=dict(miou=0.3, valid=0.8), trained=dict(miou=0.1, valid=0.5))
+    table = study.format_table([dict(row, pm_true_iou=None, KLD=2.0, SIM=0.2, NSS=1.5)])
+    assert '| Seen | auto | 0.300 (0.80) | 0.100 (0.50) | n/a | 2.000 | 0.200 | 1.500 |' in table
+    for bad in (['--ks', '1'], ['--ks', 'four']):
+        with pytest.raises(SystemExit):
+            study.parse_args(bad)
