@@ -9,6 +9,9 @@ num_exo = 3
 
 train_pipeline = [
     dict(type='LoadAffordanceViews'),
+    # the true affordance part of the ego image where a dataset knows it (generated data): moved with the
+    # image, logged as pm_true_iou; a no-op on real AGD20K items, which have none
+    dict(type='LoadEgoPartMask'),
     dict(
         type='MultiViewTransform',
         transforms=[

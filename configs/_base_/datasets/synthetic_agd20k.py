@@ -7,26 +7,9 @@ _base_ = ['./agd20k_seen.py']
 
 dataset_type = 'SyntheticAGD20KDataset'
 data_root = 'data/synthetic_agd20k'
-# AGD20K's training pipeline plus the true affordance part of each egocentric image (the generator writes
-# it): it moves with the image and the training log gets pm_true_iou, the pseudo-masks' IoU with it.
-train_pipeline = [
-    dict(type='LoadAffordanceViews'),
-    dict(type='LoadEgoPartMask'),
-    dict(
-        type='MultiViewTransform',
-        transforms=[
-            dict(type='ResizeShortEdge', size=256),
-            dict(type='mmseg.RandomCrop', crop_size=(224, 224)),
-            dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-        ],
-    ),
-    dict(type='PackAffordanceInputs'),
-]
+# the generated tree has the true ego part masks that LoadEgoPartMask (in AGD20K's train pipeline) loads
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root, pipeline=train_pipeline),
+    batch_size=8, num_workers=2, persistent_workers=True, dataset=dict(type=dataset_type, data_root=data_root)
 )
 val_dataloader = dict(
     batch_size=8, num_workers=2, persistent_workers=True, dataset=dict(type=dataset_type, data_root=data_root)
