@@ -79,6 +79,21 @@ def test_class_tuples_are_alphabetical_agd20k_names():
     assert 4 <= len(OBJECTS) <= 7
 
 
+def test_objects_have_fewer_and_more_parts_than_the_default_k():
+    """K = 4 must matter (issue 11): some objects have clearly fewer parts, some clearly more, and all of a
+    bicycle's six parts are visible in an egocentric render (a part hidden behind another does not count)."""
+    from looptrans.testing.synthetic_agd20k import Pose, render_object
+
+    counts = {obj: len(parts) for obj, parts in OBJECTS.items()}
+    assert min(counts.values()) == 2 and max(counts.values()) >= 6
+    img = np.zeros((320, 320, 3), np.uint8)
+    labels = np.zeros((320, 320), np.int32)
+    render_object(img, labels, 'bicycle', Pose(scale=130.0, angle=0.0, center=(160.0, 160.0)), np.random.default_rng(0))
+    visible = {int(v) for v in np.unique(labels)} - {0}
+    assert len(visible) == counts['bicycle'] == 6
+    assert min((labels == v).sum() for v in visible) > 50  # each part is more than a sliver
+
+
 def test_layout_and_counts(tree):
     root, summary = tree
     for split in ('Seen', 'Unseen'):
