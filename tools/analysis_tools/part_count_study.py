@@ -68,7 +68,8 @@ def _find_train_log(work_dir: str) -> Optional[str]:
     return sorted(logs)[-1] if logs else None
 
 
-def study(root: str, ks: List[str], splits: List[str]) -> List[dict]:
+def study(root: str, ks: List[str], splits: List[str], on_row=None) -> List[dict]:
+    """One row per split and K (see the module docstring); ``on_row(row)`` is called as each completes."""
     sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
     import eval_pseudo_masks
 
@@ -105,23 +106,28 @@ def study(root: str, ks: List[str], splits: List[str]) -> List[dict]:
                     **test_metrics(test_log),
                 )
             )
+            if on_row is not None:
+                on_row(rows[-1])
     return rows
 
 
+TABLE_HEADER = (
+    '| split | K | oracle-CAM mIoU (valid) | trained-CAM mIoU (valid) | pm_true_iou, end of training '
+    '| KLD (lower is better) | SIM | NSS |\n| --- | --- | --- | --- | --- | --- | --- | --- |'
+)
+
+
+def format_row(r: dict) -> str:
+    pm = 'n/a' if r['pm_true_iou'] is None else f'{r["pm_true_iou"]:.3f}'
+    return (
+        f'| {r["split"]} | {r["k"]} | {r["oracle"]["miou"]:.3f} ({r["oracle"]["valid"]:.2f}) '
+        f'| {r["trained"]["miou"]:.3f} ({r["trained"]["valid"]:.2f}) | {pm} '
+        f'| {r["KLD"]:.3f} | {r["SIM"]:.3f} | {r["NSS"]:.3f} |'
+    )
+
+
 def format_table(rows: List[dict]) -> str:
-    lines = [
-        '| split | K | oracle-CAM mIoU (valid) | trained-CAM mIoU (valid) | pm_true_iou, end of training '
-        '| KLD (lower is better) | SIM | NSS |',
-        '| --- | --- | --- | --- | --- | --- | --- | --- |',
-    ]
-    for r in rows:
-        pm = 'n/a' if r['pm_true_iou'] is None else f'{r["pm_true_iou"]:.3f}'
-        lines.append(
-            f'| {r["split"]} | {r["k"]} | {r["oracle"]["miou"]:.3f} ({r["oracle"]["valid"]:.2f}) '
-            f'| {r["trained"]["miou"]:.3f} ({r["trained"]["valid"]:.2f}) | {pm} '
-            f'| {r["KLD"]:.3f} | {r["SIM"]:.3f} | {r["NSS"]:.3f} |'
-        )
-    return '\n'.join(lines)
+    return '\n'.join([TABLE_HEADER] + [format_row(r) for r in rows])
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -140,7 +146,13 @@ def main(argv=None) -> List[dict]:
     args = parse_args(argv)
     root = osp.abspath(args.root)
     os.chdir(REPO)  # the configs' data roots are relative to the repository
-    rows = study(root, args.ks, args.splits)
+    done = []
+
+    def on_row(row: dict) -> None:  # a table row as soon as its runs are done (each takes minutes)
+        done.append(format_row(row))
+        print(f'done: {done[-1]}', flush=True)
+
+    rows = study(root, args.ks, args.splits, on_row)
     print(format_table(rows))
     return rows
 
