@@ -184,11 +184,17 @@ def test_gt_heatmap_marks_the_affordance_part(tree):
 
 
 def test_exocentric_images_show_the_part_kind(tree):
-    """Most exocentric images contain pixels of the affordance's part look."""
+    """Most exocentric images contain pixels of the affordance's part look. Hips-contact affordances
+    (``ride``, ``sit_on``) are left out: the person sits on the part and may hide all of it, the occlusion case
+    the shared CAM is meant for (a ridden bicycle's saddle is small)."""
+    from looptrans.testing.synthetic_agd20k import HIPS_CONTACT
+
     root, summary = tree
     base = osp.join(root, 'Seen', 'trainset', 'exocentric')
     hits = total = 0
     for aff, obj in summary['splits']['Seen']['train_pairs']:
+        if aff in HIPS_CONTACT:
+            continue
         part = AFFORDANCE_PARTS[aff][obj]
         kind = next(p.kind for p in OBJECTS[obj] if p.name == part)
         ref = np.asarray(PART_KIND_COLORS[kind], float)
