@@ -49,6 +49,14 @@ def test_metrics(log: str) -> Dict[str, float]:
     return dict(KLD=kld, SIM=sim, NSS=nss)
 
 
+def _has_metrics(log: str) -> bool:
+    """Whether ``log`` exists and holds a test line (a finished ``tools/test.py`` run)."""
+    if not osp.isfile(log):
+        return False
+    with open(log) as f:
+        return METRIC_RE.search(f.read()) is not None
+
+
 def train_pm_true_iou(log: str, last: int = 5) -> Optional[float]:
     """Mean ``pm_true_iou`` of the last ``last`` logged training lines (None when never logged)."""
     if not osp.isfile(log):
@@ -88,7 +96,7 @@ def study(root: str, ks: List[str], splits: List[str], on_row=None) -> List[dict
             with open(osp.join(work_dir, 'last_checkpoint')) as f:
                 ckpt = f.read().strip()
             test_log = osp.join(work_dir, 'test.out')
-            if not osp.isfile(test_log) or not METRIC_RE.search(open(test_log).read()):
+            if not _has_metrics(test_log):
                 _run(
                     ['tools/test.py', config, ckpt, '--work-dir', osp.join(work_dir, 'test'), '--cfg-options', option],
                     test_log,
