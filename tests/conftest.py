@@ -10,6 +10,10 @@ from typing import Callable, List, Optional, Sequence
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: Threads per test process: the cores shared out among pytest-xdist's workers (``-n``, setup.cfg), so that two
+#: workers each running a tool do not each start two OpenMP threads on a 2-core machine (oversubscribed torch
+#: is several times slower). Subprocesses get it as OMP_NUM_THREADS (:func:`tool_env`).
+THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')))
 QUICK_CONFIG = osp.join(REPO, 'configs', 'looptrans_synthetic.py')
 #: Config options that shrink the quick config's model (1 ViT block, narrow heads): seconds on a CPU.
 TINY_MODEL = {
@@ -63,10 +67,24 @@ def tiny_options(data_root: str, max_iters: int = 4, ckpt_interval: int = 2) -> 
     ]
 
 
+def tool_env(**extra: str) -> dict:
+    """The environment of a tool run by a test: this one, unbuffered, :data:`THREADS` OpenMP threads."""
+    return dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS=str(THREADS), **extra)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _share_the_cores():
+    """In-process torch of this worker uses :data:`THREADS` threads (see there)."""
+    import torch
+
+    torch.set_num_threads(THREADS)
+
+
 def run_tool(args: List[str], cwd: str = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``python <args>`` from the repo root; fail the test with the output if it fails."""
-    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='2')
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=timeout
+    )
     if proc.returncode != 0:
         pytest.fail(
             f'`python {" ".join(args)}` failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}'

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO
+from conftest import REPO, tool_env
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
 import gpu_check_table as table  # noqa: E402
@@ -140,7 +140,7 @@ def test_table_flags_non_finite_losses_and_failed_parts(tmp_path, capsys):
 def test_cpu_smoke_runs_every_part(tmp_path, synthetic_root):
     """The script's plumbing end to end on CPU (toy sizes, fp32 training): every part runs, the table is full."""
     out = tmp_path / 'gpu_check'
-    env = dict(os.environ, PY=sys.executable, OMP_NUM_THREADS='2', GPU_CHECK_DATA=synthetic_root)
+    env = tool_env(PY=sys.executable, GPU_CHECK_DATA=synthetic_root)
     proc = subprocess.run(
         ['bash', SCRIPT, '--cpu-smoke', str(out)], capture_output=True, text=True, env=env, timeout=900, cwd=REPO
     )

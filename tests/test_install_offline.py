@@ -33,7 +33,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import QUICK_CONFIG, REPO, tiny_options
+from conftest import QUICK_CONFIG, REPO, THREADS, tiny_options
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'install'))
 import wheelhouse  # noqa: E402
@@ -324,7 +324,7 @@ def test_offline_install_from_wheelhouse_on_system_torch(tmp_path, synthetic_roo
         capture_output=True,
         text=True,
         timeout=900,
-        env=dict(env, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='2'),
+        env=dict(env, PYTHONUNBUFFERED='1', OMP_NUM_THREADS=str(THREADS)),
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]

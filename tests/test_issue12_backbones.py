@@ -9,14 +9,13 @@ for one iteration through tools/train.py on the generated tree (tiny crops so th
 import copy
 import glob
 import math
-import os
 import os.path as osp
 import re
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, tool_env
 from mmengine.config import Config
 
 from looptrans.datasets.classes import config_classes
@@ -83,7 +82,7 @@ default_hooks = dict(logger=dict(interval=1))
 def test_twin_trains_one_iteration_out_of_the_box(name, synthetic_root, tmp_path):
     config = tmp_path / f'tiny_{name}.py'
     config.write_text(TINY.format(twin=_twin(name), root=synthetic_root))
-    env = dict(os.environ, OMP_NUM_THREADS='2', PYTHONUNBUFFERED='1')
+    env = tool_env()
     # pixel supervision from the first iteration, so that part discovery on the descriptor runs too
     proc = subprocess.run(
         [

@@ -6,7 +6,6 @@ non-strictly (random class layers); (c) heads of another number of classes than 
 without a word.
 """
 
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import QUICK_CONFIG, TINY_MODEL, save_tiny_checkpoint, tiny_options
+from conftest import QUICK_CONFIG, TINY_MODEL, save_tiny_checkpoint, tiny_options, tool_env
 
 from looptrans.apis import init_model
 from looptrans.engine.hooks import ClassListCheckHook
@@ -80,7 +79,7 @@ def test_test_tool_refuses_checkpoint_classes_in_another_order(checkpoint, synth
         capture_output=True,
         text=True,
         timeout=600,
-        env=dict(os.environ, OMP_NUM_THREADS='2'),
+        env=tool_env(),
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
@@ -121,7 +120,7 @@ def test_test_tool_loads_strictly(checkpoint, synthetic_root, tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env=dict(os.environ, OMP_NUM_THREADS='2'),
+        env=tool_env(),
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and 'another shape' in out and 'Iter(test)' not in out, out[-3000:]
@@ -190,7 +189,7 @@ def test_train_tool_stops_before_the_first_iteration(synthetic_root, tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env=dict(os.environ, OMP_NUM_THREADS='2'),
+        env=tool_env(),
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]

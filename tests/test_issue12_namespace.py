@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import QUICK_CONFIG, REPO
+from conftest import QUICK_CONFIG, REPO, THREADS
 
 SCRIPT = textwrap.dedent(f'''
     import os.path as osp
@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(f'''
 
 def _run_in(cwd, *args):
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    env['OMP_NUM_THREADS'] = '2'
+    env['OMP_NUM_THREADS'] = str(THREADS)
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import QUICK_CONFIG, REPO, tiny_options
+from conftest import QUICK_CONFIG, REPO, tiny_options, tool_env
 
 from looptrans.utils import UnwritableDirError, ensure_writable_dir
 
@@ -46,7 +46,7 @@ def test_read_only_folder(tmp_path):
 
 
 def _run(args):
-    env = dict(os.environ, OMP_NUM_THREADS='2')
+    env = tool_env()
     proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     return proc, proc.stdout + proc.stderr
 

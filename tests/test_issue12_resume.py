@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from conftest import QUICK_CONFIG, REPO, tiny_options
+from conftest import QUICK_CONFIG, REPO, tiny_options, tool_env
 
 from looptrans.utils import atomic_write_bytes, find_resume_checkpoint, finished_message, remove_stale_temp_files
 
@@ -93,7 +93,7 @@ def _train(work_dir, root, max_iters, resume=False, ckpt_interval=1):
     if resume:
         args.append('--resume')
     args += ['--cfg-options', *tiny_options(root, max_iters=max_iters, ckpt_interval=ckpt_interval)]
-    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='2')
+    env = tool_env()
     proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     return proc, proc.stdout + proc.stderr
 

@@ -372,14 +372,17 @@ def test_predict_without_data_samples_returns_every_affordance():
 
 
 def test_multi_scale_mmseg_backbone_feeds_the_heads_by_config():
-    """ResNetV1c stages merged by the heads' own resize_concat (no neck): one training step."""
+    """ResNetV1c stages through mmseg's FPN neck, merged by the heads' own resize_concat: one training step;
+    the heads stay small (before the neck, the token MLP on 3584 concatenated channels held 103M parameters)."""
     from mmseg.structures import SegDataSample
 
     cfg = _load('backbones/looptrans_synthetic_r50_multiscale.py')
     init_default_scope('mmseg')
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).train()
-    assert model.cam_head.in_channels == 512 + 1024 + 2048 and model.cam_head.input_transform == 'resize_concat'
+    assert model.cam_head.in_channels == 3 * 256 and model.cam_head.input_transform == 'resize_concat'
+    assert type(model.neck).__name__ == 'FPN'
+    assert sum(p.numel() for p in model.cam_head.parameters()) < 10e6
     inputs = torch.randn(2, 4, 3, 64, 64)
     samples = [SegDataSample(metainfo=dict(gt_label=i)) for i in (1, 3)]
     losses = model.loss(inputs, samples)
@@ -387,6 +390,7 @@ def test_multi_scale_mmseg_backbone_feeds_the_heads_by_config():
     assert torch.isfinite(total)
     total.backward()
     assert model.backbone.layer2[0].conv1.weight.grad.abs().sum() > 0  # the backbone trains
+    assert model.neck.lateral_convs[0].conv.weight.grad.abs().sum() > 0  # and the neck
     model.eval()
     with torch.no_grad():
         assert model.inference(inputs).shape == (2, 7, 64, 64)

@@ -3,7 +3,6 @@
 Also the reproducibility check: the same seed and config give identical losses across two runs on CPU.
 """
 
-import os
 import os.path as osp
 import re
 import signal
@@ -13,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import QUICK_CONFIG, REPO, tiny_options
+from conftest import QUICK_CONFIG, REPO, tiny_options, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +55,7 @@ def _train(config, work_dir, root, max_iters, tmp_path, resume=False):
     if resume:
         args.append('--resume')
     args += ['--cfg-options', *tiny_options(root, max_iters=max_iters, ckpt_interval=2)]
-    env = dict(os.environ, PYTHONPATH=str(tmp_path), PYTHONUNBUFFERED='1', OMP_NUM_THREADS='2')
+    env = tool_env(PYTHONPATH=str(tmp_path))
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
 

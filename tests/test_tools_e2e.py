@@ -12,7 +12,7 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from conftest import QUICK_CONFIG, REPO, run_tool, tiny_options
+from conftest import QUICK_CONFIG, REPO, run_tool, tiny_options, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -148,6 +148,7 @@ def test_amp_without_gpu_is_a_clear_error(synthetic_root, tmp_path):
     proc = subprocess.run(
         [sys.executable, 'tools/train.py', QUICK_CONFIG, '--amp', '--work-dir', str(tmp_path)],
         cwd=REPO,
+        env=tool_env(),
         capture_output=True,
         text=True,
         timeout=300,

@@ -13,6 +13,7 @@ from unittest import mock
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO, tool_env
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
@@ -42,7 +43,6 @@ from looptrans.testing import (
     generate_synthetic_opra,
 )
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs')
 SMALL = dict(num_clips=1, num_frames=4, num_test=1)
 NUM_PAIRS = 14  # (verb, object) pairs of the synthetic trees
@@ -511,6 +511,7 @@ def test_prepare_hotspots_builds_gt_cache_and_counts(copy_of, name, flag):
     proc = subprocess.run(
         [sys.executable, 'tools/misc/prepare_hotspots.py', '--dataset', flag, '--data-root', root],
         cwd=REPO,
+        env=tool_env(),
         capture_output=True,
         text=True,
         timeout=300,
