@@ -16,9 +16,9 @@ from conftest import QUICK_CONFIG, REPO, tiny_options, tool_env
 from looptrans.utils import UnwritableDirError, ensure_writable_dir
 
 
-def _blocked(tmp_path):
+def _blocked(tmp_path, name='a_file'):
     """A path whose parent is a regular file: no one (not even root) can create it."""
-    blocker = tmp_path / 'a_file'
+    blocker = tmp_path / name
     blocker.write_text('x')
     return str(blocker / 'out')
 
@@ -60,15 +60,14 @@ def test_train_tool_unwritable_work_dir(tmp_path, synthetic_root):
     assert f"--work-dir {bad!r} cannot be written" in out and 'Traceback' not in out, out[-3000:]
 
 
-@pytest.mark.parametrize('option', ['--show-dir', '--work-dir', '--out'])
-def test_test_tool_unwritable_outputs(tmp_path, synthetic_root, option):
-    bad = _blocked(tmp_path)
+def test_test_tool_unwritable_outputs(tmp_path, synthetic_root):
+    """--work-dir, --show-dir and --out all unwritable: one run names each of them (one fix-and-rerun)."""
     checkpoint = tmp_path / 'c.pth'
     checkpoint.write_bytes(b'\0')  # never read: the outputs are checked first
-    value = osp.join(bad, 'results.pkl') if option == '--out' else bad
-    args = ['tools/test.py', QUICK_CONFIG, str(checkpoint), option, value]
-    if option != '--work-dir':
-        args += ['--work-dir', str(tmp_path / 'work')]
+    bad = {option: _blocked(tmp_path, f'file_{option[2:]}') for option in ('--work-dir', '--show-dir', '--out')}
+    args = ['tools/test.py', QUICK_CONFIG, str(checkpoint), '--work-dir', bad['--work-dir']]
+    args += ['--show-dir', bad['--show-dir'], '--out', osp.join(bad['--out'], 'results.pkl')]
     proc, out = _run(args + ['--cfg-options', *tiny_options(synthetic_root)])
-    assert proc.returncode != 0
-    assert f'{option} {bad!r} cannot be written' in out and 'Traceback' not in out, out[-3000:]
+    assert proc.returncode != 0 and 'Traceback' not in out, out[-3000:]
+    for option, folder in bad.items():
+        assert f'{option} {folder!r} cannot be written' in out, (option, out[-3000:])

@@ -155,3 +155,41 @@ def test_amp_without_gpu_is_a_clear_error(synthetic_root, tmp_path):
     )
     assert proc.returncode != 0
     assert '--amp needs a GPU' in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_infer_tool_top_k_writes_json_per_image(trained, tmp_path):
+    """tools/infer.py --top-k on the briefly trained model: one JSON per image with the K most probable
+    affordances (probabilities descending, peaks inside the image, a polygon and a heatmap picture each); the
+    top-1 accuracy on the generated test images is printed (not asserted: 6 iterations of training only)."""
+    test_dir = osp.join(trained['root'], 'Seen', 'testset', 'egocentric')
+    out = str(tmp_path / 'out')
+    proc = run_tool(
+        [
+            'tools/infer.py',
+            QUICK_CONFIG,
+            osp.join(trained['work_dir'], 'iter_6.pth'),
+            test_dir,
+            '--top-k',
+            '2',
+            '--out-dir',
+            out,
+            '--cfg-options',
+            *[o for o in tiny_options(trained['root']) if o.startswith('model.')],
+        ]
+    )
+    assert 'affordance' in proc.stdout and 'prob' in proc.stdout
+    jsons = sorted(glob.glob(osp.join(out, '*', '*', '*.json')))
+    test_images = glob.glob(osp.join(test_dir, '*', '*', '*.jpg'))
+    assert len(jsons) == len(test_images) > 0
+    correct = 0
+    for path in jsons:
+        summary = json.load(open(path))
+        names = [a['name'] for a in summary['affordances']]
+        probs = [a['prob'] for a in summary['affordances']]
+        assert len(names) == 2 and probs == sorted(probs, reverse=True)
+        for a in summary['affordances']:
+            x, y = a['peak']
+            assert 0 <= x < summary['width'] and 0 <= y < summary['height'] and a['polygon']
+            assert osp.isfile(osp.join(osp.dirname(path), f'{osp.basename(path)[:-5]}_{a["name"]}.png'))
+        correct += names[0] == path.split(osp.sep)[-3]
+    print(f'top-1 accuracy after 6 iterations: {correct}/{len(jsons)}')

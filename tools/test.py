@@ -99,7 +99,8 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def check_outputs(cfg: Config, args: argparse.Namespace) -> None:
-    """Fail now, naming the path, when an output folder cannot be written (not after the whole test set)."""
+    """Fail now, naming every output folder that cannot be written (not after the whole test set, and all of
+    them at once, so that one fix-and-rerun is enough)."""
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'error: checkpoint {args.checkpoint!r} does not exist.')
     folders = [('--work-dir' if args.work_dir else 'work_dir', cfg.work_dir)]
@@ -108,11 +109,14 @@ def check_outputs(cfg: Config, args: argparse.Namespace) -> None:
         folders.append(('--show-dir', show_dir))
     if args.out:
         folders.append(('--out', osp.dirname(osp.abspath(args.out))))
+    problems = []
     for what, folder in folders:
         try:
             ensure_writable_dir(folder, what)
         except OSError as err:
-            raise SystemExit(f'error: {err}')
+            problems.append(f'error: {err}')
+    if problems:
+        raise SystemExit('\n'.join(problems))
 
 
 def load_and_check(runner: Runner, checkpoint: str) -> None:
