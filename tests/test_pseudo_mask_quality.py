@@ -77,8 +77,22 @@ def test_tool_iou_follows_the_alignment_of_pseudo_mask_and_true_part(tree, monke
 
 
 def test_tool_reports_real_part_discovery_and_refuses_trees_without_masks(tree, tmp_path):
+    import logging
+
+    from mmengine.logging import MMLogger
+
     tool = _tool()
-    table = tool.main([QUICK_CONFIG, '--data-root', tree])
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        table = tool.main([QUICK_CONFIG, '--data-root', tree])
+    finally:
+        logger.removeHandler(handler)
+    # no line per parameter from MMEngine's weight init (hundreds on the console without a log file)
+    assert not [r for r in records if 'init_weights' in r.getMessage()]
     for row in table.values():
         assert 0 <= row['valid'] <= 1 and (np.isnan(row['miou']) or 0 <= row['miou'] <= 1)
     with pytest.raises(FileNotFoundError, match='part masks'):
