@@ -8,13 +8,12 @@ portion found earlier, whereas setuptools' import-hook (used for the old ``loopt
 mapping) runs only after the whole ``sys.path`` search has produced the namespace package.
 """
 
-import os
 import os.path as osp
 import subprocess
 import sys
 import textwrap
 
-from conftest import QUICK_CONFIG, REPO, THREADS
+from conftest import QUICK_CONFIG, REPO, tool_env
 
 SCRIPT = textwrap.dedent(f'''
     import os.path as osp
@@ -30,8 +29,8 @@ SCRIPT = textwrap.dedent(f'''
 
 
 def _run_in(cwd, *args):
-    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    env['OMP_NUM_THREADS'] = str(THREADS)
+    env = tool_env()
+    env.pop('PYTHONPATH', None)  # the package must be found as a user's script finds it
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
