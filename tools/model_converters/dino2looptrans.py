@@ -1,4 +1,4 @@
-"""Convert official DINO ViT weights to the state dict of looptrans' ``DINOVisionTransformer``.
+"""Convert official DINO / DINOv2 ViT weights to the state dict of looptrans' ``DINOVisionTransformer``.
 
 Official weights (self-supervised DINO, https://github.com/facebookresearch/dino):
 
@@ -9,14 +9,23 @@ Official weights (self-supervised DINO, https://github.com/facebookresearch/dino
 - ViT-B/16:
   https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth
 
+DINOv2 (https://github.com/facebookresearch/dinov2; the same names plus LayerScale ``blocks.N.ls1/ls2.gamma``
+and a training-only ``mask_token``, which is dropped):
+
+- ViT-S/14 (configs/backbones/looptrans_agd20k_dinov2_vits14.py):
+  https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth
+
 Conversion is optional: the backbone reads these files directly through
 ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``. Converted files (mmpretrain parameter names)
-also load into a plain ``mmpretrain.VisionTransformer`` with MMEngine's ``Pretrained`` init.
+also load into a plain ``mmpretrain.VisionTransformer`` with MMEngine's ``Pretrained`` init (for DINOv2
+with ``layer_scale_init_value > 0``).
 
 Usage::
 
     python tools/model_converters/dino2looptrans.py dino_deitsmall16_pretrain.pth \
         checkpoints/dino_vits16_mmpretrain.pth
+    python tools/model_converters/dino2looptrans.py dinov2_vits14_pretrain.pth \
+        checkpoints/dinov2_vits14_mmpretrain.pth
 
 DINO *full* checkpoints (``teacher``/``student`` entries, ``module.backbone.`` prefixes) are
 accepted; ``--source`` picks the network (the released weights are the teacher's). The file is
@@ -39,9 +48,14 @@ from looptrans.models.backbones import (
 )
 from looptrans.models.backbones.dino_weights import convert_dino_to_mmpretrain
 
+# Any value > 0 builds the LayerScale parameters (DINOv2); the file's learned values replace it.
+_LAYER_SCALE_INIT = 1e-5
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Convert official DINO ViT weights (timm names) to mmpretrain names.')
+    parser = argparse.ArgumentParser(
+        description='Convert official DINO / DINOv2 ViT weights (timm names) to mmpretrain names.'
+    )
     parser.add_argument('src', help='official DINO checkpoint (path or http(s) URL)')
     parser.add_argument('dst', help='where to save the converted state dict')
     parser.add_argument(
@@ -57,7 +71,9 @@ def convert(src: str, dst: str, source: str = 'teacher') -> dict:
     """Convert ``src`` to ``dst`` and check the result against the matching backbone.
 
     Returns:
-        ``dict(num_in, num_out, arch, patch_size)``.
+        ``dict(num_in, num_out, arch, patch_size, img_size, layer_scale)``; ``img_size`` is the input size
+        the file's position grid is laid out for (224 for DINO, 518 for DINOv2), ``layer_scale`` whether
+        it is a DINOv2 file (LayerScale in its blocks).
 
     Raises:
         KeyError / ValueError: if the converted keys do not fit a ``DINOVisionTransformer`` of the
@@ -69,18 +85,31 @@ def convert(src: str, dst: str, source: str = 'teacher') -> dict:
     if info['arch'] is None:
         raise ValueError(
             f'{src!r}: a ViT with {info["embed_dims"]} dims and {info["num_layers"]} '
-            'blocks is none of the DINO models (ViT-S/16, ViT-S/8, ViT-B/16).'
+            'blocks is none of the DINO models (ViT-S/16, ViT-S/8, ViT-B/16) nor of the DINOv2 models with an '
+            'MLP (ViT-S/14, ViT-B/14, ViT-L/14).'
         )
     img_size = 224
     if info['num_patches']:
         img_size = int(round(info['num_patches'] ** 0.5)) * info['patch_size']
     with torch.device('meta'):  # only names and shapes are needed: allocate nothing
-        model = DINOVisionTransformer(arch=info['arch'], patch_size=info['patch_size'], img_size=img_size)
+        model = DINOVisionTransformer(
+            arch=info['arch'],
+            patch_size=info['patch_size'],
+            img_size=img_size,
+            layer_scale_init_value=_LAYER_SCALE_INIT if info['layer_scale'] else 0.0,
+        )
     model.check_state_dict(state_dict, src)  # raises naming missing/unexpected keys
     dst_dir = osp.dirname(osp.abspath(dst))
     os.makedirs(dst_dir, exist_ok=True)
     torch.save(state_dict, dst)
-    return dict(num_in=len(raw), num_out=len(state_dict), arch=info['arch'], patch_size=info['patch_size'])
+    return dict(
+        num_in=len(raw),
+        num_out=len(state_dict),
+        arch=info['arch'],
+        patch_size=info['patch_size'],
+        img_size=img_size,
+        layer_scale=info['layer_scale'],
+    )
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -91,9 +120,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         f'tensors (arch={result["arch"]}, patch_size={result["patch_size"]}, no missing or '
         f'unexpected keys) to {args.dst}'
     )
+    dinov2 = ''
+    if result['layer_scale']:
+        dinov2 = f"img_size={result['img_size']}, layer_scale_init_value={_LAYER_SCALE_INIT}, interpolate_offset=0.1, "
     print(
         f"Config: backbone=dict(type='DINOVisionTransformer', arch='{result['arch']}', "
-        f"patch_size={result['patch_size']}, init_cfg=dict(type='Pretrained', "
+        f"patch_size={result['patch_size']}, {dinov2}init_cfg=dict(type='Pretrained', "
         f"checkpoint='{args.dst}'))"
     )
     return 0

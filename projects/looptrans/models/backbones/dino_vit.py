@@ -1,14 +1,18 @@
-"""DINO ViT backbone that also exposes the last block's self-attention keys and CLS attention.
+"""DINO / DINOv2 ViT backbone that also exposes the last block's self-attention keys and CLS attention.
 
 LOCATE and LoopTrans use a frozen self-supervised DINO ViT-S/16 in two ways: the **keys** of the
 last block's self-attention are the per-patch descriptors (for the CAM heads and for part
 clustering), and the CLS token's attention over the patches in that block is a saliency prior.
 This backbone is mmpretrain's ``VisionTransformer`` (same parameters, same forward) plus
 :meth:`DINOVisionTransformer.forward_descriptors`, which returns keys, CLS attention and the final
-features from one pass, and a loader that accepts the official DINO weight files.
+features from one pass, and a loader that accepts the official DINO and DINOv2 weight files.
+DINOv2 (ViT-S/14 etc.) is the same network with LayerScale in every block (mmpretrain's
+``layer_scale_init_value``), patch 14 and position embeddings laid out for 518 x 518 inputs, so one
+class and one descriptor path serve both.
 """
 
 import contextlib
+import re
 from typing import ContextManager, Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -25,7 +29,10 @@ _DINO_URLS = {
     ('deit-small', 16): 'https://dl.fbaipublicfiles.com/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth',
     ('deit-small', 8): 'https://dl.fbaipublicfiles.com/dino/dino_deitsmall8_pretrain/dino_deitsmall8_pretrain.pth',
     ('deit-base', 16): 'https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth',
+    ('dinov2-small', 14): 'https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth',
 }
+# LayerScale parameters (DINOv2) in mmpretrain names: present iff layer_scale_init_value > 0.
+_LAYER_SCALE_KEY = re.compile(r'^layers\.\d+\.(attn\.gamma1|ffn\.gamma2)\.weight$')
 
 
 @MODELS.register_module()
@@ -34,15 +41,16 @@ class DINOVisionTransformer(VisionTransformer):
 
     Defaults build DINO ViT-S/16 (``arch='deit-small'``: 384 dims, 12 blocks, 6 heads, FFN 1536;
     patch 16; qkv bias; LayerNorm eps 1e-6). ViT-S/8 is ``patch_size=8``; ViT-B/16 is
-    ``arch='deit-base'``. Position embeddings are resized (bicubic, as in mmpretrain) for inputs
-    whose size differs from ``img_size``.
+    ``arch='deit-base'``. DINOv2 ViT-S/14 is ``arch='dinov2-small', patch_size=14, img_size=518,
+    layer_scale_init_value=1e-5, interpolate_offset=0.1`` (``configs/_base_/models/dinov2_vits14.py``).
+    Position embeddings are resized (bicubic) for inputs whose size differs from ``img_size``.
 
     Note:
         At ``img_size`` (224 in LOCATE and LoopTrans) the outputs equal the official DINO model's.
-        At other sizes two mmpretrain conventions apply that differ slightly from DINO's own code:
-        the position grid is resized to the target size (DINO passes a scale factor with a 0.1
-        offset), and an input not divisible by the patch size is zero-padded at the bottom/right
-        (DINO drops the remainder).
+        At other sizes two mmpretrain conventions apply by default that differ slightly from DINO's
+        own code: the position grid is resized to the target size (DINO and DINOv2 pass a scale
+        factor with a 0.1 offset: set ``interpolate_offset=0.1`` for theirs), and an input not
+        divisible by the patch size is zero-padded at the bottom/right (DINO drops the remainder).
 
     Outputs:
 
@@ -66,14 +74,21 @@ class DINOVisionTransformer(VisionTransformer):
             it; weights trained on one layout (e.g. LOCATE's projection heads) need the same layout.
         frozen: Freeze all parameters, keep every module in eval mode (also after ``.train()``)
             and run the forward under ``torch.no_grad()``. Defaults to True, as in LOCATE.
-        qkv_bias: Bias in the qkv projection. Defaults to True (DINO).
-        norm_cfg: Normalisation config. Defaults to LayerNorm with eps 1e-6 (DINO).
-        init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads official DINO weights
+        qkv_bias: Bias in the qkv projection. Defaults to True (DINO, DINOv2).
+        norm_cfg: Normalisation config. Defaults to LayerNorm with eps 1e-6 (DINO, DINOv2).
+        interpolate_offset: How the position grid is resized at forward time for a patch grid
+            other than the one of ``img_size``. ``0`` (default): to the target size, as mmpretrain
+            does. ``> 0``: as DINO's and DINOv2's own code, bicubic with the scale factor
+            ``(target + offset) / source`` per side (their ``interpolate_offset``, 0.1 in the
+            released models), which samples the source grid at slightly other positions.
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads official DINO or DINOv2 weights
             (timm names, possibly wrapped as in DINO full checkpoints) or mmpretrain-named weights,
             strictly. ``PATH`` may be a local path, any MMEngine backend path or an http(s) URL.
             Optional keys: ``prefix`` (select keys, as MMEngine's ``Pretrained``), ``source``
             (``'teacher'``/``'student'`` for DINO full checkpoints), ``backend_args``.
-        **kwargs: Passed to ``mmpretrain.models.backbones.VisionTransformer``.
+        **kwargs: Passed to ``mmpretrain.models.backbones.VisionTransformer``, e.g.
+            ``layer_scale_init_value`` (> 0 adds DINOv2's LayerScale to every block; the released
+            DINOv2 weights hold its learned values).
     """
 
     OUT_TYPES = VisionTransformer.OUT_TYPES | {'keys'}
@@ -90,9 +105,15 @@ class DINOVisionTransformer(VisionTransformer):
         frozen: bool = True,
         qkv_bias: bool = True,
         norm_cfg: dict = dict(type='LN', eps=1e-6),
+        interpolate_offset: float = 0.0,
         init_cfg: Optional[Union[dict, list]] = None,
         **kwargs,
     ) -> None:
+        if not 0 <= interpolate_offset < 1:
+            raise ValueError(
+                f'interpolate_offset must be in [0, 1) (0: resize to the target size; 0.1: as DINO/DINOv2), '
+                f'got {interpolate_offset}.'
+            )
         if key_layout not in self.KEY_LAYOUTS:
             raise ValueError(f'key_layout must be one of {self.KEY_LAYOUTS}, got {key_layout!r}.')
         if kwargs.get('with_cls_token', True) is False:
@@ -115,6 +136,8 @@ class DINOVisionTransformer(VisionTransformer):
         self.num_heads = self.arch_settings['num_heads']
         self.key_layout = key_layout
         self.frozen = frozen
+        self.interpolate_offset = float(interpolate_offset)
+        self.layer_scale = kwargs.get('layer_scale_init_value', 0.0) > 0
         if out_type == 'keys' and list(self.out_indices) != [self.num_layers - 1]:
             raise ValueError(
                 f"out_type='keys' gives the last block's keys only; out_indices must be -1 (got {self.out_indices})."
@@ -171,7 +194,7 @@ class DINOVisionTransformer(VisionTransformer):
         source: str = 'teacher',
         backend_args: Optional[dict] = None,
     ) -> None:
-        """Load a DINO (timm names) or mmpretrain ViT checkpoint strictly.
+        """Load a DINO / DINOv2 (timm names) or mmpretrain ViT checkpoint strictly.
 
         Raises:
             KeyError: naming the missing and unexpected keys, if the file is not a ViT of this
@@ -201,8 +224,8 @@ class DINOVisionTransformer(VisionTransformer):
             raise CheckpointKeyError(
                 f'{checkpoint!r} does not fit {type(self).__name__}(arch={self._arch_name()}, '
                 f'patch_size={self.patch_size}): missing keys {show(missing)}; unexpected keys '
-                f'{show(unexpected)}. Use an official DINO ViT file '
-                f'({", ".join(u.rsplit("/", 1)[-1] for u in _DINO_URLS.values())}) or one '
+                f'{show(unexpected)}.{self._layer_scale_hint(missing, unexpected)} Use an official DINO or '
+                f'DINOv2 ViT file ({", ".join(u.rsplit("/", 1)[-1] for u in _DINO_URLS.values())}) or one '
                 'converted by tools/model_converters/dino2looptrans.py, with the matching '
                 'arch/patch_size.'
             )
@@ -223,14 +246,40 @@ class DINOVisionTransformer(VisionTransformer):
     def _arch_name(self) -> str:
         return self.arch if isinstance(self.arch, str) else 'custom'
 
+    def _layer_scale_hint(self, missing: Sequence[str], unexpected: Sequence[str]) -> str:
+        """A sentence for a load error whose only cause may be LayerScale being on in one side only."""
+        if not self.layer_scale and any(_LAYER_SCALE_KEY.match(k) for k in unexpected):
+            return (
+                ' The file has LayerScale parameters (DINOv2: ls1/ls2.gamma): set layer_scale_init_value=1e-5 '
+                '(see configs/_base_/models/dinov2_vits14.py).'
+            )
+        if self.layer_scale and any(_LAYER_SCALE_KEY.match(k) for k in missing):
+            return (
+                ' The model has LayerScale (layer_scale_init_value > 0) but the file has none (DINO rather than '
+                'DINOv2 weights?): set layer_scale_init_value=0 for DINO weights.'
+            )
+        return ''
+
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Backbone forward: a tuple of feature maps, see the class docstring."""
+        """Backbone forward: a tuple of feature maps, see the class docstring.
+
+        mmpretrain's forward, with the position embeddings of :meth:`_pos_embed` (which honours
+        ``interpolate_offset``).
+        """
         with self._grad_context():
             if self.out_type == 'keys':
                 keys, _, _, hw = self._descriptor_pass(x, with_cls_attn=False, with_feats=False)
                 return (self._tokens_to_map(keys, hw),)
-            return super().forward(x)
+            x, hw = self._embed(x)
+            outs = []
+            for i, layer in enumerate(self.layers):
+                x = layer(x)
+                if i == len(self.layers) - 1 and self.final_norm:
+                    x = self.ln1(x)
+                if i in self.out_indices:
+                    outs.append(self._format_output(x, hw))
+            return tuple(outs)
 
     def forward_descriptors(self, x: Tensor) -> Dict[str, Tensor]:
         """Last-block keys, CLS attention and final features, from one forward pass.
@@ -263,15 +312,29 @@ class DINOVisionTransformer(VisionTransformer):
         B = x.shape[0]
         x, hw = self.patch_embed(x)
         x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
-        x = x + resize_pos_embed(
-            self.pos_embed,
-            self.patch_resolution,
-            hw,
-            mode=self.interpolate_mode,
-            num_extra_tokens=self.num_extra_tokens,
-        )
+        x = x + self._pos_embed(hw)
         x = self.drop_after_pos(x)
         return self.pre_norm(x), hw
+
+    def _pos_embed(self, hw: Tuple[int, int]) -> Tensor:
+        """Position embeddings (1, extra + h*w, C) for a patch grid ``hw``, see ``interpolate_offset``."""
+        if not self.interpolate_offset or tuple(hw) == tuple(self.patch_resolution):
+            return resize_pos_embed(
+                self.pos_embed,
+                self.patch_resolution,
+                hw,
+                mode=self.interpolate_mode,
+                num_extra_tokens=self.num_extra_tokens,
+            )
+        extra = self.pos_embed[:, : self.num_extra_tokens]
+        grid = self.pos_embed[:, self.num_extra_tokens :]
+        src_h, src_w = self.patch_resolution
+        grid = grid.reshape(1, src_h, src_w, -1).permute(0, 3, 1, 2).float()
+        scale = ((hw[0] + self.interpolate_offset) / src_h, (hw[1] + self.interpolate_offset) / src_w)
+        # The output size is floor(src * scale) = the target (the offset keeps it off float rounding).
+        grid = F.interpolate(grid, scale_factor=scale, mode=self.interpolate_mode, align_corners=False)
+        grid = grid.flatten(2).transpose(1, 2).to(self.pos_embed.dtype)
+        return torch.cat((extra, grid), dim=1)
 
     def _descriptor_pass(self, x: Tensor, with_cls_attn: bool = True, with_feats: bool = True):
         """Blocks 0..L-2 as usual, then the last block with its keys (and CLS attention) exposed.

@@ -1,9 +1,12 @@
-"""Reading official DINO ViT checkpoints and renaming them for mmpretrain.
+"""Reading official DINO and DINOv2 ViT checkpoints and renaming them for mmpretrain.
 
 The official DINO weights (https://github.com/facebookresearch/dino) use the timm parameter
 layout (``cls_token``, ``pos_embed``, ``patch_embed.proj.*``, ``blocks.N.{norm1,attn.qkv,attn.proj,
-norm2,mlp.fc1,mlp.fc2}.*``, ``norm.*``). :class:`~looptrans.models.backbones.DINOVisionTransformer`
-builds on ``mmpretrain.models.backbones.VisionTransformer``, whose parameters have other names.
+norm2,mlp.fc1,mlp.fc2}.*``, ``norm.*``). The official DINOv2 backbone weights
+(https://github.com/facebookresearch/dinov2, e.g. ``dinov2_vits14_pretrain.pth``) use the same names plus
+the LayerScale factors ``blocks.N.ls1.gamma`` / ``blocks.N.ls2.gamma`` and the training-only ``mask_token``.
+:class:`~looptrans.models.backbones.DINOVisionTransformer` builds on
+``mmpretrain.models.backbones.VisionTransformer``, whose parameters have other names.
 This module holds the one place where that mapping lives (:func:`convert_dino_to_mmpretrain`), plus
 the code that reads a checkpoint file (with the package's safe loader) and strips the wrappers the DINO
 repository writes around its weights. Both the backbone's ``init_weights`` and
@@ -44,6 +47,9 @@ _TIMM_TO_MMPRETRAIN: List[Tuple[re.Pattern, str]] = [
     (re.compile(r'^blocks\.(\d+)\.attn\.proj\.'), r'layers.\1.attn.proj.'),
     (re.compile(r'^blocks\.(\d+)\.mlp\.fc1\.'), r'layers.\1.ffn.layers.0.0.'),
     (re.compile(r'^blocks\.(\d+)\.mlp\.fc2\.'), r'layers.\1.ffn.layers.1.'),
+    # DINOv2's LayerScale (x + ls1(attn(norm1(x))), x + ls2(mlp(norm2(x)))): mmpretrain's gamma1 / gamma2.
+    (re.compile(r'^blocks\.(\d+)\.ls1\.gamma$'), r'layers.\1.attn.gamma1.weight'),
+    (re.compile(r'^blocks\.(\d+)\.ls2\.gamma$'), r'layers.\1.ffn.gamma2.weight'),
     (re.compile(r'^norm\.'), 'ln1.'),
 ]
 
@@ -64,8 +70,10 @@ _DINO_WRAPPER_KEYS = ('teacher', 'student')
 # Prefixes added by DistributedDataParallel and by the DINO/MMEngine model wrappers.
 _STRIP_PREFIXES = ('module.',)
 _BACKBONE_PREFIX = 'backbone.'
-# A classification / DINO projection head is not part of the backbone.
+# A classification / DINO projection head is not part of the backbone; DINOv2's mask token only replaces
+# masked patches during its self-supervised training (the released files keep it).
 _HEAD_PREFIXES = ('head.', 'fc_norm.')
+_TRAINING_ONLY_KEYS = ('mask_token',)
 
 
 def convert_dino_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, Any]':
@@ -109,7 +117,8 @@ def unwrap_dino_checkpoint(checkpoint: Mapping[str, Any], source: str = 'teacher
     ``teacher`` and ``student`` entries (``source`` picks one); ``module.`` prefixes; a
     ``backbone.`` prefix (DINO full checkpoints, mmpretrain classifiers and mmseg segmentors keep
     the ViT under it: only those keys are kept); and classifier / projection head keys (``head.*``,
-    ``fc_norm.*``), which are dropped with a log line giving their count.
+    ``fc_norm.*``) and DINOv2's training-only ``mask_token``, which are dropped with a log line giving
+    their count.
 
     Args:
         checkpoint: The object returned by ``torch.load``.
@@ -143,10 +152,10 @@ def unwrap_dino_checkpoint(checkpoint: Mapping[str, Any], source: str = 'teacher
         tensors = OrderedDict(
             (k[len(_BACKBONE_PREFIX) :], v) for k, v in tensors.items() if k.startswith(_BACKBONE_PREFIX)
         )
-    head_keys = [k for k in tensors if k.startswith(_HEAD_PREFIXES)]
+    head_keys = [k for k in tensors if k.startswith(_HEAD_PREFIXES) or k in _TRAINING_ONLY_KEYS]
     if head_keys:
         print_log(
-            f'Ignoring {len(head_keys)} head parameters that are not part of the ViT '
+            f'Ignoring {len(head_keys)} head / training-only parameters that are not part of the ViT '
             f'backbone ({", ".join(head_keys[:4])}{", ..." if len(head_keys) > 4 else ""}).',
             logger='current',
         )
@@ -216,8 +225,9 @@ def infer_vit_arch(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
     """Read the architecture of an mmpretrain-named ViT state dict from its tensor shapes.
 
     Returns:
-        ``dict(embed_dims, num_layers, patch_size, num_patches, arch)`` where ``arch`` is the
-        mmpretrain arch name (``'deit-small'``, ``'deit-base'``...) or ``None`` if none matches.
+        ``dict(embed_dims, num_layers, patch_size, num_patches, layer_scale, arch)`` where
+        ``layer_scale`` tells whether the blocks have LayerScale (DINOv2) and ``arch`` is the mmpretrain
+        arch name (``'deit-small'``, ``'deit-base'``, ``'dinov2-small'``...) or ``None`` if none matches.
 
     Raises:
         KeyError: if the dict lacks ``patch_embed.projection.weight`` (not a ViT).
@@ -230,11 +240,15 @@ def infer_vit_arch(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
     num_layers = max(layer_ids) + 1 if layer_ids else 0
     pos = state_dict.get('pos_embed')
     num_patches = pos.shape[1] - 1 if pos is not None else None
+    layer_scale = 'layers.0.attn.gamma1.weight' in state_dict
     names = {(384, 12): 'deit-small', (768, 12): 'deit-base', (192, 12): 'deit-tiny', (1024, 24): 'large'}
+    if layer_scale:  # mmpretrain names only DINOv2's ViT-S; its ViT-B / ViT-L sizes are 'deit-base' / 'large'
+        names[(384, 12)] = 'dinov2-small'
     return dict(
         embed_dims=int(embed_dims),
         num_layers=num_layers,
         patch_size=int(patch_h),
         num_patches=num_patches,
+        layer_scale=layer_scale,
         arch=names.get((int(embed_dims), num_layers)),
     )
