@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on data the project generates itself, on CPU, no downloads:
-# generate the synthetic AGD20K tree, train LoopTrans, evaluate it, and score the trivial baselines.
+# generate the synthetic AGD20K tree, train LoopTrans, evaluate it, score the trivial baselines, and draw the
+# training curves (losses and pseudo-mask statistics) from the run's JSON log.
 #   bash tools/quickstart.sh [WORK_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,7 @@ $PY tools/train.py "$CONFIG" --work-dir "$WORK_DIR"
 CKPT=$(cat "$WORK_DIR/last_checkpoint")
 $PY tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR/test" --show-dir vis
 $PY tools/analysis_tools/eval_trivial_baselines.py "$CONFIG"
+$PY tools/analysis_tools/analyze_logs.py "$WORK_DIR" --keys loss_cls_ego loss_pixel_dice pm_valid pm_true_iou \
+  --title "LoopTrans quick start: losses and pseudo-mask statistics" --out "$WORK_DIR/training_curves.png"
 echo "heatmap pictures: $WORK_DIR/test/vis"
+echo "training curves: $WORK_DIR/training_curves.png"
