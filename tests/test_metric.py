@@ -20,6 +20,7 @@ from mmseg.registry import METRICS
 from looptrans.evaluation import (
     AffordanceMetric,
     agd20k_scores,
+    agd20k_scores_batched,
     auc_judd,
     gaussian_blur_5x5,
     hotspots_scores,
@@ -578,3 +579,128 @@ def test_metric_refuses_to_average_nothing(logs):
     metric.process({}, [make_sample(idx, pred, np.zeros((8, 8)), aff)])
     with pytest.raises(ValueError, match='no image has a defined KLD.*1 with an all-zero GT'):
         metric.compute_metrics(list(metric.results))
+
+
+# --------------------------------------------------------------------------------
+# the batched (torch) and the threaded (NumPy) AGD20K paths against the per-image reference
+# --------------------------------------------------------------------------------
+def mixed_batch(rng: np.random.Generator):
+    """(names, preds, gts): GTs of several sizes in one batch (one of them already at the evaluation
+    size), an all-zero GT, a constant prediction, non-finite predictions, float32 predictions."""
+    named = cases(rng) + [
+        ('empty_gt', rng.random((14, 14)), np.zeros((20, 20))),
+        ('gt_at_eval_size', rng.random((14, 14)), blob(32, 32, 10, 20, 5)),
+        ('gt_at_eval_size_2', rng.random((14, 14)).astype(np.float32), sparse(rng, 32, 32, 0.3)),
+        ('same_gt_size_as_random', rng.random((7, 9)), rng.random((20, 30))),
+        ('wide_pred', rng.random((10, 30)), blob(48, 64, 30, 10, 9)),
+    ]
+    return [n for n, _, _ in named], [p for _, p, _ in named], [g for _, _, g in named]
+
+
+def assert_agd20k_matches_reference(ours: dict, names, preds, gts, size: int) -> None:
+    for i, (name, pred, gt) in enumerate(zip(names, preds, gts)):
+        assert_scores_match(ours, i, ref_agd20k(np.asarray(pred, dtype=np.float64), gt, size), ('KLD', 'SIM', 'NSS'))
+        assert ours['empty_gt'][i] == (name == 'empty_gt'), name
+        assert ours['nonfinite_pred'][i] == (name in ('nan_pred', 'all_nan_pred')), name
+    k = names.index('constant_pred')
+    assert ours['NSS'][k] == 0 and ours['SIM'][k] == 0 and np.isfinite(ours['KLD'][k])
+
+
+@pytest.mark.parametrize('chunk_size', [64, 3])
+def test_agd20k_batched_matches_reference_with_mixed_sizes(chunk_size):
+    names, preds, gts = mixed_batch(np.random.default_rng(30))
+    tensors = [torch.from_numpy(np.asarray(p)) for p in preds], [torch.from_numpy(g)[None] for g in gts]
+    ours = agd20k_scores_batched(*tensors, size=32, chunk_size=chunk_size)
+    assert ours['KLD'].shape == (len(names),) and ours['KLD'].dtype == np.float64
+    assert_agd20k_matches_reference(ours, names, preds, gts, 32)
+    # the CPU path gives the same numbers to rounding
+    cpu = agd20k_scores(preds, gts, size=32)
+    for key in ('KLD', 'SIM', 'NSS'):
+        np.testing.assert_allclose(ours[key], cpu[key], rtol=1e-12, atol=1e-12, equal_nan=True)
+    for key in ('empty_gt', 'nonfinite_pred'):
+        np.testing.assert_array_equal(ours[key], cpu[key])
+
+
+def test_agd20k_threads_give_the_same_scores_as_one_thread():
+    names, preds, gts = mixed_batch(np.random.default_rng(31))
+    one = agd20k_scores(preds, gts, size=32)
+    assert_agd20k_matches_reference(one, names, preds, gts, 32)
+    for threads in (2, 5, 100):
+        many = agd20k_scores(preds, gts, size=32, num_threads=threads)
+        for key in one:
+            np.testing.assert_array_equal(many[key], one[key])
+
+
+def test_agd20k_at_224_from_480x640_gt_batched_and_cpu():
+    rng = np.random.default_rng(32)
+    preds = [rng.random((14, 14)).astype(np.float32) for _ in range(3)]
+    gts = [
+        (np.round(blob(480, 640, 200, 300, 60) * 255) / 255),
+        sparse(rng, 480, 640, 0.05),
+        (np.round(blob(240, 320, 100, 100, 30) * 255) / 255),
+    ]
+    batched = agd20k_scores_batched([torch.from_numpy(p) for p in preds], [torch.from_numpy(g) for g in gts])
+    cpu = agd20k_scores(preds, gts, num_threads=2)
+    for i in range(3):
+        ref = ref_agd20k(preds[i].astype(np.float64), gts[i], 224)
+        assert_scores_match(batched, i, ref, ('KLD', 'SIM', 'NSS'))
+        assert_scores_match(cpu, i, ref, ('KLD', 'SIM', 'NSS'))
+
+
+def test_agd20k_batched_rejects_bad_gt_and_counts():
+    pred = [torch.rand(8, 8)]
+    with pytest.raises(ValueError, match=r'a\.png.*NaN'):
+        agd20k_scores_batched(pred, [torch.full((8, 8), float('nan'))], names=['a.png'])
+    with pytest.raises(ValueError, match=r'b\.png.*negative'):
+        agd20k_scores_batched(pred * 2, [torch.ones(8, 8), -torch.ones(8, 8)], names=['a.png', 'b.png'])
+    with pytest.raises(ValueError, match='1 predictions but 2 GT'):
+        agd20k_scores_batched(pred, [torch.ones(8, 8)] * 2)
+    with pytest.raises(ValueError, match=r'map 0 has shape \(2, 8, 8\)'):
+        agd20k_scores_batched([torch.rand(2, 8, 8)], [torch.ones(8, 8)])
+
+
+def test_nss_fixations_near_the_bound_follow_the_published_operations():
+    # GT values within rounding distance of the fixation bound take the slow path: the published
+    # operations decide, pixel by pixel, exactly as nss(..., gt_divisor=255).
+    lo, hi = 0.0, 1.0
+    bound = lo + 0.1 * (hi - lo + 255 * 1e-12)
+    near = bound + np.array([-4, -2, -1, 0, 1, 2, 4]) * np.spacing(bound)
+    gt = np.concatenate([[lo, hi], near, np.linspace(0, 1, 40)])
+    gt = np.tile(gt, 2)[:48].reshape(6, 8)
+    pred = np.random.default_rng(33).random((6, 8))
+    expected = nss(pred[None], gt[None], gt_divisor=255.0)[0]
+    assert agd20k_scores([pred], [gt], size=(6, 8))['NSS'][0] == pytest.approx(expected, rel=1e-12)
+    batched = agd20k_scores_batched([torch.from_numpy(pred)], [torch.from_numpy(gt)], size=(6, 8))
+    assert batched['NSS'][0] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize('backend', ['torch', 'numpy', 'auto'])
+def test_metric_backends_agree_on_a_batch_of_mixed_gt_sizes(backend):
+    names, preds, gts = mixed_batch(np.random.default_rng(34))
+    samples = [make_sample(i, np.asarray(p, dtype=np.float64), g, 'hold') for i, (p, g) in enumerate(zip(preds, gts))]
+    for sample, g in zip(samples, gts):  # float64 GT, as LoadAffordanceGT loads it
+        sample['gt_heatmap'] = dict(data=torch.from_numpy(g)[None])
+    metric = AffordanceMetric(eval_size=32, compute_backend=backend, num_threads=2)
+    metric.process({}, samples[:5])
+    metric.process({}, samples[5:])
+    records = {r['sample_idx']: r for r in metric.results}
+    float32_preds = [torch.from_numpy(np.asarray(p, dtype=np.float64)).float().double().numpy() for p in preds]
+    expected = agd20k_scores(float32_preds, gts, size=32)
+    for i, name in enumerate(names):
+        assert records[i]['empty_gt'] == (name == 'empty_gt')
+        for key in ('KLD', 'SIM', 'NSS'):
+            if np.isnan(expected[key][i]):
+                assert np.isnan(records[i][key])
+            else:
+                assert records[i][key] == pytest.approx(expected[key][i], rel=1e-12, abs=1e-12), (name, key)
+    result = metric.compute_metrics(list(metric.results))
+    refs = [ref_agd20k(p, g, 32) for p, g in zip(float32_preds, gts)]
+    for key in result:
+        assert result[key] == pytest.approx(np.mean([r[key] for r in refs if r is not None]), rel=TOL, abs=TOL)
+
+
+def test_metric_rejects_bad_backend_and_threads():
+    with pytest.raises(ValueError, match='compute_backend'):
+        AffordanceMetric(compute_backend='gpu')
+    with pytest.raises(ValueError, match='num_threads'):
+        AffordanceMetric(num_threads=0)

@@ -44,6 +44,10 @@ def build_metrics(collect_dir: str) -> dict:
 
     return dict(
         agd20k=AffordanceMetric(eval_size=32, collect_dir=collect_dir),
+        # batched over the images of each process() call with torch (the path used on an accelerator)
+        agd20k_batched=AffordanceMetric(eval_size=32, compute_backend='torch', collect_dir=collect_dir),
+        # the CPU path with the images of a batch spread over threads
+        agd20k_threads=AffordanceMetric(eval_size=32, num_threads=2, collect_dir=collect_dir),
         hotspots=AffordanceMetric(protocol='hotspots', jitter_seed=1, collect_dir=collect_dir),
     )
 
@@ -107,8 +111,12 @@ def test_two_process_result_equals_one_process(tmp_path):
             for protocol in single:
                 assert got[protocol] == pytest.approx(single[protocol], rel=1e-12, abs=1e-12)
 
+    # the three AGD20K computations agree
+    for name in ('agd20k_batched', 'agd20k_threads'):
+        assert single[name] == pytest.approx(single['agd20k'], rel=1e-12, abs=1e-12)
+
     counts = [m for m in ranks[0]['logs'] if 'num_images' in m]
-    assert len(counts) == 4  # 2 protocols x 2 cases, logged on rank 0 only
+    assert len(counts) == 8  # 4 metrics x 2 cases, logged on rank 0 only
     assert all(f'num_images={DATASET_SIZE}' in m and 'num_empty_gt=1' in m for m in counts)
-    assert sum('duplicates_dropped=1' in m for m in counts) == 2  # the 'padded' case
+    assert sum('duplicates_dropped=1' in m for m in counts) == 4  # the 'padded' case
     assert not any('num_images' in m for m in ranks[1]['logs'])

@@ -5,6 +5,13 @@ Prints, for a batch of B samples (B ego + B*V exo images at the config's crop si
 forward alone on the same B*(1+V) images, their ratio, and inference images/s at two batch sizes.
 Random weights and random images: no dataset or checkpoint needed. Runs on CPU and CUDA.
 
+It then checks the backbone speed claim: the same B*(1+V) images through our frozen DINO ViT-S/16
+(``DINOVisionTransformer.forward_descriptors``, the pass the model runs: keys, CLS attention and final features)
+and through timm's ``VisionTransformer`` (``vit_small_patch16_224`` layout, ``forward_features``), both holding the
+same random weights (timm's, saved in the official DINO layout and loaded by our backbone's own loader). It prints
+both times, their ratio and the largest difference between the two models' final patch features (timm is needed:
+``requirements/tests.txt``; without it the check is skipped with a message).
+
     python tools/analysis_tools/benchmark.py configs/looptrans_agd20k.py --batch-size 16 --device cuda
     python tools/analysis_tools/benchmark.py configs/looptrans_agd20k.py --batch-size 16 --device cpu \
         --iters 5 --warmup 2
@@ -13,9 +20,11 @@ Random weights and random images: no dataset or checkpoint needed. Runs on CPU a
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import tempfile
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
@@ -36,6 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--infer-batch-sizes', type=int, nargs='+', default=[1, 64])
     parser.add_argument('--amp', action='store_true', help='bf16/fp16 autocast for the training step')
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = default)')
+    parser.add_argument('--no-timm-check', action='store_true', help='skip the comparison with timm')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -65,6 +75,25 @@ def time_it(fn: Callable[[], None], device: str, iters: int, warmup: int) -> flo
     return (time.perf_counter() - start) / iters
 
 
+def time_alternating(
+    first: Callable[[], None], second: Callable[[], None], device: str, iters: int, warmup: int
+) -> Tuple[float, float]:
+    """Mean seconds per call of ``first`` and of ``second``, timed in turns (``first``, ``second``, ``first``, ...)
+    after ``warmup`` untimed calls of each, so that a change of load on a shared machine hits both alike."""
+    for _ in range(warmup):
+        first()
+        second()
+    totals = [0.0, 0.0]
+    for _ in range(iters):
+        for k, fn in enumerate((first, second)):
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            totals[k] += time.perf_counter() - start
+    return totals[0] / max(1, iters), totals[1] / max(1, iters)
+
+
 def peak_memory_gib(device: str) -> float:
     """Peak CUDA memory allocated since the last reset, or the process's peak RSS on CPU."""
     if device.startswith('cuda'):
@@ -75,6 +104,96 @@ def peak_memory_gib(device: str) -> float:
 def reset_peak(device: str) -> None:
     if device.startswith('cuda'):
         torch.cuda.reset_peak_memory_stats()
+
+
+def random_timm_vit(size: int, seed: int = 0) -> torch.nn.Module:
+    """timm ``vit_small_patch16_224`` laid out for ``size`` with random, non-trivial weights (no download).
+
+    timm's own initialisation is skipped (slow on a CPU) and every tensor is drawn here: matrices with std
+    1/sqrt(fan_in), so attention is far from uniform; norm scales around 1; the rest std 0.1.
+    """
+    import timm
+
+    gen = torch.Generator().manual_seed(seed)
+    model = timm.create_model(
+        'vit_small_patch16_224', pretrained=False, num_classes=0, img_size=size, weight_init='skip'
+    ).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.ndim >= 2 and name not in ('cls_token', 'pos_embed'):
+                param.copy_(torch.randn(param.shape, generator=gen) * param[0].numel() ** -0.5)
+            elif 'norm' in name and name.endswith('weight'):
+                param.copy_(1 + 0.1 * torch.randn(param.shape, generator=gen))
+            else:
+                param.copy_(0.1 * torch.randn(param.shape, generator=gen))
+    return model
+
+
+def compare_backbones(
+    images: torch.Tensor, device: str, iters: int, warmup: int, seed: int = 0
+) -> Optional[Dict[str, float]]:
+    """Time our frozen DINO ViT-S/16 and timm's ViT on ``images`` (N, 3, S, S) with the same weights; print a table.
+
+    Returns ``dict(ours_s, timm_s, ratio=ours_s / timm_s, max_abs_diff, num_images)``, or None (with a message)
+    when timm is not installed. ``max_abs_diff`` is the largest difference between the final normed patch
+    features of the two models (they must agree: the same weights and the same function).
+    """
+    try:
+        import timm  # noqa: F401
+    except ImportError:
+        print('backbone vs timm: skipped (timm is not installed: pip install -r requirements/tests.txt)')
+        return None
+    from looptrans.models.backbones import DINOVisionTransformer
+
+    size = images.shape[-1]
+    reference = random_timm_vit(size, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, 'dino_deitsmall16_pretrain.pth')  # the official DINO layout (timm names)
+        torch.save(reference.state_dict(), path)
+        ours = DINOVisionTransformer(img_size=size)
+        ours.load_dino_weights(path)
+    ours, reference = ours.to(device).eval(), reference.to(device).eval()
+    images = images.to(device)
+
+    @torch.no_grad()
+    def run_ours() -> None:
+        ours.forward_descriptors(images)
+
+    @torch.no_grad()
+    def run_timm() -> None:
+        reference.forward_features(images)
+
+    ours_s, timm_s = time_alternating(run_ours, run_timm, device, iters, warmup)
+    with torch.no_grad():
+        feats = ours.forward_descriptors(images)['feats'].flatten(2).transpose(1, 2)
+        expected = reference.forward_features(images)[:, reference.num_prefix_tokens :]
+    figures = dict(
+        ours_s=ours_s,
+        timm_s=timm_s,
+        ratio=ours_s / timm_s,
+        max_abs_diff=float((feats - expected).abs().max()),
+        num_images=images.shape[0],
+    )
+    print_backbone_table(figures, size)
+    return figures
+
+
+def print_backbone_table(figures: Dict[str, float], size: int) -> None:
+    """The backbone comparison as printed by :func:`compare_backbones` (one row per model, then the ratio)."""
+    n = figures['num_images']
+    print(f'backbone vs timm: {n} images at {size}x{size}, ViT-S/16, the same random weights in both')
+    print(f'{"what":<52}{"s/iter":>10}{"images/s":>12}')
+    rows = [
+        ('looptrans DINOVisionTransformer.forward_descriptors', figures['ours_s']),
+        ('timm VisionTransformer.forward_features', figures['timm_s']),
+    ]
+    for name, seconds in rows:
+        print(f'{name:<52}{seconds:>10.4f}{n / seconds:>12.1f}')
+    verdict = 'faster' if figures['ratio'] < 1 else 'slower'
+    print(
+        f'ours / timm time: {figures["ratio"]:.3f}x (ours {verdict}); '
+        f'max |feature difference|: {figures["max_abs_diff"]:.2e}'
+    )
 
 
 def main() -> None:
@@ -147,6 +266,8 @@ def main() -> None:
         f'{n_images / figures["backbone_s"]:>12.1f}{figures["backbone_peak_gib"]:>10.2f}'
     )
     print(f'training step / backbone forward: {figures["train_step_s"] / figures["backbone_s"]:.2f}x')
+    if not args.no_timm_check:
+        compare_backbones(flat, device, args.iters, args.warmup)
 
     model.eval()
     for bs in args.infer_batch_sizes:

@@ -2,6 +2,7 @@
 
 from .functional import (
     agd20k_scores,
+    agd20k_scores_batched,
     auc_judd,
     gaussian_blur_5x5,
     hotspots_fixations,
@@ -19,6 +20,7 @@ from .metrics import AffordanceMetric
 __all__ = [
     'AffordanceMetric',
     'agd20k_scores',
+    'agd20k_scores_batched',
     'hotspots_scores',
     'kld',
     'sim',

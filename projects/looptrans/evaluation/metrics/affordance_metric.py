@@ -13,11 +13,12 @@ from collections import OrderedDict, defaultdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.registry import METRICS
 
-from ..functional import HOTSPOTS_GT_SIZE, agd20k_scores, hotspots_scores
+from ..functional import HOTSPOTS_GT_SIZE, agd20k_scores, agd20k_scores_batched, hotspots_scores
 
 #: metrics each protocol can report, in table order, and its published evaluation resolution.
 PROTOCOLS: Dict[str, Dict[str, Any]] = {
@@ -35,8 +36,16 @@ def _field(sample: Any, key: str) -> Any:
     return getattr(sample, key, None)
 
 
-def _pixel_array(sample: Any, key: str, where: str) -> np.ndarray:
-    """Return the ``data`` of a ``PixelData`` field (dict form or object) as a numpy array."""
+#: where the AGD20K scores are computed, see ``AffordanceMetric(compute_backend=...)``.
+COMPUTE_BACKENDS = ('auto', 'numpy', 'torch')
+
+
+def _pixel_data(sample: Any, key: str, where: str) -> Union[np.ndarray, torch.Tensor]:
+    """Return the ``data`` of a ``PixelData`` field (dict form or object), a tensor left where it is.
+
+    A half / bfloat16 tensor (AMP inference) becomes float32. Raises if the field is missing or is
+    not one ``(H, W)`` / ``(1, H, W)`` map.
+    """
     value = _field(sample, key)
     if value is None:
         if key == 'gt_heatmap':
@@ -45,10 +54,12 @@ def _pixel_array(sample: Any, key: str, where: str) -> np.ndarray:
             hint = "the model's predict() must set it for the asked affordance"
         raise KeyError(f'AffordanceMetric: data sample of {where} has no {key!r}; {hint}')
     data = value.get('data') if isinstance(value, dict) else getattr(value, 'data', value)
-    if hasattr(data, 'detach'):  # a tensor; half / bfloat16 (AMP inference) has no numpy dtype
+    if isinstance(data, torch.Tensor):  # half / bfloat16 (AMP inference) has no numpy dtype
         data = data.detach()
-        data = (data.float() if data.element_size() < 4 else data).cpu().numpy()
-    data = np.asarray(data)
+        if data.element_size() < 4 and data.is_floating_point():
+            data = data.float()
+    else:
+        data = np.asarray(data)
     if not (data.ndim == 2 or (data.ndim == 3 and data.shape[0] == 1)):
         raise ValueError(
             f'AffordanceMetric: {key} of {where} has shape {tuple(data.shape)}; '
@@ -83,6 +94,15 @@ class AffordanceMetric(BaseMetric):
         collect_device: ``'cpu'`` or ``'gpu'``, where results are gathered under DDP.
         prefix: prefix of the returned keys (none by default: keys are ``'KLD'``, ``'SIM'``, ...).
         collect_dir: shared directory used by ``collect_device='cpu'`` (a temporary one by default).
+        compute_backend: where the AGD20K scores of a batch are computed. ``'auto'`` (default):
+            batched with torch on the predictions' device when that is an accelerator
+            (:func:`~looptrans.evaluation.agd20k_scores_batched`; the maps never leave it), else on
+            the CPU with OpenCV / NumPy (:func:`~looptrans.evaluation.agd20k_scores`, the faster of
+            the two there). ``'torch'`` / ``'numpy'`` force one of them. The scores agree to ~1e-15.
+            The Hotspots protocol always runs on the CPU.
+        num_threads: CPU threads scoring the images of a batch (NumPy backend); ``None`` (default)
+            uses torch's intra-op thread count (``torch.get_num_threads()``, which follows
+            ``OMP_NUM_THREADS``), the CPU share the model itself uses.
 
     Each data sample given to :meth:`process` (a dict, as MMEngine passes them, or a
     ``SegDataSample``) needs ``pred_heatmap`` and ``gt_heatmap`` (``{'data': (1, H, W)}``; any
@@ -104,8 +124,16 @@ class AffordanceMetric(BaseMetric):
         collect_device: str = 'cpu',
         prefix: Optional[str] = None,
         collect_dir: Optional[str] = None,
+        compute_backend: str = 'auto',
+        num_threads: Optional[int] = None,
     ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
+        if compute_backend not in COMPUTE_BACKENDS:
+            raise ValueError(
+                f'AffordanceMetric: compute_backend={compute_backend!r} is not one of {list(COMPUTE_BACKENDS)}'
+            )
+        if num_threads is not None and (not isinstance(num_threads, (int, np.integer)) or num_threads < 1):
+            raise ValueError(f'AffordanceMetric: num_threads must be a positive int or None, got {num_threads!r}')
         if protocol not in PROTOCOLS:
             raise ValueError(
                 f'AffordanceMetric: protocol={protocol!r} is not one of '
@@ -134,6 +162,8 @@ class AffordanceMetric(BaseMetric):
         first = self.eval_size if protocol == 'agd20k' else HOTSPOTS_GT_SIZE
         self._gt_first_size = tuple(int(v) for v in ((first, first) if isinstance(first, (int, np.integer)) else first))
         self.jitter_seed = jitter_seed
+        self.compute_backend = compute_backend
+        self.num_threads = num_threads
         self._warned_nonfinite = False
 
     # --------------------------------------------------------------------------------
@@ -166,16 +196,18 @@ class AffordanceMetric(BaseMetric):
                     f'maps to {self._gt_first_size} first; set resize_to={self._gt_first_size} or '
                     f'remove it (scores would differ from the published protocol)'
                 )
-            preds.append(_pixel_array(sample, 'pred_heatmap', where))
-            gts.append(_pixel_array(sample, 'gt_heatmap', where))
+            preds.append(_pixel_data(sample, 'pred_heatmap', where))
+            gts.append(_pixel_data(sample, 'gt_heatmap', where))
             infos.append(
                 dict(sample_idx=int(sample_idx), img_path=img_path, affordance=str(_field(sample, 'affordance')))
             )
         names = [str(info['img_path'] or f"sample_idx={info['sample_idx']}") for info in infos]
 
         if self.protocol == 'agd20k':
-            scores = agd20k_scores(preds, gts, size=self.eval_size, names=names)
+            scores = self._agd20k(preds, gts, names)
         else:
+            preds = [p.cpu().numpy() if isinstance(p, torch.Tensor) else p for p in preds]
+            gts = [g.cpu().numpy() if isinstance(g, torch.Tensor) else g for g in gts]
             jitter = None
             if self.jitter_seed is not None:
                 seed = int(self.jitter_seed)
@@ -199,6 +231,19 @@ class AffordanceMetric(BaseMetric):
             record['empty_gt'] = bool(scores['empty_gt'][i])
             record['nonfinite_pred'] = bool(scores['nonfinite_pred'][i])
             self.results.append(record)
+
+    def _agd20k(self, preds: List[Any], gts: List[Any], names: List[str]) -> Dict[str, np.ndarray]:
+        """Score one batch with the AGD20K protocol on the chosen backend (see ``compute_backend``)."""
+        backend = self.compute_backend
+        if backend == 'auto':
+            on_accelerator = isinstance(preds[0], torch.Tensor) and preds[0].device.type != 'cpu'
+            backend = 'torch' if on_accelerator else 'numpy'
+        if backend == 'torch':
+            return agd20k_scores_batched(preds, gts, size=self.eval_size, names=names)
+        preds = [p.cpu().numpy() if isinstance(p, torch.Tensor) else p for p in preds]
+        gts = [g.cpu().numpy() if isinstance(g, torch.Tensor) else g for g in gts]
+        threads = torch.get_num_threads() if self.num_threads is None else self.num_threads
+        return agd20k_scores(preds, gts, size=self.eval_size, names=names, num_threads=threads)
 
     # --------------------------------------------------------------------------------
     # after all batches (rank 0)
