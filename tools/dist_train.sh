@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Multi-GPU / multi-node training through torchrun and MMEngine's launcher.
+# Multi-GPU / multi-node training through torchrun (python -m torch.distributed.run) and MMEngine's launcher.
 #   bash tools/dist_train.sh CONFIG GPUS [extra tools/train.py args]
 # Multi-node: NNODES=2 NODE_RANK=0 MASTER_ADDR=host0 PORT=29500 bash tools/dist_train.sh CONFIG 8
 CONFIG=$1
@@ -8,8 +8,10 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+# the python that has looptrans (active venv, else the project's .venv): no need to activate it first
+source "$(dirname "$0")/find_python.sh"
 
-torchrun \
+"$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

@@ -33,8 +33,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
-import json
+import io
 import os
 import os.path as osp
 import pickle
@@ -50,15 +51,19 @@ from mmengine.utils import ProgressBar
 
 from looptrans.apis import (
     IMAGE_EXTENSIONS,
+    SATURATION_LEVEL,
     AffordanceResult,
     inference_affordance,
     init_model,
     load_image,
+    model_warnings,
+    overlay_picture,
     resolve_affordances,
+    result_json,
 )
-from looptrans.utils import ensure_writable_dir
+from looptrans.utils import atomic_write_bytes, ensure_writable_dir
 from looptrans.utils.cli import positive_int, threshold_float, unit_float
-from looptrans.visualization import draw_colour_scale, normalize_heatmap, overlay_heatmap, put_caption
+from looptrans.visualization import normalize_heatmap
 
 #: ``tools/infer.py``'s default output folder (git-ignored).
 DEFAULT_OUT_DIR = osp.join('outputs', 'heatmaps')
@@ -174,27 +179,43 @@ def output_names(images: List[Tuple[str, str]]) -> List[str]:
 
 
 OUTPUT_SUFFIXES = ('.npy', '.png', '_overlay.jpg')
+#: Errors after which no later image can be written either: stop and list what was not written.
+FATAL_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _encode(ext: str, image: np.ndarray) -> bytes:
+    ok, buffer = cv2.imencode(ext, image)
+    if not ok:
+        raise OSError(f'OpenCV could not encode a {ext} image of shape {image.shape}')
+    return buffer.tobytes()
 
 
 def write_outputs(base: str, image_rgb: np.ndarray, heatmaps: Dict[str, np.ndarray], alpha: float) -> int:
     """Write ``<base>_<affordance>`` + :data:`OUTPUT_SUFFIXES` for each heatmap; return how many heatmaps
-    have all three files on disk afterwards (what was really written, not what was asked)."""
+    have all three files on disk afterwards (what was really written, not what was asked).
+
+    Each file is written atomically (a temporary file renamed over the name): a run killed or out of disk
+    space leaves whole files or none, never a torn ``.npy`` at its final name. ``OSError`` propagates.
+    """
     os.makedirs(osp.dirname(base) or '.', exist_ok=True)
     written = 0
     for name, heat in heatmaps.items():
         prefix = f'{base}_{name}'
-        np.save(prefix + '.npy', heat.astype(np.float32))
-        cv2.imwrite(prefix + '.png', (normalize_heatmap(heat) * 255).round().astype(np.uint8))
-        overlay = put_caption(draw_colour_scale(overlay_heatmap(image_rgb, heat, alpha)), name)
-        mmcv.imwrite(mmcv.rgb2bgr(overlay), prefix + '_overlay.jpg')
+        npy = io.BytesIO()
+        np.save(npy, heat.astype(np.float32))
+        atomic_write_bytes(npy.getvalue(), prefix + '.npy', durable=False)
+        png = _encode('.png', (normalize_heatmap(heat) * 255).round().astype(np.uint8))
+        atomic_write_bytes(png, prefix + '.png', durable=False)
+        overlay = overlay_picture(image_rgb, heat, name, alpha)
+        atomic_write_bytes(_encode('.jpg', mmcv.rgb2bgr(overlay)), prefix + '_overlay.jpg', durable=False)
         written += all(osp.isfile(prefix + suffix) for suffix in OUTPUT_SUFFIXES)
     return written
 
 
 def write_json(base: str, result: AffordanceResult) -> None:
-    """``<base>.json``: the image, and per affordance its probability, logit, peak, box and polygon."""
-    with open(base + '.json', 'w') as f:
-        json.dump(result.to_dict(), f, indent=1)
+    """``<base>.json``: the image, and per affordance its probability, logit, peak, box and polygon
+    (written atomically, as the heatmaps)."""
+    atomic_write_bytes(result_json(result).encode(), base + '.json', durable=False)
 
 
 def print_table(rows: List[Tuple[str, AffordanceResult]], out_dir: str, max_rows: int = 20) -> None:
@@ -205,17 +226,27 @@ def print_table(rows: List[Tuple[str, AffordanceResult]], out_dir: str, max_rows
     for base, result in rows[:max_rows]:
         name = max(result.affordances, key=lambda n: result.probs[n])
         region = result.regions[name]
+        flag = f'  SATURATED ({region.saturation:.0%} of pixels >= {SATURATION_LEVEL:g})' if region.saturated else ''
         print(
             f'{osp.relpath(base, out_dir):<32.32} {name:<14} {result.probs[name]:>6.3f} '
-            f'{str(region.peak):>12}  {region.bbox}'
+            f'{str(region.peak):>12}  {region.bbox}{flag}'
         )
     if len(rows) > max_rows:
         print(f'... and {len(rows) - max_rows} more (see the .json files)')
+    saturated = sum(any(r.saturated for r in result.regions.values()) for _, result in rows)
+    if saturated:
+        print(
+            f'{saturated} image(s) have a saturated heatmap (high nearly everywhere: no localisation); '
+            'the "warnings" of their .json files name them'
+        )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the tool; return the exit status (1 when an image was skipped)."""
     args = parse_args(argv)
+    # a quoted '~/out' reaches us unexpanded: it means the home folder, not a folder named '~'
+    args.out_dir, args.config, args.checkpoint = map(osp.expanduser, (args.out_dir, args.config, args.checkpoint))
+    args.inputs = [osp.expanduser(item) for item in args.inputs]
     try:
         ensure_writable_dir(args.out_dir, '--out-dir')
         images = collect_images(args.inputs, args.out_dir)
@@ -236,42 +267,61 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     progress = ProgressBar(len(images), file=sys.stderr)
     skipped: List[Tuple[str, str]] = []
+    unwritten: List[Tuple[str, str]] = []
     table: List[Tuple[str, AffordanceResult]] = []
     written = 0
+    stop: Optional[OSError] = None
     for start in range(0, len(images), args.batch_size):
         chunk, chunk_names = images[start : start + args.batch_size], names[start : start + args.batch_size]
-        loaded, bases = [], []
+        loaded: List[Tuple[str, np.ndarray, str]] = []  # (path, image, output base) of the readable images
         for (path, _), name in zip(chunk, chunk_names):
             try:
-                loaded.append(load_image(path)[0])
-                bases.append(osp.join(args.out_dir, name))
+                loaded.append((path, load_image(path)[0], osp.join(args.out_dir, name)))
             except (ValueError, OSError) as err:
                 skipped.append((path, str(err)))
                 print(f'\nskipped {path!r}: {err}', file=sys.stderr)
+        images_bgr = [image for _, image, _ in loaded]
         results = (
-            infer(loaded, affordances, args.batch_size, top_k=args.top_k, threshold=args.threshold) if loaded else []
+            infer(images_bgr, affordances, args.batch_size, top_k=args.top_k, threshold=args.threshold)
+            if loaded
+            else []
         )
-        for (path, _), image_bgr, base, result in zip(chunk, loaded, bases, results):
+        for (path, image_bgr, base), result in zip(loaded, results):
+            if stop is not None:
+                unwritten.append((path, f'not attempted after: {stop.strerror or stop}'))
+                continue
             result.image_path = path
-            written += write_outputs(base, mmcv.bgr2rgb(image_bgr), result.heatmaps, args.alpha)
-            write_json(base, result)
+            try:
+                written += write_outputs(base, mmcv.bgr2rgb(image_bgr), result.heatmaps, args.alpha)
+                write_json(base, result)
+            except OSError as err:
+                unwritten.append((path, f'{err.strerror or err} ({err.filename or base})'))
+                print(f'\ncould not write the outputs of {path!r}: {err}', file=sys.stderr)
+                if err.errno in FATAL_WRITE_ERRNOS:
+                    stop = err
+                continue
             table.append((base, result))
         for _ in chunk:
             progress.update()
-    done = len(images) - len(skipped)
     print()
+    for warning in model_warnings(getattr(model, 'dataset_meta', None) or {}):
+        print(f'warning: {warning}', file=sys.stderr)
     print_table(table, args.out_dir)
     per_image = f'top {args.top_k}' if args.top_k else str(len(affordances))
     print(
-        f'{done} of {len(images)} image(s) x {per_image} affordance(s): {written} heatmap(s) written '
+        f'{len(table)} of {len(images)} image(s) x {per_image} affordance(s): {written} heatmap(s) written '
         f'to {args.out_dir!r} (.png, .npy, _overlay.jpg each; one .json per image)'
     )
     if skipped:
         print(f'{len(skipped)} image(s) could not be read and were skipped:', file=sys.stderr)
         for path, why in skipped:
             print(f'  {path!r}: {why}', file=sys.stderr)
-        return 1
-    return 0
+    if unwritten:
+        head = 'stopped: ' if stop is not None else ''
+        print(f'{head}{len(unwritten)} image(s) have no (or incomplete) outputs:', file=sys.stderr)
+        for path, why in unwritten:
+            print(f'  {path!r}: {why}', file=sys.stderr)
+    return 1 if skipped or unwritten else 0
 
 
 if __name__ == '__main__':

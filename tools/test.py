@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 import os.path as osp
+import time
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
@@ -32,7 +33,7 @@ from looptrans.utils import (
     ensure_writable_dir,
     load_checkpoint_strictly,
 )
-from looptrans.utils.config_check import add_custom_hook, load_tool_config
+from looptrans.utils.config_check import ConfigOptionError, add_custom_hook, load_tool_config
 from looptrans.utils.dist import prepare_cpu_distributed
 
 
@@ -41,7 +42,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the evaluation logs')
-    parser.add_argument('--out', help='file to dump the predictions to (pickle, via DumpResults)')
+    parser.add_argument(
+        '--out', help='file to dump the predictions to (pickle, via AtomicDumpResults: written when the run ends)'
+    )
     parser.add_argument('--show', action='store_true', help='show prediction pictures in a window')
     parser.add_argument(
         '--show-dir',
@@ -81,15 +84,22 @@ def trigger_visualization_hook(cfg: Config, args: argparse.Namespace) -> Config:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    """Load the config and apply the command-line overrides."""
-    cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    """Load the config and apply the command-line overrides (one clean ``error:`` line for a config that
+    does not exist or an override of the wrong type); ``~`` in the path options is the home folder."""
+    for option in ('checkpoint', 'out', 'show_dir'):
+        if getattr(args, option):
+            setattr(args, option, osp.expanduser(getattr(args, option)))
+    try:
+        cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    except (FileNotFoundError, ConfigOptionError) as err:
+        raise SystemExit(f'error: {err}')
     # loaded strictly by load_and_check() (MMEngine's load_from would load non-strictly)
     cfg.load_from = None
     add_custom_hook(cfg, 'ClassListCheckHook')
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.out is not None:
-        dump = dict(type='DumpResults', out_file_path=args.out)
+        dump = dict(type='AtomicDumpResults', out_file_path=args.out)
         evaluator = cfg.test_evaluator
         if isinstance(evaluator, (list, tuple)):
             cfg.test_evaluator = [*evaluator, dump]
@@ -107,9 +117,11 @@ def check_outputs(cfg: Config, args: argparse.Namespace) -> None:
     if args.show_dir:
         show_dir = args.show_dir if osp.isabs(args.show_dir) else osp.join(cfg.work_dir, args.show_dir)
         folders.append(('--show-dir', show_dir))
+    problems = []
     if args.out:
         folders.append(('--out', osp.dirname(osp.abspath(args.out))))
-    problems = []
+        if not args.out.endswith(('.pkl', '.pickle')):
+            problems.append(f'error: --out {args.out!r}: the predictions are a pickle; name the file *.pkl')
     for what, folder in folders:
         try:
             ensure_writable_dir(folder, what)
@@ -117,6 +129,14 @@ def check_outputs(cfg: Config, args: argparse.Namespace) -> None:
             problems.append(f'error: {err}')
     if problems:
         raise SystemExit('\n'.join(problems))
+    if args.out and osp.exists(args.out):
+        written = time.strftime('%Y-%m-%d %H:%M', time.localtime(osp.getmtime(args.out)))
+        print_log(
+            f'--out {args.out!r} exists (written {written} by an earlier run); it is replaced only when this run '
+            'finishes: if this run stops early, that file is still the earlier run\'s.',
+            logger='current',
+            level=logging.WARNING,
+        )
 
 
 def load_and_check(runner: Runner, checkpoint: str) -> None:

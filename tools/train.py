@@ -10,8 +10,10 @@ Examples::
 Before the first iteration it checks what would otherwise fail late or silently: typos in top-level config
 keys (a warning naming the closest known key), a work dir that cannot be written, a ``--resume`` target that
 is gone (falls back to the newest checkpoint) or a run that is already finished (says so and exits 0),
-temporary files of interrupted checkpoint saves (removed), and heads whose ``num_classes`` differs from the
-training dataset's (``ClassListCheckHook``).
+temporary files of interrupted checkpoint saves (removed), another live run in the same work dir (refused:
+the work dir is locked while training), heads whose ``num_classes`` differs from the training dataset's
+(``ClassListCheckHook``), and a resume with another number of processes than the checkpoint's
+(``WorldSizeCheckHook``: a warning with both effective batch sizes).
 """
 
 import argparse
@@ -20,6 +22,7 @@ import os
 import os.path as osp
 import pickle
 import sys
+from typing import IO, Optional
 
 import torch
 from mmengine.config import Config, DictAction
@@ -29,13 +32,15 @@ from mmengine.runner import Runner
 import looptrans  # noqa: F401  (registers modules, enables safe checkpoint loading)
 from looptrans.utils import (
     ClassListMismatchError,
+    WorkDirBusyError,
     ensure_writable_dir,
     find_resume_checkpoint,
     finished_message,
+    lock_work_dir,
     remove_stale_temp_files,
     safe_torch_load,
 )
-from looptrans.utils.config_check import add_custom_hook, load_tool_config
+from looptrans.utils.config_check import ConfigOptionError, add_custom_hook, load_tool_config
 from looptrans.utils.dist import prepare_cpu_distributed
 
 
@@ -68,8 +73,12 @@ def parse_args() -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    """Load the config and apply the command-line overrides."""
-    cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    """Load the config and apply the command-line overrides (one clean ``error:`` line for a config that
+    does not exist or an override of the wrong type)."""
+    try:
+        cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    except (FileNotFoundError, ConfigOptionError) as err:
+        raise SystemExit(f'error: {err}')
     if args.amp and not torch.cuda.is_available():
         raise SystemExit(
             '--amp needs a GPU: MMEngine\'s AmpOptimWrapper only runs on CUDA (or NPU/MLU/MUSA) '
@@ -92,11 +101,13 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
+        args.resume = osp.expanduser(args.resume)
         if not osp.isfile(args.resume):
             raise SystemExit(f'error: --resume {args.resume!r}: no such checkpoint file.')
         cfg.resume = True
         cfg.load_from = args.resume
     add_custom_hook(cfg, 'ClassListCheckHook')
+    add_custom_hook(cfg, 'WorldSizeCheckHook')
     return cfg
 
 
@@ -104,15 +115,19 @@ def _is_main_process() -> bool:
     return int(os.environ.get('RANK', '0')) == 0
 
 
-def prepare_work_dir(cfg: Config, args: argparse.Namespace) -> None:
-    """Start-up checks of the work dir: writable, stale temp files removed, the resume target resolved.
+def prepare_work_dir(cfg: Config, args: argparse.Namespace) -> Optional[IO[str]]:
+    """Start-up checks of the work dir: writable, not in use by another live run (locked for this one: keep
+    the returned file open while training), stale temp files removed, the resume target resolved.
 
-    Raises SystemExit with the reason for an unwritable work dir, and with status 0 when the checkpoint to
-    resume from has already reached the end of the schedule.
+    Raises SystemExit with the reason for an unwritable or busy work dir, and with status 0 when the
+    checkpoint to resume from has already reached the end of the schedule.
     """
+    lock = None
     try:
         ensure_writable_dir(cfg.work_dir, '--work-dir' if args.work_dir else 'work_dir')
-    except OSError as err:
+        if _is_main_process():
+            lock = lock_work_dir(cfg.work_dir)
+    except (OSError, WorkDirBusyError) as err:
         raise SystemExit(f'error: {err}')
     if _is_main_process():
         for path in remove_stale_temp_files(cfg.work_dir):
@@ -123,14 +138,14 @@ def prepare_work_dir(cfg: Config, args: argparse.Namespace) -> None:
                 level=logging.WARNING,
             )
     if not cfg.get('resume'):
-        return
+        return lock
     if cfg.get('load_from') is None:  # --resume without a path: the work dir's latest checkpoint
         path, warnings = find_resume_checkpoint(cfg.work_dir)
         for message in warnings:
             print_log(message, logger='current', level=logging.WARNING)
         if path is None:
             cfg.resume = False
-            return
+            return lock
         cfg.load_from = path
     try:
         meta = (safe_torch_load(cfg.load_from, map_location='cpu') or {}).get('meta') or {}
@@ -140,12 +155,13 @@ def prepare_work_dir(cfg: Config, args: argparse.Namespace) -> None:
     if message is not None:
         print_log(message, logger='current', level=logging.WARNING)
         sys.exit(0)
+    return lock
 
 
 def main() -> None:
     args = parse_args()
     cfg = build_config(args)
-    prepare_work_dir(cfg, args)
+    lock = prepare_work_dir(cfg, args)  # noqa: F841  (held until the process ends)
     prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     try:

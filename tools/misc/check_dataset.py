@@ -219,6 +219,12 @@ PROBLEM_KINDS: Dict[str, ProblemKind] = dict(
         'converted to gray float in [0, 1] (16-bit divided by 65535)',
         'nothing to do',
     ),
+    gt_alpha=ProblemKind(
+        'info',
+        'GT heatmap carried by its alpha channel (constant colour channels), or gray cut out by a two-level alpha',
+        'the map is read from the alpha channel (or the colour where opaque, 0 where transparent)',
+        'nothing to do (a single-channel PNG is clearer)',
+    ),
     exif_rotated=ProblemKind(
         'info',
         'image with an EXIF orientation tag (viewers rotate it)',
@@ -583,6 +589,9 @@ def _report_probe(report: TreeReport, p: FileProbe, min_size: int) -> None:
         return
     if p.gt_color:
         report.add('gt_color', p.path, f'{p.channels} channels')
+    elif p.gt_source in ('alpha', 'cutout'):
+        where = 'alpha channel' if p.gt_source == 'alpha' else 'gray where opaque'
+        report.add('gt_alpha', p.path, f'mode {p.mode}, map read from the {where}')
     elif (p.channels or 1) > 1 or (p.bit_depth or 8) > 8 or (p.channels is None and p.mode not in (None, 'L')):
         report.add(
             'gt_converted',

@@ -1,19 +1,32 @@
 from .inference import (
     IMAGE_EXTENSIONS,
+    SATURATION_LEVEL,
+    AffordanceRegion,
     AffordanceResult,
+    describe_heatmap,
     inference_affordance,
     init_model,
     load_image,
+    model_warnings,
     resolve_affordances,
     without_pretrained,
 )
+from .serving import ImageFileInfo, inspect_image_file, overlay_picture, result_json
 
 __all__ = [
+    'AffordanceRegion',
     'AffordanceResult',
+    'describe_heatmap',
     'inference_affordance',
     'init_model',
     'load_image',
+    'model_warnings',
     'resolve_affordances',
     'without_pretrained',
     'IMAGE_EXTENSIONS',
+    'SATURATION_LEVEL',
+    'ImageFileInfo',
+    'inspect_image_file',
+    'overlay_picture',
+    'result_json',
 ]

@@ -14,6 +14,7 @@ float in [0, 1] (scaled by 255); gray (H, W) and BGRA (H, W, 4) arrays are conve
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -34,6 +35,12 @@ from ..utils.class_lists import check_class_lists, check_head_classes, checkpoin
 ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image]
 
 
+#: A pixel counts towards a map's saturation when its min-max normalised score is at least this.
+SATURATION_LEVEL = 0.9
+#: A map is reported as saturated when more than this share of its pixels reach :data:`SATURATION_LEVEL`.
+SATURATED_SHARE = 0.5
+
+
 @dataclass
 class AffordanceRegion:
     """What a robot consumes from one heatmap, in the image's pixel coordinates.
@@ -48,6 +55,8 @@ class AffordanceRegion:
         bbox: (x_min, y_min, x_max, y_max) inclusive pixel bounds of the mask, or None for an empty mask.
         polygon: the largest external contour of the mask as [[x, y], ...] (OpenCV, simple chain).
         area: number of mask pixels.
+        saturation: the share of pixels whose min-max normalised score is >= :data:`SATURATION_LEVEL` (1.0 for
+            a constant map). A map that is high nearly everywhere localises nothing, whatever its box says.
     """
 
     peak: Tuple[int, int]
@@ -57,6 +66,12 @@ class AffordanceRegion:
     bbox: Optional[Tuple[int, int, int, int]]
     polygon: List[List[int]]
     area: int
+    saturation: float = 0.0
+
+    @property
+    def saturated(self) -> bool:
+        """True when more than :data:`SATURATED_SHARE` of the map is near its maximum (no localisation)."""
+        return self.saturation > SATURATED_SHARE
 
     def to_dict(self) -> dict:
         """JSON-ready fields (the mask is left out: it is the PNG the tools write)."""
@@ -67,18 +82,31 @@ class AffordanceRegion:
             bbox=None if self.bbox is None else list(self.bbox),
             polygon=self.polygon,
             area=self.area,
+            saturation=round(self.saturation, 4),
+            saturated=self.saturated,
         )
 
 
 def describe_heatmap(heat: np.ndarray, threshold: float = 0.5) -> AffordanceRegion:
-    """Peak, binary mask (min-max normalised score >= ``threshold``), bounding box and largest contour of
-    a float (H, W) heatmap. A constant map has its peak at (0, 0) and an empty mask."""
+    """Peak, binary mask (min-max normalised score >= ``threshold``), bounding box, largest contour and
+    saturation of a float (H, W) heatmap.
+
+    A constant map (a 1x1 image's, or one that is equal everywhere) scores every pixel at its maximum: its mask
+    is the whole image, its peak (0, 0) lies inside it, and its saturation is 1 (it localises nothing).
+    """
     if not 0 < threshold <= 1:
         raise ValueError(f'threshold must be in (0, 1], got {threshold}')
     heat = np.asarray(heat, dtype=np.float64)
+    if heat.ndim != 2 or heat.size == 0:
+        raise ValueError(f'a heatmap must be a non-empty (H, W) array, got shape {heat.shape}')
     y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
     low, high = float(heat.min()), float(heat.max())
-    mask = ((heat - low) / (high - low) >= threshold) if high > low else np.zeros(heat.shape, bool)
+    if high > low:
+        scaled = (heat - low) / (high - low)
+        mask = scaled >= threshold
+        saturation = float((scaled >= SATURATION_LEVEL).mean())
+    else:
+        mask, saturation = np.ones(heat.shape, bool), 1.0
     ys, xs = np.nonzero(mask)
     bbox = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())) if len(xs) else None
     polygon: List[List[int]] = []
@@ -94,6 +122,7 @@ def describe_heatmap(heat: np.ndarray, threshold: float = 0.5) -> AffordanceRegi
         bbox=bbox,
         polygon=polygon,
         area=int(mask.sum()),
+        saturation=saturation,
     )
 
 
@@ -112,6 +141,8 @@ class AffordanceResult:
         affordances: the names of ``heatmaps`` in order (by probability when chosen with ``top_k``).
         image_path: the input path, or None for arrays.
         ori_shape: (H, W) of the input image.
+        warnings: what makes these numbers less than they look: a model trained on generated data (its
+            heatmaps and probabilities mean nothing on photos), a saturated heatmap (no localisation).
     """
 
     heatmaps: Dict[str, np.ndarray] = field(default_factory=dict)
@@ -122,13 +153,15 @@ class AffordanceResult:
     affordances: List[str] = field(default_factory=list)
     image_path: Optional[str] = None
     ori_shape: Tuple[int, int] = (0, 0)
+    warnings: List[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        """JSON-ready summary: the image, and per affordance its probability, logit and region."""
+        """JSON-ready summary: the image, its warnings, and per affordance its probability, logit and region."""
         return dict(
             image=self.image_path,
             height=self.ori_shape[0],
             width=self.ori_shape[1],
+            warnings=list(self.warnings),
             affordances=[
                 dict(name=name, prob=self.probs.get(name), logit=self.logits.get(name), **self.regions[name].to_dict())
                 for name in self.affordances
@@ -157,9 +190,11 @@ def run_inference(
     batch_size: int = 8,
     top_k: Optional[int] = None,
     threshold: float = 0.5,
+    model_warnings: Sequence[str] = (),
 ) -> Union[AffordanceResult, List[AffordanceResult]]:
     """The backend-independent part of :func:`inference_affordance`: load, resize, batch, and turn each
-    image's maps and logits into an :class:`AffordanceResult`."""
+    image's maps and logits into an :class:`AffordanceResult`; ``model_warnings`` (e.g. "trained on
+    generated data") go into every result's ``warnings``, followed by one per saturated heatmap."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
     if top_k is not None:
@@ -198,7 +233,13 @@ def run_inference(
                 heat = np.asarray(per_image[classes.index(name)], np.float32)
                 result.net_heatmaps[name] = heat
                 result.heatmaps[name] = cv2.resize(heat, (w0, h0), interpolation=cv2.INTER_LINEAR)
-                result.regions[name] = describe_heatmap(result.heatmaps[name], threshold)
+                result.regions[name] = region = describe_heatmap(result.heatmaps[name], threshold)
+                if region.saturated:
+                    result.warnings.append(
+                        f'the {name!r} heatmap is saturated: {region.saturation:.0%} of its pixels score >= '
+                        f'{SATURATION_LEVEL:g} of its range, so its peak, box and mask localise nothing'
+                    )
+            result.warnings[:0] = model_warnings
             results.append(result)
     return results[0] if single else results
 
@@ -242,7 +283,7 @@ def init_model(
     model = MODELS.build(without_pretrained(cfg.model) if checkpoint is not None else cfg.model)
     config_classes = _classes_from_config(cfg)
     where = f'the config ({cfg.filename or "in memory"}, test dataset)'
-    classes = None
+    classes, ckpt = None, None
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
         ckpt = load_checkpoint_strictly(model, checkpoint, map_location='cpu')
@@ -252,15 +293,39 @@ def init_model(
                 f'{checkpoint!r} records no class list (meta.dataset_meta.classes); using the config\'s '
                 f'{list(config_classes)}.',
                 logger='current',
-                level='WARNING',
+                level=logging.WARNING,
             )
         else:
             check_class_lists(classes, config_classes, checkpoint, where)
     classes = tuple(classes or config_classes)
     check_head_classes(model, classes, f'the class list of {where}')
-    model.dataset_meta = dict(classes=classes)
+    model.dataset_meta = dict(classes=classes, generated_data=trained_on_generated_data(ckpt, cfg))
+    for warning in model_warnings(model.dataset_meta):
+        print_log(f'{checkpoint!r}: {warning}', logger='current', level=logging.WARNING)
     model.cfg = cfg
     return model.to(device).eval()
+
+
+#: Where a training config that reads generated data shows it: the generated AGD20K dataset type, or the
+#: ``custom_imports`` of ``looptrans.testing`` that every generated-data config has (also for OPRA / EPIC twins).
+GENERATED_DATA_MARKERS = ('SyntheticAGD20KDataset', 'looptrans.testing')
+
+
+def trained_on_generated_data(checkpoint: Optional[dict], cfg: Config) -> bool:
+    """Whether the model was trained on the project's generated data.
+
+    From the checkpoint's ``meta.dataset_meta.generated_data`` (the generated datasets set it), else from the
+    training config the checkpoint carries (``meta.cfg``, which MMEngine writes), else, without either, from
+    the given config (a foreign or converted checkpoint used with a generated-data config).
+    """
+    meta = (checkpoint or {}).get('meta') or {}
+    dataset_meta = meta.get('dataset_meta') or {}
+    if 'generated_data' in dataset_meta:
+        return bool(dataset_meta['generated_data'])
+    text = meta.get('cfg')
+    if not isinstance(text, str):
+        text = repr(cfg.get('train_dataloader')) + repr(cfg.get('custom_imports'))
+    return any(marker in text for marker in GENERATED_DATA_MARKERS)
 
 
 def _classes_from_config(cfg: Config) -> Sequence[str]:
@@ -423,4 +488,20 @@ def inference_affordance(
         batch_size,
         top_k,
         threshold,
+        model_warnings=model_warnings(model.dataset_meta),
     )
+
+
+def model_warnings(dataset_meta: dict) -> List[str]:
+    """What a model's ``dataset_meta`` says about the trust its outputs deserve on a user's images.
+
+    A model trained on the project's generated data (``dataset_meta['generated_data']``, set by
+    :func:`init_model` from the checkpoint) has learnt coloured shapes, not objects: on photos it still
+    answers, confidently and wrongly.
+    """
+    if dataset_meta.get('generated_data'):
+        return [
+            'this model was trained on generated data (looptrans.testing); its probabilities and heatmaps '
+            'carry no meaning on other images such as photos: train on AGD20K for real use'
+        ]
+    return []

@@ -23,6 +23,7 @@ warning and another item is drawn (:meth:`AffordanceFolderDataset.__getitem__`).
 """
 
 import logging
+import os
 from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
@@ -124,6 +125,7 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
             kwargs.pop(unused, None)
         if not data_root:
             raise ValueError(f'{type(self).__name__}: `data_root` is required.')
+        data_root = os.path.expanduser(data_root)  # '~/data' in a config is the home folder, as in a shell
         self.split = split
         self.mode = mode
         self.num_exo = num_exo

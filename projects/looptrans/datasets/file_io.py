@@ -197,6 +197,69 @@ def gt_is_color(raw: np.ndarray) -> bool:
     return bool((bgr[..., 0] != bgr[..., 1]).any() or (bgr[..., 0] != bgr[..., 2]).any())
 
 
+#: Where a GT file's map is, as :func:`gt_map_source` decides: a single channel (``'gray'``), equal colour
+#: channels (``'gray_channels'``), differing colour channels (``'colour'``, ITU-R 601 luma), the alpha channel
+#: over constant colour channels (``'alpha'``: maps exported from drawing tools), or gray colour channels cut
+#: out by a two-level alpha mask (``'cutout'``: the map where alpha > 0, zero where transparent).
+GT_SOURCES = ('gray', 'gray_channels', 'colour', 'alpha', 'cutout')
+
+
+def gt_map_source(raw: np.ndarray) -> Tuple[Optional[str], Optional[str]]:
+    """``(source, None)``: which channel(s) of a decoded GT carry its map (one of :data:`GT_SOURCES`), or
+    ``(None, why)`` when a 4-channel file is ambiguous (both the colour and the alpha channels vary in ways
+    that are neither a map over a constant colour nor a cut-out).
+
+    Converting RGBA from its colour channels alone scored a map drawn in the alpha channel over white as
+    KLD 0.919 / SIM 0.556 / NSS 0 instead of 2.459 / 0.212 / 2.003, and over black as an all-zero GT.
+    """
+    if raw.ndim == 2:
+        return 'gray', None
+    colour = 'colour' if gt_is_color(raw) else 'gray_channels'
+    if raw.shape[2] < 4:
+        return colour, None
+    alpha = raw[..., 3]
+    if alpha.min() == alpha.max():
+        # fully transparent: nothing is drawn (an all-zero map); opaque or uniformly translucent: the colour is
+        return ('alpha' if alpha.max() == 0 else colour), None
+    bgr = raw[..., :3]
+    if (bgr == bgr[:1, :1]).all():
+        return 'alpha', None
+    if colour == 'gray_channels' and np.array_equal(bgr[..., 0], alpha):
+        return 'gray_channels', None  # the same map in both
+    if colour == 'gray_channels' and len(np.unique(alpha)) == 2 and alpha.min() == 0:
+        return 'cutout', None
+    return None, (
+        'both its colour channels and its alpha channel vary, so it is unclear which one is the heatmap; '
+        'save it as a single-channel (grayscale) PNG'
+    )
+
+
+def gt_heatmap(raw: np.ndarray, path: str, owner: str) -> Tuple[np.ndarray, str]:
+    """The map of a decoded GT (:func:`decode_gt`) as float64 in [0, 1] at the file's size, and its source
+    (:func:`gt_map_source`). 8-bit files are divided by 255, 16-bit ones by 65535.
+
+    Raises:
+        BadFileError: an ambiguous 4-channel file (the message names it and the fix).
+    """
+    source, problem = gt_map_source(raw)
+    if source is None:
+        raise BadFileError(f'{owner}: GT heatmap {path!r}: {problem}; {FIX_GT}.', path)
+    scale = 255.0 if raw.dtype == np.uint8 else 65535.0
+    if source == 'gray':
+        return raw.astype(np.float64) / scale, source
+    if source == 'alpha':
+        return raw[..., 3].astype(np.float64) / scale, source
+    if source in ('gray_channels', 'cutout'):
+        heat = raw[..., 0].astype(np.float64) / scale
+        if source == 'cutout':
+            heat[raw[..., 3] == 0] = 0.0
+        return heat, source
+    heat = raw[..., :3].astype(np.float64) / scale
+    heat = 0.114 * heat[..., 0] + 0.587 * heat[..., 1] + 0.299 * heat[..., 2]
+    np.clip(heat, 0.0, 1.0, out=heat)
+    return heat, source
+
+
 # --------------------------------------------------------------------------- #
 # probing (never raises on bad content)
 # --------------------------------------------------------------------------- #
@@ -215,6 +278,8 @@ class FileProbe:
         bit_depth: GT bits per channel, 8 or 16 (``'full'`` level only).
         gt_max: GT maximum as stored (``'full'`` level only).
         gt_color: GT colour channels differ (``'full'`` level only).
+        gt_source: where the GT's map is (:data:`GT_SOURCES`; ``'full'`` level only); ``gt_max`` is the
+            maximum of that map as the loader reads it (0: an all-zero GT).
         exif_orientation: EXIF orientation tag of an image (1: none).
     """
 
@@ -227,6 +292,7 @@ class FileProbe:
     bit_depth: Optional[int] = None
     gt_max: Optional[float] = None
     gt_color: Optional[bool] = None
+    gt_source: Optional[str] = None
     exif_orientation: int = 1
 
 
@@ -324,8 +390,12 @@ def probe_file(
         probe.shape = tuple(raw.shape[:2])
         probe.channels = 1 if raw.ndim == 2 else int(raw.shape[2])
         probe.bit_depth = 8 * raw.dtype.itemsize
-        probe.gt_max = float(raw.max())
-        probe.gt_color = gt_is_color(raw)
+        probe.gt_source, problem = gt_map_source(raw)
+        if problem is not None:
+            probe.error = problem
+            return probe
+        probe.gt_color = probe.gt_source == 'colour'
+        probe.gt_max = float(gt_heatmap(raw, path, 'probe_file')[0].max())
     return probe
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -141,6 +142,7 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
         name = type(self).__name__
         if not data_root:
             raise ValueError(f'{name}: `data_root` is required.')
+        data_root = os.path.expanduser(data_root)  # '~/data' in a config is the home folder, as in a shell
         if mode not in ('train', 'test'):
             raise ValueError(f'{name}: mode must be "train" or "test", got {mode!r}.')
         if not isinstance(num_frames, int) or num_frames < 1:

@@ -112,6 +112,14 @@ class SyntheticAGD20KDataset(AGD20KDataset):
     METAINFO = dict(classes=SYNTHETIC_SEEN_CLASSES)
     SPLIT_CLASSES = dict(Seen=SYNTHETIC_SEEN_CLASSES, Unseen=SYNTHETIC_UNSEEN_CLASSES)
 
+    @classmethod
+    def _resolve_metainfo(cls, split: Optional[str], metainfo: Optional[dict]) -> dict:
+        """The folder dataset's metainfo plus ``generated_data=True``: it reaches the checkpoints'
+        ``meta.dataset_meta``, so that inference on a user's photos warns that the model knows only shapes."""
+        metainfo = super()._resolve_metainfo(split, metainfo)
+        metainfo.setdefault('generated_data', True)
+        return metainfo
+
     def get_data_info(self, idx: int) -> dict:
         """AGD20K's item, plus in training ``part_mask_path`` (the true affordance part of the drawn
         egocentric image, ``<split>/part_masks/<aff>/<obj>/<stem>.png``) when the generator wrote it, for

@@ -16,7 +16,7 @@ from .class_lists import (
 )
 from .config_check import check_top_level_keys
 from .messages import preview
-from .paths import UnwritableDirError, ensure_writable_dir
+from .paths import UnwritableDirError, WorkDirBusyError, ensure_writable_dir, lock_work_dir
 from .resume import find_resume_checkpoint, finished_message
 
 __all__ = [
@@ -36,6 +36,8 @@ __all__ = [
     'load_checkpoint_strictly',
     'check_top_level_keys',
     'UnwritableDirError',
+    'WorkDirBusyError',
+    'lock_work_dir',
     'ensure_writable_dir',
     'find_resume_checkpoint',
     'finished_message',

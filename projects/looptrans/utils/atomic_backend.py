@@ -66,27 +66,38 @@ def remove_stale_temp_files(folder: Union[str, Path]) -> List[str]:
     return removed
 
 
-def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
+#: Longest target name kept in a temporary file's name, so that a target name near the file system's limit
+#: (255 bytes) still gets a temporary file (``.<name>.<8>.tmp`` adds 14 characters).
+_TEMP_TARGET_CHARS = 200
+
+
+def atomic_write_bytes(data: bytes, filepath: Union[str, Path], durable: bool = True) -> None:
     """Write ``data`` to ``filepath`` atomically (temp file + fsync + rename in the same folder).
 
     The file ends with the permissions a plain ``open(filepath, 'wb')`` would give it (``0o666`` less the
-    umask), as ``torch.save`` does.
+    umask), as ``torch.save`` does. ``durable=False`` skips the fsyncs: the file is still never seen torn
+    (a killed process or a full disk leaves the old file or none), only a power loss could lose it; for the
+    many small files of an inference run.
     """
     filepath = str(filepath)
     folder = osp.dirname(osp.abspath(filepath))
     mkdir_or_exist(folder)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(filepath)}.', suffix='.tmp', dir=folder)
+    prefix = f'.{osp.basename(filepath)[:_TEMP_TARGET_CHARS]}.'
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix='.tmp', dir=folder)
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, filepath)
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+    if not durable:
+        return
     try:  # make the rename itself durable
         dir_fd = os.open(folder, os.O_RDONLY)
         try:

@@ -115,6 +115,12 @@ def _corrupt_message(label: str, size: Optional[int], head: bytes, err: BaseExce
     )
 
 
+def looks_like_onnx(head: bytes) -> bool:
+    """Whether bytes start like an ONNX ``ModelProto``: field 1 (``ir_version``, varint tag 0x08) then the
+    producer's name (field 2, tag 0x12) within the first bytes, as every exporter writes them."""
+    return head[:1] == b'\x08' and b'\x12' in head[:8] and any(p in head[:64] for p in (b'pytorch', b'onnx'))
+
+
 def describe_non_checkpoint(head: bytes, size: Optional[int]) -> Optional[str]:
     """Why bytes starting with ``head`` cannot be a PyTorch checkpoint, or None when they might be one.
 
@@ -129,6 +135,11 @@ def describe_non_checkpoint(head: bytes, size: Optional[int]) -> Optional[str]:
         return None
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return None
+    if looks_like_onnx(head):
+        return (
+            'it is an ONNX model, not a PyTorch checkpoint: tools/infer.py runs it with --backend onnxruntime; '
+            'tools/test.py and the Python API take the .pth checkpoint it was exported from'
+        )
     text = head.lstrip(b'\xef\xbb\xbf \t\r\n').lower()
     if text.startswith((b'<!doctype html', b'<html', b'<head', b'<?xml', b'<body')):
         what = 'an HTML page (typically a download that returned an error or login page instead of the file)'
@@ -213,7 +224,8 @@ def safe_torch_load(source: Union[str, BinaryIO], map_location: Any = None, name
     head, size = _read_head(source)
     problem = describe_non_checkpoint(head, size)
     if problem is not None:
-        raise BrokenCheckpointError(f'Cannot load checkpoint {label!r} ({size} bytes): {problem}. {_REDOWNLOAD}')
+        advice = '' if looks_like_onnx(head) else f' {_REDOWNLOAD}'
+        raise BrokenCheckpointError(f'Cannot load checkpoint {label!r} ({size} bytes): {problem}.{advice}')
     try:
         return torch.load(source, map_location=map_location, weights_only=True)
     except (EOFError, OSError, ValueError, IndexError, struct.error, RuntimeError) as err:

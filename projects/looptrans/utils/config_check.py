@@ -22,7 +22,7 @@ import difflib
 import inspect
 import logging
 import os.path as osp
-from typing import Iterable, List, Optional, Set
+from typing import Any, Iterable, List, Optional, Set
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -118,15 +118,72 @@ def check_top_level_keys(
     return warnings
 
 
+class ConfigOptionError(ValueError):
+    """A ``--cfg-options`` value that cannot be what the config expects there (the message names the key)."""
+
+
+_MISSING = object()
+
+
+def _config_value(cfg: Config, dotted: str) -> Any:
+    """The value at ``a.b.c`` of ``cfg`` (list indices as numbers), or :data:`_MISSING`."""
+    node: Any = cfg.to_dict() if isinstance(cfg, Config) else cfg
+    for part in dotted.split('.'):
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return _MISSING
+    return node
+
+
+def check_option_types(cfg: Config, cli_options: Optional[dict]) -> None:
+    """Refuse a ``--cfg-options`` text where the config holds a number or a boolean.
+
+    ``DictAction`` keeps a value it cannot read as a number as text, so ``train_cfg.max_iters=abc`` used to
+    fail later with ``invalid literal for int()``, naming neither the key nor the option.
+
+    Raises:
+        ConfigOptionError: naming the key, the value given and the type (and value) the config has there.
+    """
+    problems = []
+    for key, value in (cli_options or {}).items():
+        current = _config_value(cfg, str(key))
+        if current is _MISSING or current is None or not isinstance(value, str):
+            continue
+        if isinstance(current, bool):
+            kind = 'True or False'
+        elif isinstance(current, int):
+            kind = 'an integer'
+        elif isinstance(current, float):
+            kind = 'a number'
+        else:
+            continue
+        problems.append(f'--cfg-options {key}={value}: expected {kind} (the config has {current!r}), got {value!r}')
+    if problems:
+        raise ConfigOptionError('; '.join(problems))
+
+
 def load_tool_config(
     config: str, cfg_options: Optional[dict] = None, launcher: str = 'none', work_dir: Optional[str] = None
 ) -> Config:
     """The config as ``tools/train.py`` and ``tools/test.py`` start from it (as mmseg's tools do): the file,
-    ``cfg_options`` merged (``--cfg-options``; top-level keys checked by :func:`check_top_level_keys`),
-    ``launcher`` set, and ``work_dir`` from the command line, else the config's, else
-    ``./work_dirs/<config name>``."""
+    ``cfg_options`` merged (``--cfg-options``; top-level keys checked by :func:`check_top_level_keys`, value
+    types by :func:`check_option_types`), ``launcher`` set, and ``work_dir`` from the command line, else the
+    config's, else ``./work_dirs/<config name>`` (``~`` expanded: a quoted ``'~/runs'`` is the home folder,
+    not a folder named ``~``).
+
+    Raises:
+        FileNotFoundError: ``config`` is not a file (the message names it).
+        ConfigOptionError: a ``--cfg-options`` value of the wrong type.
+    """
+    config = osp.expanduser(config)
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file {config!r} does not exist')
     cfg = Config.fromfile(config)
     file_keys = list(cfg.keys())
+    check_option_types(cfg, cfg_options)
     cfg.launcher = launcher
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)
@@ -135,6 +192,7 @@ def load_tool_config(
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    cfg.work_dir = osp.expanduser(cfg.work_dir)
     return cfg
 
 

@@ -10,7 +10,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
-from ..file_io import decode_gt, decode_image, ensure_bgr3, gt_is_color, read_file, truncation
+from ..file_io import decode_gt, decode_image, ensure_bgr3, gt_heatmap, read_file, truncation
 
 __all__ = ['LoadAffordanceViews', 'LoadAffordanceGT', 'LoadEgoPartMask', 'ensure_bgr3']
 
@@ -137,7 +137,13 @@ class LoadAffordanceGT(BaseTransform):
     which luma is not the heat) is converted with ITU-R 601 weights
     (``0.299 R + 0.587 G + 0.114 B``, alpha ignored) after scaling, so no
     precision is lost to rounding, and logged as a warning, once per
-    transform. Unreadable files raise
+    transform. A four-channel GT whose map is in its alpha channel (constant
+    colour channels: maps exported from drawing tools) is read from the
+    alpha channel; gray colour channels cut out by a two-level alpha read as
+    the map where opaque and 0 where transparent; a file in which both vary
+    otherwise is refused with its name
+    (:func:`~looptrans.datasets.file_io.gt_map_source`, which
+    ``tools/misc/check_dataset.py`` applies too). Unreadable files raise
     :class:`~looptrans.datasets.file_io.BadFileError`.
 
     With ``resize_to``, the map is also resized here, in the data-loader
@@ -173,8 +179,8 @@ class LoadAffordanceGT(BaseTransform):
         path = results['gt_path']
         owner = type(self).__name__
         raw = decode_gt(read_file(path, self.backend_args, owner), path, owner)
-        color = gt_is_color(raw)
-        if color and not self._warned_color:
+        heat, source = gt_heatmap(raw, path, owner)
+        if source == 'colour' and not self._warned_color:
             print_log(
                 f'{owner}: GT heatmap {path!r} is a colour image whose '
                 'channels differ; it is converted to gray with ITU-R 601 '
@@ -185,13 +191,6 @@ class LoadAffordanceGT(BaseTransform):
                 level=logging.WARNING,
             )
             self._warned_color = True
-        scale = 255.0 if raw.dtype == np.uint8 else 65535.0
-        if raw.ndim == 3 and not color:
-            raw = raw[..., 0]  # gray stored as BGR(A): equal channels
-        heat = raw.astype(np.float64) / scale
-        if heat.ndim == 3:  # BGR(A) with differing channels
-            heat = 0.114 * heat[..., 0] + 0.587 * heat[..., 1] + 0.299 * heat[..., 2]
-            np.clip(heat, 0.0, 1.0, out=heat)
         if self.resize_to is not None:
             h, w = self.resize_to
             if heat.shape != (h, w):

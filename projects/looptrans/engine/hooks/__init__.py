@@ -1,5 +1,6 @@
 from .class_check_hook import ClassListCheckHook
 from .pseudo_mask_hook import PseudoMaskHook
 from .visualization_hook import AffordanceVisualizationHook
+from .world_size_hook import WorldSizeCheckHook
 
-__all__ = ['ClassListCheckHook', 'PseudoMaskHook', 'AffordanceVisualizationHook']
+__all__ = ['ClassListCheckHook', 'PseudoMaskHook', 'AffordanceVisualizationHook', 'WorldSizeCheckHook']

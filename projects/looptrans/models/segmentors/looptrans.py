@@ -344,20 +344,22 @@ class LoopTrans(BaseSegmentor):
 
         Without data samples (as mmseg's ``EncoderDecoder.predict``), new ones are made and carry the
         heatmaps of every affordance in ``pred_heatmaps`` (there is no asked affordance then).
+        Each sample's maps are its own tensors, not slices of the batch's (a slice would keep, and pickle, the
+        whole batch's storage with each sample: ``tools/test.py --out``, metrics that keep predictions).
         """
         maps = self.inference(inputs)
         if data_samples is None:
             return [
-                SegDataSample(pred_heatmaps=PixelData(data=m), metainfo=dict(img_shape=tuple(m.shape[-2:])))
+                SegDataSample(pred_heatmaps=PixelData(data=m.clone()), metainfo=dict(img_shape=tuple(m.shape[-2:])))
                 for m in maps
             ]
         labels = self._labels(data_samples, maps.device)
         chosen = select_class_maps(maps, labels)
         return_all = self.test_cfg.get('return_all', False)
         for i, sample in enumerate(data_samples):
-            sample.set_data(dict(pred_heatmap=PixelData(data=chosen[i : i + 1])))
+            sample.set_data(dict(pred_heatmap=PixelData(data=chosen[i : i + 1].clone())))
             if return_all:
-                sample.set_data(dict(pred_heatmaps=PixelData(data=maps[i])))
+                sample.set_data(dict(pred_heatmaps=PixelData(data=maps[i].clone())))
         return data_samples
 
     def _forward(self, inputs: Tensor, data_samples: OptConfigType = None) -> Tensor:
