@@ -27,8 +27,11 @@ def test_describe_heatmap_on_a_known_map():
     low = describe_heatmap(heat, threshold=0.1)
     assert low.area == 209 and low.bbox == (2, 10, 49, 32)
     assert len(low.polygon) == len(region.polygon)
+    # a constant map scores every pixel at its maximum: the whole image is its mask (its peak lies inside),
+    # and it is saturated (it localises nothing)
     flat = describe_heatmap(np.full((5, 5), 3.0))
-    assert flat.area == 0 and flat.bbox is None and flat.polygon == [] and flat.peak == (0, 0)
+    assert flat.area == 25 and flat.bbox == (0, 0, 4, 4) and flat.peak == (0, 0) and flat.saturated
+    assert not region.saturated and region.saturation == pytest.approx(1 / heat.size)  # only the peak >= 0.9
     with pytest.raises(ValueError, match='threshold'):
         describe_heatmap(heat, threshold=0)
     json.dumps(region.to_dict())

@@ -54,7 +54,7 @@ def test_pseudo_mask_dump(tmp_path):
     hook = PseudoMaskHook(dump_interval=10, max_samples=2)
     hook.after_train_iter(runner, 0, dict(inputs=inputs))
     picture = cv2.imread(osp.join(str(tmp_path), 'pseudo_masks', 'iter_10.png'))
-    legend = picture.shape[0] - 2 * size  # a legend band on top (tests/test_issue12_pictures.py)
+    legend = picture.shape[0] - 2 * size  # a legend band on top (tests/test_pictures.py)
     assert legend > 0 and picture.shape[1:] == (3 * size, 3)  # 2 samples x (image | CAM | pseudo-mask)
     picture = picture[legend:]
     # the pseudo-mask panel of sample 0 is tinted green inside the mask only

@@ -80,7 +80,7 @@ def test_class_tuples_are_alphabetical_agd20k_names():
 
 
 def test_objects_have_fewer_and_more_parts_than_the_default_k():
-    """K = 4 must matter (issue 11): some objects have clearly fewer parts, some clearly more, and all of a
+    """K = 4 must matter: some objects have clearly fewer parts, some clearly more, and all of a
     bicycle's six parts are visible in an egocentric render (a part hidden behind another does not count)."""
     from looptrans.testing.synthetic_agd20k import Pose, render_object
 

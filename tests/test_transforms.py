@@ -110,7 +110,9 @@ def test_load_gt_16bit(tmp_path):
 def test_load_gt_color_is_converted_to_gray(tmp_path, mode):
     rng = np.random.RandomState(2)
     rgb = rng.randint(0, 256, (8, 10, 3)).astype(np.uint8)
-    arr = rgb if mode == 'RGB' else np.dstack([rgb, rng.randint(0, 256, (8, 10)).astype(np.uint8)])
+    # opaque RGBA: the colour is the map (with a varying alpha as well, which one is the map is ambiguous:
+    # refused, tests/test_gt_channels.py)
+    arr = rgb if mode == 'RGB' else np.dstack([rgb, np.full((8, 10), 255, np.uint8)])
     path = str(tmp_path / f'gt_{mode}.png')
     Image.fromarray(arr).save(path)  # mode inferred from the channels
     assert Image.open(path).mode == mode

@@ -5,7 +5,7 @@
 #   python tools/misc/generate_synthetic_agd20k.py --out data/synthetic_agd20k --seed 0
 #   python tools/train.py configs/backbones/looptrans_synthetic_convnext_t.py
 # It shows that the backbone plugs in, not how well it does: random ConvNeXt weights are no ImageNet features.
-# tests/test_issue12_backbones.py checks that the backbone equals looptrans_agd20k_convnext_t.py's.
+# tests/test_backbone_configs.py checks that the backbone equals looptrans_agd20k_convnext_t.py's.
 _base_ = ['../looptrans_synthetic.py']
 model = dict(
     backbone=dict(

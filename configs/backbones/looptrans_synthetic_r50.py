@@ -4,7 +4,7 @@
 #   python tools/misc/generate_synthetic_agd20k.py --out data/synthetic_agd20k --seed 0
 #   python tools/train.py configs/backbones/looptrans_synthetic_r50.py
 # It shows that the backbone plugs in, not how well it does: random ResNet weights are no ImageNet features.
-# tests/test_issue12_backbones.py checks that the backbone and neck equal looptrans_agd20k_r50.py's.
+# tests/test_backbone_configs.py checks that the backbone and neck equal looptrans_agd20k_r50.py's.
 _base_ = ['../looptrans_synthetic.py']
 model = dict(
     backbone=dict(

@@ -16,12 +16,13 @@
 #                     takes precedence, and torch/torchvision are pinned to the versions found.
 #   --python PY       the interpreter that creates the venv (same as PYTHON=PY)
 #   --venv DIR        where the venv goes (default .venv in the repository root)
-#   --optional        also install the optional dependencies (requirements/optional.txt: onnx, onnxruntime
+#   --optional        also install the optional dependencies (requirements/optional.txt: gradio for
+#                     tools/web_demo.py; onnx, onnxruntime
 #                     for tools/deployment/pytorch2onnx.py and tools/infer.py --backend onnxruntime); CI does
 # Offline GPU node:
 #   PYTHON=/path/to/python-with-torch bash tools/install/setup_env.sh --wheelhouse DIR --system-torch
 set -euo pipefail
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 abspath() { case "$1" in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
 
 VENV=.venv

@@ -69,7 +69,7 @@ CHAIN_SILVER: Color = (150, 150, 140)
 PEDAL_ORANGE: Color = (20, 120, 240)
 
 #: Objects span 2 (chair) to 6 (bicycle) visible parts, so the number of parts K of part discovery matters
-#: (issue 11): K = 4 is too many for the chair and too few for the bicycle.
+#:: K = 4 is too many for the chair and too few for the bicycle.
 
 #: affordance -> object -> name of the part it is grounded on.
 AFFORDANCE_PARTS: Dict[str, Dict[str, str]] = {

@@ -1,4 +1,4 @@
-"""Issue 12, case 11: the Python API works when Python runs in a folder that holds a folder named
+"""The Python API works when Python runs in a folder that holds a folder named
 ``looptrans`` (typically the clone itself, ``~/looptrans``), which Python would import as an empty namespace
 package: ``LoopTrans is not in the mmseg::model registry``.
 

@@ -1,4 +1,4 @@
-"""Issue 12, case 1: the class lists of checkpoint, model and dataset must agree (names, order, count).
+"""The class lists of checkpoint, model and dataset must agree (names, order, count).
 
 (a) the same classes in another order in the config: tools/test.py scored each image with another class's
 channel (exit 0) and infer took the checkpoint's order; (b) a 7-class checkpoint into a 5-class config loaded

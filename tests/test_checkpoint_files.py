@@ -1,4 +1,4 @@
-"""Issue 12, case 8: a broken checkpoint file gets one message naming the file and what it is.
+"""A broken checkpoint file gets one message naming the file and what it is.
 
 Before: an empty .pth gave a bare ``EOFError``, a zip of garbage ``Expected hasRecord("version")``, and an HTML
 page saved as .pth was called a file that "would run arbitrary code".

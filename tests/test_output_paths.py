@@ -1,8 +1,8 @@
-"""Issue 12, case 9: an output folder that cannot be written fails at start-up naming the path (before:
+"""An output folder that cannot be written fails at start-up naming the path (before:
 after the model had run, or as a traceback from deep inside MMEngine).
 
-tools/infer.py's --out-dir is tested in test_issue12_infer.py, the symlink loop in
-test_issue12_check_dataset.py.
+tools/infer.py's --out-dir is tested in test_infer_tool.py, the symlink loop in
+test_check_dataset_layout.py.
 """
 
 import os

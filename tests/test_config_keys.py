@@ -1,4 +1,4 @@
-"""Issue 12, case 5 (top-level part): a typo in a top-level config key gives a warning naming the closest
+"""A typo in a top-level config key gives a warning naming the closest
 known key (``--cfg-options trian_cfg.max_iters=2`` used to train the full schedule without a word).
 
 The model-level part (unknown keys in ``model.train_cfg`` / ``model.test_cfg``) is checked in the segmentor.

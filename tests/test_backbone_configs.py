@@ -1,4 +1,4 @@
-"""Issue 12, case 13: each backbone config has a generated-data twin that trains out of the box with random
+"""Each backbone config has a generated-data twin that trains out of the box with random
 weights (before: five attempts and 17 --cfg-options: classes, data root, pretrained files that cannot be
 downloaded, ``train_cfg._delete_``).
 

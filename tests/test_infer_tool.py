@@ -1,10 +1,10 @@
-"""Issue 12, cases 3, 4, 7 (and the --out-dir part of 9, the git-ignored default of 14): tools/infer.py and
+"""tools/infer.py and
 inference_affordance on a user's images.
 
-3: equal file names in different sub-folders overwrote each other's outputs while the tool counted them all;
+- equal file names in different sub-folders overwrote each other's outputs while the tool counted them all;
    an --out-dir inside the input folder was read back as input on every run.
-4: a float image in [0, 1] was cast to uint8 (a black image); pathlib.Path and PIL images were a TypeError.
-7: one unreadable image aborted the whole run; --batch-size 0 / -1 and --alpha 5 were accepted.
+- a float image in [0, 1] was cast to uint8 (a black image); pathlib.Path and PIL images were a TypeError.
+- one unreadable image aborted the whole run; --batch-size 0 / -1 and --alpha 5 were accepted.
 """
 
 import os
@@ -62,7 +62,7 @@ def _outputs(folder):
     return sorted(osp.relpath(osp.join(r, f), folder) for r, _, fs in os.walk(folder) for f in fs)
 
 
-# ------------------------------------------------------------------ case 3: output names and the out-dir
+# ------------------------------------------------------------------ output names and the out-dir
 def test_equal_file_names_in_sub_folders_keep_their_relative_path(checkpoint, tmp_path, capsys):
     images = tmp_path / 'images'
     for i, rel in enumerate(['a/cup.jpg', 'b/cup.jpg', 'b/cup.png', 'cup.jpg']):
@@ -104,7 +104,7 @@ def test_out_dir_inside_the_input_folder_is_never_read(checkpoint, tmp_path, cap
     assert len(_outputs(str(out_dir))) == 2 * (3 + 1)  # 3 files per heatmap + 1 JSON per image
 
 
-# ------------------------------------------------------------------ case 7: skip unreadable, validate args
+# ------------------------------------------------------------------ skip unreadable, validate args
 def test_unreadable_image_is_skipped_and_reported(checkpoint, tmp_path, capsys):
     images = tmp_path / 'images'
     images.mkdir()
@@ -130,7 +130,7 @@ def test_bad_arguments_are_refused_by_argparse(option, value, capsys):
     assert option in capsys.readouterr().err
 
 
-# ------------------------------------------------------------------ case 9: --out-dir not writable
+# ------------------------------------------------------------------ --out-dir not writable
 def test_unwritable_out_dir_fails_at_start_up_naming_it(checkpoint, tmp_path, capsys):
     blocker = tmp_path / 'a_file'
     blocker.write_text('x')
@@ -141,7 +141,7 @@ def test_unwritable_out_dir_fails_at_start_up_naming_it(checkpoint, tmp_path, ca
     assert '--out-dir' in err and out_dir in err and 'is a file' in err
 
 
-# ------------------------------------------------------------------ case 14: default out-dir is git-ignored
+# ------------------------------------------------------------------ default out-dir is git-ignored
 def test_default_out_dir_is_git_ignored():
     if shutil.which('git') is None or not osp.isdir(osp.join(REPO, '.git')):
         pytest.skip('not a git checkout')
@@ -150,7 +150,7 @@ def test_default_out_dir_is_git_ignored():
     assert proc.returncode == 0, f'{path} is not git-ignored'
 
 
-# ------------------------------------------------------------------ case 4: the Python API's inputs
+# ------------------------------------------------------------------ the Python API's inputs
 def test_float_images_in_unit_range_equal_uint8(model, tmp_path):
     image = _image(3)
     expected = inference_affordance(model, image, 'hold').heatmaps['hold']

@@ -1,8 +1,8 @@
-"""Issue 12, cases 2, 12 and the symlink part of 9: the dataset tree and tools/misc/check_dataset.py.
+"""The dataset tree and tools/misc/check_dataset.py.
 
-2: two GT files with one stem (a.png, a.PNG): one was used without a word.
-9: a symlink loop in the tree gave a raw OSError.
-12: a valid 15000x12500 JPEG was "unreadable"; --decode header gave size warnings on EXIF-rotated JPEGs
+- two GT files with one stem (a.png, a.PNG): one was used without a word.
+- a symlink loop in the tree gave a raw OSError.
+- a valid 15000x12500 JPEG was "unreadable"; --decode header gave size warnings on EXIF-rotated JPEGs
     that the full decode did not (header and decoder disagreed on the size; both now follow the pipeline's
     LoadAffordanceViews(ignore_orientation=...)); an egocentric object folder without its exocentric folder
     said "No problem found"; paths with a trailing space were printed unquoted.
@@ -80,7 +80,7 @@ def log():
     logger.removeHandler(handler)
 
 
-# ------------------------------------------------------------------ case 2: duplicate GT stems
+# ------------------------------------------------------------------ duplicate GT stems
 def test_duplicate_gt_stems_are_an_error(tree, capsys):
     gt = p(tree, 'testset', 'GT', 'hold', 'cup', 'cup_000000.png')
     twin = gt[:-4] + '.PNG'
@@ -97,7 +97,7 @@ def test_duplicate_gt_stems_are_an_error(tree, capsys):
     assert code == 1 and 'ERROR [duplicate_gt] 1 x' in out and repr(twin) in out and repr(gt) in out
 
 
-# ------------------------------------------------------------------ case 9: symlink loop
+# ------------------------------------------------------------------ symlink loop
 def test_symlink_loop_is_a_clear_error(tree, capsys):
     link = p(tree, 'trainset', 'exocentric', 'hold', 'cup', 'loop')
     os.symlink('..', link)  # hold/cup/loop -> hold
@@ -121,7 +121,7 @@ def test_symlinked_folders_without_a_loop_are_followed(tree):
     assert ('hold', 'cup') in ds._exo_folders and len(ds._exo_folders[('hold', 'cup')]) == 3
 
 
-# ------------------------------------------------------------------ case 12: huge JPEG
+# ------------------------------------------------------------------ huge JPEG
 def _jpeg_with_size(height, width):
     """A small valid JPEG whose frame header (SOF0) says height x width: PIL's header parse sees a
     height x width image, as it would for a real photo of that size."""
@@ -152,7 +152,7 @@ def test_full_decode_ignores_pils_pixel_limit(tmp_path, monkeypatch):
     assert Image.MAX_IMAGE_PIXELS == 100
 
 
-# ------------------------------------------------------------------ case 12: EXIF rotation
+# ------------------------------------------------------------------ EXIF rotation
 def _exif_rotated_jpeg(path, stored_hw, orientation):
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -222,7 +222,7 @@ def test_check_dataset_takes_the_orientation_setting_from_the_config(tree, capsy
     assert 'exif-orientation=ignore' in out
 
 
-# ------------------------------------------------------------------ case 12: egocentric folder never used
+# ------------------------------------------------------------------ egocentric folder never used
 def test_egocentric_object_without_exocentric_folder_is_reported(tree, capsys, log):
     ego = p(tree, 'trainset', 'egocentric', 'hold', 'teapot')
     os.makedirs(ego)
@@ -245,7 +245,7 @@ def test_egocentric_folder_used_as_a_fallback_is_not_reported(tree):
     assert _paths(report, 'ego_unused') == [] and _paths(report, 'ego_fallback')
 
 
-# ------------------------------------------------------------------ case 12: quoted paths
+# ------------------------------------------------------------------ quoted paths
 def test_paths_are_printed_quoted(tree, capsys):
     odd = p(tree, 'trainset', 'exocentric', 'hold', 'teapot ')  # trailing space
     os.makedirs(odd)

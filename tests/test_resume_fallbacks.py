@@ -1,4 +1,4 @@
-"""Issue 12, case 10: --resume fallbacks, stale temporary files of interrupted saves, checkpoint permissions.
+"""--resume fallbacks, stale temporary files of interrupted saves, checkpoint permissions.
 
 Before: ``last_checkpoint`` naming a deleted file was a ``FileNotFoundError``; ``--resume`` after a finished run
 replayed every loader step before doing nothing; a SIGTERM during a save left its hidden ``.tmp`` file forever;

@@ -1,4 +1,4 @@
-"""Issue 12, case 15: pseudo-mask pictures say what each row is (affordance / object) and what the grey frame
+"""Pseudo-mask pictures say what each row is (affordance / object) and what the grey frame
 of an invalid sample means; heatmap overlays have a colour scale.
 """
 
