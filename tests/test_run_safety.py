@@ -251,3 +251,53 @@ def test_test_tool_warns_that_an_old_out_file_is_still_the_old_one(tmp_path):
     args.out = str(tmp_path / 'results.txt')
     with pytest.raises(SystemExit, match=r'\*\.pkl'):
         tool.check_outputs(cfg, args)
+
+
+# ------------------------------------------------------------------ MMEngine's notices that say nothing
+def test_known_noise_is_dropped_and_everything_else_kept():
+    import logging
+
+    from looptrans.engine.hooks import QuietLogHook
+    from looptrans.utils.log_noise import KNOWN_NOISE
+
+    logger = logging.getLogger('looptrans-test-noise')
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    logger.addHandler(Collect())
+    logger.propagate = False
+    QuietLogHook().before_run(SimpleNamespace(logger=logger))
+    QuietLogHook().before_run(SimpleNamespace(logger=logger))  # idempotent
+    assert len(logger.filters) == 1
+    for noise in KNOWN_NOISE:
+        logger.warning(noise + ' ...')
+    logger.warning('Reach the end of the world')  # only the known starts go
+    logger.warning('The checkpoint was trained with 1 process')
+    assert seen == ['Reach the end of the world', 'The checkpoint was trained with 1 process']
+
+
+def test_the_metric_says_nothing_about_its_unprefixed_keys():
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    from looptrans.evaluation import AffordanceMetric
+
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        AffordanceMetric()
+    finally:
+        logger.removeHandler(handler)
+    assert not [m for m in seen if 'prefix' in m]
+    assert not [f for f in logger.filters if type(f).__name__ == 'KnownNoiseFilter']  # removed again

@@ -193,3 +193,16 @@ def test_infer_tool_top_k_writes_json_per_image(trained, tmp_path):
             assert osp.isfile(osp.join(osp.dirname(path), f'{osp.basename(path)[:-5]}_{a["name"]}.png'))
         correct += names[0] == path.split(osp.sep)[-3]
     print(f'top-1 accuracy after 6 iterations: {correct}/{len(jsons)}')
+
+
+def test_runs_record_their_world_size_and_print_no_known_noise(trained):
+    """Checkpoints carry what a resume with another number of processes is compared with; MMEngine's
+    notices that say nothing about the run (deprecations printed on every run) are not in the logs."""
+    from looptrans.utils.log_noise import KNOWN_NOISE
+
+    meta = torch.load(osp.join(trained['work_dir'], 'iter_6.pth'), map_location='cpu', weights_only=True)['meta']
+    assert meta['world_size'] == 1 and meta['train_batch_size'] == 2
+    for run in ('first', 'resumed'):
+        log = _log(trained[run])
+        assert 'Iter(train)' in log  # the log itself is there
+        assert [noise for noise in KNOWN_NOISE if noise in log] == []

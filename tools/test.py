@@ -96,6 +96,7 @@ def build_config(args: argparse.Namespace) -> Config:
     # loaded strictly by load_and_check() (MMEngine's load_from would load non-strictly)
     cfg.load_from = None
     add_custom_hook(cfg, 'ClassListCheckHook')
+    add_custom_hook(cfg, 'QuietLogHook')
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.out is not None:

@@ -107,6 +107,7 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = args.resume
     add_custom_hook(cfg, 'ClassListCheckHook')
+    add_custom_hook(cfg, 'QuietLogHook')
     add_custom_hook(cfg, 'WorldSizeCheckHook')
     return cfg
 

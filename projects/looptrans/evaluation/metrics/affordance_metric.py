@@ -18,6 +18,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.registry import METRICS
 
+from ...utils.log_noise import quiet_current_logger
 from ..functional import HOTSPOTS_GT_SIZE, agd20k_scores, agd20k_scores_batched, hotspots_scores
 
 #: metrics each protocol can report, in table order, and its published evaluation resolution.
@@ -127,7 +128,8 @@ class AffordanceMetric(BaseMetric):
         compute_backend: str = 'auto',
         num_threads: Optional[int] = None,
     ) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
+        with quiet_current_logger():  # the keys are unprefixed on purpose (KLD, SIM, NSS as published)
+            super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
         if compute_backend not in COMPUTE_BACKENDS:
             raise ValueError(
                 f'AffordanceMetric: compute_backend={compute_backend!r} is not one of {list(COMPUTE_BACKENDS)}'
