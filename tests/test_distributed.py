@@ -7,18 +7,11 @@ The test set of the generated tree has an odd number of images, so 2 processes g
 import glob
 import os.path as osp
 import re
-import socket
 
 import pytest
 from conftest import QUICK_CONFIG, run_tool, tiny_options
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _torchrun(args):
@@ -27,7 +20,7 @@ def _torchrun(args):
             '-m',
             'torch.distributed.run',
             '--nproc_per_node=2',
-            f'--master_port={_free_port()}',
+            '--standalone',  # torchrun picks a free port itself, at bind time (no race with other tests)
             *args,
             '--launcher',
             'pytorch',

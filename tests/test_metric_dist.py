@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -63,8 +62,11 @@ def run_metrics(metrics: dict, indices: list, size: int) -> dict:
     return out
 
 
-def _worker(rank: int, port: int, tmpdir: str) -> None:
-    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=WORLD_SIZE)
+def _worker(rank: int, tmpdir: str) -> None:
+    # a rendezvous file, not a TCP port: a port found free can be taken by another test before the workers bind
+    # it (tests run in parallel), which made this test fail now and then
+    init_method = f'file://{os.path.join(tmpdir, "rendezvous")}'
+    torch_dist.init_process_group('gloo', init_method=init_method, rank=rank, world_size=WORLD_SIZE)
     try:
         from mmengine.dataset import DefaultSampler
         from mmengine.dist import get_dist_info
@@ -88,15 +90,9 @@ def _worker(rank: int, port: int, tmpdir: str) -> None:
         torch_dist.destroy_process_group()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(not torch_dist.is_available(), reason='torch.distributed is not available')
 def test_two_process_result_equals_one_process(tmp_path):
-    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
+    mp.spawn(_worker, args=(str(tmp_path),), nprocs=WORLD_SIZE, join=True)
     ranks = [json.loads((tmp_path / f'rank{r}.json').read_text()) for r in range(WORLD_SIZE)]
 
     # DefaultSampler(shuffle=False): rank r gets r, r + 2, ..., padded by repeating from the start.
