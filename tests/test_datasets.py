@@ -94,7 +94,7 @@ def test_train_length_labels_and_sampling_rules(root):
     assert len(ds) == sum(len(v) for v in exo.values()) == 14 * 3
     assert ds.metainfo['classes'] == SYNTHETIC_SEEN_CLASSES
     assert not ds.test_mode
-    anchors = []
+    anchors, repeats = [], 0
     np.random.seed(0)
     for idx in range(len(ds)):
         info = ds.get_data_info(idx)
@@ -102,9 +102,11 @@ def test_train_length_labels_and_sampling_rules(root):
         assert info['sample_idx'] == idx
         assert info['gt_label'] == SYNTHETIC_SEEN_CLASSES.index(aff)
         assert len(info['exo_paths']) == 3
-        # the folder has 3 images: anchor + the 2 others, no repeats
+        # the folder has 3 images, not more than num_exo: LOCATE draws the 2 extra views with repeats from the
+        # whole folder, the anchor included
         names = [osp.basename(p) for p in info['exo_paths']]
-        assert sorted(names) == exo[(aff, obj)]
+        assert set(names) <= set(exo[(aff, obj)])
+        repeats += len(set(names)) < len(names)
         for p in info['exo_paths']:
             assert _parts(p) == ('trainset', 'exocentric', aff, obj)
         assert _parts(info['img_path']) == ('trainset', 'egocentric', aff, obj)
@@ -112,6 +114,15 @@ def test_train_length_labels_and_sampling_rules(root):
         anchors.append(info['exo_paths'][0])
     # each exocentric image is the anchor of exactly one item
     assert len(set(anchors)) == len(ds)
+    assert repeats > 0  # with repeats (P(no repeat) = 2/9 per item); distinct with a bigger folder, below
+
+
+def test_train_draws_distinct_views_from_a_folder_of_more_than_num_exo(root):
+    ds = AGD20KDataset(root, split='Seen', mode='train', metainfo=SEEN, num_exo=2)  # folders of 3 > 2
+    np.random.seed(0)
+    for idx in range(len(ds)):
+        paths = ds.get_data_info(idx)['exo_paths']
+        assert len(set(paths)) == 2 and osp.dirname(paths[0]) == osp.dirname(paths[1])
     labels = [ds.get_cat_ids(i)[0] for i in range(len(ds))]
     assert labels == [ds.get_data_info(i)['gt_label'] for i in range(len(ds))]
     np.random.seed(0)

@@ -424,8 +424,10 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
         """Return the idx-th item; in train mode draw its views at random.
 
         Train items get ``exo_paths`` (exocentric image ``idx`` first, then
-        ``num_exo - 1`` others from the same folder: without replacement when
-        the folder has enough other images, with replacement otherwise) and
+        ``num_exo - 1`` others from the same folder: distinct and other than
+        the anchor when the folder has more than ``num_exo`` images, else
+        drawn with repeats from the whole folder, the anchor included, as
+        LOCATE's ``datatrain.py`` does) and
         ``img_path`` (one egocentric image of the same affordance/object).
         Files that failed to load earlier in this process are not drawn as
         extra exocentric views while the folder has others, nor as the
@@ -445,7 +447,7 @@ class AffordanceFolderDataset(SkipBadFilesMixin, BaseDataset):
             anchor = 0 if others else anchor
             pool = self._good(pool) or self._good(self._ego_aff_pools.get(key[0], ())) or pool
         extra = self.num_exo - 1
-        if len(folder) - 1 >= extra:
+        if len(folder) > self.num_exo:  # LOCATE's rule (data/datatrain.py): distinct only with MORE than num_exo
             picks = np.random.choice(len(folder) - 1, size=extra, replace=False)
             picks = [int(j) + (j >= anchor) for j in picks]  # skip the anchor
         else:

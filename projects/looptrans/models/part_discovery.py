@@ -4,8 +4,8 @@
 LoopTrans (and LOCATE before it) partitions every egocentric image into K
 parts by clustering self-supervised DINO descriptors, then picks the part
 that overlaps the binarised CAM of the labelled affordance best as a
-pixel-level pseudo-mask. The published code clusters one image at a time
-with scikit-learn; here the whole batch is clustered at once on the
+pixel-level pseudo-mask. The published code (LOCATE) clusters one image at a
+time with ``fast_pytorch_kmeans``; here the whole batch is clustered at once on the
 descriptors' device with batched matrix products, no per-sample Python loop
 and no host-device round trip.
 """
