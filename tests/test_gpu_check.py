@@ -10,7 +10,6 @@ import os
 import os.path as osp
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import REPO, tool_env
@@ -75,12 +74,10 @@ def _write_outputs(folder, last_loss='1.9000', status=None):
 def test_refuses_at_once_without_a_gpu(tmp_path):
     out = tmp_path / 'out'
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PY=sys.executable)
-    start = time.time()
     proc = subprocess.run(['bash', SCRIPT, str(out)], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert 'no CUDA GPU is visible' in proc.stderr and 'nothing was run' in proc.stderr
-    assert not out.exists()  # nothing ran, nothing was written
-    assert time.time() - start < 60
+    assert not out.exists()  # nothing ran, nothing was written (what "at once" means; no wall-time bound: load varies)
 
 
 def test_refuses_unknown_options_and_a_missing_python(tmp_path):
