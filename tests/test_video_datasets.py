@@ -522,3 +522,11 @@ def test_prepare_hotspots_builds_gt_cache_and_counts(copy_of, name, flag):
     total = next(line for line in totals if line.startswith('total')).split()
     assert int(total[2]) == len(cached) > 0  # one GT file per usable test image
     assert int(total[1]) > 0
+
+
+def test_the_video_base_class_names_what_a_subclass_must_give():
+    from looptrans.datasets.hotspots_video import HotspotsVideoDataset
+
+    assert HotspotsVideoDataset.__abstractmethods__ == {'clip_frames', 'ego_candidates', 'test_image_path'}
+    with pytest.raises(TypeError, match='abstract'):
+        HotspotsVideoDataset(data_root='x')

@@ -27,31 +27,25 @@ from typing import Dict, List, Optional
 NUM = r'([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))'
 
 
-def _float(text: str) -> float:
-    return float(text)
-
-
 def parse_benchmark(text: str) -> Dict:
     """Figures of one benchmark.py run (see its ``print`` calls); missing ones are absent."""
     out: Dict = {}
     m = re.search(r'^training step\s+' + NUM + r'\s+' + NUM + r'\s+' + NUM, text, re.M)
     if m:
-        out.update(
-            train_step_s=_float(m.group(1)), train_images_s=_float(m.group(2)), train_peak_gib=_float(m.group(3))
-        )
+        out.update(train_step_s=float(m.group(1)), train_images_s=float(m.group(2)), train_peak_gib=float(m.group(3)))
     m = re.search(r'^frozen backbone forward alone\s+' + NUM + r'\s+' + NUM + r'\s+' + NUM, text, re.M)
     if m:
         out.update(
-            backbone_s=_float(m.group(1)), backbone_images_s=_float(m.group(2)), backbone_peak_gib=_float(m.group(3))
+            backbone_s=float(m.group(1)), backbone_images_s=float(m.group(2)), backbone_peak_gib=float(m.group(3))
         )
     m = re.search(r'training step / backbone forward:\s*' + NUM + 'x', text)
     if m:
-        out['step_over_backbone'] = _float(m.group(1))
+        out['step_over_backbone'] = float(m.group(1))
     m = re.search(r'^batch:\s*(\d+) samples.*?\((\d+) images\)', text, re.M)
     if m:
         out.update(batch_samples=int(m.group(1)), batch_images=int(m.group(2)))
     infer = {
-        int(b): _float(v)
+        int(b): float(v)
         for b, v in re.findall(r'inference \(heatmaps of all classes\), batch (\d+):\s*' + NUM + ' images/s', text)
     }
     if infer:
@@ -73,10 +67,10 @@ def parse_train_log(text: str) -> Dict:
         if loss is None:
             continue
         iters.append(int(m.group(1)))
-        losses.append(_float(loss.group(1)))
+        losses.append(float(loss.group(1)))
         t = re.search(r'\stime: ' + NUM, line)
         if t:
-            times.append(_float(t.group(1)))
+            times.append(float(t.group(1)))
     dtype = re.search(r'AMP training in (\w+)', text)
     return dict(
         iters=iters,
@@ -98,10 +92,10 @@ def parse_test_log(text: str) -> Dict:
     windowed = [ln for ln in lines if 'eta:' in ln]
     final = [ln for ln in lines if 'eta:' not in ln and re.search(r'\stime: ', ln)]
     if final:
-        out['metrics'] = {k: _float(v) for k, v in re.findall(r'\b(KLD|SIM|NSS|AUC-J|AUCJ): ' + NUM, final[-1])}
-        out['mean_time_s'] = _float(re.search(r'\stime: ' + NUM, final[-1]).group(1))
+        out['metrics'] = {k: float(v) for k, v in re.findall(r'\b(KLD|SIM|NSS|AUC-J|AUCJ): ' + NUM, final[-1])}
+        out['mean_time_s'] = float(re.search(r'\stime: ' + NUM, final[-1]).group(1))
     if windowed:
-        out['time_s'] = _float(re.search(r'\stime: ' + NUM, windowed[-1]).group(1))
+        out['time_s'] = float(re.search(r'\stime: ' + NUM, windowed[-1]).group(1))
     elif 'mean_time_s' in out:
         out['time_s'] = out['mean_time_s']
     m = re.search(r'Iter\(test\)\s*\[\s*\d+/\s*(\d+)\]', text)

@@ -97,10 +97,6 @@ class FolderScan:
         """``(affordance, object)`` folders without any accepted file."""
         return [k for k in self.folders if k not in self.files]
 
-    def objects_of(self, affordance: str) -> List[str]:
-        """Object folders of ``affordance`` (with or without files)."""
-        return [o for a, o in self.folders if a == affordance]
-
 
 def is_junk(part: str) -> bool:
     """Whether a file or folder name is hidden (``.x``) or an archiver's junk folder (``__MACOSX``)."""

@@ -23,6 +23,7 @@ import logging
 import os
 import os.path as osp
 import re
+from abc import ABCMeta, abstractmethod
 from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -70,7 +71,7 @@ def sample_window(num_available: int, num_frames: int, sampling: str = 'window')
     raise ValueError(f"sampling must be 'window' or 'random', got {sampling!r}")
 
 
-class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
+class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset, metaclass=ABCMeta):
     """Base class of the Interaction Hotspots video benchmarks (OPRA, EPIC-Hotspots).
 
     Subclasses say where the files of an annotation entry are (:meth:`clip_frames`,
@@ -280,18 +281,18 @@ class HotspotsVideoDataset(SkipBadFilesMixin, BaseDataset):
         return self.nouns[int(noun)] if 0 <= int(noun) < len(self.nouns) else str(noun)
 
     # ------------------------------------------------------------------ subclass hooks
+    @abstractmethod
     def clip_frames(self, entry: Mapping) -> Tuple[List[str], int]:
         """``(paths of the clip's frames on disk in temporal order, number of frames expected)``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def ego_candidates(self, entry: Mapping) -> Tuple[str, Tuple[dict, ...]]:
         """``(pool key, candidates)``: the static images a training clip can be paired with; each candidate
         is a dict of data-info keys (``img_path``, optionally ``ego_box``). Only existing files."""
-        raise NotImplementedError
 
+    @abstractmethod
     def test_image_path(self, entry: Mapping) -> str:
         """Path of the static image of a test entry."""
-        raise NotImplementedError
 
     def test_image_name(self, entry: Mapping) -> str:
         """A readable identifier of a test image (used in GT cache file names)."""

@@ -23,7 +23,7 @@ import torch
 from mmengine.model import is_model_wrapper
 
 #: Heads of a LoopTrans model that have one output channel per class.
-CLASS_HEADS: Tuple[str, ...] = ('cam_head', 'pixel_head', 'noise_head')
+CLASS_HEADS: Tuple[str, ...] = ('cam_head', 'pixel_head')
 
 
 class ClassListMismatchError(ValueError):
