@@ -80,6 +80,27 @@ def _share_the_cores():
     torch.set_num_threads(THREADS)
 
 
+@pytest.fixture
+def mmengine_log():
+    """The messages (any level) that MMEngine's current logger emits during the test, through the real logger
+    (a stub would hide a logging call that raises, e.g. a level given as text)."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    messages: List[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = Collect()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+
+
 def run_tool(args: List[str], cwd: str = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``python <args>`` from the repo root; fail the test with the output if it fails."""
     proc = subprocess.run(

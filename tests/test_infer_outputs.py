@@ -4,7 +4,6 @@ and a model trained on generated data say so, degenerate maps keep their peak in
 
 import errno
 import json
-import logging
 import os
 import os.path as osp
 
@@ -196,24 +195,6 @@ def test_saturated_map_is_reported_in_the_json_and_the_table(checkpoint, tmp_pat
 
 
 # ------------------------------------------------------------------ the model's training data
-@pytest.fixture
-def mmengine_log():
-    """The messages the current MMEngine logger emits during the test (through the real logger)."""
-    from mmengine.logging import MMLogger
-
-    messages = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            messages.append(record.getMessage())
-
-    logger = MMLogger.get_current_instance()
-    handler = Collect()
-    logger.addHandler(handler)
-    yield messages
-    logger.removeHandler(handler)
-
-
 def test_model_trained_on_generated_data_says_so(tmp_path, mmengine_log):
     path = save_tiny_checkpoint(str(tmp_path / 'generated.pth'))
     ckpt = torch.load(path, weights_only=True)

@@ -279,25 +279,12 @@ def test_known_noise_is_dropped_and_everything_else_kept():
     assert seen == ['Reach the end of the world', 'The checkpoint was trained with 1 process']
 
 
-def test_the_metric_says_nothing_about_its_unprefixed_keys():
-    import logging
-
+def test_the_metric_says_nothing_about_its_unprefixed_keys(mmengine_log):
     from mmengine.logging import MMLogger
 
     from looptrans.evaluation import AffordanceMetric
 
-    seen = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            seen.append(record.getMessage())
-
+    AffordanceMetric()
+    assert not [m for m in mmengine_log if 'prefix' in m]
     logger = MMLogger.get_current_instance()
-    handler = Collect()
-    logger.addHandler(handler)
-    try:
-        AffordanceMetric()
-    finally:
-        logger.removeHandler(handler)
-    assert not [m for m in seen if 'prefix' in m]
     assert not [f for f in logger.filters if type(f).__name__ == 'KnownNoiseFilter']  # removed again
