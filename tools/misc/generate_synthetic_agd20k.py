@@ -6,12 +6,20 @@ Example::
 
 The same seed writes byte-identical files. Train on it with
 ``configs/_base_/datasets/synthetic_agd20k.py``.
+
+With ``--scale-to-agd20k FRACTION`` it writes instead an AGD20K Seen tree at that share of AGD20K's real
+counts (1 = 20,061 exocentric + 3,755 egocentric images, 36 affordances, 50 objects, 640x480 JPEGs, GT PNGs
+for the test images), with plain fast drawings and no learnable signal: for measuring what the data code
+costs at that size (``tools/analysis_tools/scale_study.py``)::
+
+    python tools/misc/generate_synthetic_agd20k.py --out /tmp/agd20k_full --scale-to-agd20k 1 --nproc 2
 """
 
 import argparse
 import sys
 
 from looptrans.testing import generate_synthetic_agd20k
+from looptrans.testing.agd20k_scale import generate_agd20k_sized
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -23,11 +31,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-test', type=int, default=3, help='test images (with GT) per affordance/object')
     parser.add_argument('--splits', nargs='+', default=['Seen', 'Unseen'], choices=['Seen', 'Unseen'])
     parser.add_argument('--overwrite', action='store_true', help='replace existing split folders')
+    parser.add_argument(
+        '--scale-to-agd20k',
+        type=float,
+        metavar='FRACTION',
+        help="write an AGD20K Seen tree at this share (0 < FRACTION <= 1) of AGD20K's real counts and image "
+        'size instead (fast plain drawings, for scale measurements; --num-* and --splits are ignored)',
+    )
+    parser.add_argument('--nproc', type=int, default=1, help='processes drawing the images (--scale-to-agd20k)')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.scale_to_agd20k is not None:
+        try:
+            summary = generate_agd20k_sized(
+                args.out, args.scale_to_agd20k, seed=args.seed, nproc=args.nproc, overwrite=args.overwrite
+            )
+        except (FileExistsError, ValueError) as err:
+            sys.exit(f'error: {err}')
+        print(
+            f'Seen at {summary["fraction"]:g} of AGD20K: {len(summary["classes"])} classes, '
+            f'{summary["num_objects"]} objects, {summary["num_folders"]} affordance/object folders, '
+            f'{summary["num_exocentric"]} exocentric / {summary["num_egocentric"]} egocentric training images, '
+            f'{summary["num_test"]} test images'
+        )
+        print(f'wrote {summary["num_files"]} files, {summary["num_bytes"] / 2**20:.1f} MiB, to {args.out}')
+        return summary
     try:
         summary = generate_synthetic_agd20k(
             args.out,
