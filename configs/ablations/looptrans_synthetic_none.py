@@ -1,7 +1,7 @@
 # Ablation row of the paper's module table: none of the three modules: separate exo / ego CAM
 # branches (LOCATE-style), no pixel alignment, no denoising distillation; the ego CAM is the test
 # heatmap.
-# On the generated data (see README, Results).
+# On the generated data (see docs/results.md, "The paper's six ablation rows on the generated data").
 # L_corr (correlation alignment) stays on in every row: it is not one of the three modules.
 _base_ = ['../looptrans_synthetic.py']
 model = dict(cam_head=dict(shared=False), pixel_head=None, noise_head=None, test_cfg=dict(heatmap='cam'))

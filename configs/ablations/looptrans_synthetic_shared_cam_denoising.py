@@ -1,6 +1,6 @@
 # Ablation row of the paper's module table: shared CAM + denoising distillation, no pixel
 # alignment; the ego CAM is the distillation teacher and the test heatmap.
-# On the generated data (see README, Results).
+# On the generated data (see docs/results.md, "The paper's six ablation rows on the generated data").
 # L_corr (correlation alignment) stays on in every row: it is not one of the three modules.
 _base_ = ['../looptrans_synthetic.py']
 model = dict(cam_head=dict(shared=True), pixel_head=None, test_cfg=dict(heatmap='cam'))

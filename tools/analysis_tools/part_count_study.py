@@ -5,7 +5,7 @@ For each split (Seen, Unseen) and each K this trains the quick config with
 can be resumed or an existing K = 4 run linked in), tests it, and measures its pseudo-masks against the
 generator's true affordance parts (``eval_pseudo_masks.py``): with the true part as an oracle CAM (the
 clustering alone) and with the trained CAM (what training used at its end). It prints one table (the one in
-README.md, "Pseudo-mask quality and the number of parts"):
+docs/results.md, "Pseudo-mask quality and the number of parts K"):
 
     python tools/analysis_tools/part_count_study.py [--root work_dirs/part_count] [--ks 3 4 5 auto]
         [--splits Seen Unseen]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Train and test the paper's six ablation rows on the generated data, then print their test figures side
-# by side (the table in README.md#results). Row "all" is the full model (configs/looptrans_synthetic.py).
+# by side (the table in docs/results.md, "The paper's six ablation rows on the generated data"). Row "all" is
+# the full model (configs/looptrans_synthetic.py).
 #   bash tools/analysis_tools/run_synthetic_ablations.sh [WORK_ROOT] [ROW ...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."

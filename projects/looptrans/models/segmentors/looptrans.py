@@ -21,7 +21,7 @@ from ..part_discovery import pseudo_mask_iou
 
 #: What ``model.test_cfg.heatmap`` may name (see :meth:`LoopTrans.decode_heatmaps`).
 HEATMAP_SOURCES = ('pixel', 'pixel_logits', 'cam', 'fusion')
-#: The default with a pixel head, chosen on the generated validation split (README, "Test-time heatmap").
+#: The default with a pixel head, chosen on the generated validation split (docs/results.md, "Test-time heatmap").
 DEFAULT_HEATMAP = 'pixel'
 #: The keys ``model.train_cfg`` / ``model.test_cfg`` understand; any other key is a typo.
 TRAIN_CFG_KEYS = ('pixel_supervision',)
