@@ -374,3 +374,66 @@ def test_cam_head_losses_are_keyed_by_their_config_names():
     ce = F.cross_entropy(ego, labels)
     assert losses['loss_ce_ego'].item() == pytest.approx(3 * ce.item(), rel=1e-6)
     assert losses['loss_aux_ego'].item() == pytest.approx(0.5 * ce.item(), rel=1e-6)
+
+
+# --------------------------------------------------------------------------
+# initialisation: LOCATE's plain torch.nn layers
+# --------------------------------------------------------------------------
+def _default_weight_std(module: torch.nn.Module) -> float:
+    """PyTorch's default for Conv2d / Linear: Kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)) of std 1/sqrt(3 fan_in) (torch.nn.modules.conv._ConvNd.reset_parameters)."""
+    fan_in = module.weight[0].numel()
+    return 1.0 / math.sqrt(3 * fan_in)
+
+
+def test_cam_head_default_init_is_locates_torch_default():
+    """LOCATE's aff_proj / aff_*_proj / aff_fc are plain nn layers; ours after init_weights() match them in
+    distribution (mmcv's ConvModule Kaiming fan-out would be 2.5x, mmseg's conv_seg N(0, 0.01) 1/3)."""
+    head = MODELS.build(dict(type='SharedCAMHead', in_channels=384, channels=384, num_classes=36))
+    head.init_weights()
+    layers = [m for m in head.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 5  # fc1, fc2, two 3x3 convs, conv_seg
+    for layer in layers:
+        expected = _default_weight_std(layer)
+        assert abs(layer.weight.std().item() / expected - 1) < 0.05, (layer, layer.weight.std().item(), expected)
+        bound = 1.0 / math.sqrt(layer.weight[0].numel())
+        assert layer.weight.abs().max() <= bound + 1e-7  # uniform, not normal
+        if layer.bias is not None:
+            assert layer.bias.abs().max() <= bound + 1e-7 and layer.bias.abs().sum() > 0
+    conv = head.projs['shared'][0].conv
+    assert abs(conv.weight.std().item() - 1 / math.sqrt(3 * 384 * 9)) < 5e-4  # 0.0098, not ConvModule's 0.024
+    for norm in (head.projs['shared'][0].bn, head.token_mlp.norm):
+        assert torch.equal(norm.weight, torch.ones_like(norm.weight))
+        assert torch.equal(norm.bias, torch.zeros_like(norm.bias))
+
+
+def test_cam_head_init_cfg_still_chooses_the_init():
+    """init_cfg stays the user's: mmseg's BaseDecodeHead default brings back N(0, 0.01) for conv_seg."""
+    head = MODELS.build(
+        dict(
+            type='SharedCAMHead',
+            in_channels=384,
+            channels=384,
+            num_classes=36,
+            init_cfg=dict(type='Normal', std=0.01, override=dict(name='conv_seg')),
+        )
+    )
+    head.init_weights()
+    assert abs(head.conv_seg.weight.std().item() - 0.01) < 1e-3
+    assert torch.equal(head.conv_seg.bias, torch.zeros_like(head.conv_seg.bias))
+
+
+def test_torch_default_init_resets_only_the_named_layers():
+    from mmengine.model import initialize
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3), torch.nn.Linear(8, 8), torch.nn.BatchNorm2d(8))
+    for p in model.parameters():
+        torch.nn.init.constant_(p, 5.0)
+    initialize(model, dict(type='mmseg.TorchDefault', layer='Linear'))
+    assert torch.all(model[0].weight == 5.0)  # a Conv2d: untouched
+    assert model[1].weight.abs().max() <= 1 / math.sqrt(8)
+    assert torch.all(model[2].weight == 5.0)
+    initialize(model, dict(type='mmseg.TorchDefault', layer='_BatchNorm'))  # a base-class name matches BN
+    assert torch.equal(model[2].weight, torch.ones(8)) and torch.equal(model[2].bias, torch.zeros(8))
+    with pytest.raises(TypeError, match='no .bias.'):
+        initialize(model, dict(type='mmseg.TorchDefault', layer='Linear', bias=0))

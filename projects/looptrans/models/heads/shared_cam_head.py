@@ -8,12 +8,17 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
-from mmseg.utils import MultiConfig, OptConfigType
+from mmseg.utils import MultiConfig, OptConfigType, OptMultiConfig
 from torch import Tensor
 
 from .utils import losses_by_name, select_head_inputs
 
 VIEWS = ('exo', 'ego')
+#: Layers that :meth:`SharedCAMHead.init_weights` resets to PyTorch's default initialisation: LOCATE builds
+#: this branch (``aff_proj``, ``aff_exo_proj`` / ``aff_ego_proj``, ``aff_fc``) from plain ``torch.nn`` layers,
+#: whereas mmcv's ``ConvModule`` draws its convs Kaiming-normal fan-out (2.5x the default scale) and mmseg's
+#: ``BaseDecodeHead`` draws ``conv_seg`` from N(0, 0.01) (a third of the default).
+LOCATE_INIT_LAYERS = ['Conv2d', 'Linear', 'LayerNorm', '_BatchNorm']
 
 
 class TokenMLP(nn.Module):
@@ -70,8 +75,13 @@ class SharedCAMHead(BaseDecodeHead):
             dict is ``<loss_name>_<view>``. Default: cross-entropy named ``loss_cls``.
         dropout_ratio (float): Dropout before ``conv_seg``. Default: 0 (LOCATE has none).
         norm_cfg (dict): Norm layers of the projection. Default: BN.
+        init_cfg (dict | list[dict]): Initialisation. Default: PyTorch's default initialisation of every
+            conv, linear and norm layer (``TorchDefault`` on :data:`LOCATE_INIT_LAYERS`), as LOCATE's
+            ``nn.Conv2d`` / ``nn.Linear`` layers get; mmseg's ``BaseDecodeHead`` default (``conv_seg`` from
+            N(0, 0.01), the convs as ``ConvModule`` draws them) is
+            ``dict(type='Normal', std=0.01, override=dict(name='conv_seg'))``.
         **kwargs: Other :class:`BaseDecodeHead` arguments (``in_index``, ``input_transform``,
-            ``align_corners``, ``conv_cfg``, ``act_cfg``, ``init_cfg``).
+            ``align_corners``, ``conv_cfg``, ``act_cfg``).
     """
 
     def __init__(
@@ -87,6 +97,7 @@ class SharedCAMHead(BaseDecodeHead):
         ),
         dropout_ratio: float = 0.0,
         norm_cfg: OptConfigType = dict(type='BN', requires_grad=True),
+        init_cfg: OptMultiConfig = dict(type='mmseg.TorchDefault', layer=LOCATE_INIT_LAYERS),
         **kwargs,
     ) -> None:
         super().__init__(
@@ -96,6 +107,7 @@ class SharedCAMHead(BaseDecodeHead):
             dropout_ratio=dropout_ratio,
             norm_cfg=norm_cfg,
             loss_decode=loss_decode,
+            init_cfg=init_cfg,
             **kwargs,
         )
         unknown = set(cls_views) - set(VIEWS)
