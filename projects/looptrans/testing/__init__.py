@@ -16,6 +16,7 @@ from .synthetic_agd20k import (
     SYNTHETIC_SEEN_CLASSES,
     SYNTHETIC_UNSEEN_CLASSES,
     SYNTHETIC_UNSEEN_TEST_OBJECTS,
+    TEST_MASK_DIR,
     SyntheticAGD20KDataset,
     generate_synthetic_agd20k,
 )
@@ -36,6 +37,7 @@ __all__ = [
     'SYNTHETIC_SEEN_CLASSES',
     'SYNTHETIC_UNSEEN_CLASSES',
     'SYNTHETIC_UNSEEN_TEST_OBJECTS',
+    'TEST_MASK_DIR',
     'SyntheticAGD20KDataset',
     'generate_synthetic_agd20k',
     'SYNTHETIC_EPIC_VERB_MAP',

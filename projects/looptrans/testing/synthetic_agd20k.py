@@ -90,6 +90,11 @@ SYNTHETIC_SEEN_CLASSES: Tuple[str, ...] = tuple(sorted(AFFORDANCE_PARTS))
 #: pseudo-mask quality (tools/analysis_tools/eval_pseudo_masks.py). Outside trainset/ and testset/, so
 #: the datasets never read it.
 PART_MASK_DIR = 'part_masks'
+#: Where, under ``<out_dir>/<split>/``, the true masks of every egocentric *test* image are written:
+#: ``<TEST_MASK_DIR>/part/<affordance>/<object>/<stem>.png`` (the affordance part, whose blur is the GT
+#: heatmap) and ``<TEST_MASK_DIR>/object/...`` (the whole object), for the pointing game of
+#: tools/analysis_tools/eval_cam_pointing.py. Outside testset/, so the datasets never read them.
+TEST_MASK_DIR = 'test_masks'
 #: Unseen test objects; they never appear in Unseen training.
 SYNTHETIC_UNSEEN_TEST_OBJECTS: Tuple[str, ...] = ('bottle', 'chair', 'scissors')
 #: Affordances that have both a training and a test object in Unseen.
@@ -486,9 +491,10 @@ def render_visible_part(
     rel_scale: Tuple[float, float],
     max_angle: float,
     rng: np.random.Generator,
-) -> Tuple[np.ndarray, np.ndarray]:
-    """``obj`` at a random pose over ``background(h, w, rng)`` (BGR uint8) and the bool mask of the visible
-    pixels of the part ``aff`` is grounded on; re-drawn (at most 20 times) until that part is visible."""
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``obj`` at a random pose over ``background(h, w, rng)`` (BGR uint8), the bool mask of the visible
+    pixels of the part ``aff`` is grounded on and the bool mask of the whole object; re-drawn (at most 20
+    times) until that part is visible."""
     part = AFFORDANCE_PARTS[aff][obj]
     for _ in range(20):
         img = background(h, w, rng)
@@ -498,13 +504,13 @@ def render_visible_part(
         visible = labels == ids[part]
         if visible.any():
             break
-    return img, visible
+    return img, visible, labels > 0
 
 
 def clutter_scene(aff: str, obj: str, h: int, w: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     """``obj`` at a random pose over clutter (BGR uint8, h x w), and the (x, y) centre of the part ``aff``
     is grounded on: the point a person touches. Re-drawn (at most 20 times) until the part is visible."""
-    img, visible = render_visible_part(aff, obj, h, w, clutter_background, (0.2, 0.28), 15.0, rng)
+    img, visible, _ = render_visible_part(aff, obj, h, w, clutter_background, (0.2, 0.28), 15.0, rng)
     ys, xs = np.nonzero(visible)
     return img, np.array([xs.mean(), ys.mean()])
 
@@ -525,24 +531,30 @@ def render_egocentric(
     rng: np.random.Generator,
     size_range: Tuple[int, int] = (224, 320),
     return_part_mask: bool = False,
+    return_object_mask: bool = False,
 ) -> Tuple[np.ndarray, ...]:
     """``obj`` alone on a plain background, and the GT heatmap of ``aff``.
 
     Returns the BGR uint8 image and the uint8 heatmap (0..255, max 255):
     the visible pixels of the affordance part blurred with a Gaussian whose
     sigma grows with the part's size; with ``return_part_mask`` also the
-    uint8 mask (0 / 255) of those visible pixels, the true affordance part.
+    uint8 mask (0 / 255) of those visible pixels, the true affordance part,
+    and with ``return_object_mask`` then the uint8 mask of the whole object.
+    The masks change no random draw: the image is the same with or without.
     """
     h, w = _image_size(rng, size_range)
-    img, visible = render_visible_part(aff, obj, h, w, _plain_background, (0.32, 0.42), 12.0, rng)
+    img, visible, whole = render_visible_part(aff, obj, h, w, _plain_background, (0.32, 0.42), 12.0, rng)
     mask = visible.astype(np.float32)
     sigma = max(2.0, 0.15 * float(np.sqrt(mask.sum())))
     heat = cv2.GaussianBlur(mask, (0, 0), sigma)
     heat = np.round(heat / heat.max() * 255.0).astype(np.uint8)
     img = add_noise(img, 2.0, rng)
+    out = (img, heat)
     if return_part_mask:
-        return img, heat, (mask * 255).astype(np.uint8)
-    return img, heat
+        out += ((mask * 255).astype(np.uint8),)
+    if return_object_mask:
+        out += (whole.astype(np.uint8) * 255,)
+    return out
 
 
 # --------------------------------------------------------------------------- #
@@ -648,12 +660,23 @@ def generate_synthetic_agd20k(
                 n_bytes += write_image(osp.join(root, PART_MASK_DIR, aff, obj, f'{obj}_{i:06d}.png'), '.png', part, png)
         for aff, obj in test:
             for i in range(num_test):
-                img, heat = render_egocentric(aff, obj, make_rng(seed, split, 'test', aff, obj, index=i), size_range)
+                img, heat, part, whole = render_egocentric(
+                    aff,
+                    obj,
+                    make_rng(seed, split, 'test', aff, obj, index=i),
+                    size_range,
+                    return_part_mask=True,
+                    return_object_mask=True,
+                )
                 stem = f'{obj}_{i:06d}'
                 n_bytes += write_image(
                     osp.join(root, 'testset', 'egocentric', aff, obj, stem + '.jpg'), '.jpg', img, jpg
                 )
                 n_bytes += write_image(osp.join(root, 'testset', 'GT', aff, obj, stem + '.png'), '.png', heat, png)
+                for kind, mask in (('part', part), ('object', whole)):
+                    n_bytes += write_image(
+                        osp.join(root, TEST_MASK_DIR, kind, aff, obj, stem + '.png'), '.png', mask, png
+                    )
         counts = dict(
             num_exocentric=len(train) * num_exo, num_egocentric=len(train) * num_ego, num_test=len(test) * num_test
         )
@@ -665,7 +688,7 @@ def generate_synthetic_agd20k(
             test_objects=sorted({o for _, o in test}),
             **counts,
         )
-        # + a GT per test image + a part mask per egocentric training image
-        summary['num_files'] += sum(counts.values()) + counts['num_test'] + counts['num_egocentric']
+        # + a GT, a part mask and an object mask per test image + a part mask per egocentric training image
+        summary['num_files'] += sum(counts.values()) + 3 * counts['num_test'] + counts['num_egocentric']
         summary['num_bytes'] += n_bytes
     return summary

@@ -1,0 +1,138 @@
+"""The pointing game on generated data: the generator's test masks and tools/analysis_tools/eval_cam_pointing.py."""
+
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+from conftest import QUICK_CONFIG, TINY_MODEL, load_tool, save_tiny_checkpoint
+
+from looptrans.testing.synthetic_agd20k import (
+    SYNTHETIC_SEEN_CLASSES,
+    TEST_MASK_DIR,
+    generate_synthetic_agd20k,
+    make_rng,
+    render_egocentric,
+)
+
+
+def _tool():
+    return load_tool('analysis_tools', 'eval_cam_pointing.py')
+
+
+@pytest.fixture(scope='module')
+def tree(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('pointing'))
+    generate_synthetic_agd20k(root, seed=0, num_exo=1, num_ego=1, num_test=1, splits=['Seen'])
+    return root
+
+
+TINY = ['--cfg-options', *[f'{k}={v}' for k, v in TINY_MODEL.items()]]
+
+
+def _read(path):
+    return cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+
+
+def test_test_masks_are_the_drawn_object_and_part(tree):
+    """Each test image has its part mask (the GT heatmap's source) and its object mask; the part lies inside the
+    object, the object's pixels differ from the plain background, and the masks change no random draw."""
+    aff, obj = 'hold', 'kettle'
+    rng = make_rng(0, 'Seen', 'test', aff, obj, index=0)
+    img, heat, part, whole = render_egocentric(aff, obj, rng, return_part_mask=True, return_object_mask=True)
+    img2, heat2 = render_egocentric(aff, obj, make_rng(0, 'Seen', 'test', aff, obj, index=0))
+    assert np.array_equal(img, img2) and np.array_equal(heat, heat2)
+    base = osp.join(tree, 'Seen')
+    assert np.array_equal(_read(osp.join(base, TEST_MASK_DIR, 'part', aff, obj, f'{obj}_000000.png')), part)
+    assert np.array_equal(_read(osp.join(base, TEST_MASK_DIR, 'object', aff, obj, f'{obj}_000000.png')), whole)
+    assert np.array_equal(_read(osp.join(base, 'testset', 'GT', aff, obj, f'{obj}_000000.png')), heat)
+    assert set(np.unique(whole)) == {0, 255} and part.any()
+    assert not np.any((part > 0) & (whole == 0))  # the part is part of the object
+    assert 0.05 < (whole > 0).mean() < 0.6
+    y, x = np.unravel_index(np.argmax(heat), heat.shape)
+    assert part[y, x] and whole[y, x]  # the GT heatmap peaks on the part
+    # object pixels stand out from the plain background around them
+    diff = np.abs(img.astype(int) - np.median(img[whole == 0], axis=0)).sum(-1)
+    assert diff[whole > 0].mean() > 4 * diff[whole == 0].mean()
+
+
+def test_point_hand_cases():
+    point = _tool().point
+    whole = np.zeros((4, 5), bool)
+    whole[1:3, 1:4] = True
+    part = np.zeros((4, 5), bool)
+    part[1, 3] = True
+    heat = np.zeros((4, 5))
+    heat[1, 3] = 2.0  # on the part
+    heat[0, 0] = 1.0  # half as high, off the object
+    assert point(heat, whole, part) == dict(object=1.0, part=1.0, mass=pytest.approx(1.0 / 1.5))
+    heat[2, 1] = 3.0  # the maximum moves onto the object, off the part
+    assert point(heat, whole, part)['object'] == 1.0 and point(heat, whole, part)['part'] == 0.0
+    heat[3, 4] = 4.0  # and off the object
+    out = point(heat, whole, part)
+    assert out['object'] == 0.0 and out['part'] == 0.0
+    assert out['mass'] == pytest.approx((2 / 4 + 3 / 4) / (1 / 4 + 2 / 4 + 3 / 4 + 1))
+    # a constant map points nowhere; a NaN map too
+    assert point(np.ones((4, 5)), whole, part) == dict(object=0.0, part=0.0, mass=0.0)
+    assert point(np.full((4, 5), np.nan), whole, part)['object'] == 0.0
+    with pytest.raises(ValueError, match='differ'):
+        point(np.ones((3, 5)), whole, part)
+
+
+def test_centre_heatmap_peaks_at_the_centre():
+    heat = _tool().centre_heatmap((5, 7))
+    assert np.unravel_index(np.argmax(heat), heat.shape) == (2, 3)
+    assert heat[2, 3] == pytest.approx(1.0)
+
+
+def test_tool_scores_maps_in_the_order_of_their_images(tree, tmp_path, monkeypatch):
+    """With heatmaps that are each image's own part mask, every maximum is on the part; with the part masks
+    of the images shifted by one, far fewer are: images, masks and heatmaps stay aligned."""
+    import looptrans.apis as apis
+
+    tool = _tool()
+    ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
+    real = apis.inference_affordance
+
+    def run(shift):
+        def fake(model, images, affordances=None, batch_size=8):
+            results = real(model, images, affordances=affordances, batch_size=batch_size)
+            parts = [
+                _read(
+                    p.replace(osp.join('testset', 'egocentric'), osp.join(TEST_MASK_DIR, 'part')).replace(
+                        '.jpg', '.png'
+                    )
+                )
+                for p in images
+            ]
+            parts = parts[shift:] + parts[:shift]
+            for result, part in zip(results, parts):
+                h, w = result.ori_shape
+                part = cv2.resize(part, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.float32)
+                for name in result.heatmaps:
+                    result.heatmaps[name] = cv2.GaussianBlur(part, (0, 0), 2)
+            return results
+
+        monkeypatch.setattr(apis, 'inference_affordance', fake)
+        return tool.main([QUICK_CONFIG, str(ckpt), '--data-root', tree, '--heatmaps', 'cam', *TINY])
+
+    aligned, shifted = run(0), run(1)
+    assert set(aligned) == {'cam', 'centre'}
+    assert set(aligned['cam']) == set(SYNTHETIC_SEEN_CLASSES) | {'overall'}
+    assert aligned['cam']['overall']['num'] == 14
+    assert aligned['cam']['overall']['part'] == 1.0 and aligned['cam']['overall']['object'] == 1.0
+    assert shifted['cam']['overall']['part'] < 0.5
+    assert aligned['centre'] == shifted['centre']  # the chance reference does not depend on the model
+
+
+def test_tool_runs_the_real_model_and_refuses_trees_without_masks(tree, tmp_path):
+    tool = _tool()
+    ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
+    tables = tool.main([QUICK_CONFIG, str(ckpt), '--data-root', tree, *TINY])
+    assert set(tables) == {'cam', 'pixel', 'centre'}
+    for table in tables.values():
+        for row in table.values():
+            assert all(0.0 <= row[k] <= 1.0 for k in ('object', 'part', 'mass'))
+            assert row['part'] <= row['object']  # the part is inside the object
+    with pytest.raises(FileNotFoundError, match='test masks'):
+        tool.main([QUICK_CONFIG, str(ckpt), '--data-root', str(tmp_path), *TINY])

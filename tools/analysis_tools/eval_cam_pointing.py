@@ -1,0 +1,168 @@
+"""Pointing game on the generated test split: does a heatmap's maximum fall on the object, on its part?
+
+KLD / SIM / NSS say how well a heatmap matches the blurred GT, not whether the model looks at the object at all.
+The generator knows every test image's object and affordance part (``<split>/test_masks/{object,part}/...``),
+so this tool asks the question a reader asks of a CAM picture: for the labelled affordance, is the heatmap's
+maximum on the object (``object``), on the true affordance part (``part``)? It also reports the share of the
+min-max normalised heatmap's mass that lies on the object (``mass``), and, as the chance level, the same
+figures for a heatmap that is a centred Gaussian (objects are placed at random positions).
+
+    python tools/analysis_tools/eval_cam_pointing.py configs/looptrans_synthetic.py \\
+        work_dirs/looptrans_synthetic/iter_200.pth [--heatmaps cam pixel] [--data-root DIR] [--split Seen]
+
+Heatmaps are computed as :func:`looptrans.apis.inference_affordance` does (the test pipeline's resize, then
+back to the image size, bilinear); a constant heatmap points nowhere (a miss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os.path as osp
+from collections import defaultdict
+from typing import Dict, List, Sequence, Tuple
+
+import cv2
+import numpy as np
+from mmengine.config import DictAction
+
+from looptrans.testing import TEST_MASK_DIR
+
+Sample = Tuple[str, str, str, str]  # image, object mask, part mask, affordance
+
+
+def find_test_samples(root: str, classes: Sequence[str]) -> List[Sample]:
+    """(image, object mask, part mask, affordance) of every egocentric test image with both masks."""
+    samples = []
+    for part in sorted(glob.glob(osp.join(root, TEST_MASK_DIR, 'part', '*', '*', '*.png'))):
+        aff, obj, name = part.split(osp.sep)[-3:]
+        stem = osp.splitext(name)[0]
+        whole = osp.join(root, TEST_MASK_DIR, 'object', aff, obj, name)
+        images = glob.glob(osp.join(root, 'testset', 'egocentric', aff, obj, stem + '.*'))
+        if aff in classes and images and osp.isfile(whole):
+            samples.append((images[0], whole, part, aff))
+    if not samples:
+        raise FileNotFoundError(
+            f'no test masks under {osp.join(root, TEST_MASK_DIR)!r} with egocentric test images beside them; '
+            'generate the data with tools/misc/generate_synthetic_agd20k.py (it writes them).'
+        )
+    return samples
+
+
+def point(heat: np.ndarray, object_mask: np.ndarray, part_mask: np.ndarray) -> Dict[str, float]:
+    """Pointing-game outcome of one heatmap: ``object`` / ``part`` (1.0 when its maximum lies on the object /
+    on the part; the first maximum in row-major order; 0.0 for a constant or non-finite map) and ``mass`` (share
+    of the min-max normalised map on the object; 0.0 for a constant map)."""
+    if heat.shape != object_mask.shape or heat.shape != part_mask.shape:
+        raise ValueError(
+            f'heatmap {heat.shape}, object mask {object_mask.shape} and part mask {part_mask.shape} differ'
+        )
+    heat = np.asarray(heat, np.float64)
+    lo, hi = heat.min(), heat.max()
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
+        return dict(object=0.0, part=0.0, mass=0.0)
+    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    norm = (heat - lo) / (hi - lo)
+    return dict(
+        object=float(object_mask[y, x]), part=float(part_mask[y, x]), mass=float(norm[object_mask].sum() / norm.sum())
+    )
+
+
+def centre_heatmap(shape: Tuple[int, int]) -> np.ndarray:
+    """The chance reference: an isotropic Gaussian at the image centre (sigma a quarter of the shorter side)."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    sigma = min(h, w) / 4
+    return np.exp(-((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2) / (2 * sigma**2))
+
+
+def _read_mask(path: str) -> np.ndarray:
+    mask = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise OSError(f'cannot read the mask {path!r}; regenerate the data')
+    return mask > 127
+
+
+def evaluate(model, samples: List[Sample], sources: Sequence[str], batch_size: int = 8) -> Dict[str, List[dict]]:
+    """Per heatmap source (and ``'centre'``), one pointing outcome (plus its affordance) per sample."""
+    from looptrans.apis import inference_affordance
+
+    masks = [(_read_mask(o), _read_mask(p)) for _, o, p, _ in samples]
+    outcomes: Dict[str, List[dict]] = defaultdict(list)
+    for (_, _, _, aff), (whole, part) in zip(samples, masks):
+        outcomes['centre'].append(dict(point(centre_heatmap(whole.shape), whole, part), affordance=aff))
+    saved = dict(model.test_cfg)
+    try:
+        for source in sources:
+            model.test_cfg['heatmap'] = source
+            results = inference_affordance(model, [s[0] for s in samples], affordances=None, batch_size=batch_size)
+            for result, (_, _, _, aff), (whole, part) in zip(results, samples, masks):
+                outcomes[source].append(dict(point(result.heatmaps[aff], whole, part), affordance=aff))
+    finally:
+        model.test_cfg.clear()
+        model.test_cfg.update(saved)
+    return dict(outcomes)
+
+
+def summarise(outcomes: List[dict], classes: Sequence[str]) -> Dict[str, Dict[str, float]]:
+    """Per affordance and ``overall``: mean of ``object`` / ``part`` / ``mass`` and the number of images."""
+    groups = defaultdict(list)
+    for row in outcomes:
+        groups[row['affordance']].append(row)
+        groups['overall'].append(row)
+    table = {}
+    for name in [c for c in classes if c in groups] + ['overall']:
+        rows = groups[name]
+        table[name] = {k: float(np.mean([r[k] for r in rows])) for k in ('object', 'part', 'mass')}
+        table[name]['num'] = len(rows)
+    return table
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument(
+        '--heatmaps',
+        nargs='+',
+        default=['cam', 'pixel'],
+        help="heatmap sources (model.test_cfg.heatmap values) to score; 'pixel' is skipped for a model without one",
+    )
+    parser.add_argument('--data-root', help="generated tree (default: the config's test data_root)")
+    parser.add_argument('--split', help="Seen or Unseen (default: the config's test split)")
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    return args
+
+
+def main(argv=None) -> Dict[str, Dict[str, Dict[str, float]]]:
+    args = parse_args(argv)
+    from looptrans.apis import init_model
+    from looptrans.utils.config_check import load_tool_config
+
+    cfg = load_tool_config(args.config, args.cfg_options)
+    test = cfg.test_dataloader.dataset
+    root = osp.join(osp.expanduser(args.data_root or test.data_root), args.split or test.get('split', 'Seen'))
+    model = init_model(cfg, args.checkpoint, device=args.device)
+    classes = tuple(model.dataset_meta['classes'])
+    sources = [s for s in args.heatmaps if s not in ('pixel', 'pixel_logits', 'fusion') or model.pixel_head is not None]
+    samples = find_test_samples(root, classes)
+    tables = {src: summarise(rows, classes) for src, rows in evaluate(model, samples, sources, args.batch_size).items()}
+    print(f'pointing game on {len(samples)} egocentric test images under {root} ({args.checkpoint})')
+    print('| heatmap | affordance | images | max on object | max on part | mass on object |')
+    print('| --- | --- | --- | --- | --- | --- |')
+    for src in [*sources, 'centre']:
+        for name, row in tables[src].items():
+            if name == 'overall' or len(tables[src]) <= 9:
+                print(
+                    f'| {src} | {name} | {row["num"]} | {row["object"]:.2f} | {row["part"]:.2f} | {row["mass"]:.2f} |'
+                )
+    return tables
+
+
+if __name__ == '__main__':
+    main()
