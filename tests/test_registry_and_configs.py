@@ -6,7 +6,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmseg.registry import DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS, VISUALIZERS
+from mmseg.registry import DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS, VISUALIZERS, WEIGHT_INITIALIZERS
 
 import looptrans  # noqa: F401
 from looptrans.apis import without_pretrained
@@ -30,8 +30,12 @@ EXPECTED = {
         'AffordanceCorrelationLoss',
         'LSTMTemporalAggregator',
         'TemporalAttentionAggregator',
+        'LOCATE',
+        'LOCATEConcentrationLoss',
+        'LOCATEPrototypeLoss',
     ],
     HOOKS: ['PseudoMaskHook', 'AffordanceVisualizationHook'],
+    WEIGHT_INITIALIZERS: ['TorchDefault'],
     VISUALIZERS: ['AffordanceVisualizer'],
 }
 

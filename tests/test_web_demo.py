@@ -359,7 +359,9 @@ def _choose(driver, choice: str) -> None:
 def _run(driver) -> str:
     """Press the button and return the new status line (each answer is numbered, so a new one is seen)."""
     before = _status(driver)
-    driver.find_element(_by().CSS_SELECTOR, '#run').click()
+    # waited for, not assumed: under load the page may still be rendering the button after an upload
+    button = _wait(driver, lambda d: d.find_elements(_by().CSS_SELECTOR, '#run'), 30, 'the run button')
+    button[0].click()
 
     def answered(d) -> bool:
         status = _status(d)

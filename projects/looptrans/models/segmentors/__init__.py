@@ -1,3 +1,4 @@
+from .locate import LOCATE
 from .looptrans import LoopTrans
 
-__all__ = ['LoopTrans']
+__all__ = ['LOCATE', 'LoopTrans']
