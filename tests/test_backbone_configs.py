@@ -3,7 +3,7 @@ weights (before: five attempts and 17 --cfg-options: classes, data root, pretrai
 downloaded, ``train_cfg._delete_``).
 
 Each twin is checked against its AGD20K config (same backbone and neck, only ``init_cfg`` dropped) and trained
-for one iteration through tools/train.py on the generated tree (tiny crops so that it takes seconds).
+for two iterations through tools/train.py on the generated tree (tiny crops so that it takes seconds).
 """
 
 import copy
@@ -40,7 +40,7 @@ def _strip(cfg):
 
 
 def test_every_backbone_config_has_a_twin():
-    assert {'convnext_t', 'r50'} <= set(BACKBONES)
+    assert {'convnext_t', 'r50', 'swin_t'} <= set(BACKBONES)
     for name in BACKBONES:
         assert osp.isfile(_twin(name)), f'configs/backbones/looptrans_synthetic_{name}.py is missing'
 
@@ -75,14 +75,14 @@ train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
 val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                       dataset=dict(data_root={root!r}, pipeline=tiny_test_pipeline))
 test_dataloader = val_dataloader
-train_cfg = dict(max_iters=1, val_interval=1)
+train_cfg = dict(max_iters=2, val_interval=2)
 default_hooks = dict(logger=dict(interval=1))
 """
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', BACKBONES)
-def test_twin_trains_one_iteration_out_of_the_box(name, synthetic_root, tmp_path):
+def test_twin_trains_two_iterations_out_of_the_box(name, synthetic_root, tmp_path):
     config = tmp_path / f'tiny_{name}.py'
     config.write_text(TINY.format(twin=_twin(name), root=synthetic_root))
     env = tool_env()
@@ -105,7 +105,8 @@ def test_twin_trains_one_iteration_out_of_the_box(name, synthetic_root, tmp_path
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
-    loss = re.findall(r'Iter\(train\) \[1/1\].*?\bloss: ([-\d.e]+)', log)
-    assert loss and math.isfinite(float(loss[0])), log[-3000:]  # one finite iteration
+    losses = re.findall(r'Iter\(train\) \[([12])/2\].*?\bloss: ([-\d.e]+)', log)
+    assert [i for i, _ in losses] == ['1', '2'], log[-3000:]
+    assert all(math.isfinite(float(v)) for _, v in losses), log[-3000:]  # two finite iterations
     assert 'KLD' in log.split('Iter(val)')[-1]
-    assert osp.isfile(osp.join(str(tmp_path), 'work', 'iter_1.pth'))
+    assert osp.isfile(osp.join(str(tmp_path), 'work', 'iter_2.pth'))
