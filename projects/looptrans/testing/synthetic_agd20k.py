@@ -83,6 +83,8 @@ AFFORDANCE_PARTS: Dict[str, Dict[str, str]] = {
 }
 #: Affordances where the person touches the part with the hips, not a hand.
 HIPS_CONTACT = ('ride', 'sit_on')
+#: Size of the object in an egocentric image, as a share of the shorter side (then shrunk to fit).
+EGO_REL_SCALE: Tuple[float, float] = (0.32, 0.42)
 
 SYNTHETIC_SEEN_CLASSES: Tuple[str, ...] = tuple(sorted(AFFORDANCE_PARTS))
 #: Where, under ``<out_dir>/<split>/``, the true affordance-part mask (0 / 255 PNG) of every egocentric
@@ -376,7 +378,7 @@ def place_object(
     return Pose(scale, angle, (cx, cy))
 
 
-def _plain_background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+def plain_background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """A light plain colour, sometimes with a gentle gradient."""
     base = rng.integers(150, 246, size=3).astype(np.float32)
     img = np.broadcast_to(base, (h, w, 3)).copy()
@@ -543,7 +545,7 @@ def render_egocentric(
     The masks change no random draw: the image is the same with or without.
     """
     h, w = _image_size(rng, size_range)
-    img, visible, whole = render_visible_part(aff, obj, h, w, _plain_background, (0.32, 0.42), 12.0, rng)
+    img, visible, whole = render_visible_part(aff, obj, h, w, plain_background, EGO_REL_SCALE, 12.0, rng)
     mask = visible.astype(np.float32)
     sigma = max(2.0, 0.15 * float(np.sqrt(mask.sum())))
     heat = cv2.GaussianBlur(mask, (0, 0), sigma)

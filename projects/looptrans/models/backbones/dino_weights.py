@@ -31,6 +31,7 @@ from ...utils.checkpoint import UnsafeCheckpointError, safe_torch_load
 __all__ = [
     'CheckpointKeyError',
     'convert_dino_to_mmpretrain',
+    'convert_mmpretrain_to_dino',
     'unwrap_dino_checkpoint',
     'load_checkpoint_file',
     'load_dino_state_dict',
@@ -74,6 +75,45 @@ _BACKBONE_PREFIX = 'backbone.'
 # masked patches during its self-supervised training (the released files keep it).
 _HEAD_PREFIXES = ('head.', 'fc_norm.')
 _TRAINING_ONLY_KEYS = ('mask_token',)
+
+
+# The inverse: mmpretrain name -> timm / DINO name (anchored; each key renamed once).
+_MMPRETRAIN_TO_TIMM: List[Tuple[re.Pattern, str]] = [
+    (re.compile(r'^patch_embed\.projection\.'), 'patch_embed.proj.'),
+    (re.compile(r'^layers\.(\d+)\.ln1\.'), r'blocks.\1.norm1.'),
+    (re.compile(r'^layers\.(\d+)\.ln2\.'), r'blocks.\1.norm2.'),
+    (re.compile(r'^layers\.(\d+)\.attn\.qkv\.'), r'blocks.\1.attn.qkv.'),
+    (re.compile(r'^layers\.(\d+)\.attn\.proj\.'), r'blocks.\1.attn.proj.'),
+    (re.compile(r'^layers\.(\d+)\.ffn\.layers\.0\.0\.'), r'blocks.\1.mlp.fc1.'),
+    (re.compile(r'^layers\.(\d+)\.ffn\.layers\.1\.'), r'blocks.\1.mlp.fc2.'),
+    (re.compile(r'^layers\.(\d+)\.attn\.gamma1\.weight$'), r'blocks.\1.ls1.gamma'),
+    (re.compile(r'^layers\.(\d+)\.ffn\.gamma2\.weight$'), r'blocks.\1.ls2.gamma'),
+    (re.compile(r'^ln1\.'), 'norm.'),
+]
+
+
+def convert_mmpretrain_to_dino(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, Any]':
+    """Rename an mmpretrain ``VisionTransformer`` state dict to the official DINO (timm) layout: the inverse
+    of :func:`convert_dino_to_mmpretrain`, so that weights trained here are saved as DINO releases them.
+
+    Raises:
+        ValueError: if a key is neither an mmpretrain ViT name nor ``cls_token`` / ``pos_embed`` (nothing
+            would load it under the official names).
+    """
+    converted: 'OrderedDict[str, Any]' = OrderedDict()
+    for key, value in state_dict.items():
+        for pattern, repl in _MMPRETRAIN_TO_TIMM:
+            new_key, n = pattern.subn(repl, key, count=1)
+            if n:
+                break
+        else:
+            if key not in ('cls_token', 'pos_embed'):
+                raise ValueError(
+                    f'{key!r} is no parameter of an mmpretrain VisionTransformer; cannot name it as DINO does.'
+                )
+            new_key = key
+        converted[new_key] = value
+    return converted
 
 
 def convert_dino_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, Any]':
