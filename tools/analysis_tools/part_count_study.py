@@ -25,14 +25,16 @@ from typing import Dict, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = dict(Seen='configs/looptrans_synthetic.py', Unseen='configs/looptrans_synthetic_unseen.py')
-METRIC_RE = re.compile(r'Iter\(test\).*KLD: ([-0-9.]+)\s+SIM: ([-0-9.]+)\s+NSS: ([-0-9.]+)')
+# numbers as MMEngine logs them, NaN / inf included (a NaN figure is a result to report, not a missing line)
+METRIC_RE = re.compile(r'Iter\(test\).*?KLD: ([-\d.naif]+)\s+SIM: ([-\d.naif]+)\s+NSS: ([-\d.naif]+)')
 PM_RE = re.compile(r'pm_true_iou: ([-0-9.]+)')
 
 
 def _run(args: List[str], log: str) -> None:
     """``python <args>`` from the repo root, output to ``log``; raises with the log's tail on failure."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
     with open(log, 'w') as f:
-        proc = subprocess.run([sys.executable, *args], cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
     if proc.returncode:
         with open(log) as f:
             tail = f.read()[-3000:]
@@ -44,7 +46,7 @@ def test_metrics(log: str) -> Dict[str, float]:
     with open(log) as f:
         found = METRIC_RE.findall(f.read())
     if not found:
-        raise ValueError(f'no test metrics (KLD/SIM/NSS) in {log}')
+        raise ValueError(f'no test metrics: no "Iter(test) ... KLD: ... SIM: ... NSS: ..." line in {log}')
     kld, sim, nss = map(float, found[-1])
     return dict(KLD=kld, SIM=sim, NSS=nss)
 

@@ -18,9 +18,6 @@ import argparse
 import math
 import os
 import os.path as osp
-import re
-import subprocess
-import sys
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -31,7 +28,6 @@ ROWS = ('locate',) + ABLATION_ROWS
 METRICS = ('KLD', 'SIM', 'NSS')
 #: The full model, the reference of the differences.
 FULL = 'all'
-_TEST_LINE = re.compile(r'Iter\(test\).*?KLD: ([-\d.naif]+)\s+SIM: ([-\d.naif]+)\s+NSS: ([-\d.naif]+)')
 
 
 def config_of(row: str) -> str:
@@ -43,23 +39,20 @@ def config_of(row: str) -> str:
     return osp.join(REPO, 'configs', 'ablations', f'looptrans_synthetic_{row}.py')
 
 
-def _run(args: List[str], log: str) -> None:
-    env = dict(os.environ, PYTHONUNBUFFERED='1')
-    with open(log, 'w') as f:
-        proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
-    if proc.returncode:
-        with open(log) as f:
-            tail = f.read()[-3000:]
-        raise RuntimeError(f'`python {" ".join(args)}` failed ({proc.returncode}); log {log}:\n{tail}')
+def _sibling(name: str):
+    """The script ``tools/analysis_tools/<name>.py`` as a module (the tools are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', 'analysis_tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_metrics(log: str) -> Dict[str, float]:
-    """KLD / SIM / NSS of the last ``Iter(test)`` line of a ``tools/test.py`` log."""
-    with open(log) as f:
-        found = _TEST_LINE.findall(f.read())
-    if not found:
-        raise ValueError(f'no "Iter(test) ... KLD: ... SIM: ... NSS: ..." line in {log}')
-    return dict(zip(METRICS, map(float, found[-1])))
+# running a tool into a log and reading a tools/test.py log: part_count_study.py's
+_part_count_study = _sibling('part_count_study')
+_run = _part_count_study._run
+test_metrics = _part_count_study.test_metrics
 
 
 def run_one(row: str, seed: int, root: str, cfg_options: Sequence[str]) -> Dict[str, float]:
@@ -82,16 +75,11 @@ def pointing(config: str, ckpt: str, cfg_options: Sequence[str]) -> Dict[str, fl
     """The test heatmap's pointing game (``eval_cam_pointing.py``, the config's own ``test_cfg.heatmap``):
     ``on_object`` / ``on_part``, the share of test images whose heatmap maximum is on the object / the part."""
     import contextlib
-    import importlib.util
     import io
 
     from mmengine.config import Config
 
-    spec = importlib.util.spec_from_file_location(
-        'eval_cam_pointing', osp.join(REPO, 'tools', 'analysis_tools', 'eval_cam_pointing.py')
-    )
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _sibling('eval_cam_pointing')
     source = Config.fromfile(config).model.get('test_cfg', {}).get('heatmap', 'pixel')
     options = ['--cfg-options', *cfg_options] if cfg_options else []
     with contextlib.redirect_stdout(io.StringIO()):

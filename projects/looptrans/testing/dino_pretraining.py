@@ -110,6 +110,11 @@ class PretrainSettings:
 # --------------------------------------------------------------------------- #
 # Data: generated images and DINO's multi-crop
 # --------------------------------------------------------------------------- #
+def _bgr_to_rgb_chw(img: np.ndarray) -> Tensor:
+    """A generator's BGR uint8 (H, W, 3) image as an RGB uint8 tensor (3, H, W)."""
+    return torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)))
+
+
 def render_pool(num_images: int, seed: int, size: int = 224) -> Tuple[Tensor, Tensor]:
     """``num_images`` generated images (uint8 RGB, (N, 3, size, size)), alternating egocentric and exocentric
     renders of every (affordance, object) pair, each from its own ``make_rng(seed, 'dino', ...)`` stream, and
@@ -128,7 +133,7 @@ def render_pool(num_images: int, seed: int, size: int = 224) -> Tuple[Tensor, Te
         else:
             img = render_exocentric(aff, obj, rng)
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
-        pool[i] = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)))
+        pool[i] = _bgr_to_rgb_chw(img)
     return pool, masks
 
 
@@ -139,7 +144,7 @@ def render_backgrounds(num: int, seed: int, size: int = 224) -> Tensor:
     for i in range(num):
         rng = make_rng(seed, 'dino', 'background', index=i)
         img = plain_background(size, size, rng) if i % 2 == 0 else clutter_background(size, size, rng)
-        out[i] = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)))
+        out[i] = _bgr_to_rgb_chw(img)
     return out
 
 
