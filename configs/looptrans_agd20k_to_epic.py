@@ -25,13 +25,10 @@ verb_map = {
     'throw': 'throw',
 }
 
+# AGD20K's test loader (batch, workers, sampler) on EPIC-Hotspots' test set, with the one test pipeline
 test_dataloader = dict(
-    _delete_=True,
-    batch_size=16,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
+        _delete_=True,
         type='EPICHotspotsDataset',
         data_root='data/epic',
         ann_file='annotations.json',
@@ -39,15 +36,7 @@ test_dataloader = dict(
         verb_map=verb_map,
         # the model's classes (the 36 AGD20K Seen affordances, in its label order) are the targets
         classes_from=dict(type='AGD20KDataset', split='Seen'),
-        pipeline=[
-            dict(type='LoadAffordanceViews'),
-            dict(
-                type='MultiViewTransform',
-                transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')],
-            ),
-            dict(type='LoadAffordanceGT'),
-            dict(type='PackAffordanceInputs'),
-        ],
-    ),
+        pipeline=_base_.test_pipeline,
+    )
 )
-test_evaluator = dict(_delete_=True, type='AffordanceMetric', protocol='hotspots')
+test_evaluator = dict(protocol='hotspots')

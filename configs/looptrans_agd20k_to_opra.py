@@ -13,13 +13,10 @@ _base_ = ['./looptrans_agd20k.py']
 # OPRA verbs -> AGD20K affordances ('touch', 'rotate' and 'put down' have no AGD20K counterpart).
 verb_map = {'hold': 'hold', 'push': 'push', 'pull': 'drag', 'pick up': 'pick_up'}
 
+# AGD20K's test loader (batch, workers, sampler) on OPRA's test set, with the one test pipeline
 test_dataloader = dict(
-    _delete_=True,
-    batch_size=16,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
+        _delete_=True,
         type='OPRADataset',
         data_root='data/opra',
         ann_file='annotations.json',
@@ -27,15 +24,7 @@ test_dataloader = dict(
         verb_map=verb_map,
         # the model's classes (the 36 AGD20K Seen affordances, in its label order) are the targets
         classes_from=dict(type='AGD20KDataset', split='Seen'),
-        pipeline=[
-            dict(type='LoadAffordanceViews'),
-            dict(
-                type='MultiViewTransform',
-                transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')],
-            ),
-            dict(type='LoadAffordanceGT'),
-            dict(type='PackAffordanceInputs'),
-        ],
-    ),
+        pipeline=_base_.test_pipeline,
+    )
 )
-test_evaluator = dict(_delete_=True, type='AffordanceMetric', protocol='hotspots')
+test_evaluator = dict(protocol='hotspots')

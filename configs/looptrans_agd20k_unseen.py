@@ -5,4 +5,5 @@ _base_ = [
     '_base_/schedules/schedule_15e.py',
     '_base_/default_runtime.py',
 ]
-model = dict(cam_head=dict(num_classes=25), pixel_head=dict(num_classes=25))
+num_classes = 25  # len(AGD20KDataset.default_classes('Unseen'))
+model = dict(cam_head=dict(num_classes=num_classes), pixel_head=dict(num_classes=num_classes))

@@ -5,4 +5,5 @@ _base_ = [
     '_base_/schedules/schedule_15e.py',
     '_base_/default_runtime.py',
 ]
-model = dict(cam_head=dict(num_classes=10), pixel_head=dict(num_classes=10))
+num_classes = 10  # len(HICOIIFDataset.METAINFO['classes'])
+model = dict(cam_head=dict(num_classes=num_classes), pixel_head=dict(num_classes=num_classes))

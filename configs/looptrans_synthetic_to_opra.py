@@ -20,13 +20,11 @@ verb_map = {
     'ride': 'ride',
     'sit': 'sit_on',
 }
+# the quick start's test loader (batch, workers, sampler) on the synthetic OPRA test set, with the one test
+# pipeline; it validates too
 val_dataloader = dict(
-    _delete_=True,
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
+        _delete_=True,
         type='OPRADataset',
         data_root='data/synthetic_opra',
         ann_file='annotations.json',
@@ -34,17 +32,9 @@ val_dataloader = dict(
         verb_map=verb_map,
         # the model's classes (the generated Seen affordances, in its label order) are the targets
         classes_from=dict(type='SyntheticAGD20KDataset', split='Seen'),
-        pipeline=[
-            dict(type='LoadAffordanceViews'),
-            dict(
-                type='MultiViewTransform',
-                transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')],
-            ),
-            dict(type='LoadAffordanceGT'),
-            dict(type='PackAffordanceInputs'),
-        ],
-    ),
+        pipeline=_base_.test_pipeline,
+    )
 )
 test_dataloader = val_dataloader
-val_evaluator = dict(_delete_=True, type='AffordanceMetric', protocol='hotspots')
+val_evaluator = dict(protocol='hotspots')
 test_evaluator = val_evaluator

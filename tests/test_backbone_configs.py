@@ -61,6 +61,19 @@ def test_twin_has_the_same_backbone_and_nothing_to_download(name):
     assert twin.model.cam_head.num_classes == len(config_classes(quick.train_dataloader.dataset))
 
 
+@pytest.mark.parametrize('name', BACKBONES)
+def test_part_discovery_uses_the_base_configs_dino_vit(name):
+    """A backbone config that is no DINO ViT takes its part-discovery descriptor from the config it derives from
+    (the official DINO ViT-S/16 of looptrans_agd20k.py, the random 2-block ViT of looptrans_synthetic.py)."""
+    for data in ('agd20k', 'synthetic'):
+        cfg = Config.fromfile(osp.join(REPO, 'configs', 'backbones', f'looptrans_{data}_{name}.py'))
+        if cfg.model.backbone.type == 'DINOVisionTransformer':
+            assert cfg.model.get('descriptor') is None  # the ViT gives the descriptors itself
+            continue
+        base = Config.fromfile(osp.join(REPO, 'configs', f'looptrans_{data}.py'))
+        assert cfg.model.descriptor == base.model.backbone
+
+
 TINY = """
 _base_ = [{twin!r}]
 # 64 x 64 views instead of 224: the same model, seconds per step on a CPU

@@ -84,13 +84,3 @@ def test_config_loads_and_model_builds(path):
         assert 'OPRA' in cfg.test_dataloader.dataset.type or 'EPIC' in cfg.test_dataloader.dataset.type
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert DATASETS.get(cfg[loader].dataset.type) is not None
-
-
-def test_metafile_points_at_existing_configs():
-    import yaml
-
-    meta = yaml.safe_load(open(osp.join(REPO, 'configs', 'metafile.yml')))
-    assert meta['Models']
-    for model in meta['Models']:
-        assert osp.isfile(osp.join(REPO, model['Config'])), model['Config']
-        assert model['In Collection'] == 'LoopTrans'

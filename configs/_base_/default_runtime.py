@@ -13,3 +13,8 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0)
+# The checks every run gets (class lists, config keys, resume fallbacks, world size: the hooks named in
+# looptrans.engine.hooks.RUN_CHECK_HOOKS) are default_hooks entries of the schedules' shared base file, not of
+# this file: MMEngine refuses a top-level key set by two sibling _base_ files, and every config lists a
+# schedule (which sets default_hooks) beside this file. default_hooks, not custom_hooks: a child config's
+# custom_hooks list replaces its base's, its default_hooks dict is merged into its base's.

@@ -1,7 +1,8 @@
 # AGD20K, Seen split (36 affordances), published LOCATE / Cross-View-AG protocol:
-# train = 1 egocentric + 3 exocentric images per sample, shorter side resized to 256 (PIL bilinear,
-# as torchvision Resize(256)), random crop 224, flip, each image on its own;
-# test = egocentric image resized to 224x224 (PIL bilinear), GT heatmap at its own size (float64).
+# train = 1 egocentric + 3 exocentric images per sample, each image resized, cropped and flipped on its own;
+# test = egocentric image resized to 224x224, GT heatmap in float64 (both pipelines: view_pipelines.py).
+_base_ = ['./view_pipelines.py']
+
 dataset_type = 'AGD20KDataset'
 data_root = 'data/AGD20K'
 split = 'Seen'
@@ -12,26 +13,8 @@ train_pipeline = [
     # the true affordance part of the ego image where a dataset knows it (generated data): moved with the
     # image, logged as pm_true_iou; a no-op on real AGD20K items, which have none
     dict(type='LoadEgoPartMask'),
-    dict(
-        type='MultiViewTransform',
-        transforms=[
-            # torchvision Resize(256) on a PIL image: shorter side 256, PIL bilinear (antialiased)
-            dict(type='ResizeShortEdge', size=256),
-            dict(type='mmseg.RandomCrop', crop_size=(224, 224)),
-            dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-        ],
-    ),  # every image draws its own crop and flip, as LOCATE
-    dict(type='PackAffordanceInputs'),
-]
-test_pipeline = [
-    dict(type='LoadAffordanceViews'),
-    dict(
-        type='MultiViewTransform',
-        # torchvision Resize((224, 224)) on a PIL image
-        transforms=[dict(type='Resize', scale=(224, 224), keep_ratio=False, backend='pillow')],
-    ),
-    # GT / 255 in float64, resized to 224x224 here in the workers as the metric would (same scores)
-    dict(type='LoadAffordanceGT', resize_to=224),
+    # every image draws its own crop and flip, as LOCATE
+    dict(type='MultiViewTransform', transforms=_base_.train_view_transforms),
     dict(type='PackAffordanceInputs'),
 ]
 
@@ -49,7 +32,7 @@ val_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, split=split, mode='test', pipeline=test_pipeline),
+    dataset=dict(type=dataset_type, data_root=data_root, split=split, mode='test', pipeline=_base_.test_pipeline),
 )
 test_dataloader = val_dataloader
 

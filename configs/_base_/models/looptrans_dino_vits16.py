@@ -16,10 +16,10 @@ model = dict(
         arch='deit-small',
         patch_size=16,
         frozen=True,
+        # The heads read the last block's attention keys, as LOCATE does ('featmap' = final normed tokens).
+        out_type='keys',
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/dino_deitsmall16_pretrain.pth'),
     ),
-    # The heads read the last block's attention keys, as LOCATE does ('feats' = final normed tokens).
-    feature_key='keys',
     cam_head=dict(
         type='SharedCAMHead',
         in_channels=384,

@@ -1,5 +1,7 @@
 # The published schedule (LOCATE's train.py / utils/util.py get_optimizer, inherited by LoopTrans):
 # SGD with Nesterov momentum 0.9, weight decay 5e-4, lr 1e-3, batch 16, StepLR(5, 0.1) per epoch, 15 epochs.
+_base_ = ['./default_hooks.py']
+
 # LOCATE's four parameter groups: weights at lr, biases at 2x lr, and every parameter whose name contains
 # 'fc' (its token MLP fc1/fc2 and its classifier aff_fc) at 10x (weights) / 20x (biases). Our layers in
 # LOCATE's 'fc' role: the CAM head's token MLP (cam_head.token_mlp.fc1/fc2) and classifier
@@ -28,23 +30,10 @@ optim_wrapper = dict(
 )
 param_scheduler = [dict(type='MultiStepLR', milestones=[5, 10], gamma=0.1, by_epoch=True, begin=0, end=15)]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=15, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(
-        type='CheckpointHook',
-        by_epoch=True,
-        interval=1,
-        max_keep_ckpts=3,
-        backend_args=dict(backend='atomic_local'),  # no torn checkpoints on a kill
-        save_best='KLD',
-        rule='less',
-    ),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='AffordanceVisualizationHook', draw=False),
+    logger=dict(interval=50),
+    # a checkpoint every epoch, the best one by KLD kept
+    checkpoint=dict(by_epoch=True, interval=1, max_keep_ckpts=3, save_best='KLD', rule='less'),
 )
 # Pixel supervision starts at the second epoch (0-based epoch 1), as LOCATE's part loss
 # (`if epoch[0] > epoch[1]` with epoch[1] = warm_epoch = 0): the CAM has trained for one epoch first.
