@@ -140,3 +140,19 @@ def test_getattr_beyond_history_buffer_statistics_is_refused(tmp_path):
     torch.save({'b': _LegacyBuffer('tofile', owner=np.ndarray)}, path)
     with pytest.raises(UnsafeCheckpointError):
         _load_checkpoint(path, map_location='cpu')
+
+
+def test_safe_loading_is_installed_by_one_named_idempotent_call():
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from looptrans.utils import checkpoint as safe
+
+    assert safe.safe_checkpoint_loading_installed()  # by `import looptrans`, in looptrans/__init__.py
+    before = (dict(CheckpointLoader._schemes), HistoryBuffer.__getstate__)
+    looptrans.install_safe_checkpoint_loading()  # a second call changes nothing
+    assert (dict(CheckpointLoader._schemes), HistoryBuffer.__getstate__) == before
+    assert CheckpointLoader._schemes[''] is safe._load_from_local
+    assert CheckpointLoader._schemes['https://'] is safe._load_from_http
+    assert HistoryBuffer.__getstate__ is safe._history_buffer_getstate
+    docs = open(os.path.join(os.path.dirname(__file__), '..', 'docs', 'reliability.md')).read()
+    assert 'install_safe_checkpoint_loading' in docs

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from conftest import QUICK_CONFIG, TINY_MODEL, save_tiny_checkpoint, tiny_options, tool_env
+from mmengine.runner import BaseLoop
 
 from looptrans.apis import init_model
 from looptrans.engine.hooks import ClassListCheckHook
@@ -21,6 +22,7 @@ from looptrans.testing import SYNTHETIC_SEEN_CLASSES
 from looptrans.utils import CheckpointMismatchError, ClassListMismatchError, check_class_lists, load_checkpoint_strictly
 
 CLASSES = SYNTHETIC_SEEN_CLASSES
+REVERSED = tuple(reversed(CLASSES))
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 MODEL_OPTIONS = TINY_MODEL
@@ -195,3 +197,52 @@ def test_train_tool_stops_before_the_first_iteration(synthetic_root, tmp_path):
     assert proc.returncode != 0, out[-3000:]
     assert 'model.cam_head.num_classes=36' in out and str(list(CLASSES)) in out
     assert 'Iter(train)' not in out
+
+
+# ------------------------------------------------------------------ a checkpoint loaded by the Runner
+class _Loop(BaseLoop):
+    """A built loop over a dataset with ``classes`` (what ClassListCheckHook reads of a Runner's loop)."""
+
+    def __init__(self, classes):
+        dataset = SimpleNamespace(metainfo=dict(classes=classes))
+        super().__init__(runner=None, dataloader=SimpleNamespace(dataset=dataset))
+
+    def run(self):
+        pass
+
+
+def _loading_runner(model, load_from='ckpt.pth', **loops):
+    """A Runner loading ``load_from`` with ``loops`` built (``_test_loop=...``; the others are not)."""
+    built = {**dict(_train_loop=None, _val_loop=None, _test_loop=None), **loops}
+    return SimpleNamespace(model=model, _load_from=load_from, _resume=False, **built)
+
+
+def _checkpoint(model, classes=CLASSES):
+    meta = dict(dataset_meta=dict(classes=classes)) if classes else {}
+    return dict(meta=meta, state_dict=model.state_dict())
+
+
+def test_hook_checks_a_checkpoint_loaded_for_testing(mmengine_log):
+    model = torch.nn.Linear(2, 3)
+    runner = _loading_runner(model, _test_loop=_Loop(CLASSES))
+    hook = ClassListCheckHook()
+    hook.after_load_checkpoint(runner, _checkpoint(model))  # fits
+    with pytest.raises(ClassListMismatchError, match=r"'ckpt\.pth'.*the test dataset"):
+        hook.after_load_checkpoint(runner, _checkpoint(model, REVERSED))
+    with pytest.raises(CheckpointMismatchError, match=r"'ckpt\.pth'.*another shape"):
+        hook.after_load_checkpoint(runner, dict(state_dict={'weight': torch.zeros(4, 2), 'bias': torch.zeros(4)}))
+    hook.after_load_checkpoint(runner, _checkpoint(model, classes=None))
+    assert any('records no class list' in m and 'test dataset' in m for m in mmengine_log)
+    val_runner = _loading_runner(model, _val_loop=_Loop(CLASSES))  # runner.val()
+    with pytest.raises(ClassListMismatchError, match='the validation dataset'):
+        hook.after_load_checkpoint(val_runner, _checkpoint(model, REVERSED))
+
+
+def test_hook_leaves_checkpoints_loaded_for_training_alone():
+    model = torch.nn.Linear(2, 3)
+    other = dict(state_dict={'weight': torch.zeros(4, 2)}, meta=dict(dataset_meta=dict(classes=REVERSED)))
+    fine_tuning = _loading_runner(model, _train_loop=_Loop(CLASSES), _test_loop=_Loop(CLASSES))
+    ClassListCheckHook().after_load_checkpoint(fine_tuning, other)  # load_from as a start: other heads allowed
+    resuming = _loading_runner(model, _test_loop=_Loop(CLASSES))
+    resuming._resume = True
+    ClassListCheckHook().after_load_checkpoint(resuming, other)

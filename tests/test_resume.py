@@ -3,6 +3,7 @@
 Also the reproducibility check: the same seed and config give identical losses across two runs on CPU.
 """
 
+import os
 import os.path as osp
 import re
 import signal
@@ -55,7 +56,8 @@ def _train(config, work_dir, root, max_iters, tmp_path, resume=False):
     if resume:
         args.append('--resume')
     args += ['--cfg-options', *tiny_options(root, max_iters=max_iters, ckpt_interval=2)]
-    env = tool_env(PYTHONPATH=str(tmp_path))
+    # the kill hook's module beside the project (a PYTHONPATH of the caller's kept)
+    env = tool_env(PYTHONPATH=os.pathsep.join(p for p in (str(tmp_path), os.environ.get('PYTHONPATH')) if p))
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
 

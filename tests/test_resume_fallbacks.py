@@ -12,11 +12,23 @@ import stat
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
+import torch
 from conftest import QUICK_CONFIG, REPO, tiny_options, tool_env
+from mmengine.runner import BaseLoop
 
-from looptrans.utils import atomic_write_bytes, find_resume_checkpoint, finished_message, remove_stale_temp_files
+from looptrans.engine.hooks import ResumeCheckHook
+from looptrans.utils import (
+    BrokenCheckpointError,
+    TrainingFinishedError,
+    atomic_write_bytes,
+    find_resume_checkpoint,
+    finished_message,
+    remove_stale_temp_files,
+    resolve_resume,
+)
 
 
 # ------------------------------------------------------------------ units
@@ -61,6 +73,71 @@ def test_finished_message():
     epochs = dict(type='EpochBasedTrainLoop', max_epochs=15)
     assert finished_message(dict(epoch=14, iter=9000), epochs, 'c.pth') is None
     assert 'max_epochs=15' in finished_message(dict(epoch=15, iter=9999), epochs, 'c.pth')
+
+
+def _save(path, iteration):
+    torch.save(dict(meta=dict(iter=iteration), state_dict={}), str(path))
+    return str(path)
+
+
+ITERS = dict(type='IterBasedTrainLoop', max_iters=4)
+
+
+def test_resolve_resume(tmp_path):
+    work = str(tmp_path)
+    assert resolve_resume(work, None, ITERS) == (
+        None,
+        [f'--resume: {work!r} has no checkpoint (*.pth) to resume from; training starts from scratch.'],
+    )
+    two = _save(tmp_path / 'iter_2.pth', 2)
+    path, (warning,) = resolve_resume(work, None, ITERS)  # no last_checkpoint: the newest, said so
+    assert path == two and 'newest' in warning
+    assert resolve_resume(work, two, ITERS) == (two, [])
+    four = _save(tmp_path / 'iter_4.pth', 4)
+    with pytest.raises(TrainingFinishedError, match=r'iter_4\.pth.*already finished.*max_iters=8'):
+        resolve_resume(work, four, ITERS)
+    with pytest.raises(FileNotFoundError, match=r'load_from=.*iter_9\.pth.*no such checkpoint'):
+        resolve_resume(work, str(tmp_path / 'iter_9.pth'), ITERS)
+    (tmp_path / 'iter_6.pth').write_bytes(b'')
+    with pytest.raises(BrokenCheckpointError, match=r'iter_6\.pth.*empty'):
+        resolve_resume(work, str(tmp_path / 'iter_6.pth'), ITERS)
+
+
+class _TrainLoop(BaseLoop):
+    def __init__(self):
+        super().__init__(runner=None, dataloader=SimpleNamespace(dataset=None))
+
+    def run(self):
+        pass
+
+
+def _runner(work_dir, resume=True, load_from=None, training=True, has_loaded=False):
+    return SimpleNamespace(
+        work_dir=str(work_dir),
+        cfg=dict(train_cfg=ITERS),
+        _resume=resume,
+        _load_from=load_from,
+        _has_loaded=has_loaded,
+        _train_loop=_TrainLoop() if training else dict(type='IterBasedTrainLoop'),
+    )
+
+
+def test_resume_hook_sets_what_mmengine_loads(tmp_path):
+    hook = ResumeCheckHook()
+    empty = _runner(tmp_path / 'none')
+    hook.before_run(empty)
+    assert empty._resume is False and empty._load_from is None  # nothing to resume: from scratch
+    two = _save(tmp_path / 'iter_2.pth', 2)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_3.pth'))  # deleted
+    runner = _runner(tmp_path)
+    hook.before_run(runner)
+    assert runner._resume is True and runner._load_from == two
+    with pytest.raises(TrainingFinishedError):
+        hook.before_run(_runner(tmp_path, load_from=_save(tmp_path / 'iter_4.pth', 4)))
+    for untouched in (_runner(tmp_path, training=False), _runner(tmp_path, has_loaded=True), _runner(tmp_path, False)):
+        before = dict(vars(untouched))
+        hook.before_run(untouched)  # test() / val(), a runner that has loaded, no resume: left alone
+        assert vars(untouched) == before
 
 
 def test_stale_temp_files_are_removed_and_others_kept(tmp_path):

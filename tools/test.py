@@ -6,10 +6,15 @@ Examples::
     python tools/test.py CONFIG CKPT --show-dir vis      # heatmap pictures, one per test image
     python tools/test.py CONFIG CKPT --out results.pkl   # dump per-image predictions
 
-The checkpoint is loaded strictly (every weight, every shape: a checkpoint of another number of classes is
-an error, not random class layers) and its class list (``meta.dataset_meta.classes``) must equal the test
-dataset's, names and order; otherwise the run stops before any image is scored, naming both lists. Output
-folders (``--work-dir``, ``--show-dir``, the folder of ``--out``) are checked for writing at start-up.
+As mmseg's tools/test.py: the arguments become config settings (the checkpoint is ``load_from``), then
+``Runner.from_cfg(cfg).test()``. The checks are the Runner's, so ``Runner.from_cfg(cfg)`` with
+``cfg.load_from = CKPT`` in a notebook gets the same ones (``ClassListCheckHook``, a default hook of every
+LoopTrans config): the checkpoint must hold every weight of the model with its shape (a checkpoint of
+another number of classes is an error, not random class layers) and its class list
+(``meta.dataset_meta.classes``) must equal the test dataset's, names and order; otherwise the run stops
+before any image is scored, naming both lists. This tool adds a clean ``error:`` line for those and for a
+config or checkpoint that does not exist, and checks the output folders (``--work-dir``, ``--show-dir``,
+the folder of ``--out``) for writing at start-up.
 """
 
 import argparse
@@ -22,18 +27,16 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-import looptrans  # noqa: F401  (registers modules, enables safe checkpoint loading)
+import looptrans  # noqa: F401  (registers modules, installs safe checkpoint loading)
+from looptrans.engine.hooks import add_run_check_hooks
 from looptrans.utils import (
     BrokenCheckpointError,
     CheckpointMismatchError,
     ClassListMismatchError,
     UnsafeCheckpointError,
-    check_class_lists,
-    checkpoint_classes,
     ensure_writable_dir,
-    load_checkpoint_strictly,
 )
-from looptrans.utils.config_check import ConfigOptionError, add_custom_hook, load_tool_config
+from looptrans.utils.config_check import ConfigOptionError, load_tool_config
 from looptrans.utils.dist import prepare_cpu_distributed
 
 
@@ -90,13 +93,13 @@ def build_config(args: argparse.Namespace) -> Config:
         if getattr(args, option):
             setattr(args, option, osp.expanduser(getattr(args, option)))
     try:
-        cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+        # top-level keys are checked by the Runner (ConfigKeyCheckHook), once
+        cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir, check_keys=False)
     except (FileNotFoundError, ConfigOptionError) as err:
         raise SystemExit(f'error: {err}')
-    # loaded strictly by load_and_check() (MMEngine's load_from would load non-strictly)
-    cfg.load_from = None
-    add_custom_hook(cfg, 'ClassListCheckHook')
-    add_custom_hook(cfg, 'QuietLogHook')
+    cfg.load_from = args.checkpoint  # checked against the model and the test set by ClassListCheckHook
+    cfg.resume = False
+    add_run_check_hooks(cfg)  # a config of one's own that does not inherit them from the LoopTrans bases
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.out is not None:
@@ -140,25 +143,6 @@ def check_outputs(cfg: Config, args: argparse.Namespace) -> None:
         )
 
 
-def load_and_check(runner: Runner, checkpoint: str) -> None:
-    """Load ``checkpoint`` strictly and compare its class list with the test dataset's (names and order)."""
-    ckpt = load_checkpoint_strictly(runner.model, checkpoint, map_location='cpu', runner=runner)
-    dataset = runner.test_loop.dataloader.dataset  # built here, once; runner.test() reuses the loop
-    dataset_classes = tuple((getattr(dataset, 'metainfo', None) or {}).get('classes') or ())
-    classes = checkpoint_classes(ckpt)
-    if classes is None:
-        print_log(
-            f'{checkpoint!r} records no class list (meta.dataset_meta.classes); the class order of the '
-            f'test dataset ({list(dataset_classes)}) cannot be checked against it.',
-            logger='current',
-            level=logging.WARNING,
-        )
-    elif dataset_classes:
-        check_class_lists(
-            classes, dataset_classes, checkpoint, f'the test dataset ({type(dataset).__name__} of this config)'
-        )
-
-
 def main() -> None:
     args = parse_args()
     cfg = build_config(args)
@@ -166,10 +150,9 @@ def main() -> None:
     prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     try:
-        load_and_check(runner, args.checkpoint)
+        runner.test()
     except (BrokenCheckpointError, CheckpointMismatchError, ClassListMismatchError, UnsafeCheckpointError) as err:
-        raise SystemExit(f'error: {err}')
-    runner.test()
+        raise SystemExit(f'error: {err}')  # raised while loading the checkpoint, before any image is scored
 
 
 if __name__ == '__main__':

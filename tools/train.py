@@ -7,20 +7,21 @@ Examples::
     python tools/train.py configs/looptrans_agd20k.py --resume          # latest checkpoint in work_dir
     torchrun --nproc_per_node=8 tools/train.py CONFIG --launcher pytorch  # or tools/dist_train.sh
 
-Before the first iteration it checks what would otherwise fail late or silently: typos in top-level config
-keys (a warning naming the closest known key), a work dir that cannot be written, a ``--resume`` target that
-is gone (falls back to the newest checkpoint) or a run that is already finished (says so and exits 0),
-temporary files of interrupted checkpoint saves (removed), another live run in the same work dir (refused:
-the work dir is locked while training), heads whose ``num_classes`` differs from the training dataset's
-(``ClassListCheckHook``), and a resume with another number of processes than the checkpoint's
-(``WorldSizeCheckHook``: a warning with both effective batch sizes).
+As mmseg's tools/train.py: the arguments become config settings, then ``Runner.from_cfg(cfg).train()``.
+The checks of a run are the Runner's, so ``Runner.from_cfg(cfg)`` in a notebook gets the same ones: the
+``default_hooks`` of every LoopTrans config (:mod:`looptrans.engine.hooks.run_checks`) warn on top-level
+config keys that have no effect, fall back to the newest checkpoint when ``last_checkpoint`` names a
+deleted one (and say at once when the run is already finished: status 0), stop heads whose ``num_classes``
+differs from the training dataset's, and warn on a resume with another number of processes. This tool adds
+what belongs to a process: a clean ``error:`` line for a config that does not exist or an option value of
+the wrong type, the work dir (writable; locked against a second live run; temporary files of interrupted
+checkpoint saves removed), ``--amp``, ``--resume`` and the launcher.
 """
 
 import argparse
 import logging
 import os
 import os.path as osp
-import pickle
 import sys
 from typing import IO, Optional
 
@@ -29,18 +30,19 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-import looptrans  # noqa: F401  (registers modules, enables safe checkpoint loading)
+import looptrans  # noqa: F401  (registers modules, installs safe checkpoint loading)
+from looptrans.engine.hooks import add_run_check_hooks
 from looptrans.utils import (
+    BrokenCheckpointError,
     ClassListMismatchError,
+    TrainingFinishedError,
+    UnsafeCheckpointError,
     WorkDirBusyError,
     ensure_writable_dir,
-    find_resume_checkpoint,
-    finished_message,
     lock_work_dir,
     remove_stale_temp_files,
-    safe_torch_load,
 )
-from looptrans.utils.config_check import ConfigOptionError, add_custom_hook, load_tool_config
+from looptrans.utils.config_check import ConfigOptionError, load_tool_config
 from looptrans.utils.dist import prepare_cpu_distributed
 
 
@@ -76,7 +78,8 @@ def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line overrides (one clean ``error:`` line for a config that
     does not exist or an override of the wrong type)."""
     try:
-        cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+        # top-level keys are checked by the Runner (ConfigKeyCheckHook), once
+        cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir, check_keys=False)
     except (FileNotFoundError, ConfigOptionError) as err:
         raise SystemExit(f'error: {err}')
     if args.amp and not torch.cuda.is_available():
@@ -106,9 +109,7 @@ def build_config(args: argparse.Namespace) -> Config:
             raise SystemExit(f'error: --resume {args.resume!r}: no such checkpoint file.')
         cfg.resume = True
         cfg.load_from = args.resume
-    add_custom_hook(cfg, 'ClassListCheckHook')
-    add_custom_hook(cfg, 'QuietLogHook')
-    add_custom_hook(cfg, 'WorldSizeCheckHook')
+    add_run_check_hooks(cfg)  # a config of one's own that does not inherit them from the LoopTrans bases
     return cfg
 
 
@@ -118,10 +119,9 @@ def _is_main_process() -> bool:
 
 def prepare_work_dir(cfg: Config, args: argparse.Namespace) -> Optional[IO[str]]:
     """Start-up checks of the work dir: writable, not in use by another live run (locked for this one: keep
-    the returned file open while training), stale temp files removed, the resume target resolved.
+    the returned file open while training), temporary files of interrupted checkpoint saves removed.
 
-    Raises SystemExit with the reason for an unwritable or busy work dir, and with status 0 when the
-    checkpoint to resume from has already reached the end of the schedule.
+    Raises SystemExit with the reason for an unwritable or busy work dir.
     """
     lock = None
     try:
@@ -130,7 +130,7 @@ def prepare_work_dir(cfg: Config, args: argparse.Namespace) -> Optional[IO[str]]
             lock = lock_work_dir(cfg.work_dir)
     except (OSError, WorkDirBusyError) as err:
         raise SystemExit(f'error: {err}')
-    if _is_main_process():
+    if _is_main_process():  # only under the lock: a live run's temporary file is not stale
         for path in remove_stale_temp_files(cfg.work_dir):
             print_log(
                 f'Removed {path!r}: the temporary file of a checkpoint save that was interrupted '
@@ -138,24 +138,6 @@ def prepare_work_dir(cfg: Config, args: argparse.Namespace) -> Optional[IO[str]]
                 logger='current',
                 level=logging.WARNING,
             )
-    if not cfg.get('resume'):
-        return lock
-    if cfg.get('load_from') is None:  # --resume without a path: the work dir's latest checkpoint
-        path, warnings = find_resume_checkpoint(cfg.work_dir)
-        for message in warnings:
-            print_log(message, logger='current', level=logging.WARNING)
-        if path is None:
-            cfg.resume = False
-            return lock
-        cfg.load_from = path
-    try:
-        meta = (safe_torch_load(cfg.load_from, map_location='cpu') or {}).get('meta') or {}
-    except (RuntimeError, pickle.UnpicklingError) as err:  # broken or unsafe checkpoint, named in err
-        raise SystemExit(f'error: --resume: {err}')
-    message = finished_message(meta, cfg.get('train_cfg'), cfg.load_from)
-    if message is not None:
-        print_log(message, logger='current', level=logging.WARNING)
-        sys.exit(0)
     return lock
 
 
@@ -167,7 +149,10 @@ def main() -> None:
     runner = Runner.from_cfg(cfg)
     try:
         runner.train()
-    except ClassListMismatchError as err:  # raised by ClassListCheckHook before the first iteration
+    except TrainingFinishedError as done:  # ResumeCheckHook: the checkpoint is at the end of the schedule
+        print_log(str(done), logger='current', level=logging.WARNING)
+        sys.exit(0)
+    except (BrokenCheckpointError, ClassListMismatchError, UnsafeCheckpointError) as err:  # before iteration 1
         raise SystemExit(f'error: {err}')
 
 

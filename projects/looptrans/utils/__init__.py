@@ -3,21 +3,23 @@ from .checkpoint import (
     BrokenCheckpointError,
     UnsafeCheckpointError,
     allowed_checkpoint_globals,
+    install_safe_checkpoint_loading,
     register_safe_globals,
     safe_torch_load,
 )
 from .class_lists import (
     CheckpointMismatchError,
     ClassListMismatchError,
+    check_checkpoint_fits,
     check_class_lists,
     check_head_classes,
     checkpoint_classes,
     load_checkpoint_strictly,
 )
-from .config_check import check_top_level_keys
+from .config_check import check_runner_config, check_top_level_keys
 from .messages import preview
 from .paths import UnwritableDirError, WorkDirBusyError, ensure_writable_dir, lock_work_dir
-from .resume import find_resume_checkpoint, finished_message
+from .resume import TrainingFinishedError, find_resume_checkpoint, finished_message, resolve_resume
 
 __all__ = [
     'AtomicLocalBackend',
@@ -26,14 +28,17 @@ __all__ = [
     'BrokenCheckpointError',
     'UnsafeCheckpointError',
     'allowed_checkpoint_globals',
+    'install_safe_checkpoint_loading',
     'register_safe_globals',
     'safe_torch_load',
     'CheckpointMismatchError',
     'ClassListMismatchError',
+    'check_checkpoint_fits',
     'check_class_lists',
     'check_head_classes',
     'checkpoint_classes',
     'load_checkpoint_strictly',
+    'check_runner_config',
     'check_top_level_keys',
     'UnwritableDirError',
     'WorkDirBusyError',
@@ -41,5 +46,7 @@ __all__ = [
     'ensure_writable_dir',
     'find_resume_checkpoint',
     'finished_message',
+    'resolve_resume',
+    'TrainingFinishedError',
     'preview',
 ]

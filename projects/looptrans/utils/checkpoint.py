@@ -13,13 +13,16 @@ This module fixes that *without* falling back to unrestricted pickle:
   (a pickle that would run code, or a foreign object) into an error that names the file and the object;
   a file that is not a checkpoint at all (empty, cut short, an HTML page saved as ``.pth``) is reported as
   such (:class:`BrokenCheckpointError`), before torch tries to unpickle it;
-* :func:`install` makes MMEngine's loader for local paths, ``http(s)://`` and in-memory buffers use it, and
-  makes ``HistoryBuffer`` pickle without references to its statistics functions (MMEngine stores them as
-  ``getattr(HistoryBuffer, 'mean')``; ``builtins.getattr`` cannot be allow-listed safely).
-  Checkpoints written by MMEngine without this fix are still read: their ``getattr`` calls are resolved for
-  exactly ``HistoryBuffer``'s registered statistics and nothing else (:func:`_load_legacy_history_buffers`).
+* :func:`install_safe_checkpoint_loading` makes MMEngine's loader for local paths, ``http(s)://`` and
+  in-memory buffers use it, and makes ``HistoryBuffer`` pickle without references to its statistics
+  functions (MMEngine stores them as ``getattr(HistoryBuffer, 'mean')``; ``builtins.getattr`` cannot be
+  allow-listed safely). Checkpoints written by MMEngine without this fix are still read: their ``getattr``
+  calls are resolved for exactly ``HistoryBuffer``'s registered statistics and nothing else
+  (:func:`_load_legacy_history_buffers`).
 
-Importing :mod:`looptrans` calls :func:`install`.
+``looptrans/__init__.py`` calls :func:`install_safe_checkpoint_loading` once, in plain sight, so that every
+way into a LoopTrans run (the tools, ``custom_imports=['looptrans']`` of a config, ``import looptrans`` in
+a notebook) loads checkpoints the same safe way; docs/reliability.md says what it patches and why.
 """
 
 from __future__ import annotations
@@ -324,11 +327,30 @@ def _load_from_http(filename: str, map_location: Any = None, model_dir: Optional
 _INSTALLED = False
 
 
-def install() -> None:
-    """Register the allow-list and route MMEngine's checkpoint loaders through :func:`safe_torch_load`.
+def safe_checkpoint_loading_installed() -> bool:
+    """Whether :func:`install_safe_checkpoint_loading` has run in this process."""
+    return _INSTALLED
 
-    Idempotent. Local paths and ``http(s)://`` URLs are covered; other MMEngine schemes (``s3://`` ...)
-    already call ``torch.load`` on a buffer and pick up the registered allow-list.
+
+def install_safe_checkpoint_loading() -> None:
+    """Make MMEngine load checkpoints with ``torch.load(weights_only=True)`` and an exact allow-list.
+
+    Why: under torch >= 2.6 (``weights_only=True`` by default) MMEngine 0.10.x cannot resume or test from its
+    own checkpoints (``Unsupported global: mmengine.logging.history_buffer.HistoryBuffer``); the usual
+    workaround, ``weights_only=False``, unpickles anything, and a downloaded checkpoint could run code.
+
+    What it changes, for the whole process:
+
+    * torch's ``weights_only`` allow-list gains :func:`allowed_checkpoint_globals` (``HistoryBuffer``,
+      numpy arrays / scalars / dtypes; nothing that can run code) (:func:`register_safe_globals`);
+    * ``mmengine.logging.HistoryBuffer.__getstate__`` leaves out the statistics functions (restored from
+      the class on loading), so new checkpoints hold no ``getattr`` reference;
+    * MMEngine's ``CheckpointLoader`` schemes for local paths (``''``) and ``http://`` / ``https://`` are
+      replaced by loaders that call :func:`safe_torch_load` (other schemes, ``s3://`` ..., already call
+      ``torch.load`` on a buffer and pick up the allow-list).
+
+    Checkpoints are never unpickled with code execution: a file holding anything else is refused with
+    :class:`UnsafeCheckpointError`. Idempotent: a second call changes nothing.
     """
     global _INSTALLED
     if _INSTALLED:

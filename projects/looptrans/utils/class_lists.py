@@ -12,6 +12,9 @@ an error, all caught here:
 * heads built for another number of classes than the training dataset has (36-class heads on a 7-class
   tree train without a word; 5 heads on 7 classes crash with ``IndexError: Target 6``)
   (:func:`check_head_classes`, run before the first iteration by ``ClassListCheckHook``).
+
+``ClassListCheckHook`` (a default hook of every LoopTrans config) runs these checks inside the Runner, so
+``Runner.from_cfg(cfg).train()`` / ``.test()`` get them as ``tools/train.py`` / ``tools/test.py`` do.
 """
 
 from __future__ import annotations
@@ -161,33 +164,20 @@ def state_dict_mismatch(model: torch.nn.Module, state_dict: Dict[str, Any], limi
     return lines
 
 
-def load_checkpoint_strictly(
-    model: torch.nn.Module, filename: str, map_location: Any = 'cpu', runner: Any = None
-) -> dict:
-    """Load every weight of ``filename`` into ``model``, checking every key and shape first.
+def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Any, filename: str) -> None:
+    """Raise :class:`CheckpointMismatchError` unless ``checkpoint`` holds exactly the weights of ``model``
+    (every key, every shape), naming ``filename`` and each difference.
 
     MMEngine's ``Runner`` and ``load_checkpoint`` load non-strictly by default: a layer whose shape differs
-    (another number of classes) is skipped with a line on stderr and keeps its random weights. Testing and
-    inference must not run on such a model, so this raises :class:`CheckpointMismatchError` naming the file
-    and each difference instead. Loading goes through MMEngine's ``_load_checkpoint`` (the safe loader of
-    :mod:`looptrans.utils.checkpoint`); with a ``runner`` its ``after_load_checkpoint`` hooks run first, as in
-    ``Runner.load_checkpoint``.
-
-    Returns:
-        The checkpoint dict (``meta``, ``state_dict`` ...).
+    (another number of classes) is skipped with a line on stderr and keeps its random weights. Call this
+    before loading, so that nothing is loaded when it raises.
     """
-    from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
-
-    checkpoint = _load_checkpoint(filename, map_location=map_location)
     if not isinstance(checkpoint, dict):
         raise CheckpointMismatchError(
             f'{filename!r} holds a {type(checkpoint).__name__}, not a checkpoint '
             'dict (a state_dict, or a dict with "state_dict").'
         )
-    if runner is not None:
-        runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    problems = state_dict_mismatch(model, state_dict)
+    problems = state_dict_mismatch(model, checkpoint.get('state_dict', checkpoint))
     if problems:
         classes = checkpoint_classes(checkpoint)
         trained = f' (trained with {len(classes)} classes: {list(classes)})' if classes else ''
@@ -197,5 +187,28 @@ def load_checkpoint_strictly(
             f'{heads}): ' + '; '.join(problems) + '. Nothing was loaded. Use the config the checkpoint was '
             'trained with (same backbone, heads and number of classes).'
         )
+
+
+def load_checkpoint_strictly(
+    model: torch.nn.Module, filename: str, map_location: Any = 'cpu', runner: Any = None
+) -> dict:
+    """Load every weight of ``filename`` into ``model``, checking every key and shape first
+    (:func:`check_checkpoint_fits`).
+
+    Testing and inference must not run on a model whose class layers kept their random weights. Loading goes
+    through MMEngine's ``_load_checkpoint`` (the safe loader of :mod:`looptrans.utils.checkpoint`); with a
+    ``runner`` its ``after_load_checkpoint`` hooks run first, as in ``Runner.load_checkpoint``.
+
+    Returns:
+        The checkpoint dict (``meta``, ``state_dict`` ...).
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+
+    checkpoint = _load_checkpoint(filename, map_location=map_location)
+    if not isinstance(checkpoint, dict):
+        check_checkpoint_fits(model, checkpoint, filename)
+    if runner is not None:
+        runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+    check_checkpoint_fits(model, checkpoint, filename)
     _load_checkpoint_to_model(_unwrap(model), checkpoint, strict=True)
     return checkpoint

@@ -13,7 +13,11 @@ entries use. Two rules follow:
   ``defualt_hooks``) is almost surely a typo; other unknown keys are the file's own variables.
 
 Both are warnings (:func:`check_top_level_keys`), never errors: a plug-in may read its own top-level keys.
-The lead checks unknown keys inside ``model.train_cfg`` / ``model.test_cfg`` in the segmentor.
+The same holds for a key set in code after ``Config.fromfile`` (``cfg.trian_cfg = ...`` or
+``cfg.data_root = ...`` in a notebook): :func:`check_runner_config` finds such keys by reading the config
+file again, and ``ConfigKeyCheckHook`` runs it inside the Runner, so ``Runner.from_cfg(cfg)`` gets the
+warnings as the tools do. Unknown keys inside ``model.train_cfg`` / ``model.test_cfg`` are checked in the
+segmentor.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import difflib
 import inspect
 import logging
 import os.path as osp
-from typing import Any, Iterable, List, Optional, Set
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -69,8 +73,17 @@ def closest_key(key: str, known: Iterable[str], cutoff: float = 0.6) -> Optional
     return matches[0] if matches else None
 
 
+#: How :func:`check_top_level_keys` names a key that was set after the config file was read.
+CLI_ORIGIN = '--cfg-options'
+CODE_ORIGIN = 'set after the config file was read: by --cfg-options, or in code as `cfg.{key} = ...`'
+
+
 def check_top_level_keys(
-    cfg: Config, cli_options: Optional[dict] = None, file_keys: Optional[Iterable[str]] = None, log: bool = True
+    cfg: Config,
+    cli_options: Optional[dict] = None,
+    file_keys: Optional[Iterable[str]] = None,
+    log: bool = True,
+    origin: str = CLI_ORIGIN,
 ) -> List[str]:
     """Warn about top-level keys that are probably typos; return the warnings.
 
@@ -81,6 +94,8 @@ def check_top_level_keys(
         file_keys: the top-level keys of the config as read from the file(s), before the command-line
             overrides (default: those of ``cfg`` less the command-line keys).
         log: also log each warning (``print_log``, WARNING).
+        origin: how the keys of ``cli_options`` were set, for the messages: :data:`CLI_ORIGIN` or
+            :data:`CODE_ORIGIN` (``{key}`` is filled in).
     """
     known = runner_keys()
     cli_top = sorted({str(k).split('.', 1)[0] for k in (cli_options or {})})
@@ -91,9 +106,10 @@ def check_top_level_keys(
     for key in cli_top:
         if key in known:
             continue
+        where = f'{origin} {key}=...' if origin == CLI_ORIGIN else f'`{key}` ({origin.format(key=key)})'
         if key in file_keys:
             warnings.append(
-                f'--cfg-options {key}=...: `{key}` is a variable of the config file, not a key the Runner reads; '
+                f'{where}: `{key}` is a variable of the config file, not a key the Runner reads; '
                 'variables are substituted when the file is read, so overriding it here changes nothing. '
                 f'Override the fields that use it instead (e.g. train_dataloader.dataset.{key}=... when it '
                 'is a dataset setting).'
@@ -101,7 +117,7 @@ def check_top_level_keys(
             continue
         hint = closest_key(key, known | file_keys)
         warnings.append(
-            f'--cfg-options {key}...: unknown top-level key `{key}`; the Runner does not read it, so this '
+            f'{where}: unknown top-level key `{key}`; the Runner does not read it, so this '
             'override has no effect.' + (f' Did you mean `{hint}`?' if hint else '')
         )
     for key in sorted(file_keys - known):
@@ -116,6 +132,38 @@ def check_top_level_keys(
         for message in warnings:
             print_log(message, logger='current', level=logging.WARNING)
     return warnings
+
+
+def keys_set_after_loading(cfg: Config) -> Optional[Tuple[Dict[str, Any], List[str]]]:
+    """The top-level keys of ``cfg`` that differ from its file, and the file's keys; None without a file.
+
+    The file (``cfg.filename``) is read again: a key it does not have, or a key the Runner does not read
+    whose value differs from the file's, was set afterwards (``--cfg-options``, ``merge_from_dict`` or an
+    assignment in code). Keys the Runner reads are not compared: changing those is what overrides are for.
+    """
+    filename = getattr(cfg, 'filename', None)
+    if not filename or not osp.isfile(filename):
+        return None
+    original = Config.fromfile(filename)
+    file_keys = list(original.keys())
+    known = runner_keys()
+    later = {
+        key: cfg[key] for key in cfg.keys() if key not in original or (key not in known and cfg[key] != original[key])
+    }
+    return later, file_keys
+
+
+def check_runner_config(cfg: Config, log: bool = True) -> List[str]:
+    """:func:`check_top_level_keys` for the config a Runner was built from (``ConfigKeyCheckHook``).
+
+    Keys set after the file was read (:func:`keys_set_after_loading`) are reported as overrides that have no
+    effect; keys of the file as probable typos. A config built from a dict (no file) gets the typo check only.
+    """
+    found = keys_set_after_loading(cfg)
+    if found is None:
+        return check_top_level_keys(cfg, log=log)
+    later, file_keys = found
+    return check_top_level_keys(cfg, later, file_keys, log=log, origin=CODE_ORIGIN)
 
 
 class ConfigOptionError(ValueError):
@@ -166,13 +214,20 @@ def check_option_types(cfg: Config, cli_options: Optional[dict]) -> None:
 
 
 def load_tool_config(
-    config: str, cfg_options: Optional[dict] = None, launcher: str = 'none', work_dir: Optional[str] = None
+    config: str,
+    cfg_options: Optional[dict] = None,
+    launcher: str = 'none',
+    work_dir: Optional[str] = None,
+    check_keys: bool = True,
 ) -> Config:
-    """The config as ``tools/train.py`` and ``tools/test.py`` start from it (as mmseg's tools do): the file,
-    ``cfg_options`` merged (``--cfg-options``; top-level keys checked by :func:`check_top_level_keys`, value
-    types by :func:`check_option_types`), ``launcher`` set, and ``work_dir`` from the command line, else the
-    config's, else ``./work_dirs/<config name>`` (``~`` expanded: a quoted ``'~/runs'`` is the home folder,
-    not a folder named ``~``).
+    """The config as the tools start from it (as mmseg's tools do): the file, ``cfg_options`` merged
+    (``--cfg-options``; value types checked by :func:`check_option_types`, top-level keys by
+    :func:`check_top_level_keys` when ``check_keys``), ``launcher`` set, and ``work_dir`` from the command
+    line, else the config's, else ``./work_dirs/<config name>`` (``~`` expanded: a quoted ``'~/runs'`` is the
+    home folder, not a folder named ``~``).
+
+    ``tools/train.py`` and ``tools/test.py`` pass ``check_keys=False``: the Runner they build checks the keys
+    itself (``ConfigKeyCheckHook``), and each typo is reported once.
 
     Raises:
         FileNotFoundError: ``config`` is not a file (the message names it).
@@ -187,18 +242,11 @@ def load_tool_config(
     cfg.launcher = launcher
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)
-    check_top_level_keys(cfg, cfg_options, file_keys)
+    if check_keys:
+        check_top_level_keys(cfg, cfg_options, file_keys)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
     cfg.work_dir = osp.expanduser(cfg.work_dir)
     return cfg
-
-
-def add_custom_hook(cfg: Config, hook_type: str) -> None:
-    """Append ``dict(type=hook_type)`` to ``cfg.custom_hooks`` unless the config has that hook."""
-    hooks = list(cfg.get('custom_hooks') or [])
-    if not any(str(h.get('type', '')).split('.')[-1] == hook_type for h in hooks):
-        hooks.append(dict(type=hook_type))
-    cfg.custom_hooks = hooks

@@ -1,10 +1,12 @@
-"""Which checkpoint ``tools/train.py --resume`` continues from, and whether there is anything left to train.
+"""Which checkpoint a resumed run continues from, and whether there is anything left to train.
 
-MMEngine's ``--resume`` reads ``<work_dir>/last_checkpoint`` and loads the file it names. When that file was
-deleted (disk clean-up, ``max_keep_ckpts``, a copied work dir) the run dies with ``FileNotFoundError``
-although older checkpoints are there; after a finished run it replays every dataloader step of the schedule
-before noticing there is nothing to do. :func:`find_resume_checkpoint` falls back to the newest checkpoint
-that exists (with a warning) and :func:`finished_message` says at once that a run is complete.
+MMEngine's ``resume=True`` (``tools/train.py --resume``) reads ``<work_dir>/last_checkpoint`` and loads the
+file it names. When that file was deleted (disk clean-up, ``max_keep_ckpts``, a copied work dir) the run dies
+with ``FileNotFoundError`` although older checkpoints are there; after a finished run it replays every
+dataloader step of the schedule before noticing there is nothing to do. :func:`find_resume_checkpoint`
+falls back to the newest checkpoint that exists (with a warning) and :func:`finished_message` says at once
+that a run is complete; :func:`resolve_resume` combines both for ``ResumeCheckHook``, which runs them inside
+the Runner (so ``Runner.from_cfg(cfg).train()`` gets them as ``tools/train.py`` does).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import re
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 #: ``iter_<N>.pth`` / ``epoch_<N>.pth`` as written by MMEngine's CheckpointHook.
 _NUMBERED = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
@@ -93,3 +95,50 @@ def finished_message(meta: dict, train_cfg: dict, checkpoint: str) -> Optional[s
                 f'start over, use another --work-dir. ({done} {word} done.)'
             )
     return None
+
+
+class TrainingFinishedError(RuntimeError):
+    """The checkpoint to resume from has reached the end of the schedule: there is nothing left to train.
+
+    ``str(err)`` is :func:`finished_message`'s text (the checkpoint, where it stands, how to train longer).
+    ``tools/train.py`` logs it and exits with status 0; ``Runner.train()`` raises it before the dataloader is
+    replayed.
+    """
+
+
+def resolve_resume(work_dir: str, load_from: Optional[str], train_cfg: Any) -> Tuple[Optional[str], List[str]]:
+    """The checkpoint a resumed run should load, and the warnings to show.
+
+    Args:
+        work_dir: the run's work dir.
+        load_from: the checkpoint named by the config / ``--resume PATH``; None to take the work dir's latest
+            (:func:`find_resume_checkpoint`).
+        train_cfg: the config's ``train_cfg`` (its ``max_iters`` / ``max_epochs``).
+
+    Returns:
+        ``(path, warnings)``; ``path`` is None when there is nothing to resume from (train from scratch).
+
+    Raises:
+        TrainingFinishedError: the checkpoint has reached the end of ``train_cfg``'s schedule.
+        FileNotFoundError: ``load_from`` names no file.
+        BrokenCheckpointError / UnsafeCheckpointError: the checkpoint cannot be read (the message names it).
+    """
+    from .checkpoint import safe_torch_load
+
+    warnings: List[str] = []
+    if load_from is None:
+        load_from, warnings = find_resume_checkpoint(work_dir)
+        if load_from is None:
+            return None, warnings
+    load_from = osp.expanduser(load_from)
+    if not osp.isfile(load_from):
+        raise FileNotFoundError(
+            f'resume=True with load_from={load_from!r}: no such checkpoint file. Name an existing checkpoint, or '
+            'set load_from=None to resume from the latest checkpoint of the work dir.'
+        )
+    checkpoint = safe_torch_load(load_from, map_location='cpu')
+    meta = (checkpoint.get('meta') if isinstance(checkpoint, dict) else None) or {}
+    message = finished_message(meta, train_cfg, load_from)
+    if message is not None:
+        raise TrainingFinishedError(message)
+    return load_from, warnings

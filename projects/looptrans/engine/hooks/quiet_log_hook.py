@@ -15,8 +15,8 @@ from ...utils.log_noise import quiet_logger
 class QuietLogHook(Hook):
     """Attaches :class:`KnownNoiseFilter` to the runner's logger before anything else runs.
 
-    ``tools/train.py`` and ``tools/test.py`` add it to every run; add it to ``custom_hooks`` when you build a
-    ``Runner`` yourself.
+    One of the run checks every LoopTrans config registers in ``default_hooks`` (``quiet_log``; see
+    :mod:`looptrans.engine.hooks.run_checks`).
     """
 
     priority = 'HIGHEST'

@@ -46,7 +46,8 @@ class WorldSizeCheckHook(Hook):
     processes, says so with both figures and how to keep the effective batch size.
 
     Why: ``dist_train.sh CONFIG 2 --resume`` on a run started with one process trains on with twice the
-    effective batch size and no word about it. ``tools/train.py`` adds this hook to every run.
+    effective batch size and no word about it. One of the run checks every LoopTrans config registers in
+    ``default_hooks`` (``world_size``; see :mod:`looptrans.engine.hooks.run_checks`).
     """
 
     priority = 'VERY_LOW'
