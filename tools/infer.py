@@ -12,6 +12,9 @@ CAM head's image logits), the heatmap's peak (x, y), the bounding box and larges
 image, with their heatmaps. ``--backend onnxruntime`` runs a file written by
 ``tools/deployment/pytorch2onnx.py`` instead of a checkpoint (CPU; same outputs).
 
+Each image is prepared by the config's test pipeline, the one ``tools/test.py`` runs, its annotation loading
+left out (``docs/inference.md``); a pipeline that cannot prepare a user's image is an error at start-up.
+
 ``<name>`` keeps the image's path relative to the input (``my_images/a/cup.jpg`` ->
 ``<out-dir>/a/cup_hold.png``; a file given directly -> ``<out-dir>/cup_hold.png``; several inputs: relative
 to the deepest folder holding them all), so equal file names in different folders never overwrite each other;
@@ -53,6 +56,7 @@ from looptrans.apis import (
     IMAGE_EXTENSIONS,
     SATURATION_LEVEL,
     AffordanceResult,
+    InferencePipeline,
     inference_affordance,
     init_model,
     load_image,
@@ -259,10 +263,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             infer = model.inference_affordance
         else:
             model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
+            InferencePipeline(model.cfg).check()  # a test pipeline that cannot serve: refused before any image
             infer = functools.partial(inference_affordance, model)
         affordances = None if args.top_k else resolve_affordances(model, None if args.all else args.affordance)
     except (ImportError, OSError, ValueError, RuntimeError, pickle.UnpicklingError) as err:
-        # unwritable --out-dir, no images, unreadable / unsafe / mismatched checkpoint, unknown affordance
+        # unwritable --out-dir, no images, unreadable / unsafe / mismatched checkpoint, unknown affordance,
+        # a test pipeline that cannot serve (InferencePipelineError, a ValueError)
         print(f'error: {err}', file=sys.stderr)
         return 2
     progress = ProgressBar(len(images), file=sys.stderr)

@@ -44,6 +44,7 @@ from mmengine.config import DictAction
 from looptrans.apis import (
     IMAGE_EXTENSIONS,
     AffordanceResult,
+    InferencePipeline,
     inference_affordance,
     init_model,
     load_image,
@@ -331,6 +332,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
+        InferencePipeline(model.cfg).check()  # a test pipeline that cannot serve: refused before serving
     except (ImportError, OSError, ValueError, RuntimeError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ from .inference import (
     resolve_affordances,
     without_pretrained,
 )
+from .pipeline import InferencePipeline, InferencePipelineError
 from .serving import ImageFileInfo, inspect_image_file, overlay_picture, result_json
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     'AffordanceResult',
     'describe_heatmap',
     'inference_affordance',
+    'InferencePipeline',
+    'InferencePipelineError',
     'init_model',
     'load_image',
     'model_warnings',

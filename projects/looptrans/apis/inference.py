@@ -8,7 +8,9 @@ Example::
     result.heatmaps['hold']  # float32 (H, W) at the image's size, the model's score per pixel
 
 Images may be paths (``str`` or ``pathlib.Path``), PIL images, or numpy arrays in BGR order: ``uint8``, or
-float in [0, 1] (scaled by 255); gray (H, W) and BGRA (H, W, 4) arrays are converted.
+float in [0, 1] (scaled by 255); gray (H, W) and BGRA (H, W, 4) arrays are converted (:mod:`.images`). Each
+goes through the config's own test pipeline (:mod:`.pipeline`), as in mmseg's ``inference_model``, so that
+inference and ``tools/test.py`` give the model the same pixels; the results are :mod:`.results`.
 """
 
 from __future__ import annotations
@@ -16,14 +18,12 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import mmcv
 import numpy as np
 import torch
-from mmengine import fileio
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
@@ -31,154 +31,129 @@ from mmseg.registry import MODELS
 from PIL import Image
 
 from ..utils.class_lists import check_class_lists, check_head_classes, checkpoint_classes, load_checkpoint_strictly
+from .images import IMAGE_EXTENSIONS, ImageInput, load_image
+from .pipeline import InferencePipeline, InferencePipelineError
+from .results import SATURATED_SHARE, SATURATION_LEVEL, AffordanceRegion, AffordanceResult, describe_heatmap
 
-ImageInput = Union[str, os.PathLike, np.ndarray, Image.Image]
-
-
-#: A pixel counts towards a map's saturation when its min-max normalised score is at least this.
-SATURATION_LEVEL = 0.9
-#: A map is reported as saturated when more than this share of its pixels reach :data:`SATURATION_LEVEL`.
-SATURATED_SHARE = 0.5
-
-
-@dataclass
-class AffordanceRegion:
-    """What a robot consumes from one heatmap, in the image's pixel coordinates.
-
-    Attributes:
-        peak: (x, y) of the heatmap's maximum (first one in row-major order on ties).
-        peak_score: the heatmap's value there.
-        threshold: the relative threshold of ``mask``: a pixel is in when its min-max normalised score is
-            >= ``threshold`` (so 0.5 keeps what scores at least half-way between the map's min and max;
-            relative, because the sources' scales differ: pixel-head probabilities, raw CAM scores).
-        mask: bool (H, W) binary mask.
-        bbox: (x_min, y_min, x_max, y_max) inclusive pixel bounds of the mask, or None for an empty mask.
-        polygon: the largest external contour of the mask as [[x, y], ...] (OpenCV, simple chain).
-        area: number of mask pixels.
-        saturation: the share of pixels whose min-max normalised score is >= :data:`SATURATION_LEVEL` (1.0 for
-            a constant map). A map that is high nearly everywhere localises nothing, whatever its box says.
-    """
-
-    peak: Tuple[int, int]
-    peak_score: float
-    threshold: float
-    mask: np.ndarray
-    bbox: Optional[Tuple[int, int, int, int]]
-    polygon: List[List[int]]
-    area: int
-    saturation: float = 0.0
-
-    @property
-    def saturated(self) -> bool:
-        """True when more than :data:`SATURATED_SHARE` of the map is near its maximum (no localisation)."""
-        return self.saturation > SATURATED_SHARE
-
-    def to_dict(self) -> dict:
-        """JSON-ready fields (the mask is left out: it is the PNG the tools write)."""
-        return dict(
-            peak=list(self.peak),
-            peak_score=self.peak_score,
-            threshold=self.threshold,
-            bbox=None if self.bbox is None else list(self.bbox),
-            polygon=self.polygon,
-            area=self.area,
-            saturation=round(self.saturation, 4),
-            saturated=self.saturated,
-        )
-
-
-def describe_heatmap(heat: np.ndarray, threshold: float = 0.5) -> AffordanceRegion:
-    """Peak, binary mask (min-max normalised score >= ``threshold``), bounding box, largest contour and
-    saturation of a float (H, W) heatmap.
-
-    A constant map (a 1x1 image's, or one that is equal everywhere) scores every pixel at its maximum: its mask
-    is the whole image, its peak (0, 0) lies inside it, and its saturation is 1 (it localises nothing).
-    """
-    if not 0 < threshold <= 1:
-        raise ValueError(f'threshold must be in (0, 1], got {threshold}')
-    heat = np.asarray(heat, dtype=np.float64)
-    if heat.ndim != 2 or heat.size == 0:
-        raise ValueError(f'a heatmap must be a non-empty (H, W) array, got shape {heat.shape}')
-    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    low, high = float(heat.min()), float(heat.max())
-    if high > low:
-        scaled = (heat - low) / (high - low)
-        mask = scaled >= threshold
-        saturation = float((scaled >= SATURATION_LEVEL).mean())
-    else:
-        mask, saturation = np.ones(heat.shape, bool), 1.0
-    ys, xs = np.nonzero(mask)
-    bbox = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())) if len(xs) else None
-    polygon: List[List[int]] = []
-    if len(xs):
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        largest = max(contours, key=cv2.contourArea)
-        polygon = largest.reshape(-1, 2).astype(int).tolist()
-    return AffordanceRegion(
-        peak=(int(x), int(y)),
-        peak_score=float(heat[y, x]),
-        threshold=float(threshold),
-        mask=mask,
-        bbox=bbox,
-        polygon=polygon,
-        area=int(mask.sum()),
-        saturation=saturation,
-    )
-
-
-@dataclass
-class AffordanceResult:
-    """Heatmaps for one image.
-
-    Attributes:
-        heatmaps: affordance name -> float32 (H, W) map at the original image size (bilinear resize of the
-            network-resolution map; the pixel head's probabilities or raw CAM scores).
-        net_heatmaps: affordance name -> float32 (h, w) map at the network input size, exactly the model's
-            output (what ``LoopTrans.predict`` writes as ``pred_heatmap``).
-        regions: affordance name -> :class:`AffordanceRegion` of its heatmap (peak, mask, box, polygon).
-        logits: every class -> the CAM head's image-level logit.
-        probs: every class -> its probability (softmax of the logits): "what can I do with this object?".
-        affordances: the names of ``heatmaps`` in order (by probability when chosen with ``top_k``).
-        image_path: the input path, or None for arrays.
-        ori_shape: (H, W) of the input image.
-        warnings: what makes these numbers less than they look: a model trained on generated data (its
-            heatmaps and probabilities mean nothing on photos), a saturated heatmap (no localisation).
-    """
-
-    heatmaps: Dict[str, np.ndarray] = field(default_factory=dict)
-    net_heatmaps: Dict[str, np.ndarray] = field(default_factory=dict)
-    regions: Dict[str, AffordanceRegion] = field(default_factory=dict)
-    logits: Dict[str, float] = field(default_factory=dict)
-    probs: Dict[str, float] = field(default_factory=dict)
-    affordances: List[str] = field(default_factory=list)
-    image_path: Optional[str] = None
-    ori_shape: Tuple[int, int] = (0, 0)
-    warnings: List[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        """JSON-ready summary: the image, its warnings, and per affordance its probability, logit and region."""
-        return dict(
-            image=self.image_path,
-            height=self.ori_shape[0],
-            width=self.ori_shape[1],
-            warnings=list(self.warnings),
-            affordances=[
-                dict(name=name, prob=self.probs.get(name), logit=self.logits.get(name), **self.regions[name].to_dict())
-                for name in self.affordances
-            ],
-        )
+__all__ = [
+    'AffordanceRegion',
+    'AffordanceResult',
+    'IMAGE_EXTENSIONS',
+    'ImageInput',
+    'InferencePipelineError',
+    'SATURATED_SHARE',
+    'SATURATION_LEVEL',
+    'describe_heatmap',
+    'forward_samples',
+    'inference_affordance',
+    'init_model',
+    'load_image',
+    'model_warnings',
+    'resize_for_network',
+    'resolve_affordances',
+    'resolve_classes',
+    'run_inference',
+    'test_input_size',
+    'trained_on_generated_data',
+    'without_pretrained',
+]
 
 
 #: A backend's forward: uint8 BGR (B, 3, h, w) images at the input size -> (heatmaps (B, C, h, w), logits
 #: (B, C)) as numpy float arrays.
 ForwardFn = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
+#: One image's network outputs: (its path or None, its (H, W), heatmaps (C, h, w), logits (C,)).
+ImageOutputs = Tuple[Optional[str], Tuple[int, int], np.ndarray, np.ndarray]
 
 
 def resize_for_network(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-    """A BGR uint8 image resized to the network input (h, w) as the test pipeline does (PIL bilinear, as
-    torchvision's ``Resize((224, 224))`` in the published code), channels first (3, h, w)."""
+    """A BGR uint8 image resized to a fixed network input (h, w), channels first (3, h, w): PIL bilinear, the
+    pixels of the configs' test ``Resize(scale=(w, h), keep_ratio=False, backend='pillow')``.
+
+    For backends that carry an input size but no config (an ONNX export records the size its config's test
+    pipeline gave); :func:`inference_affordance` runs the config's own test pipeline instead.
+    """
     height, width = size
     return mmcv.imresize(image, (width, height), backend='pillow').transpose(2, 0, 1)
+
+
+def _as_list(images: Union[ImageInput, Sequence[ImageInput]]) -> Tuple[list, bool]:
+    """``(the images as a list, whether one image was given)``."""
+    if isinstance(images, (str, os.PathLike, np.ndarray, Image.Image)):
+        return [images], True
+    try:
+        return list(images), False
+    except TypeError:
+        raise TypeError(
+            f'images must be a path (str / pathlib.Path), a PIL image, a numpy array or a list of '
+            f'them, got {type(images).__name__}'
+        ) from None
+
+
+def _infer(
+    run_batch: Callable[[list], List[ImageOutputs]],
+    classes: Sequence[str],
+    images: Union[ImageInput, Sequence[ImageInput]],
+    affordances: Union[None, str, Sequence[str]],
+    batch_size: int,
+    top_k: Optional[int],
+    threshold: float,
+    model_warnings: Sequence[str],
+) -> Union[AffordanceResult, List[AffordanceResult]]:
+    """What every backend shares: check the request, run ``run_batch`` on batches of ``batch_size`` images,
+    and turn each image's maps and logits into an :class:`AffordanceResult`."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
+    if top_k is not None:
+        if affordances is not None:
+            raise ValueError('give either affordances (which ones) or top_k (the most probable ones), not both')
+        if not isinstance(top_k, int) or not 1 <= top_k <= len(classes):
+            raise ValueError(f'top_k must be an int in [1, {len(classes)}] (the number of classes), got {top_k!r}')
+    items, single = _as_list(images)
+    classes = list(classes)
+    asked = None if top_k is not None else resolve_classes(classes, affordances)
+    results: List[AffordanceResult] = []
+    for start in range(0, len(items), batch_size):
+        for outputs in run_batch(items[start : start + batch_size]):
+            results.append(_result(outputs, classes, asked, top_k, threshold, model_warnings))
+    return results[0] if single else results
+
+
+def _result(
+    outputs: ImageOutputs,
+    classes: List[str],
+    asked: Optional[List[str]],
+    top_k: Optional[int],
+    threshold: float,
+    model_warnings: Sequence[str],
+) -> AffordanceResult:
+    """One image's :class:`AffordanceResult`: probabilities (softmax of the logits), and for the ``asked``
+    affordances (else the ``top_k`` most probable) the heatmap at the image's size, its region, and a warning
+    when it is saturated, after ``model_warnings``."""
+    path, (h0, w0), maps, logits = outputs
+    logits = np.asarray(logits, np.float64)
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    names = asked if asked is not None else [classes[i] for i in np.argsort(-probs, kind='stable')[:top_k]]
+    result = AffordanceResult(
+        image_path=path,
+        ori_shape=(h0, w0),
+        affordances=list(names),
+        logits=dict(zip(classes, logits.tolist())),
+        probs=dict(zip(classes, probs.tolist())),
+        warnings=list(model_warnings),
+    )
+    for name in names:
+        heat = np.asarray(maps[classes.index(name)], np.float32)
+        result.net_heatmaps[name] = heat
+        result.heatmaps[name] = cv2.resize(heat, (w0, h0), interpolation=cv2.INTER_LINEAR)
+        result.regions[name] = region = describe_heatmap(result.heatmaps[name], threshold)
+        if region.saturated:
+            result.warnings.append(
+                f'the {name!r} heatmap is saturated: {region.saturation:.0%} of its pixels score >= '
+                f'{SATURATION_LEVEL:g} of its range, so its peak, box and mask localise nothing'
+            )
+    return result
 
 
 def run_inference(
@@ -192,56 +167,17 @@ def run_inference(
     threshold: float = 0.5,
     model_warnings: Sequence[str] = (),
 ) -> Union[AffordanceResult, List[AffordanceResult]]:
-    """The backend-independent part of :func:`inference_affordance`: load, resize, batch, and turn each
-    image's maps and logits into an :class:`AffordanceResult`; ``model_warnings`` (e.g. "trained on
-    generated data") go into every result's ``warnings``, followed by one per saturated heatmap."""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
-    if top_k is not None:
-        if affordances is not None:
-            raise ValueError('give either affordances (which ones) or top_k (the most probable ones), not both')
-        if not isinstance(top_k, int) or not 1 <= top_k <= len(classes):
-            raise ValueError(f'top_k must be an int in [1, {len(classes)}] (the number of classes), got {top_k!r}')
-    single = isinstance(images, (str, os.PathLike, np.ndarray, Image.Image))
-    try:
-        items = [images] if single else list(images)
-    except TypeError:
-        raise TypeError(
-            f'images must be a path (str / pathlib.Path), a PIL image, a numpy array or a list of '
-            f'them, got {type(images).__name__}'
-        ) from None
-    classes = list(classes)
-    asked = None if top_k is not None else resolve_classes(classes, affordances)
-    results: List[AffordanceResult] = []
-    for start in range(0, len(items), batch_size):
-        loaded = [load_image(x) for x in items[start : start + batch_size]]
+    """:func:`inference_affordance` for a backend with a fixed input size and no config (an ONNX export):
+    images read by :func:`load_image`, resized by :func:`resize_for_network`, run through ``forward`` in
+    batches; ``model_warnings`` (e.g. "trained on generated data") go into every result's ``warnings``,
+    followed by one per saturated heatmap."""
+
+    def run_batch(batch: list) -> List[ImageOutputs]:
+        loaded = [load_image(x) for x in batch]
         maps, logits = forward(np.stack([resize_for_network(img, input_size) for img, _ in loaded]))
-        for (img, path), per_image, per_logits in zip(loaded, maps, logits):
-            per_logits = np.asarray(per_logits, np.float64)
-            probs = np.exp(per_logits - per_logits.max())
-            probs /= probs.sum()
-            names = asked if asked is not None else [classes[i] for i in np.argsort(-probs, kind='stable')[:top_k]]
-            h0, w0 = img.shape[:2]
-            result = AffordanceResult(
-                image_path=path,
-                ori_shape=(h0, w0),
-                affordances=list(names),
-                logits=dict(zip(classes, per_logits.tolist())),
-                probs=dict(zip(classes, probs.tolist())),
-            )
-            for name in names:
-                heat = np.asarray(per_image[classes.index(name)], np.float32)
-                result.net_heatmaps[name] = heat
-                result.heatmaps[name] = cv2.resize(heat, (w0, h0), interpolation=cv2.INTER_LINEAR)
-                result.regions[name] = region = describe_heatmap(result.heatmaps[name], threshold)
-                if region.saturated:
-                    result.warnings.append(
-                        f'the {name!r} heatmap is saturated: {region.saturation:.0%} of its pixels score >= '
-                        f'{SATURATION_LEVEL:g} of its range, so its peak, box and mask localise nothing'
-                    )
-            result.warnings[:0] = model_warnings
-            results.append(result)
-    return results[0] if single else results
+        return [(path, img.shape[:2], m, lg) for (img, path), m, lg in zip(loaded, maps, logits)]
+
+    return _infer(run_batch, classes, images, affordances, batch_size, top_k, threshold, model_warnings)
 
 
 def without_pretrained(model_cfg: dict) -> dict:
@@ -336,104 +272,13 @@ def _classes_from_config(cfg: Config) -> Sequence[str]:
 
 
 def test_input_size(cfg: Config) -> Tuple[int, int]:
-    """(H, W) the test pipeline resizes egocentric images to (its first ``Resize``), default 224x224."""
-
-    def find(transforms: list) -> Optional[Tuple[int, int]]:
-        for t in transforms:
-            if t.get('type', '').split('.')[-1] == 'Resize' and 'scale' in t:
-                w, h = t['scale'] if isinstance(t['scale'], (list, tuple)) else (t['scale'],) * 2
-                return int(h), int(w)
-            inner = t.get('transforms')
-            if inner:
-                found = find(inner)
-                if found:
-                    return found
-        return None
-
-    return find(cfg.test_dataloader.dataset.get('pipeline', [])) or (224, 224)
-
-
-def _array_to_bgr_uint8(image: np.ndarray) -> np.ndarray:
-    """A numpy image as BGR uint8 (H, W, 3): uint8 as is, float in [0, 1] scaled by 255, gray / BGRA converted.
-
-    Anything else is refused with the reason: a float image outside [0, 1] (is it 0-255?), non-finite
-    values, or integer values outside 0-255; a silent cast would feed the model a black or wrapped image.
-    """
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
-        raise ValueError(
-            f'an image array must be (H, W, 3) BGR, (H, W, 4) BGRA or (H, W) gray, got shape {image.shape}'
-        )
-    if image.size == 0:
-        raise ValueError(f'the image array is empty (shape {image.shape})')
-    if image.dtype == np.uint8:
-        out = image
-    elif image.dtype == np.bool_:
-        raise ValueError('a boolean array is a mask, not an image; give uint8 BGR or float in [0, 1]')
-    elif np.issubdtype(image.dtype, np.floating):
-        if not np.isfinite(image).all():
-            raise ValueError('the float image has NaN or infinite values')
-        lo, hi = float(image.min()), float(image.max())
-        if lo < 0 or hi > 1:
-            raise ValueError(
-                f'a float image must have values in [0, 1] (it is scaled by 255); this one has [{lo:g}, {hi:g}]. '
-                'For 0-255 values pass image.astype(np.uint8), or divide by 255.'
-            )
-        out = np.round(image * 255).astype(np.uint8)
-    elif np.issubdtype(image.dtype, np.integer):
-        lo, hi = int(image.min()), int(image.max())
-        if lo < 0 or hi > 255:
-            raise ValueError(
-                f'an integer image must have values in 0-255, this {image.dtype} one has '
-                f'[{lo}, {hi}]; convert it to uint8 first (16-bit: image // 257).'
-            )
-        out = image.astype(np.uint8)
-    else:
-        raise ValueError(f'unsupported image dtype {image.dtype}; give uint8 BGR or float in [0, 1]')
-    if out.ndim == 2:
-        out = cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
-    elif out.shape[2] == 4:
-        out = cv2.cvtColor(out, cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(out)
-
-
-#: File suffixes the inference tools (``tools/infer.py``, ``tools/deployment``) read as images.
-IMAGE_EXTENSIONS: Tuple[str, ...] = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
-
-
-def load_image(image: ImageInput, ignore_orientation: bool = True) -> Tuple[np.ndarray, Optional[str]]:
-    """An input image as BGR uint8 (H, W, 3) and its path (None for arrays and PIL images).
-
-    Paths (``str`` / ``pathlib.Path``) are decoded like the data pipeline (``mmcv.imfrombytes``, cv2; the
-    EXIF orientation is ignored by default, as ``LoadAffordanceViews`` and the published PIL loading do, so
-    that ``tools/infer.py`` and ``tools/test.py`` see the same pixels); PIL images are converted to RGB then
-    BGR; arrays follow :func:`_array_to_bgr_uint8`.
+    """(H, W) the config's test pipeline gives every image (:meth:`InferencePipeline.input_size`): the input
+    size of an ONNX export.
 
     Raises:
-        ValueError: the file cannot be read or decoded, or the array / object is not an image; the message
-            names the path.
-        TypeError: ``image`` is of another type.
+        InferencePipelineError: the config has no usable test pipeline, or it gives no fixed size.
     """
-    if isinstance(image, np.ndarray):
-        return _array_to_bgr_uint8(image), None
-    if isinstance(image, Image.Image):
-        return np.ascontiguousarray(np.asarray(image.convert('RGB'))[..., ::-1]), None
-    if isinstance(image, torch.Tensor):
-        raise TypeError('give images as numpy arrays (BGR, H x W x 3), paths or PIL images, not tensors')
-    if not isinstance(image, (str, os.PathLike)):
-        raise TypeError(
-            f'an image must be a path (str / pathlib.Path), a PIL image or a numpy array, got {type(image).__name__}'
-        )
-    path = os.fspath(image)
-    try:
-        flag = 'color_ignore_orientation' if ignore_orientation else 'color'
-        img = mmcv.imfrombytes(fileio.get(path), flag=flag, channel_order='bgr')
-    except Exception as err:  # noqa: BLE001 - any read or decoder failure is reported with the path
-        raise ValueError(f'cannot read image {path!r}: {err}') from err
-    if img is None or img.size == 0:
-        raise ValueError(f'cannot decode image {path!r} (corrupt or not an image)')
-    return img, path
+    return InferencePipeline(cfg).input_size()
 
 
 def resolve_classes(classes: Sequence[str], affordances: Union[None, str, Sequence[str]]) -> List[str]:
@@ -464,25 +309,39 @@ def inference_affordance(
     """Heatmaps of the asked affordances (all when None), or of each image's ``top_k`` most probable ones,
     for one image or a list of images.
 
-    Images (paths, PIL images, BGR arrays: see :func:`load_image`) are resized to the test pipeline's input
-    size (PIL bilinear, as the test pipeline) and run in batches of ``batch_size``; returns one
-    :class:`AffordanceResult` per image (a single one for a single input), with every class's probability
-    (softmax of the CAM head's image logits) and, per returned heatmap, its region (peak, mask at the relative
-    ``threshold``, box, polygon: :func:`describe_heatmap`).
+    Each image goes the way ``tools/test.py`` takes a dataset image: through the config's test pipeline
+    (:class:`~looptrans.apis.pipeline.InferencePipeline`: paths read by its loader, arrays and PIL images
+    converted by :func:`load_image` and loaded as arrays, annotation loading left out), then the model's data
+    preprocessor and forward, in batches of ``batch_size``. Returns one :class:`AffordanceResult` per image
+    (a single one for a single input), with every class's probability (softmax of the CAM head's image
+    logits) and, per returned heatmap, its region (peak, mask at the relative ``threshold``, box, polygon:
+    :func:`describe_heatmap`).
+
+    Raises:
+        InferencePipelineError: the model has no config (``model.cfg``, which :func:`init_model` sets), or its
+            test pipeline cannot prepare a user's image; the message names the key and the fix.
+        ValueError / TypeError: an image that cannot be read or used, or an invalid request.
     """
-    device = next(model.parameters()).device
+    cfg = getattr(model, 'cfg', None)
+    if not isinstance(cfg, Config):
+        raise InferencePipelineError(
+            'the model has no config (model.cfg), whose test pipeline prepares the images: load it with '
+            'looptrans.apis.init_model(config, checkpoint), or set model.cfg = Config.fromfile(config)'
+        )
+    pipeline = InferencePipeline(cfg)
 
-    @torch.no_grad()
-    def forward(batch: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        inputs = [torch.from_numpy(np.ascontiguousarray(img))[None] for img in batch]  # one ego view each
-        data = model.data_preprocessor(dict(inputs=inputs, data_samples=None), False)
-        maps, logits = model.inference_with_logits(data['inputs'].to(device))
-        return maps.float().cpu().numpy(), logits.float().cpu().numpy()
+    def run_batch(batch: list) -> List[ImageOutputs]:
+        paths = [os.fspath(x) if isinstance(x, (str, os.PathLike)) else None for x in batch]
+        samples = [pipeline(x if p is not None else load_image(x)[0]) for x, p in zip(batch, paths)]
+        outputs = forward_samples(model, samples)
+        return [
+            (path, tuple(sample['data_samples'].ori_shape), maps, logits)
+            for path, sample, (maps, logits) in zip(paths, samples, outputs)
+        ]
 
-    return run_inference(
-        forward,
+    return _infer(
+        run_batch,
         model.dataset_meta['classes'],
-        test_input_size(model.cfg),
         images,
         affordances,
         batch_size,
@@ -490,6 +349,28 @@ def inference_affordance(
         threshold,
         model_warnings=model_warnings(model.dataset_meta),
     )
+
+
+@torch.no_grad()
+def forward_samples(model: torch.nn.Module, samples: Sequence[dict]) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """Heatmaps (C, h, w) at the input size and CAM logits (C,) of each packed sample (``dict(inputs,
+    data_samples)``, what the test pipeline gives): the model's data preprocessor, then its
+    ``inference_with_logits`` (the heatmaps of ``predict``, with the image logits from the same pass). Samples
+    of one input size run as one batch (a pipeline that keeps the aspect ratio gives several sizes)."""
+    groups: Dict[tuple, List[int]] = {}
+    for i, sample in enumerate(samples):
+        groups.setdefault(tuple(sample['inputs'].shape), []).append(i)
+    outputs: List[Tuple[np.ndarray, np.ndarray]] = [None] * len(samples)  # type: ignore[list-item]
+    for members in groups.values():
+        batch = dict(
+            inputs=[samples[i]['inputs'] for i in members], data_samples=[samples[i]['data_samples'] for i in members]
+        )
+        data = model.data_preprocessor(batch, False)
+        maps, logits = model.inference_with_logits(data['inputs'])
+        maps, logits = maps.float().cpu().numpy(), logits.float().cpu().numpy()
+        for j, i in enumerate(members):
+            outputs[i] = (maps[j], logits[j])
+    return outputs
 
 
 def model_warnings(dataset_meta: dict) -> List[str]:

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..visualization import draw_colour_scale, overlay_heatmap, put_caption
-from .inference import AffordanceResult
+from .results import AffordanceResult
 
 #: Default pixel limit of :func:`inspect_image_file`: 64 MP (a 48 MP phone photo passes; 192 MB once decoded).
 MAX_IMAGE_PIXELS = 64_000_000
