@@ -288,3 +288,25 @@ def test_checkpoint_with_python_objects_is_refused(vits16, tmp_path):
 def test_missing_file_names_path(tmp_path):
     with pytest.raises(FileNotFoundError, match='nowhere.pth'):
         _ours(str(tmp_path / 'nowhere.pth'))
+
+
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        dict(out_type='keys'),
+        dict(out_type='featmap'),
+        dict(out_type='featmap', out_indices=(0, 2), final_norm=True),
+        dict(out_type='keys', key_layout='heads'),
+    ],
+)
+def test_forward_with_descriptors_is_forward_and_the_descriptors_in_one_pass(kwargs):
+    """What LoopTrans runs on a training batch: exactly forward(x), and forward_descriptors' keys / CLS attention."""
+    torch.manual_seed(0)
+    model = DINOVisionTransformer(arch=TINY, patch_size=16, frozen=True, **kwargs)
+    x = torch.randn(2, 3, 48, 64)
+    outs, desc = model.forward_with_descriptors(x)
+    expected = model(x)
+    assert len(outs) == len(expected) and all(torch.equal(a, b) for a, b in zip(outs, expected))
+    reference = model.forward_descriptors(x)
+    assert set(desc) == {'keys', 'cls_attn'}
+    assert torch.equal(desc['keys'], reference['keys']) and torch.equal(desc['cls_attn'], reference['cls_attn'])

@@ -287,7 +287,7 @@ def test_configs_share_one_backbone_dict():
     assert backbone.layer_scale_init_value > 0 and backbone.interpolate_offset == 0.1 and backbone.frozen
     assert backbone.init_cfg == dict(type='Pretrained', checkpoint='checkpoints/dinov2_vits14_pretrain.pth')
     assert 'descriptor' not in real.model  # the ViT gives the part-discovery descriptors itself
-    assert real.model.feature_key == 'keys' and real.model.cam_head.in_channels == 384
+    assert real.model.cam_head.in_channels == 384
     # the twin: the same DINOv2 backbone, with the quick start's random 2-block size and no file to download
     differs = {'arch', 'init_cfg', 'layer_scale_init_value'}
     assert {k: v for k, v in twin.model.backbone.items() if k not in differs} == {
@@ -307,7 +307,7 @@ def test_segmentor_descriptors_on_a_16x16_grid():
     keys and CLS attention on the 16 x 16 grid of a 224 input."""
     init_default_scope('mmseg')
     model = MODELS.build(without_pretrained(Config.fromfile(AGD20K_CONFIG).model)).eval()
-    assert model.shares_descriptor_pass
+    assert model.shares_descriptor_pass and model.backbone.out_type == 'keys'  # the heads read the last keys
     with torch.no_grad():
         feats, desc = model._encode(torch.randn(3, 3, 224, 224), num_desc=2)
     assert [tuple(f.shape) for f in feats] == [(3, 384, 16, 16)]

@@ -5,11 +5,36 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.structures import PixelData
 from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 
-from looptrans.models.heads import NoiseHead, PixelAffordanceHead, SharedCAMHead, masked_average_pool, select_class_maps
+from looptrans.models.heads import (
+    NoiseHead,
+    PixelAffordanceHead,
+    SharedCAMHead,
+    ViewCAMs,
+    masked_average_pool,
+    select_class_maps,
+)
 
 IN_CH, CH, NUM_CLASSES, H, W = 24, 16, 5, 6, 6
+
+
+def samples(labels, pseudo_masks=None, size=(H, W)):
+    """Data samples with ``gt_label`` (and ``gt_pseudo_mask`` (1, h, w) where ``pseudo_masks[i]`` is not None)."""
+    out = []
+    for i, label in enumerate(labels):
+        sample = SegDataSample(metainfo=dict(gt_label=int(label), img_shape=size))
+        if pseudo_masks is not None and pseudo_masks[i] is not None:
+            sample.gt_pseudo_mask = PixelData(data=pseudo_masks[i][None])
+        out.append(sample)
+    return out
+
+
+def as_cams(logits):
+    """CAMs (N, C, 1, 1) whose global average is exactly ``logits`` (N, C)."""
+    return logits[..., None, None]
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +127,8 @@ def test_cam_head_loss_matches_cross_entropy_with_view_ordering():
     labels = torch.tensor([0, 2])
     exo_logits = torch.randn(6, NUM_CLASSES)  # (B=2, V=3) flattened
     ego_logits = torch.randn(2, NUM_CLASSES)
-    losses = head.loss_by_feat(exo_logits, ego_logits, labels)
+    cams = ViewCAMs(as_cams(exo_logits), None, as_cams(ego_logits), None)
+    losses = head.loss_by_feat(cams, samples(labels))
     assert set(losses) == {'loss_cls_exo', 'loss_cls_ego'}
     expected_exo = F.cross_entropy(exo_logits, torch.tensor([0, 0, 0, 2, 2, 2]))
     wrong_order = F.cross_entropy(exo_logits, torch.tensor([0, 2, 0, 2, 0, 2]))
@@ -111,13 +137,45 @@ def test_cam_head_loss_matches_cross_entropy_with_view_ordering():
     assert torch.allclose(losses['loss_cls_ego'], F.cross_entropy(ego_logits, labels))
 
     exo_only = _cam_head(cls_views=('exo',))
-    assert set(exo_only.loss_by_feat(exo_logits, None, labels)) == {'loss_cls_exo'}
-    with pytest.raises(ValueError, match='ego_logits'):
-        head.loss_by_feat(exo_logits, None, labels)
-    with pytest.raises(ValueError, match=r'\(B\*V, C\)'):
-        head.loss_by_feat(exo_logits[:5], ego_logits, labels)
+    assert set(exo_only.loss_by_feat(ViewCAMs(cams.exo_cams, None, None, None), samples(labels))) == {'loss_cls_exo'}
+    with pytest.raises(ValueError, match='ego CAMs'):
+        head.loss_by_feat(ViewCAMs(cams.exo_cams, None, None, None), samples(labels))
+    with pytest.raises(ValueError, match=r'\(B\*V, C, h, w\)'):
+        head.loss_by_feat(ViewCAMs(cams.exo_cams[:5], None, cams.ego_cams, None), samples(labels))
+    with pytest.raises(ValueError, match='forward_views'):
+        exo_only.loss_by_feat(cams.ego_cams, samples(labels))  # the ego CAMs alone give no exo loss
+    with pytest.raises(KeyError, match='PackAffordanceInputs'):
+        head.loss_by_feat(cams, [SegDataSample(), SegDataSample()])
     with pytest.raises(ValueError, match='cls_views'):
         _cam_head(cls_views=('top',))
+
+
+def test_view_cams_unpack_as_four_and_share_their_logits():
+    head = _cam_head()
+    views = head.forward_views(torch.randn(6, IN_CH, H, W), torch.randn(2, IN_CH, H, W))
+    exo_cams, exo_embed, ego_cams, ego_embed = views
+    assert exo_cams.shape == (6, NUM_CLASSES, H, W) and ego_embed.shape == (2, CH, H, W)
+    assert views.exo_logits is views.exo_logits  # computed once: the CE and the correlation loss share it
+    assert torch.equal(views.ego_logits, head.logits(ego_cams))
+
+
+def test_cam_head_honours_the_mmseg_decode_head_contract():
+    """forward / loss / predict / loss_by_feat as mmseg's BaseDecodeHead promises them (the ego view)."""
+    head = _cam_head()
+    feats = [torch.randn(2, IN_CH, H, W)]
+    batch = samples([1, 3], size=(4 * H, 4 * W))
+    cams = head.forward(feats)
+    assert cams.shape == (2, NUM_CLASSES, H, W)
+    losses = head.loss(feats, batch, dict())
+    assert set(losses) == {'loss_cls_ego'}
+    expected = F.cross_entropy(head.logits(head(feats)), torch.tensor([1, 3]))
+    assert torch.allclose(losses['loss_cls_ego'], expected)
+    assert torch.allclose(head.loss_by_feat(cams, batch)['loss_cls_ego'], expected)
+    head.eval()
+    with torch.no_grad():
+        pred = head.predict(feats, [s.metainfo for s in batch], dict())
+        expected = F.interpolate(head(feats), size=(4 * H, 4 * W), mode='bilinear', align_corners=False)
+    assert pred.shape == (2, NUM_CLASSES, 4 * H, 4 * W) and torch.allclose(pred, expected)
 
 
 # --------------------------------------------------------------------------
@@ -148,7 +206,6 @@ def test_pixel_head_loss_hand_computed():
     logits[1, 0] = torch.tensor([[1.0, 1.0], [-2.0, 0.5]])
     labels = torch.tensor([1, 0])
     mask = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 1.0]]])
-    valid = torch.tensor([True, True])
 
     def dice_mse(z, m):
         p = [_sig(v) for v in z]
@@ -159,14 +216,12 @@ def test_pixel_head_loss_hand_computed():
 
     d0, m0 = dice_mse([2, -1, 0, 1], [1, 0, 0, 1])
     d1, m1 = dice_mse([1, 1, -2, 0.5], [0, 1, 1, 1])
-    losses = head.loss_by_feat(logits, labels, mask, valid)
+    losses = head.loss_by_feat(logits, samples(labels, [mask[0], mask[1]]))
     assert losses['loss_pixel_dice'].item() == pytest.approx((d0 + d1) / 2, rel=1e-6)
     assert losses['loss_pixel_mse'].item() == pytest.approx((m0 + m1) / 2, rel=1e-6)
-    # Only valid samples count; garbage in an invalid mask never leaks.
-    bad = mask.clone()
-    bad[1] = float('nan')
+    # Only samples that carry a pseudo-mask count; the other gets no gradient.
     logits.requires_grad_(True)
-    losses = head.loss_by_feat(logits, labels, bad, torch.tensor([True, False]))
+    losses = head.loss_by_feat(logits, samples(labels, [mask[0], None]))
     assert losses['loss_pixel_dice'].item() == pytest.approx(d0, rel=1e-6)
     assert losses['loss_pixel_mse'].item() == pytest.approx(m0, rel=1e-6)
     sum(losses.values()).backward()
@@ -186,7 +241,7 @@ def test_pixel_head_loss_hand_computed():
             dict(type='MapMSELoss', loss_weight=0.5, loss_name='loss_pixel_mse'),
         ]
     )
-    losses = weighted.loss_by_feat(logits, labels, mask, valid)
+    losses = weighted.loss_by_feat(logits, samples(labels, [mask[0], mask[1]]))
     assert losses['loss_pixel_dice'].item() == pytest.approx(d0 + d1, rel=1e-6)
     assert losses['loss_pixel_mse'].item() == pytest.approx((m0 + m1) / 4, rel=1e-6)
 
@@ -194,32 +249,53 @@ def test_pixel_head_loss_hand_computed():
 def test_pixel_head_loss_resizes_pseudo_mask():
     head = _pixel_head()
     logits = torch.randn(1, NUM_CLASSES, 4, 4)
-    label = torch.tensor([3])
     # A constant 2x2 mask resizes (bilinearly) to the same constant at 4x4.
-    small = head.loss_by_feat(logits, label, torch.full((1, 2, 2), 0.25), torch.tensor([True]))
-    full = head.loss_by_feat(logits, label, torch.full((1, 4, 4), 0.25), torch.tensor([True]))
+    small = head.loss_by_feat(logits, samples([3], [torch.full((2, 2), 0.25)]))
+    full = head.loss_by_feat(logits, samples([3], [torch.full((4, 4), 0.25)]))
     for key in small:
         assert torch.allclose(small[key], full[key])
     # A non-constant mask is interpolated bilinearly, not nearest.
     mask = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])
     resized = F.interpolate(mask[:, None], size=(4, 4), mode='bilinear', align_corners=False)[:, 0]
-    a = head.loss_by_feat(logits, label, mask, torch.tensor([True]))
-    b = head.loss_by_feat(logits, label, resized, torch.tensor([True]))
+    a = head.loss_by_feat(logits, samples([3], [mask[0]]))
+    b = head.loss_by_feat(logits, samples([3], [resized[0]]))
     assert torch.allclose(a['loss_pixel_mse'], b['loss_pixel_mse'])
-    with pytest.raises(ValueError, match='pseudo_mask'):
-        head.loss_by_feat(logits, label, torch.zeros(2, 4, 4), torch.tensor([True]))
+    with pytest.raises(ValueError, match='data samples for logits'):
+        head.loss_by_feat(logits, samples([3, 1], [mask[0], mask[0]]))
+    with pytest.raises(ValueError, match='one grid'):
+        head.loss_by_feat(torch.randn(2, NUM_CLASSES, 4, 4), samples([3, 1], [mask[0], torch.zeros(3, 3)]))
 
 
-def test_pixel_head_no_valid_sample_keeps_graph():
+def test_pixel_head_no_pseudo_mask_keeps_graph():
     head = _pixel_head()
     logits = head(torch.randn(2, IN_CH, H, W))
-    losses = head.loss_by_feat(logits, torch.tensor([0, 1]), torch.rand(2, H, W), torch.zeros(2, dtype=torch.bool))
+    losses = head.loss_by_feat(logits, samples([0, 1]))
     total = sum(losses.values())
     assert total.item() == 0.0 and total.requires_grad
     total.backward()
     for name, param in head.named_parameters():
         assert param.grad is not None, name
         assert (param.grad == 0).all(), name
+
+
+def test_pixel_head_honours_the_mmseg_decode_head_contract():
+    """forward / loss / predict / loss_by_feat as mmseg's BaseDecodeHead promises them; the targets travel in the
+    data samples (gt_label, gt_pseudo_mask) as mmseg's gt_sem_seg does."""
+    head = _pixel_head()
+    feats = [torch.randn(2, IN_CH, H, W)]
+    masks = [(torch.rand(H, W) > 0.5).float(), None]
+    batch = samples([1, 4], masks, size=(32, 32))
+    logits = head.forward(feats)
+    assert logits.shape == (2, NUM_CLASSES, 2 * H, 2 * W)
+    losses = head.loss(feats, batch, dict())
+    assert set(losses) == {'loss_pixel_dice', 'loss_pixel_mse'}
+    for name, value in head.loss_by_feat(head(feats), batch).items():
+        assert torch.allclose(value, losses[name]), name
+    head.eval()
+    with torch.no_grad():
+        pred = head.predict(feats, [s.metainfo for s in batch], dict())
+        expected = F.interpolate(head(feats), size=(32, 32), mode='bilinear', align_corners=False)
+    assert torch.allclose(pred, expected)
 
 
 # --------------------------------------------------------------------------
@@ -276,6 +352,23 @@ def test_noise_head_forward_and_loss_against_reference():
     assert loss.item() == pytest.approx(expected, rel=1e-9)
 
 
+def test_noise_head_loss_is_forward_then_loss_by_feat_on_the_teacher_pooled_ego_feature():
+    cam_head, noise_head = _cam_head(), NoiseHead(channels=CH, num_noise=3)
+    views = cam_head.forward_views(torch.randn(6, IN_CH, H, W), torch.randn(2, IN_CH, H, W))
+    teacher = torch.rand(2, 2 * H, 2 * W)  # e.g. the pixel head's probabilities, at twice the grid
+    batch = samples([1, 4])
+    losses = noise_head.loss(views, teacher, batch)
+    small = F.interpolate(teacher[:, None], size=(H, W), mode='bilinear', align_corners=False)[:, 0]
+    f_pixel = masked_average_pool(views.ego_embed, small)
+    exo_cam = select_class_maps(views.exo_cams, torch.tensor([1, 1, 1, 4, 4, 4]))
+    expected = noise_head.loss_by_feat(noise_head(views.exo_embed), views.exo_embed, exo_cam, f_pixel)
+    assert set(losses) == {'loss_dill'} and torch.allclose(losses['loss_dill'], expected['loss_dill'])
+    losses['loss_dill'].backward()
+    assert all(p.grad is not None for p in noise_head.parameters())
+    with pytest.raises(ValueError, match='B=3 data samples'):
+        noise_head.loss(views, teacher, samples([1, 4, 2]))
+
+
 def test_noise_head_bad_shapes():
     head = NoiseHead(channels=4, num_noise=2)
     embed = torch.randn(6, 4, 3, 3)
@@ -329,9 +422,9 @@ def test_heads_classification_and_pixel_grads():
     labels = torch.tensor([0, 3])
     exo_cams = cam_head(feats, 'exo')
     ego_cams = cam_head(feats[:2], 'ego')
-    losses = cam_head.loss_by_feat(cam_head.logits(exo_cams), cam_head.logits(ego_cams), labels)
+    losses = cam_head.loss_by_feat(ViewCAMs(exo_cams, None, ego_cams, None), samples(labels))
     logits = pixel_head(feats[:2])
-    losses.update(pixel_head.loss_by_feat(logits, labels, torch.rand(2, H, W), torch.tensor([True, False])))
+    losses.update(pixel_head.loss_by_feat(logits, samples(labels, [torch.rand(H, W), None])))
     sum(losses.values()).backward()
     for head in (cam_head, pixel_head):
         for name, param in head.named_parameters():
@@ -369,7 +462,7 @@ def test_cam_head_losses_are_keyed_by_their_config_names():
     )
     labels = torch.tensor([1, 2])
     exo, ego = torch.randn(4, NUM_CLASSES), torch.randn(2, NUM_CLASSES)
-    losses = head.loss_by_feat(exo, ego, labels)
+    losses = head.loss_by_feat(ViewCAMs(as_cams(exo), None, as_cams(ego), None), samples(labels))
     assert set(losses) == {'loss_ce_exo', 'loss_ce_ego', 'loss_aux_exo', 'loss_aux_ego'}
     ce = F.cross_entropy(ego, labels)
     assert losses['loss_ce_ego'].item() == pytest.approx(3 * ce.item(), rel=1e-6)

@@ -12,6 +12,7 @@ from mmseg.structures import SegDataSample
 
 import looptrans  # noqa: F401
 from looptrans.engine.hooks import AffordanceVisualizationHook, PseudoMaskHook
+from looptrans.models.part_discovery import PartDiscoveryResult
 from looptrans.visualization import AffordanceVisualizer, overlay_heatmap
 
 
@@ -47,7 +48,7 @@ def test_pseudo_mask_dump(tmp_path):
         pseudo_mask=torch.zeros(b, grid, grid), valid=torch.tensor([True, False, True]), cam=torch.rand(b, grid, grid)
     )
     masks['pseudo_mask'][:, 1:3, 1:3] = 1
-    model = SimpleNamespace(pixel_supervision=True, last_pseudo_masks=masks)
+    model = SimpleNamespace(pixel_supervision=True, last_part_discovery=PartDiscoveryResult(**masks))
     runner = SimpleNamespace(model=model, iter=9, epoch=0, rank=0, work_dir=str(tmp_path))
     # pixels below 200: the green tint (+(255 - g) / 2) is then always > 20 (unseeded, it failed ~1 run in 6)
     inputs = [torch.randint(0, 200, (4, 3, size, size), dtype=torch.uint8) for _ in range(b)]
@@ -68,7 +69,7 @@ def test_pseudo_mask_picture_goes_to_the_vis_backends(tmp_path):
     added = []
     visualizer = SimpleNamespace(add_image=lambda name, image, step: added.append((name, image, step)))
     runner = SimpleNamespace(
-        model=SimpleNamespace(pixel_supervision=True, last_pseudo_masks=masks),
+        model=SimpleNamespace(pixel_supervision=True, last_part_discovery=PartDiscoveryResult(**masks)),
         iter=4,
         epoch=0,
         rank=0,

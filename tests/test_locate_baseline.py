@@ -24,6 +24,7 @@ from mmseg.structures import SegDataSample
 
 import looptrans  # noqa: F401
 from looptrans.apis.inference import without_pretrained
+from looptrans.models.heads import ViewCAMs
 from looptrans.models.losses import LOCATEConcentrationLoss, LOCATEPrototypeLoss
 from looptrans.models.part_discovery import cls_attention_saliency
 from looptrans.models.segmentors import LOCATE, LoopTrans
@@ -282,7 +283,8 @@ def test_exo_ce_is_locates_mean_over_views():
     logits = torch.randn(3, 4, 5, generator=_gen(7))
     labels = torch.tensor([0, 4, 2])
     theirs = sum(nn.CrossEntropyLoss()(logits[:, n], labels) for n in range(4)) / 4
-    ours = head.loss_by_feat(logits.flatten(0, 1), torch.randn(3, 5), labels)
+    cams = ViewCAMs(logits.flatten(0, 1)[..., None, None], None, torch.randn(3, 5, 1, 1), None)
+    ours = head.loss_by_feat(cams, [SegDataSample(metainfo=dict(gt_label=int(c))) for c in labels])
     assert abs(ours['loss_cls_exo'].item() - theirs.item()) < 1e-6
 
 
@@ -573,7 +575,13 @@ def test_agd20k_optimizer_groups_are_locates():
 
 
 def test_looptrans_inference_functions_are_shared():
-    assert LOCATE.predict is LoopTrans.predict and LOCATE.decode_heatmaps is LoopTrans.decode_heatmaps
+    """One inference for both (their common base), and LOCATE borrows nothing private of LoopTrans."""
+    from looptrans.models.segmentors import AffordanceSegmentor, locate
+
+    assert issubclass(LOCATE, AffordanceSegmentor) and issubclass(LoopTrans, AffordanceSegmentor)
+    assert LOCATE.predict is LoopTrans.predict is AffordanceSegmentor.predict
+    assert LOCATE.decode_heatmaps is LoopTrans.decode_heatmaps
+    assert not hasattr(locate, 'LoopTrans')
 
 
 # ---------------------------------------------------------------- end to end

@@ -287,3 +287,18 @@ def test_clear_error_without_onnxruntime(exported, monkeypatch):
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # `import onnxruntime` raises ImportError
     with pytest.raises(ImportError, match='requirements/optional.txt'):
         OnnxAffordanceModel(exported['path'])
+
+
+def test_wrapper_is_the_models_own_inference_on_a_normalised_batch(model):
+    """The export graph is ``model.inference_with_logits`` after the data preprocessor's steps: no export-only
+    feature path (the DINO backbone's out_type='keys' forward already stops after the keys)."""
+    from looptrans.apis.export import LoopTransExportWrapper
+
+    wrapper = LoopTransExportWrapper(model, SIZE, heatmap='cam').eval()
+    assert wrapper.model.heatmap_source == 'cam' and model.heatmap_source == 'pixel'  # the copy only
+    assert wrapper.model.backbone.out_type == 'keys'
+    images = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (2, 3, *SIZE), dtype=np.uint8))
+    with torch.no_grad():
+        heatmaps, logits = wrapper(images)
+        ref_maps, ref_logits = wrapper.model.inference_with_logits(wrapper.normalize(images))
+    assert torch.equal(heatmaps, ref_maps) and torch.equal(logits, ref_logits)

@@ -334,3 +334,146 @@ def test_auto_with_a_single_candidate_equals_fixed_k():
             PartDiscovery(num_parts='auto', k_range=bad)
     with pytest.raises(ValueError, match="'auto'"):
         PartDiscovery(num_parts='many')
+
+
+# --------------------------------------------------------------------------- the interface
+def test_the_package_keeps_the_old_import_path_and_splits_the_algorithm():
+    from looptrans.models import part_discovery
+    from looptrans.models.part_discovery import base, cam_iou, kmeans, saliency, silhouette
+
+    assert (
+        part_discovery.PartDiscovery is cam_iou.PartDiscovery and part_discovery.cosine_kmeans is kmeans.cosine_kmeans
+    )
+    assert part_discovery.cls_attention_saliency is saliency.cls_attention_saliency
+    assert part_discovery.cosine_silhouette is silhouette.cosine_silhouette
+    assert issubclass(PartDiscovery, base.BasePartDiscovery)
+    assert MODELS.get('PartDiscovery') is PartDiscovery
+
+
+def test_result_is_typed_and_carries_its_statistics():
+    from looptrans.models.part_discovery import PartDiscoveryResult
+
+    desc, cams, _, _ = _planted(batch=4)
+    out = PartDiscovery(num_parts=4)(desc, cams)
+    assert isinstance(out, PartDiscoveryResult)
+    assert torch.equal(out.cam, cams)  # recorded by BasePartDiscovery.forward, for the pictures
+    assert out.part_score is None and out.num_parts is None and 'num_parts' not in out
+    with pytest.raises(KeyError, match='num_parts'):
+        out['num_parts']
+    assert out['pseudo_mask'] is out.pseudo_mask and set(out) == {
+        'pseudo_mask',
+        'valid',
+        'ious',
+        'assign',
+        'part',
+        'cam',
+    }
+
+    mask = torch.zeros(2, 2, 2)
+    mask[0, 0] = 1  # half of image 0
+    result = PartDiscoveryResult(
+        pseudo_mask=mask,
+        valid=torch.tensor([True, False]),
+        ious=torch.tensor([[0.2, 0.6], [0.0, 0.1]]),
+        num_parts=torch.tensor([2, 3]),
+    )
+    stats = result.statistics()
+    assert stats['pm_valid'].item() == 0.5 and stats['pm_area'].item() == 0.5  # the area of valid images only
+    assert stats['pm_iou'].item() == pytest.approx(0.35) and stats['pm_num_parts'].item() == 2.5
+    assert set(PartDiscoveryResult(pseudo_mask=mask, valid=torch.tensor([True, False])).statistics()) == {
+        'pm_valid',
+        'pm_area',
+    }
+
+
+def test_result_refuses_inconsistent_fields():
+    from looptrans.models.part_discovery import PartDiscoveryResult
+
+    with pytest.raises(ValueError, match=r'valid \(B,\) bool'):
+        PartDiscoveryResult(pseudo_mask=torch.zeros(2, 3, 3), valid=torch.ones(2))
+    with pytest.raises(ValueError, match=r'pseudo_mask must be \(B, h, w\)'):
+        PartDiscoveryResult(pseudo_mask=torch.zeros(2, 9), valid=torch.ones(2, dtype=torch.bool))
+    with pytest.raises(ValueError, match='ious has 3 rows for 2 images'):
+        PartDiscoveryResult(
+            pseudo_mask=torch.zeros(2, 3, 3), valid=torch.ones(2, dtype=torch.bool), ious=torch.zeros(3, 4)
+        )
+
+
+def test_result_hands_valid_pseudo_masks_to_the_data_samples():
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from looptrans.models.part_discovery import PSEUDO_MASK_FIELD, PartDiscoveryResult
+
+    masks = torch.rand(2, 3, 3).round()
+    samples = [SegDataSample(), SegDataSample()]
+    samples[1].set_data({PSEUDO_MASK_FIELD: PixelData(data=torch.ones(1, 3, 3))})  # stale: must go
+    PartDiscoveryResult(pseudo_mask=masks, valid=torch.tensor([True, False])).to_data_samples(samples)
+    assert torch.equal(samples[0].gt_pseudo_mask.data, masks[:1]) and PSEUDO_MASK_FIELD not in samples[1]
+    with pytest.raises(ValueError, match='3 data samples for 2 pseudo-masks'):
+        PartDiscoveryResult(pseudo_mask=masks, valid=torch.tensor([True, False])).to_data_samples(samples + samples[:1])
+
+
+def _square_discovery():
+    """A whole new algorithm, one registered class: the CAM thresholded at its mean, valid where not empty."""
+    from looptrans.models.part_discovery import BasePartDiscovery, PartDiscoveryResult
+
+    @MODELS.register_module(force=True)
+    class CAMThresholdDiscovery(BasePartDiscovery):
+        def discover(self, desc, cam, generator=None, cls_attn=None):
+            mask = (cam > cam.flatten(1).mean(1)[:, None, None]).float()
+            return PartDiscoveryResult(pseudo_mask=mask, valid=mask.flatten(1).sum(1) > 0)
+
+    return CAMThresholdDiscovery
+
+
+def test_a_new_algorithm_is_one_registered_class_that_trains_in_looptrans():
+    from mmengine.registry import init_default_scope
+
+    _square_discovery()
+    init_default_scope('mmseg')
+    tiny = dict(embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=384)
+    model = MODELS.build(
+        dict(
+            type='LoopTrans',
+            data_preprocessor=dict(type='AffordanceDataPreprocessor'),
+            backbone=dict(type='DINOVisionTransformer', arch=tiny, patch_size=16, frozen=True),
+            cam_head=dict(type='SharedCAMHead', in_channels=384, channels=32, num_classes=4),
+            pixel_head=dict(type='PixelAffordanceHead', in_channels=384, channels=16, num_classes=4),
+            part_discovery=dict(type='CAMThresholdDiscovery'),
+        )
+    )
+    from mmseg.structures import SegDataSample
+
+    inputs = torch.randn(2, 3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    samples = [SegDataSample(metainfo=dict(gt_label=i)) for i in (1, 2)]
+    losses = model.loss(inputs, samples)
+    assert {'loss_pixel_dice', 'pm_valid', 'pm_area'} <= set(losses) and 'pm_iou' not in losses  # no part IoUs
+    result = model.last_part_discovery
+    assert torch.equal(result.pseudo_mask, (result.cam > result.cam.flatten(1).mean(1)[:, None, None]).float())
+    assert all(torch.equal(s.gt_pseudo_mask.data[0], m) for s, m in zip(samples, result.pseudo_mask))
+
+
+def test_the_base_class_checks_what_an_algorithm_gets_and_returns():
+    from looptrans.models.part_discovery import BasePartDiscovery, PartDiscoveryResult
+
+    with pytest.raises(TypeError, match='abstract'):
+        BasePartDiscovery()
+
+    class ReturnsDict(BasePartDiscovery):
+        def discover(self, desc, cam, generator=None, cls_attn=None):
+            return dict(pseudo_mask=cam, valid=torch.ones(len(cam), dtype=torch.bool))
+
+    class WrongGrid(BasePartDiscovery):
+        def discover(self, desc, cam, generator=None, cls_attn=None):
+            return PartDiscoveryResult(pseudo_mask=cam[:, :2], valid=torch.ones(len(cam), dtype=torch.bool))
+
+    desc, cam = torch.randn(2, 16, 8), torch.rand(2, 4, 4)
+    with pytest.raises(TypeError, match='must return a PartDiscoveryResult'):
+        ReturnsDict()(desc, cam)
+    with pytest.raises(ValueError, match=r'grid of the CAM'):
+        WrongGrid()(desc, cam)
+    with pytest.raises(ValueError, match='resize the CAM'):
+        _square_discovery()()(desc, torch.rand(2, 5, 5))
+    cam.requires_grad_(True)
+    assert not _square_discovery()()(desc, cam * 2).pseudo_mask.requires_grad  # no gradient: targets

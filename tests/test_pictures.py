@@ -13,6 +13,7 @@ from mmseg.structures import SegDataSample
 
 import looptrans  # noqa: F401
 from looptrans.engine.hooks import PseudoMaskHook
+from looptrans.models.part_discovery import PartDiscoveryResult
 from looptrans.visualization import AffordanceVisualizer, draw_colour_scale, overlay_heatmap
 
 JET_TOP = np.array([128, 0, 0])  # COLORMAP_JET at 255, RGB (dark red)
@@ -30,7 +31,7 @@ def _dump(tmp_path, size=96):
     )
     masks['pseudo_mask'][:, 1:3, 1:3] = 1
     runner = SimpleNamespace(
-        model=SimpleNamespace(pixel_supervision=True, last_pseudo_masks=masks),
+        model=SimpleNamespace(pixel_supervision=True, last_part_discovery=PartDiscoveryResult(**masks)),
         iter=9,
         epoch=0,
         rank=0,

@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import QUICK_CONFIG, load_tool
 
+from looptrans.models.part_discovery import PartDiscoveryResult
 from looptrans.testing.synthetic_agd20k import (
     PART_MASK_DIR,
     SYNTHETIC_SEEN_CLASSES,
@@ -58,7 +59,7 @@ def test_tool_iou_follows_the_alignment_of_pseudo_mask_and_true_part(tree, monke
         def forward(self, desc, cam, cls_attn=None):
             mask = (cam > 0.2).float()
             mask = mask.flip(-1) if self.flip else mask
-            return dict(pseudo_mask=mask, valid=torch.ones(len(mask), dtype=torch.bool))
+            return PartDiscoveryResult(pseudo_mask=mask, valid=torch.ones(len(mask), dtype=torch.bool))
 
     def run(flip):
         def build(cfg, checkpoint, device):
@@ -177,25 +178,28 @@ def test_true_part_iou_is_the_iou_at_input_size_over_valid_samples_with_masks():
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
 
-    from looptrans.models.segmentors.looptrans import LoopTrans
+    from looptrans.models.part_discovery import PartDiscoveryResult
 
     pm = torch.zeros(3, 2, 2)
     pm[0, 0, 0] = 1  # top-left quarter of an 8x8 input
     pm[1] = 1  # everything, but invalid
     pm[2, :, 1] = 1  # right half
-    parts = dict(pseudo_mask=pm, valid=torch.tensor([True, False, True]))
+    parts = PartDiscoveryResult(pseudo_mask=pm, valid=torch.tensor([True, False, True]))
     samples = [SegDataSample() for _ in range(3)]
     truth0 = torch.zeros(1, 8, 8, dtype=torch.uint8)
     truth0[0, :4, :2] = 1  # 8 pixels, all inside the 16-pixel pseudo-mask: IoU 0.5
     samples[0].gt_sem_seg = PixelData(data=truth0)
     samples[1].gt_sem_seg = PixelData(data=torch.ones(1, 8, 8, dtype=torch.uint8))
     # sample 2 has no true mask: not counted
-    out = LoopTrans._true_part_iou(parts, samples, (8, 8))
+    out = parts.true_part_iou(samples, (8, 8))
     assert out['pm_true_iou'].item() == pytest.approx(0.5)
     samples[2].gt_sem_seg = PixelData(data=torch.ones(1, 8, 8, dtype=torch.uint8))  # right half of all: 0.5
     truth0[0, :4, :4] = 1  # now exactly the pseudo-mask: 1.0
-    assert LoopTrans._true_part_iou(parts, samples, (8, 8))['pm_true_iou'].item() == pytest.approx(0.75)
-    assert LoopTrans._true_part_iou(parts, [SegDataSample() for _ in range(3)], (8, 8)) == {}
+    assert parts.true_part_iou(samples, (8, 8))['pm_true_iou'].item() == pytest.approx(0.75)
+    assert parts.statistics(samples, (8, 8))['pm_true_iou'].item() == pytest.approx(0.75)
+    assert parts.true_part_iou([SegDataSample() for _ in range(3)], (8, 8)) == {}
+    with pytest.raises(ValueError, match='LoadEgoPartMask'):
+        parts.true_part_iou(samples, (16, 16))
 
 
 def test_part_count_study_reads_its_logs_and_refuses_bad_k(tmp_path):

@@ -193,4 +193,110 @@ def test_non_square_inputs_with_backbone_and_descriptor_grids_that_differ():
     samples = [SegDataSample(metainfo=dict(gt_label=i, img_shape=(64, 96))) for i in range(2)]
     losses = model.loss(inputs, samples)
     assert all(torch.isfinite(v).all() for v in losses.values())
-    assert model.last_pseudo_masks['pseudo_mask'].shape == (2, 4, 6)
+    assert model.last_part_discovery.pseudo_mask.shape == (2, 4, 6)
+    assert model.last_part_discovery.cam.shape == (2, 4, 6)  # the CAM on the descriptor grid, for the pictures
+
+
+# --------------------------------------------------------------------------- one feature path
+def test_a_neck_is_applied_after_a_dino_backbone():
+    """Backbone, then neck, whatever the backbone: a neck configured beside a DINO ViT feeds the heads."""
+    neck = dict(type='MultiLevelNeck', in_channels=[384], out_channels=384, scales=[1])
+    model = build(neck=neck)
+    assert model.with_neck and model.shares_descriptor_pass
+    images = batch(v=0)[0][:, 0]
+    model.eval()
+    with torch.no_grad():
+        expected = model.neck(model.backbone(images))
+        feats = model.extract_feat(images)
+    assert len(feats) == len(expected) and all(torch.equal(a, b) for a, b in zip(feats, expected))
+    with torch.no_grad():
+        raw = model.backbone(images)[0]
+    assert not torch.allclose(feats[0], raw)  # the neck changed what the heads read
+    model.train()
+    losses = model.loss(*batch())
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.neck.parameters())
+
+
+def test_dino_backbone_gives_the_heads_its_keys_and_the_descriptors_in_one_pass():
+    model = build().eval()
+    assert model.backbone.out_type == 'keys'  # set by LoopTrans when the backbone config names none
+    images = batch(v=0)[0][:, 0]
+    with torch.no_grad():
+        desc = model.backbone.forward_descriptors(images)
+        feats, one_pass = model._encode(images, num_desc=1)
+    keys_map = desc['keys'].transpose(1, 2).reshape(2, 384, 4, 4)
+    assert torch.equal(feats[0], keys_map) and torch.equal(model.extract_feat(images)[0], keys_map)
+    assert torch.equal(one_pass['keys'], desc['keys'][:1]) and torch.equal(one_pass['cls_attn'], desc['cls_attn'][:1])
+    parts = model.part_descriptors(images)
+    assert torch.equal(parts['keys'], desc['keys']) and torch.equal(parts['cls_attn'], desc['cls_attn'])
+
+
+def test_backbone_out_type_decides_what_the_heads_read():
+    backbone = dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True, out_type='featmap')
+    model = build(backbone=backbone).eval()
+    images = batch(v=0)[0][:, 0]
+    with torch.no_grad():
+        feats = model.extract_feat(images)
+        assert torch.equal(feats[0], model.backbone(images)[0])
+        outs, desc = model.backbone.forward_with_descriptors(images)
+    assert torch.equal(outs[0], feats[0]) and set(desc) == {'keys', 'cls_attn'}
+    assert torch.isfinite(sum(v for k, v in model.loss(*batch()).items() if k.startswith('loss')))
+
+
+def test_feature_key_is_deprecated_but_still_chooses_the_dino_output():
+    with pytest.warns(FutureWarning, match="feature_key is deprecated: set model.backbone.out_type='keys'"):
+        keys = build(feature_key='keys')
+    assert keys.backbone.out_type == 'keys'
+    with pytest.warns(FutureWarning, match="out_type='featmap'"):
+        assert build(feature_key='feats').backbone.out_type == 'featmap'
+    with pytest.raises(ValueError, match="feature_key must be 'keys' or 'feats'"):
+        build(feature_key='tokens')
+    featmap = dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True, out_type='featmap')
+    with pytest.raises(ValueError, match='delete model.feature_key'):
+        build(backbone=featmap, feature_key='keys')
+    resnet = dict(type='ResNetV1c', depth=18, out_indices=(3,), strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2))
+    with pytest.warns(FutureWarning, match='no effect on a non-DINO backbone'):
+        build(
+            backbone=resnet,
+            feature_key='keys',
+            neck=dict(type='MultiLevelNeck', in_channels=[512], out_channels=384, scales=[1]),
+            descriptor=dict(type='DINOVisionTransformer', arch=TINY_VIT, patch_size=16, frozen=True),
+        )
+
+
+# --------------------------------------------------------------------------- pseudo-masks travel in the samples
+def test_pseudo_masks_travel_to_the_pixel_head_in_the_data_samples():
+    from looptrans.models.part_discovery import PartDiscoveryResult
+
+    model = build()
+    inputs, samples = batch()
+    losses = model.loss(inputs, samples)
+    parts = model.last_part_discovery
+    assert isinstance(parts, PartDiscoveryResult)
+    for sample, mask, valid in zip(samples, parts.pseudo_mask, parts.valid):
+        assert ('gt_pseudo_mask' in sample) == bool(valid)
+        if valid:
+            assert torch.equal(sample.gt_pseudo_mask.data[0], mask)
+    stats = parts.statistics()
+    for name in ('pm_valid', 'pm_area', 'pm_iou'):
+        assert torch.equal(losses[name], stats[name]), name
+    # the pixel head's loss is its own loss_by_feat on those samples
+    expected = model.pixel_head.loss_by_feat(model.pixel_head(model.extract_feat(inputs[:, 0])), samples)
+    assert losses['loss_pixel_dice'].item() == pytest.approx(expected['loss_pixel_dice'].item(), rel=1e-5)
+    # pixel supervision off: the segmentor removes them, the pixel losses are zero
+    model.pixel_supervision = False
+    losses = model.loss(inputs, samples)
+    assert not any('gt_pseudo_mask' in s for s in samples) and losses['loss_pixel_dice'].item() == 0
+
+
+def test_heatmap_source_is_public_and_checked():
+    model = build()
+    assert model.heatmap_source == 'pixel'
+    assert build(pixel_head=None, test_cfg=dict(heatmap='cam')).heatmap_source == 'cam'
+    model.test_cfg['heatmap'] = 'fusion'
+    assert model.heatmap_source == 'fusion'
+    with pytest.raises(ValueError, match='must be one of'):
+        model.check_heatmap_source('pixels')
+    with pytest.raises(ValueError, match='needs a pixel_head'):
+        build(pixel_head=None, test_cfg=dict(heatmap='pixel'))

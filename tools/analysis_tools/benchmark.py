@@ -236,7 +236,7 @@ def main() -> None:
     def backbone_forward() -> None:
         model.eval()
         if model.shares_descriptor_pass:
-            model.backbone.forward_descriptors(flat)
+            model.backbone.forward_with_descriptors(flat)
         else:
             model.backbone(flat)
             model.descriptor.forward_descriptors(images[:, 0])

@@ -118,8 +118,7 @@ def evaluate(
         ).to(device)
         labels = torch.tensor([label for _, _, label in chunk], device=device)
         x = model.data_preprocessor(dict(inputs=images), False)['inputs'][:, 0]
-        encoder = model.backbone if model.shares_descriptor_pass else model.descriptor
-        desc = encoder.forward_descriptors(x)
+        desc = model.part_descriptors(x)
         grid = tuple(desc['cls_attn'].shape[-2:])
         if oracle:
             cam = F.adaptive_avg_pool2d(truth[:, None].float(), grid)[:, 0]
@@ -127,8 +126,8 @@ def evaluate(
             cam = select_class_maps(model.cam_head(model.extract_feat(x), view='ego'), labels)
             cam = F.interpolate(cam[:, None], size=grid, mode='bilinear', align_corners=False)[:, 0]
         parts = model.part_discovery(desc['keys'], cam, cls_attn=desc['cls_attn'])
-        ious = pseudo_mask_iou(parts['pseudo_mask'], truth)
-        for label, valid, iou in zip(labels.tolist(), parts['valid'].tolist(), ious.tolist()):
+        ious = pseudo_mask_iou(parts.pseudo_mask, truth)
+        for label, valid, iou in zip(labels.tolist(), parts.valid.tolist(), ious.tolist()):
             results.append((label, valid, iou))
     return results
 

@@ -7,7 +7,7 @@ The exported graph is :class:`LoopTransExportWrapper` traced at one input size:
   mean / std, from the model's own ``data_preprocessor``) are inside the graph, so a runtime needs no
   normalisation constants. H x W is fixed at export (the test pipeline's size by default); B is dynamic.
 * output ``heatmaps``: ``float32`` (B, C, H, W), every affordance's heatmap at the input size, from the
-  source ``heatmap`` names (``LoopTrans.decode_heatmaps``: ``'pixel'`` sigmoid probabilities,
+  source ``heatmap`` names (``AffordanceSegmentor.decode_heatmaps``: ``'pixel'`` sigmoid probabilities,
   ``'pixel_logits'``, ``'cam'``, ``'fusion'``), exactly ``model.inference`` of the normalised batch.
 * output ``logits``: ``float32`` (B, C), the shared CAM head's image-level logits (global average of the ego
   CAMs), ``model.cam_head.logits(model.cam_head(model.extract_feat(x), view='ego'))``.
@@ -53,19 +53,18 @@ class LoopTransExportWrapper(nn.Module):
     * a ViT backbone's position embedding is resized once, here, to the export grid (the same
       ``resize_pos_embed`` call the backbone makes on every forward at that size), so the graph holds the
       resized table as a constant instead of a bicubic resize of it;
-    * with a DINO backbone feeding the heads its last-block keys (``feature_key='keys'``), the backbone's
-      ``out_type='keys'`` forward gives them (the same map as ``LoopTrans.extract_feat``, without finishing
-      the last block and the CLS attention, which only part discovery uses in training);
-    * with the ``'cam'`` / ``'fusion'`` heatmap sources, the ego CAMs computed for the heatmaps also give the
-      logits (the CAM head is in the graph once);
+    * the copy's ``test_cfg.heatmap`` is ``heatmap``;
     * normalisation is the model's ``data_preprocessor`` (``bgr_to_rgb``, ``mean``, ``std``), folded into the
       graph.
+
+    The rest is the model's own inference, :meth:`~looptrans.models.segmentors.base.AffordanceSegmentor.
+    inference_with_logits`: one backbone (and neck) pass, the CAM head once for the heatmaps and the logits.
 
     Args:
         model: a LoopTrans model (e.g. from :func:`looptrans.apis.init_model`), put in eval mode.
         input_size: (H, W) the graph is traced for.
-        heatmap: heatmap source, one of ``looptrans.models.segmentors.looptrans.HEATMAP_SOURCES``; None takes
-            ``model.test_cfg.heatmap`` (the model's default).
+        heatmap: heatmap source, one of ``looptrans.models.segmentors.base.HEATMAP_SOURCES``; None takes
+            ``model.heatmap_source`` (the model's ``test_cfg.heatmap`` or its default).
     """
 
     def __init__(self, model: nn.Module, input_size: Tuple[int, int], heatmap: Optional[str] = None) -> None:
@@ -74,8 +73,9 @@ class LoopTransExportWrapper(nn.Module):
         if height < 1 or width < 1:
             raise ValueError(f'input_size must be two positive ints (H, W), got {input_size}')
         model = copy.deepcopy(model).cpu().eval()
-        self.heatmap = model._heatmap_source() if heatmap is None else heatmap
-        model._check_heatmap_source(self.heatmap)
+        self.heatmap = model.heatmap_source if heatmap is None else heatmap
+        model.check_heatmap_source(self.heatmap)
+        model.test_cfg['heatmap'] = self.heatmap
         self.input_size = (height, width)
         pre = model.data_preprocessor
         self.bgr_to_rgb = bool(getattr(pre, 'bgr_to_rgb', False))
@@ -83,18 +83,6 @@ class LoopTransExportWrapper(nn.Module):
         self.register_buffer('std', pre.std.detach().float().reshape(1, 3, 1, 1).clone(), persistent=False)
         self.classes = tuple(getattr(model, 'dataset_meta', None) and model.dataset_meta.get('classes') or ())
         _fix_pos_embed(model.backbone, self.input_size)  # (a separate `descriptor` ViT is not used at test time)
-        # LoopTrans._encode gets the heads' input (the last block's keys) from forward_descriptors, which also
-        # finishes the last block and computes the CLS attention for part discovery (training only); the
-        # traced graph would keep that dead work alive through a shape read. The DINO backbone's own
-        # out_type='keys' forward stops after the keys and returns the same (B, C, h, w) map.
-        self.keys_only = bool(
-            getattr(model, 'shares_descriptor_pass', False)
-            and getattr(model, 'feature_key', None) == 'keys'
-            and 'keys' in getattr(model.backbone, 'OUT_TYPES', ())
-            and list(getattr(model.backbone, 'out_indices', ())) == [model.backbone.num_layers - 1]
-        )
-        if self.keys_only:
-            model.backbone.out_type = 'keys'
         self.model = model
 
     @property
@@ -108,35 +96,12 @@ class LoopTransExportWrapper(nn.Module):
             x = x.flip(1)
         return (x - self.mean) / self.std
 
-    def extract_feat(self, x: Tensor) -> list:
-        """The heads' input feature levels, equal to ``model.extract_feat(x)``."""
-        if self.keys_only:
-            return list(self.model.backbone(x))
-        return self.model.extract_feat(x)
-
     def forward(self, images: Tensor) -> Tuple[Tensor, Tensor]:
         if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != self.input_size:
             raise ValueError(
                 f'expected images (B, 3, {self.input_size[0]}, {self.input_size[1]}), got {tuple(images.shape)}'
             )
-        x = self.normalize(images)
-        feats = self.extract_feat(x)
-        # The 'cam' and 'fusion' sources run the CAM head inside decode_heatmaps: keep its ego CAMs for the
-        # logits rather than tracing the head a second time (a duplicate subgraph in the file).
-        cams = []
-
-        def keep(module, args, kwargs, output):
-            if kwargs.get('view', args[1] if len(args) > 1 else 'ego') == 'ego':
-                cams.append(output)
-
-        handle = self.model.cam_head.register_forward_hook(keep, with_kwargs=True)
-        try:
-            heatmaps = self.model.decode_heatmaps(feats, self.input_size, (self.heatmap,))[self.heatmap]
-        finally:
-            handle.remove()
-        if not cams:
-            cams.append(self.model.cam_head(feats, view='ego'))
-        return heatmaps, self.model.cam_head.logits(cams[0])
+        return self.model.inference_with_logits(self.normalize(images))
 
 
 def _fix_pos_embed(backbone: nn.Module, input_size: Tuple[int, int]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os.path as osp
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import cv2
 import mmcv
@@ -13,6 +13,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
+from ...models.part_discovery import PartDiscoveryResult
 from ...visualization import normalize_heatmap, put_caption
 
 
@@ -25,6 +26,9 @@ def _colour_overlay(image_bgr: np.ndarray, mask: np.ndarray, colour: Sequence[in
 @HOOKS.register_module()
 class PseudoMaskHook(Hook):
     """Controls pixel-level pseudo-mask supervision of :class:`LoopTrans` and dumps pseudo-mask pictures.
+
+    The model is a :class:`LoopTrans` (any model with a ``pixel_supervision`` flag and, for the pictures, a
+    ``last_part_discovery`` :class:`~looptrans.models.part_discovery.PartDiscoveryResult` with its ``cam``).
 
     Pseudo-masks come from part discovery on the egocentric CAM, so they are meaningless until the CAM has
     learnt something: pixel supervision (and the pixel head as the distillation teacher) is off before
@@ -90,16 +94,32 @@ class PseudoMaskHook(Hook):
     ) -> None:
         if not self.dump_interval or not self.every_n_train_iters(runner, self.dump_interval):
             return
-        model = self._model(runner)
-        masks = getattr(model, 'last_pseudo_masks', None)
-        if masks is None or data_batch is None or runner.rank != 0:
+        result = self.last_result(self._model(runner))
+        if result is None or data_batch is None or runner.rank != 0:
             return
-        picture = self.render(data_batch['inputs'], masks, data_batch.get('data_samples'))
+        picture = self.render(data_batch['inputs'], result, data_batch.get('data_samples'))
         visualizer = getattr(runner, 'visualizer', None)
         if visualizer is not None:
             visualizer.add_image('pseudo_masks', mmcv.bgr2rgb(picture), step=runner.iter + 1)
         if self.dump_dir:
             mmcv.imwrite(picture, osp.join(runner.work_dir, self.dump_dir, f'iter_{runner.iter + 1}.png'))
+
+    @staticmethod
+    def last_result(model: Any) -> Optional[PartDiscoveryResult]:
+        """The model's last part discovery (``last_part_discovery``), None before the first supervised step."""
+        return getattr(model, 'last_part_discovery', None)
+
+    @staticmethod
+    def as_result(masks: Union[PartDiscoveryResult, Mapping[str, torch.Tensor]]) -> PartDiscoveryResult:
+        """A :class:`PartDiscoveryResult` as is, or one made of a mapping with ``pseudo_mask``, ``valid`` and
+        ``cam``; the pictures need the CAM (ValueError without it)."""
+        result = masks if isinstance(masks, PartDiscoveryResult) else PartDiscoveryResult(**dict(masks))
+        if result.cam is None:
+            raise ValueError(
+                'PseudoMaskHook: the part-discovery result has no cam; BasePartDiscovery.forward records it, '
+                'a part discovery called otherwise must set PartDiscoveryResult.cam.'
+            )
+        return result
 
     LEGEND = (
         'image (affordance / object) | CAM of the affordance (red) | pseudo-mask (green)',
@@ -114,20 +134,25 @@ class PseudoMaskHook(Hook):
         return ' / '.join(parts)
 
     def render(
-        self, inputs: Sequence[torch.Tensor], masks: dict, data_samples: Optional[Sequence[Any]] = None
+        self,
+        inputs: Sequence[torch.Tensor],
+        masks: Union[PartDiscoveryResult, Mapping[str, torch.Tensor]],
+        data_samples: Optional[Sequence[Any]] = None,
     ) -> np.ndarray:
-        """One picture: a legend band, then per sample its ego image (captioned with affordance / object),
-        CAM (red) and pseudo-mask (green) side by side; invalid samples framed grey."""
+        """One picture of a part discovery (a :class:`PartDiscoveryResult`, or a mapping of the fields
+        ``pseudo_mask``, ``valid``, ``cam``): a legend band, then per sample its ego image (captioned with
+        affordance / object), CAM (red) and pseudo-mask (green) side by side; invalid samples framed grey."""
+        result = self.as_result(masks)
         tiles = []
-        n = min(len(inputs), masks['pseudo_mask'].shape[0], self.max_samples)
+        n = min(len(inputs), result.pseudo_mask.shape[0], self.max_samples)
         for i in range(n):
             image = inputs[i][0].permute(1, 2, 0).cpu().numpy().astype(np.uint8)  # ego view, BGR
             h, w = image.shape[:2]
-            cam = cv2.resize(masks['cam'][i].float().cpu().numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+            cam = cv2.resize(result.cam[i].float().cpu().numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
             cam = normalize_heatmap(cam)
-            mask = cv2.resize(masks['pseudo_mask'][i].float().cpu().numpy(), (w, h), interpolation=cv2.INTER_NEAREST)
+            mask = cv2.resize(result.pseudo_mask[i].float().cpu().numpy(), (w, h), interpolation=cv2.INTER_NEAREST)
             label = self._label(data_samples[i]) if data_samples is not None and i < len(data_samples) else ''
-            valid = bool(masks['valid'][i])
+            valid = bool(result.valid[i])
             if not valid:
                 label = f'{label}: no pseudo-mask' if label else 'no pseudo-mask'
             captioned = put_caption(image, label) if label else image  # white on dark: any channel order

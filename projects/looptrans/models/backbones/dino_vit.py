@@ -60,6 +60,9 @@ class DINOVisionTransformer(VisionTransformer):
       (B, C, h, w) map (the features LOCATE's heads consume); other mmpretrain out types
       (``'cls_token'``, ``'raw'``, ``'avg_featmap'``) work as in mmpretrain.
     - ``forward_descriptors(x)`` returns ``dict(keys, cls_attn, feats)`` from one pass.
+    - ``forward_with_descriptors(x)`` returns ``forward(x)`` and ``dict(keys, cls_attn)`` from one pass (how
+      :class:`LoopTrans` encodes a training batch when this backbone also gives the part-discovery
+      descriptors).
 
     Args:
         arch: mmpretrain ViT arch name or dict. Defaults to ``'deit-small'``.
@@ -336,6 +339,57 @@ class DINOVisionTransformer(VisionTransformer):
         grid = grid.flatten(2).transpose(1, 2).to(self.pos_embed.dtype)
         return torch.cat((extra, grid), dim=1)
 
+    def forward_with_descriptors(self, x: Tensor) -> Tuple[Tuple[Tensor, ...], Dict[str, Tensor]]:
+        """:meth:`forward`'s output and the part-discovery descriptors of the same images, from one pass.
+
+        Returns:
+            tuple: ``forward(x)`` (identical: the same operations), and ``dict(keys, cls_attn)`` as
+            :meth:`forward_descriptors` gives them (identical too).
+        """
+        with self._grad_context():
+            if self.out_type == 'keys':
+                keys, cls_attn, _, hw = self._descriptor_pass(x, with_feats=False)
+                outs = [self._tokens_to_map(keys, hw)]
+            else:
+                x, hw = self._embed(x)
+                outs = []
+                for i, layer in enumerate(self.layers[:-1]):
+                    x = layer(x)
+                    if i in self.out_indices:
+                        outs.append(self._format_output(x, hw))
+                keys, cls_attn = self._last_block_keys(x)
+                x = self.layers[-1](x)
+                if self.final_norm:
+                    x = self.ln1(x)
+                if len(self.layers) - 1 in self.out_indices:
+                    outs.append(self._format_output(x, hw))
+        return tuple(outs), dict(keys=keys, cls_attn=cls_attn.reshape(cls_attn.shape[0], self.num_heads, *hw))
+
+    def _last_block_qkv(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """q, k, v (each (B, heads, N, head_dims)) of the last block for its input tokens ``x`` (B, N, C)."""
+        attn = self.layers[-1].attn
+        B, N, _ = x.shape
+        qkv = attn.qkv(self.layers[-1].ln1(x)).reshape(B, N, 3, self.num_heads, attn.head_dims)
+        return qkv.permute(2, 0, 3, 1, 4)
+
+    def _cls_attention(self, q: Tensor, k: Tensor) -> Tensor:
+        """(B, heads, hw): the CLS token's attention over the patches, ``softmax(q k^T / sqrt(head_dims))``."""
+        scale = self.layers[-1].attn.head_dims ** -0.5
+        cls_attn = ((q[:, :, :1] * scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+        return cls_attn[:, :, 0, self.num_extra_tokens :]
+
+    def _patch_keys(self, k: Tensor) -> Tensor:
+        """(B, hw, C): the patch tokens' keys, heads merged as ``key_layout`` says."""
+        k = k[:, :, self.num_extra_tokens :]  # patch tokens only
+        if self.key_layout == 'locate':
+            return k.permute(0, 2, 3, 1).flatten(-2)  # (B, hw, head_dims * heads)
+        return k.transpose(1, 2).flatten(-2)  # (B, hw, heads * head_dims)
+
+    def _last_block_keys(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """Keys (B, hw, C) and CLS attention (B, heads, hw) of the last block for its input tokens ``x``."""
+        q, k, _ = self._last_block_qkv(x)
+        return self._patch_keys(k), self._cls_attention(q, k)
+
     def _descriptor_pass(self, x: Tensor, with_cls_attn: bool = True, with_feats: bool = True):
         """Blocks 0..L-2 as usual, then the last block with its keys (and CLS attention) exposed.
 
@@ -348,15 +402,9 @@ class DINOVisionTransformer(VisionTransformer):
             x = layer(x)
         last = self.layers[-1]
         attn = last.attn
-        B, N, C = x.shape
-        qkv = attn.qkv(last.ln1(x)).reshape(B, N, 3, self.num_heads, attn.head_dims)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, N, head_dims)
-
-        cls_attn = None
-        if with_cls_attn:
-            scale = attn.head_dims**-0.5
-            cls_attn = ((q[:, :, :1] * scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-            cls_attn = cls_attn[:, :, 0, self.num_extra_tokens :]  # (B, heads, hw)
+        B, N, _ = x.shape
+        q, k, v = self._last_block_qkv(x)
+        cls_attn = self._cls_attention(q, k) if with_cls_attn else None
 
         tokens = None
         if with_feats:
@@ -372,13 +420,7 @@ class DINOVisionTransformer(VisionTransformer):
             if self.final_norm:
                 x = self.ln1(x)
             tokens = x[:, self.num_extra_tokens :]
-
-        k = k[:, :, self.num_extra_tokens :]  # patch tokens only
-        if self.key_layout == 'locate':
-            keys = k.permute(0, 2, 3, 1).flatten(-2)  # (B, hw, head_dims * heads)
-        else:
-            keys = k.transpose(1, 2).flatten(-2)  # (B, hw, heads * head_dims)
-        return keys, cls_attn, tokens, hw
+        return self._patch_keys(k), cls_attn, tokens, hw
 
     @staticmethod
     def _tokens_to_map(tokens: Tensor, hw: Tuple[int, int]) -> Tensor:

@@ -3,7 +3,16 @@
 
 from .noise_head import NoiseHead
 from .pixel_affordance_head import PixelAffordanceHead
-from .shared_cam_head import SharedCAMHead, TokenMLP
-from .utils import masked_average_pool, select_class_maps
+from .shared_cam_head import SharedCAMHead, TokenMLP, ViewCAMs
+from .utils import labels_of, masked_average_pool, select_class_maps
 
-__all__ = ['NoiseHead', 'PixelAffordanceHead', 'SharedCAMHead', 'TokenMLP', 'masked_average_pool', 'select_class_maps']
+__all__ = [
+    'NoiseHead',
+    'PixelAffordanceHead',
+    'SharedCAMHead',
+    'TokenMLP',
+    'ViewCAMs',
+    'labels_of',
+    'masked_average_pool',
+    'select_class_maps',
+]

@@ -8,18 +8,24 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
-from mmseg.utils import MultiConfig, OptMultiConfig
+from mmseg.utils import MultiConfig, OptMultiConfig, SampleList
 from torch import Tensor
 
-from .utils import build_losses, losses_by_name, masked_average_pool
+from .shared_cam_head import ViewCAMs
+from .utils import build_losses, labels_of, losses_by_name, masked_average_pool, select_class_maps
 
 
 @MODELS.register_module()
 class NoiseHead(BaseModule):
     """M noise-absorbing heads on the exo embedding of the shared CAM head.
 
-    Not an mmseg decode head (its input is the CAM head's embedding, not backbone features), but the same
-    contract: ``forward`` gives the maps, ``loss_by_feat`` the losses built from ``loss_decode``.
+    Not an mmseg decode head (its input is the CAM head's embedding, not backbone features, and its target
+    is the pixel head's localisation), so it does not inherit ``BaseDecodeHead``; its own contract:
+
+    - ``forward(embed)``: the noise maps (N, M, h, w) of an exo embedding;
+    - ``loss(cams, teacher, batch_data_samples)``: the training step of the closed loop, from the
+      :class:`ViewCAMs` of the shared CAM head and the teacher map; ``forward`` then :meth:`loss_by_feat`;
+    - ``loss_by_feat(noise_maps, exo_embed, exo_cam, f_pixel)``: the losses built from ``loss_decode``.
 
     A 1x1 conv maps the embedding to M noise maps. At every location a
     softmax over ``[labelled-class CAM, noise_1, ..., noise_M]`` assigns the
@@ -71,6 +77,35 @@ class NoiseHead(BaseModule):
                 'embedding channels.'
             )
         return self.conv_noise(embed)
+
+    def loss(self, cams: ViewCAMs, teacher: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """The denoising distillation loss of a training batch.
+
+        Args:
+            cams (ViewCAMs): The shared CAM head's output for both views (:meth:`SharedCAMHead.forward_views`).
+            teacher (Tensor): The clean ego localisation of each sample's affordance (B, H', W'), e.g. the pixel
+                head's probabilities; resized bilinearly to the ego embedding's grid and used, detached, as the
+                weights of the ego pixel-level feature ``f_pixel`` (:func:`masked_average_pool`).
+            batch_data_samples (list[SegDataSample]): The B samples; ``metainfo['gt_label']`` selects the exo
+                CAM of each sample's affordance in its V views.
+
+        Returns:
+            dict[str, Tensor]: :meth:`loss_by_feat`'s losses.
+        """
+        labels = labels_of(batch_data_samples, cams.exo_embed.device)
+        num = labels.shape[0]
+        if num == 0 or cams.exo_embed.shape[0] % num or cams.ego_embed.shape[0] != num or teacher.shape[0] != num:
+            raise ValueError(
+                f'NoiseHead.loss: expected exo embedding (B*V, D, h, w), ego embedding (B, D, h, w) and teacher '
+                f'(B, H, W) for B={num} data samples, got {tuple(cams.exo_embed.shape)}, '
+                f'{tuple(cams.ego_embed.shape)} and {tuple(teacher.shape)}.'
+            )
+        teacher = F.interpolate(teacher[:, None], size=cams.ego_embed.shape[-2:], mode='bilinear', align_corners=False)
+        f_pixel = masked_average_pool(cams.ego_embed, teacher[:, 0]).detach()
+        noise_maps = self(cams.exo_embed)
+        views = cams.exo_embed.shape[0] // num
+        exo_cam = select_class_maps(cams.exo_cams, labels.repeat_interleave(views))
+        return self.loss_by_feat(noise_maps, cams.exo_embed, exo_cam, f_pixel)
 
     def prototypes(self, exo_embed: Tensor, exo_cam: Tensor, noise_maps: Tensor) -> Tensor:
         """Assignment-weighted prototypes (N, 1 + M, D): f_exo, f_noise_1..M."""

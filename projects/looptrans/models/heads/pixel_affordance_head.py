@@ -1,16 +1,18 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Pixel-level affordance decoder trained on part-level pseudo-masks."""
 
-from typing import Dict, Sequence, Union
+from typing import Dict, Sequence, Tuple, Union
 
+import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
-from mmseg.utils import MultiConfig, OptConfigType
+from mmseg.utils import MultiConfig, OptConfigType, SampleList
 from torch import Tensor
 
-from .utils import losses_by_name, select_class_maps, select_head_inputs
+from ..part_discovery.base import PSEUDO_MASK_FIELD
+from .utils import labels_of, losses_by_name, select_class_maps, select_head_inputs
 
 
 @MODELS.register_module()
@@ -23,6 +25,11 @@ class PixelAffordanceHead(BaseDecodeHead):
     ``loss_decode``: the paper's dice + MSE, as ``mmseg.DiceLoss`` (``naive_dice=True, eps=1``: the soft
     dice ``1 - (2 Σ p m + 1) / (Σ p + Σ m + 1)`` on the sigmoid of the logits) and :class:`MapMSELoss`.
     Only samples with a valid pseudo-mask count (per-sample weight, averaged over the valid ones).
+
+    mmseg's decode-head contract: ``forward(inputs)`` gives the logits, ``loss(inputs, batch_data_samples,
+    train_cfg)`` is ``forward`` then :meth:`loss_by_feat`, whose targets are carried in the data samples as
+    mmseg carries ``gt_sem_seg`` (``gt_label`` in the metainfo, the pseudo-mask in ``gt_pseudo_mask``), and
+    ``predict(inputs, batch_img_metas, test_cfg)`` gives the logits resized to ``img_shape``.
 
     Args:
         num_classes (int): Number of affordance classes C.
@@ -85,32 +92,49 @@ class PixelAffordanceHead(BaseDecodeHead):
             x = F.interpolate(x, scale_factor=self.upsample, mode='bilinear', align_corners=self.align_corners)
         return self.cls_seg(self.conv_up(x))
 
-    def loss_by_feat(self, seg_logits: Tensor, labels: Tensor, pseudo_mask: Tensor, valid: Tensor) -> Dict[str, Tensor]:
-        """Losses of the labelled class's logits against the pseudo-masks.
+    def loss_by_feat(self, seg_logits: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Losses of each sample's labelled-class logits against its pseudo-mask (mmseg's contract).
 
         Args:
             seg_logits (Tensor): Output of :meth:`forward`, (B, C, H', W').
-            labels (Tensor): Affordance labels (B,).
-            pseudo_mask (Tensor): Pseudo-masks (B, h, w) in [0, 1], resized bilinearly to (H', W').
-            valid (Tensor): (B,) bool; only valid samples count. With no valid sample every loss is an
-                exact zero that keeps the graph.
+            batch_data_samples (list[SegDataSample]): The label of each sample is its ``metainfo['gt_label']``;
+                its pseudo-mask the field ``gt_pseudo_mask`` (``PixelData`` (1, h, w) in [0, 1], written by
+                :meth:`PartDiscoveryResult.to_data_samples
+                <looptrans.models.part_discovery.PartDiscoveryResult.to_data_samples>`), resized bilinearly to
+                (H', W'). Samples without one get no loss (weight 0); with none at all every loss is an exact
+                zero that keeps the graph (pixel supervision off, or no valid pseudo-mask in the batch).
 
         Returns:
             dict[str, Tensor]: one item per ``loss_name`` of ``loss_decode``.
         """
         num = seg_logits.shape[0]
-        if pseudo_mask.dim() != 3 or pseudo_mask.shape[0] != num or valid.shape != (num,):
+        if len(batch_data_samples) != num:
             raise ValueError(
-                'PixelAffordanceHead.loss_by_feat: expected pseudo_mask (B, h, w) and valid (B,) for '
-                f'logits {tuple(seg_logits.shape)}, got {tuple(pseudo_mask.shape)} and {tuple(valid.shape)}.'
+                f'PixelAffordanceHead.loss_by_feat: {len(batch_data_samples)} data samples for logits '
+                f'{tuple(seg_logits.shape)}.'
             )
+        labels = labels_of(batch_data_samples, seg_logits.device)
         logits = select_class_maps(seg_logits, labels)[:, None]  # (B, 1, H', W')
-        valid = valid.bool()
-        # Invalid samples get an all-zero target so that garbage in their pseudo-mask can never reach the
-        # (zero-weighted) loss.
-        target = pseudo_mask.to(logits.dtype).masked_fill(~valid[:, None, None], 0.0)
+        pseudo_mask, valid = self._stack_pseudo_masks(batch_data_samples, logits)
         target = F.interpolate(
-            target[:, None], size=logits.shape[2:], mode='bilinear', align_corners=self.align_corners
+            pseudo_mask[:, None], size=logits.shape[2:], mode='bilinear', align_corners=self.align_corners
         )
         weight = valid.to(logits.dtype)
         return losses_by_name(self.loss_decode, logits, target, weight=weight, avg_factor=weight.sum())
+
+    @staticmethod
+    def _stack_pseudo_masks(batch_data_samples: SampleList, logits: Tensor) -> Tuple[Tensor, Tensor]:
+        """(B, h, w) pseudo-masks (zeros for the samples without one, so that nothing of theirs can reach the
+        zero-weighted loss) and (B,) bool: which samples carry one."""
+        valid = torch.tensor([PSEUDO_MASK_FIELD in s for s in batch_data_samples], device=logits.device)
+        masks = [s.get(PSEUDO_MASK_FIELD).data for s in batch_data_samples if PSEUDO_MASK_FIELD in s]
+        if not masks:
+            return logits.new_zeros(logits.shape[0], *logits.shape[2:]), valid
+        if any(m.dim() != 3 or m.shape[0] != 1 or m.shape != masks[0].shape for m in masks):
+            raise ValueError(
+                f'PixelAffordanceHead: every {PSEUDO_MASK_FIELD} of a batch must be PixelData (1, h, w) on one grid, '
+                f'got {[tuple(m.shape) for m in masks]}.'
+            )
+        stacked = logits.new_zeros(logits.shape[0], *masks[0].shape[1:])
+        stacked[valid] = torch.cat(masks).to(device=logits.device, dtype=logits.dtype)
+        return stacked, valid

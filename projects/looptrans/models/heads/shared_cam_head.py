@@ -1,17 +1,19 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Class activation map head shared by the exocentric and egocentric views."""
 
-from typing import Dict, Optional, Sequence, Tuple, Union
+import dataclasses
+import functools
+from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
-from mmseg.utils import MultiConfig, OptConfigType, OptMultiConfig
+from mmseg.utils import MultiConfig, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
-from .utils import losses_by_name, select_head_inputs
+from .utils import labels_of, losses_by_name, select_head_inputs
 
 VIEWS = ('exo', 'ego')
 #: Layers that :meth:`SharedCAMHead.init_weights` resets to PyTorch's default initialisation: LOCATE builds
@@ -19,6 +21,38 @@ VIEWS = ('exo', 'ego')
 #: whereas mmcv's ``ConvModule`` draws its convs Kaiming-normal fan-out (2.5x the default scale) and mmseg's
 #: ``BaseDecodeHead`` draws ``conv_seg`` from N(0, 0.01) (a third of the default).
 LOCATE_INIT_LAYERS = ['Conv2d', 'Linear', 'LayerNorm', '_BatchNorm']
+
+
+@dataclasses.dataclass
+class ViewCAMs:
+    """The shared CAM head's output for both views of a training batch (:meth:`SharedCAMHead.forward_views`).
+
+    ``exo_cams`` (B*V, C, h, w) and ``exo_embed`` (B*V, channels, h, w), the V views of sample 0 first;
+    ``ego_cams`` (B, C, h, w) and ``ego_embed`` (B, channels, h, w). It unpacks as these four. The image-level
+    logits :attr:`exo_logits` / :attr:`ego_logits` are computed once and shared by every loss that reads them.
+    """
+
+    exo_cams: Optional[Tensor]
+    exo_embed: Optional[Tensor]
+    ego_cams: Optional[Tensor]
+    ego_embed: Optional[Tensor]
+
+    def __iter__(self) -> Iterator[Optional[Tensor]]:
+        return iter((self.exo_cams, self.exo_embed, self.ego_cams, self.ego_embed))
+
+    @functools.cached_property
+    def exo_logits(self) -> Tensor:
+        """(B*V, C): the global average of the exo CAMs."""
+        return SharedCAMHead.logits(self.exo_cams)
+
+    @functools.cached_property
+    def ego_logits(self) -> Tensor:
+        """(B, C): the global average of the ego CAMs."""
+        return SharedCAMHead.logits(self.ego_cams)
+
+    def logits(self, view: str) -> Tensor:
+        """The image-level logits of ``view`` (``'exo'`` or ``'ego'``)."""
+        return self.exo_logits if view == 'exo' else self.ego_logits
 
 
 class TokenMLP(nn.Module):
@@ -56,6 +90,12 @@ class SharedCAMHead(BaseDecodeHead):
     backbone's feature levels (e.g. ``input_transform='resize_concat'`` for a ResNet or Swin), the CAM
     classifier is ``conv_seg`` and the image-level classification loss is built from ``loss_decode``.
     The image-level logits are the global average of the CAMs (LOCATE, Cross-View-AG).
+
+    mmseg's decode-head contract holds for one view, the egocentric one: ``forward(inputs)`` gives its CAMs
+    (N, C, h, w), ``loss(inputs, batch_data_samples, train_cfg)`` is ``forward`` then :meth:`loss_by_feat`
+    (the image-level loss of each sample's ``gt_label``), ``predict(inputs, batch_img_metas, test_cfg)`` the
+    CAMs resized to ``img_shape``. The closed loop trains both views at once: :meth:`forward_views` gives
+    :class:`ViewCAMs`, which :meth:`loss_by_feat` also takes.
 
     With ``shared=True`` one projection (the conv stack) serves the exo and the ego view: the paper's
     *shared CAM*, which lets clean object-centric ego images steer the exo activations. With
@@ -148,7 +188,7 @@ class SharedCAMHead(BaseDecodeHead):
 
     def forward_views(
         self, exo_inputs: Union[Tensor, Sequence[Tensor]], ego_inputs: Union[Tensor, Sequence[Tensor]]
-    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    ) -> ViewCAMs:
         """CAMs and embeddings of both views in one training step.
 
         With ``shared=True`` the projection runs **once** on the exo and ego features together, so its
@@ -159,50 +199,68 @@ class SharedCAMHead(BaseDecodeHead):
         "one set of parameters" for the shared CAM, and one pass is cheaper. With ``shared=False`` each
         view goes through its own projection (and its own BN).
 
+        Args:
+            exo_inputs: Exo features (B*V, ...), the V views of sample 0 first.
+            ego_inputs: Ego features (B, ...).
+
         Returns:
-            tuple[Tensor, Tensor, Tensor, Tensor]: exo CAMs, exo embedding, ego CAMs, ego embedding.
+            ViewCAMs: exo CAMs, exo embedding, ego CAMs, ego embedding (it unpacks as these four).
         """
         exo, ego = self.select_inputs(exo_inputs), self.select_inputs(ego_inputs)
         if not self.shared:
-            return (*self.forward_embed(exo, 'exo'), *self.forward_embed(ego, 'ego'))
+            return ViewCAMs(*self.forward_embed(exo, 'exo'), *self.forward_embed(ego, 'ego'))
         cams, embed = self.forward_embed(torch.cat([exo, ego]), 'exo')
         num_exo = exo.shape[0]
-        return cams[:num_exo], embed[:num_exo], cams[num_exo:], embed[num_exo:]
+        return ViewCAMs(cams[:num_exo], embed[:num_exo], cams[num_exo:], embed[num_exo:])
 
     @staticmethod
     def logits(cams: Tensor) -> Tensor:
         """Image-level logits (N, C) by global average pooling of CAMs."""
         return cams.mean(dim=(2, 3))
 
-    def loss_by_feat(self, exo_logits: Tensor, ego_logits: Optional[Tensor], labels: Tensor) -> Dict[str, Tensor]:
-        """Image-level classification losses of the views in ``cls_views``.
+    def loss_by_feat(self, seg_logits: Union[ViewCAMs, Tensor], batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Image-level classification losses of the views in ``cls_views`` (mmseg's ``loss_by_feat`` contract).
 
         Args:
-            exo_logits (Tensor): (B*V, C), exo views laid out as (B, V) flattened, i.e. the V views of
-                sample 0 first.
-            ego_logits (Tensor, optional): (B, C); may be None when 'ego' is not in ``cls_views``.
-            labels (Tensor): Affordance labels (B,).
+            seg_logits: What the forward gave: :class:`ViewCAMs` of :meth:`forward_views` (training on both
+                views; the exo CAMs (B*V, C, h, w) laid out as (B, V) flattened, the V views of sample 0
+                first), or the ego CAMs (B, C, h, w) of :meth:`forward` (what the inherited :meth:`loss`
+                passes; the ego view alone).
+            batch_data_samples: The B data samples; the label of each is its ``metainfo['gt_label']``.
 
         Returns:
-            dict[str, Tensor]: ``<loss_name>_exo`` and/or ``<loss_name>_ego`` per loss of
-            ``loss_decode`` (default ``loss_cls_exo``, ``loss_cls_ego``).
+            dict[str, Tensor]: ``<loss_name>_exo`` and/or ``<loss_name>_ego`` per loss of ``loss_decode``
+            (default ``loss_cls_exo``, ``loss_cls_ego``), computed on the global average of the CAMs.
         """
-        num = labels.shape[0]
-        if labels.dim() != 1 or num == 0 or exo_logits.shape[0] % num:
-            raise ValueError(
-                f'SharedCAMHead.loss_by_feat: exo_logits {tuple(exo_logits.shape)} must be '
-                f'(B*V, C) for labels (B,) = {tuple(labels.shape)}.'
-            )
-        inputs = dict()
-        if 'exo' in self.cls_views:
-            inputs['exo'] = (exo_logits, labels.repeat_interleave(exo_logits.shape[0] // num))
-        if 'ego' in self.cls_views:
-            if ego_logits is None or ego_logits.shape[0] != num:
+        if isinstance(seg_logits, ViewCAMs):
+            given, views = dict(exo=seg_logits.exo_cams, ego=seg_logits.ego_cams), self.cls_views
+        else:
+            seg_logits = ViewCAMs(None, None, seg_logits, None)
+            given, views = dict(ego=seg_logits.ego_cams), tuple(v for v in self.cls_views if v == 'ego')
+            if not views:
                 raise ValueError(
-                    "SharedCAMHead.loss_by_feat: ego_logits (B, C) is required when 'ego' is in "
-                    f'cls_views; got {None if ego_logits is None else tuple(ego_logits.shape)} for B={num}.'
+                    f'SharedCAMHead.loss_by_feat: cls_views={self.cls_views} has no loss on the ego CAMs that '
+                    'forward() gives; pass the ViewCAMs of forward_views.'
                 )
-            inputs['ego'] = (ego_logits, labels)
+        device = next(c for c in given.values() if c is not None).device
+        labels = labels_of(batch_data_samples, device)
+        num = labels.shape[0]
+        inputs = dict()
+        for view in (v for v in VIEWS if v in views):  # exo first, whatever the order of cls_views
+            cams = given[view]
+            if (
+                cams is None
+                or cams.dim() != 4
+                or num == 0
+                or cams.shape[0] % num
+                or (view == 'ego' and cams.shape[0] != num)
+            ):
+                expected = '(B, C, h, w)' if view == 'ego' else '(B*V, C, h, w)'
+                raise ValueError(
+                    f'SharedCAMHead.loss_by_feat: {view} CAMs {expected} are required when {view!r} is in '
+                    f'cls_views; got {None if cams is None else tuple(cams.shape)} for B={num} data samples.'
+                )
+            inputs[view] = (seg_logits.logits(view), labels.repeat_interleave(cams.shape[0] // num))
         losses = dict()
         for view, (logits, target) in inputs.items():
             for name, value in losses_by_name(self.loss_decode, logits, target).items():

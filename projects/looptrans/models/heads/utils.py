@@ -1,7 +1,7 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Helpers shared by the LoopTrans heads: class-map selection and masked pooling."""
 
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -61,6 +61,19 @@ def select_class_maps(maps: Tensor, labels: Tensor) -> Tensor:
         )
     index = labels.long().view(-1, 1, 1, 1).expand(-1, 1, *maps.shape[2:])
     return maps.gather(1, index).squeeze(1)
+
+
+def labels_of(batch_data_samples: Sequence, device: Optional[torch.device] = None) -> Tensor:
+    """The affordance label (B,) long of each data sample, its ``metainfo['gt_label']`` (set by the dataset and
+    packed by ``PackAffordanceInputs``), on ``device``."""
+    try:
+        labels = [int(sample.metainfo['gt_label']) for sample in batch_data_samples]
+    except KeyError as err:
+        raise KeyError(
+            "a data sample has no metainfo['gt_label'] (the affordance index); the training and test pipelines "
+            'must end with PackAffordanceInputs, which packs it.'
+        ) from err
+    return torch.as_tensor(labels, dtype=torch.long, device=device)
 
 
 def as_feature_list(inputs: Union[Tensor, Sequence[Tensor]]) -> List[Tensor]:

@@ -1,4 +1,5 @@
+from .base import AffordanceSegmentor
 from .locate import LOCATE
 from .looptrans import LoopTrans
 
-__all__ = ['LOCATE', 'LoopTrans']
+__all__ = ['AffordanceSegmentor', 'LOCATE', 'LoopTrans']

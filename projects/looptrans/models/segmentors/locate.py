@@ -18,15 +18,14 @@ from typing import Dict, Optional, Sequence
 import torch
 import torch.nn.functional as F
 from mmengine.logging import MessageHub, print_log
-from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
 from ...utils.maps import minmax_normalize
-from ..heads import select_class_maps
-from ..part_discovery import PartDiscovery, _gather_rows, cls_attention_saliency, part_saliency_score
-from .looptrans import LoopTrans, _check_cfg_keys
+from ..heads import labels_of, select_class_maps
+from ..part_discovery import border_mask, cls_attention_saliency, gather_rows, part_saliency_score
+from .base import AffordanceSegmentor, check_cfg_keys, split_views
 
 #: The keys ``model.train_cfg`` / ``model.test_cfg`` of :class:`LOCATE` understand.
 TRAIN_CFG_KEYS = ('warm_epoch', 'warm_iter')
@@ -81,11 +80,11 @@ def euclidean_farthest_init(x: Tensor, valid: Tensor, num_clusters: int) -> Tens
     mean = (x * weight[..., None]).sum(1) / weight.sum(1, keepdim=True).clamp(min=1)
     first = _squared_distances(x, mean[:, None])[..., 0].masked_fill(~valid, float('inf')).argmin(dim=1)
     indices = [first]
-    nearest = _squared_distances(x, _gather_rows(x, first)[:, None])[..., 0].masked_fill(~valid, float('-inf'))
+    nearest = _squared_distances(x, gather_rows(x, first)[:, None])[..., 0].masked_fill(~valid, float('-inf'))
     for _ in range(num_clusters - 1):
         nxt = nearest.argmax(dim=1)
         indices.append(nxt)
-        nearest = torch.minimum(nearest, _squared_distances(x, _gather_rows(x, nxt)[:, None])[..., 0])
+        nearest = torch.minimum(nearest, _squared_distances(x, gather_rows(x, nxt)[:, None])[..., 0])
     return torch.stack(indices, dim=1)
 
 
@@ -118,7 +117,7 @@ def euclidean_kmeans(x: Tensor, valid: Tensor, num_clusters: int, max_iters: int
         x = x.float()
     valid = valid.bool()
     weight = valid.to(x.dtype)[..., None]
-    centres = _gather_rows(x, euclidean_farthest_init(x, valid, num_clusters))
+    centres = gather_rows(x, euclidean_farthest_init(x, valid, num_clusters))
     done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     for _ in range(max_iters):
         assign = _squared_distances(x, centres).argmin(dim=2)
@@ -168,12 +167,12 @@ def select_part_prototypes(
     valid = best_score >= threshold
     if has_centroids is not None:
         valid = valid & has_centroids.bool()
-    prototype = _gather_rows(cens, part) * valid[:, None].to(cens.dtype)
+    prototype = gather_rows(cens, part) * valid[:, None].to(cens.dtype)
     return dict(prototype=prototype, valid=valid, part=part, part_score=score, sim_maps=sim)
 
 
 @MODELS.register_module()
-class LOCATE(BaseSegmentor):
+class LOCATE(AffordanceSegmentor):
     """LOCATE (CVPR 2023) as a baseline: localise the affordance part in the exo views, transfer it to the ego.
 
     Training, for a batch of ``B`` samples of one ego and ``V`` exo images (``inputs`` (B, 1 + V, 3, H, W),
@@ -191,7 +190,8 @@ class LOCATE(BaseSegmentor):
        ``proto_valid`` (logged, not optimised) is the share of samples with a prototype.
 
     Test: the ego CAM of the asked affordance (``pred_heatmap``), as :class:`LoopTrans` with
-    ``test_cfg.heatmap='cam'`` (its inference functions, the same outputs).
+    ``test_cfg.heatmap='cam'`` (the inference of their common base,
+    :class:`~looptrans.models.segmentors.base.AffordanceSegmentor`: the same outputs).
 
     Args:
         backbone: a frozen :class:`DINOVisionTransformer` config (descriptors and features: its last-block keys).
@@ -267,13 +267,13 @@ class LOCATE(BaseSegmentor):
         self.saliency_heads = tuple(int(h) for h in saliency_heads)
         self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
-        _check_cfg_keys('train_cfg', self.train_cfg, TRAIN_CFG_KEYS)
-        _check_cfg_keys('test_cfg', self.test_cfg, TEST_CFG_KEYS)
+        check_cfg_keys('train_cfg', self.train_cfg, TRAIN_CFG_KEYS)
+        check_cfg_keys('test_cfg', self.test_cfg, TEST_CFG_KEYS)
         if len(self.train_cfg) > 1:
             raise ValueError(f'LOCATE: model.train_cfg takes warm_epoch or warm_iter, not both: {self.train_cfg}.')
         if not self.train_cfg:
             self.train_cfg['warm_epoch'] = 0  # LOCATE's default
-        self._heatmap_source()  # a bad test_cfg.heatmap fails now, not after training
+        self.heatmap_source  # reading it checks test_cfg.heatmap: a bad one fails now, not after training
         self._warned_warm_up = False
         self.num_classes = self.cam_head.num_classes
 
@@ -314,7 +314,7 @@ class LOCATE(BaseSegmentor):
         """(B, h*w) bool: LOCATE's ``sam_hard`` (``'saliency'``) or the grid's interior (``'border'``)."""
         if self.exclude_background == 'saliency':
             return cls_attention_saliency(cls_attn, self.saliency_heads)
-        interior = PartDiscovery._border_mask(*cls_attn.shape[-2:], device=cls_attn.device) == 0
+        interior = border_mask(*cls_attn.shape[-2:], device=cls_attn.device) == 0
         return interior[None].expand(cls_attn.shape[0], -1)
 
     @torch.no_grad()
@@ -344,17 +344,18 @@ class LOCATE(BaseSegmentor):
     def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
         """LOCATE's training losses: ``loss_cls_exo``, ``loss_cls_ego``, ``loss_concentration``, ``loss_proto``
         (zero during the warm-up), and ``proto_valid`` (logged)."""
-        ego, exo = LoopTrans._split_views(inputs)
+        ego, exo = split_views(inputs)
         num, views = exo.shape[:2]
         if views == 0:
             raise ValueError('training needs exocentric views: inputs has only the egocentric view (V=1)')
-        labels = LoopTrans._labels(data_samples, inputs.device)
+        labels = labels_of(data_samples, inputs.device)
 
         desc = self._descriptors(torch.cat([ego, exo.flatten(0, 1)]))
         keys, grid = desc['keys'], desc['grid']
         feats = self._keys_to_map(keys, grid)
-        cams_exo, _, cams_ego, _ = self.cam_head.forward_views(feats[num:], feats[:num])
-        losses = self.cam_head.loss_by_feat(self.cam_head.logits(cams_exo), self.cam_head.logits(cams_ego), labels)
+        cams = self.cam_head.forward_views(feats[num:], feats[:num])
+        cams_exo, cams_ego = cams.exo_cams, cams.ego_cams
+        losses = self.cam_head.loss_by_feat(cams, data_samples)
         losses[self.concentration_loss.loss_name] = self.concentration_loss(cams_ego)
 
         cam_ego = select_class_maps(cams_ego, labels)  # (B, h, w), with gradient: the prototype loss trains it
@@ -372,23 +373,7 @@ class LOCATE(BaseSegmentor):
         return losses
 
     # ------------------------------------------------------------------ inference
-    def _check_heatmap_source(self, source: str) -> None:
+    def check_heatmap_source(self, source: str) -> None:
+        """LOCATE has only the ego CAM; any other ``test_cfg.heatmap`` is a ValueError."""
         if source != 'cam':
             raise ValueError(f"LOCATE has only the ego CAM: model.test_cfg.heatmap must be 'cam', got {source!r}")
-
-    def _heatmap_source(self) -> str:
-        source = self.test_cfg.get('heatmap', 'cam')
-        self._check_heatmap_source(source)
-        return source
-
-    # LoopTrans's inference with test_cfg.heatmap='cam' (the same functions, hence the same outputs for
-    # tools/test.py, tools/infer.py and AffordanceMetric): the bilinearly resized ego CAMs, pred_heatmap of the
-    # asked affordance.
-    decode_heatmaps = LoopTrans.decode_heatmaps
-    encode_decode = LoopTrans.encode_decode
-    inference = LoopTrans.inference
-    inference_with_logits = LoopTrans.inference_with_logits
-    predict = LoopTrans.predict
-    _forward = LoopTrans._forward
-    _resize = staticmethod(LoopTrans._resize)
-    _labels = staticmethod(LoopTrans._labels)

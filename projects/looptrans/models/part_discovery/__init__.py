@@ -1,0 +1,32 @@
+# Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
+"""Part discovery: the pseudo-masks that supervise the pixel head.
+
+- :mod:`.base`: the interface, :class:`BasePartDiscovery` (subclass it and implement ``discover``) and its
+  typed result :class:`PartDiscoveryResult` (pseudo-masks, validity, part IoUs and their statistics);
+- :mod:`.cam_iou`: :class:`PartDiscovery`, LoopTrans's algorithm (K-means parts matched to the CAM by IoU);
+- :mod:`.kmeans`, :mod:`.saliency`, :mod:`.silhouette`: its building blocks (batched cosine K-means, LOCATE's
+  CLS-attention saliency and part score, the silhouette that chooses K).
+"""
+
+from .base import PSEUDO_MASK_FIELD, BasePartDiscovery, PartDiscoveryResult, check_discovery_inputs, pseudo_mask_iou
+from .cam_iou import PartDiscovery
+from .kmeans import cosine_kmeans, farthest_point_init, gather_rows, random_init
+from .saliency import border_mask, cls_attention_saliency, part_saliency_score
+from .silhouette import cosine_silhouette
+
+__all__ = [
+    'PSEUDO_MASK_FIELD',
+    'BasePartDiscovery',
+    'PartDiscovery',
+    'PartDiscoveryResult',
+    'border_mask',
+    'check_discovery_inputs',
+    'cls_attention_saliency',
+    'cosine_kmeans',
+    'cosine_silhouette',
+    'farthest_point_init',
+    'gather_rows',
+    'part_saliency_score',
+    'pseudo_mask_iou',
+    'random_init',
+]

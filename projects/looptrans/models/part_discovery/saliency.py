@@ -1,0 +1,67 @@
+# Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
+"""Background priors for part selection: LOCATE's CLS-attention saliency and part score, and the grid border."""
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+
+def cls_attention_saliency(cls_attn: Tensor, heads: Sequence[int] = (0, 1, 3)) -> Tensor:
+    """LOCATE's binary saliency mask from DINO's CLS attention (``models/locate.py``).
+
+    Each selected head's CLS-to-patch attention is thresholded at its own spatial mean, the binary maps
+    are averaged over the heads, min-max normalised (LOCATE's ``normalize_minmax``: a constant map gives
+    zeros) and thresholded at their mean.
+
+    Args:
+        cls_attn (Tensor): CLS attention over the patches (B, num_heads, h, w).
+        heads (Sequence[int]): Heads to use; LOCATE uses heads 0, 1 and 3 of ViT-S/16.
+
+    Returns:
+        Tensor: (B, h*w) bool; all False for an image whose heads agree everywhere (no salient region).
+    """
+    if cls_attn.dim() != 4:
+        raise ValueError(f'cls_attention_saliency: expected cls_attn (B, heads, h, w), got {tuple(cls_attn.shape)}.')
+    num_heads = cls_attn.shape[1]
+    if not heads or min(heads) < 0 or max(heads) >= num_heads:
+        raise ValueError(
+            f'cls_attention_saliency: heads {tuple(heads)} must be in [0, {num_heads}) for a '
+            f'backbone with {num_heads} heads; set part_discovery.saliency_heads.'
+        )
+    flat = cls_attn.flatten(2).float()  # (B, H, N)
+    binary = (flat > flat.mean(dim=-1, keepdim=True)).float()
+    sal = binary[:, list(heads)].mean(dim=1)  # (B, N)
+    low = sal.min(dim=1, keepdim=True).values
+    span = sal.max(dim=1, keepdim=True).values - low
+    sal = torch.where(span > 0, (sal - low) / span.clamp(min=1e-12), torch.zeros_like(sal))
+    return sal > sal.mean(dim=1, keepdim=True)
+
+
+def part_saliency_score(parts: Tensor, saliency: Tensor) -> Tensor:
+    """LOCATE's part score ``(|part ∩ sal| / |part| + |sal| / |part ∪ sal|) / 2`` of every part.
+
+    High for a part inside the salient (object) region, low for a background part. An empty part scores
+    0 (it cannot be chosen).
+
+    Args:
+        parts (Tensor): One-hot part assignment (B, N, K), float.
+        saliency (Tensor): Binary saliency (B, N), float.
+
+    Returns:
+        Tensor: (B, K) scores in [0, 1].
+    """
+    inter = torch.einsum('bnk,bn->bk', parts, saliency)
+    size = parts.sum(dim=1)
+    sal_size = saliency.sum(dim=1, keepdim=True)
+    union = size + sal_size - inter
+    score = (inter / size.clamp(min=1) + sal_size / union.clamp(min=1)) / 2
+    return torch.where(size > 0, score, torch.zeros_like(score))
+
+
+def border_mask(h: int, w: int, device: torch.device) -> Tensor:
+    """(h*w,) float mask of the grid's outermost ring of tokens (the object-centric background prior)."""
+    mask = torch.ones(h, w, device=device)
+    if h > 2 and w > 2:
+        mask[1:-1, 1:-1] = 0
+    return mask.flatten()
