@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import List, Optional
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -28,6 +29,7 @@ from looptrans.evaluation import (
     resize_maps,
 )
 from looptrans.evaluation.metrics import affordance_metric as metric_module
+from looptrans.utils.bilinear import linear_resize_table, resize_bilinear
 
 TOL = 1e-6
 
@@ -217,6 +219,44 @@ def test_resize_matches_bilinear_reference_and_torch(src, dst):
     # The Hotspots evaluator resizes with torch bilinear, align_corners=False: the same numbers.
     t = F.interpolate(torch.from_numpy(x)[None, None], size=dst, mode='bilinear', align_corners=False)
     np.testing.assert_allclose(ours, t[0, 0].numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    'src, dst',
+    [((14, 14), (224, 224)), ((480, 640), (224, 224)), ((224, 224), (224, 224)), ((1, 1), (4, 3)), ((5, 9), (2, 3))],
+)
+def test_kernel_resize_matches_bilinear_reference_opencv_and_torch(src, dst):
+    # the compiled kernel's resize (the AGD20K CPU path) against the pure-Python transcription,
+    # cv2.INTER_LINEAR (the published code's) and F.interpolate (the batched path's)
+    x = np.random.default_rng(1).random(src)
+    ours, lo, hi, total = resize_bilinear(x, dst)
+    assert ours.shape == dst and ours.dtype == np.float64
+    np.testing.assert_allclose(ours, np.array(ref_resize(x.tolist(), *dst)), atol=1e-13)
+    np.testing.assert_allclose(ours, cv2.resize(x, dst[::-1], interpolation=cv2.INTER_LINEAR), atol=1e-13)
+    t = F.interpolate(torch.from_numpy(x)[None, None], size=dst, mode='bilinear', align_corners=False)
+    np.testing.assert_allclose(ours, t[0, 0].numpy(), atol=1e-13)
+    assert (lo, hi) == (ours.min(), ours.max())
+    assert total == pytest.approx(ours.sum(), rel=1e-13)
+
+
+def test_kernel_resize_tables_reject_empty_axes():
+    with pytest.raises(ValueError, match='0 pixels'):
+        linear_resize_table(0, 224)
+    with pytest.raises(ValueError, match='expected a 2-D map'):
+        resize_bilinear(np.ones((2, 2, 2)), (4, 4))
+
+
+def test_kernel_reports_an_infinite_or_overflowing_gt_by_name():
+    pred = np.random.default_rng(2).random((1, 8, 8))
+    with pytest.raises(ValueError, match=r'a\.png.*NaN or inf'):
+        agd20k_scores(pred, np.full((1, 8, 8), np.inf), names=['a.png'])
+    gt = np.zeros((1, 8, 8))
+    gt[0, 2, 3] = np.nan  # a single NaN pixel shows in the resized map's sum
+    with pytest.raises(ValueError, match=r'b\.png.*NaN or inf'):
+        agd20k_scores(pred, gt, names=['b.png'], size=8)
+    # finite and non-negative, but the sum overflows: named, not a silent inf/NaN score
+    with pytest.raises(ValueError, match=r'c\.png.*too large to sum'):
+        agd20k_scores(pred, np.full((1, 8, 8), 1e307), names=['c.png'])
 
 
 def test_resize_accepts_mixed_sizes_and_checks_shapes():

@@ -41,20 +41,20 @@ Conventions of this module:
 * Maps are 2-D; a batch is an ``(N, H, W)`` array or a sequence of 2-D arrays of any sizes. All
   arithmetic is ``float64``, GT included (the published prediction path, ``normalize_map`` on the
   network's float32 output, runs in ``float32``; the difference is ~1e-7 per score).
-* Resizing calls OpenCV once per map: ``cv2.resize`` on a many-channel image gives slightly
-  different numbers (~1e-5), so maps are never stacked as channels. On the CPU the AGD20K scores
-  are computed one image at a time by ``_agd20k_map``, on scratch buffers reused from image to
-  image, with the published steps rearranged into fewer passes over the maps (exact in real
-  arithmetic; the scores differ from the published operations by rounding, ~1e-15), optionally on
-  several threads. :func:`agd20k_scores_batched` computes them batched over images with torch on
-  any device (an accelerator in the test loop), with the published operations as they are and
-  ``F.interpolate`` for the resize (the same numbers as ``cv2.INTER_LINEAR``). The Hotspots scores
-  are vectorised over chunks of maps. No Python loop runs over pixels.
+* On the CPU the AGD20K scores are computed one image at a time by a compiled kernel
+  (:mod:`looptrans.evaluation.agd20k_kernel`, numba): both bilinear resizes (the same numbers as
+  ``cv2.INTER_LINEAR`` to ~1e-14) and every score in four fused loops over the maps, on scratch
+  maps reused from image to image, with the published steps rearranged into fewer passes (exact in
+  real arithmetic; the scores differ from the published operations by rounding, ~1e-14), optionally
+  on several threads (the kernel releases the GIL). :func:`agd20k_scores_batched` computes them
+  batched over images with torch on any device (an accelerator in the test loop), with the
+  published operations as they are and ``F.interpolate`` for the resize. Elsewhere (``resize_maps``,
+  the Hotspots scores) resizing calls OpenCV once per map (``cv2.resize`` on a many-channel image
+  gives slightly different numbers, ~1e-5, so maps are never stacked as channels), and the Hotspots
+  scores are vectorised over chunks of maps. No Python loop runs over pixels.
 * Where the time goes (AGD20K, CPU, 14x14 predictions, 480x640 float64 GT; ``docs/benchmarks.md``):
-  about half is the GT resize, which reads the whole 2.4 MB GT map (memory-bound: ~0.09 ms when the
-  map is in the cache, ~0.25 ms from memory); the rest is ~15 passes over 224x224 float64 maps (the
-  logarithm and the division of KLD are the costliest). The published code's per-pixel Python loop
-  (``image_binary``) is ~90% of its ~7-8 ms per image.
+  about half is the GT resize, which reads the whole 2.4 MB GT map from memory (memory-bound); the
+  published code's per-pixel Python loop (``image_binary``) is ~90% of its ~7-8 ms per image.
 * Non-finite values in a prediction are replaced by the finite minimum of that map (0 if it has
   none) before anything else; the affected images are flagged so callers can count and report them.
 * A score that is undefined for an image is NaN in the returned arrays, with a flag saying why;
@@ -77,6 +77,7 @@ import torch.nn.functional as F
 # The shared normaliser and non-finite replacement (re-exported: part of this module's protocol API).
 # Every metric call passes its published eps explicitly (EPS for AUC-J, 1e-10 for predictions).
 from ..utils.maps import minmax_normalize, replace_nonfinite
+from .agd20k_kernel import GT_BAD, GT_EMPTY, agd20k_image
 
 __all__ = [
     'EPS',
@@ -458,9 +459,9 @@ def agd20k_scores(
 ) -> Dict[str, np.ndarray]:
     """KLD, SIM and NSS per image with the AGD20K / HICO-IIF protocol (see the module docstring).
 
-    This is the CPU implementation: OpenCV / NumPy, one image after the other on scratch buffers that
-    are reused from image to image (see :func:`_agd20k_map`), optionally on several threads (both
-    libraries release the GIL). :func:`agd20k_scores_batched` computes the same scores batched over
+    This is the CPU implementation: a compiled kernel, one image after the other on scratch buffers
+    that are reused from image to image (see :func:`_agd20k_map`), optionally on several threads (the
+    kernel releases the GIL). :func:`agd20k_scores_batched` computes the same scores batched over
     images with torch, on any device.
 
     Args:
@@ -499,7 +500,7 @@ def agd20k_scores(
     def score(indices: Sequence[int]) -> None:
         with _borrowed_buffers(size_hw) as buffers:
             for i in indices:
-                values[i], empty[i], nonfinite[i] = _agd20k_map(pred_maps[i], gt_maps[i], size_hw, buffers, names, i)
+                values[i], empty[i], nonfinite[i] = _agd20k_map(pred_maps[i], gt_maps[i], buffers, names, i)
 
     workers = max(1, min(int(num_threads), n_maps))
     if workers == 1:
@@ -544,14 +545,9 @@ class _Buffers:
         self.size_hw = size_hw
         self.pred = np.empty(size_hw)
         self.gt = np.empty(size_hw)
-        n = size_hw[0] * size_hw[1]
-        self.map1 = np.empty(n)
-        self.map2 = np.empty(n)
-        self.mask = np.empty(n, dtype=bool)
-        self.mask_near = np.empty(n, dtype=bool)
 
 
-#: idle :class:`_Buffers`, kept across calls (one set per thread that scored at the same time; ~2.4 MB
+#: idle :class:`_Buffers`, kept across calls (one set per thread that scored at the same time; ~0.8 MB
 #: each at 224x224); pooled rather than thread-local, so that any thread, the caller's included, finds warm ones.
 _IDLE_BUFFERS: List[_Buffers] = []
 _IDLE_LOCK = threading.Lock()
@@ -572,48 +568,9 @@ def _borrowed_buffers(size_hw: Tuple[int, int]) -> Iterator[_Buffers]:
             _IDLE_BUFFERS[:] = [b for b in _IDLE_BUFFERS if b.size_hw == size_hw] + [buffers]
 
 
-def _resize_into(m: np.ndarray, size_hw: Tuple[int, int], out: np.ndarray) -> np.ndarray:
-    """``cv2.resize(m, (w, h))`` (``INTER_LINEAR``, float64) written into ``out``; a copy when ``m`` has that size."""
-    if m.shape == size_hw:
-        np.copyto(out, m)
-        return out
-    resized = cv2.resize(np.ascontiguousarray(m), size_hw[::-1], dst=out, interpolation=cv2.INTER_LINEAR)
-    if resized is not out:  # OpenCV allocates a new array when the destination does not fit
-        np.copyto(out, resized)
-    return out
-
-
-def _fixation_mask(g: np.ndarray, lo: float, hi: float, buffers: _Buffers) -> np.ndarray:
-    """NSS fixations of a (flat) GT map: the published ``minmax(g / 255, 1e-12) > 0.1``, in one comparison.
-
-    ``((g / d - lo / d) / (hi / d - lo / d + eps)) > t`` (``d = 255``) is, in exact arithmetic,
-    ``g > lo + t * (hi - lo + d * eps)``. Rounding makes the two differ only for pixels within a few
-    ulps of that bound, so pixels within ``1e-12 * hi`` of it are counted: if there are any, the
-    published operations decide (the slow path; map values that land exactly on grey-level
-    half-ways stay ~2.5e-11 away from the bound because of the eps, so this is rare). ``hi > 0``.
-    """
-    bound = lo + NSS_THRESHOLD * (hi - lo + NSS_GT_DIVISOR * EPS)
-    band = 1e-12 * hi
-    above = np.greater(g, bound + band, out=buffers.mask)
-    near = np.greater(g, bound - band, out=buffers.mask_near)
-    if np.count_nonzero(near) == np.count_nonzero(above):
-        return above
-    return _fixations(g, lo, hi, NSS_THRESHOLD, EPS, NSS_GT_DIVISOR)
-
-
-def _dot(a: np.ndarray, b: np.ndarray) -> float:
-    """``sum(a * b)`` of two flat float64 maps in one pass, in the calling thread.
-
-    ``np.einsum`` rather than ``np.dot``: BLAS may start its own threads for a 50k-element dot
-    product, which is ~30x slower on a small shared machine and fights the metric's threads.
-    """
-    return float(np.einsum('i,i->', a, b))
-
-
 def _agd20k_map(
     pred: np.ndarray,
     gt: np.ndarray,
-    size_hw: Tuple[int, int],
     buffers: _Buffers,
     names: Optional[Sequence[str]] = None,
     index: int = 0,
@@ -621,59 +578,27 @@ def _agd20k_map(
     """KLD, SIM, NSS of one image (AGD20K protocol), whether its GT is empty, whether its prediction
     had non-finite values.
 
-    The maps are resized by OpenCV into ``buffers`` and every later step writes into them, so no
-    map-sized array is allocated. The published steps are rearranged to pass over the maps fewer
-    times; every rearrangement is exact in real arithmetic and changes the scores by rounding only
-    (~1e-15):
-
-    * the prediction's min-max ``p = (r - min) / d`` (``d = max - min + 1e-10``, ``normalize_map``)
-      is never divided out: with ``q = r - min``, ``map1 = p / (sum(p) + eps) = q / (sum(q) + d *
-      eps)``, and NSS, ``sum((p - mean) / std * f) / sum(f + eps)``, is the same with ``q`` for ``p``
-      (``d`` cancels); ``std(q)^2 = mean(q^2) - mean(q)^2``, well conditioned since ``0 <= q <= d``;
-    * the fixations use one comparison with a per-image bound (:func:`_fixation_mask`);
-    * the NSS numerator is ``sum(q[f]) - mean(q) * count(f)`` and its denominator, the published
-      ``sum(f + eps)``, is ``count(f) + H * W * eps``;
-    * sums of products are dot products (:func:`_dot`); divisions by a per-image sum are
-      multiplications by its reciprocal.
+    The work is the compiled kernel :func:`~looptrans.evaluation.agd20k_kernel.agd20k_image` (both
+    resizes and every score in four fused loops over the maps, with the GIL released), on the
+    scratch maps of ``buffers``; here only the prediction's non-finite values are replaced and a bad
+    GT is reported.
     """
     lo, hi = pred.min(), pred.max()  # NaN propagates; +-inf shows
     changed = not (np.isfinite(lo) and np.isfinite(hi))
     if changed:
         pred, _ = replace_nonfinite(pred)
-    if gt.shape == size_hw:
-        g = np.ascontiguousarray(gt).ravel()  # only read: no copy needed
-    else:
-        g = _resize_into(gt, size_hw, buffers.gt).ravel()
-    g_lo, g_hi = g.min(), g.max()
-    _check_gt(g, g_lo, g_hi, names, index)
-    if g_hi <= 0:  # all zero: the published code would score it KLD = 0, so it is left out instead
+    kld_value, sim_value, nss_value, status, g_lo, g_hi = agd20k_image(
+        pred, gt, buffers.pred, buffers.gt, EPS, PRED_MINMAX_EPS, NSS_GT_DIVISOR, NSS_THRESHOLD
+    )
+    if status == GT_BAD:
+        _check_gt(buffers.gt, buffers.gt.min(), buffers.gt.max(), names, index)
+        # only a GT sum that overflows (values ~1e300) gets here: finite, non-negative, yet unusable
+        raise ValueError(
+            f'GT {_name(names, index)} has values too large to sum (max {g_hi:.4g}); GT heatmaps must '
+            f'be grayscale/255 maps in [0, 1] - check the GT file and its loader'
+        )
+    if status == GT_EMPTY:  # all zero: the published code would score it KLD = 0, so it is left out instead
         return (np.nan, np.nan, np.nan), True, changed
-    n = g.size
-    q = _resize_into(pred, size_hw, buffers.pred).ravel()
-    lo, hi = q.min(), q.max()
-    np.subtract(q, lo, out=q)
-    d = hi - lo + PRED_MINMAX_EPS
-    q_sum = q.sum()
-    q_mean = q_sum / n
-    q_var = max(_dot(q, q) / n - q_mean * q_mean, 0.0)
-
-    # NSS (a constant prediction, std 0, scores 0: see nss())
-    fix = _fixation_mask(g, g_lo, g_hi, buffers)
-    n_fix = np.count_nonzero(fix)
-    fix_float = buffers.map1
-    np.copyto(fix_float, fix)
-    nss_value = 0.0 if q_var == 0 else (_dot(q, fix_float) - q_mean * n_fix) / np.sqrt(q_var) / (n_fix + n * EPS)
-
-    # KLD and SIM: map1 = p / (sum(p) + eps), map2 = gt / (sum(gt) + eps)
-    map1 = np.multiply(q, 1.0 / (q_sum + d * EPS), out=buffers.map1)
-    map2 = np.multiply(g, 1.0 / (g.sum() + EPS), out=buffers.map2)
-    sim_value = np.minimum(map1, map2, out=q).sum()
-    ratio = map1  # reused: map2 / (map1 + eps) + eps, then its log
-    np.add(ratio, EPS, out=ratio)
-    np.divide(map2, ratio, out=ratio)
-    np.add(ratio, EPS, out=ratio)
-    np.log(ratio, out=ratio)
-    kld_value = _dot(map2, ratio)
     return (kld_value, sim_value, nss_value), False, changed
 
 

@@ -3,13 +3,13 @@
 import logging
 from typing import Optional, Sequence, Tuple, Union
 
-import cv2
 import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
+from ...utils.bilinear import resize_bilinear
 from ..file_io import decode_gt, decode_image, ensure_bgr3, gt_heatmap, read_file, truncation
 
 __all__ = ['LoadAffordanceViews', 'LoadAffordanceGT', 'LoadEgoPartMask', 'ensure_bgr3']
@@ -194,7 +194,9 @@ class LoadAffordanceGT(BaseTransform):
         if self.resize_to is not None:
             h, w = self.resize_to
             if heat.shape != (h, w):
-                heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
+                # the metric's own resize (cv2.INTER_LINEAR to ~1e-14): scores are bit for bit those of
+                # the GT resized in AffordanceMetric
+                heat = resize_bilinear(heat, (h, w))[0]
             results['gt_resized_to'] = (h, w)
         results['gt_heatmap'] = heat
         return results
