@@ -53,6 +53,7 @@ def _sibling(name: str):
 _part_count_study = _sibling('part_count_study')
 _run = _part_count_study._run
 test_metrics = _part_count_study.test_metrics
+train_pm_true_iou = _part_count_study.train_pm_true_iou
 
 
 def run_one(row: str, seed: int, root: str, cfg_options: Sequence[str]) -> Dict[str, float]:
@@ -68,6 +69,9 @@ def run_one(row: str, seed: int, root: str, cfg_options: Sequence[str]) -> Dict[
     _run(['tools/test.py', config, ckpt, '--work-dir', osp.join(work, 'test'), *options], osp.join(work, 'test.log'))
     figures = test_metrics(osp.join(work, 'test.log'))
     figures.update(pointing(config, ckpt, cfg_options))
+    # the pseudo-masks' IoU with the true part, last logged training lines; NaN for rows without part discovery
+    pm_iou = train_pm_true_iou(osp.join(work, 'train.log'))
+    figures['pm_true_iou'] = float('nan') if pm_iou is None else pm_iou
     return figures
 
 
@@ -89,8 +93,12 @@ def pointing(config: str, ckpt: str, cfg_options: Sequence[str]) -> Dict[str, fl
 
 
 def summarise(values: Sequence[float]) -> tuple:
-    """(mean, sample std, n); std is NaN for one value."""
+    """(mean, sample std, n) of the finite values (a row without part discovery has NaN IoUs); std is NaN for
+    one value, mean too for none."""
     arr = np.asarray(values, np.float64)
+    arr = arr[np.isfinite(arr)]
+    if not len(arr):
+        return float('nan'), float('nan'), 0
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else float('nan'), len(arr)
 
 
@@ -103,7 +111,7 @@ def beyond_noise(a: Sequence[float], b: Sequence[float]) -> Optional[bool]:
     return abs(diff) > 2 * se if se > 0 else diff != 0
 
 
-COLUMNS = (*METRICS, 'on_object', 'on_part')
+COLUMNS = (*METRICS, 'on_object', 'on_part', 'pm_true_iou')
 
 
 def table(results: Dict[str, List[Dict[str, float]]]) -> List[str]:
@@ -117,7 +125,10 @@ def table(results: Dict[str, List[Dict[str, float]]]) -> List[str]:
     for row, runs in results.items():
         cells = []
         for col in COLUMNS:
-            mean, std, _ = summarise([r[col] for r in runs])
+            mean, std, n = summarise([r[col] for r in runs])
+            if not n:
+                cells.append('—')
+                continue
             cells.append(f'{mean:.3f}' + ('' if math.isnan(std) else f' ± {std:.3f}'))
         deltas = []
         for col in ('KLD', 'SIM'):
