@@ -24,6 +24,24 @@ TINY_MODEL = {
 }
 
 
+def build_tiny_looptrans(num_classes: int = 4, **model: dict):
+    """A LoopTrans built in memory (mmseg scope): a random 2-block DINO ViT, narrow CAM and pixel heads;
+    ``model`` adds or replaces top-level keys of the model dict (e.g. ``part_discovery=dict(...)``)."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    init_default_scope('mmseg')
+    tiny = dict(embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=384)
+    cfg = dict(
+        type='LoopTrans',
+        data_preprocessor=dict(type='AffordanceDataPreprocessor'),
+        backbone=dict(type='DINOVisionTransformer', arch=tiny, patch_size=16, frozen=True),
+        cam_head=dict(type='SharedCAMHead', in_channels=384, channels=32, num_classes=num_classes),
+        pixel_head=dict(type='PixelAffordanceHead', in_channels=384, channels=16, num_classes=num_classes),
+    )
+    return MODELS.build({**cfg, **model})
+
+
 def load_tool(*parts: str):
     """Import ``tools/<parts...>`` (a script, not a module of a package) and return it as a module."""
     path = osp.join(REPO, 'tools', *parts)

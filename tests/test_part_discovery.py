@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import build_tiny_looptrans
 from mmseg.registry import MODELS
 
 from looptrans.models.part_discovery import PartDiscovery, cosine_kmeans, farthest_point_init, random_init
@@ -428,21 +429,8 @@ def _square_discovery():
 
 
 def test_a_new_algorithm_is_one_registered_class_that_trains_in_looptrans():
-    from mmengine.registry import init_default_scope
-
     _square_discovery()
-    init_default_scope('mmseg')
-    tiny = dict(embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=384)
-    model = MODELS.build(
-        dict(
-            type='LoopTrans',
-            data_preprocessor=dict(type='AffordanceDataPreprocessor'),
-            backbone=dict(type='DINOVisionTransformer', arch=tiny, patch_size=16, frozen=True),
-            cam_head=dict(type='SharedCAMHead', in_channels=384, channels=32, num_classes=4),
-            pixel_head=dict(type='PixelAffordanceHead', in_channels=384, channels=16, num_classes=4),
-            part_discovery=dict(type='CAMThresholdDiscovery'),
-        )
-    )
+    model = build_tiny_looptrans(part_discovery=dict(type='CAMThresholdDiscovery'))
     from mmseg.structures import SegDataSample
 
     inputs = torch.randn(2, 3, 3, 64, 64, generator=torch.Generator().manual_seed(0))

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import cv2
 import pytest
 import torch
+from conftest import build_tiny_looptrans
 
 import looptrans  # noqa: F401
 from looptrans.engine.hooks import PseudoMaskHook
@@ -45,21 +46,9 @@ def test_render_takes_a_result_or_the_older_mapping_and_needs_the_cam():
 
 
 def test_hook_pictures_a_real_training_step(tmp_path):
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
 
-    init_default_scope('mmseg')
-    tiny = dict(embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=384)
-    model = MODELS.build(
-        dict(
-            type='LoopTrans',
-            data_preprocessor=dict(type='AffordanceDataPreprocessor'),
-            backbone=dict(type='DINOVisionTransformer', arch=tiny, patch_size=16, frozen=True),
-            cam_head=dict(type='SharedCAMHead', in_channels=384, channels=32, num_classes=4),
-            pixel_head=dict(type='PixelAffordanceHead', in_channels=384, channels=16, num_classes=4),
-        )
-    )
+    model = build_tiny_looptrans()
     images = [torch.randint(0, 255, (3, 3, 64, 64), dtype=torch.uint8) for _ in range(2)]
     samples = [SegDataSample(metainfo=dict(gt_label=i, affordance='hold', object='cup')) for i in (0, 1)]
     data = model.data_preprocessor(dict(inputs=images, data_samples=samples), True)
