@@ -91,6 +91,62 @@ def test_pixel_supervision_off_gives_zero_pixel_loss_but_keeps_graph():
     assert 'pm_valid' not in losses
 
 
+def _dill_and_cam_grads(model, inputs, samples):
+    """loss_dill and the gradient it alone sends into the shared CAM head's parameters."""
+    model.train()
+    losses = model.loss(inputs, samples)
+    model.zero_grad()
+    losses['loss_dill'].backward()
+    grads = [p.grad for p in model.cam_head.parameters() if p.grad is not None]
+    return losses['loss_dill'], grads
+
+
+def test_denoising_distillation_waits_for_the_pixel_heads_localisation():
+    """With a pixel head, the teacher is the pixel head's localisation only: before its supervision starts,
+    loss_dill is a zero that keeps the graph and sends nothing into the shared CAM."""
+    model = build()
+    model.pixel_supervision = False
+    dill, grads = _dill_and_cam_grads(model, *batch())
+    assert dill.item() == 0 and dill.requires_grad
+    assert all(p.grad is not None for p in model.noise_head.parameters())  # DDP: every parameter takes part
+    assert all(g.abs().sum() == 0 for g in grads)
+
+
+def test_denoising_distillation_teacher_is_the_pixel_heads_sigmoid_once_supervised():
+    from looptrans.models.heads.utils import select_class_maps
+
+    model = build()
+    model.pixel_supervision = True
+    inputs, samples = batch()
+    dill, grads = _dill_and_cam_grads(model, inputs, samples)
+    assert dill.item() > 0 and any(g.abs().sum() > 0 for g in grads)
+    # the same loss computed by hand from the pixel head's sigmoid of each sample's affordance
+    with torch.no_grad():
+        feats_ego, feats_exo, _ = model._encode_views(inputs[:, 0], inputs[:, 1:])
+        cams = model.cam_head.forward_views(feats_exo, feats_ego)
+        teacher = select_class_maps(model.pixel_head(feats_ego), torch.tensor([1, 3])).sigmoid()
+        expected = model.noise_head.loss(cams, teacher, samples)['loss_dill']
+    assert dill.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_without_a_pixel_head_the_min_max_ego_cam_is_the_teacher_from_the_start():
+    from looptrans.models.heads.utils import select_class_maps
+
+    model = build(pixel_head=None, test_cfg=dict(heatmap='cam'))
+    model.pixel_supervision = False
+    inputs, samples = batch()
+    dill, grads = _dill_and_cam_grads(model, inputs, samples)
+    assert dill.item() > 0 and any(g.abs().sum() > 0 for g in grads)
+    with torch.no_grad():
+        feats_ego, feats_exo, _ = model._encode_views(inputs[:, 0], inputs[:, 1:])
+        cams = model.cam_head.forward_views(feats_exo, feats_ego)
+        cam = select_class_maps(cams.ego_cams, torch.tensor([1, 3]))
+        low, high = cam.amin(dim=(1, 2), keepdim=True), cam.amax(dim=(1, 2), keepdim=True)
+        teacher = (cam - low) / (high - low)
+        expected = model.noise_head.loss(cams, teacher, samples)['loss_dill']
+    assert dill.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 @pytest.mark.parametrize(
     'overrides, absent',
     [

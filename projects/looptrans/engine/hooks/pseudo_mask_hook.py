@@ -31,8 +31,8 @@ class PseudoMaskHook(Hook):
     ``last_part_discovery`` :class:`~looptrans.models.part_discovery.PartDiscoveryResult` with its ``cam``).
 
     Pseudo-masks come from part discovery on the egocentric CAM, so they are meaningless until the CAM has
-    learnt something: pixel supervision (and the pixel head as the distillation teacher) is off before
-    ``start_iter`` and on from then. The masks are recomputed on every training step from the current CAM
+    learnt something: pixel supervision, and with it the denoising distillation (whose teacher is the pixel
+    head's localisation), is off before ``start_iter`` and on from then. The masks are recomputed on every training step from the current CAM
     (batched on the model's device, a few milliseconds), so they always follow the CAM.
 
     Args:

@@ -1,7 +1,7 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Noise-absorbing heads and the ego -> exo denoising distillation."""
 
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -78,14 +78,17 @@ class NoiseHead(BaseModule):
             )
         return self.conv_noise(embed)
 
-    def loss(self, cams: ViewCAMs, teacher: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+    def loss(self, cams: ViewCAMs, teacher: Optional[Tensor], batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """The denoising distillation loss of a training batch.
 
         Args:
             cams (ViewCAMs): The shared CAM head's output for both views (:meth:`SharedCAMHead.forward_views`).
             teacher (Tensor): The clean ego localisation of each sample's affordance (B, H', W'), e.g. the pixel
                 head's probabilities; resized bilinearly to the ego embedding's grid and used, detached, as the
-                weights of the ego pixel-level feature ``f_pixel`` (:func:`masked_average_pool`).
+                weights of the ego pixel-level feature ``f_pixel`` (:func:`masked_average_pool`). ``None`` while
+                there is no clean localisation yet (the pixel head before its supervision starts): the losses are
+                then zeros that keep the graph (every parameter still takes part, as DDP needs), so the
+                distillation cannot feed an unlocalised map back into the shared CAM.
             batch_data_samples (list[SegDataSample]): The B samples; ``metainfo['gt_label']`` selects the exo
                 CAM of each sample's affordance in its V views.
 
@@ -94,6 +97,9 @@ class NoiseHead(BaseModule):
         """
         labels = labels_of(batch_data_samples, cams.exo_embed.device)
         num = labels.shape[0]
+        waiting = teacher is None
+        if waiting:
+            teacher = cams.ego_embed.new_ones(num, *cams.ego_embed.shape[-2:])
         if num == 0 or cams.exo_embed.shape[0] % num or cams.ego_embed.shape[0] != num or teacher.shape[0] != num:
             raise ValueError(
                 f'NoiseHead.loss: expected exo embedding (B*V, D, h, w), ego embedding (B, D, h, w) and teacher '
@@ -105,7 +111,8 @@ class NoiseHead(BaseModule):
         noise_maps = self(cams.exo_embed)
         views = cams.exo_embed.shape[0] // num
         exo_cam = select_class_maps(cams.exo_cams, labels.repeat_interleave(views))
-        return self.loss_by_feat(noise_maps, cams.exo_embed, exo_cam, f_pixel)
+        losses = self.loss_by_feat(noise_maps, cams.exo_embed, exo_cam, f_pixel)
+        return {name: loss * 0 for name, loss in losses.items()} if waiting else losses
 
     def prototypes(self, exo_embed: Tensor, exo_cam: Tensor, noise_maps: Tensor) -> Tensor:
         """Assignment-weighted prototypes (N, 1 + M, D): f_exo, f_noise_1..M."""
