@@ -32,8 +32,9 @@ class PseudoMaskHook(Hook):
 
     Pseudo-masks come from part discovery on the egocentric CAM, so they are meaningless until the CAM has
     learnt something: pixel supervision, and with it the denoising distillation (whose teacher is the pixel
-    head's localisation), is off before ``start_iter`` and on from then. The masks are recomputed on every training step from the current CAM
-    (batched on the model's device, a few milliseconds), so they always follow the CAM.
+    head's localisation), is off before ``start_iter`` and on from then. The masks are recomputed on every
+    training step from the current CAM (batched on the model's device, a few milliseconds), so they always
+    follow the CAM.
 
     Args:
         start_iter: first (0-based) training iteration with pixel supervision. 0 = from the start.

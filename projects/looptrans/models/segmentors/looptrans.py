@@ -245,12 +245,12 @@ class LoopTrans(AffordanceSegmentor):
         """The clean ego localisation the denoising distillation feeds back, before the pixel head's output
         (which :meth:`loss` uses instead once the pixel head is supervised).
 
-        With a pixel head the teacher is the pixel head's localisation only (the paper's ``f_pixel``), so
-        until the :class:`PseudoMaskHook` switches pixel supervision on there is none (``None``: the noise head
-        waits). Feeding the untrained ego CAM back instead locks the shared CAM onto the backdrop: on the generated benchmark its maximum was on the object in 31% of the test images
-        against 64% when the distillation waits (``docs/generated_benchmark.md``). Without a pixel head (the
-        "shared CAM + denoising" and "denoising" ablation rows) the min-max normalised ego CAM of the labelled
-        affordance is the teacher from the start: there is nothing else to distil.
+        With a pixel head the teacher is the pixel head's localisation only (the paper's ``f_pixel``), so until
+        the :class:`PseudoMaskHook` switches pixel supervision on there is none (``None``: the noise head waits).
+        Feeding the untrained ego CAM back instead pulls the shared CAM towards the backdrop, which most of an
+        unlocalised map's weight lies on (measured in ``docs/generated_benchmark.md``). Without a pixel head
+        (the "shared CAM + denoising" and "denoising" ablation rows) the min-max normalised ego CAM of the
+        labelled affordance is the teacher from the start: there is nothing else to distil.
         """
         return minmax_normalize(cam_ego) if self.pixel_head is None else None
 
