@@ -112,6 +112,15 @@ def test_denoising_distillation_waits_for_the_pixel_heads_localisation():
     assert all(g.abs().sum() == 0 for g in grads)
 
 
+def _dill_by_hand(model, inputs, samples, teacher_of):
+    """The noise head's loss on the model's own views, with the teacher ``teacher_of(cams, feats_ego)`` of each
+    sample's affordance (the labels of :func:`batch`)."""
+    with torch.no_grad():
+        feats_ego, feats_exo, _ = model._encode_views(inputs[:, 0], inputs[:, 1:])
+        cams = model.cam_head.forward_views(feats_exo, feats_ego)
+        return model.noise_head.loss(cams, teacher_of(cams, feats_ego), samples)['loss_dill']
+
+
 def test_denoising_distillation_teacher_is_the_pixel_heads_sigmoid_once_supervised():
     from looptrans.models.heads.utils import select_class_maps
 
@@ -120,13 +129,11 @@ def test_denoising_distillation_teacher_is_the_pixel_heads_sigmoid_once_supervis
     inputs, samples = batch()
     dill, grads = _dill_and_cam_grads(model, inputs, samples)
     assert dill.item() > 0 and any(g.abs().sum() > 0 for g in grads)
-    # the same loss computed by hand from the pixel head's sigmoid of each sample's affordance
-    with torch.no_grad():
-        feats_ego, feats_exo, _ = model._encode_views(inputs[:, 0], inputs[:, 1:])
-        cams = model.cam_head.forward_views(feats_exo, feats_ego)
-        teacher = select_class_maps(model.pixel_head(feats_ego), torch.tensor([1, 3])).sigmoid()
-        expected = model.noise_head.loss(cams, teacher, samples)['loss_dill']
-    assert dill.item() == pytest.approx(expected.item(), rel=1e-5)
+
+    def pixel_sigmoid(cams, feats_ego):
+        return select_class_maps(model.pixel_head(feats_ego), torch.tensor([1, 3])).sigmoid()
+
+    assert dill.item() == pytest.approx(_dill_by_hand(model, inputs, samples, pixel_sigmoid).item(), rel=1e-5)
 
 
 def test_without_a_pixel_head_the_min_max_ego_cam_is_the_teacher_from_the_start():
@@ -137,14 +144,13 @@ def test_without_a_pixel_head_the_min_max_ego_cam_is_the_teacher_from_the_start(
     inputs, samples = batch()
     dill, grads = _dill_and_cam_grads(model, inputs, samples)
     assert dill.item() > 0 and any(g.abs().sum() > 0 for g in grads)
-    with torch.no_grad():
-        feats_ego, feats_exo, _ = model._encode_views(inputs[:, 0], inputs[:, 1:])
-        cams = model.cam_head.forward_views(feats_exo, feats_ego)
+
+    def min_max_ego_cam(cams, feats_ego):
         cam = select_class_maps(cams.ego_cams, torch.tensor([1, 3]))
         low, high = cam.amin(dim=(1, 2), keepdim=True), cam.amax(dim=(1, 2), keepdim=True)
-        teacher = (cam - low) / (high - low)
-        expected = model.noise_head.loss(cams, teacher, samples)['loss_dill']
-    assert dill.item() == pytest.approx(expected.item(), rel=1e-5)
+        return (cam - low) / (high - low)
+
+    assert dill.item() == pytest.approx(_dill_by_hand(model, inputs, samples, min_max_ego_cam).item(), rel=1e-5)
 
 
 @pytest.mark.parametrize(
