@@ -714,6 +714,30 @@ def test_nss_fixations_near_the_bound_follow_the_published_operations():
     assert batched['NSS'][0] == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize('lo, hi', [(0.0, 1.0), (0.2, 0.7), (0.0, 1e-9), (3.0, 3.0 + 1e-13), (0.5, 0.5), (1e3, 2e5)])
+def test_fixation_cut_is_exactly_the_published_fixation_test(lo, hi):
+    """The kernel counts a fixation where ``v >= fixation_cut(...)``; for values around the cut and across
+    the range that is the published ``(v / 255 - lo / 255) / (hi / 255 - lo / 255 + 1e-12) > 0.1``, in
+    Python's float arithmetic (IEEE double, as NumPy's)."""
+    from looptrans.evaluation.agd20k_kernel import fixation_cut
+    from looptrans.evaluation.functional import EPS, NSS_GT_DIVISOR, NSS_THRESHOLD
+
+    def published(v: float) -> bool:
+        fix_lo = lo / NSS_GT_DIVISOR
+        return (v / NSS_GT_DIVISOR - fix_lo) / (hi / NSS_GT_DIVISOR - fix_lo + EPS) > NSS_THRESHOLD
+
+    cut = fixation_cut(lo, hi, NSS_GT_DIVISOR, EPS, NSS_THRESHOLD)
+    values = list(np.linspace(lo, hi, 101)) + [hi]
+    if np.isfinite(cut):
+        assert published(cut) and (cut == 0 or not published(np.nextafter(cut, -np.inf)))
+        values += list(cut + np.arange(-8, 9) * np.spacing(cut))
+    else:  # a constant GT, or one whose range is tiny against the 1e-12 of the denominator: no fixation
+        assert not published(hi)
+    for v in values:
+        if lo <= v <= hi:
+            assert (v >= cut) == published(float(v)), v
+
+
 @pytest.mark.parametrize('backend', ['torch', 'numpy', 'auto'])
 def test_metric_backends_agree_on_a_batch_of_mixed_gt_sizes(backend):
     names, preds, gts = mixed_batch(np.random.default_rng(34))

@@ -10,13 +10,14 @@ threads), and one NumPy logarithm:
 1. the GT is resized (:func:`looptrans.utils.bilinear.resize_into`: bilinear,
    ``align_corners=False``, as ``cv2.INTER_LINEAR``) into a scratch map while its min, max and sum
    are taken (a NaN or inf shows in the sum);
-2. the prediction is resized the same way into a second scratch map, with its min and max;
+2. the prediction is resized the same way into a second scratch map, with its min and max (columns
+   first when it is upsampled: :func:`looptrans.utils.bilinear.upsample_into`);
 3. ``q = r - min(r)`` replaces it (the min-max division ``/ (max - min + 1e-10)`` cancels from every
    score; see :func:`agd20k_image`), summed;
-4. one loop gives NSS's fixation count (the published ``minmax(gt / 255) > 0.1``, operation for
-   operation), ``sum(q * f)`` and ``sum((q - mean) ** 2)``, SIM's ``sum(min(p, g))`` and KLD's log
-   argument ``g / (p + eps) + eps``, written over ``q``; NumPy takes its logarithm (SIMD) and one
-   dot product with the GT gives KLD.
+4. one loop gives NSS's fixation count (the published ``minmax(gt / 255) > 0.1``, exactly, as one
+   comparison with a cut found per image by :func:`fixation_cut`), ``sum(q * f)`` and
+   ``sum((q - mean) ** 2)``, SIM's ``sum(min(p, g))`` and KLD's log argument ``g / (p + eps) + eps``,
+   written over ``q``; NumPy takes its logarithm (SIMD) and one dot product with the GT gives KLD.
 
 Sums are accumulated per map row and then over rows (LLVM may reorder them within a row to
 vectorise), which keeps their rounding error at the level of NumPy's pairwise sums: the scores agree
@@ -30,9 +31,9 @@ from typing import Tuple
 import numba
 import numpy as np
 
-from ..utils.bilinear import FAST, linear_resize_table, resize_into
+from ..utils.bilinear import FAST, linear_resize_table, resize_into, upsample_into
 
-__all__ = ['agd20k_image']
+__all__ = ['agd20k_image', 'fixation_cut']
 
 #: results of :func:`agd20k_image`: (KLD, SIM, NSS, GT status, GT min, GT max)
 GT_OK, GT_EMPTY, GT_BAD = 0, 1, 2
@@ -42,8 +43,39 @@ GT_OK, GT_EMPTY, GT_BAD = 0, 1, 2
 _FAST_FINITE = FAST | {'nnan', 'ninf'}
 
 
+@numba.njit(nogil=True, cache=True, error_model='numpy')
+def fixation_cut(g_lo, g_hi, gt_divisor, eps, threshold):  # pragma: no cover - compiled; tested directly
+    """The smallest GT value ``v`` that the published NSS counts as a fixation, ``inf`` if none.
+
+    The published test is ``(v / gt_divisor - fix_lo) / fix_den > threshold`` with ``fix_lo = g_lo /
+    gt_divisor`` and ``fix_den = g_hi / gt_divisor - fix_lo + eps`` (``minmax(gt / 255) > 0.1``). Each of
+    its IEEE operations (a division by a positive constant, the subtraction of a constant) is correctly
+    rounded, hence non-decreasing in ``v``; so the fixations are exactly the pixels with ``v >= cut``, and
+    the pixel loop compares instead of dividing twice. The cut is found by bisection over the bit
+    patterns of the non-negative doubles (whose integer order is their order), evaluating the published
+    expression itself, without fast-math: at most 64 evaluations per image.
+    """
+    fix_lo = g_lo / gt_divisor
+    fix_den = g_hi / gt_divisor - fix_lo + eps
+    if not (g_hi / gt_divisor - fix_lo) / fix_den > threshold:
+        return np.inf
+    value = np.empty(1)
+    bits = value.view(np.int64)
+    value[0] = g_hi
+    above = bits[0]  # the test holds here
+    below = np.int64(-1)  # and fails below every non-negative double
+    while above - below > 1:
+        bits[0] = below + (above - below) // 2
+        if (value[0] / gt_divisor - fix_lo) / fix_den > threshold:
+            above = bits[0]
+        else:
+            below = bits[0]
+    bits[0] = above
+    return value[0]
+
+
 @numba.njit(nogil=True, cache=True, fastmath=_FAST_FINITE, error_model='numpy')
-def _scores(q, g, lo, hi, g_lo, g_hi, g_sum, eps, pred_eps, gt_divisor, threshold):  # pragma: no cover - compiled
+def _scores(q, g, lo, hi, cut, g_sum, eps, pred_eps):  # pragma: no cover - compiled
     """SIM, NSS and KLD's log arguments of a resized prediction ``q`` and a resized GT ``g`` (both finite).
 
     ``q`` is overwritten: first by ``q - lo``, then by KLD's ``g_n / (p_n + eps) + eps`` (``p_n``,
@@ -65,8 +97,6 @@ def _scores(q, g, lo, hi, g_lo, g_hi, g_sum, eps, pred_eps, gt_divisor, threshol
     d = hi - lo + pred_eps
     inv_p = 1.0 / (q_sum + d * eps)  # p / (sum(p) + eps) with p = q / d, as q / (sum(q) + d * eps)
     inv_g = 1.0 / (g_sum + eps)
-    fix_lo = g_lo / gt_divisor  # the published minmax(gt / 255): min(gt / 255) == min(gt) / 255
-    fix_den = g_hi / gt_divisor - fix_lo + eps
     n_fix = 0.0
     qf_sum = 0.0
     sq_sum = 0.0
@@ -81,7 +111,7 @@ def _scores(q, g, lo, hi, g_lo, g_hi, g_sum, eps, pred_eps, gt_divisor, threshol
         for j in range(w):
             qv = q_row[j]
             gv = g_row[j]
-            fixated = 1.0 if (gv / gt_divisor - fix_lo) / fix_den > threshold else 0.0
+            fixated = 1.0 if gv >= cut else 0.0  # the published minmax(gt / 255) > 0.1 (fixation_cut)
             row_fix += fixated
             row_qf += qv * fixated
             c = qv - q_mean
@@ -141,8 +171,12 @@ def agd20k_image(
     if g_hi <= 0:
         return np.nan, np.nan, np.nan, GT_EMPTY, g_lo, g_hi
     pred_tables = linear_resize_table(pred.shape[0], out_h) + linear_resize_table(pred.shape[1], out_w)
-    lo, hi, _ = resize_into(pred, *pred_tables, row, q)
-    sim, nss, inv_g = _scores(q, g, lo, hi, g_lo, g_hi, g_sum, eps, pred_eps, gt_divisor, threshold)
+    if pred.shape[0] < out_h:
+        lo, hi, _ = upsample_into(pred, *pred_tables, q)
+    else:
+        lo, hi, _ = resize_into(pred, *pred_tables, row, q)
+    cut = fixation_cut(g_lo, g_hi, gt_divisor, eps, threshold)  # min(gt / 255) == min(gt) / 255: monotone
+    sim, nss, inv_g = _scores(q, g, lo, hi, cut, g_sum, eps, pred_eps)
     # KLD = sum(g_n * log(g_n / (p_n + eps) + eps)), g_n = g * inv_g; q now holds the log's argument
     np.log(q, out=q)
     kld = inv_g * float(np.einsum('ij,ij->', g, q))
