@@ -9,7 +9,10 @@ import os.path as osp
 import re
 
 import pytest
-from conftest import QUICK_CONFIG, run_tool, tiny_options
+import torch.distributed as torch_dist
+from conftest import QUICK_CONFIG, REPO, run_tool, tiny_options
+
+from looptrans.utils.dist import process_group_closed_on_exit
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +68,51 @@ def test_two_process_test_equals_one_process(dist_run, tmp_path):
         assert two[key] == pytest.approx(one[key], abs=1e-4), (key, one, two)
     counted = re.findall(r'num_images=(\d+)', double.stdout + double.stderr)
     assert counted and int(counted[-1]) == n_test
+
+
+def _one_process_group(tmp_path) -> None:
+    torch_dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
+
+
+def test_the_process_group_is_destroyed_when_the_block_ends(tmp_path):
+    with process_group_closed_on_exit():
+        _one_process_group(tmp_path)
+        assert torch_dist.is_initialized()
+    assert not torch_dist.is_initialized()
+
+
+def test_the_process_group_is_destroyed_when_the_block_raises(tmp_path):
+    with pytest.raises(SystemExit):
+        with process_group_closed_on_exit():
+            _one_process_group(tmp_path)
+            raise SystemExit('error: something went wrong')
+    assert not torch_dist.is_initialized()
+
+
+# The tool's main() under --launcher pytorch with one process, then the state of the default group.
+_MAIN_THEN_REPORT = """
+import importlib.util, sys
+import torch.distributed as dist
+spec = importlib.util.spec_from_file_location('tool', sys.argv[1])
+tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tool)
+sys.argv = sys.argv[1:]
+try:
+    tool.main()
+finally:
+    print('process group alive after main:', dist.is_initialized())
+"""
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_the_tools_leave_no_live_process_group(tool, dist_run, tmp_path):
+    """A gloo group still alive at interpreter exit can abort a rank (SIGABRT) after a run that finished."""
+    args = [QUICK_CONFIG]
+    if tool == 'test':
+        args.append(osp.join(dist_run['work_dir'], 'iter_2.pth'))
+    args += ['--work-dir', str(tmp_path / 'work'), '--cfg-options', *dist_run['opts'], '--launcher', 'pytorch']
+    wrapper = tmp_path / 'main_then_report.py'
+    wrapper.write_text(_MAIN_THEN_REPORT)
+    run = ['-m', 'torch.distributed.run', '--nproc_per_node=1', '--standalone', str(wrapper)]
+    proc = run_tool([*run, osp.join(REPO, 'tools', f'{tool}.py'), *args])
+    assert 'process group alive after main: False' in proc.stdout, proc.stdout[-2000:]

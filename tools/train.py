@@ -15,7 +15,7 @@ deleted one (and say at once when the run is already finished: status 0), stop h
 differs from the training dataset's, and warn on a resume with another number of processes. This tool adds
 what belongs to a process: a clean ``error:`` line for a config that does not exist or an option value of
 the wrong type, the work dir (writable; locked against a second live run; temporary files of interrupted
-checkpoint saves removed), ``--amp``, ``--resume`` and the launcher.
+checkpoint saves removed), ``--amp``, ``--resume``, the launcher, and the process group destroyed at the end.
 """
 
 import argparse
@@ -43,7 +43,7 @@ from looptrans.utils import (
     remove_stale_temp_files,
 )
 from looptrans.utils.config_check import ConfigOptionError, load_tool_config
-from looptrans.utils.dist import prepare_cpu_distributed
+from looptrans.utils.dist import prepare_cpu_distributed, process_group_closed_on_exit
 
 
 def parse_args() -> argparse.Namespace:
@@ -145,15 +145,16 @@ def main() -> None:
     args = parse_args()
     cfg = build_config(args)
     lock = prepare_work_dir(cfg, args)  # noqa: F841  (held until the process ends)
-    prepare_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    try:
-        runner.train()
-    except TrainingFinishedError as done:  # ResumeCheckHook: the checkpoint is at the end of the schedule
-        print_log(str(done), logger='current', level=logging.WARNING)
-        sys.exit(0)
-    except (BrokenCheckpointError, ClassListMismatchError, UnsafeCheckpointError) as err:  # before iteration 1
-        raise SystemExit(f'error: {err}')
+    with process_group_closed_on_exit():  # a live gloo group at interpreter exit can abort a rank
+        prepare_cpu_distributed(cfg)
+        runner = Runner.from_cfg(cfg)
+        try:
+            runner.train()
+        except TrainingFinishedError as done:  # ResumeCheckHook: the checkpoint is at the end of the schedule
+            print_log(str(done), logger='current', level=logging.WARNING)
+            sys.exit(0)
+        except (BrokenCheckpointError, ClassListMismatchError, UnsafeCheckpointError) as err:  # before iteration 1
+            raise SystemExit(f'error: {err}')
 
 
 if __name__ == '__main__':

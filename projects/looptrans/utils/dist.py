@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
@@ -25,3 +28,20 @@ def prepare_cpu_distributed(cfg: Config) -> bool:
             type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False, find_unused_parameters=False
         )
     return True
+
+
+@contextmanager
+def process_group_closed_on_exit() -> Iterator[None]:
+    """Destroy the default process group (if one was initialised inside) when the block ends, however it ends.
+
+    A process that leaves the interpreter with a live gloo group can die with SIGABRT during finalisation:
+    gloo's worker threads still hold work objects whose tensors need the GIL, which is gone by then (seen
+    under load as ``exitcode -6`` of one rank after a run that finished). Destroying the group while the
+    interpreter is whole removes that race. MMEngine's Runner never destroys the group it initialises, so
+    the tools wrap their whole run in this.
+    """
+    try:
+        yield
+    finally:
+        if torch_dist.is_available() and torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
