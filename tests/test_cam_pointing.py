@@ -65,7 +65,9 @@ def test_point_hand_cases():
     heat = np.zeros((4, 5))
     heat[1, 3] = 2.0  # on the part
     heat[0, 0] = 1.0  # half as high, off the object
-    assert point(heat, whole, part) == dict(object=1.0, part=1.0, mass=pytest.approx(1.0 / 1.5))
+    assert point(heat, whole, part) == dict(
+        object=1.0, part=1.0, mass=pytest.approx(1.0 / 1.5), object_near=1.0, part_near=1.0
+    )
     heat[2, 1] = 3.0  # the maximum moves onto the object, off the part
     assert point(heat, whole, part)['object'] == 1.0 and point(heat, whole, part)['part'] == 0.0
     heat[3, 4] = 4.0  # and off the object
@@ -73,10 +75,31 @@ def test_point_hand_cases():
     assert out['object'] == 0.0 and out['part'] == 0.0
     assert out['mass'] == pytest.approx((2 / 4 + 3 / 4) / (1 / 4 + 2 / 4 + 3 / 4 + 1))
     # a constant map points nowhere; a NaN map too
-    assert point(np.ones((4, 5)), whole, part) == dict(object=0.0, part=0.0, mass=0.0)
+    assert point(np.ones((4, 5)), whole, part) == dict(object=0.0, part=0.0, mass=0.0, object_near=0.0, part_near=0.0)
     assert point(np.full((4, 5), np.nan), whole, part)['object'] == 0.0
     with pytest.raises(ValueError, match='differ'):
         point(np.ones((3, 5)), whole, part)
+
+
+def test_point_within_a_tolerance_counts_the_euclidean_distance_to_the_mask():
+    point = _tool().point
+    whole = np.zeros((20, 20), bool)
+    whole[5, 5:8] = True  # a stroke
+    part = np.zeros((20, 20), bool)
+    part[5, 7] = True
+    heat = np.zeros((20, 20))
+    heat[8, 9] = 1.0  # 3 rows below and 2 columns right of the part pixel (5, 7): distance sqrt(13) = 3.61
+    for tol, near in ((3.6, 0.0), (3.61, 1.0), (15, 1.0)):
+        out = point(heat, whole, part, tolerance=tol)
+        assert (out['object'], out['part']) == (0.0, 0.0)  # strictly: off the object
+        assert (out['object_near'], out['part_near']) == (near, near), tol
+    heat[:] = 0
+    heat[5, 2] = 1.0  # 3 pixels left of the object, 5 of the part
+    out = point(heat, whole, part, tolerance=4)
+    assert (out['object_near'], out['part_near']) == (1.0, 0.0)
+    assert point(heat, whole, np.zeros_like(part), tolerance=100)['part_near'] == 0.0  # no part: never near it
+    with pytest.raises(ValueError, match='tolerance'):
+        point(heat, whole, part, tolerance=-1)
 
 
 def test_centre_heatmap_peaks_at_the_centre():
@@ -132,7 +155,8 @@ def test_tool_runs_the_real_model_and_refuses_trees_without_masks(tree, tmp_path
     assert set(tables) == {'cam', 'pixel', 'centre'}
     for table in tables.values():
         for row in table.values():
-            assert all(0.0 <= row[k] <= 1.0 for k in ('object', 'part', 'mass'))
+            assert all(0.0 <= row[k] <= 1.0 for k in ('object', 'part', 'mass', 'object_near', 'part_near'))
             assert row['part'] <= row['object']  # the part is inside the object
+            assert row['object'] <= row['object_near'] and row['part'] <= row['part_near']
     with pytest.raises(FileNotFoundError, match='test masks'):
         tool.main([QUICK_CONFIG, str(ckpt), '--data-root', str(tmp_path), *TINY])
