@@ -44,7 +44,17 @@ TEST = (
 )
 
 
-def _write_outputs(folder, last_loss='1.9000', status=None):
+METRIC = (
+    'protocol=agd20k  N=200  prediction 14x14 float32  GT 480x640 float64  device=cuda  torch threads=16\n'
+    '  published per-image code      :    7.150 ms/image (runs: 7.150, 7.300)\n'
+    '  AffordanceMetric, 16 thread(s) :    0.050 ms/image (runs: 0.050, 0.060)  (batches of 16)\n'
+    '  ratio published / ours        :    143.0x\n'
+    '  ... AffordanceMetric, 1 thread:    0.060 ms/image (runs: 0.060)  ratio 119.2x\n'
+    '  max |difference|              : KLD 1.20e-07, SIM 2.10e-08, NSS 2.80e-07\n'
+)
+
+
+def _write_outputs(folder, last_loss='1.9000', status=None, metric=True):
     os.makedirs(folder, exist_ok=True)
     env = dict(
         gpu='NVIDIA H100 80GB HBM3',
@@ -66,7 +76,10 @@ def _write_outputs(folder, last_loss='1.9000', status=None):
     for b, t in ((1, 0.01), (64, 0.08)):
         with open(osp.join(folder, f'test_b{b}.log'), 'w') as f:
             f.write(TEST.format(t=t))
-    parts = status or dict(bench_fp32=0, bench_amp=0, data=0, train=0, test_b1=0, test_b64=0)
+    if metric:
+        with open(osp.join(folder, 'metric.txt'), 'w') as f:
+            f.write(METRIC)
+    parts = status or dict(bench_fp32=0, bench_amp=0, data=0, train=0, test_b1=0, test_b64=0, metric=0)
     with open(osp.join(folder, 'status.txt'), 'w') as f:
         f.write(''.join(f'{k} {v}\n' for k, v in parts.items()))
 
@@ -105,6 +118,16 @@ def test_parsers_read_the_figures():
     test = table.parse_test_log(TEST.format(t=0.08))
     assert test['time_s'] == 0.08 and test['mean_time_s'] == 0.15 and test['iters'] == 12
     assert test['metrics'] == {'KLD': 1.2345, 'SIM': 0.3456, 'NSS': 0.9876}
+    metric = table.parse_metric(METRIC)
+    assert metric == dict(
+        num_images=200,
+        device='cuda',
+        published_ms=7.15,
+        ours_ms=0.05,
+        ratio=143.0,
+        max_diff={'KLD': 1.2e-07, 'SIM': 2.1e-08, 'NSS': 2.8e-07},
+    )
+    assert table.parse_metric('no figures here') == {}
 
 
 def test_table_of_a_good_run(tmp_path, capsys):
@@ -117,13 +140,16 @@ def test_table_of_a_good_run(tmp_path, capsys):
     assert '20 iters, losses finite (2.500 → 1.900)' in text
     b64 = next(ln for ln in text.splitlines() if 'batch 64: images/s' in ln)
     assert '800.0' in b64 and 'KLD 1.234' in b64  # 64 images / 0.08 s
+    metric = next(ln for ln in text.splitlines() if ln.startswith('| AGD20K metric'))
+    assert '200 maps on cuda' in metric and '0.050 ms/image, 143.0x the published code (7.15 ms/image)' in metric
+    assert 'KLD 1.2e-07' in metric
     assert 'PROBLEMS' not in text
     assert open(tmp_path / 'gpu_check.md').read().strip() == text.strip()
     assert json.load(open(tmp_path / 'gpu_check.json'))['bench_amp']['train_step_s'] == 0.05
 
 
 def test_table_flags_non_finite_losses_and_failed_parts(tmp_path, capsys):
-    _write_outputs(str(tmp_path), last_loss='nan', status=dict(bench_fp32=0, bench_amp=1, train=0))
+    _write_outputs(str(tmp_path), last_loss='nan', status=dict(bench_fp32=0, bench_amp=1, train=0), metric=False)
     os.remove(tmp_path / 'test_b64.log')
     assert table.main([str(tmp_path)]) == 1
     text = capsys.readouterr().out
@@ -131,6 +157,7 @@ def test_table_flags_non_finite_losses_and_failed_parts(tmp_path, capsys):
     problems = text.split('PROBLEMS:')[1]
     assert 'bench_amp exited with status 1' in problems and 'non-finite loss' in problems
     assert 'test (batch 64): no timing' in problems
+    assert 'metric: no figures in metric.txt' in problems
 
 
 @pytest.mark.slow
@@ -153,5 +180,7 @@ def test_cpu_smoke_runs_every_part(tmp_path, synthetic_root):
     for b in (1, 2):
         assert result[f'test_b{b}']['time_s'] > 0
         assert set(result[f'test_b{b}']['metrics']) == {'KLD', 'SIM', 'NSS'}
+    assert result['metric']['device'] == 'cpu' and result['metric']['num_images'] == 8
+    assert result['metric']['ratio'] > 0 and set(result['metric']['max_diff']) == {'KLD', 'SIM', 'NSS'}
     md = open(out / 'gpu_check.md').read()
     assert 'CPU (smoke run' in md and 'test (tools/test.py, generated data), batch 2: images/s' in md

@@ -11,7 +11,9 @@
 #   4. tools/train.py configs/looptrans_synthetic.py --amp, 20 iterations, pseudo-mask supervision on from
 #      iteration 10, every iteration logged; fails when a loss is not finite        -> train.log
 #   5. tools/test.py on the generated test set at batch 1 and 64                       -> test_b1.log, test_b64.log
-#   6. tools/analysis_tools/gpu_check_table.py: the table                             -> gpu_check.md/.json
+#   6. tools/analysis_tools/benchmark_metric.py --device cuda: the AGD20K metric batched on the GPU against
+#      the published per-image code (200 maps, 14x14 predictions, 480x640 float64 GT)  -> metric.txt
+#   7. tools/analysis_tools/gpu_check_table.py: the table                             -> gpu_check.md/.json
 # Exit status: 0 when every part ran and every loss was finite; 2 when no GPU is visible (checked first,
 # nothing else runs); 1 otherwise (the table says which part failed).
 # Environment: PY (default .venv/bin/python), WORKERS (test data loader workers, default 8),
@@ -110,6 +112,7 @@ if [ "$SMOKE" = 1 ]; then
   ITERS=${TRAIN_ITERS:-4}
   AMP=()
   TEST_BATCHES=(1 2)
+  METRIC=(--device cpu --num-images 8 --gt-size 48 64 --repeats 1)
   SHRINK=(train_dataloader.batch_size=2 train_dataloader.num_workers=0 train_dataloader.persistent_workers=False
           val_dataloader.num_workers=0 val_dataloader.persistent_workers=False
           model.backbone.arch.num_layers=1 model.cam_head.channels=32 model.noise_head.channels=32
@@ -122,6 +125,7 @@ else
   ITERS=${TRAIN_ITERS:-20}
   AMP=(--amp)
   TEST_BATCHES=(1 64)
+  METRIC=(--device cuda --repeats 3)
   SHRINK=()
   WORKERS=${WORKERS:-8}
 fi
@@ -151,6 +155,8 @@ if run_part train "$OUT/train.log" "$PY" tools/train.py configs/looptrans_synthe
       test_dataloader.persistent_workers=False default_hooks.logger.interval="$INTERVAL"
   done
 fi
+
+run_part metric "$OUT/metric.txt" "$PY" tools/analysis_tools/benchmark_metric.py "${METRIC[@]}"
 
 echo
 "$PY" tools/analysis_tools/gpu_check_table.py "$OUT" --test-batches "${TEST_BATCHES[@]}" || FAILED=1

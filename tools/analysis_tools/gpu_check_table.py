@@ -6,6 +6,7 @@ Reads, from the check's output folder:
 - ``bench_fp32.txt`` / ``bench_amp.txt``: tools/analysis_tools/benchmark.py without and with ``--amp``,
 - ``train.log``: tools/train.py ``--amp`` on the generated data (every iteration logged),
 - ``test_b<N>.log``: tools/test.py at test batch size N,
+- ``metric.txt``: tools/analysis_tools/benchmark_metric.py (the AGD20K metric against the published code),
 - ``status.txt``: ``<part> <exit status>`` per part run,
 
 and prints one Markdown table (also written to ``gpu_check.md``, the figures to ``gpu_check.json``).
@@ -104,6 +105,28 @@ def parse_test_log(text: str) -> Dict:
     return out
 
 
+def parse_metric(text: str) -> Dict:
+    """benchmark_metric.py's AGD20K figures: device, images, ms / image of the published code and of
+    ``AffordanceMetric``, their ratio and the largest differences of the scores."""
+    out: Dict = {}
+    m = re.search(r'protocol=agd20k\s+N=(\d+).*device=(\S+)', text)
+    if m:
+        out['num_images'], out['device'] = int(m.group(1)), m.group(2)
+    m = re.search(r'published per-image code\s*:\s*' + NUM + r' ms/image', text)
+    if m:
+        out['published_ms'] = float(m.group(1))
+    m = re.search(r'AffordanceMetric, \d+ thread\(s\)\s*:\s*' + NUM + r' ms/image', text)
+    if m:
+        out['ours_ms'] = float(m.group(1))
+    m = re.search(r'ratio published / ours\s*:\s*' + NUM + r'x', text)
+    if m:
+        out['ratio'] = float(m.group(1))
+    m = re.search(r'max \|difference\|\s*:\s*(.*)', text)
+    if m:
+        out['max_diff'] = {k: float(v) for k, v in re.findall(r'(KLD|SIM|NSS) ' + NUM, m.group(1))}
+    return out
+
+
 def _read(path: str) -> Optional[str]:
     if not osp.isfile(path):
         return None
@@ -139,6 +162,10 @@ def collect(out_dir: str, test_batches: List[int]) -> Dict:
         result[f'test_b{b}'] = parse_test_log(text) if text else {}
         if not result[f'test_b{b}'].get('time_s'):
             problems.append(f'test (batch {b}): no timing in test_b{b}.log')
+    text = _read(osp.join(out_dir, 'metric.txt'))
+    result['metric'] = parse_metric(text) if text else {}
+    if not result['metric'].get('ratio'):
+        problems.append('metric: no figures in metric.txt')
     result['problems'] = problems
     return result
 
@@ -201,6 +228,17 @@ def build_table(result: Dict, test_batches: List[int]) -> str:
                 '—',
             ]
         )
+    metric = result.get('metric', {})
+    if metric.get('ratio'):
+        diffs = ', '.join(f'{k} {v:.1e}' for k, v in metric.get('max_diff', {}).items())
+        cell = (
+            f'{_fmt(metric.get("ours_ms"), ".3f")} ms/image, {metric["ratio"]:.1f}x the published code '
+            f'({_fmt(metric.get("published_ms"), ".2f")} ms/image); max |diff| {diffs}'
+        )
+    else:
+        cell = 'no figures'
+    where = f'{metric.get("num_images", "?")} maps on {metric.get("device", "?")}'
+    rows.append([f'AGD20K metric (benchmark_metric.py, {where})', cell, '—'])
     width = [max(len(r[i]) for r in rows + [['what', 'fp32', amp_name]]) for i in range(3)]
     lines = [
         head,
