@@ -9,10 +9,7 @@ import os.path as osp
 import re
 
 import pytest
-import torch.distributed as torch_dist
 from conftest import QUICK_CONFIG, REPO, run_tool, tiny_options
-
-from looptrans.utils.dist import process_group_closed_on_exit
 
 pytestmark = pytest.mark.slow
 
@@ -70,23 +67,31 @@ def test_two_process_test_equals_one_process(dist_run, tmp_path):
     assert counted and int(counted[-1]) == n_test
 
 
-def _one_process_group(tmp_path) -> None:
-    torch_dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
+# Run in a child process: a process group initialised inside the test worker would leave c10d state (threads,
+# a store) behind for the worker's later tests.
+_BLOCK_THEN_REPORT = """
+import sys
+import torch.distributed as dist
+from looptrans.utils.dist import process_group_closed_on_exit
 
-
-def test_the_process_group_is_destroyed_when_the_block_ends(tmp_path):
+store, raise_inside = sys.argv[1], sys.argv[2] == 'raise'
+try:
     with process_group_closed_on_exit():
-        _one_process_group(tmp_path)
-        assert torch_dist.is_initialized()
-    assert not torch_dist.is_initialized()
-
-
-def test_the_process_group_is_destroyed_when_the_block_raises(tmp_path):
-    with pytest.raises(SystemExit):
-        with process_group_closed_on_exit():
-            _one_process_group(tmp_path)
+        dist.init_process_group('gloo', init_method='file://' + store, rank=0, world_size=1)
+        print('alive inside:', dist.is_initialized())
+        if raise_inside:
             raise SystemExit('error: something went wrong')
-    assert not torch_dist.is_initialized()
+except SystemExit as err:
+    print('raised:', err)
+print('alive after:', dist.is_initialized())
+"""
+
+
+@pytest.mark.parametrize('ending', ['return', 'raise'])
+def test_the_process_group_is_destroyed_when_the_block_ends(ending, tmp_path):
+    proc = run_tool(['-c', _BLOCK_THEN_REPORT, str(tmp_path / 'store'), ending])
+    assert 'alive inside: True' in proc.stdout and 'alive after: False' in proc.stdout, proc.stdout
+    assert ('raised: error: something went wrong' in proc.stdout) == (ending == 'raise')
 
 
 # The tool's main() under --launcher pytorch with one process, then the state of the default group.

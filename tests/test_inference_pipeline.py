@@ -216,7 +216,7 @@ def test_infer_tool_refuses_a_pipeline_that_cannot_serve_before_any_image(tmp_pa
     argv = [QUICK_CONFIG, checkpoint, str(tmp_path / 'a.png'), '--all', '--out-dir', str(out), *_tool_options()]
     assert load_tool('infer.py').main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith('error: ') and 'test_dataloader.dataset.pipeline cannot be built' in err
+    assert err.startswith('error: ') and 'test_dataloader.dataset.pipeline cannot be built' in err, err
     assert 'NoSuchResize' in err and not list(out.iterdir())
 
 
