@@ -98,6 +98,28 @@ def _share_the_cores():
     torch.set_num_threads(THREADS)
 
 
+@pytest.fixture(autouse=True)
+def _no_mmengine_logger_writes_to_a_closed_capture():
+    """Point MMEngine's console handlers back at the live stream when a test's capture closes under them.
+
+    ``MMLogger`` binds its console handler to the ``sys.stdout`` of the moment it is created. A logger first
+    created inside a test that uses ``capsys`` keeps that test's capture buffer, which pytest closes when the test
+    ends; every later ``print_log(logger='current')`` in the same worker then prints a "--- Logging error ---"
+    traceback into whatever the later test captures. Not a defect of the code under test (a real process has
+    one stdout), but it makes a later test's output depend on which tests ran before it in the worker.
+    """
+    yield
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    for logger in list(MMLogger._instance_dict.values()):
+        for handler in logger.handlers:
+            stream = getattr(handler, 'stream', None)
+            if type(handler) is logging.StreamHandler and stream is not None and getattr(stream, 'closed', False):
+                handler.stream = sys.stdout  # not setStream: it flushes the closed stream first
+
+
 @pytest.fixture
 def mmengine_log():
     """The messages (any level) that MMEngine's current logger emits during the test, through the real logger
