@@ -83,7 +83,7 @@ def train_cam_head(head, feats: torch.Tensor, labels: torch.Tensor, iters: int, 
         loss.backward()
         optim.step()
     head.eval()
-    return float(loss)
+    return float(loss.detach())
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
