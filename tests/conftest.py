@@ -61,6 +61,17 @@ def synthetic_root(tmp_path_factory) -> str:
     return root
 
 
+@pytest.fixture(scope='session')
+def seen_tree(tmp_path_factory) -> str:
+    """The smallest generated Seen tree (one image per view and pair) with its part and test masks, generated once
+    per test session; the tests that use it only read it."""
+    from looptrans.testing import generate_synthetic_agd20k
+
+    root = str(tmp_path_factory.mktemp('seen_tree'))
+    generate_synthetic_agd20k(root, seed=0, num_exo=1, num_ego=1, num_test=1, splits=['Seen'])
+    return root
+
+
 def tiny_options(data_root: str, max_iters: int = 4, ckpt_interval: int = 2) -> List[str]:
     """``--cfg-options`` that shrink the quick config to a seconds-long CPU run on ``data_root``."""
     return [

@@ -10,7 +10,6 @@ from conftest import QUICK_CONFIG, TINY_MODEL, load_tool, save_tiny_checkpoint
 from looptrans.testing.synthetic_agd20k import (
     SYNTHETIC_SEEN_CLASSES,
     TEST_MASK_DIR,
-    generate_synthetic_agd20k,
     make_rng,
     render_egocentric,
 )
@@ -20,13 +19,6 @@ def _tool():
     return load_tool('analysis_tools', 'eval_cam_pointing.py')
 
 
-@pytest.fixture(scope='module')
-def tree(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('pointing'))
-    generate_synthetic_agd20k(root, seed=0, num_exo=1, num_ego=1, num_test=1, splits=['Seen'])
-    return root
-
-
 TINY = ['--cfg-options', *[f'{k}={v}' for k, v in TINY_MODEL.items()]]
 
 
@@ -34,7 +26,7 @@ def _read(path):
     return cv2.imread(path, cv2.IMREAD_GRAYSCALE)
 
 
-def test_test_masks_are_the_drawn_object_and_part(tree):
+def test_test_masks_are_the_drawn_object_and_part(seen_tree):
     """Each test image has its part mask (the GT heatmap's source) and its object mask; the part lies inside the
     object, the object's pixels differ from the plain background, and the masks change no random draw."""
     aff, obj = 'hold', 'kettle'
@@ -42,7 +34,7 @@ def test_test_masks_are_the_drawn_object_and_part(tree):
     img, heat, part, whole = render_egocentric(aff, obj, rng, return_part_mask=True, return_object_mask=True)
     img2, heat2 = render_egocentric(aff, obj, make_rng(0, 'Seen', 'test', aff, obj, index=0))
     assert np.array_equal(img, img2) and np.array_equal(heat, heat2)
-    base = osp.join(tree, 'Seen')
+    base = osp.join(seen_tree, 'Seen')
     assert np.array_equal(_read(osp.join(base, TEST_MASK_DIR, 'part', aff, obj, f'{obj}_000000.png')), part)
     assert np.array_equal(_read(osp.join(base, TEST_MASK_DIR, 'object', aff, obj, f'{obj}_000000.png')), whole)
     assert np.array_equal(_read(osp.join(base, 'testset', 'GT', aff, obj, f'{obj}_000000.png')), heat)
@@ -108,7 +100,7 @@ def test_centre_heatmap_peaks_at_the_centre():
     assert heat[2, 3] == pytest.approx(1.0)
 
 
-def test_tool_scores_maps_in_the_order_of_their_images(tree, tmp_path, monkeypatch):
+def test_tool_scores_maps_in_the_order_of_their_images(seen_tree, tmp_path, monkeypatch):
     """With heatmaps that are each image's own part mask, every maximum is on the part; with the part masks
     of the images shifted by one, far fewer are: images, masks and heatmaps stay aligned."""
     import looptrans.apis as apis
@@ -137,7 +129,7 @@ def test_tool_scores_maps_in_the_order_of_their_images(tree, tmp_path, monkeypat
             return results
 
         monkeypatch.setattr(apis, 'inference_affordance', fake)
-        return tool.main([QUICK_CONFIG, str(ckpt), '--data-root', tree, '--heatmaps', 'cam', *TINY])
+        return tool.main([QUICK_CONFIG, str(ckpt), '--data-root', seen_tree, '--heatmaps', 'cam', *TINY])
 
     aligned, shifted = run(0), run(1)
     assert set(aligned) == {'cam', 'centre'}
@@ -148,10 +140,10 @@ def test_tool_scores_maps_in_the_order_of_their_images(tree, tmp_path, monkeypat
     assert aligned['centre'] == shifted['centre']  # the chance reference does not depend on the model
 
 
-def test_tool_runs_the_real_model_and_refuses_trees_without_masks(tree, tmp_path):
+def test_tool_runs_the_real_model_and_refuses_trees_without_masks(seen_tree, tmp_path):
     tool = _tool()
     ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
-    tables = tool.main([QUICK_CONFIG, str(ckpt), '--data-root', tree, *TINY])
+    tables = tool.main([QUICK_CONFIG, str(ckpt), '--data-root', seen_tree, *TINY])
     assert set(tables) == {'cam', 'pixel', 'centre'}
     for table in tables.values():
         for row in table.values():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import QUICK_CONFIG, TINY_MODEL, load_tool
 
-from looptrans.testing.synthetic_agd20k import SYNTHETIC_SEEN_CLASSES, generate_synthetic_agd20k
+from looptrans.testing.synthetic_agd20k import SYNTHETIC_SEEN_CLASSES
 
 TINY = ['--cfg-options', *[f'{k}={v}' for k, v in TINY_MODEL.items()]]
 
@@ -16,17 +16,10 @@ def _tool():
     return load_tool('analysis_tools', 'cam_probe.py')
 
 
-@pytest.fixture(scope='module')
-def tree(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('probe'))
-    generate_synthetic_agd20k(root, seed=0, num_exo=1, num_ego=1, num_test=1, splits=['Seen'])
-    return root
-
-
-def test_training_images_are_labelled_by_their_affordance_folder(tree):
+def test_training_images_are_labelled_by_their_affordance_folder(seen_tree):
     tool = _tool()
     classes = SYNTHETIC_SEEN_CLASSES
-    root = osp.join(tree, 'Seen')
+    root = osp.join(seen_tree, 'Seen')
     ego = tool.training_images(root, classes, ['ego'])
     both = tool.training_images(root, classes, ['exo', 'ego'])
     assert len(ego) == len(glob.glob(osp.join(root, 'trainset', 'egocentric', '*', '*', '*')))
@@ -60,12 +53,12 @@ def test_the_trained_cam_points_where_the_class_evidence_is():
     assert torch.equal(peaks, cells[:, 0] * 14 + cells[:, 1])
 
 
-def test_the_tool_runs_the_config_and_is_deterministic_for_a_seed(tree):
+def test_the_tool_runs_the_config_and_is_deterministic_for_a_seed(seen_tree):
     tool = _tool()
-    args = [QUICK_CONFIG, '--data-root', tree, '--views', 'ego', '--iters', '3', '--seed', '1', *TINY]
+    args = [QUICK_CONFIG, '--data-root', seen_tree, '--views', 'ego', '--iters', '3', '--seed', '1', *TINY]
     first, second = tool.main(args), tool.main(args)
     assert first == second
-    assert first['train_images'] == len(glob.glob(osp.join(tree, 'Seen', 'trainset', 'egocentric', '*', '*', '*')))
+    assert first['train_images'] == len(glob.glob(osp.join(seen_tree, 'Seen', 'trainset', 'egocentric', '*', '*', '*')))
     for key in ('object', 'object_near', 'part', 'part_near', 'mass', 'train_acc', 'test_acc'):
         assert 0.0 <= first[key] <= 1.0, key
     assert first['object'] <= first['object_near'] and first['part'] <= first['part_near']

@@ -13,7 +13,6 @@ from looptrans.models.part_discovery import PartDiscoveryResult
 from looptrans.testing.synthetic_agd20k import (
     PART_MASK_DIR,
     SYNTHETIC_SEEN_CLASSES,
-    generate_synthetic_agd20k,
     make_rng,
     render_egocentric,
 )
@@ -23,20 +22,15 @@ def _tool():
     return load_tool('analysis_tools', 'eval_pseudo_masks.py')
 
 
-@pytest.fixture(scope='module')
-def tree(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('pm'))
-    generate_synthetic_agd20k(root, seed=0, num_exo=1, num_ego=1, num_test=1, splits=['Seen'])
-    return root
-
-
-def test_part_mask_is_the_affordance_part_of_the_image(tree):
+def test_part_mask_is_the_affordance_part_of_the_image(seen_tree):
     """The written mask is the part the GT heatmap is blurred from, for the same image."""
     aff, obj = 'hold', 'cup'
     img, heat, mask = render_egocentric(aff, obj, make_rng(0, 'Seen', 'ego', aff, obj, index=0), return_part_mask=True)
-    on_disk = cv2.imread(osp.join(tree, 'Seen', PART_MASK_DIR, aff, obj, f'{obj}_000000.png'), cv2.IMREAD_GRAYSCALE)
+    on_disk = cv2.imread(
+        osp.join(seen_tree, 'Seen', PART_MASK_DIR, aff, obj, f'{obj}_000000.png'), cv2.IMREAD_GRAYSCALE
+    )
     assert np.array_equal(on_disk, mask) and set(np.unique(mask)) == {0, 255}
-    image = cv2.imread(osp.join(tree, 'Seen', 'trainset', 'egocentric', aff, obj, f'{obj}_000000.jpg'))
+    image = cv2.imread(osp.join(seen_tree, 'Seen', 'trainset', 'egocentric', aff, obj, f'{obj}_000000.jpg'))
     assert image.shape[:2] == mask.shape
     assert heat[mask > 0].mean() > 3 * heat[mask == 0].mean()  # the GT heat sits on the part
     # the striped brown handle: darker and browner inside the mask than the cup body around it
@@ -44,7 +38,7 @@ def test_part_mask_is_the_affordance_part_of_the_image(tree):
     assert inside.sum() < outside.sum()
 
 
-def test_tool_iou_follows_the_alignment_of_pseudo_mask_and_true_part(tree, monkeypatch):
+def test_tool_iou_follows_the_alignment_of_pseudo_mask_and_true_part(seen_tree, monkeypatch):
     """With a part discovery that returns the (oracle) CAM itself, the IoU is as high as the 16-pixel grid
     allows; the same masks mirrored score far lower: image, true part and pseudo-mask are aligned through
     resizing and batching."""
@@ -68,7 +62,7 @@ def test_tool_iou_follows_the_alignment_of_pseudo_mask_and_true_part(tree, monke
             return model
 
         monkeypatch.setattr(tool, 'build_model', build)
-        return tool.main([QUICK_CONFIG, '--data-root', tree, '--batch-size', '5'])
+        return tool.main([QUICK_CONFIG, '--data-root', seen_tree, '--batch-size', '5'])
 
     aligned, mirrored = run(False), run(True)
     assert set(aligned) == set(SYNTHETIC_SEEN_CLASSES) | {'overall'}
@@ -77,7 +71,7 @@ def test_tool_iou_follows_the_alignment_of_pseudo_mask_and_true_part(tree, monke
     assert aligned['overall']['miou'] > 2 * mirrored['overall']['miou']
 
 
-def test_tool_reports_real_part_discovery_and_refuses_trees_without_masks(tree, tmp_path):
+def test_tool_reports_real_part_discovery_and_refuses_trees_without_masks(seen_tree, tmp_path):
     import logging
 
     from mmengine.logging import MMLogger
@@ -89,7 +83,7 @@ def test_tool_reports_real_part_discovery_and_refuses_trees_without_masks(tree, 
     logger = MMLogger.get_current_instance()
     logger.addHandler(handler)
     try:
-        table = tool.main([QUICK_CONFIG, '--data-root', tree])
+        table = tool.main([QUICK_CONFIG, '--data-root', seen_tree])
     finally:
         logger.removeHandler(handler)
     # no line per parameter from MMEngine's weight init (hundreds on the console without a log file)
@@ -156,15 +150,15 @@ def test_load_ego_part_mask_passes_samples_without_one_and_names_a_wrong_sized_f
         LoadEgoPartMask()(dict(img=img, img_path='ego.jpg', part_mask_path=path))
 
 
-def test_synthetic_train_items_point_at_their_part_mask(tree):
+def test_synthetic_train_items_point_at_their_part_mask(seen_tree):
     import os
 
     from looptrans.testing import SyntheticAGD20KDataset
 
-    ds = SyntheticAGD20KDataset(data_root=tree, split='Seen', mode='train', pipeline=[])
+    ds = SyntheticAGD20KDataset(data_root=seen_tree, split='Seen', mode='train', pipeline=[])
     info = ds.get_data_info(0)
     stem = osp.splitext(osp.basename(info['img_path']))[0]
-    expected = osp.join(tree, 'Seen', PART_MASK_DIR, info['affordance'], info['object'], stem + '.png')
+    expected = osp.join(seen_tree, 'Seen', PART_MASK_DIR, info['affordance'], info['object'], stem + '.png')
     assert info['part_mask_path'] == expected
     moved = expected + '.bak'
     os.rename(expected, moved)
