@@ -1,5 +1,6 @@
 """Tests of the synthetic AGD20K generator and its CLI."""
 
+import glob
 import os
 import os.path as osp
 import runpy
@@ -253,3 +254,54 @@ def test_cli_default_counts_and_size(tmp_path, capsys, monkeypatch):
     n_seen_pairs = sum(len(v) for v in AFFORDANCE_PARTS.values())
     seen_exo = [k for k in files if k.startswith('Seen/trainset/exocentric')]
     assert len(seen_exo) == 10 * n_seen_pairs
+
+
+def _mean_mask_share(root: str, kind: str, aff: str, obj: str) -> float:
+    paths = sorted(glob.glob(osp.join(root, 'Seen', 'test_masks', kind, aff, obj, '*.png')))
+    assert paths
+    return float(np.mean([(cv2.imread(p, cv2.IMREAD_GRAYSCALE) > 0).mean() for p in paths]))
+
+
+def test_ego_scale_and_part_thickness_draw_larger_objects_and_thicker_parts(tmp_path):
+    """``ego_scale`` sets the egocentric object's size, ``part_thickness`` the width of the stroked affordance
+    parts (a cup's handle), and a thick handle still fits the image: the object mask never touches its edge."""
+    small = dict(num_exo=1, num_ego=1, num_test=3, splits=('Seen',))
+    default, big, thick = (str(tmp_path / n) for n in ('default', 'big', 'thick'))
+    generate_synthetic_agd20k(default, **small)
+    generate_synthetic_agd20k(big, ego_scale=(0.55, 0.75), **small)
+    generate_synthetic_agd20k(thick, ego_scale=(0.55, 0.75), part_thickness=1.6, **small)
+    # The object's area grows with the square of its scale: ~(0.65 / 0.37)^2 = 3.1x, less where it is shrunk to fit.
+    ratio = _mean_mask_share(big, 'object', 'hold', 'cup') / _mean_mask_share(default, 'object', 'hold', 'cup')
+    assert 2.0 < ratio < 4.0
+    # The same poses up to the wider extent: the stroked handle gains area.
+    handle = _mean_mask_share(thick, 'part', 'hold', 'cup') / _mean_mask_share(big, 'part', 'hold', 'cup')
+    assert handle > 1.3
+    for path in glob.glob(osp.join(thick, 'Seen', 'test_masks', 'object', '*', '*', '*.png')):
+        mask = cv2.imread(path, cv2.IMREAD_GRAYSCALE) > 0
+        assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()), path
+
+
+def test_ego_scale_and_part_thickness_are_validated(tmp_path):
+    with pytest.raises(ValueError, match='ego_scale'):
+        generate_synthetic_agd20k(str(tmp_path), ego_scale=(0.8, 0.5))
+    with pytest.raises(ValueError, match='ego_scale'):
+        generate_synthetic_agd20k(str(tmp_path), ego_scale=(0.5, 1.5))
+    with pytest.raises(ValueError, match='part_thickness'):
+        generate_synthetic_agd20k(str(tmp_path), part_thickness=0.0)
+    assert not os.listdir(tmp_path)  # checked before anything is written
+
+
+def test_cli_passes_ego_scale_and_part_thickness(tmp_path, monkeypatch):
+    """The CLI's --ego-scale / --part-thickness write the same tree as the function's arguments."""
+    out = str(tmp_path / 'cli')
+    ref = str(tmp_path / 'ref')
+    counts = ['--num-exo', '1', '--num-ego', '1', '--num-test', '1', '--splits', 'Unseen']
+    argv = ['generate_synthetic_agd20k.py', '--out', out, '--ego-scale', '0.6', '0.7', '--part-thickness', '1.5']
+    monkeypatch.setattr(sys, 'argv', argv + counts)
+    runpy.run_path(osp.join(REPO, 'tools', 'misc', 'generate_synthetic_agd20k.py'), run_name='__main__')
+    generate_synthetic_agd20k(
+        ref, num_exo=1, num_ego=1, num_test=1, splits=('Unseen',), ego_scale=(0.6, 0.7), part_thickness=1.5
+    )
+    generate_synthetic_agd20k(str(tmp_path / 'plain'), num_exo=1, num_ego=1, num_test=1, splits=('Unseen',))
+    a, b, plain = _files(out), _files(ref), _files(str(tmp_path / 'plain'))
+    assert a == b and a != plain

@@ -4,8 +4,10 @@ Example::
 
     python tools/misc/generate_synthetic_agd20k.py --out data/synthetic_agd20k --seed 0
 
-The same seed writes byte-identical files. Train on it with
-``configs/_base_/datasets/synthetic_agd20k.py``.
+The same seed writes byte-identical files. ``--ego-scale LO HI`` and ``--part-thickness F`` draw the egocentric
+objects larger and the stroked affordance parts thicker (a study of the generated benchmark,
+``docs/generated_benchmark.md``); their defaults write the tree every figure of the docs was measured on.
+Train on it with ``configs/_base_/datasets/synthetic_agd20k.py``.
 
 With ``--scale-to-agd20k FRACTION`` it writes instead an AGD20K Seen tree at that share of AGD20K's real
 counts (1 = 20,061 exocentric + 3,755 egocentric images, 36 affordances, 50 objects, 640x480 JPEGs, GT PNGs
@@ -20,6 +22,7 @@ import sys
 
 from looptrans.testing import generate_synthetic_agd20k
 from looptrans.testing.agd20k_scale import generate_agd20k_sized
+from looptrans.testing.synthetic_agd20k import EGO_REL_SCALE
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,6 +34,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-test', type=int, default=3, help='test images (with GT) per affordance/object')
     parser.add_argument('--splits', nargs='+', default=['Seen', 'Unseen'], choices=['Seen', 'Unseen'])
     parser.add_argument('--overwrite', action='store_true', help='replace existing split folders')
+    parser.add_argument(
+        '--ego-scale',
+        nargs=2,
+        type=float,
+        metavar=('LO', 'HI'),
+        default=EGO_REL_SCALE,
+        help='object size in the egocentric images, as a share of the shorter side (default: %(default)s)',
+    )
+    parser.add_argument(
+        '--part-thickness',
+        type=float,
+        default=1.0,
+        help='stroke-width factor of the stroked affordance parts, handles and rims (default: 1)',
+    )
     parser.add_argument(
         '--scale-to-agd20k',
         type=float,
@@ -68,6 +85,8 @@ def main(argv=None) -> dict:
             num_test=args.num_test,
             splits=args.splits,
             overwrite=args.overwrite,
+            ego_scale=tuple(args.ego_scale),
+            part_thickness=args.part_thickness,
         )
     except (FileExistsError, ValueError) as err:
         sys.exit(f'error: {err}')

@@ -274,20 +274,22 @@ OBJECTS: Dict[str, Tuple[Part, ...]] = {
 }
 
 
-def _prim_points(prim: Prim) -> np.ndarray:
-    """Points bounding a primitive, in object units."""
+def _prim_points(prim: Prim, thickness_scale: float = 1.0) -> np.ndarray:
+    """Points bounding a primitive, in object units (strokes ``thickness_scale`` times as wide)."""
+    pad = max(prim.thickness * thickness_scale, 0) / 2
     if prim.kind == 'ellipse':
         (cx, cy), (ax, ay) = prim.center, prim.axes
-        pad = max(prim.thickness, 0) / 2
         return np.array([(cx - ax - pad, cy - ay - pad), (cx + ax + pad, cy + ay + pad)])
-    pad = max(prim.thickness, 0) / 2
     pts = np.array(prim.pts, dtype=np.float64)
     return np.concatenate([pts - pad, pts + pad])
 
 
-def _object_extent(obj: str) -> np.ndarray:
-    """Corners (4, 2) of the object's bounding box in object units."""
-    pts = np.concatenate([_prim_points(p) for part in OBJECTS[obj] for p in part.prims])
+def _object_extent(obj: str, part_thickness: float = 1.0) -> np.ndarray:
+    """Corners (4, 2) of the object's bounding box in object units (affordance strokes ``part_thickness``
+    times as wide, as :func:`render_object` draws them)."""
+    pts = np.concatenate(
+        [_prim_points(p, part_thickness if part.kind is not None else 1.0) for part in OBJECTS[obj] for p in part.prims]
+    )
     (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
     return np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
 
@@ -313,8 +315,8 @@ def _jitter(color: Color, rng: np.random.Generator, amount: int) -> Color:
     return tuple(int(np.clip(c + rng.integers(-amount, amount + 1), 0, 255)) for c in color)
 
 
-def _draw_prim(canvas: np.ndarray, prim: Prim, pose: Pose, color, line_type: int) -> None:
-    thick = -1 if prim.thickness < 0 else max(1, int(round(prim.thickness * pose.scale)))
+def _draw_prim(canvas: np.ndarray, prim: Prim, pose: Pose, color, line_type: int, thickness_scale: float = 1.0) -> None:
+    thick = -1 if prim.thickness < 0 else max(1, int(round(prim.thickness * thickness_scale * pose.scale)))
     if prim.kind == 'poly':
         pts = np.round(pose.apply(prim.pts)).astype(np.int32)
         cv2.fillPoly(canvas, [pts], color, line_type)
@@ -330,13 +332,21 @@ def _draw_prim(canvas: np.ndarray, prim: Prim, pose: Pose, color, line_type: int
 
 
 def render_object(
-    img: np.ndarray, labels: np.ndarray, obj: str, pose: Pose, rng: np.random.Generator
+    img: np.ndarray,
+    labels: np.ndarray,
+    obj: str,
+    pose: Pose,
+    rng: np.random.Generator,
+    part_thickness: float = 1.0,
 ) -> Dict[str, int]:
     """Draw ``obj`` on ``img`` and its part ids (1, 2, ...) on ``labels``.
 
-    Returns part name -> label id; the visible pixels of a part are
-    ``labels == id`` because later parts overwrite earlier ones.
+    ``part_thickness`` multiplies the stroke width of the stroked affordance-kind parts (cup, kettle and
+    scissors handles, the cup's rim); 1 draws the default objects. Returns part name -> label id; the
+    visible pixels of a part are ``labels == id`` because later parts overwrite earlier ones.
     """
+    if part_thickness <= 0:
+        raise ValueError(f'part_thickness must be > 0, got {part_thickness}.')
     body = _jitter(BODY_COLORS[rng.integers(len(BODY_COLORS))], rng, 12)
     ids = {}
     for i, part in enumerate(OBJECTS[obj], start=1):
@@ -346,9 +356,10 @@ def render_object(
             color = body
         else:
             color = _jitter(part.color, rng, 12)
+        scale = part_thickness if part.kind is not None else 1.0
         for prim in part.prims:
-            _draw_prim(img, prim, pose, color, cv2.LINE_AA)
-            _draw_prim(labels, prim, pose, i, cv2.LINE_8)
+            _draw_prim(img, prim, pose, color, cv2.LINE_AA, scale)
+            _draw_prim(labels, prim, pose, i, cv2.LINE_8, scale)
         ids[part.name] = i
         if part.kind == 'handle':  # stripes across the handle's long axis
             h, w = labels.shape
@@ -361,10 +372,17 @@ def render_object(
 
 
 def place_object(
-    obj: str, h: int, w: int, rel_scale: Tuple[float, float], max_angle: float, rng: np.random.Generator
+    obj: str,
+    h: int,
+    w: int,
+    rel_scale: Tuple[float, float],
+    max_angle: float,
+    rng: np.random.Generator,
+    part_thickness: float = 1.0,
 ) -> Pose:
-    """A random pose that keeps the whole object inside the image."""
-    extent = _object_extent(obj)
+    """A random pose that keeps the whole object (affordance strokes ``part_thickness`` times as wide)
+    inside the image."""
+    extent = _object_extent(obj, part_thickness)
     scale = rng.uniform(*rel_scale) * min(h, w)
     angle = rng.uniform(-max_angle, max_angle)
     for _ in range(20):
@@ -493,6 +511,7 @@ def render_visible_part(
     rel_scale: Tuple[float, float],
     max_angle: float,
     rng: np.random.Generator,
+    part_thickness: float = 1.0,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``obj`` at a random pose over ``background(h, w, rng)`` (BGR uint8), the bool mask of the visible
     pixels of the part ``aff`` is grounded on and the bool mask of the whole object; re-drawn (at most 20
@@ -501,28 +520,37 @@ def render_visible_part(
     for _ in range(20):
         img = background(h, w, rng)
         labels = np.zeros((h, w), np.uint8)
-        pose = place_object(obj, h, w, rel_scale, max_angle, rng)
-        ids = render_object(img, labels, obj, pose, rng)
+        pose = place_object(obj, h, w, rel_scale, max_angle, rng, part_thickness)
+        ids = render_object(img, labels, obj, pose, rng, part_thickness)
         visible = labels == ids[part]
         if visible.any():
             break
     return img, visible, labels > 0
 
 
-def clutter_scene(aff: str, obj: str, h: int, w: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+def clutter_scene(
+    aff: str, obj: str, h: int, w: int, rng: np.random.Generator, part_thickness: float = 1.0
+) -> Tuple[np.ndarray, np.ndarray]:
     """``obj`` at a random pose over clutter (BGR uint8, h x w), and the (x, y) centre of the part ``aff``
     is grounded on: the point a person touches. Re-drawn (at most 20 times) until the part is visible."""
-    img, visible, _ = render_visible_part(aff, obj, h, w, clutter_background, (0.2, 0.28), 15.0, rng)
+    img, visible, _ = render_visible_part(
+        aff, obj, h, w, clutter_background, (0.2, 0.28), 15.0, rng, part_thickness=part_thickness
+    )
     ys, xs = np.nonzero(visible)
     return img, np.array([xs.mean(), ys.mean()])
 
 
 def render_exocentric(
-    aff: str, obj: str, rng: np.random.Generator, size_range: Tuple[int, int] = (224, 320)
+    aff: str,
+    obj: str,
+    rng: np.random.Generator,
+    size_range: Tuple[int, int] = (224, 320),
+    part_thickness: float = 1.0,
 ) -> np.ndarray:
-    """A person using ``obj`` for ``aff`` over clutter (BGR uint8)."""
+    """A person using ``obj`` for ``aff`` over clutter (BGR uint8); ``part_thickness`` as in
+    :func:`render_object`."""
     h, w = _image_size(rng, size_range)
-    img, contact = clutter_scene(aff, obj, h, w, rng)
+    img, contact = clutter_scene(aff, obj, h, w, rng, part_thickness)
     draw_person(img, contact, aff in HIPS_CONTACT, rng)
     return add_noise(img, 4.0, rng)
 
@@ -534,8 +562,13 @@ def render_egocentric(
     size_range: Tuple[int, int] = (224, 320),
     return_part_mask: bool = False,
     return_object_mask: bool = False,
+    ego_scale: Tuple[float, float] = EGO_REL_SCALE,
+    part_thickness: float = 1.0,
 ) -> Tuple[np.ndarray, ...]:
     """``obj`` alone on a plain background, and the GT heatmap of ``aff``.
+
+    ``ego_scale`` is the object's size range as a share of the image's shorter side (then shrunk to fit),
+    ``part_thickness`` the stroke-width factor of the affordance parts (:func:`render_object`).
 
     Returns the BGR uint8 image and the uint8 heatmap (0..255, max 255):
     the visible pixels of the affordance part blurred with a Gaussian whose
@@ -545,7 +578,9 @@ def render_egocentric(
     The masks change no random draw: the image is the same with or without.
     """
     h, w = _image_size(rng, size_range)
-    img, visible, whole = render_visible_part(aff, obj, h, w, plain_background, EGO_REL_SCALE, 12.0, rng)
+    img, visible, whole = render_visible_part(
+        aff, obj, h, w, plain_background, tuple(ego_scale), 12.0, rng, part_thickness=part_thickness
+    )
     mask = visible.astype(np.float32)
     sigma = max(2.0, 0.15 * float(np.sqrt(mask.sum())))
     heat = cv2.GaussianBlur(mask, (0, 0), sigma)
@@ -602,6 +637,8 @@ def generate_synthetic_agd20k(
     size_range: Tuple[int, int] = (224, 320),
     jpeg_quality: int = 90,
     overwrite: bool = False,
+    ego_scale: Tuple[float, float] = EGO_REL_SCALE,
+    part_thickness: float = 1.0,
 ) -> dict:
     """Write a synthetic AGD20K tree (``<out_dir>/<split>/...``).
 
@@ -618,6 +655,12 @@ def generate_synthetic_agd20k(
         jpeg_quality (int): JPEG quality of the images.
         overwrite (bool): Replace existing split folders. Otherwise an
             existing non-empty split folder raises ``FileExistsError``.
+        ego_scale (tuple[float, float]): Size range of the object in the
+            egocentric training and test images, as a share of the shorter
+            side (then shrunk to fit). Default: :data:`EGO_REL_SCALE`.
+        part_thickness (float): Stroke-width factor of the stroked
+            affordance parts (handles, rims), in every image. Default: 1.
+        The defaults write the tree every figure of the docs was measured on.
 
     Returns:
         dict: ``out_dir``, ``seed``, ``num_files``, ``num_bytes`` and, per
@@ -628,6 +671,10 @@ def generate_synthetic_agd20k(
         raise ValueError(f'num_exo, num_ego and num_test must be >= 1, got {num_exo}, {num_ego}, {num_test}.')
     if not 32 <= size_range[0] <= size_range[1]:
         raise ValueError(f'size_range must be (lo, hi) with 32 <= lo <= hi, got {size_range}.')
+    if len(ego_scale) != 2 or not 0 < ego_scale[0] <= ego_scale[1] <= 1:
+        raise ValueError(f'ego_scale must be (lo, hi) with 0 < lo <= hi <= 1, got {tuple(ego_scale)}.')
+    if not part_thickness > 0:
+        raise ValueError(f'part_thickness must be > 0, got {part_thickness}.')
     for split in splits:
         split_pairs(split)  # validate names before touching the disk
         root = osp.join(out_dir, split)
@@ -648,13 +695,21 @@ def generate_synthetic_agd20k(
         n_bytes = 0
         for aff, obj in train:
             for i in range(num_exo):
-                img = render_exocentric(aff, obj, make_rng(seed, split, 'exo', aff, obj, index=i), size_range)
+                img = render_exocentric(
+                    aff, obj, make_rng(seed, split, 'exo', aff, obj, index=i), size_range, part_thickness
+                )
                 n_bytes += write_image(
                     osp.join(root, 'trainset', 'exocentric', aff, obj, f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg
                 )
             for i in range(num_ego):
                 img, _, part = render_egocentric(
-                    aff, obj, make_rng(seed, split, 'ego', aff, obj, index=i), size_range, return_part_mask=True
+                    aff,
+                    obj,
+                    make_rng(seed, split, 'ego', aff, obj, index=i),
+                    size_range,
+                    return_part_mask=True,
+                    ego_scale=ego_scale,
+                    part_thickness=part_thickness,
                 )
                 n_bytes += write_image(
                     osp.join(root, 'trainset', 'egocentric', aff, obj, f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg
@@ -669,6 +724,8 @@ def generate_synthetic_agd20k(
                     size_range,
                     return_part_mask=True,
                     return_object_mask=True,
+                    ego_scale=ego_scale,
+                    part_thickness=part_thickness,
                 )
                 stem = f'{obj}_{i:06d}'
                 n_bytes += write_image(
