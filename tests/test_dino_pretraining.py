@@ -200,3 +200,44 @@ def test_background_swap_keeps_the_object_and_replaces_the_rest():
     candidates = [swap_background(pool[0], masks[0], bg).float() for bg in backgrounds]
     candidates += [c.flip(-1) for c in candidates]
     assert min((pixels - c).abs().max().item() for c in candidates) < 1e-2
+
+
+def test_pool_draws_the_objects_as_the_generator_options_say():
+    """``ego_scale`` / ``part_thickness`` reach the egocentric renders (the tree the features are used on can be
+    drawn larger or with thicker parts); the defaults draw the pool every documented run was trained on."""
+    default_pool, default_masks = render_pool(4, seed=0, size=96)
+    same_pool, _ = render_pool(4, seed=0, size=96, ego_scale=(0.32, 0.42), part_thickness=1.0)
+    assert torch.equal(default_pool, same_pool)
+    _, big_masks = render_pool(4, seed=0, size=96, ego_scale=(0.55, 0.75))
+    ratio = big_masks.float().mean() / default_masks.float().mean()
+    assert 2.0 < ratio < 5.0, ratio  # area grows with the square of the size: (0.65 / 0.37)^2 ~ 3
+    thick_pool, _ = render_pool(4, seed=0, size=96, part_thickness=2.0)
+    assert not torch.equal(thick_pool, default_pool)
+    with pytest.raises(ValueError, match='ego_scale'):
+        render_pool(1, seed=0, size=32, ego_scale=(0.8, 0.5))
+    with pytest.raises(ValueError, match='part_thickness'):
+        render_pool(1, seed=0, size=32, part_thickness=0.0)
+
+
+def test_tool_passes_the_drawing_options_and_refuses_bad_ones_before_training(tmp_path, monkeypatch):
+    tool = load_tool('misc', 'pretrain_dino_synthetic.py')
+    monkeypatch.setattr(tool, 'PretrainSettings', lambda: TINY)
+    seen = []
+
+    def fake_pretrain(settings, log=None):
+        seen.append(settings)
+        raise RuntimeError('stop after the settings')
+
+    monkeypatch.setattr(tool, 'pretrain_dino', fake_pretrain)
+    out = str(tmp_path / 'w.pth')
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(RuntimeError, match='stop after'):
+            tool.main(['--out', out, '--ego-scale', '0.55', '0.75', '--part-thickness', '1.6', '--threads', '1'])
+        assert seen[0].ego_scale == (0.55, 0.75) and seen[0].part_thickness == 1.6
+        for bad in (['--ego-scale', '0.9', '0.5'], ['--ego-scale', '0', '0.5'], ['--part-thickness', '-1']):
+            with pytest.raises(SystemExit):
+                tool.main(['--out', out, *bad])
+    finally:
+        torch.set_num_threads(threads)
+    assert len(seen) == 1 and not (tmp_path / 'w.pth').exists()

@@ -7,6 +7,9 @@ differently elsewhere):
 
     python tools/misc/pretrain_dino_synthetic.py --out checkpoints/dino_synthetic_vit4x192.pth
 
+``--ego-scale LO HI`` and ``--part-thickness F`` draw the images as ``generate_synthetic_agd20k.py`` draws a
+tree with the same options, so the features match the tree they are used on.
+
 The default 2,000 steps take about 33 minutes on 2 CPU cores; beside the weights it writes ``<out>.json`` with the
 settings, the thread count, the training log (loss, teacher entropy, prototypes in use) and the file's SHA-256. See
 ``looptrans.testing.dino_pretraining`` for what follows DINO and what is scaled down, and
@@ -28,6 +31,7 @@ from typing import List, Optional
 import torch
 
 from looptrans.testing.dino_pretraining import PretrainSettings, pretrain_dino
+from looptrans.testing.synthetic_agd20k import check_drawing_options
 from looptrans.utils import atomic_write_bytes
 
 DEFAULT_OUT = 'checkpoints/dino_synthetic_vit4x192.pth'
@@ -41,12 +45,31 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--steps', type=int, default=defaults.steps)
     parser.add_argument('--num-images', type=int, default=defaults.num_images, help='generated images to crop from')
     parser.add_argument('--batch-size', type=int, default=defaults.batch_size)
+    parser.add_argument(
+        '--ego-scale',
+        type=float,
+        nargs=2,
+        metavar=('LO', 'HI'),
+        default=defaults.ego_scale,
+        help='egocentric object size as a share of the shorter side, as generate_synthetic_agd20k.py '
+        f'(default: {defaults.ego_scale[0]} {defaults.ego_scale[1]})',
+    )
+    parser.add_argument(
+        '--part-thickness',
+        type=float,
+        default=defaults.part_thickness,
+        help='stroke-width factor of handles and rims, as generate_synthetic_agd20k.py (default: 1)',
+    )
     parser.add_argument('--threads', type=int, default=2, help='torch CPU threads (part of what fixes the result)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out file')
     args = parser.parse_args(argv)
     for name in ('steps', 'num_images', 'batch_size', 'threads'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    try:
+        check_drawing_options(args.ego_scale, args.part_thickness)
+    except ValueError as err:
+        parser.error(str(err))
     if osp.exists(args.out) and not args.overwrite:
         parser.error(f'{args.out!r} exists; pass --overwrite to replace it')
     return args
@@ -56,7 +79,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = dataclasses.replace(
-        PretrainSettings(), seed=args.seed, steps=args.steps, num_images=args.num_images, batch_size=args.batch_size
+        PretrainSettings(),
+        seed=args.seed,
+        steps=args.steps,
+        num_images=args.num_images,
+        batch_size=args.batch_size,
+        ego_scale=tuple(args.ego_scale),
+        part_thickness=args.part_thickness,
     )
     print(f'DINO pretraining on generated images: {settings}', flush=True)
     result = pretrain_dino(settings, log=lambda line: print(line, flush=True))

@@ -48,6 +48,8 @@ from ..models.backbones import DINOVisionTransformer
 from ..models.backbones.dino_weights import convert_mmpretrain_to_dino
 from .synthetic_agd20k import (
     AFFORDANCE_PARTS,
+    EGO_REL_SCALE,
+    check_drawing_options,
     clutter_background,
     make_rng,
     plain_background,
@@ -96,6 +98,8 @@ class PretrainSettings:
     freeze_last_layer_steps: int = 30
     background_swap: float = 0.8
     num_backgrounds: int = 256
+    ego_scale: Tuple[float, float] = EGO_REL_SCALE
+    part_thickness: float = 1.0
 
     def arch(self) -> dict:
         """The ViT arch dict of the backbone configs."""
@@ -115,10 +119,21 @@ def _bgr_to_rgb_chw(img: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)))
 
 
-def render_pool(num_images: int, seed: int, size: int = 224) -> Tuple[Tensor, Tensor]:
+def render_pool(
+    num_images: int,
+    seed: int,
+    size: int = 224,
+    ego_scale: Tuple[float, float] = EGO_REL_SCALE,
+    part_thickness: float = 1.0,
+) -> Tuple[Tensor, Tensor]:
     """``num_images`` generated images (uint8 RGB, (N, 3, size, size)), alternating egocentric and exocentric
     renders of every (affordance, object) pair, each from its own ``make_rng(seed, 'dino', ...)`` stream, and
-    the object mask of each egocentric one ((N, 1, size, size) bool; all False for an exocentric one)."""
+    the object mask of each egocentric one ((N, 1, size, size) bool; all False for an exocentric one).
+
+    ``ego_scale`` and ``part_thickness`` are the generator's options of the same name
+    (:func:`~looptrans.testing.synthetic_agd20k.render_egocentric`): pretrain on images drawn like the tree the
+    features will be used on."""
+    check_drawing_options(ego_scale, part_thickness)
     pairs = [(aff, obj) for aff, objs in sorted(AFFORDANCE_PARTS.items()) for obj in sorted(objs)]
     pool = torch.empty(num_images, 3, size, size, dtype=torch.uint8)
     masks = torch.zeros(num_images, 1, size, size, dtype=torch.bool)
@@ -127,11 +142,19 @@ def render_pool(num_images: int, seed: int, size: int = 224) -> Tuple[Tensor, Te
         kind = 'ego' if (i // len(pairs)) % 2 == 0 else 'exo'
         rng = make_rng(seed, 'dino', kind, aff, obj, index=i)
         if kind == 'ego':
-            img, _, _, whole = render_egocentric(aff, obj, rng, return_part_mask=True, return_object_mask=True)
+            img, _, _, whole = render_egocentric(
+                aff,
+                obj,
+                rng,
+                return_part_mask=True,
+                return_object_mask=True,
+                ego_scale=ego_scale,
+                part_thickness=part_thickness,
+            )
             whole = cv2.resize(whole, (size, size), interpolation=cv2.INTER_NEAREST)
             masks[i, 0] = torch.from_numpy(whole > 127)
         else:
-            img = render_exocentric(aff, obj, rng)
+            img = render_exocentric(aff, obj, rng, part_thickness=part_thickness)
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
         pool[i] = _bgr_to_rgb_chw(img)
     return pool, masks
@@ -336,7 +359,7 @@ def pretrain_dino(
     start = time.perf_counter()
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
-    pool, masks = render_pool(s.num_images, s.seed, s.image_size)
+    pool, masks = render_pool(s.num_images, s.seed, s.image_size, s.ego_scale, s.part_thickness)
     backgrounds = render_backgrounds(s.num_backgrounds, s.seed, s.image_size) if s.background_swap else None
     student = build_student(s)
     teacher = copy.deepcopy(student)

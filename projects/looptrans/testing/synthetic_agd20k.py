@@ -627,6 +627,15 @@ def split_pairs(split: str) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str]
     raise ValueError(f'unknown split {split!r}; use "Seen" or "Unseen".')
 
 
+def check_drawing_options(ego_scale: Sequence[float], part_thickness: float) -> None:
+    """Raise ``ValueError`` naming the option unless ``ego_scale`` is ``(lo, hi)`` with ``0 < lo <= hi <= 1`` and
+    ``part_thickness > 0``; called before anything is drawn or written."""
+    if len(ego_scale) != 2 or not 0 < ego_scale[0] <= ego_scale[1] <= 1:
+        raise ValueError(f'ego_scale must be (lo, hi) with 0 < lo <= hi <= 1, got {tuple(ego_scale)}.')
+    if not part_thickness > 0:
+        raise ValueError(f'part_thickness must be > 0, got {part_thickness}.')
+
+
 def generate_synthetic_agd20k(
     out_dir: str,
     seed: int = 0,
@@ -671,10 +680,7 @@ def generate_synthetic_agd20k(
         raise ValueError(f'num_exo, num_ego and num_test must be >= 1, got {num_exo}, {num_ego}, {num_test}.')
     if not 32 <= size_range[0] <= size_range[1]:
         raise ValueError(f'size_range must be (lo, hi) with 32 <= lo <= hi, got {size_range}.')
-    if len(ego_scale) != 2 or not 0 < ego_scale[0] <= ego_scale[1] <= 1:
-        raise ValueError(f'ego_scale must be (lo, hi) with 0 < lo <= hi <= 1, got {tuple(ego_scale)}.')
-    if not part_thickness > 0:
-        raise ValueError(f'part_thickness must be > 0, got {part_thickness}.')
+    check_drawing_options(ego_scale, part_thickness)
     for split in splits:
         split_pairs(split)  # validate names before touching the disk
         root = osp.join(out_dir, split)
