@@ -22,7 +22,7 @@ import sys
 
 from looptrans.testing import generate_synthetic_agd20k
 from looptrans.testing.agd20k_scale import generate_agd20k_sized
-from looptrans.testing.synthetic_agd20k import EGO_REL_SCALE
+from looptrans.testing.synthetic_agd20k import add_drawing_arguments
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,20 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-test', type=int, default=3, help='test images (with GT) per affordance/object')
     parser.add_argument('--splits', nargs='+', default=['Seen', 'Unseen'], choices=['Seen', 'Unseen'])
     parser.add_argument('--overwrite', action='store_true', help='replace existing split folders')
-    parser.add_argument(
-        '--ego-scale',
-        nargs=2,
-        type=float,
-        metavar=('LO', 'HI'),
-        default=EGO_REL_SCALE,
-        help='object size in the egocentric images, as a share of the shorter side (default: %(default)s)',
-    )
-    parser.add_argument(
-        '--part-thickness',
-        type=float,
-        default=1.0,
-        help='stroke-width factor of the stroked affordance parts, handles and rims (default: 1)',
-    )
+    add_drawing_arguments(parser)
     parser.add_argument(
         '--scale-to-agd20k',
         type=float,

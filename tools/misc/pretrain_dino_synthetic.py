@@ -31,7 +31,7 @@ from typing import List, Optional
 import torch
 
 from looptrans.testing.dino_pretraining import PretrainSettings, pretrain_dino
-from looptrans.testing.synthetic_agd20k import check_drawing_options
+from looptrans.testing.synthetic_agd20k import add_drawing_arguments, check_drawing_options
 from looptrans.utils import atomic_write_bytes
 
 DEFAULT_OUT = 'checkpoints/dino_synthetic_vit4x192.pth'
@@ -45,21 +45,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--steps', type=int, default=defaults.steps)
     parser.add_argument('--num-images', type=int, default=defaults.num_images, help='generated images to crop from')
     parser.add_argument('--batch-size', type=int, default=defaults.batch_size)
-    parser.add_argument(
-        '--ego-scale',
-        type=float,
-        nargs=2,
-        metavar=('LO', 'HI'),
-        default=defaults.ego_scale,
-        help='egocentric object size as a share of the shorter side, as generate_synthetic_agd20k.py '
-        f'(default: {defaults.ego_scale[0]} {defaults.ego_scale[1]})',
-    )
-    parser.add_argument(
-        '--part-thickness',
-        type=float,
-        default=defaults.part_thickness,
-        help='stroke-width factor of handles and rims, as generate_synthetic_agd20k.py (default: 1)',
-    )
+    add_drawing_arguments(parser)  # as generate_synthetic_agd20k.py, so the images match a tree's
     parser.add_argument('--threads', type=int, default=2, help='torch CPU threads (part of what fixes the result)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out file')
     args = parser.parse_args(argv)

@@ -24,6 +24,7 @@ are byte-identical for a seed: each image has its own generator seeded from
 fixed JPEG quality / PNG compression.
 """
 
+import argparse
 import os
 import os.path as osp
 import shutil
@@ -634,6 +635,26 @@ def check_drawing_options(ego_scale: Sequence[float], part_thickness: float) -> 
         raise ValueError(f'ego_scale must be (lo, hi) with 0 < lo <= hi <= 1, got {tuple(ego_scale)}.')
     if not part_thickness > 0:
         raise ValueError(f'part_thickness must be > 0, got {part_thickness}.')
+
+
+def add_drawing_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--ego-scale LO HI`` and ``--part-thickness F`` (defaults: the documented tree) to a tool's parser:
+    the generator and the DINO pretraining draw with the same two options; check the parsed values with
+    :func:`check_drawing_options`."""
+    parser.add_argument(
+        '--ego-scale',
+        nargs=2,
+        type=float,
+        metavar=('LO', 'HI'),
+        default=EGO_REL_SCALE,
+        help='object size in the egocentric images, as a share of the shorter side (default: %(default)s)',
+    )
+    parser.add_argument(
+        '--part-thickness',
+        type=float,
+        default=1.0,
+        help='stroke-width factor of the stroked affordance parts, handles and rims (default: 1)',
+    )
 
 
 def generate_synthetic_agd20k(
