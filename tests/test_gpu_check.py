@@ -114,7 +114,7 @@ def test_parsers_read_the_figures():
     assert bench['inference_images_s'] == {1: 180.5, 64: 4100.0}
     train = table.parse_train_log(TRAIN.format(last='nan'))
     assert train['iters'] == list(range(1, 21)) and len(train['losses']) == 20 and not train['finite']
-    assert train['amp_dtype'] is None and len(train['times']) == 20
+    assert train['amp_dtype'] is None and len(train['times']) == 20 and train['data_times'] == [0.01] * 20
     test = table.parse_test_log(TEST.format(t=0.08))
     assert test['time_s'] == 0.08 and test['mean_time_s'] == 0.15 and test['iters'] == 12
     assert test['metrics'] == {'KLD': 1.2345, 'SIM': 0.3456, 'NSS': 0.9876}
@@ -137,7 +137,9 @@ def test_table_of_a_good_run(tmp_path, capsys):
     assert 'NVIDIA H100 80GB HBM3' in text and '| what' in text and 'amp (bfloat16)' in text
     row = next(ln for ln in text.splitlines() if ln.startswith('| benchmark: training step,'))
     assert '0.1000' in row and '0.0500' in row and 'batch 16 (64 images)' in row
-    assert '20 iters, losses finite (2.500 → 1.900)' in text
+    # logged times 0.0{i % 9 + 1}00 for i = 1..20: sorted, the 10th and 11th are 0.04 and 0.05 -> median 0.045,
+    # not the last iteration's 0.03
+    assert '20 iters, losses finite (2.500 → 1.900), median 0.045 s/iter (data 0.010)' in text
     b64 = next(ln for ln in text.splitlines() if 'batch 64: images/s' in ln)
     assert '800.0' in b64 and 'KLD 1.234' in b64  # 64 images / 0.08 s
     metric = next(ln for ln in text.splitlines() if ln.startswith('| AGD20K metric'))

@@ -9,7 +9,8 @@
 #   2. the same with --amp (bf16 autocast where the GPU supports it, else fp16)       -> bench_amp.txt
 #   3. tools/misc/generate_synthetic_agd20k.py (Seen split, 48 test images per pair)  -> data/
 #   4. tools/train.py configs/looptrans_synthetic.py --amp, 20 iterations, pseudo-mask supervision on from
-#      iteration 10, every iteration logged; fails when a loss is not finite        -> train.log
+#      iteration 10, every iteration logged on its own (window 1: the table's median s/iter is a step's, not a
+#      10-iteration mean holding the first iteration's warm-up); fails when a loss is not finite -> train.log
 #   5. tools/test.py on the generated test set at batch 1 and 64                       -> test_b1.log, test_b64.log
 #   6. tools/analysis_tools/benchmark_metric.py --device cuda: the AGD20K metric batched on the GPU against
 #      the published per-image code (200 maps, 14x14 predictions, 480x640 float64 GT)  -> metric.txt
@@ -29,7 +30,7 @@ OUT=work_dirs/gpu_check
 for arg in "$@"; do
   case "$arg" in
     --cpu-smoke) SMOKE=1 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "gpu_check.sh: unknown option $arg" >&2; exit 2 ;;
     *) OUT=$arg ;;
   esac
@@ -143,6 +144,7 @@ rm -rf "$OUT/train"
 if run_part train "$OUT/train.log" "$PY" tools/train.py configs/looptrans_synthetic.py ${AMP[@]+"${AMP[@]}"} \
     --work-dir "$OUT/train" --cfg-options "${ROOTS[@]}" ${SHRINK[@]+"${SHRINK[@]}"} \
     train_cfg.max_iters="$ITERS" train_cfg.val_interval="$ITERS" default_hooks.logger.interval=1 \
+    log_processor.window_size=1 \
     default_hooks.checkpoint.interval="$ITERS" custom_hooks.0.start_iter=$(( ITERS / 2 )); then
   CKPT=$(cat "$OUT/train/last_checkpoint")
   for B in "${TEST_BATCHES[@]}"; do

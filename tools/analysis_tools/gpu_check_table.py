@@ -22,6 +22,7 @@ import json
 import math
 import os.path as osp
 import re
+import statistics
 import sys
 from typing import Dict, List, Optional
 
@@ -58,8 +59,8 @@ def parse_benchmark(text: str) -> Dict:
 
 
 def parse_train_log(text: str) -> Dict:
-    """Iterations, total losses and s/iter of a tools/train.py log (MMEngine ``Iter(train)`` lines)."""
-    iters, losses, times = [], [], []
+    """Iterations, total losses, s/iter and data s/iter of a tools/train.py log (MMEngine ``Iter(train)`` lines)."""
+    iters, losses, times, data_times = [], [], [], []
     for line in text.splitlines():
         m = re.search(r'Iter\(train\)\s*\[\s*(\d+)/\s*(\d+)\]', line)
         if not m:
@@ -72,11 +73,15 @@ def parse_train_log(text: str) -> Dict:
         t = re.search(r'\stime: ' + NUM, line)
         if t:
             times.append(float(t.group(1)))
+        d = re.search(r'\sdata_time: ' + NUM, line)
+        if d:
+            data_times.append(float(d.group(1)))
     dtype = re.search(r'AMP training in (\w+)', text)
     return dict(
         iters=iters,
         losses=losses,
         times=times,
+        data_times=data_times,
         amp_dtype=dtype.group(1) if dtype else None,
         finite=bool(losses) and all(math.isfinite(x) for x in losses),
     )
@@ -211,7 +216,11 @@ def build_table(result: Dict, test_batches: List[int]) -> str:
     if train.get('losses'):
         losses = train['losses']
         verdict = 'finite' if train.get('finite') else 'NOT FINITE'
-        speed = f', {train["times"][-1]:.3f} s/iter' if train.get('times') else ''
+        # The median, not the last: with logger interval 1 each logged time is one iteration's, and the
+        # iteration after an epoch boundary also pays the loader workers' restart.
+        speed = f', median {statistics.median(train["times"]):.3f} s/iter' if train.get('times') else ''
+        if train.get('data_times'):
+            speed += f' (data {statistics.median(train["data_times"]):.3f})'
         cell = f'{len(losses)} iters, losses {verdict} ({losses[0]:.3f} → {losses[-1]:.3f}){speed}'
     else:
         cell = 'no losses logged'
