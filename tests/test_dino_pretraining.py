@@ -25,6 +25,7 @@ from looptrans.testing.dino_pretraining import (
     render_pool,
     swap_background,
 )
+from looptrans.testing.synthetic_agd20k import AFFORDANCE_PARTS
 
 #: A run of seconds: the real objective on a tiny ViT.
 TINY = PretrainSettings(
@@ -213,6 +214,13 @@ def test_pool_draws_the_objects_as_the_generator_options_say():
     assert 2.0 < ratio < 5.0, ratio  # area grows with the square of the size: (0.65 / 0.37)^2 ~ 3
     thick_pool, _ = render_pool(4, seed=0, size=96, part_thickness=2.0)
     assert not torch.equal(thick_pool, default_pool)
+    # bold_parts changes the knife, scissors and bicycle renders only: the pool's first images are the
+    # egocentric renders of every pair in AFFORDANCE_PARTS order
+    pairs = [(a, o) for a, objs in sorted(AFFORDANCE_PARTS.items()) for o in sorted(objs)]
+    bold_pool, _ = render_pool(len(pairs), seed=0, size=96, bold_parts=True)
+    plain_pool, _ = render_pool(len(pairs), seed=0, size=96)
+    for (aff, obj), a, b in zip(pairs, bold_pool, plain_pool):
+        assert torch.equal(a, b) == (obj not in ('knife', 'scissors', 'bicycle')), (aff, obj)
     with pytest.raises(ValueError, match='ego_scale'):
         render_pool(1, seed=0, size=32, ego_scale=(0.8, 0.5))
     with pytest.raises(ValueError, match='part_thickness'):
@@ -233,8 +241,21 @@ def test_tool_passes_the_drawing_options_and_refuses_bad_ones_before_training(tm
     threads = torch.get_num_threads()
     try:
         with pytest.raises(RuntimeError, match='stop after'):
-            tool.main(['--out', out, '--ego-scale', '0.55', '0.75', '--part-thickness', '1.6', '--threads', '1'])
-        assert seen[0].ego_scale == (0.55, 0.75) and seen[0].part_thickness == 1.6
+            tool.main(
+                [
+                    '--out',
+                    out,
+                    '--ego-scale',
+                    '0.55',
+                    '0.75',
+                    '--part-thickness',
+                    '1.6',
+                    '--bold-parts',
+                    '--threads',
+                    '1',
+                ]
+            )
+        assert seen[0].ego_scale == (0.55, 0.75) and seen[0].part_thickness == 1.6 and seen[0].bold_parts
         for bad in (['--ego-scale', '0.9', '0.5'], ['--ego-scale', '0', '0.5'], ['--part-thickness', '-1']):
             with pytest.raises(SystemExit):
                 tool.main(['--out', out, *bad])

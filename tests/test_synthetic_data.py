@@ -16,7 +16,7 @@ from looptrans.testing import (
     SYNTHETIC_UNSEEN_TEST_OBJECTS,
     generate_synthetic_agd20k,
 )
-from looptrans.testing.synthetic_agd20k import AFFORDANCE_PARTS, OBJECTS, PART_KIND_COLORS
+from looptrans.testing.synthetic_agd20k import AFFORDANCE_PARTS, BOLD_BLADE_COLOR, OBJECTS, PART_KIND_COLORS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SMALL = dict(num_exo=2, num_ego=2, num_test=2)
@@ -281,6 +281,38 @@ def test_ego_scale_and_part_thickness_draw_larger_objects_and_thicker_parts(tmp_
         assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()), path
 
 
+def test_bold_parts_widen_the_tools_and_set_the_blade_apart_from_the_backgrounds(tmp_path):
+    """``bold_parts``: knife and scissors drawn about twice as wide, a steel-blue blade that no plain background
+    matches (the default silver lies inside their range), a larger bicycle saddle and grip; the other objects'
+    files are unchanged, and every object still fits inside its image."""
+    # plain backgrounds draw each channel from [150, 245], parts jitter each channel by up to 12
+    assert all(150 <= c <= 245 for c in PART_KIND_COLORS['blade'])
+    assert min(150 - c for c in BOLD_BLADE_COLOR) > 2 * 12
+    small = dict(num_exo=1, num_ego=1, num_test=3, splits=('Seen',), ego_scale=(0.55, 0.75), part_thickness=1.6)
+    plain, bold = str(tmp_path / 'plain'), str(tmp_path / 'bold')
+    generate_synthetic_agd20k(plain, **small)
+    generate_synthetic_agd20k(bold, bold_parts=True, **small)
+    for obj in ('knife', 'scissors'):
+        ratio = _mean_mask_share(bold, 'object', 'cut_with', obj) / _mean_mask_share(plain, 'object', 'cut_with', obj)
+        assert ratio > 1.4, (obj, ratio)  # twice as wide, a little shrunk to fit
+    for aff in ('ride', 'push'):  # saddle, grip
+        ratio = _mean_mask_share(bold, 'part', aff, 'bicycle') / _mean_mask_share(plain, 'part', aff, 'bicycle')
+        assert ratio > 1.5, (aff, ratio)
+    for path in glob.glob(osp.join(bold, 'Seen', 'testset', 'egocentric', 'cut_with', 'knife', '*.jpg')):
+        mask = cv2.imread(path.replace('testset/egocentric', 'test_masks/part').replace('.jpg', '.png'), 0) > 0
+        mask = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # away from anti-aliased edges
+        blade = cv2.imread(path)[mask].mean(0)
+        assert np.abs(blade - BOLD_BLADE_COLOR).max() < 20, (path, blade)
+    for path in glob.glob(osp.join(bold, 'Seen', 'test_masks', 'object', '*', '*', '*.png')):
+        mask = cv2.imread(path, cv2.IMREAD_GRAYSCALE) > 0
+        assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()), path
+    a, b = _files(plain), _files(bold)
+    touched = ('knife', 'scissors', 'bicycle')
+    changed = {k for k in a if a[k] != b[k]}
+    assert changed and all(any(f'/{o}/' in k or f'/{o}_' in k for o in touched) for k in changed)
+    assert any('/cup/' in k for k in a) and all(a[k] == b[k] for k in a if '/cup/' in k)
+
+
 def test_ego_scale_and_part_thickness_are_validated(tmp_path):
     with pytest.raises(ValueError, match='ego_scale'):
         generate_synthetic_agd20k(str(tmp_path), ego_scale=(0.8, 0.5))
@@ -292,15 +324,23 @@ def test_ego_scale_and_part_thickness_are_validated(tmp_path):
 
 
 def test_cli_passes_ego_scale_and_part_thickness(tmp_path, monkeypatch):
-    """The CLI's --ego-scale / --part-thickness write the same tree as the function's arguments."""
+    """The CLI's --ego-scale / --part-thickness / --bold-parts write the same tree as the function's arguments."""
     out = str(tmp_path / 'cli')
     ref = str(tmp_path / 'ref')
     counts = ['--num-exo', '1', '--num-ego', '1', '--num-test', '1', '--splits', 'Unseen']
     argv = ['generate_synthetic_agd20k.py', '--out', out, '--ego-scale', '0.6', '0.7', '--part-thickness', '1.5']
+    argv += ['--bold-parts']
     monkeypatch.setattr(sys, 'argv', argv + counts)
     runpy.run_path(osp.join(REPO, 'tools', 'misc', 'generate_synthetic_agd20k.py'), run_name='__main__')
     generate_synthetic_agd20k(
-        ref, num_exo=1, num_ego=1, num_test=1, splits=('Unseen',), ego_scale=(0.6, 0.7), part_thickness=1.5
+        ref,
+        num_exo=1,
+        num_ego=1,
+        num_test=1,
+        splits=('Unseen',),
+        ego_scale=(0.6, 0.7),
+        part_thickness=1.5,
+        bold_parts=True,
     )
     generate_synthetic_agd20k(str(tmp_path / 'plain'), num_exo=1, num_ego=1, num_test=1, splits=('Unseen',))
     a, b, plain = _files(out), _files(ref), _files(str(tmp_path / 'plain'))

@@ -74,6 +74,7 @@ def main(argv=None) -> dict:
             overwrite=args.overwrite,
             ego_scale=tuple(args.ego_scale),
             part_thickness=args.part_thickness,
+            bold_parts=args.bold_parts,
         )
     except (FileExistsError, ValueError) as err:
         sys.exit(f'error: {err}')

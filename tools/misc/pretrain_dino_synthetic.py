@@ -72,6 +72,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         batch_size=args.batch_size,
         ego_scale=tuple(args.ego_scale),
         part_thickness=args.part_thickness,
+        bold_parts=args.bold_parts,
     )
     print(f'DINO pretraining on generated images: {settings}', flush=True)
     result = pretrain_dino(settings, log=lambda line: print(line, flush=True))

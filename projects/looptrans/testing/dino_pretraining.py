@@ -100,6 +100,7 @@ class PretrainSettings:
     num_backgrounds: int = 256
     ego_scale: Tuple[float, float] = EGO_REL_SCALE
     part_thickness: float = 1.0
+    bold_parts: bool = False
 
     def arch(self) -> dict:
         """The ViT arch dict of the backbone configs."""
@@ -125,12 +126,13 @@ def render_pool(
     size: int = 224,
     ego_scale: Tuple[float, float] = EGO_REL_SCALE,
     part_thickness: float = 1.0,
+    bold_parts: bool = False,
 ) -> Tuple[Tensor, Tensor]:
     """``num_images`` generated images (uint8 RGB, (N, 3, size, size)), alternating egocentric and exocentric
     renders of every (affordance, object) pair, each from its own ``make_rng(seed, 'dino', ...)`` stream, and
     the object mask of each egocentric one ((N, 1, size, size) bool; all False for an exocentric one).
 
-    ``ego_scale`` and ``part_thickness`` are the generator's options of the same name
+    ``ego_scale``, ``part_thickness`` and ``bold_parts`` are the generator's options of the same name
     (:func:`~looptrans.testing.synthetic_agd20k.render_egocentric`): pretrain on images drawn like the tree the
     features will be used on."""
     check_drawing_options(ego_scale, part_thickness)
@@ -150,11 +152,12 @@ def render_pool(
                 return_object_mask=True,
                 ego_scale=ego_scale,
                 part_thickness=part_thickness,
+                bold_parts=bold_parts,
             )
             whole = cv2.resize(whole, (size, size), interpolation=cv2.INTER_NEAREST)
             masks[i, 0] = torch.from_numpy(whole > 127)
         else:
-            img = render_exocentric(aff, obj, rng, part_thickness=part_thickness)
+            img = render_exocentric(aff, obj, rng, part_thickness=part_thickness, bold_parts=bold_parts)
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
         pool[i] = _bgr_to_rgb_chw(img)
     return pool, masks
@@ -359,7 +362,7 @@ def pretrain_dino(
     start = time.perf_counter()
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
-    pool, masks = render_pool(s.num_images, s.seed, s.image_size, s.ego_scale, s.part_thickness)
+    pool, masks = render_pool(s.num_images, s.seed, s.image_size, s.ego_scale, s.part_thickness, s.bold_parts)
     backgrounds = render_backgrounds(s.num_backgrounds, s.seed, s.image_size) if s.background_swap else None
     student = build_student(s)
     teacher = copy.deepcopy(student)

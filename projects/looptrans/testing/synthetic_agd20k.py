@@ -29,7 +29,7 @@ import os
 import os.path as osp
 import shutil
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -275,6 +275,52 @@ OBJECTS: Dict[str, Tuple[Part, ...]] = {
 }
 
 
+#: ``bold_parts``: the blade colour, steel blue. The default silver lies inside the range of the light plain
+#: backgrounds (150-245 per channel), so on many egocentric images no feature can tell blade from background.
+BOLD_BLADE_COLOR: Color = (120, 90, 60)
+#: ``bold_parts``: knife and scissors drawn this many times as wide (across their long axis), so that blade and
+#: handle each span more than one 16-pixel patch at the egocentric sizes.
+BOLD_TOOL_WIDTH = 2.0
+
+
+def _widened(prim: Prim, factor: float) -> Prim:
+    """``prim`` stretched ``factor`` times along the object's y axis (strokes ``factor`` times as wide)."""
+    return replace(
+        prim,
+        pts=tuple((x, y * factor) for x, y in prim.pts),
+        center=(prim.center[0], prim.center[1] * factor),
+        axes=(prim.axes[0], prim.axes[1] * factor),
+        thickness=prim.thickness * factor if prim.thickness > 0 else prim.thickness,
+    )
+
+
+def _bold_objects() -> Dict[str, Tuple[Part, ...]]:
+    """:data:`OBJECTS` with the thin parts a 16-pixel patch grid cannot resolve made larger: knife and scissors
+    :data:`BOLD_TOOL_WIDTH` times as wide, the bicycle's saddle and handlebar grip about twice as tall."""
+    objects = dict(OBJECTS)
+    for name in ('knife', 'scissors'):
+        objects[name] = tuple(
+            replace(p, prims=tuple(_widened(q, BOLD_TOOL_WIDTH) for q in p.prims)) for p in OBJECTS[name]
+        )
+    bigger = dict(saddle=(_ellipse((-0.26, -0.3), (0.23, 0.11)),), grip=(_rect(0.28, -0.5, 0.64, -0.31),))
+    objects['bicycle'] = tuple(replace(p, prims=bigger.get(p.name, p.prims)) for p in OBJECTS['bicycle'])
+    return objects
+
+
+BOLD_OBJECTS: Dict[str, Tuple[Part, ...]] = _bold_objects()
+
+
+def object_parts(obj: str, bold_parts: bool = False) -> Tuple[Part, ...]:
+    """The parts of ``obj`` in drawing order: :data:`OBJECTS`, or :data:`BOLD_OBJECTS` with ``bold_parts``."""
+    return (BOLD_OBJECTS if bold_parts else OBJECTS)[obj]
+
+
+def part_kind_color(kind: str, bold_parts: bool = False) -> Color:
+    """The colour of an affordance part kind (:data:`PART_KIND_COLORS`; the blade :data:`BOLD_BLADE_COLOR`
+    with ``bold_parts``)."""
+    return BOLD_BLADE_COLOR if bold_parts and kind == 'blade' else PART_KIND_COLORS[kind]
+
+
 def _prim_points(prim: Prim, thickness_scale: float = 1.0) -> np.ndarray:
     """Points bounding a primitive, in object units (strokes ``thickness_scale`` times as wide)."""
     pad = max(prim.thickness * thickness_scale, 0) / 2
@@ -285,11 +331,15 @@ def _prim_points(prim: Prim, thickness_scale: float = 1.0) -> np.ndarray:
     return np.concatenate([pts - pad, pts + pad])
 
 
-def _object_extent(obj: str, part_thickness: float = 1.0) -> np.ndarray:
+def _object_extent(obj: str, part_thickness: float = 1.0, bold_parts: bool = False) -> np.ndarray:
     """Corners (4, 2) of the object's bounding box in object units (affordance strokes ``part_thickness``
-    times as wide, as :func:`render_object` draws them)."""
+    times as wide, the ``bold_parts`` shapes, as :func:`render_object` draws them)."""
     pts = np.concatenate(
-        [_prim_points(p, part_thickness if part.kind is not None else 1.0) for part in OBJECTS[obj] for p in part.prims]
+        [
+            _prim_points(p, part_thickness if part.kind is not None else 1.0)
+            for part in object_parts(obj, bold_parts)
+            for p in part.prims
+        ]
     )
     (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
     return np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
@@ -339,20 +389,22 @@ def render_object(
     pose: Pose,
     rng: np.random.Generator,
     part_thickness: float = 1.0,
+    bold_parts: bool = False,
 ) -> Dict[str, int]:
     """Draw ``obj`` on ``img`` and its part ids (1, 2, ...) on ``labels``.
 
     ``part_thickness`` multiplies the stroke width of the stroked affordance-kind parts (cup, kettle and
-    scissors handles, the cup's rim); 1 draws the default objects. Returns part name -> label id; the
+    scissors handles, the cup's rim); 1 draws the default objects. ``bold_parts`` draws the shapes of
+    :data:`BOLD_OBJECTS` and the blade in :data:`BOLD_BLADE_COLOR`. Returns part name -> label id; the
     visible pixels of a part are ``labels == id`` because later parts overwrite earlier ones.
     """
     if part_thickness <= 0:
         raise ValueError(f'part_thickness must be > 0, got {part_thickness}.')
     body = _jitter(BODY_COLORS[rng.integers(len(BODY_COLORS))], rng, 12)
     ids = {}
-    for i, part in enumerate(OBJECTS[obj], start=1):
+    for i, part in enumerate(object_parts(obj, bold_parts), start=1):
         if part.kind is not None:
-            color = _jitter(PART_KIND_COLORS[part.kind], rng, 12)
+            color = _jitter(part_kind_color(part.kind, bold_parts), rng, 12)
         elif part.color == 'body':
             color = body
         else:
@@ -380,10 +432,11 @@ def place_object(
     max_angle: float,
     rng: np.random.Generator,
     part_thickness: float = 1.0,
+    bold_parts: bool = False,
 ) -> Pose:
-    """A random pose that keeps the whole object (affordance strokes ``part_thickness`` times as wide)
-    inside the image."""
-    extent = _object_extent(obj, part_thickness)
+    """A random pose that keeps the whole object (affordance strokes ``part_thickness`` times as wide, the
+    ``bold_parts`` shapes) inside the image."""
+    extent = _object_extent(obj, part_thickness, bold_parts)
     scale = rng.uniform(*rel_scale) * min(h, w)
     angle = rng.uniform(-max_angle, max_angle)
     for _ in range(20):
@@ -513,6 +566,7 @@ def render_visible_part(
     max_angle: float,
     rng: np.random.Generator,
     part_thickness: float = 1.0,
+    bold_parts: bool = False,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``obj`` at a random pose over ``background(h, w, rng)`` (BGR uint8), the bool mask of the visible
     pixels of the part ``aff`` is grounded on and the bool mask of the whole object; re-drawn (at most 20
@@ -521,8 +575,8 @@ def render_visible_part(
     for _ in range(20):
         img = background(h, w, rng)
         labels = np.zeros((h, w), np.uint8)
-        pose = place_object(obj, h, w, rel_scale, max_angle, rng, part_thickness)
-        ids = render_object(img, labels, obj, pose, rng, part_thickness)
+        pose = place_object(obj, h, w, rel_scale, max_angle, rng, part_thickness, bold_parts)
+        ids = render_object(img, labels, obj, pose, rng, part_thickness, bold_parts)
         visible = labels == ids[part]
         if visible.any():
             break
@@ -530,12 +584,18 @@ def render_visible_part(
 
 
 def clutter_scene(
-    aff: str, obj: str, h: int, w: int, rng: np.random.Generator, part_thickness: float = 1.0
+    aff: str,
+    obj: str,
+    h: int,
+    w: int,
+    rng: np.random.Generator,
+    part_thickness: float = 1.0,
+    bold_parts: bool = False,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """``obj`` at a random pose over clutter (BGR uint8, h x w), and the (x, y) centre of the part ``aff``
     is grounded on: the point a person touches. Re-drawn (at most 20 times) until the part is visible."""
     img, visible, _ = render_visible_part(
-        aff, obj, h, w, clutter_background, (0.2, 0.28), 15.0, rng, part_thickness=part_thickness
+        aff, obj, h, w, clutter_background, (0.2, 0.28), 15.0, rng, part_thickness, bold_parts
     )
     ys, xs = np.nonzero(visible)
     return img, np.array([xs.mean(), ys.mean()])
@@ -547,11 +607,12 @@ def render_exocentric(
     rng: np.random.Generator,
     size_range: Tuple[int, int] = (224, 320),
     part_thickness: float = 1.0,
+    bold_parts: bool = False,
 ) -> np.ndarray:
-    """A person using ``obj`` for ``aff`` over clutter (BGR uint8); ``part_thickness`` as in
-    :func:`render_object`."""
+    """A person using ``obj`` for ``aff`` over clutter (BGR uint8); ``part_thickness`` and ``bold_parts`` as
+    in :func:`render_object`."""
     h, w = _image_size(rng, size_range)
-    img, contact = clutter_scene(aff, obj, h, w, rng, part_thickness)
+    img, contact = clutter_scene(aff, obj, h, w, rng, part_thickness, bold_parts)
     draw_person(img, contact, aff in HIPS_CONTACT, rng)
     return add_noise(img, 4.0, rng)
 
@@ -565,11 +626,13 @@ def render_egocentric(
     return_object_mask: bool = False,
     ego_scale: Tuple[float, float] = EGO_REL_SCALE,
     part_thickness: float = 1.0,
+    bold_parts: bool = False,
 ) -> Tuple[np.ndarray, ...]:
     """``obj`` alone on a plain background, and the GT heatmap of ``aff``.
 
     ``ego_scale`` is the object's size range as a share of the image's shorter side (then shrunk to fit),
-    ``part_thickness`` the stroke-width factor of the affordance parts (:func:`render_object`).
+    ``part_thickness`` the stroke-width factor of the affordance parts, ``bold_parts`` the larger thin parts
+    and the steel-blue blade (:func:`render_object`).
 
     Returns the BGR uint8 image and the uint8 heatmap (0..255, max 255):
     the visible pixels of the affordance part blurred with a Gaussian whose
@@ -580,7 +643,7 @@ def render_egocentric(
     """
     h, w = _image_size(rng, size_range)
     img, visible, whole = render_visible_part(
-        aff, obj, h, w, plain_background, tuple(ego_scale), 12.0, rng, part_thickness=part_thickness
+        aff, obj, h, w, plain_background, tuple(ego_scale), 12.0, rng, part_thickness, bold_parts
     )
     mask = visible.astype(np.float32)
     sigma = max(2.0, 0.15 * float(np.sqrt(mask.sum())))
@@ -638,9 +701,9 @@ def check_drawing_options(ego_scale: Sequence[float], part_thickness: float) -> 
 
 
 def add_drawing_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--ego-scale LO HI`` and ``--part-thickness F`` (defaults: the documented tree) to a tool's parser:
-    the generator and the DINO pretraining draw with the same two options; check the parsed values with
-    :func:`check_drawing_options`."""
+    """Add ``--ego-scale LO HI``, ``--part-thickness F`` and ``--bold-parts`` (defaults: the documented tree) to
+    a tool's parser: the generator and the DINO pretraining draw with the same options; check the parsed values
+    with :func:`check_drawing_options`."""
     parser.add_argument(
         '--ego-scale',
         nargs=2,
@@ -654,6 +717,12 @@ def add_drawing_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=1.0,
         help='stroke-width factor of the stroked affordance parts, handles and rims (default: 1)',
+    )
+    parser.add_argument(
+        '--bold-parts',
+        action='store_true',
+        help='knife and scissors twice as wide, a steel-blue blade (the default silver matches the light '
+        'backgrounds), a larger bicycle saddle and grip: parts a 16-pixel patch grid can resolve',
     )
 
 
@@ -669,6 +738,7 @@ def generate_synthetic_agd20k(
     overwrite: bool = False,
     ego_scale: Tuple[float, float] = EGO_REL_SCALE,
     part_thickness: float = 1.0,
+    bold_parts: bool = False,
 ) -> dict:
     """Write a synthetic AGD20K tree (``<out_dir>/<split>/...``).
 
@@ -690,6 +760,9 @@ def generate_synthetic_agd20k(
             side (then shrunk to fit). Default: :data:`EGO_REL_SCALE`.
         part_thickness (float): Stroke-width factor of the stroked
             affordance parts (handles, rims), in every image. Default: 1.
+        bold_parts (bool): Draw knife and scissors twice as wide, the
+            blade steel blue and the bicycle's saddle and grip larger, in
+            every image (:data:`BOLD_OBJECTS`). Default: False.
         The defaults write the tree every figure of the docs was measured on.
 
     Returns:
@@ -723,7 +796,7 @@ def generate_synthetic_agd20k(
         for aff, obj in train:
             for i in range(num_exo):
                 img = render_exocentric(
-                    aff, obj, make_rng(seed, split, 'exo', aff, obj, index=i), size_range, part_thickness
+                    aff, obj, make_rng(seed, split, 'exo', aff, obj, index=i), size_range, part_thickness, bold_parts
                 )
                 n_bytes += write_image(
                     osp.join(root, 'trainset', 'exocentric', aff, obj, f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg
@@ -737,6 +810,7 @@ def generate_synthetic_agd20k(
                     return_part_mask=True,
                     ego_scale=ego_scale,
                     part_thickness=part_thickness,
+                    bold_parts=bold_parts,
                 )
                 n_bytes += write_image(
                     osp.join(root, 'trainset', 'egocentric', aff, obj, f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg
@@ -753,6 +827,7 @@ def generate_synthetic_agd20k(
                     return_object_mask=True,
                     ego_scale=ego_scale,
                     part_thickness=part_thickness,
+                    bold_parts=bold_parts,
                 )
                 stem = f'{obj}_{i:06d}'
                 n_bytes += write_image(
