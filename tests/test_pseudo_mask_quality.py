@@ -94,6 +94,31 @@ def test_tool_reports_real_part_discovery_and_refuses_trees_without_masks(seen_t
         tool.main([QUICK_CONFIG, '--data-root', str(tmp_path)])
 
 
+def test_show_draws_one_row_per_folder_with_the_true_part_in_green(seen_tree, tmp_path):
+    """``--show``: one row (image | K-means parts | pseudo-mask | true part) per affordance/object folder; the
+    last tile is the image with the generator's true part tinted green, the rest of it untouched."""
+    tool = _tool()
+    out = str(tmp_path / 'pics' / 'pm.png')
+    tool.main([QUICK_CONFIG, '--data-root', seen_tree, '--show', out])
+    pic = cv2.imread(out)
+    samples = tool.first_of_each_folder(tool.find_samples(osp.join(seen_tree, 'Seen'), SYNTHETIC_SEEN_CLASSES))
+    assert len(samples) == 14 and pic.shape == (14 * 224, 4 * 224, 3)
+    for row, (_, mask_path, _) in enumerate(samples[:3]):
+        tiles = pic[row * 224 : (row + 1) * 224].reshape(224, 4, 224, 3).transpose(1, 0, 2, 3)
+        mask = cv2.resize(cv2.imread(mask_path, 0), (224, 224), interpolation=cv2.INTER_NEAREST) > 127
+        mask[:30] = False  # the caption
+        assert mask.sum() > 50
+        image, truth = tiles[0].astype(int), tiles[3].astype(int)
+        below = np.zeros_like(mask)
+        below[30:] = True
+        assert np.array_equal(image[~mask & below], truth[~mask & below])
+        green = truth[mask][:, 1] - image[mask][:, 1]
+        red = truth[mask][:, 2] - image[mask][:, 2]
+        assert green.mean() > 20 and green.mean() > red.mean() + 20
+    with pytest.raises(SystemExit):
+        tool.main([QUICK_CONFIG, '--data-root', seen_tree, '--show', str(tmp_path / 'pm.gif')])
+
+
 # --------------------------------------------------------------------------- #
 # pm_true_iou: the true part moves with the ego image and is scored in training
 # --------------------------------------------------------------------------- #

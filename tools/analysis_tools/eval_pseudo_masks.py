@@ -15,6 +15,10 @@ affordance and overall, and the share of images that got a (valid) pseudo-mask:
         work_dirs/looptrans_synthetic/iter_200.pth
     python tools/analysis_tools/eval_pseudo_masks.py configs/looptrans_synthetic.py \\
         --cfg-options model.part_discovery.num_parts=auto
+    python tools/analysis_tools/eval_pseudo_masks.py configs/looptrans_synthetic.py --show pseudo_masks.jpg
+
+``--show FILE`` also draws the first image of every affordance/object folder with its K-means parts, the chosen
+pseudo-mask and the true part, to see what the figures average over.
 
 IoU is computed at the network input size (the pseudo-mask upsampled by nearest neighbour, the true part
 resized likewise); the mean runs over the images with a valid pseudo-mask.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import glob
 import logging
+import os
 import os.path as osp
 from collections import defaultdict
 from typing import Dict, List, Optional, Tuple
@@ -86,6 +91,37 @@ def build_model(cfg: Config, checkpoint: Optional[str], device: str) -> torch.nn
 
 
 @torch.no_grad()
+def discover(
+    model: torch.nn.Module, chunk: List[Tuple[str, str, int]], size: Tuple[int, int], oracle: bool
+) -> Tuple[np.ndarray, torch.Tensor, torch.Tensor, object]:
+    """Part discovery on the images of ``chunk``: (BGR images resized to ``size`` (N, h, w, 3), true parts (N, h,
+    w) bool, labels (N,), the ``PartDiscoveryResult``)."""
+    from looptrans.models.heads import select_class_maps
+
+    device = next(model.parameters()).device
+    h, w = size
+    bgr = np.stack([mmcv.imresize(mmcv.imread(p), (w, h), backend='pillow') for p, _, _ in chunk])
+    images = [torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None] for img in bgr]
+    truth = torch.stack(
+        [
+            torch.from_numpy(
+                cv2.resize(cv2.imread(m, cv2.IMREAD_GRAYSCALE), (w, h), interpolation=cv2.INTER_NEAREST) > 127
+            )
+            for _, m, _ in chunk
+        ]
+    ).to(device)
+    labels = torch.tensor([label for _, _, label in chunk], device=device)
+    x = model.data_preprocessor(dict(inputs=images), False)['inputs'][:, 0]
+    desc = model.part_descriptors(x)
+    grid = tuple(desc['cls_attn'].shape[-2:])
+    if oracle:
+        cam = F.adaptive_avg_pool2d(truth[:, None].float(), grid)[:, 0]
+    else:
+        cam = select_class_maps(model.cam_head(model.extract_feat(x), view='ego'), labels)
+        cam = F.interpolate(cam[:, None], size=grid, mode='bilinear', align_corners=False)[:, 0]
+    return bgr, truth, labels, model.part_discovery(desc['keys'], cam, cls_attn=desc['cls_attn'])
+
+
 def evaluate(
     model: torch.nn.Module,
     samples: List[Tuple[str, str, int]],
@@ -94,42 +130,65 @@ def evaluate(
     batch_size: int = 16,
 ) -> List[Tuple[int, bool, float]]:
     """(label, valid, IoU) of every sample."""
-    from looptrans.models.heads import select_class_maps
     from looptrans.models.part_discovery import pseudo_mask_iou
 
-    device = next(model.parameters()).device
     results = []
-    h, w = size
     for start in range(0, len(samples), batch_size):
-        chunk = samples[start : start + batch_size]
-        images = [
-            torch.from_numpy(
-                np.ascontiguousarray(mmcv.imresize(mmcv.imread(p), (w, h), backend='pillow').transpose(2, 0, 1))
-            )[None]
-            for p, _, _ in chunk
-        ]
-        truth = torch.stack(
-            [
-                torch.from_numpy(
-                    cv2.resize(cv2.imread(m, cv2.IMREAD_GRAYSCALE), (w, h), interpolation=cv2.INTER_NEAREST) > 127
-                )
-                for _, m, _ in chunk
-            ]
-        ).to(device)
-        labels = torch.tensor([label for _, _, label in chunk], device=device)
-        x = model.data_preprocessor(dict(inputs=images), False)['inputs'][:, 0]
-        desc = model.part_descriptors(x)
-        grid = tuple(desc['cls_attn'].shape[-2:])
-        if oracle:
-            cam = F.adaptive_avg_pool2d(truth[:, None].float(), grid)[:, 0]
-        else:
-            cam = select_class_maps(model.cam_head(model.extract_feat(x), view='ego'), labels)
-            cam = F.interpolate(cam[:, None], size=grid, mode='bilinear', align_corners=False)[:, 0]
-        parts = model.part_discovery(desc['keys'], cam, cls_attn=desc['cls_attn'])
+        _, truth, labels, parts = discover(model, samples[start : start + batch_size], size, oracle)
         ious = pseudo_mask_iou(parts.pseudo_mask, truth)
         for label, valid, iou in zip(labels.tolist(), parts.valid.tolist(), ious.tolist()):
             results.append((label, valid, iou))
     return results
+
+
+#: Colours (BGR) of the K-means parts in the picture; the background part is drawn in the first.
+PART_COLORS = np.array(
+    [(150, 60, 40), (60, 180, 60), (40, 200, 240), (200, 80, 220), (60, 60, 230), (230, 200, 60), (140, 140, 140)],
+    np.uint8,
+)
+
+
+def render_picture(
+    model: torch.nn.Module, samples: List[Tuple[str, str, int]], size: Tuple[int, int], oracle: bool, classes
+) -> np.ndarray:
+    """One row per sample: the image | its K-means parts | the pseudo-mask (red; a grey frame when it is not
+    valid) | the true part (green), captioned with the affordance, the object and the IoU."""
+    from looptrans.models.part_discovery import pseudo_mask_iou
+
+    bgr, truth, labels, parts = discover(model, samples, size, oracle)
+    ious = pseudo_mask_iou(parts.pseudo_mask, truth).tolist()
+    h, w = size
+    grid = tuple(parts.pseudo_mask.shape[-2:])
+    assign = parts.assign.reshape(len(samples), *grid).cpu().numpy()
+    rows = []
+    for i, (path, _, _) in enumerate(samples):
+        img = bgr[i]
+        clusters = cv2.resize(PART_COLORS[assign[i] % len(PART_COLORS)], (w, h), interpolation=cv2.INTER_NEAREST)
+        pm = cv2.resize(parts.pseudo_mask[i].float().cpu().numpy(), (w, h), interpolation=cv2.INTER_NEAREST) > 0.5
+        chosen, true = img.copy(), img.copy()
+        chosen[pm] = (0.45 * chosen[pm] + (0, 0, 140)).astype(np.uint8)
+        t = truth[i].cpu().numpy()
+        true[t] = (0.45 * true[t] + (0, 140, 0)).astype(np.uint8)
+        if not parts.valid[i]:
+            cv2.rectangle(chosen, (0, 0), (w - 1, h - 1), (128, 128, 128), 6)
+        row = np.concatenate([img, clusters, chosen, true], 1)
+        obj = osp.basename(osp.dirname(path))
+        caption = f'{classes[int(labels[i])]} / {obj}  IoU {ious[i]:.2f}' + ('' if parts.valid[i] else ' (not valid)')
+        cv2.putText(row, caption, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(row, caption, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        rows.append(row)
+    return np.concatenate(rows, 0)
+
+
+def first_of_each_folder(samples: List[Tuple[str, str, int]]) -> List[Tuple[str, str, int]]:
+    """The first sample of every affordance/object folder, in the order of ``samples``."""
+    seen, out = set(), []
+    for sample in samples:
+        folder = osp.dirname(sample[0])
+        if folder not in seen:
+            seen.add(folder)
+            out.append(sample)
+    return out
 
 
 def summarise(results: List[Tuple[int, bool, float]], classes: Tuple[str, ...]) -> Dict[str, Dict[str, float]]:
@@ -157,10 +216,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--data-root', help='generated tree (default: the config\'s training data_root)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument(
+        '--show',
+        metavar='FILE',
+        help='also write a picture: the first image of every affordance/object folder, its K-means parts, the '
+        'pseudo-mask and the true part',
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    if args.show and osp.splitext(args.show)[1].lower() not in ('.png', '.jpg', '.jpeg'):
+        parser.error(f'--show writes a .png or .jpg picture, got {args.show!r}')
     return args
 
 
@@ -187,6 +254,14 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
     print('| --- | --- | --- | --- |')
     for name, row in table.items():
         print(f'| {name} | {row["num"]} | {row["valid"]:.2f} | {row["miou"]:.3f} |')
+    if args.show:
+        picture = render_picture(
+            model, first_of_each_folder(samples), test_input_size(cfg), not args.checkpoint, classes
+        )
+        os.makedirs(osp.dirname(osp.abspath(args.show)), exist_ok=True)
+        if not cv2.imwrite(args.show, picture):
+            raise SystemExit(f'error: OpenCV could not write the picture to {args.show!r}')
+        print(f'picture: {args.show}')
     return table
 
 
