@@ -117,6 +117,12 @@ def test_show_draws_one_row_per_folder_with_the_true_part_in_green(seen_tree, tm
         assert green.mean() > 20 and green.mean() > red.mean() + 20
     with pytest.raises(SystemExit):
         tool.main([QUICK_CONFIG, '--data-root', seen_tree, '--show', str(tmp_path / 'pm.gif')])
+    tool.main([QUICK_CONFIG, '--data-root', seen_tree, '--show', out, '--show-only', 'pour/kettle', 'hold/cup'])
+    assert cv2.imread(out).shape == (2 * 224, 4 * 224, 3)
+    with pytest.raises(SystemExit):
+        tool.main([QUICK_CONFIG, '--data-root', seen_tree, '--show-only', 'hold/cup'])
+    with pytest.raises(SystemExit, match='hold/spoon'):
+        tool.main([QUICK_CONFIG, '--data-root', seen_tree, '--show', out, '--show-only', 'hold/spoon'])
 
 
 # --------------------------------------------------------------------------- #

@@ -15,10 +15,12 @@ affordance and overall, and the share of images that got a (valid) pseudo-mask:
         work_dirs/looptrans_synthetic/iter_200.pth
     python tools/analysis_tools/eval_pseudo_masks.py configs/looptrans_synthetic.py \\
         --cfg-options model.part_discovery.num_parts=auto
-    python tools/analysis_tools/eval_pseudo_masks.py configs/looptrans_synthetic.py --show pseudo_masks.jpg
+    python tools/analysis_tools/eval_pseudo_masks.py configs/looptrans_synthetic.py --show pseudo_masks.jpg \\
+        --show-only cut_with/knife hold/scissors
 
 ``--show FILE`` also draws the first image of every affordance/object folder with its K-means parts, the chosen
-pseudo-mask and the true part, to see what the figures average over.
+pseudo-mask and the true part, to see what the figures average over (``--show-only AFF/OBJ ...``: those
+folders only).
 
 IoU is computed at the network input size (the pseudo-mask upsampled by nearest neighbour, the true part
 resized likewise); the mean runs over the images with a valid pseudo-mask.
@@ -222,10 +224,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='also write a picture: the first image of every affordance/object folder, its K-means parts, the '
         'pseudo-mask and the true part',
     )
+    parser.add_argument(
+        '--show-only',
+        nargs='+',
+        metavar='AFF/OBJ',
+        help='rows of the picture: these affordance/object folders only, in this order (e.g. cut_with/knife)',
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    if args.show_only and not args.show:
+        parser.error('--show-only selects the rows of the --show picture; add --show FILE')
     if args.show and osp.splitext(args.show)[1].lower() not in ('.png', '.jpg', '.jpeg'):
         parser.error(f'--show writes a .png or .jpg picture, got {args.show!r}')
     return args
@@ -255,9 +265,18 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
     for name, row in table.items():
         print(f'| {name} | {row["num"]} | {row["valid"]:.2f} | {row["miou"]:.3f} |')
     if args.show:
-        picture = render_picture(
-            model, first_of_each_folder(samples), test_input_size(cfg), not args.checkpoint, classes
-        )
+        shown = first_of_each_folder(samples)
+        if args.show_only:
+            by_folder = {
+                f'{classes[label]}/{osp.basename(osp.dirname(path))}': (path, m, label) for path, m, label in shown
+            }
+            missing = [name for name in args.show_only if name not in by_folder]
+            if missing:
+                raise SystemExit(
+                    f'error: --show-only {missing}: no such folder under {root}; it has {sorted(by_folder)}'
+                )
+            shown = [by_folder[name] for name in args.show_only]
+        picture = render_picture(model, shown, test_input_size(cfg), not args.checkpoint, classes)
         os.makedirs(osp.dirname(osp.abspath(args.show)), exist_ok=True)
         if not cv2.imwrite(args.show, picture):
             raise SystemExit(f'error: OpenCV could not write the picture to {args.show!r}')
