@@ -7,8 +7,9 @@ differently elsewhere):
 
     python tools/misc/pretrain_dino_synthetic.py --out checkpoints/dino_synthetic_vit4x192.pth
 
-``--ego-scale LO HI`` and ``--part-thickness F`` draw the images as ``generate_synthetic_agd20k.py`` draws a
-tree with the same options, so the features match the tree they are used on.
+``--ego-scale LO HI``, ``--part-thickness F`` and ``--bold-parts`` draw the images as
+``generate_synthetic_agd20k.py`` draws a tree with the same options, so the features match the tree they are used
+on.
 
 The default 2,000 steps take about 33 minutes on 2 CPU cores; beside the weights it writes ``<out>.json`` with the
 settings, the thread count, the training log (loss, teacher entropy, prototypes in use) and the file's SHA-256. See
