@@ -262,6 +262,15 @@ def _mean_mask_share(root: str, kind: str, aff: str, obj: str) -> float:
     return float(np.mean([(cv2.imread(p, cv2.IMREAD_GRAYSCALE) > 0).mean() for p in paths]))
 
 
+def _assert_objects_inside_their_images(root: str) -> None:
+    """No test image's object mask touches the image edge."""
+    paths = glob.glob(osp.join(root, 'Seen', 'test_masks', 'object', '*', '*', '*.png'))
+    assert paths
+    for path in paths:
+        mask = cv2.imread(path, cv2.IMREAD_GRAYSCALE) > 0
+        assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()), path
+
+
 def test_ego_scale_and_part_thickness_draw_larger_objects_and_thicker_parts(tmp_path):
     """``ego_scale`` sets the egocentric object's size, ``part_thickness`` the width of the stroked affordance
     parts (a cup's handle), and a thick handle still fits the image: the object mask never touches its edge."""
@@ -276,9 +285,7 @@ def test_ego_scale_and_part_thickness_draw_larger_objects_and_thicker_parts(tmp_
     # The same poses up to the wider extent: the stroked handle gains area.
     handle = _mean_mask_share(thick, 'part', 'hold', 'cup') / _mean_mask_share(big, 'part', 'hold', 'cup')
     assert handle > 1.3
-    for path in glob.glob(osp.join(thick, 'Seen', 'test_masks', 'object', '*', '*', '*.png')):
-        mask = cv2.imread(path, cv2.IMREAD_GRAYSCALE) > 0
-        assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()), path
+    _assert_objects_inside_their_images(thick)
 
 
 def test_bold_parts_widen_the_tools_and_set_the_blade_apart_from_the_backgrounds(tmp_path):
@@ -303,9 +310,7 @@ def test_bold_parts_widen_the_tools_and_set_the_blade_apart_from_the_backgrounds
         mask = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # away from anti-aliased edges
         blade = cv2.imread(path)[mask].mean(0)
         assert np.abs(blade - BOLD_BLADE_COLOR).max() < 20, (path, blade)
-    for path in glob.glob(osp.join(bold, 'Seen', 'test_masks', 'object', '*', '*', '*.png')):
-        mask = cv2.imread(path, cv2.IMREAD_GRAYSCALE) > 0
-        assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()), path
+    _assert_objects_inside_their_images(bold)
     a, b = _files(plain), _files(bold)
     touched = ('knife', 'scissors', 'bicycle')
     changed = {k for k in a if a[k] != b[k]}

@@ -156,6 +156,7 @@ def render_picture(
     """One row per sample: the image | its K-means parts | the pseudo-mask (red; a grey frame when it is not
     valid) | the true part (green), captioned with the affordance, the object and the IoU."""
     from looptrans.models.part_discovery import pseudo_mask_iou
+    from looptrans.visualization import colour_overlay, put_caption
 
     bgr, truth, labels, parts = discover(model, samples, size, oracle)
     ious = pseudo_mask_iou(parts.pseudo_mask, truth).tolist()
@@ -167,17 +168,13 @@ def render_picture(
         img = bgr[i]
         clusters = cv2.resize(PART_COLORS[assign[i] % len(PART_COLORS)], (w, h), interpolation=cv2.INTER_NEAREST)
         pm = cv2.resize(parts.pseudo_mask[i].float().cpu().numpy(), (w, h), interpolation=cv2.INTER_NEAREST) > 0.5
-        chosen, true = img.copy(), img.copy()
-        chosen[pm] = (0.45 * chosen[pm] + (0, 0, 140)).astype(np.uint8)
         t = truth[i].cpu().numpy()
-        true[t] = (0.45 * true[t] + (0, 140, 0)).astype(np.uint8)
+        chosen, true = colour_overlay(img, pm, (0, 0, 255)), colour_overlay(img, t, (0, 255, 0))
         if not parts.valid[i]:
             cv2.rectangle(chosen, (0, 0), (w - 1, h - 1), (128, 128, 128), 6)
-        row = np.concatenate([img, clusters, chosen, true], 1)
         obj = osp.basename(osp.dirname(path))
         caption = f'{classes[int(labels[i])]} / {obj}  IoU {ious[i]:.2f}' + ('' if parts.valid[i] else ' (not valid)')
-        cv2.putText(row, caption, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(row, caption, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        row = put_caption(np.concatenate([img, clusters, chosen, true], 1), caption)  # white on dark: any order
         rows.append(row)
     return np.concatenate(rows, 0)
 

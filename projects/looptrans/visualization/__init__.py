@@ -1,8 +1,9 @@
 from .affordance_visualizer import AffordanceVisualizer
-from .overlay import draw_colour_scale, normalize_heatmap, overlay_heatmap, put_caption, side_by_side
+from .overlay import colour_overlay, draw_colour_scale, normalize_heatmap, overlay_heatmap, put_caption, side_by_side
 
 __all__ = [
     'AffordanceVisualizer',
+    'colour_overlay',
     'draw_colour_scale',
     'normalize_heatmap',
     'overlay_heatmap',

@@ -60,6 +60,16 @@ def draw_colour_scale(
     return out
 
 
+def colour_overlay(image: np.ndarray, mask: np.ndarray, colour: Sequence[int], alpha: float = 0.5) -> np.ndarray:
+    """Blend ``colour`` into ``image`` (H, W, 3 uint8, either channel order) with per-pixel weight ``alpha *
+    mask`` (``mask`` (H, W) in [0, 1], or bool); pixels where ``mask`` is 0 are left exactly as they were."""
+    mask = np.asarray(mask)
+    if mask.dtype == bool:
+        mask = mask.astype(np.float32)
+    weight = (alpha * np.clip(mask, 0, 1))[..., None]
+    return (image * (1 - weight) + np.asarray(colour, np.float32) * weight).astype(np.uint8)
+
+
 def put_caption(image_rgb: np.ndarray, text: str) -> np.ndarray:
     """Write ``text`` in a dark band at the top of a copy of the picture."""
     out = image_rgb.copy()

@@ -14,13 +14,7 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ...models.part_discovery import PartDiscoveryResult
-from ...visualization import normalize_heatmap, put_caption
-
-
-def _colour_overlay(image_bgr: np.ndarray, mask: np.ndarray, colour: Sequence[int], alpha: float = 0.5) -> np.ndarray:
-    """Blend ``colour`` into ``image_bgr`` (H, W, 3 uint8) with per-pixel weight ``mask`` (H, W) in [0, 1]."""
-    weight = (alpha * np.clip(mask, 0, 1))[..., None]
-    return (image_bgr * (1 - weight) + np.asarray(colour, np.float32) * weight).astype(np.uint8)
+from ...visualization import colour_overlay, normalize_heatmap, put_caption
 
 
 @HOOKS.register_module()
@@ -158,7 +152,7 @@ class PseudoMaskHook(Hook):
                 label = f'{label}: no pseudo-mask' if label else 'no pseudo-mask'
             captioned = put_caption(image, label) if label else image  # white on dark: any channel order
             tile = np.concatenate(
-                [captioned, _colour_overlay(image, cam, (0, 0, 255)), _colour_overlay(image, mask, (0, 255, 0))], axis=1
+                [captioned, colour_overlay(image, cam, (0, 0, 255)), colour_overlay(image, mask, (0, 255, 0))], axis=1
             )
             if not valid:
                 tile = cv2.copyMakeBorder(tile[4:-4, 4:-4], 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=(128, 128, 128))
