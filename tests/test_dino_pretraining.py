@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import load_tool
 
 from looptrans.models.backbones import DINOVisionTransformer
@@ -16,13 +17,15 @@ from looptrans.models.backbones.dino_weights import convert_dino_to_mmpretrain, 
 from looptrans.testing.dino_pretraining import (
     DINOHead,
     PretrainSettings,
+    augment,
     cosine,
+    crop_and_resize,
     dino_loss,
     multi_crop,
     pretrain_dino,
-    random_resized_crop,
     render_backgrounds,
     render_pool,
+    sample_crop_boxes,
     swap_background,
 )
 from looptrans.testing.synthetic_agd20k import AFFORDANCE_PARTS
@@ -120,13 +123,88 @@ def test_crops_and_pool():
     assert not torch.equal(pool, render_pool(3, seed=1, size=64)[0])
     assert 0.02 < masks[0].float().mean() < 0.6  # image 0 is egocentric: its object
     gen = torch.Generator().manual_seed(0)
-    whole = random_resized_crop(pool[0], 64, (1.0, 1.0), gen, ratio=(1.0, 1.0))
-    assert torch.allclose(whole, pool[0].float(), atol=1e-3)  # the whole image at its own size
-    small = random_resized_crop(pool[0], 16, (0.1, 0.2), gen)
-    assert small.shape == (3, 16, 16)
     views = multi_crop(pool[:2], dataclasses.replace(TINY, global_size=32, local_size=16), gen)
     assert [tuple(v.shape) for v in views] == [(2, 3, 32, 32)] * 2 + [(2, 3, 16, 16)] * 2
     assert all(abs(float(v.mean())) < 3 for v in views)  # normalised
+    again = multi_crop(
+        pool[:2], dataclasses.replace(TINY, global_size=32, local_size=16), torch.Generator().manual_seed(0)
+    )
+    assert all(torch.equal(a, b) for a, b in zip(views, again))  # every draw from the generator
+
+
+def _torchvision_box(height, width, scale, ratio, gen):
+    """torchvision's RandomResizedCrop.get_params, transcribed (its draws, one image at a time)."""
+    area = height * width
+    for _ in range(10):
+        target = area * float(torch.empty(1).uniform_(*scale, generator=gen))
+        aspect = math.exp(float(torch.empty(1).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)))
+        w, h = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return w, h
+    return width, height
+
+
+def test_crop_boxes_follow_random_resized_crop():
+    """Box sizes have the area share and aspect ratio torchvision's RandomResizedCrop draws, lie inside the
+    image, and fall back to the whole image where no try fits."""
+    gen = torch.Generator().manual_seed(0)
+    boxes = sample_crop_boxes(4000, 224, 160, (0.05, 0.4), gen)
+    x0, y0, x1, y1 = boxes.unbind(1)
+    assert bool((x0 >= 0).all() and (y0 >= 0).all() and (x1 <= 160).all() and (y1 <= 224).all())
+    assert torch.equal(boxes, boxes.round())  # whole pixels
+    w, h = x1 - x0, y1 - y0
+    share, aspect = w * h / (224 * 160), w / h
+    assert 0.04 < float(share.min()) and float(share.max()) < 0.42
+    assert 0.7 < float(aspect.min()) and float(aspect.max()) < 1.4
+    ref_gen = torch.Generator().manual_seed(1)
+    ref = torch.tensor([_torchvision_box(224, 160, (0.05, 0.4), (3 / 4, 4 / 3), ref_gen) for _ in range(4000)])
+    assert abs(float(w.float().mean()) - float(ref[:, 0].float().mean())) < 1.5  # same law: mean width in px
+    assert abs(float(h.float().mean()) - float(ref[:, 1].float().mean())) < 1.5
+    # corners are uniform over the free room: the mean of x0 is half of it
+    free = 160 - w
+    assert abs(float((x0 / free.clamp_min(1)).mean()) - 0.5) < 0.03
+    whole = sample_crop_boxes(5, 50, 40, (2.0, 3.0), gen)  # never fits: the whole image
+    assert torch.equal(whole, torch.tensor([[0.0, 0.0, 40.0, 50.0]] * 5))
+
+
+def test_crop_and_resize_copies_and_antialiases():
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 3, 40, 48, generator=gen) * 255
+    boxes = torch.tensor([[0.0, 0.0, 16.0, 16.0], [8.0, 4.0, 24.0, 20.0], [32.0, 24.0, 48.0, 40.0]])
+    same = crop_and_resize(images, boxes, 16)
+    assert torch.allclose(same[1], images[1, :, 4:20, 8:24], atol=1e-4)  # a box of the output size: a copy
+    assert torch.allclose(same[2], images[2, :, 24:40, 32:48], atol=1e-4)
+    quarter = crop_and_resize(images, torch.tensor([[0.0, 0.0, 32.0, 32.0]] * 3), 8)
+    assert torch.allclose(quarter, F.avg_pool2d(images[:, :, :32, :32], 4), atol=1e-4)  # every pixel averaged
+    # a non-integer shrink of a smooth image agrees with PyTorch's antialiased bilinear resize
+    yy, xx = torch.meshgrid(torch.arange(40.0), torch.arange(48.0), indexing='ij')
+    smooth = (128 + 100 * torch.sin(xx / 7) * torch.cos(yy / 9)).expand(1, 3, 40, 48).contiguous()
+    ours = crop_and_resize(smooth, torch.tensor([[3.0, 2.0, 40.0, 39.0]]), 23)
+    ref = F.interpolate(smooth[:, :, 2:39, 3:40], size=(23, 23), mode='bilinear', antialias=True)
+    assert (ours - ref).abs().max() < 2.0, (ours - ref).abs().max()
+
+
+def test_augment_equals_torchvisions_functions_image_by_image():
+    """The batched flip / brightness / contrast / saturation / grayscale give, image by image, what torchvision's
+    functional ops give with the same draws; the factors are 1 where an image is not jittered."""
+    from torchvision.transforms.v2 import functional as TF
+
+    s = dataclasses.replace(TINY, jitter=(0.4, 0.4, 0.4, 0.0), jitter_prob=0.7, grayscale_prob=0.3)
+    crops = torch.rand(64, 3, 8, 8, generator=torch.Generator().manual_seed(3)) * 255
+    ours = augment(crops, s, torch.Generator().manual_seed(5))
+    draws = torch.rand(64, 6, generator=torch.Generator().manual_seed(5))
+    for crop, d, got in zip(crops, draws, ours):
+        img = (crop.flip(-1) if d[0] < 0.5 else crop) / 255
+        if d[1] < s.jitter_prob:
+            img = TF.adjust_brightness(img, float(1 - 0.4 + 0.8 * d[2]))
+            img = TF.adjust_contrast(img, float(1 - 0.4 + 0.8 * d[3]))
+            img = TF.adjust_saturation(img, float(1 - 0.4 + 0.8 * d[4]))
+        if d[5] < s.grayscale_prob:
+            img = TF.rgb_to_grayscale(img, num_output_channels=3)
+        assert torch.allclose(got, img * 255, atol=1e-3)
+    assert 10 < int((draws[:, 1] < 0.7).sum()) < 60 and 5 < int((draws[:, 5] < 0.3).sum()) < 40  # both paths ran
+    with pytest.raises(ValueError, match='hue'):
+        augment(crops, dataclasses.replace(TINY, jitter=(0.2, 0.2, 0.0, 0.1)), torch.Generator())
 
 
 def test_pretraining_is_deterministic_and_saved_in_the_official_layout():
@@ -232,7 +310,7 @@ def test_tool_passes_the_drawing_options_and_refuses_bad_ones_before_training(tm
     monkeypatch.setattr(tool, 'PretrainSettings', lambda: TINY)
     seen = []
 
-    def fake_pretrain(settings, log=None):
+    def fake_pretrain(settings, log=None, device="cpu"):
         seen.append(settings)
         raise RuntimeError('stop after the settings')
 

@@ -46,13 +46,29 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--steps', type=int, default=defaults.steps)
     parser.add_argument('--num-images', type=int, default=defaults.num_images, help='generated images to crop from')
     parser.add_argument('--batch-size', type=int, default=defaults.batch_size)
+    parser.add_argument(
+        '--patch-size', type=int, default=defaults.patch_size, help='ViT patch size (16 as ViT-S/16; 8 for finer parts)'
+    )
+    parser.add_argument('--lr', type=float, default=defaults.lr, help='peak AdamW learning rate')
+    parser.add_argument('--warmup-steps', type=int, default=defaults.warmup_steps, help='linear warm-up to --lr')
     add_drawing_arguments(parser)  # as generate_synthetic_agd20k.py, so the images match a tree's
     parser.add_argument('--threads', type=int, default=2, help='torch CPU threads (part of what fixes the result)')
+    parser.add_argument('--device', default='cpu', help="where to train: 'cpu' (default) or a GPU such as 'cuda'")
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out file')
     args = parser.parse_args(argv)
-    for name in ('steps', 'num_images', 'batch_size', 'threads'):
+    for name in ('steps', 'num_images', 'batch_size', 'threads', 'patch_size'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    if not args.lr > 0:
+        parser.error(f'--lr must be > 0, got {args.lr}')
+    if not 0 <= args.warmup_steps < args.steps:
+        parser.error(f'--warmup-steps must be in [0, --steps), got {args.warmup_steps} with --steps {args.steps}')
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as err:
+        parser.error(f'--device {args.device!r}: {err}')
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        parser.error(f'--device {args.device!r}: this torch sees no CUDA GPU; use --device cpu')
     try:
         check_drawing_options(args.ego_scale, args.part_thickness)
     except ValueError as err:
@@ -71,18 +87,28 @@ def main(argv: Optional[List[str]] = None) -> dict:
         steps=args.steps,
         num_images=args.num_images,
         batch_size=args.batch_size,
+        patch_size=args.patch_size,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
         ego_scale=tuple(args.ego_scale),
         part_thickness=args.part_thickness,
         bold_parts=args.bold_parts,
     )
     print(f'DINO pretraining on generated images: {settings}', flush=True)
-    result = pretrain_dino(settings, log=lambda line: print(line, flush=True))
+    result = pretrain_dino(settings, log=lambda line: print(line, flush=True), device=args.device)
     buffer = io.BytesIO()
     torch.save(result.state_dict, buffer)
     data = buffer.getvalue()
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     atomic_write_bytes(data, args.out)
-    meta = dict(result.meta(), threads=args.threads, torch=torch.__version__, sha256=hashlib.sha256(data).hexdigest())
+    where = torch.cuda.get_device_name(args.device) if torch.device(args.device).type == 'cuda' else 'cpu'
+    meta = dict(
+        result.meta(),
+        threads=args.threads,
+        device=where,
+        torch=torch.__version__,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     atomic_write_bytes((json.dumps(meta, indent=1) + '\n').encode(), args.out + '.json')
     print(f'wrote {args.out} ({len(data) / 2**20:.1f} MiB, sha256 {meta["sha256"]}) in {result.seconds:.0f} s')
     return meta

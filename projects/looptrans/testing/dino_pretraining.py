@@ -175,53 +175,82 @@ def render_backgrounds(num: int, seed: int, size: int = 224) -> Tensor:
 
 
 def swap_background(image: Tensor, mask: Tensor, background: Tensor) -> Tensor:
-    """``image`` (3, H, W) with every pixel outside its object ``mask`` (1, H, W) taken from ``background``."""
+    """``image`` with every pixel outside its object ``mask`` taken from ``background`` (any matching leading
+    dimensions: (3, H, W) with (1, H, W), or a batch (B, 3, H, W) with (B, 1, H, W))."""
     return torch.where(mask, image, background)
 
 
-def random_resized_crop(
-    image: Tensor, size: int, scale: Tuple[float, float], gen: torch.Generator, ratio=(3 / 4, 4 / 3)
+def sample_crop_boxes(
+    n: int, height: int, width: int, scale: Tuple[float, float], gen: torch.Generator, ratio=(3 / 4, 4 / 3)
 ) -> Tensor:
-    """A crop of a random area share in ``scale`` and aspect ratio in ``ratio`` of ``image`` (3, H, W),
-    resized (bilinear, antialiased) to (3, size, size); torchvision's ``RandomResizedCrop`` sampling."""
-    _, h, w = image.shape
-    area = h * w
-    for _ in range(10):
-        target = area * float(torch.empty(1).uniform_(*scale, generator=gen))
-        log_r = torch.empty(1).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)
-        aspect = math.exp(float(log_r))
-        cw, ch = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
-        if 0 < cw <= w and 0 < ch <= h:
-            y = int(torch.randint(0, h - ch + 1, (1,), generator=gen))
-            x = int(torch.randint(0, w - cw + 1, (1,), generator=gen))
-            break
-    else:  # the centre crop of the whole image
-        ch, cw, y, x = h, w, 0, 0
-    crop = image[None, :, y : y + ch, x : x + cw].float()
-    return F.interpolate(crop, size=(size, size), mode='bilinear', align_corners=False, antialias=True)[0]
+    """``n`` crop boxes (x0, y0, x1, y1 in pixels, float) drawn as torchvision's ``RandomResizedCrop`` draws one:
+    up to 10 tries of an area share in ``scale`` and a log-uniform aspect ratio in ``ratio``, the first that fits
+    the image kept, else the whole image; then a uniformly placed top-left corner. Vectorised over ``n``."""
+    tries = 10
+    area = height * width * torch.empty(n, tries).uniform_(*scale, generator=gen)
+    aspect = torch.exp(torch.empty(n, tries).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen))
+    cw = torch.round(torch.sqrt(area * aspect))
+    ch = torch.round(torch.sqrt(area / aspect))
+    fits = (cw > 0) & (cw <= width) & (ch > 0) & (ch <= height)
+    first = fits.float().argmax(1)  # the first try that fits (0 when none does)
+    any_fits = fits.any(1)
+    rows = torch.arange(n)
+    cw = torch.where(any_fits, cw[rows, first], torch.tensor(float(width)))
+    ch = torch.where(any_fits, ch[rows, first], torch.tensor(float(height)))
+    u = torch.rand(n, 2, generator=gen)
+    y0 = torch.floor(u[:, 0] * (height - ch + 1)).clamp_max(height - ch)
+    x0 = torch.floor(u[:, 1] * (width - cw + 1)).clamp_max(width - cw)
+    return torch.stack([x0, y0, x0 + cw, y0 + ch], dim=1)
 
 
-def augment(crop: Tensor, s: 'PretrainSettings', gen: torch.Generator) -> Tensor:
-    """DINO's photometric augmentations of one crop (3, h, w), RGB floats in 0..255: horizontal flip (p = 0.5),
-    colour jitter (p = ``jitter_prob``: brightness, contrast, saturation, hue by up to ``jitter``, in this order;
-    torchvision's ``ColorJitter`` picks a random order) and grayscale (p = ``grayscale_prob``)."""
-    from torchvision.transforms.v2 import functional as TF
+def crop_and_resize(images: Tensor, boxes: Tensor, size: int) -> Tensor:
+    """The ``boxes`` (B, 4: x0, y0, x1, y1, pixel edges) of ``images`` (B, C, H, W, float), each resized to
+    (size, size), in one batched call: ``roi_align`` with pixel-aligned boxes and an adaptive number of samples
+    per output pixel (ceil(box side / size)), i.e. bilinear resizing that averages every input pixel it
+    shrinks over (antialiased), as DINO's PIL resize does. A box of exactly ``size`` pixels is copied as is."""
+    from torchvision.ops import roi_align
 
-    def uniform(lo: float, hi: float) -> float:
-        return float(torch.empty(1).uniform_(lo, hi, generator=gen))
+    rois = torch.cat([torch.arange(len(boxes), dtype=boxes.dtype)[:, None], boxes], dim=1)
+    return roi_align(images, rois.to(images), output_size=size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
-    if uniform(0, 1) < 0.5:
-        crop = crop.flip(-1)
-    img = crop / 255.0
-    if uniform(0, 1) < s.jitter_prob:
-        b, c, sat, hue = s.jitter
-        img = TF.adjust_brightness(img, uniform(1 - b, 1 + b))
-        img = TF.adjust_contrast(img, uniform(1 - c, 1 + c))
-        img = TF.adjust_saturation(img, uniform(1 - sat, 1 + sat))
-        img = TF.adjust_hue(img, uniform(-hue, hue))
-    if uniform(0, 1) < s.grayscale_prob:
-        img = TF.rgb_to_grayscale(img, num_output_channels=3)
-    return img.clamp(0, 1) * 255.0
+
+def _grayscale(img: Tensor) -> Tensor:
+    """ITU-R 601-2 luma of RGB ``img`` (B, 3, H, W), (B, 1, H, W): torchvision's ``rgb_to_grayscale``."""
+    r, g, b = img.unbind(1)
+    return (0.2989 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
+
+
+def _blend(img: Tensor, other: Tensor, factor: Tensor) -> Tensor:
+    """torchvision's ``_blend`` with one factor per image: ``factor * img + (1 - factor) * other`` in 0..1."""
+    f = factor.view(-1, 1, 1, 1)
+    return (f * img + (1 - f) * other).clamp(0, 1)
+
+
+def augment(crops: Tensor, s: 'PretrainSettings', gen: torch.Generator) -> Tensor:
+    """DINO's photometric augmentations of a batch of crops (B, 3, h, w), RGB floats in 0..255, each image with
+    its own draws: horizontal flip (p = 0.5); colour jitter (p = ``jitter_prob``: brightness, contrast,
+    saturation by up to ``jitter``, in this order, as torchvision's functions compute them; torchvision's
+    ``ColorJitter`` picks a random order); grayscale (p = ``grayscale_prob``). Hue jitter (``jitter[3]``) is
+    refused: it measured no better here (see the module docstring) and has no batched form."""
+    b, c, sat, hue = s.jitter
+    if hue:
+        raise ValueError(f'PretrainSettings.jitter: hue jitter ({hue}) is not supported; set it to 0.')
+    n = len(crops)
+    draws = torch.rand(n, 6, generator=gen)
+    flip = (draws[:, 0] < 0.5).view(-1, 1, 1, 1).to(crops.device)
+    img = torch.where(flip, crops.flip(-1), crops) / 255.0
+    jitter = draws[:, 1] < s.jitter_prob
+
+    def factor(column: int, amount: float) -> Tensor:  # 1 (no change) where the image is not jittered
+        f = 1 - amount + 2 * amount * draws[:, column]
+        return torch.where(jitter, f, torch.ones(())).to(crops.device)
+
+    img = (img * factor(2, b).view(-1, 1, 1, 1)).clamp(0, 1)  # adjust_brightness
+    img = _blend(img, _grayscale(img).mean((1, 2, 3), keepdim=True), factor(3, c))  # adjust_contrast
+    img = _blend(img, _grayscale(img), factor(4, sat))  # adjust_saturation
+    gray = (draws[:, 5] < s.grayscale_prob).view(-1, 1, 1, 1).to(crops.device)
+    img = torch.where(gray, _grayscale(img).expand_as(img), img)
+    return img * 255.0
 
 
 def multi_crop(
@@ -231,26 +260,32 @@ def multi_crop(
     masks: Optional[Tensor] = None,
     backgrounds: Optional[Tensor] = None,
 ) -> List[Tensor]:
-    """DINO's views of a batch (B, 3, H, W) uint8: 2 global then ``num_local`` local view batches, normalised.
+    """DINO's views of a batch (B, 3, H, W) uint8: 2 global then ``num_local`` local view batches, normalised,
+    on the images' device. Every random draw comes from ``gen`` (a CPU generator), so the views are the same on
+    any device up to floating-point rounding.
 
     With object ``masks`` (B, 1, H, W) and ``backgrounds`` (M, 3, H, W), each view of an image that has an
     object mask first gets, with probability ``background_swap``, a random background behind its object
     (a background augmentation, Ryali et al. 2021): what two views of an image share is then the object,
     not the backdrop, which is what makes the CLS attention find the object.
     """
-    mean = torch.tensor(MEAN).view(3, 1, 1)
-    std = torch.tensor(STD).view(3, 1, 1)
+    device = images.device
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    n, _, height, width = images.shape
+    has_object = masks.flatten(1).any(1).cpu() if masks is not None and backgrounds is not None else None
     views = []
-    for size, scale, n in ((s.global_size, s.global_scale, 2), (s.local_size, s.local_scale, s.num_local)):
-        for _ in range(n):
-            crops = []
-            for b, img in enumerate(images):
-                if masks is not None and backgrounds is not None and bool(masks[b].any()):
-                    if float(torch.rand(1, generator=gen)) < s.background_swap:
-                        bg = backgrounds[int(torch.randint(0, len(backgrounds), (1,), generator=gen))]
-                        img = swap_background(img, masks[b], bg)
-                crops.append(augment(random_resized_crop(img, size, scale, gen), s, gen))
-            views.append((torch.stack(crops) - mean) / std)
+    for size, scale, count in ((s.global_size, s.global_scale, 2), (s.local_size, s.local_scale, s.num_local)):
+        for _ in range(count):
+            source = images
+            if has_object is not None:
+                swap = has_object & (torch.rand(n, generator=gen) < s.background_swap)
+                pick = torch.randint(0, len(backgrounds), (n,), generator=gen)
+                keep = masks | ~swap.to(device).view(-1, 1, 1, 1)
+                source = swap_background(images, keep, backgrounds[pick.to(backgrounds.device)])
+            boxes = sample_crop_boxes(n, height, width, scale, gen)
+            crops = crop_and_resize(source.float(), boxes, size)
+            views.append((augment(crops, s, gen) - mean) / std)
     return views
 
 
@@ -356,15 +391,23 @@ class PretrainResult:
 
 
 def pretrain_dino(
-    s: PretrainSettings = PretrainSettings(), log: Optional[Callable[[str], None]] = None, log_every: int = 25
+    s: PretrainSettings = PretrainSettings(),
+    log: Optional[Callable[[str], None]] = None,
+    log_every: int = 25,
+    device: str = 'cpu',
 ) -> PretrainResult:
-    """Run DINO on generated images; deterministic for ``s`` and the number of torch threads."""
+    """Run DINO on generated images on ``device``; deterministic for ``s``, the device kind and (on the CPU) the
+    number of torch threads. The images, initial weights and every random draw are made on the CPU, so a GPU
+    run differs from a CPU run by floating-point rounding only."""
     start = time.perf_counter()
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
     pool, masks = render_pool(s.num_images, s.seed, s.image_size, s.ego_scale, s.part_thickness, s.bold_parts)
+    pool, masks = pool.to(device), masks.to(device)
     backgrounds = render_backgrounds(s.num_backgrounds, s.seed, s.image_size) if s.background_swap else None
-    student = build_student(s)
+    if backgrounds is not None:
+        backgrounds = backgrounds.to(device)
+    student = build_student(s).to(device)
     teacher = copy.deepcopy(student)
     for p in teacher.parameters():
         p.requires_grad = False
@@ -374,7 +417,7 @@ def pretrain_dino(
     no_decay = [p for n, p in student.named_parameters() if p.requires_grad and (p.ndim <= 1 or 'pos_embed' in n)]
     optim = torch.optim.AdamW([dict(params=decay), dict(params=no_decay, weight_decay=0.0)], lr=s.lr)
     optim.param_groups[0]['weight_decay'] = s.weight_decay
-    center = torch.zeros(1, s.out_dim)
+    center = torch.zeros(1, s.out_dim, device=device)
     num_views = 2 + s.num_local
     last_layer = [p for n, p in student.head.named_parameters() if n.startswith('last_layer') and p.requires_grad]
     history: List[Dict[str, float]] = []
@@ -382,7 +425,7 @@ def pretrain_dino(
         lr = cosine(step, s.steps, s.lr, s.min_lr, s.warmup_steps)
         for group in optim.param_groups:
             group['lr'] = lr
-        idx = torch.randint(0, len(pool), (s.batch_size,), generator=gen)
+        idx = torch.randint(0, len(pool), (s.batch_size,), generator=gen).to(device)
         views = multi_crop(pool[idx], s, gen, masks[idx], backgrounds)
         with torch.no_grad():
             teacher_out = teacher(views[:2])
@@ -412,7 +455,7 @@ def pretrain_dino(
             if log is not None:
                 log(
                     f'step {step + 1}/{s.steps}  loss {row["loss"]:.4f}  teacher entropy {entropy:.3f}  '
-                    f'prototypes used {used}  lr {lr:.2e}  momentum {m:.4f}  ({time.perf_counter() - start:.0f} s)'
+                    f'prototypes used {used}  lr {lr:.2e}  momentum {m:.4f}  ({time.perf_counter() - start:.1f} s)'
                 )
-    state = convert_mmpretrain_to_dino({k: v.detach().clone() for k, v in teacher.backbone.state_dict().items()})
+    state = convert_mmpretrain_to_dino({k: v.detach().cpu().clone() for k, v in teacher.backbone.state_dict().items()})
     return PretrainResult(state, s, history, time.perf_counter() - start)
