@@ -310,7 +310,7 @@ def test_tool_passes_the_drawing_options_and_refuses_bad_ones_before_training(tm
     monkeypatch.setattr(tool, 'PretrainSettings', lambda: TINY)
     seen = []
 
-    def fake_pretrain(settings, log=None, device="cpu"):
+    def fake_pretrain(settings, log=None, device='cpu'):
         seen.append(settings)
         raise RuntimeError('stop after the settings')
 
@@ -337,6 +337,42 @@ def test_tool_passes_the_drawing_options_and_refuses_bad_ones_before_training(tm
         for bad in (['--ego-scale', '0.9', '0.5'], ['--ego-scale', '0', '0.5'], ['--part-thickness', '-1']):
             with pytest.raises(SystemExit):
                 tool.main(['--out', out, *bad])
+    finally:
+        torch.set_num_threads(threads)
+    assert len(seen) == 1 and not (tmp_path / 'w.pth').exists()
+
+
+def test_tool_passes_the_training_options_and_refuses_bad_ones_before_training(tmp_path, monkeypatch, capsys):
+    """--patch-size / --lr / --warmup-steps reach the settings and --device the run; a device this torch cannot
+    use, a warm-up as long as the run or a non-positive learning rate stop the tool before any image is drawn."""
+    tool = load_tool('misc', 'pretrain_dino_synthetic.py')
+    monkeypatch.setattr(tool, 'PretrainSettings', lambda: TINY)
+    seen = []
+
+    def fake_pretrain(settings, log=None, device='cpu'):
+        seen.append((settings, device))
+        raise RuntimeError('stop after the settings')
+
+    monkeypatch.setattr(tool, 'pretrain_dino', fake_pretrain)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    out = str(tmp_path / 'w.pth')
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(RuntimeError, match='stop after'):
+            tool.main(['--out', out, '--patch-size', '8', '--lr', '1e-4', '--warmup-steps', '2', '--steps', '10'])
+        settings, device = seen[0]
+        assert (settings.patch_size, settings.lr, settings.warmup_steps, settings.steps) == (8, 1e-4, 2, 10)
+        assert device == 'cpu'
+        for bad, message in (
+            (['--device', 'cuda'], 'sees no CUDA GPU'),
+            (['--device', 'gpu0'], "--device 'gpu0'"),
+            (['--warmup-steps', '10', '--steps', '10'], '--warmup-steps'),
+            (['--lr', '0'], '--lr must be > 0'),
+            (['--patch-size', '0'], '--patch-size must be >= 1'),
+        ):
+            with pytest.raises(SystemExit):
+                tool.main(['--out', out, *bad])
+            assert message in capsys.readouterr().err, bad
     finally:
         torch.set_num_threads(threads)
     assert len(seen) == 1 and not (tmp_path / 'w.pth').exists()
