@@ -11,7 +11,7 @@
 from .base import PSEUDO_MASK_FIELD, BasePartDiscovery, PartDiscoveryResult, check_discovery_inputs, pseudo_mask_iou
 from .cam_iou import PartDiscovery
 from .kmeans import cosine_kmeans, farthest_point_init, gather_rows, random_init
-from .saliency import border_mask, cls_attention_saliency, part_saliency_score
+from .saliency import border_attention_share, border_mask, cls_attention_saliency, part_saliency_score
 from .silhouette import cosine_silhouette
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     'BasePartDiscovery',
     'PartDiscovery',
     'PartDiscoveryResult',
+    'border_attention_share',
     'border_mask',
     'check_discovery_inputs',
     'cls_attention_saliency',

@@ -65,3 +65,25 @@ def border_mask(h: int, w: int, device: torch.device) -> Tensor:
     if h > 2 and w > 2:
         mask[1:-1, 1:-1] = 0
     return mask.flatten()
+
+
+def border_attention_share(cls_attn: Tensor) -> Tensor:
+    """Share of each head's CLS attention that falls on the grid's outermost ring of tokens.
+
+    A label-free measure of how object-centred a head is on object-centric (egocentric) images: a head that
+    attends uniformly puts the ring's share of the tokens there (``border_mask(h, w).mean()``), an
+    object-centred head much less. Heads that attend to the backdrop make :func:`cls_attention_saliency` cover
+    it.
+
+    Args:
+        cls_attn (Tensor): CLS attention over the patches (B, num_heads, h, w), non-negative.
+
+    Returns:
+        Tensor: (B, num_heads) float shares in [0, 1]; each head's attention is renormalised over the patches
+        (the CLS token's attention to itself and to extra tokens is left out).
+    """
+    if cls_attn.dim() != 4:
+        raise ValueError(f'border_attention_share: expected cls_attn (B, heads, h, w), got {tuple(cls_attn.shape)}.')
+    flat = cls_attn.flatten(2).float()
+    ring = border_mask(*cls_attn.shape[-2:], device=cls_attn.device)
+    return (flat * ring).sum(-1) / flat.sum(-1).clamp(min=1e-12)
