@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import logging
 import os
 import os.path as osp
 from collections import defaultdict
@@ -42,7 +41,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config, DictAction
-from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
@@ -81,14 +79,9 @@ def build_model(cfg: Config, checkpoint: Optional[str], device: str) -> torch.nn
         return init_model(cfg, checkpoint, device=device)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
-    # without a log file MMEngine prints one 'initialised by ...' line per parameter (hundreds) to the console
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
+    from looptrans.utils.log_noise import init_weights_quietly
+
+    init_weights_quietly(model)
     return model.to(device).eval()
 
 

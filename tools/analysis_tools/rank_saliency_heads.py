@@ -37,7 +37,7 @@ import mmcv
 import numpy as np
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.logging import MMLogger, print_log
+from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
@@ -72,14 +72,9 @@ def build_encoder(cfg: Config, device: str):
             f'error: the part-discovery encoder {encoder_cfg.get("type")!r} has no CLS attention; the saliency '
             'needs a DINO ViT (type=DINOVisionTransformer) as model.backbone or model.descriptor.'
         )
-    # without a log file MMEngine prints one 'initialised by ...' line per parameter to the console
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        encoder.init_weights()
-    finally:
-        logger.setLevel(level)
+    from looptrans.utils.log_noise import init_weights_quietly
+
+    init_weights_quietly(encoder)
     return encoder.to(device).eval(), MODELS.build(cfg.model.data_preprocessor).to(device)
 
 

@@ -48,3 +48,19 @@ def quiet_current_logger() -> Iterator[None]:
         yield
     finally:
         logger.removeFilter(noise)
+
+
+def init_weights_quietly(module) -> None:
+    """``module.init_weights()`` with the current MMEngine logger at WARNING for the call.
+
+    Outside a runner (no log file) MMEngine prints one "initialised by ..." line per parameter to the console,
+    hundreds for a ViT; the analysis tools that build a model with its configured weights call this instead.
+    Warnings (e.g. a pretrained file's missing keys) still show.
+    """
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        module.init_weights()
+    finally:
+        logger.setLevel(level)
