@@ -61,11 +61,11 @@ def test_tiny_study_runs_every_row_and_seed_and_prints_the_table(synthetic_root,
     options = [
         o
         for o in tiny_options(synthetic_root, max_iters=2)
-        if not o.startswith(('model.pixel_head', 'model.noise_head', 'model.cam_head'))
+        if not o.startswith(('model.pixel_head', 'model.noise_head', 'model.cam_head', 'train_cfg.max_iters'))
     ]
-    results = _tool().main(
-        ['--root', str(tmp_path / 'study'), '--rows', 'locate', 'all', '--seeds', '0', '1', '--cfg-options', *options]
-    )
+    # the schedule stretched (here shrunk) to 2 iterations by --max-iters, as a long study stretches it
+    study = ['--root', str(tmp_path / 'study'), '--max-iters', '2']
+    results = _tool().main([*study, '--rows', 'locate', 'all', '--seeds', '0', '1', '--cfg-options', *options])
     assert set(results) == {'locate', 'all'} and all(len(runs) == 2 for runs in results.values())
     for runs in results.values():
         for run in runs:
@@ -76,8 +76,78 @@ def test_tiny_study_runs_every_row_and_seed_and_prints_the_table(synthetic_root,
     out = capsys.readouterr().out
     assert '| locate | 2 |' in out and '| all | 2 |' in out and ' ± ' in out
     # finished runs are reused: a second call trains nothing and gives the same figures
-    again = _tool().main(
-        ['--root', str(tmp_path / 'study'), '--rows', 'all', '--seeds', '0', '--cfg-options', *options]
-    )
+    assert (tmp_path / 'study' / 'all' / 'seed0' / 'iter_2.pth').is_file()
+    again = _tool().main([*study, '--rows', 'all', '--seeds', '0', '--cfg-options', *options])
     assert again['all'][0].keys() == results['all'][0].keys()
     np.testing.assert_equal(again['all'][0], results['all'][0])  # NaN-aware: an unlogged IoU is NaN both times
+
+
+def _stretched(config: str, options):
+    """``config`` as tools/train.py reads it with ``--cfg-options *options`` (mmengine's DictAction)."""
+    import argparse
+
+    from mmengine.config import DictAction
+
+    from looptrans.utils.config_check import load_tool_config
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return load_tool_config(config, parser.parse_args(['--cfg-options', *options]).cfg_options)
+
+
+@pytest.mark.parametrize('row', ['all', 'none', 'locate'])
+def test_stretched_schedule_moves_every_iteration_count_of_a_row(row):
+    tool = _tool()
+    config = tool.config_of(row)
+    cfg = _stretched(config, tool.stretched_schedule_options(config, 1000))
+    # by hand from configs/_base_/schedules/schedule_synthetic.py (200 iterations) stretched 5x
+    assert cfg.train_cfg.max_iters == 1000 and cfg.train_cfg.val_interval == 1000
+    warm_up, cosine = cfg.param_scheduler
+    assert (warm_up.begin, warm_up.end) == (0, 10)  # the warm-up keeps its length
+    assert (cosine.T_max, cosine.begin, cosine.end) == (1000, 0, 1000)
+    assert cfg.default_hooks.checkpoint.interval == 500
+    hooks = {h.type: h for h in cfg.custom_hooks}
+    if row == 'all':
+        assert (hooks['PseudoMaskHook'].start_iter, hooks['PseudoMaskHook'].dump_interval) == (250, 500)
+    else:
+        assert not hooks  # no pixel head, no hook: nothing to stretch, nothing added
+    if row == 'locate':
+        # on in 0-based iterations > 249: the prototype loss starts at iteration 250 with the pseudo-masks' rows
+        assert cfg.model.train_cfg.warm_iter == 249
+    else:
+        assert 'warm_iter' not in (cfg.model.get('train_cfg') or {})
+
+
+def test_stretching_to_the_configs_own_length_changes_nothing():
+    from mmengine.config import Config
+
+    tool = _tool()
+    for row in tool.ROWS:
+        config = tool.config_of(row)
+        stretched = _stretched(config, tool.stretched_schedule_options(config, 200))
+        plain = Config.fromfile(config)
+        for key in ('train_cfg', 'param_scheduler', 'default_hooks', 'custom_hooks'):
+            assert stretched[key] == plain[key], (row, key)
+        assert stretched.model.get('train_cfg') == plain.model.get('train_cfg'), row
+
+
+def test_stretching_refuses_bad_lengths_epoch_schedules_and_runs_of_another_schedule(tmp_path, capsys):
+    tool = _tool()
+    with pytest.raises(ValueError, match='>= 1'):
+        tool.stretched_schedule_options(tool.config_of('all'), 0)
+    epoch_config = 'configs/looptrans_agd20k.py'
+    with pytest.raises(ValueError, match=r'looptrans_agd20k\.py: no iteration-based schedule'):
+        tool.stretched_schedule_options(str(tool.REPO) + '/' + epoch_config, 1000)
+    for argv, message in (
+        (['--max-iters', '0'], '--max-iters must be >= 1'),
+        (['--max-iters', '10', '--cfg-options', 'train_cfg.max_iters=5'], 'not both'),
+    ):
+        with pytest.raises(SystemExit):
+            tool.parse_args(argv)
+        assert message in capsys.readouterr().err
+    # a finished run of the 200-iteration schedule is refused, not silently reused, by a 1000-iteration study
+    work = tmp_path / 'all' / 'seed0'
+    work.mkdir(parents=True)
+    (work / 'last_checkpoint').write_text(str(work / 'iter_200.pth'))
+    with pytest.raises(ValueError, match=r'ended at iter_200\.pth, not iter_1000\.pth.*another --root'):
+        tool.run_one('all', 0, str(tmp_path), [], max_iters=1000)

@@ -10,6 +10,14 @@ and whether it is beyond the noise (|Δ| greater than twice the standard error o
 Rows: ``locate`` (``configs/baselines/locate_synthetic.py``) and the ablation rows
 ``configs/ablations/looptrans_synthetic_<row>.py`` (``all`` is the full model). ``--cfg-options`` go to every run
 (the tests shrink the model with them). Each run takes about 3-4 minutes on an idle 2-core CPU.
+
+``--max-iters N`` stretches every row's iteration schedule to ``N`` iterations (see
+:func:`stretched_schedule_options`): the quick configs' 200 iterations end before the CAM has learnt to classify
+(``docs/generated_benchmark.md``, section 9), so the study of a localising CAM runs, for example,
+
+    python tools/analysis_tools/seed_study.py --root work_dirs/seed_study_1k --max-iters 1000
+
+Each root holds one schedule: a run found there that ended at another iteration is refused, not reused.
 """
 
 from __future__ import annotations
@@ -56,19 +64,89 @@ test_metrics = _part_count_study.test_metrics
 train_pm_true_iou = _part_count_study.train_pm_true_iou
 
 
-def run_one(row: str, seed: int, root: str, cfg_options: Sequence[str]) -> Dict[str, float]:
-    """Train (unless done), test and score one (row, seed); returns its figures."""
+def _round_half_up(value: float) -> int:
+    return int(math.floor(value + 0.5))
+
+
+def stretched_schedule_options(config: str, max_iters: int) -> List[str]:
+    """``--cfg-options`` that stretch the iteration schedule of ``config`` to ``max_iters`` iterations.
+
+    The synthetic configs derive several iteration counts from their ``max_iters`` when the file is read
+    (``configs/_base_/schedules/schedule_synthetic.py``), so ``train_cfg.max_iters=N`` alone would leave the
+    cosine decay, the pseudo-mask start and LOCATE's warm-up at the 200-iteration values. Stretched:
+
+    * ``train_cfg.max_iters``, and ``train_cfg.val_interval`` where it equals the old length;
+    * every ``param_scheduler`` ``end`` / ``T_max`` equal to the old length (the decay ends with training; the
+      linear warm-up keeps its fixed length, as warm-ups are counted in iterations in the published configs);
+    * ``default_hooks.checkpoint.interval``, and ``PseudoMaskHook``'s ``start_iter`` and ``dump_interval``, in
+      proportion (rounded half up, at least 1 for the intervals);
+    * LOCATE's ``model.train_cfg.warm_iter`` (the prototype loss is on in 0-based iterations ``> warm_iter``) so
+      that the loss starts at the stretched iteration: ``round((warm_iter + 1) * N / old) - 1``.
+
+    Raises:
+        ValueError: ``max_iters`` < 1, or ``config`` has no iteration-based ``train_cfg.max_iters`` (the message
+            names the file).
+    """
+    from mmengine.config import Config
+
+    if max_iters < 1:
+        raise ValueError(f'--max-iters must be >= 1, got {max_iters}')
+    cfg = Config.fromfile(config)
+    old = cfg.get('train_cfg', {}).get('max_iters')
+    if cfg.get('train_cfg', {}).get('type') != 'IterBasedTrainLoop' or not old:
+        raise ValueError(
+            f'{config}: no iteration-based schedule to stretch (train_cfg is {cfg.get("train_cfg")!r}); '
+            '--max-iters applies to the synthetic configs\' IterBasedTrainLoop'
+        )
+    scale = max_iters / old
+    options = [f'train_cfg.max_iters={max_iters}']
+    if cfg.train_cfg.get('val_interval') == old:
+        options.append(f'train_cfg.val_interval={max_iters}')
+    for i, scheduler in enumerate(cfg.get('param_scheduler') or []):
+        options += [f'param_scheduler.{i}.{key}={max_iters}' for key in ('end', 'T_max') if scheduler.get(key) == old]
+    interval = cfg.get('default_hooks', {}).get('checkpoint', {}).get('interval')
+    if interval:
+        options.append(f'default_hooks.checkpoint.interval={max(1, _round_half_up(interval * scale))}')
+    for i, hook in enumerate(cfg.get('custom_hooks') or []):
+        if hook.get('type') != 'PseudoMaskHook':
+            continue
+        if hook.get('start_iter') is not None:
+            options.append(f'custom_hooks.{i}.start_iter={_round_half_up(hook["start_iter"] * scale)}')
+        if hook.get('dump_interval'):
+            options.append(f'custom_hooks.{i}.dump_interval={max(1, _round_half_up(hook["dump_interval"] * scale))}')
+    warm_iter = (cfg.model.get('train_cfg') or {}).get('warm_iter')
+    if warm_iter is not None:
+        options.append(f'model.train_cfg.warm_iter={_round_half_up((warm_iter + 1) * scale) - 1}')
+    return options
+
+
+def run_one(
+    row: str, seed: int, root: str, cfg_options: Sequence[str], max_iters: Optional[int] = None
+) -> Dict[str, float]:
+    """Train (unless done), test and score one (row, seed); returns its figures. ``max_iters``: stretch the
+    row's schedule to that many iterations (:func:`stretched_schedule_options`); ``cfg_options`` come after and
+    win.
+
+    Raises:
+        ValueError: with ``max_iters``, the work dir holds a finished run that ended at another iteration.
+    """
     config = config_of(row)
     work = osp.join(root, row, f'seed{seed}')
     os.makedirs(work, exist_ok=True)
-    options = ['--cfg-options', f'randomness.seed={seed}', *cfg_options]
+    stretch = stretched_schedule_options(config, max_iters) if max_iters else []
+    options = ['--cfg-options', f'randomness.seed={seed}', *stretch, *cfg_options]
     if not osp.isfile(osp.join(work, 'last_checkpoint')):
         _run(['tools/train.py', config, '--work-dir', work, *options], osp.join(work, 'train.log'))
     with open(osp.join(work, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
+    if max_iters and osp.basename(ckpt) != f'iter_{max_iters}.pth':
+        raise ValueError(
+            f'{work} holds a run that ended at {osp.basename(ckpt)}, not iter_{max_iters}.pth: it was trained with '
+            'another schedule. Give this study another --root, or delete that folder to retrain it.'
+        )
     _run(['tools/test.py', config, ckpt, '--work-dir', osp.join(work, 'test'), *options], osp.join(work, 'test.log'))
     figures = test_metrics(osp.join(work, 'test.log'))
-    figures.update(pointing(config, ckpt, cfg_options))
+    figures.update(pointing(config, ckpt, [*stretch, *cfg_options]))
     # the pseudo-masks' IoU with the true part, last logged training lines; NaN for rows without part discovery
     pm_iou = train_pm_true_iou(osp.join(work, 'train.log'))
     figures['pm_true_iou'] = float('nan') if pm_iou is None else pm_iou
@@ -148,8 +226,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--root', default='work_dirs/seed_study')
     parser.add_argument('--rows', nargs='+', default=list(ROWS), choices=ROWS)
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument(
+        '--max-iters',
+        type=int,
+        default=None,
+        help="stretch every row's iteration schedule to this many iterations (default: the configs' own)",
+    )
     parser.add_argument('--cfg-options', nargs='+', default=[], help='key=value settings given to every run')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.max_iters is not None:
+        if args.max_iters < 1:
+            parser.error(f'--max-iters must be >= 1, got {args.max_iters}')
+        if any(o.startswith('train_cfg.max_iters') for o in args.cfg_options):
+            parser.error('give the schedule length once: --max-iters or --cfg-options train_cfg.max_iters, not both')
+    return args
 
 
 def main(argv=None) -> Dict[str, List[Dict[str, float]]]:
@@ -164,7 +254,7 @@ def main(argv=None) -> Dict[str, List[Dict[str, float]]]:
         )
     results: Dict[str, List[Dict[str, float]]] = {}
     for row in args.rows:
-        results[row] = [run_one(row, seed, args.root, args.cfg_options) for seed in args.seeds]
+        results[row] = [run_one(row, seed, args.root, args.cfg_options, args.max_iters) for seed in args.seeds]
         print(
             f'{row}: '
             + '; '.join(
