@@ -90,8 +90,42 @@ def test_tool_reports_real_part_discovery_and_refuses_trees_without_masks(seen_t
     assert not [r for r in records if 'init_weights' in r.getMessage()]
     for row in table.values():
         assert 0 <= row['valid'] <= 1 and (np.isnan(row['miou']) or 0 <= row['miou'] <= 1)
+    # the pseudo-mask is one of the K parts, so no choice beats the best of them, the CAM's peak included
+    overall = table['overall']
+    assert overall['valid'] > 0 and overall['best'] >= overall['miou'] - 1e-9
+    assert 0 <= overall['peak'] <= overall['best'] + 1e-9
     with pytest.raises(FileNotFoundError, match='part masks'):
         tool.main([QUICK_CONFIG, '--data-root', str(tmp_path)])
+
+
+def test_part_breakdown_scores_the_best_part_and_the_part_under_the_cam_maximum():
+    """Hand-made 2x2 parts on a 4x4 input: the best part's IoU and the IoU of the part that holds the CAM's
+    maximum, per image; NaN for an algorithm without an assignment."""
+    tool = _tool()
+    truth = torch.zeros(2, 4, 4, dtype=torch.bool)
+    truth[0, :2] = True  # image 0: the top half
+    truth[1, :2, :2] = True  # image 1: the top-left quarter
+    assign = torch.tensor([[0, 0, 1, 1], [0, 1, 0, 1]])  # image 0: rows; image 1: columns
+    cam = torch.zeros(2, 2, 2)
+    cam[0, 1, 0] = 1.0  # image 0 peaks in the bottom row (part 1, IoU 0)
+    cam[1, 0, 0] = 1.0  # image 1 peaks top-left (part 0: the left half, IoU 4 / 8)
+    parts = PartDiscoveryResult(
+        pseudo_mask=torch.zeros(2, 2, 2), valid=torch.ones(2, dtype=torch.bool), assign=assign, cam=cam
+    )
+    best, peak = tool.part_breakdown(parts, truth)
+    assert best.tolist() == pytest.approx([1.0, 0.5]) and peak.tolist() == pytest.approx([0.0, 0.5])
+    bare = PartDiscoveryResult(pseudo_mask=torch.zeros(2, 2, 2), valid=torch.ones(2, dtype=torch.bool))
+    assert all(torch.isnan(t).all() for t in tool.part_breakdown(bare, truth))
+
+
+def test_summary_averages_every_column_over_the_valid_images_only():
+    tool = _tool()
+    rows = [(0, True, 0.2, 0.6, 0.4), (0, False, 0.0, 0.9, 0.9), (1, True, 0.4, 0.8, 0.0)]
+    table = tool.summarise(rows, ('hold', 'cut_with'))
+    assert table['hold'] == dict(miou=0.2, best=0.6, peak=0.4, valid=0.5, num=2)
+    assert table['overall']['miou'] == pytest.approx(0.3) and table['overall']['best'] == pytest.approx(0.7)
+    assert table['overall']['peak'] == pytest.approx(0.2) and table['overall']['valid'] == pytest.approx(2 / 3)
+    assert np.isnan(tool.summarise([(0, False, 0.0, 0.5, 0.5)], ('hold',))['hold']['best'])
 
 
 def test_show_draws_one_row_per_folder_with_the_true_part_in_green(seen_tree, tmp_path):

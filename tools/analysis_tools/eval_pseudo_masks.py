@@ -24,6 +24,12 @@ folders only).
 
 IoU is computed at the network input size (the pseudo-mask upsampled by nearest neighbour, the true part
 resized likewise); the mean runs over the images with a valid pseudo-mask.
+
+Two more columns split a low IoU between the clustering and the choice among its parts, over the same images:
+*best of K* is the IoU of the K-means part closest to the true part (what a perfect choice among these parts
+reaches), *under max* that of the part holding the CAM's maximum (the choice a CAM that points well but spreads
+wide would support). When the chosen IoU is far below *best of K*, the parts are good and the choice (LOCATE's
+rule: the part of highest IoU with the CAM binarised at its mean) is what misses.
 """
 
 from __future__ import annotations
@@ -117,22 +123,42 @@ def discover(
     return bgr, truth, labels, model.part_discovery(desc['keys'], cam, cls_attn=desc['cls_attn'])
 
 
+def part_breakdown(parts, truth: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per image (B,): the IoU with the true part (B, H, W) of the best of the K parts in ``parts.assign`` and of
+    the part that holds the maximum of ``parts.cam``; NaN where the algorithm reports no assignment."""
+    from looptrans.models.part_discovery import pseudo_mask_iou
+
+    num = truth.shape[0]
+    if parts.assign is None or parts.cam is None:
+        nan = torch.full((num,), float('nan'))
+        return nan, nan.clone()
+    grid = tuple(parts.pseudo_mask.shape[-2:])
+    assign = parts.assign.view(num, *grid)
+    per_part = torch.stack(
+        [pseudo_mask_iou((assign == k).float(), truth) for k in range(int(parts.assign.max()) + 1)], dim=1
+    )  # (B, K)
+    peak_part = parts.assign.gather(1, parts.cam.flatten(1).argmax(dim=1, keepdim=True))
+    return per_part.max(dim=1).values.cpu(), per_part.gather(1, peak_part)[:, 0].cpu()
+
+
 def evaluate(
     model: torch.nn.Module,
     samples: List[Tuple[str, str, int]],
     size: Tuple[int, int],
     oracle: bool,
     batch_size: int = 16,
-) -> List[Tuple[int, bool, float]]:
-    """(label, valid, IoU) of every sample."""
+) -> List[Tuple[int, bool, float, float, float]]:
+    """(label, valid, IoU of the pseudo-mask, IoU of the best of the K parts, IoU of the part under the CAM's
+    maximum) of every sample."""
     from looptrans.models.part_discovery import pseudo_mask_iou
 
     results = []
     for start in range(0, len(samples), batch_size):
         _, truth, labels, parts = discover(model, samples[start : start + batch_size], size, oracle)
         ious = pseudo_mask_iou(parts.pseudo_mask, truth)
-        for label, valid, iou in zip(labels.tolist(), parts.valid.tolist(), ious.tolist()):
-            results.append((label, valid, iou))
+        best, peak = part_breakdown(parts, truth)
+        for row in zip(labels.tolist(), parts.valid.tolist(), ious.tolist(), best.tolist(), peak.tolist()):
+            results.append(row)
     return results
 
 
@@ -183,19 +209,26 @@ def first_of_each_folder(samples: List[Tuple[str, str, int]]) -> List[Tuple[str,
     return out
 
 
-def summarise(results: List[Tuple[int, bool, float]], classes: Tuple[str, ...]) -> Dict[str, Dict[str, float]]:
-    """Per affordance and overall: mean IoU over valid samples, share valid, number of images."""
+def summarise(
+    results: List[Tuple[int, bool, float, float, float]], classes: Tuple[str, ...]
+) -> Dict[str, Dict[str, float]]:
+    """Per affordance and overall: share valid, number of images, and over the valid samples the mean IoU of the
+    pseudo-mask (``miou``), of the best of the K parts (``best``) and of the part under the CAM's maximum
+    (``peak``)."""
     groups = defaultdict(list)
-    for label, valid, iou in results:
-        groups[classes[label]].append((valid, iou))
-        groups['overall'].append((valid, iou))
+    for label, *row in results:
+        groups[classes[label]].append(row)
+        groups['overall'].append(row)
     table = {}
     for name in [c for c in classes if c in groups] + ['overall']:
         rows = groups[name]
-        ious = [iou for valid, iou in rows if valid]
+        kept = np.array([r[1:] for r in rows if r[0]], np.float64).reshape(-1, 3)
+        means = kept.mean(0) if len(kept) else np.full(3, np.nan)
         table[name] = dict(
-            miou=float(np.mean(ious)) if ious else float('nan'),
-            valid=sum(v for v, _ in rows) / len(rows),
+            miou=float(means[0]),
+            best=float(means[1]),
+            peak=float(means[2]),
+            valid=sum(r[0] for r in rows) / len(rows),
             num=len(rows),
         )
     return table
@@ -250,10 +283,13 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
         f'pseudo-masks of {len(samples)} egocentric training images under {root}, {mode}, '
         f'K = {cfg.model.part_discovery.get("num_parts", 4)}'
     )
-    print('| affordance | images | valid | mIoU (valid) |')
-    print('| --- | --- | --- | --- |')
+    print('| affordance | images | valid | mIoU (valid) | best of K | under max |')
+    print('| --- | --- | --- | --- | --- | --- |')
     for name, row in table.items():
-        print(f'| {name} | {row["num"]} | {row["valid"]:.2f} | {row["miou"]:.3f} |')
+        print(
+            f'| {name} | {row["num"]} | {row["valid"]:.2f} | {row["miou"]:.3f} | {row["best"]:.3f} | '
+            f'{row["peak"]:.3f} |'
+        )
     if args.show:
         shown = first_of_each_folder(samples)
         if args.show_only:
