@@ -557,6 +557,17 @@ def test_configs_build_locate_with_the_published_settings():
         assert cfg.custom_hooks == [] and cfg.model.backbone == ref.model.backbone
 
 
+@pytest.mark.parametrize('config', [AGD20K_CONFIG, SYNTHETIC_CONFIG])
+def test_one_loss_key_can_be_overridden_from_the_command_line(config):
+    """`--cfg-options model.concentration_loss.loss_weight=0` (an ablation of LOCATE) keeps the loss's type."""
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict({'model.concentration_loss.loss_weight': 0, 'model.prototype_loss.margin': 0.3})
+    init_default_scope('mmseg')
+    model = MODELS.build(without_pretrained(cfg.model))
+    assert model.concentration_loss.loss_weight == 0 and model.prototype_loss.margin == 0.3
+    assert model.prototype_loss.loss_weight == 1.0
+
+
 def test_agd20k_optimizer_groups_are_locates():
     """utils/util.py get_optimizer: lr for weights, 2x biases, 10x / 20x for the 'fc' layers (aff_proj.fc1/fc2
     and aff_fc: our token_mlp.fc1/fc2 and conv_seg)."""

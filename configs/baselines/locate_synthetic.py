@@ -5,14 +5,17 @@
 #   python tools/train.py configs/baselines/locate_synthetic.py
 #   python tools/test.py configs/baselines/locate_synthetic.py work_dirs/locate_synthetic/iter_200.pth
 _base_ = ['../looptrans_synthetic.py']
-# The model block of locate_agd20k.py (its LOCATE hyper-parameters are the class defaults; tests check both
-# configs build the same LOCATE settings), on this file's backbone and classes.
+# The model block of locate_agd20k.py (tests check both configs build the same LOCATE settings), on this file's
+# backbone and classes. The losses are spelled out so that --cfg-options can change one key of them, e.g.
+# model.concentration_loss.loss_weight=0 to train LOCATE without its concentration loss.
 model = dict(
     _delete_=True,
     type='LOCATE',
     data_preprocessor=_base_.model.data_preprocessor,
     backbone=_base_.model.backbone,
     cam_head=dict(_base_.model.cam_head, shared=False),
+    concentration_loss=dict(type='LOCATEConcentrationLoss', loss_weight=0.07),
+    prototype_loss=dict(type='LOCATEPrototypeLoss', margin=0.5, loss_weight=1.0),
     # a random ViT's CLS attention is no saliency: the grid's interior stands in for it in the part score
     exclude_background=_base_.model.part_discovery.exclude_background,  # 'border'
     # an iteration loop: the prototype loss is on from iteration 50 (0-based), when looptrans_synthetic.py
