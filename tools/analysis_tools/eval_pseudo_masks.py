@@ -157,8 +157,7 @@ def evaluate(
         _, truth, labels, parts = discover(model, samples[start : start + batch_size], size, oracle)
         ious = pseudo_mask_iou(parts.pseudo_mask, truth)
         best, peak = part_breakdown(parts, truth)
-        for row in zip(labels.tolist(), parts.valid.tolist(), ious.tolist(), best.tolist(), peak.tolist()):
-            results.append(row)
+        results.extend(zip(labels.tolist(), parts.valid.tolist(), ious.tolist(), best.tolist(), peak.tolist()))
     return results
 
 
