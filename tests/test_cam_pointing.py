@@ -152,3 +152,72 @@ def test_tool_runs_the_real_model_and_refuses_trees_without_masks(seen_tree, tmp
             assert row['object'] <= row['object_near'] and row['part'] <= row['part_near']
     with pytest.raises(FileNotFoundError, match='test masks'):
         tool.main([QUICK_CONFIG, str(ckpt), '--data-root', str(tmp_path), *TINY])
+
+
+def test_rival_affordances_are_the_other_affordances_drawn_on_another_part_of_the_object():
+    rivals = _tool().rival_affordances
+    classes = SYNTHETIC_SEEN_CLASSES
+    assert rivals('hold', 'cup', classes) == ['drink_with']  # handle against rim
+    assert rivals('hold', 'knife', classes) == ['cut_with']
+    assert rivals('push', 'bicycle', classes) == ['ride', 'sit_on']  # grip against saddle
+    assert rivals('ride', 'bicycle', classes) == ['push']  # sit_on shares the saddle: not a rival
+    assert rivals('sit_on', 'chair', classes) == []  # the chair has one affordance
+    assert rivals('hold', 'cup', ('hold', 'pour')) == []  # only the model's classes count
+    with pytest.raises(KeyError, match="no 'ride' part on 'cup'"):
+        rivals('ride', 'cup', classes)
+
+
+def _fake_maps(real, rival_map):
+    """An inference whose labelled affordance's map is the image's own part and every other affordance's map is
+    ``rival_map(part, object)`` (masks from the generator, blurred as a heatmap)."""
+
+    def fake(model, images, affordances=None, batch_size=8):
+        results = real(model, images, affordances=affordances, batch_size=batch_size)
+        for path, result in zip(images, results):
+            labelled = path.split(osp.sep)[-3]
+            mask = {}
+            for kind in ('part', 'object'):
+                stem = path.replace(osp.join('testset', 'egocentric'), osp.join(TEST_MASK_DIR, kind))
+                h, w = result.ori_shape
+                mask[kind] = cv2.resize(_read(stem.replace('.jpg', '.png')), (w, h), interpolation=cv2.INTER_NEAREST)
+            for name in result.heatmaps:
+                heat = mask['part'] if name == labelled else rival_map(mask['part'], mask['object'])
+                result.heatmaps[name] = cv2.GaussianBlur(heat.astype(np.float32), (0, 0), 2)
+        return results
+
+    return fake
+
+
+def test_rival_part_tells_affordance_maps_from_object_maps(seen_tree, tmp_path, monkeypatch):
+    """Maps that put each affordance on its own part point at the labelled part with the labelled affordance
+    only (own 1, rivals 0); maps that mark the same region whatever the affordance point there with every
+    affordance (own = rivals); the chair, whose only affordance has no rival, is left out of both."""
+    import looptrans.apis as apis
+
+    tool = _tool()
+    ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
+    real = apis.inference_affordance
+
+    def run(rival_map):
+        monkeypatch.setattr(apis, 'inference_affordance', _fake_maps(real, rival_map))
+        return tool.main([QUICK_CONFIG, str(ckpt), '--data-root', seen_tree, '--heatmaps', 'cam', *TINY])['cam']
+
+    # each rival on the object but off the labelled part (eroded, so the blur's peak stays off the part)
+    separated = run(lambda part, whole: cv2.erode(((whole > 0) & (part == 0)).astype(np.uint8), np.ones((5, 5))))
+    object_level = run(lambda part, whole: part)  # every affordance's map is the labelled part
+    for table in (separated, object_level):
+        assert table['sit_on']['num'] == 2 and table['sit_on']['rival_num'] == 1  # the bicycle's, not the chair's
+        assert table['overall']['rival_num'] == table['overall']['num'] - 1
+        assert table['overall']['rival_own_part'] == 1.0
+    assert separated['overall']['rival_part'] == 0.0
+    assert object_level['overall']['rival_part'] == 1.0
+    assert object_level['hold']['rival_part'] == 1.0 and separated['hold']['rival_part'] == 0.0
+
+
+def test_summary_of_rows_without_rivals_is_nan_and_never_a_crash():
+    table = _tool().summarise(
+        [dict(object=1.0, object_near=1.0, part=1.0, part_near=1.0, mass=0.5, affordance='sit_on', rival_part=np.nan)],
+        ('sit_on',),
+    )
+    assert table['sit_on']['rival_num'] == 0
+    assert np.isnan(table['sit_on']['rival_part']) and np.isnan(table['sit_on']['rival_own_part'])

@@ -10,6 +10,13 @@ object (a bicycle's wheel, a cup's bowl) can lie between strokes. It also report
 normalised heatmap's mass that lies on the object (``mass``), and, as the chance level, the same figures for a
 heatmap that is a centred Gaussian (objects are placed at random positions).
 
+Does the heatmap tell the affordances of one object apart, or does it mark the object? Most generated objects
+carry two affordances on different parts (a cup: ``hold`` on the handle, ``drink_with`` on the rim). For such an
+image, ``rival_part`` is the share of the object's *other* affordances (those on another part) whose heatmap has
+its maximum on the labelled affordance's part: a heatmap that separates affordances points there with its own
+affordance (``part`` high) and not with the others (``rival_part`` low); an object-level heatmap gives both the
+same figure. Both are averaged over the images whose object has such a rival (all but the chair's).
+
     python tools/analysis_tools/eval_cam_pointing.py configs/looptrans_synthetic.py \\
         work_dirs/looptrans_synthetic/iter_200.pth [--heatmaps cam pixel] [--data-root DIR] [--split Seen] \\
         [--tolerance 15]
@@ -30,13 +37,15 @@ import cv2
 import numpy as np
 from mmengine.config import DictAction
 
-from looptrans.testing import TEST_MASK_DIR
+from looptrans.testing import AFFORDANCE_PARTS, TEST_MASK_DIR
 
 Sample = Tuple[str, str, str, str]  # image, object mask, part mask, affordance
 #: The pointing game's tolerance in image pixels (Zhang et al., "Top-down Neural Attention by Excitation
 #: Backprop", ECCV 2016: a hit when the maximum lies within 15 pixels of the annotated region).
 POINTING_TOLERANCE = 15.0
 KEYS = ('object', 'object_near', 'part', 'part_near', 'mass')
+#: The share of the object's other affordances whose heatmap's maximum is on the labelled part (module docstring).
+RIVAL_KEY = 'rival_part'
 
 
 def find_test_samples(root: str, classes: Sequence[str]) -> List[Sample]:
@@ -55,6 +64,23 @@ def find_test_samples(root: str, classes: Sequence[str]) -> List[Sample]:
             'generate the data with tools/misc/generate_synthetic_agd20k.py (it writes them).'
         )
     return samples
+
+
+def rival_affordances(affordance: str, obj: str, classes: Sequence[str]) -> List[str]:
+    """The affordances of ``classes`` that the generator also draws on ``obj``, on a part other than
+    ``affordance``'s (:data:`looptrans.testing.AFFORDANCE_PARTS`); ``ride`` and ``sit_on`` share the bicycle's
+    saddle, so neither is the other's rival."""
+    own = AFFORDANCE_PARTS.get(affordance, {}).get(obj)
+    if own is None:
+        raise KeyError(f'the generator draws no {affordance!r} part on {obj!r}; is this a generated tree?')
+    return [b for b in classes if b != affordance and AFFORDANCE_PARTS.get(b, {}).get(obj, own) != own]
+
+
+def _rival_part(heatmaps: Dict[str, np.ndarray], rivals: Sequence[str], whole, part, tolerance: float) -> float:
+    """Share of ``rivals`` whose heatmap's maximum lies on ``part``; NaN without rivals."""
+    if not rivals:
+        return float('nan')
+    return float(np.mean([point(heatmaps[b], whole, part, tolerance)['part'] for b in rivals]))
 
 
 def _near(mask: np.ndarray, y: int, x: int, tolerance: float) -> float:
@@ -115,16 +141,23 @@ def evaluate(
     from looptrans.apis import inference_affordance
 
     masks = [(_read_mask(o), _read_mask(p)) for _, o, p, _ in samples]
+    classes = tuple(model.dataset_meta['classes'])
+    rivals = [rival_affordances(aff, osp.basename(osp.dirname(img)), classes) for img, _, _, aff in samples]
     outcomes: Dict[str, List[dict]] = defaultdict(list)
-    for (_, _, _, aff), (whole, part) in zip(samples, masks):
-        outcomes['centre'].append(dict(point(centre_heatmap(whole.shape), whole, part, tolerance), affordance=aff))
+    for (_, _, _, aff), (whole, part), others in zip(samples, masks, rivals):
+        centre = point(centre_heatmap(whole.shape), whole, part, tolerance)
+        # every affordance's chance map is the same Gaussian: a rival points where the labelled one does
+        outcomes['centre'].append(dict(centre, affordance=aff, **{RIVAL_KEY: centre['part'] if others else np.nan}))
     saved = dict(model.test_cfg)
     try:
         for source in sources:
             model.test_cfg['heatmap'] = source
             results = inference_affordance(model, [s[0] for s in samples], affordances=None, batch_size=batch_size)
-            for result, (_, _, _, aff), (whole, part) in zip(results, samples, masks):
-                outcomes[source].append(dict(point(result.heatmaps[aff], whole, part, tolerance), affordance=aff))
+            for result, (_, _, _, aff), (whole, part), others in zip(results, samples, masks, rivals):
+                rival = _rival_part(result.heatmaps, others, whole, part, tolerance)
+                outcomes[source].append(
+                    dict(point(result.heatmaps[aff], whole, part, tolerance), affordance=aff, **{RIVAL_KEY: rival})
+                )
     finally:
         model.test_cfg.clear()
         model.test_cfg.update(saved)
@@ -132,7 +165,9 @@ def evaluate(
 
 
 def summarise(outcomes: List[dict], classes: Sequence[str]) -> Dict[str, Dict[str, float]]:
-    """Per affordance and ``overall``: the mean of every pointing figure (:data:`KEYS`) and the number of images."""
+    """Per affordance and ``overall``: the mean of every pointing figure (:data:`KEYS`), the number of images, and
+    over the ``rival_num`` images that have rivals, ``rival_part`` and, for comparison on the same images,
+    ``rival_own_part`` (the labelled affordance's ``part``); NaN where no image has rivals."""
     groups = defaultdict(list)
     for row in outcomes:
         groups[row['affordance']].append(row)
@@ -142,6 +177,10 @@ def summarise(outcomes: List[dict], classes: Sequence[str]) -> Dict[str, Dict[st
         rows = groups[name]
         table[name] = {k: float(np.mean([r[k] for r in rows])) for k in KEYS}
         table[name]['num'] = len(rows)
+        with_rivals = [r for r in rows if not np.isnan(r.get(RIVAL_KEY, np.nan))]
+        table[name]['rival_num'] = len(with_rivals)
+        for key, column in ((RIVAL_KEY, RIVAL_KEY), ('rival_own_part', 'part')):
+            table[name][key] = float(np.mean([r[column] for r in with_rivals])) if with_rivals else float('nan')
     return table
 
 
@@ -193,14 +232,17 @@ def main(argv=None) -> Dict[str, Dict[str, Dict[str, float]]]:
     print(f'pointing game on {len(samples)} egocentric test images under {root} ({args.checkpoint})')
     print(
         f'| heatmap | affordance | images | max on object | within {tol} of object | max on part '
-        f'| within {tol} of part | mass on object |'
+        f"| within {tol} of part | mass on object | on part, own / another affordance's map (images with one) |"
     )
-    print('| --- | --- | --- | --- | --- | --- | --- | --- |')
+    print('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
     for src in [*sources, 'centre']:
         for name, row in tables[src].items():
             if name == 'overall' or len(tables[src]) <= 9:
                 figures = ' | '.join(f'{row[k]:.2f}' for k in KEYS)
-                print(f'| {src} | {name} | {row["num"]} | {figures} |')
+                rival = 'n/a'
+                if row['rival_num']:
+                    rival = f'{row["rival_own_part"]:.2f} / {row[RIVAL_KEY]:.2f} ({row["rival_num"]})'
+                print(f'| {src} | {name} | {row["num"]} | {figures} | {rival} |')
     return tables
 
 
