@@ -25,7 +25,7 @@ def test_summary_and_noise_rule_by_hand():
 
 def test_table_skips_undefined_values_and_marks_columns_without_any():
     tool = _tool()
-    run = dict(KLD=2.0, SIM=0.2, NSS=1.0, on_object=0.5, on_part=0.25)
+    run = dict(KLD=2.0, SIM=0.2, NSS=1.0, on_object=0.5, on_part=0.25, rival_own=0.3, rival_other=0.1)
     results = {
         'locate': [dict(run, pm_true_iou=float('nan')), dict(run, KLD=2.2, pm_true_iou=float('nan'))],
         'all': [dict(run, pm_true_iou=0.3), dict(run, KLD=1.8, pm_true_iou=float('nan'))],
@@ -69,9 +69,10 @@ def test_tiny_study_runs_every_row_and_seed_and_prints_the_table(synthetic_root,
     assert set(results) == {'locate', 'all'} and all(len(runs) == 2 for runs in results.values())
     for runs in results.values():
         for run in runs:
-            assert set(run) == {'KLD', 'SIM', 'NSS', 'on_object', 'on_part', 'pm_true_iou'}
+            assert set(run) == {*_tool().COLUMNS}
             scores = {k: v for k, v in run.items() if k != 'pm_true_iou'}  # NaN until pixel supervision logs it
             assert all(np.isfinite(v) for v in scores.values()) and 0 <= run['on_object'] <= 1
+            assert 0 <= run['rival_other'] <= 1 and 0 <= run['rival_own'] <= 1
     assert results['all'][0]['KLD'] != results['all'][1]['KLD']  # the seed changes the run
     out = capsys.readouterr().out
     assert '| locate | 2 |' in out and '| all | 2 |' in out and ' ± ' in out

@@ -155,7 +155,10 @@ def run_one(
 
 def pointing(config: str, ckpt: str, cfg_options: Sequence[str]) -> Dict[str, float]:
     """The test heatmap's pointing game (``eval_cam_pointing.py``, the config's own ``test_cfg.heatmap``):
-    ``on_object`` / ``on_part``, the share of test images whose heatmap maximum is on the object / the part."""
+    ``on_object`` / ``on_part``, the share of test images whose heatmap maximum is on the object / the part;
+    ``rival_own`` / ``rival_other``, on the images whose object has another affordance on another part, the share
+    where the labelled affordance's / that other affordance's heatmap maximum is on the labelled part (equal for a
+    heatmap that does not tell an object's affordances apart)."""
     import contextlib
     import io
 
@@ -167,7 +170,12 @@ def pointing(config: str, ckpt: str, cfg_options: Sequence[str]) -> Dict[str, fl
     with contextlib.redirect_stdout(io.StringIO()):
         tables = tool.main([config, ckpt, '--heatmaps', source, *options])
     overall = tables[source]['overall']
-    return dict(on_object=overall['object'], on_part=overall['part'])
+    return dict(
+        on_object=overall['object'],
+        on_part=overall['part'],
+        rival_own=overall['rival_own_part'],
+        rival_other=overall[tool.RIVAL_KEY],
+    )
 
 
 def summarise(values: Sequence[float]) -> tuple:
@@ -189,7 +197,7 @@ def beyond_noise(a: Sequence[float], b: Sequence[float]) -> Optional[bool]:
     return abs(diff) > 2 * se if se > 0 else diff != 0
 
 
-COLUMNS = (*METRICS, 'on_object', 'on_part', 'pm_true_iou')
+COLUMNS = (*METRICS, 'on_object', 'on_part', 'rival_own', 'rival_other', 'pm_true_iou')
 
 
 def table(results: Dict[str, List[Dict[str, float]]]) -> List[str]:
