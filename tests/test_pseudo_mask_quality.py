@@ -285,3 +285,60 @@ def test_part_count_study_reads_its_logs_and_refuses_bad_k(tmp_path):
     for bad in (['--ks', '1'], ['--ks', 'four']):
         with pytest.raises(SystemExit):
             study.parse_args(bad)
+
+
+def _tiny_config(tmp_path) -> str:
+    """A config file of the tiny quick-config model (conftest's TINY_MODEL), for ``--cam-from``."""
+    path = tmp_path / 'tiny_looptrans.py'
+    path.write_text(
+        f'_base_ = [{osp.abspath(QUICK_CONFIG)!r}]\n'
+        'model = dict(backbone=dict(arch=dict(num_layers=1)), cam_head=dict(channels=32), '
+        'noise_head=dict(channels=32), pixel_head=dict(channels=16))\n'
+    )
+    return str(path)
+
+
+def _perturb(model) -> None:
+    """Move every weight away from the seed-0 initialisation the tool's own model is built with."""
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5 * p.std().nan_to_num(1.0) * torch.randn(p.shape, generator=gen))
+
+
+def test_cam_from_another_model_equals_that_model_choosing_on_its_own_backbone(seen_tree, tmp_path):
+    """``--cam-from CFG CKPT`` on a model with no checkpoint: the part discovery runs on the other model's backbone
+    and its CAM chooses, so it reproduces the other model's own trained-CAM figures exactly; both the backbone and
+    the CAM head of the checkpoint differ from the tool's seed-0 model, so dropping either changes the figures."""
+    from conftest import save_tiny_checkpoint
+
+    tool = _tool()
+    cfg = _tiny_config(tmp_path)
+    ckpt = save_tiny_checkpoint(str(tmp_path / 'other.pth'), prepare=_perturb)
+    own = tool.main([cfg, ckpt, '--data-root', seen_tree])
+    borrowed = tool.main([cfg, '--data-root', seen_tree, '--cam-from', cfg, ckpt])
+    fresh = tool.main([cfg, '--data-root', seen_tree, '--cam-from', cfg, save_tiny_checkpoint(tmp_path / 'fresh.pth')])
+    for name in own:
+        for key in ('miou', 'best', 'peak', 'valid', 'num'):
+            np.testing.assert_equal(borrowed[name][key], own[name][key], err_msg=f'{name} {key}')
+    assert any(fresh[name]['best'] != own[name]['best'] for name in own)  # the checkpoint's backbone is used
+
+
+def test_cam_from_names_a_backbone_or_class_list_that_does_not_fit(seen_tree, tmp_path):
+    from conftest import save_tiny_checkpoint
+
+    tool = _tool()
+    cfg = _tiny_config(tmp_path)
+    ckpt = save_tiny_checkpoint(str(tmp_path / 'tiny.pth'))
+    # the quick config's 2-block backbone cannot take the 1-block checkpoint's weights
+    with pytest.raises(SystemExit, match="not the architecture of this config's backbone"):
+        tool.main([QUICK_CONFIG, '--data-root', seen_tree, '--cam-from', cfg, ckpt])
+    # the CAM model's classes (its config's and checkpoint's) in another order than this config's
+    reordered = '[' + ','.join(reversed(SYNTHETIC_SEEN_CLASSES)) + ']'
+    with pytest.raises(SystemExit, match=r"its classes \['cut_with'.* are not this config's \['sit_on'"):
+        tool.main(
+            [cfg, '--data-root', seen_tree, '--cam-from', cfg, ckpt]
+            + ['--cfg-options', f'train_dataloader.dataset.metainfo.classes={reordered}']
+        )
+    with pytest.raises(SystemExit):  # argparse: CONFIG and CHECKPOINT both
+        tool.main([cfg, '--data-root', seen_tree, '--cam-from', cfg])

@@ -30,6 +30,15 @@ Two more columns split a low IoU between the clustering and the choice among its
 reaches), *under max* that of the part holding the CAM's maximum (the choice a CAM that points well but spreads
 wide would support). When the chosen IoU is far below *best of K*, the parts are good and the choice (LOCATE's
 rule: the part of highest IoU with the CAM binarised at its mean) is what misses.
+
+``--cam-from CONFIG CHECKPOINT`` lets another trained model's egocentric CAM (e.g. the LOCATE baseline's,
+``configs/baselines/locate_synthetic.py``) choose among the parts of this config's part discovery: would a CAM
+that points better choose better pseudo-masks? When this config takes its descriptors from its backbone and no
+CHECKPOINT is given, the part discovery runs on the other model's frozen backbone weights (same architecture
+required), so that the clustered keys are the features that CAM was trained on::
+
+    python tools/analysis_tools/eval_pseudo_masks.py configs/looptrans_synthetic.py \\
+        --cam-from configs/baselines/locate_synthetic.py work_dirs/locate_synthetic/iter_200.pth
 """
 
 from __future__ import annotations
@@ -93,10 +102,15 @@ def build_model(cfg: Config, checkpoint: Optional[str], device: str) -> torch.nn
 
 @torch.no_grad()
 def discover(
-    model: torch.nn.Module, chunk: List[Tuple[str, str, int]], size: Tuple[int, int], oracle: bool
+    model: torch.nn.Module,
+    chunk: List[Tuple[str, str, int]],
+    size: Tuple[int, int],
+    oracle: bool,
+    cam_model: Optional[torch.nn.Module] = None,
 ) -> Tuple[np.ndarray, torch.Tensor, torch.Tensor, object]:
     """Part discovery on the images of ``chunk``: (BGR images resized to ``size`` (N, h, w, 3), true parts (N, h,
-    w) bool, labels (N,), the ``PartDiscoveryResult``)."""
+    w) bool, labels (N,), the ``PartDiscoveryResult``). The CAM is the true part (``oracle``), else the egocentric
+    CAM of the labelled affordance of ``cam_model`` (default: ``model``)."""
     from looptrans.models.heads import select_class_maps
 
     device = next(model.parameters()).device
@@ -118,7 +132,9 @@ def discover(
     if oracle:
         cam = F.adaptive_avg_pool2d(truth[:, None].float(), grid)[:, 0]
     else:
-        cam = select_class_maps(model.cam_head(model.extract_feat(x), view='ego'), labels)
+        source = cam_model if cam_model is not None else model
+        xc = x if cam_model is None else cam_model.data_preprocessor(dict(inputs=images), False)['inputs'][:, 0]
+        cam = select_class_maps(source.cam_head(source.extract_feat(xc), view='ego'), labels)
         cam = F.interpolate(cam[:, None], size=grid, mode='bilinear', align_corners=False)[:, 0]
     return bgr, truth, labels, model.part_discovery(desc['keys'], cam, cls_attn=desc['cls_attn'])
 
@@ -147,14 +163,15 @@ def evaluate(
     size: Tuple[int, int],
     oracle: bool,
     batch_size: int = 16,
+    cam_model: Optional[torch.nn.Module] = None,
 ) -> List[Tuple[int, bool, float, float, float]]:
     """(label, valid, IoU of the pseudo-mask, IoU of the best of the K parts, IoU of the part under the CAM's
-    maximum) of every sample."""
+    maximum) of every sample; ``cam_model`` as in :func:`discover`."""
     from looptrans.models.part_discovery import pseudo_mask_iou
 
     results = []
     for start in range(0, len(samples), batch_size):
-        _, truth, labels, parts = discover(model, samples[start : start + batch_size], size, oracle)
+        _, truth, labels, parts = discover(model, samples[start : start + batch_size], size, oracle, cam_model)
         ious = pseudo_mask_iou(parts.pseudo_mask, truth)
         best, peak = part_breakdown(parts, truth)
         results.extend(zip(labels.tolist(), parts.valid.tolist(), ious.tolist(), best.tolist(), peak.tolist()))
@@ -169,14 +186,19 @@ PART_COLORS = np.array(
 
 
 def render_picture(
-    model: torch.nn.Module, samples: List[Tuple[str, str, int]], size: Tuple[int, int], oracle: bool, classes
+    model: torch.nn.Module,
+    samples: List[Tuple[str, str, int]],
+    size: Tuple[int, int],
+    oracle: bool,
+    classes,
+    cam_model: Optional[torch.nn.Module] = None,
 ) -> np.ndarray:
     """One row per sample: the image | its K-means parts | the pseudo-mask (red; a grey frame when it is not
     valid) | the true part (green), captioned with the affordance, the object and the IoU."""
     from looptrans.models.part_discovery import pseudo_mask_iou
     from looptrans.visualization import colour_overlay, put_caption
 
-    bgr, truth, labels, parts = discover(model, samples, size, oracle)
+    bgr, truth, labels, parts = discover(model, samples, size, oracle, cam_model)
     ious = pseudo_mask_iou(parts.pseudo_mask, truth).tolist()
     h, w = size
     grid = tuple(parts.pseudo_mask.shape[-2:])
@@ -252,6 +274,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar='AFF/OBJ',
         help='rows of the picture: these affordance/object folders only, in this order (e.g. cut_with/knife)',
     )
+    parser.add_argument(
+        '--cam-from',
+        nargs=2,
+        metavar=('CAM_CONFIG', 'CAM_CHECKPOINT'),
+        help="another trained model whose egocentric CAM chooses the pseudo-masks (e.g. the LOCATE baseline's)",
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     args = parser.parse_args(argv)
     if args.batch_size < 1:
@@ -261,6 +289,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.show and osp.splitext(args.show)[1].lower() not in ('.png', '.jpg', '.jpeg'):
         parser.error(f'--show writes a .png or .jpg picture, got {args.show!r}')
     return args
+
+
+def build_cam_model(
+    model: torch.nn.Module, config: str, checkpoint: str, device: str, share_backbone: bool
+) -> torch.nn.Module:
+    """The trained model of ``config`` / ``checkpoint`` whose egocentric CAM chooses the pseudo-masks. With
+    ``share_backbone``, ``model`` (whose part discovery reads its backbone's keys) gets that model's frozen backbone
+    weights, so that the clustered keys are the features the CAM was trained on; a backbone of another
+    architecture is a SystemExit naming both configs."""
+    from looptrans.apis import init_model
+
+    cam_cfg = Config.fromfile(config)
+    init_default_scope(cam_cfg.get('default_scope', 'mmseg'))
+    cam_model = init_model(cam_cfg, checkpoint, device=device)
+    if not hasattr(cam_model, 'cam_head'):
+        raise SystemExit(f'error: --cam-from {config}: its model ({type(cam_model).__name__}) has no cam_head')
+    if share_backbone:
+        try:
+            model.backbone.load_state_dict(cam_model.backbone.state_dict())
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise SystemExit(
+                f'error: --cam-from {config}: its backbone is not the architecture of this config\'s backbone, whose '
+                f'keys the part discovery clusters ({first}); give both configs the same backbone, or give this '
+                'config a CHECKPOINT to cluster that model\'s keys instead'
+            ) from None
+    return cam_model
 
 
 def main(argv=None) -> Dict[str, Dict[str, float]]:
@@ -274,10 +329,24 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
     classes = tuple(config_classes(train) or model.dataset_meta['classes'])
     from looptrans.apis.inference import test_input_size
 
+    cam_model = None
+    if args.cam_from:
+        share = not args.checkpoint and getattr(model, 'shares_descriptor_pass', False)
+        cam_model = build_cam_model(model, *args.cam_from, args.device, share)
+        cam_classes = tuple((getattr(cam_model, 'dataset_meta', None) or {}).get('classes') or ())
+        if cam_classes != classes:
+            raise SystemExit(
+                f'error: --cam-from {args.cam_from[1]}: its classes {list(cam_classes)} are not this config\'s '
+                f'{list(classes)}; the CAM of a class must be the CAM of the same affordance'
+            )
+    oracle = not args.checkpoint and cam_model is None
     samples = find_samples(root, classes)
-    results = evaluate(model, samples, test_input_size(cfg), oracle=not args.checkpoint, batch_size=args.batch_size)
+    results = evaluate(model, samples, test_input_size(cfg), oracle, args.batch_size, cam_model)
     table = summarise(results, classes)
-    mode = 'trained CAM' if args.checkpoint else 'oracle CAM (the true part)'
+    if cam_model is not None:
+        mode = f'CAM of {args.cam_from[1]} ({type(cam_model).__name__})'
+    else:
+        mode = 'trained CAM' if args.checkpoint else 'oracle CAM (the true part)'
     print(
         f'pseudo-masks of {len(samples)} egocentric training images under {root}, {mode}, '
         f'K = {cfg.model.part_discovery.get("num_parts", 4)}'
@@ -301,7 +370,7 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
                     f'error: --show-only {missing}: no such folder under {root}; it has {sorted(by_folder)}'
                 )
             shown = [by_folder[name] for name in args.show_only]
-        picture = render_picture(model, shown, test_input_size(cfg), not args.checkpoint, classes)
+        picture = render_picture(model, shown, test_input_size(cfg), oracle, classes, cam_model)
         os.makedirs(osp.dirname(osp.abspath(args.show)), exist_ok=True)
         if not cv2.imwrite(args.show, picture):
             raise SystemExit(f'error: OpenCV could not write the picture to {args.show!r}')
