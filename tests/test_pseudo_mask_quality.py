@@ -342,3 +342,13 @@ def test_cam_from_names_a_backbone_or_class_list_that_does_not_fit(seen_tree, tm
         )
     with pytest.raises(SystemExit):  # argparse: CONFIG and CHECKPOINT both
         tool.main([cfg, '--data-root', seen_tree, '--cam-from', cfg])
+
+
+def test_cam_from_names_a_model_without_a_cam(seen_tree, tmp_path, monkeypatch):
+    import looptrans.apis
+
+    tool = _tool()
+    cfg = _tiny_config(tmp_path)
+    monkeypatch.setattr(looptrans.apis, 'init_model', lambda *args, **kwargs: torch.nn.Identity())
+    with pytest.raises(SystemExit, match=r'tiny_looptrans\.py: its model \(Identity\) has no cam_head'):
+        tool.main([cfg, '--data-root', seen_tree, '--cam-from', cfg, 'any.pth'])

@@ -132,8 +132,9 @@ def discover(
     if oracle:
         cam = F.adaptive_avg_pool2d(truth[:, None].float(), grid)[:, 0]
     else:
-        source = cam_model if cam_model is not None else model
-        xc = x if cam_model is None else cam_model.data_preprocessor(dict(inputs=images), False)['inputs'][:, 0]
+        source, xc = model, x
+        if cam_model is not None:  # its own normalisation: the two configs' preprocessors may differ
+            source, xc = cam_model, cam_model.data_preprocessor(dict(inputs=images), False)['inputs'][:, 0]
         cam = select_class_maps(source.cam_head(source.extract_feat(xc), view='ego'), labels)
         cam = F.interpolate(cam[:, None], size=grid, mode='bilinear', align_corners=False)[:, 0]
     return bgr, truth, labels, model.part_discovery(desc['keys'], cam, cls_attn=desc['cls_attn'])
@@ -296,8 +297,8 @@ def build_cam_model(
 ) -> torch.nn.Module:
     """The trained model of ``config`` / ``checkpoint`` whose egocentric CAM chooses the pseudo-masks. With
     ``share_backbone``, ``model`` (whose part discovery reads its backbone's keys) gets that model's frozen backbone
-    weights, so that the clustered keys are the features the CAM was trained on; a backbone of another
-    architecture is a SystemExit naming both configs."""
+    weights, so that the clustered keys are the features the CAM was trained on. A model without a ``cam_head``, or
+    a backbone of another architecture, is a SystemExit naming ``config``."""
     from looptrans.apis import init_model
 
     cam_cfg = Config.fromfile(config)
