@@ -11,6 +11,7 @@ from __future__ import annotations
 import os.path as osp
 import re
 from collections import Counter
+from functools import lru_cache
 from glob import glob
 from typing import List, Set, Tuple
 
@@ -18,8 +19,8 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PAGES = sorted([osp.join(REPO, 'README.md')] + glob(osp.join(REPO, 'docs', '*.md')))
-LINK = re.compile(r'(?<!!)\[[^\]]*\]\(([^)\s]+)\)')
-IMAGE = re.compile(r'!\[[^\]]*\]\(([^)\s]+)\)')
+#: a link or an image: ``[text](target)`` / ``![alt](target)``
+LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)\)')
 
 
 def prose_lines(text: str) -> List[str]:
@@ -41,6 +42,7 @@ def slug(heading: str) -> str:
     return text.replace(' ', '-')
 
 
+@lru_cache(maxsize=None)
 def anchors(path: str) -> Set[str]:
     """The anchors GitHub gives the headings of a markdown file, repeats numbered."""
     seen: Counter = Counter()
@@ -59,16 +61,15 @@ def dead_links(path: str) -> List[Tuple[str, str]]:
     """(link, why) for each relative link of ``path`` that reaches no file or no heading."""
     problems = []
     text = '\n'.join(prose_lines(open(path, encoding='utf-8').read()))
-    for pattern in (LINK, IMAGE):
-        for target in pattern.findall(text):
-            if re.match(r'[a-z]+:', target):  # http:, https:, mailto:
-                continue
-            file_part, _, anchor = target.partition('#')
-            linked = osp.normpath(osp.join(osp.dirname(path), file_part)) if file_part else path
-            if not osp.exists(linked):
-                problems.append((target, 'no such file'))
-            elif anchor and linked.endswith('.md') and anchor not in anchors(linked):
-                problems.append((target, f'no heading with anchor #{anchor} in {osp.relpath(linked, REPO)}'))
+    for target in LINK.findall(text):
+        if re.match(r'[a-z]+:', target):  # http:, https:, mailto:
+            continue
+        file_part, _, anchor = target.partition('#')
+        linked = osp.normpath(osp.join(osp.dirname(path), file_part)) if file_part else path
+        if not osp.exists(linked):
+            problems.append((target, 'no such file'))
+        elif anchor and linked.endswith('.md') and anchor not in anchors(linked):
+            problems.append((target, f'no heading with anchor #{anchor} in {osp.relpath(linked, REPO)}'))
     return problems
 
 
