@@ -1,6 +1,7 @@
 """Pseudo-mask quality on generated data: the generator's true part masks, and
 tools/analysis_tools/eval_pseudo_masks.py's IoU against them."""
 
+import os
 import os.path as osp
 
 import cv2
@@ -11,6 +12,7 @@ from conftest import QUICK_CONFIG, load_tool
 
 from looptrans.models.part_discovery import PartDiscoveryResult
 from looptrans.testing.synthetic_agd20k import (
+    OBJECT_MASK_DIR,
     PART_MASK_DIR,
     SYNTHETIC_SEEN_CLASSES,
     make_rng,
@@ -36,6 +38,75 @@ def test_part_mask_is_the_affordance_part_of_the_image(seen_tree):
     # the striped brown handle: darker and browner inside the mask than the cup body around it
     inside, outside = img[mask > 0].mean(0), img[(mask == 0)].mean(0)
     assert inside.sum() < outside.sum()
+
+
+def test_object_mask_is_the_whole_object_around_the_part(seen_tree):
+    """The written object mask is the rendered object of the same image, and it holds the part."""
+    aff, obj = 'cut_with', 'knife'
+    _, _, part, whole = render_egocentric(
+        aff, obj, make_rng(0, 'Seen', 'ego', aff, obj, index=0), return_part_mask=True, return_object_mask=True
+    )
+    on_disk = cv2.imread(
+        osp.join(seen_tree, 'Seen', OBJECT_MASK_DIR, aff, obj, f'{obj}_000000.png'), cv2.IMREAD_GRAYSCALE
+    )
+    assert np.array_equal(on_disk, whole) and set(np.unique(whole)) == {0, 255}
+    assert not (part > whole).any()  # the part lies inside the object
+    assert (whole > 0).sum() > 1.5 * (part > 0).sum()  # and the blade is not the whole knife
+
+
+def _recording_discovery(monkeypatch, tool):
+    """Make the tool's part discovery return its CAM above 0.2 as the pseudo-mask, and record the CAMs."""
+    real_build = tool.build_model
+    cams = []
+
+    class Echo(torch.nn.Module):
+        def forward(self, desc, cam, cls_attn=None):
+            cams.append(cam.clone())
+            return PartDiscoveryResult(pseudo_mask=(cam > 0.2).float(), valid=torch.ones(len(cam), dtype=torch.bool))
+
+    def build(cfg, checkpoint, device):
+        model = real_build(cfg, checkpoint, device)
+        model.part_discovery = Echo()
+        return model
+
+    monkeypatch.setattr(tool, 'build_model', build)
+    return cams
+
+
+def test_object_oracle_hands_the_pooled_object_mask_to_part_discovery(seen_tree, monkeypatch):
+    """``--oracle object``: the CAM part discovery receives is the object mask of each image, resized to the input
+    and average-pooled to the descriptor's grid (recomputed here from the files); an object-sized pseudo-mask
+    scores IoU |part| / |object| with the part it holds, below the part oracle's."""
+    tool = _tool()
+    cams = _recording_discovery(monkeypatch, tool)
+    whole = tool.main([QUICK_CONFIG, '--data-root', seen_tree, '--oracle', 'object', '--batch-size', '14'])
+    part = tool.main([QUICK_CONFIG, '--data-root', seen_tree, '--batch-size', '14'])
+    samples = tool.find_samples(osp.join(seen_tree, 'Seen'), SYNTHETIC_SEEN_CLASSES)
+    assert len(cams) == 2 and len(samples) == 14
+    expected = []
+    for _, part_mask, _ in samples:
+        path = part_mask.replace(f'{osp.sep}{PART_MASK_DIR}{osp.sep}', f'{osp.sep}{OBJECT_MASK_DIR}{osp.sep}')
+        mask = cv2.resize(cv2.imread(path, cv2.IMREAD_GRAYSCALE), (224, 224), interpolation=cv2.INTER_NEAREST) > 127
+        expected.append(mask.reshape(14, 16, 14, 16).mean(axis=(1, 3)))  # the 16-pixel patch grid of the config
+    torch.testing.assert_close(cams[0], torch.from_numpy(np.stack(expected)).float())
+    assert not torch.allclose(cams[0], cams[1])
+    assert whole['overall']['valid'] == 1.0 and 0.05 < whole['overall']['miou'] < part['overall']['miou']
+
+
+def test_object_oracle_names_a_tree_without_object_masks_and_a_conflicting_cam(seen_tree, tmp_path):
+    import shutil
+
+    tool = _tool()
+    old = str(tmp_path / 'old_tree')
+    shutil.copytree(seen_tree, old)
+    missing = osp.join(old, 'Seen', OBJECT_MASK_DIR, 'hold', 'cup', 'cup_000000.png')
+    os.remove(missing)
+    with pytest.raises(FileNotFoundError, match=r'cup_000000\.png.*is missing.*generate_synthetic_agd20k\.py'):
+        tool.main([QUICK_CONFIG, '--data-root', old, '--oracle', 'object'])
+    tool.main([QUICK_CONFIG, '--data-root', old])  # the part oracle does not need them
+    for extra in (['any.pth'], ['--cam-from', QUICK_CONFIG, 'any.pth']):
+        with pytest.raises(SystemExit):  # argparse: an oracle and a trained CAM at once
+            tool.main([QUICK_CONFIG, *extra, '--data-root', old, '--oracle', 'object'])
 
 
 def test_tool_iou_follows_the_alignment_of_pseudo_mask_and_true_part(seen_tree, monkeypatch):

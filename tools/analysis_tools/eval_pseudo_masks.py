@@ -8,9 +8,12 @@ affordance and overall, and the share of images that got a (valid) pseudo-mask:
 
 * with a CHECKPOINT, the CAM is the trained model's egocentric CAM of the labelled affordance (what
   training uses);
-* without one, the CAM is the true part itself (an *oracle* CAM), which measures the clustering alone.
+* without one, the CAM is the true part itself (an *oracle* CAM), which measures the clustering alone;
+* with ``--oracle object`` instead, the CAM is the whole object (``<split>/object_masks/...``): the pseudo-masks a
+  CAM would choose that finds the object perfectly but does not tell its parts apart.
 
     python tools/analysis_tools/eval_pseudo_masks.py configs/looptrans_synthetic.py
+    python tools/analysis_tools/eval_pseudo_masks.py configs/looptrans_synthetic.py --oracle object
     python tools/analysis_tools/eval_pseudo_masks.py configs/looptrans_synthetic.py \\
         work_dirs/looptrans_synthetic/iter_200.pth
     python tools/analysis_tools/eval_pseudo_masks.py configs/looptrans_synthetic.py \\
@@ -60,7 +63,31 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from looptrans.datasets.classes import config_classes
-from looptrans.testing import PART_MASK_DIR
+from looptrans.testing import OBJECT_MASK_DIR, PART_MASK_DIR
+
+#: What an oracle CAM is: the true affordance part, or the whole object.
+ORACLES = ('part', 'object')
+
+
+def object_mask_path(part_mask: str) -> str:
+    """The whole object's mask written beside a part mask (``<split>/object_masks/<aff>/<obj>/<stem>.png``)."""
+    head, name = osp.split(part_mask)
+    head, obj = osp.split(head)
+    head, aff = osp.split(head)
+    return osp.join(osp.dirname(head), OBJECT_MASK_DIR, aff, obj, name)
+
+
+def check_object_masks(samples: List[Tuple[str, str, int]]) -> None:
+    """A FileNotFoundError naming the first sample without an object mask (trees written before the generator
+    wrote them) and the fix."""
+    for _, part_mask, _ in samples:
+        whole = object_mask_path(part_mask)
+        if not osp.isfile(whole):
+            raise FileNotFoundError(
+                f'--oracle object needs the object mask of every egocentric training image; {whole!r} is missing. '
+                'Regenerate the tree with tools/misc/generate_synthetic_agd20k.py (same options, --overwrite): it '
+                'writes them, and the images come out byte-identical.'
+            )
 
 
 def find_samples(root: str, classes: Tuple[str, ...]) -> List[Tuple[str, str, int]]:
@@ -105,11 +132,12 @@ def discover(
     model: torch.nn.Module,
     chunk: List[Tuple[str, str, int]],
     size: Tuple[int, int],
-    oracle: bool,
+    oracle: Optional[str],
     cam_model: Optional[torch.nn.Module] = None,
 ) -> Tuple[np.ndarray, torch.Tensor, torch.Tensor, object]:
     """Part discovery on the images of ``chunk``: (BGR images resized to ``size`` (N, h, w, 3), true parts (N, h,
-    w) bool, labels (N,), the ``PartDiscoveryResult``). The CAM is the true part (``oracle``), else the egocentric
+    w) bool, labels (N,), the ``PartDiscoveryResult``). The CAM is the true part (``oracle='part'``) or the whole
+    object (``oracle='object'``), each average-pooled to the descriptor grid, else (``oracle=None``) the egocentric
     CAM of the labelled affordance of ``cam_model`` (default: ``model``)."""
     from looptrans.models.heads import select_class_maps
 
@@ -117,20 +145,25 @@ def discover(
     h, w = size
     bgr = np.stack([mmcv.imresize(mmcv.imread(p), (w, h), backend='pillow') for p, _, _ in chunk])
     images = [torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None] for img in bgr]
-    truth = torch.stack(
-        [
-            torch.from_numpy(
-                cv2.resize(cv2.imread(m, cv2.IMREAD_GRAYSCALE), (w, h), interpolation=cv2.INTER_NEAREST) > 127
-            )
-            for _, m, _ in chunk
-        ]
-    ).to(device)
+
+    def masks(paths: List[str]) -> torch.Tensor:
+        return torch.stack(
+            [
+                torch.from_numpy(
+                    cv2.resize(cv2.imread(m, cv2.IMREAD_GRAYSCALE), (w, h), interpolation=cv2.INTER_NEAREST) > 127
+                )
+                for m in paths
+            ]
+        ).to(device)
+
+    truth = masks([m for _, m, _ in chunk])
     labels = torch.tensor([label for _, _, label in chunk], device=device)
     x = model.data_preprocessor(dict(inputs=images), False)['inputs'][:, 0]
     desc = model.part_descriptors(x)
     grid = tuple(desc['cls_attn'].shape[-2:])
     if oracle:
-        cam = F.adaptive_avg_pool2d(truth[:, None].float(), grid)[:, 0]
+        target = truth if oracle == 'part' else masks([object_mask_path(m) for _, m, _ in chunk])
+        cam = F.adaptive_avg_pool2d(target[:, None].float(), grid)[:, 0]
     else:
         source, xc = model, x
         if cam_model is not None:  # its own normalisation: the two configs' preprocessors may differ
@@ -162,7 +195,7 @@ def evaluate(
     model: torch.nn.Module,
     samples: List[Tuple[str, str, int]],
     size: Tuple[int, int],
-    oracle: bool,
+    oracle: Optional[str],
     batch_size: int = 16,
     cam_model: Optional[torch.nn.Module] = None,
 ) -> List[Tuple[int, bool, float, float, float]]:
@@ -190,7 +223,7 @@ def render_picture(
     model: torch.nn.Module,
     samples: List[Tuple[str, str, int]],
     size: Tuple[int, int],
-    oracle: bool,
+    oracle: Optional[str],
     classes,
     cam_model: Optional[torch.nn.Module] = None,
 ) -> np.ndarray:
@@ -281,8 +314,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar=('CAM_CONFIG', 'CAM_CHECKPOINT'),
         help="another trained model whose egocentric CAM chooses the pseudo-masks (e.g. the LOCATE baseline's)",
     )
+    parser.add_argument(
+        '--oracle',
+        choices=ORACLES,
+        help='without a CHECKPOINT or --cam-from: the oracle CAM is the true part (default) or the whole object',
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     args = parser.parse_args(argv)
+    if args.oracle and (args.checkpoint or args.cam_from):
+        parser.error('--oracle chooses the CAM when there is no trained one; drop it, or drop CHECKPOINT / --cam-from')
     if args.batch_size < 1:
         parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
     if args.show_only and not args.show:
@@ -340,14 +380,20 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
                 f'error: --cam-from {args.cam_from[1]}: its classes {list(cam_classes)} are not this config\'s '
                 f'{list(classes)}; the CAM of a class must be the CAM of the same affordance'
             )
-    oracle = not args.checkpoint and cam_model is None
+    oracle = (args.oracle or 'part') if not args.checkpoint and cam_model is None else None
     samples = find_samples(root, classes)
+    if oracle == 'object':
+        check_object_masks(samples)
     results = evaluate(model, samples, test_input_size(cfg), oracle, args.batch_size, cam_model)
     table = summarise(results, classes)
     if cam_model is not None:
         mode = f'CAM of {args.cam_from[1]} ({type(cam_model).__name__})'
     else:
-        mode = 'trained CAM' if args.checkpoint else 'oracle CAM (the true part)'
+        mode = (
+            'trained CAM'
+            if args.checkpoint
+            else f'oracle CAM (the {"true part" if oracle == "part" else "whole object"})'
+        )
     print(
         f'pseudo-masks of {len(samples)} egocentric training images under {root}, {mode}, '
         f'K = {cfg.model.part_discovery.get("num_parts", 4)}'

@@ -16,7 +16,8 @@ has not seen (the Unseen split).
 * GT heatmaps: the Gaussian-blurred mask of the affordance part in the
   egocentric test image, grayscale PNG scaled to a maximum of 255;
 * part masks: the affordance part's own pixels in every egocentric training
-  image (``<split>/part_masks/...``), to measure pseudo-mask quality.
+  image (``<split>/part_masks/...``), to measure pseudo-mask quality, and
+  the whole object's pixels (``<split>/object_masks/...``).
 
 Every object is drawn at a random position, scale and slight rotation. Files
 are byte-identical for a seed: each image has its own generator seeded from
@@ -93,6 +94,11 @@ SYNTHETIC_SEEN_CLASSES: Tuple[str, ...] = tuple(sorted(AFFORDANCE_PARTS))
 #: pseudo-mask quality (tools/analysis_tools/eval_pseudo_masks.py). Outside trainset/ and testset/, so
 #: the datasets never read it.
 PART_MASK_DIR = 'part_masks'
+#: Where, under ``<out_dir>/<split>/``, the whole object's mask (0 / 255 PNG) of every egocentric training image
+#: is written, in the layout of :data:`PART_MASK_DIR`: what a CAM that marks the object but not its part would be
+#: (the object oracle of tools/analysis_tools/eval_pseudo_masks.py). Outside trainset/ and testset/, so the
+#: datasets never read it.
+OBJECT_MASK_DIR = 'object_masks'
 #: Where, under ``<out_dir>/<split>/``, the true masks of every egocentric *test* image are written:
 #: ``<TEST_MASK_DIR>/part/<affordance>/<object>/<stem>.png`` (the affordance part, whose blur is the GT
 #: heatmap) and ``<TEST_MASK_DIR>/object/...`` (the whole object), for the pointing game of
@@ -802,12 +808,13 @@ def generate_synthetic_agd20k(
                     osp.join(root, 'trainset', 'exocentric', aff, obj, f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg
                 )
             for i in range(num_ego):
-                img, _, part = render_egocentric(
+                img, _, part, whole = render_egocentric(
                     aff,
                     obj,
                     make_rng(seed, split, 'ego', aff, obj, index=i),
                     size_range,
                     return_part_mask=True,
+                    return_object_mask=True,
                     ego_scale=ego_scale,
                     part_thickness=part_thickness,
                     bold_parts=bold_parts,
@@ -815,7 +822,8 @@ def generate_synthetic_agd20k(
                 n_bytes += write_image(
                     osp.join(root, 'trainset', 'egocentric', aff, obj, f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg
                 )
-                n_bytes += write_image(osp.join(root, PART_MASK_DIR, aff, obj, f'{obj}_{i:06d}.png'), '.png', part, png)
+                for mask_dir, mask in ((PART_MASK_DIR, part), (OBJECT_MASK_DIR, whole)):
+                    n_bytes += write_image(osp.join(root, mask_dir, aff, obj, f'{obj}_{i:06d}.png'), '.png', mask, png)
         for aff, obj in test:
             for i in range(num_test):
                 img, heat, part, whole = render_egocentric(
@@ -849,7 +857,7 @@ def generate_synthetic_agd20k(
             test_objects=sorted({o for _, o in test}),
             **counts,
         )
-        # + a GT, a part mask and an object mask per test image + a part mask per egocentric training image
-        summary['num_files'] += sum(counts.values()) + 3 * counts['num_test'] + counts['num_egocentric']
+        # + a GT, a part mask and an object mask per test image; a part and an object mask per ego training image
+        summary['num_files'] += sum(counts.values()) + 3 * counts['num_test'] + 2 * counts['num_egocentric']
         summary['num_bytes'] += n_bytes
     return summary
