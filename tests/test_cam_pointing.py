@@ -8,10 +8,12 @@ import pytest
 from conftest import QUICK_CONFIG, TINY_MODEL, load_tool, save_tiny_checkpoint
 
 from looptrans.testing.synthetic_agd20k import (
+    EXO_MASK_DIR,
     SYNTHETIC_SEEN_CLASSES,
     TEST_MASK_DIR,
     make_rng,
     render_egocentric,
+    render_exocentric,
 )
 
 
@@ -150,8 +152,10 @@ def test_tool_runs_the_real_model_and_refuses_trees_without_masks(seen_tree, tmp
             assert all(0.0 <= row[k] <= 1.0 for k in ('object', 'part', 'mass', 'object_near', 'part_near'))
             assert row['part'] <= row['object']  # the part is inside the object
             assert row['object'] <= row['object_near'] and row['part'] <= row['part_near']
-    with pytest.raises(FileNotFoundError, match='test masks'):
+    with pytest.raises(FileNotFoundError, match=r'test_masks.*egocentric test images.*generate_synthetic_agd20k'):
         tool.main([QUICK_CONFIG, str(ckpt), '--data-root', str(tmp_path), *TINY])
+    with pytest.raises(FileNotFoundError, match=r'exo_masks.*exocentric training images.*--overwrite'):
+        tool.main([QUICK_CONFIG, str(ckpt), '--data-root', str(tmp_path), '--exo', *TINY])
 
 
 def test_rival_affordances_are_the_other_affordances_drawn_on_another_part_of_the_object():
@@ -221,3 +225,76 @@ def test_summary_of_rows_without_rivals_is_nan_and_never_a_crash():
     )
     assert table['sit_on']['rival_num'] == 0
     assert np.isnan(table['sit_on']['rival_part']) and np.isnan(table['sit_on']['rival_own_part'])
+
+
+# --------------------------------------------------------------------------- #
+# --exo: the exocentric CAM on the exocentric training images
+# --------------------------------------------------------------------------- #
+def test_exo_masks_are_the_drawn_object_and_part(seen_tree):
+    """Each exocentric training image has the masks of its object and affordance part as drawn before the person;
+    the part lies inside the object, and asking for the masks changes no random draw."""
+    aff, obj = 'pour', 'kettle'
+    img, part, whole = render_exocentric(aff, obj, make_rng(0, 'Seen', 'exo', aff, obj, index=0), return_masks=True)
+    assert np.array_equal(img, render_exocentric(aff, obj, make_rng(0, 'Seen', 'exo', aff, obj, index=0)))
+    base = osp.join(seen_tree, 'Seen', EXO_MASK_DIR)
+    assert np.array_equal(_read(osp.join(base, 'part', aff, obj, f'{obj}_000000.png')), part)
+    assert np.array_equal(_read(osp.join(base, 'object', aff, obj, f'{obj}_000000.png')), whole)
+    assert set(np.unique(whole)) == {0, 255} and part.any()
+    assert not np.any((part > 0) & (whole == 0))
+    assert 0.01 < (whole > 0).mean() < 0.3  # exocentric objects are small, beside a person
+
+
+def _exo_part_maps(paths, shift):
+    """Every class's map = the blurred exocentric part mask of the image ``shift`` places further on."""
+    parts = [
+        _read(p.replace(osp.join('trainset', 'exocentric'), osp.join(EXO_MASK_DIR, 'part')).replace('.jpg', '.png'))
+        for p in paths
+    ]
+    parts = parts[shift:] + parts[:shift]
+    maps = []
+    for path, part in zip(paths, parts):
+        h, w = cv2.imread(path).shape[:2]
+        blurred = cv2.GaussianBlur(
+            cv2.resize(part, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.float32), (0, 0), 2
+        )
+        maps.append({name: blurred for name in SYNTHETIC_SEEN_CLASSES})
+    return maps
+
+
+def test_exo_tool_scores_maps_in_the_order_of_their_images(seen_tree, tmp_path, monkeypatch):
+    """``--exo`` with maps that are each exocentric image's own part: every maximum on the part; shifted by one
+    image, far fewer: images, exocentric masks and maps stay aligned."""
+    tool = _tool()
+    ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
+
+    def run(shift):
+        monkeypatch.setattr(tool, 'exo_cam_heatmaps', lambda model, paths, batch_size=8: _exo_part_maps(paths, shift))
+        return tool.main([QUICK_CONFIG, str(ckpt), '--data-root', seen_tree, '--exo', *TINY])
+
+    aligned, shifted = run(0), run(1)
+    assert set(aligned) == {'exo_cam', 'centre'}
+    assert aligned['exo_cam']['overall']['num'] == 14  # one exocentric image per affordance / object
+    assert aligned['exo_cam']['overall']['part'] == 1.0 and aligned['exo_cam']['overall']['object'] == 1.0
+    assert shifted['exo_cam']['overall']['part'] < 0.5
+
+
+def test_exo_cam_is_the_exo_view_computed_as_inference_computes_the_ego_cam(seen_tree, tmp_path):
+    """With separate exo / ego projections, the tool's exocentric maps equal the heatmaps inference gives for the
+    egocentric CAM once the exo projection carries the ego projection's weights, and differ before: the same
+    resizing and preprocessing as inference, through the exo projection."""
+    from looptrans.apis import inference_affordance, init_model
+
+    tool = _tool()
+    options = {**TINY_MODEL, 'model.cam_head.shared': False, 'model.test_cfg.heatmap': 'cam'}
+    ckpt = save_tiny_checkpoint(tmp_path / 'sep.pth', cfg_options={'model.cam_head.shared': False})
+    model = init_model(QUICK_CONFIG, ckpt, cfg_options=options)
+    paths = [s[0] for s in tool.find_exo_samples(osp.join(seen_tree, 'Seen'), SYNTHETIC_SEEN_CLASSES)[:3]]
+    ego = [r.heatmaps for r in inference_affordance(model, paths, affordances=None)]
+    before = tool.exo_cam_heatmaps(model, paths, batch_size=2)
+    model.cam_head.projs['exo'].load_state_dict(model.cam_head.projs['ego'].state_dict())
+    after = tool.exo_cam_heatmaps(model, paths, batch_size=2)
+    for e, b, a, path in zip(ego, before, after, paths):
+        assert set(a) == set(SYNTHETIC_SEEN_CLASSES) and a['hold'].shape == cv2.imread(path).shape[:2]
+        for name in SYNTHETIC_SEEN_CLASSES:
+            np.testing.assert_allclose(a[name], e[name], rtol=1e-4, atol=1e-5)
+        assert max(np.abs(b[n] - e[n]).max() for n in SYNTHETIC_SEEN_CLASSES) > 1e-3

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import load_tool, tiny_options
+from conftest import QUICK_CONFIG, load_tool, tiny_options
 
 
 def _tool():
@@ -35,10 +35,35 @@ def test_table_skips_undefined_values_and_marks_columns_without_any():
     full = next(line for line in lines if line.startswith('| all |'))
     cells = [c.strip() for c in locate.strip('|').split('|')]
     assert cells[tool.COLUMNS.index('pm_true_iou') + 2] == '—'  # no IoU at all: a dash, not 'nan'
+    assert cells[tool.COLUMNS.index('exo_on_object') + 2] == '—'  # a column the runs do not have: a dash too
     cells = [c.strip() for c in full.strip('|').split('|')]
     assert cells[tool.COLUMNS.index('pm_true_iou') + 2] == '0.300'  # one finite value: its mean, no spread
     assert cells[2] == '1.900 ± 0.141'  # KLD over both seeds
     assert math.isnan(tool.summarise([float('nan')])[0]) and tool.summarise([float('nan'), 1.0])[:1] == (1.0,)
+
+
+def test_pointing_notes_a_tree_without_exocentric_masks_and_goes_on(monkeypatch, capsys):
+    """A tree generated before the exocentric masks existed: the exocentric columns are NaN, a line says why, and
+    the test heatmap's figures are still reported."""
+    tool = _tool()
+    overall = dict(object=0.9, part=0.5, rival_own_part=0.4, rival_other=0.2)
+
+    class FakePointing:
+        RIVAL_KEY = 'rival_other'
+
+        @staticmethod
+        def main(argv):
+            if '--exo' in argv:
+                raise FileNotFoundError("no masks under 'old/Seen/exo_masks'")
+            return {'pixel': {'overall': overall}}
+
+    monkeypatch.setattr(tool, '_sibling', lambda name: FakePointing)
+    figures = tool.pointing(QUICK_CONFIG, 'run/iter_9.pth', [])
+    assert figures['on_object'] == 0.9 and figures['rival_other'] == 0.2
+    assert math.isnan(figures['exo_on_object']) and math.isnan(figures['exo_on_part'])
+    assert (
+        "run/iter_9.pth: no exocentric pointing game (no masks under 'old/Seen/exo_masks')" in capsys.readouterr().out
+    )
 
 
 def test_test_metrics_reads_the_last_test_line(tmp_path):
@@ -69,9 +94,10 @@ def test_tiny_study_runs_every_row_and_seed_and_prints_the_table(synthetic_root,
     assert set(results) == {'locate', 'all'} and all(len(runs) == 2 for runs in results.values())
     for runs in results.values():
         for run in runs:
-            assert set(run) == {'KLD', 'SIM', 'NSS', 'on_object', 'on_part', 'rival_own', 'rival_other', 'pm_true_iou'}
+            assert set(run) == set(_tool().COLUMNS)
             scores = {k: v for k, v in run.items() if k != 'pm_true_iou'}  # NaN until pixel supervision logs it
             assert all(np.isfinite(v) for v in scores.values()) and 0 <= run['on_object'] <= 1
+            assert 0 <= run['exo_on_part'] <= run['exo_on_object'] <= 1  # the exocentric CAM on exo images
             assert 0 <= run['rival_other'] <= 1 and 0 <= run['rival_own'] <= 1
     assert results['all'][0]['KLD'] != results['all'][1]['KLD']  # the seed changes the run
     out = capsys.readouterr().out

@@ -148,7 +148,7 @@ def test_images_decode_with_sizes_in_range(tree):
         if '/GT/' in rel:
             assert img.dtype == np.uint8 and img.ndim == 2, rel
             assert img.max() == 255, rel
-        elif '/part_masks/' in rel or '/object_masks/' in rel or '/test_masks/' in rel:
+        elif any(f'/{d}/' in rel for d in ('part_masks', 'object_masks', 'test_masks', 'exo_masks')):
             assert img.dtype == np.uint8 and img.ndim == 2 and set(np.unique(img)) == {0, 255}, rel
         else:
             assert img.ndim == 3 and img.shape[2] == 3, rel

@@ -19,7 +19,14 @@ same figure. Both are averaged over the images whose object has such a rival (al
 
     python tools/analysis_tools/eval_cam_pointing.py configs/looptrans_synthetic.py \\
         work_dirs/looptrans_synthetic/iter_200.pth [--heatmaps cam pixel] [--data-root DIR] [--split Seen] \\
-        [--tolerance 15]
+        [--tolerance 15] [--exo]
+
+Does the view the method transfers from localise the part? With ``--exo`` the same game is played on the
+*exocentric training* images (a person's hand or hips on the part, ``<split>/exo_masks/{object,part}/...``, the
+object and part as drawn before the person) with the model's exocentric CAM (``cam_head(..., view='exo')``, the
+map the shared CAM and LOCATE's prototypes learn from), instead of the test heatmaps. Compare its ``part`` with the
+egocentric CAM's on the test images: the part knowledge the exocentric view has and the egocentric one lacks is
+what the transfer did not carry over.
 
 Heatmaps are computed as :func:`looptrans.apis.inference_affordance` does (the test pipeline's resize, then
 back to the image size, bilinear); a constant heatmap points nowhere (a miss).
@@ -35,9 +42,10 @@ from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
+import torch
 from mmengine.config import DictAction
 
-from looptrans.testing import AFFORDANCE_PARTS, TEST_MASK_DIR
+from looptrans.testing import AFFORDANCE_PARTS, EXO_MASK_DIR, TEST_MASK_DIR
 
 Sample = Tuple[str, str, str, str]  # image, object mask, part mask, affordance
 #: The pointing game's tolerance in image pixels (Zhang et al., "Top-down Neural Attention by Excitation
@@ -48,22 +56,34 @@ KEYS = ('object', 'object_near', 'part', 'part_near', 'mass')
 RIVAL_KEY = 'rival_part'
 
 
-def find_test_samples(root: str, classes: Sequence[str]) -> List[Sample]:
-    """(image, object mask, part mask, affordance) of every egocentric test image with both masks."""
+def _find_samples(root: str, classes: Sequence[str], mask_dir: str, image_dir: str, what: str) -> List[Sample]:
+    """(image, object mask, part mask, affordance) of every image under ``<root>/<image_dir>`` with both masks
+    under ``<root>/<mask_dir>/{object,part}``; a FileNotFoundError naming the folder and the fix when none has."""
     samples = []
-    for part in sorted(glob.glob(osp.join(root, TEST_MASK_DIR, 'part', '*', '*', '*.png'))):
+    for part in sorted(glob.glob(osp.join(root, mask_dir, 'part', '*', '*', '*.png'))):
         aff, obj, name = part.split(osp.sep)[-3:]
         stem = osp.splitext(name)[0]
-        whole = osp.join(root, TEST_MASK_DIR, 'object', aff, obj, name)
-        images = glob.glob(osp.join(root, 'testset', 'egocentric', aff, obj, stem + '.*'))
+        whole = osp.join(root, mask_dir, 'object', aff, obj, name)
+        images = glob.glob(osp.join(root, image_dir, aff, obj, stem + '.*'))
         if aff in classes and images and osp.isfile(whole):
             samples.append((images[0], whole, part, aff))
     if not samples:
         raise FileNotFoundError(
-            f'no test masks under {osp.join(root, TEST_MASK_DIR)!r} with egocentric test images beside them; '
-            'generate the data with tools/misc/generate_synthetic_agd20k.py (it writes them).'
+            f'no masks under {osp.join(root, mask_dir)!r} with {what} beside them; generate the data with '
+            'tools/misc/generate_synthetic_agd20k.py (it writes them; a tree written before it did: the same '
+            'options with --overwrite, and the images come out byte-identical).'
         )
     return samples
+
+
+def find_test_samples(root: str, classes: Sequence[str]) -> List[Sample]:
+    """(image, object mask, part mask, affordance) of every egocentric test image with both masks."""
+    return _find_samples(root, classes, TEST_MASK_DIR, osp.join('testset', 'egocentric'), 'egocentric test images')
+
+
+def find_exo_samples(root: str, classes: Sequence[str]) -> List[Sample]:
+    """(image, object mask, part mask, affordance) of every exocentric training image with both masks."""
+    return _find_samples(root, classes, EXO_MASK_DIR, osp.join('trainset', 'exocentric'), 'exocentric training images')
 
 
 def rival_affordances(affordance: str, obj: str, classes: Sequence[str]) -> List[str]:
@@ -134,10 +154,47 @@ def _read_mask(path: str) -> np.ndarray:
     return mask > 127
 
 
+@torch.no_grad()
+def exo_cam_heatmaps(model, paths: Sequence[str], batch_size: int = 8) -> List[Dict[str, np.ndarray]]:
+    """Per image, every class's exocentric CAM (``cam_head(..., view='exo')``) at the image's size, computed as
+    :func:`looptrans.apis.inference_affordance` computes the egocentric one: the image resized to the test
+    pipeline's input size (PIL bilinear), normalised by the model's preprocessor, the CAM resized to the input
+    size and then to the image's (bilinear both times)."""
+    import mmcv
+    import torch.nn.functional as F
+
+    from looptrans.apis.inference import resize_for_network, test_input_size
+
+    if not hasattr(model, 'cam_head'):
+        raise SystemExit(f'error: --exo scores the exocentric CAM; this model ({type(model).__name__}) has no cam_head')
+    classes = tuple(model.dataset_meta['classes'])
+    size = test_input_size(model.cfg)
+    device = next(model.parameters()).device
+    heatmaps = []
+    for start in range(0, len(paths), batch_size):
+        bgr = [mmcv.imread(p) for p in paths[start : start + batch_size]]
+        inputs = [torch.from_numpy(np.ascontiguousarray(resize_for_network(img, size)))[None] for img in bgr]
+        x = model.data_preprocessor(dict(inputs=inputs), False)['inputs'][:, 0].to(device)
+        cams = model.cam_head(model.extract_feat(x), view='exo')
+        cams = F.interpolate(cams, size=size, mode='bilinear', align_corners=False).float().cpu().numpy()
+        for img, cam in zip(bgr, cams):
+            h0, w0 = img.shape[:2]
+            heatmaps.append(
+                {name: cv2.resize(cam[i], (w0, h0), interpolation=cv2.INTER_LINEAR) for i, name in enumerate(classes)}
+            )
+    return heatmaps
+
+
 def evaluate(
-    model, samples: List[Sample], sources: Sequence[str], batch_size: int = 8, tolerance: float = POINTING_TOLERANCE
+    model,
+    samples: List[Sample],
+    sources: Sequence[str],
+    batch_size: int = 8,
+    tolerance: float = POINTING_TOLERANCE,
+    exo: bool = False,
 ) -> Dict[str, List[dict]]:
-    """Per heatmap source (and ``'centre'``), one pointing outcome (plus its affordance) per sample."""
+    """Per heatmap source (and ``'centre'``), one pointing outcome (plus its affordance) per sample; with ``exo``
+    the one source ``'exo_cam'`` (:func:`exo_cam_heatmaps`) instead of ``sources``."""
     from looptrans.apis import inference_affordance
 
     masks = [(_read_mask(o), _read_mask(p)) for _, o, p, _ in samples]
@@ -148,16 +205,23 @@ def evaluate(
         centre = point(centre_heatmap(whole.shape), whole, part, tolerance)
         # every affordance's chance map is the same Gaussian: a rival points where the labelled one does
         outcomes['centre'].append(dict(centre, affordance=aff, **{RIVAL_KEY: centre['part'] if others else np.nan}))
+
+    def score(source: str, per_sample: Sequence[Dict[str, np.ndarray]]) -> None:
+        for heat, (_, _, _, aff), (whole, part), others in zip(per_sample, samples, masks, rivals):
+            rival = _rival_part(heat, others, whole, part, tolerance)
+            outcomes[source].append(
+                dict(point(heat[aff], whole, part, tolerance), affordance=aff, **{RIVAL_KEY: rival})
+            )
+
+    if exo:
+        score('exo_cam', exo_cam_heatmaps(model, [s[0] for s in samples], batch_size))
+        return dict(outcomes)
     saved = dict(model.test_cfg)
     try:
         for source in sources:
             model.test_cfg['heatmap'] = source
             results = inference_affordance(model, [s[0] for s in samples], affordances=None, batch_size=batch_size)
-            for result, (_, _, _, aff), (whole, part), others in zip(results, samples, masks, rivals):
-                rival = _rival_part(result.heatmaps, others, whole, part, tolerance)
-                outcomes[source].append(
-                    dict(point(result.heatmaps[aff], whole, part, tolerance), affordance=aff, **{RIVAL_KEY: rival})
-                )
+            score(source, [result.heatmaps for result in results])
     finally:
         model.test_cfg.clear()
         model.test_cfg.update(saved)
@@ -203,6 +267,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='pixels (of the image) the maximum may lie from the object / part for the "near" columns '
         f'(default {POINTING_TOLERANCE:g}, the standard pointing game)',
     )
+    parser.add_argument(
+        '--exo',
+        action='store_true',
+        help="score the exocentric CAM on the exocentric training images (<split>/exo_masks) instead of the test "
+        'heatmaps (--heatmaps is then ignored)',
+    )
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
@@ -224,12 +294,20 @@ def main(argv=None) -> Dict[str, Dict[str, Dict[str, float]]]:
     root = osp.join(osp.expanduser(args.data_root or test.data_root), args.split or test.get('split', 'Seen'))
     model = init_model(cfg, args.checkpoint, device=args.device)
     classes = tuple(model.dataset_meta['classes'])
-    sources = [s for s in args.heatmaps if s not in ('pixel', 'pixel_logits', 'fusion') or model.pixel_head is not None]
-    samples = find_test_samples(root, classes)
-    outcomes = evaluate(model, samples, sources, args.batch_size, args.tolerance)
+    if args.exo:
+        sources = ['exo_cam']
+        samples = find_exo_samples(root, classes)
+        what = 'exocentric training images, exocentric CAM'
+    else:
+        sources = [
+            s for s in args.heatmaps if s not in ('pixel', 'pixel_logits', 'fusion') or model.pixel_head is not None
+        ]
+        samples = find_test_samples(root, classes)
+        what = 'egocentric test images'
+    outcomes = evaluate(model, samples, sources, args.batch_size, args.tolerance, exo=args.exo)
     tables = {src: summarise(rows, classes) for src, rows in outcomes.items()}
     tol = f'{args.tolerance:g} px'
-    print(f'pointing game on {len(samples)} egocentric test images under {root} ({args.checkpoint})')
+    print(f'pointing game on {len(samples)} {what} under {root} ({args.checkpoint})')
     print(
         f'| heatmap | affordance | images | max on object | within {tol} of object | max on part '
         f"| within {tol} of part | mass on object | on part, own / another affordance's map (images with one) |"

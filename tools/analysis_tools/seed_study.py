@@ -158,7 +158,9 @@ def pointing(config: str, ckpt: str, cfg_options: Sequence[str]) -> Dict[str, fl
     ``on_object`` / ``on_part``, the share of test images whose heatmap maximum is on the object / the part;
     ``rival_own`` / ``rival_other``, on the images whose object has another affordance on another part, the share
     where the labelled affordance's / that other affordance's heatmap maximum is on the labelled part (equal for a
-    heatmap that does not tell an object's affordances apart)."""
+    heatmap that does not tell an object's affordances apart); ``exo_on_object`` / ``exo_on_part``, the same game
+    for the exocentric CAM on the exocentric training images (``--exo``: does the view the method transfers from
+    localise?), NaN with a printed note for a tree generated before it had their masks."""
     import contextlib
     import io
 
@@ -170,12 +172,22 @@ def pointing(config: str, ckpt: str, cfg_options: Sequence[str]) -> Dict[str, fl
     with contextlib.redirect_stdout(io.StringIO()):
         tables = tool.main([config, ckpt, '--heatmaps', source, *options])
     overall = tables[source]['overall']
-    return dict(
+    figures = dict(
         on_object=overall['object'],
         on_part=overall['part'],
         rival_own=overall['rival_own_part'],
         rival_other=overall[tool.RIVAL_KEY],
+        exo_on_object=float('nan'),
+        exo_on_part=float('nan'),
     )
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exo = tool.main([config, ckpt, '--exo', *options])['exo_cam']['overall']
+    except FileNotFoundError as err:
+        print(f'{ckpt}: no exocentric pointing game ({err})')
+    else:
+        figures.update(exo_on_object=exo['object'], exo_on_part=exo['part'])
+    return figures
 
 
 def summarise(values: Sequence[float]) -> tuple:
@@ -197,7 +209,7 @@ def beyond_noise(a: Sequence[float], b: Sequence[float]) -> Optional[bool]:
     return abs(diff) > 2 * se if se > 0 else diff != 0
 
 
-COLUMNS = (*METRICS, 'on_object', 'on_part', 'rival_own', 'rival_other', 'pm_true_iou')
+COLUMNS = (*METRICS, 'on_object', 'on_part', 'rival_own', 'rival_other', 'exo_on_object', 'exo_on_part', 'pm_true_iou')
 
 
 def table(results: Dict[str, List[Dict[str, float]]]) -> List[str]:
@@ -211,7 +223,7 @@ def table(results: Dict[str, List[Dict[str, float]]]) -> List[str]:
     for row, runs in results.items():
         cells = []
         for col in COLUMNS:
-            mean, std, n = summarise([r[col] for r in runs])
+            mean, std, n = summarise([r.get(col, float('nan')) for r in runs])
             if not n:
                 cells.append('—')
                 continue

@@ -12,6 +12,7 @@ The class tuples below are the one place where the generated class lists are wri
 
 from .synthetic_agd20k import (
     AFFORDANCE_PARTS,
+    EXO_MASK_DIR,
     OBJECT_MASK_DIR,
     PART_MASK_DIR,
     SYNTHETIC_SEEN_CLASSES,
@@ -34,6 +35,7 @@ from .synthetic_video import (
 
 __all__ = [
     'AFFORDANCE_PARTS',
+    'EXO_MASK_DIR',
     'OBJECT_MASK_DIR',
     'PART_MASK_DIR',
     'SYNTHETIC_SEEN_CLASSES',

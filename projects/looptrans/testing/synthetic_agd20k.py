@@ -17,7 +17,9 @@ has not seen (the Unseen split).
   egocentric test image, grayscale PNG scaled to a maximum of 255;
 * part masks: the affordance part's own pixels in every egocentric training
   image (``<split>/part_masks/...``), to measure pseudo-mask quality, and
-  the whole object's pixels (``<split>/object_masks/...``).
+  the whole object's pixels (``<split>/object_masks/...``); the same two
+  masks for every exocentric training image (``<split>/exo_masks/...``) and
+  every test image (``<split>/test_masks/...``).
 
 Every object is drawn at a random position, scale and slight rotation. Files
 are byte-identical for a seed: each image has its own generator seeded from
@@ -31,7 +33,7 @@ import os.path as osp
 import shutil
 import zlib
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -104,6 +106,11 @@ OBJECT_MASK_DIR = 'object_masks'
 #: heatmap) and ``<TEST_MASK_DIR>/object/...`` (the whole object), for the pointing game of
 #: tools/analysis_tools/eval_cam_pointing.py. Outside testset/, so the datasets never read them.
 TEST_MASK_DIR = 'test_masks'
+#: The same two masks, ``<EXO_MASK_DIR>/{part,object}/<affordance>/<object>/<stem>.png``, for every *exocentric*
+#: training image: the object and its affordance part as drawn before the person, whose hand (or hips) then covers
+#: the part's centre. For the exocentric CAM's pointing game (``eval_cam_pointing.py --exo``): does the view the
+#: method transfers from localise the part? Outside trainset/, so the datasets never read them.
+EXO_MASK_DIR = 'exo_masks'
 #: Unseen test objects; they never appear in Unseen training.
 SYNTHETIC_UNSEEN_TEST_OBJECTS: Tuple[str, ...] = ('bottle', 'chair', 'scissors')
 #: Affordances that have both a training and a test object in Unseen.
@@ -597,14 +604,17 @@ def clutter_scene(
     rng: np.random.Generator,
     part_thickness: float = 1.0,
     bold_parts: bool = False,
-) -> Tuple[np.ndarray, np.ndarray]:
+    return_masks: bool = False,
+) -> Tuple[np.ndarray, ...]:
     """``obj`` at a random pose over clutter (BGR uint8, h x w), and the (x, y) centre of the part ``aff``
-    is grounded on: the point a person touches. Re-drawn (at most 20 times) until the part is visible."""
-    img, visible, _ = render_visible_part(
+    is grounded on: the point a person touches. Re-drawn (at most 20 times) until the part is visible. With
+    ``return_masks`` also the bool masks of the visible part and of the whole object (no extra random draw)."""
+    img, visible, whole = render_visible_part(
         aff, obj, h, w, clutter_background, (0.2, 0.28), 15.0, rng, part_thickness, bold_parts
     )
     ys, xs = np.nonzero(visible)
-    return img, np.array([xs.mean(), ys.mean()])
+    contact = np.array([xs.mean(), ys.mean()])
+    return (img, contact, visible, whole) if return_masks else (img, contact)
 
 
 def render_exocentric(
@@ -614,13 +624,18 @@ def render_exocentric(
     size_range: Tuple[int, int] = (224, 320),
     part_thickness: float = 1.0,
     bold_parts: bool = False,
-) -> np.ndarray:
+    return_masks: bool = False,
+) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """A person using ``obj`` for ``aff`` over clutter (BGR uint8); ``part_thickness`` and ``bold_parts`` as
-    in :func:`render_object`."""
+    in :func:`render_object`. With ``return_masks`` also the uint8 masks (0 / 255) of the affordance part and of
+    the whole object as drawn before the person (:data:`EXO_MASK_DIR`); the image is the same with or without."""
     h, w = _image_size(rng, size_range)
-    img, contact = clutter_scene(aff, obj, h, w, rng, part_thickness, bold_parts)
+    img, contact, part, whole = clutter_scene(aff, obj, h, w, rng, part_thickness, bold_parts, return_masks=True)
     draw_person(img, contact, aff in HIPS_CONTACT, rng)
-    return add_noise(img, 4.0, rng)
+    img = add_noise(img, 4.0, rng)
+    if not return_masks:
+        return img
+    return img, part.astype(np.uint8) * 255, whole.astype(np.uint8) * 255
 
 
 def render_egocentric(
@@ -801,12 +816,22 @@ def generate_synthetic_agd20k(
         n_bytes = 0
         for aff, obj in train:
             for i in range(num_exo):
-                img = render_exocentric(
-                    aff, obj, make_rng(seed, split, 'exo', aff, obj, index=i), size_range, part_thickness, bold_parts
+                img, part, whole = render_exocentric(
+                    aff,
+                    obj,
+                    make_rng(seed, split, 'exo', aff, obj, index=i),
+                    size_range,
+                    part_thickness,
+                    bold_parts,
+                    return_masks=True,
                 )
                 n_bytes += write_image(
                     osp.join(root, 'trainset', 'exocentric', aff, obj, f'{obj}_{i:06d}.jpg'), '.jpg', img, jpg
                 )
+                for kind, mask in (('part', part), ('object', whole)):
+                    n_bytes += write_image(
+                        osp.join(root, EXO_MASK_DIR, kind, aff, obj, f'{obj}_{i:06d}.png'), '.png', mask, png
+                    )
             for i in range(num_ego):
                 img, _, part, whole = render_egocentric(
                     aff,
@@ -857,7 +882,7 @@ def generate_synthetic_agd20k(
             test_objects=sorted({o for _, o in test}),
             **counts,
         )
-        # + a GT, a part mask and an object mask per test image; a part and an object mask per ego training image
-        summary['num_files'] += sum(counts.values()) + 3 * counts['num_test'] + 2 * counts['num_egocentric']
+        # every image with its part and object masks, and a GT per test image
+        summary['num_files'] += 3 * sum(counts.values()) + counts['num_test']
         summary['num_bytes'] += n_bytes
     return summary
