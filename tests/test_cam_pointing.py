@@ -261,14 +261,23 @@ def _exo_part_maps(paths, shift):
     return maps
 
 
-def test_exo_tool_scores_maps_in_the_order_of_their_images(seen_tree, tmp_path, monkeypatch):
+def _affordance(path):
+    return path.split(osp.sep)[-3]
+
+
+def test_exo_tool_scores_maps_in_the_order_of_their_images(seen_tree, tmp_path, monkeypatch, capsys):
     """``--exo`` with maps that are each exocentric image's own part: every maximum on the part; shifted by one
-    image, far fewer: images, exocentric masks and maps stay aligned."""
+    image, far fewer: images, exocentric masks and maps stay aligned. The classes given with them (each image's
+    own affordance, then its neighbour's) make the reported accuracy, counted here by hand."""
     tool = _tool()
     ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
 
     def run(shift):
-        monkeypatch.setattr(tool, 'exo_cam_heatmaps', lambda model, paths, batch_size=8: _exo_part_maps(paths, shift))
+        def fake(model, paths, batch_size=8):
+            classes = [_affordance(p) for p in paths]
+            return _exo_part_maps(paths, shift), classes[shift:] + classes[:shift]
+
+        monkeypatch.setattr(tool, 'exo_cams', fake)
         return tool.main([QUICK_CONFIG, str(ckpt), '--data-root', seen_tree, '--exo', *TINY])
 
     aligned, shifted = run(0), run(1)
@@ -276,6 +285,12 @@ def test_exo_tool_scores_maps_in_the_order_of_their_images(seen_tree, tmp_path, 
     assert aligned['exo_cam']['overall']['num'] == 14  # one exocentric image per affordance / object
     assert aligned['exo_cam']['overall']['part'] == 1.0 and aligned['exo_cam']['overall']['object'] == 1.0
     assert shifted['exo_cam']['overall']['part'] < 0.5
+    paths = [s[0] for s in tool.find_exo_samples(osp.join(seen_tree, 'Seen'), SYNTHETIC_SEEN_CLASSES)]
+    by_hand = np.mean([_affordance(a) == _affordance(b) for a, b in zip(paths, paths[1:] + paths[:1])])
+    assert aligned['exo_cam']['overall']['top1'] == 1.0
+    assert shifted['exo_cam']['overall']['top1'] == pytest.approx(by_hand) and 0 < by_hand < 1
+    assert 'top1' not in shifted['centre']['overall']  # a chance map classifies nothing
+    assert f'pooled exocentric CAM): {by_hand:.3f} on these 14 images (chance 0.143)' in capsys.readouterr().out
 
 
 def test_exo_cam_is_the_exo_view_computed_as_inference_computes_the_ego_cam(seen_tree, tmp_path):
@@ -290,11 +305,14 @@ def test_exo_cam_is_the_exo_view_computed_as_inference_computes_the_ego_cam(seen
     model = init_model(QUICK_CONFIG, ckpt, cfg_options=options)
     paths = [s[0] for s in tool.find_exo_samples(osp.join(seen_tree, 'Seen'), SYNTHETIC_SEEN_CLASSES)[:3]]
     ego = [r.heatmaps for r in inference_affordance(model, paths, affordances=None)]
-    before = tool.exo_cam_heatmaps(model, paths, batch_size=2)
+    before, _ = tool.exo_cams(model, paths, batch_size=2)
     model.cam_head.projs['exo'].load_state_dict(model.cam_head.projs['ego'].state_dict())
-    after = tool.exo_cam_heatmaps(model, paths, batch_size=2)
+    after, predicted = tool.exo_cams(model, paths, batch_size=2)
     for e, b, a, path in zip(ego, before, after, paths):
         assert set(a) == set(SYNTHETIC_SEEN_CLASSES) and a['hold'].shape == cv2.imread(path).shape[:2]
         for name in SYNTHETIC_SEEN_CLASSES:
             np.testing.assert_allclose(a[name], e[name], rtol=1e-4, atol=1e-5)
         assert max(np.abs(b[n] - e[n]).max() for n in SYNTHETIC_SEEN_CLASSES) > 1e-3
+    # the class is the one inference ranks first with the same projection (its image-level logits)
+    results = inference_affordance(model, paths, affordances=None)
+    assert predicted == [max(r.logits, key=r.logits.get) for r in results]

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import QUICK_CONFIG, load_tool, tiny_options
+from conftest import QUICK_CONFIG, TINY_MODEL, load_tool, save_tiny_checkpoint, tiny_options
 
 
 def _tool():
@@ -42,25 +42,69 @@ def test_table_skips_undefined_values_and_marks_columns_without_any():
     assert math.isnan(tool.summarise([float('nan')])[0]) and tool.summarise([float('nan'), 1.0])[:1] == (1.0,)
 
 
-def test_pointing_notes_a_tree_without_exocentric_masks_and_goes_on(monkeypatch, capsys):
+def test_checkpoint_figures_load_the_model_once_and_agree_with_each_tool(seen_tree, tmp_path, monkeypatch):
+    """One load of the checkpoint gives the figures that eval_cam_pointing.py (test heatmap, ``--exo``) and
+    eval_pseudo_masks.py report when each loads it itself."""
+    import looptrans.apis as apis
+
+    ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
+    data = [f'{d}_dataloader.dataset.data_root={seen_tree}' for d in ('train', 'val', 'test')]
+    options = [*data, *[f'{k}={v}' for k, v in TINY_MODEL.items()]]
+    loads = []
+    real = apis.init_model
+    monkeypatch.setattr(apis, 'init_model', lambda *a, **k: loads.append(a) or real(*a, **k))
+    figures = _tool().checkpoint_figures(QUICK_CONFIG, ckpt, options)
+    assert len(loads) == 1
+    monkeypatch.setattr(apis, 'init_model', real)
+
+    assert set(figures) == set(_tool().COLUMNS) - {'KLD', 'SIM', 'NSS', 'pm_true_iou'}
+    pointing = load_tool('analysis_tools', 'eval_cam_pointing.py')
+    test = pointing.main([QUICK_CONFIG, ckpt, '--heatmaps', 'pixel', '--cfg-options', *options])['pixel']['overall']
+    exo = pointing.main([QUICK_CONFIG, ckpt, '--exo', '--cfg-options', *options])['exo_cam']['overall']
+    masks = load_tool('analysis_tools', 'eval_pseudo_masks.py')
+    pm = masks.main([QUICK_CONFIG, ckpt, '--cfg-options', *options])['overall']
+    assert (figures['on_object'], figures['on_part']) == (test['object'], test['part'])
+    assert (figures['exo_on_object'], figures['exo_on_part'], figures['exo_top1']) == (
+        exo['object'],
+        exo['part'],
+        exo['top1'],
+    )
+    assert figures['pm_valid'] == pm['valid'] and 0 < pm['valid'] <= 1
+    np.testing.assert_equal(figures['pm_iou'], pm['miou'])
+
+
+def test_checkpoint_figures_note_a_tree_without_exocentric_masks_and_go_on(monkeypatch, capsys):
     """A tree generated before the exocentric masks existed: the exocentric columns are NaN, a line says why, and
-    the test heatmap's figures are still reported."""
+    the test heatmap's figures are still reported; a model without part discovery (LOCATE) has NaN pseudo-masks."""
     tool = _tool()
     overall = dict(object=0.9, part=0.5, rival_own_part=0.4, rival_other=0.2)
 
+    class Model:
+        test_cfg = dict(heatmap='cam')
+
     class FakePointing:
         RIVAL_KEY = 'rival_other'
+        TOP1_KEY = 'top1'
 
         @staticmethod
-        def main(argv):
-            if '--exo' in argv:
+        def parse_args(argv):
+            return argv
+
+        @staticmethod
+        def load(args):
+            return Model(), 'old/Seen'
+
+        @staticmethod
+        def play(model, root, heatmaps=('cam', 'pixel'), exo=False):
+            if exo:
                 raise FileNotFoundError("no masks under 'old/Seen/exo_masks'")
-            return {'pixel': {'overall': overall}}
+            return {heatmaps[0]: {'overall': overall}}, []
 
     monkeypatch.setattr(tool, '_sibling', lambda name: FakePointing)
-    figures = tool.pointing(QUICK_CONFIG, 'run/iter_9.pth', [])
+    figures = tool.checkpoint_figures(QUICK_CONFIG, 'run/iter_9.pth', [])
     assert figures['on_object'] == 0.9 and figures['rival_other'] == 0.2
-    assert math.isnan(figures['exo_on_object']) and math.isnan(figures['exo_on_part'])
+    for key in ('exo_on_object', 'exo_on_part', 'exo_top1', 'pm_iou', 'pm_valid'):
+        assert math.isnan(figures[key]), key
     assert (
         "run/iter_9.pth: no exocentric pointing game (no masks under 'old/Seen/exo_masks')" in capsys.readouterr().out
     )
@@ -92,11 +136,15 @@ def test_tiny_study_runs_every_row_and_seed_and_prints_the_table(synthetic_root,
     study = ['--root', str(tmp_path / 'study'), '--max-iters', '2']
     results = _tool().main([*study, '--rows', 'locate', 'all', '--seeds', '0', '1', '--cfg-options', *options])
     assert set(results) == {'locate', 'all'} and all(len(runs) == 2 for runs in results.values())
-    for runs in results.values():
+    for row, runs in results.items():
         for run in runs:
             assert set(run) == set(_tool().COLUMNS)
-            scores = {k: v for k, v in run.items() if k != 'pm_true_iou'}  # NaN until pixel supervision logs it
+            # the log's IoU is NaN until pixel supervision logs it; LOCATE has no part discovery to score
+            undefined = {'pm_true_iou'} | ({'pm_iou', 'pm_valid'} if row == 'locate' else set())
+            assert all(math.isnan(run[k]) for k in undefined - {'pm_true_iou'})
+            scores = {k: v for k, v in run.items() if k not in undefined}
             assert all(np.isfinite(v) for v in scores.values()) and 0 <= run['on_object'] <= 1
+            assert 0 <= run['exo_top1'] <= 1
             assert 0 <= run['exo_on_part'] <= run['exo_on_object'] <= 1  # the exocentric CAM on exo images
             assert 0 <= run['rival_other'] <= 1 and 0 <= run['rival_own'] <= 1
     assert results['all'][0]['KLD'] != results['all'][1]['KLD']  # the seed changes the run

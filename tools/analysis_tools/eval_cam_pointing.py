@@ -26,7 +26,13 @@ Does the view the method transfers from localise the part? With ``--exo`` the sa
 object and part as drawn before the person) with the model's exocentric CAM (``cam_head(..., view='exo')``, the
 map the shared CAM and LOCATE's prototypes learn from), instead of the test heatmaps. Compare its ``part`` with the
 egocentric CAM's on the test images: the part knowledge the exocentric view has and the egocentric one lacks is
-what the transfer did not carry over.
+what the transfer did not carry over. ``--exo`` also reports the exocentric classification accuracy, the top-1 of
+the globally pooled exocentric CAM (the logits the classification loss trains): near 1 on the training images and
+near chance on new ones is memorisation. New images of the same generator are a tree generated with another
+``--seed``, given as ``--data-root``::
+
+    python tools/misc/generate_synthetic_agd20k.py --out data/synthetic_heldout --splits Seen --seed 1 --num-exo 30
+    python tools/analysis_tools/eval_cam_pointing.py CONFIG CHECKPOINT --exo --data-root data/synthetic_heldout
 
 Heatmaps are computed as :func:`looptrans.apis.inference_affordance` does (the test pipeline's resize, then
 back to the image size, bilinear); a constant heatmap points nowhere (a miss).
@@ -52,6 +58,8 @@ Sample = Tuple[str, str, str, str]  # image, object mask, part mask, affordance
 #: Backprop", ECCV 2016: a hit when the maximum lies within 15 pixels of the annotated region).
 POINTING_TOLERANCE = 15.0
 KEYS = ('object', 'object_near', 'part', 'part_near', 'mass')
+#: Per exocentric image: 1.0 when the top-1 class of its pooled exocentric CAM is its affordance.
+TOP1_KEY = 'top1'
 #: The share of the object's other affordances whose heatmap's maximum is on the labelled part (module docstring).
 RIVAL_KEY = 'rival_part'
 
@@ -155,11 +163,12 @@ def _read_mask(path: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def exo_cam_heatmaps(model, paths: Sequence[str], batch_size: int = 8) -> List[Dict[str, np.ndarray]]:
-    """Per image, every class's exocentric CAM (``cam_head(..., view='exo')``) at the image's size, computed as
-    :func:`looptrans.apis.inference_affordance` computes the egocentric one: the image resized to the test
-    pipeline's input size (PIL bilinear), normalised by the model's preprocessor, the CAM resized to the input
-    size and then to the image's (bilinear both times)."""
+def exo_cams(model, paths: Sequence[str], batch_size: int = 8) -> Tuple[List[Dict[str, np.ndarray]], List[str]]:
+    """Per image, every class's exocentric CAM (``cam_head(..., view='exo')``) at the image's size, and the class
+    its globally pooled CAM ranks first (``cam_head.logits``, what the classification loss trains). The maps are
+    computed as :func:`looptrans.apis.inference_affordance` computes the egocentric one: the image resized to the
+    test pipeline's input size (PIL bilinear), normalised by the model's preprocessor, the CAM resized to the input
+    size and then to the image's (bilinear both times); the class comes from the CAM before resizing."""
     import mmcv
     import torch.nn.functional as F
 
@@ -170,19 +179,20 @@ def exo_cam_heatmaps(model, paths: Sequence[str], batch_size: int = 8) -> List[D
     classes = tuple(model.dataset_meta['classes'])
     size = test_input_size(model.cfg)
     device = next(model.parameters()).device
-    heatmaps = []
+    heatmaps, predicted = [], []
     for start in range(0, len(paths), batch_size):
         bgr = [mmcv.imread(p) for p in paths[start : start + batch_size]]
         inputs = [torch.from_numpy(np.ascontiguousarray(resize_for_network(img, size)))[None] for img in bgr]
         x = model.data_preprocessor(dict(inputs=inputs), False)['inputs'][:, 0].to(device)
         cams = model.cam_head(model.extract_feat(x), view='exo')
+        predicted += [classes[i] for i in model.cam_head.logits(cams).argmax(dim=1).tolist()]
         cams = F.interpolate(cams, size=size, mode='bilinear', align_corners=False).float().cpu().numpy()
         for img, cam in zip(bgr, cams):
             h0, w0 = img.shape[:2]
             heatmaps.append(
                 {name: cv2.resize(cam[i], (w0, h0), interpolation=cv2.INTER_LINEAR) for i, name in enumerate(classes)}
             )
-    return heatmaps
+    return heatmaps, predicted
 
 
 def evaluate(
@@ -194,7 +204,8 @@ def evaluate(
     exo: bool = False,
 ) -> Dict[str, List[dict]]:
     """Per heatmap source (and ``'centre'``), one pointing outcome (plus its affordance) per sample; with ``exo``
-    the one source ``'exo_cam'`` (:func:`exo_cam_heatmaps`) instead of ``sources``."""
+    the one source ``'exo_cam'`` (:func:`exo_cams`) instead of ``sources``, whose outcomes also carry
+    :data:`TOP1_KEY`."""
     from looptrans.apis import inference_affordance
 
     masks = [(_read_mask(o), _read_mask(p)) for _, o, p, _ in samples]
@@ -206,15 +217,19 @@ def evaluate(
         # every affordance's chance map is the same Gaussian: a rival points where the labelled one does
         outcomes['centre'].append(dict(centre, affordance=aff, **{RIVAL_KEY: centre['part'] if others else np.nan}))
 
-    def score(source: str, per_sample: Sequence[Dict[str, np.ndarray]]) -> None:
-        for heat, (_, _, _, aff), (whole, part), others in zip(per_sample, samples, masks, rivals):
-            rival = _rival_part(heat, others, whole, part, tolerance)
-            outcomes[source].append(
-                dict(point(heat[aff], whole, part, tolerance), affordance=aff, **{RIVAL_KEY: rival})
-            )
+    def score(source: str, per_sample: Sequence[Dict[str, np.ndarray]], predicted=None) -> None:
+        for i, (heat, (_, _, _, aff), (whole, part), others) in enumerate(zip(per_sample, samples, masks, rivals)):
+            row = dict(point(heat[aff], whole, part, tolerance), affordance=aff)
+            row[RIVAL_KEY] = _rival_part(heat, others, whole, part, tolerance)
+            if predicted is not None:
+                row[TOP1_KEY] = float(predicted[i] == aff)
+            outcomes[source].append(row)
 
     if exo:
-        score('exo_cam', exo_cam_heatmaps(model, [s[0] for s in samples], batch_size))
+        heatmaps, predicted = exo_cams(model, [s[0] for s in samples], batch_size)
+        if len(heatmaps) != len(samples) or len(predicted) != len(samples):
+            raise RuntimeError(f'{len(heatmaps)} maps and {len(predicted)} classes for {len(samples)} images')
+        score('exo_cam', heatmaps, predicted)
         return dict(outcomes)
     saved = dict(model.test_cfg)
     try:
@@ -229,9 +244,10 @@ def evaluate(
 
 
 def summarise(outcomes: List[dict], classes: Sequence[str]) -> Dict[str, Dict[str, float]]:
-    """Per affordance and ``overall``: the mean of every pointing figure (:data:`KEYS`), the number of images, and
-    over the ``rival_num`` images that have rivals, ``rival_part`` and, for comparison on the same images,
-    ``rival_own_part`` (the labelled affordance's ``part``); NaN where no image has rivals."""
+    """Per affordance and ``overall``: the mean of every pointing figure (:data:`KEYS`, and :data:`TOP1_KEY` where
+    the outcomes carry it), the number of images, and over the ``rival_num`` images that have rivals,
+    ``rival_part`` and, for comparison on the same images, ``rival_own_part`` (the labelled affordance's ``part``);
+    NaN where no image has rivals."""
     groups = defaultdict(list)
     for row in outcomes:
         groups[row['affordance']].append(row)
@@ -239,7 +255,8 @@ def summarise(outcomes: List[dict], classes: Sequence[str]) -> Dict[str, Dict[st
     table = {}
     for name in [c for c in classes if c in groups] + ['overall']:
         rows = groups[name]
-        table[name] = {k: float(np.mean([r[k] for r in rows])) for k in KEYS}
+        keys = KEYS + ((TOP1_KEY,) if all(TOP1_KEY in r for r in rows) else ())
+        table[name] = {k: float(np.mean([r[k] for r in rows])) for k in keys}
         table[name]['num'] = len(rows)
         with_rivals = [r for r in rows if not np.isnan(r.get(RIVAL_KEY, np.nan))]
         table[name]['rival_num'] = len(with_rivals)
@@ -284,28 +301,45 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> Dict[str, Dict[str, Dict[str, float]]]:
-    args = parse_args(argv)
+def load(args: argparse.Namespace):
+    """The model of ``args.config`` / ``args.checkpoint`` (with ``args.cfg_options``) and the generated split it is
+    scored on (``--data-root`` / ``--split``, else the config's test data)."""
     from looptrans.apis import init_model
     from looptrans.utils.config_check import load_tool_config
 
     cfg = load_tool_config(args.config, args.cfg_options)
     test = cfg.test_dataloader.dataset
     root = osp.join(osp.expanduser(args.data_root or test.data_root), args.split or test.get('split', 'Seen'))
-    model = init_model(cfg, args.checkpoint, device=args.device)
+    return init_model(cfg, args.checkpoint, device=args.device), root
+
+
+def play(
+    model,
+    root: str,
+    heatmaps: Sequence[str] = ('cam', 'pixel'),
+    exo: bool = False,
+    batch_size: int = 8,
+    tolerance: float = POINTING_TOLERANCE,
+) -> Tuple[Dict[str, Dict[str, Dict[str, float]]], List[Sample]]:
+    """The pointing game of ``model`` on the generated split ``root``: per source (the ``heatmaps`` the model has,
+    or ``'exo_cam'`` with ``exo``, and ``'centre'``) the :func:`summarise` table, and the samples played."""
     classes = tuple(model.dataset_meta['classes'])
-    if args.exo:
+    if exo:
         sources = ['exo_cam']
         samples = find_exo_samples(root, classes)
-        what = 'exocentric training images, exocentric CAM'
     else:
-        sources = [
-            s for s in args.heatmaps if s not in ('pixel', 'pixel_logits', 'fusion') or model.pixel_head is not None
-        ]
+        pixel_maps = ('pixel', 'pixel_logits', 'fusion')
+        sources = [s for s in heatmaps if s not in pixel_maps or model.pixel_head is not None]
         samples = find_test_samples(root, classes)
-        what = 'egocentric test images'
-    outcomes = evaluate(model, samples, sources, args.batch_size, args.tolerance, exo=args.exo)
-    tables = {src: summarise(rows, classes) for src, rows in outcomes.items()}
+    outcomes = evaluate(model, samples, sources, batch_size, tolerance, exo=exo)
+    return {src: summarise(outcomes[src], classes) for src in [*sources, 'centre']}, samples
+
+
+def main(argv=None) -> Dict[str, Dict[str, Dict[str, float]]]:
+    args = parse_args(argv)
+    model, root = load(args)
+    tables, samples = play(model, root, args.heatmaps, args.exo, args.batch_size, args.tolerance)
+    what = 'exocentric training images, exocentric CAM' if args.exo else 'egocentric test images'
     tol = f'{args.tolerance:g} px'
     print(f'pointing game on {len(samples)} {what} under {root} ({args.checkpoint})')
     print(
@@ -313,14 +347,22 @@ def main(argv=None) -> Dict[str, Dict[str, Dict[str, float]]]:
         f"| within {tol} of part | mass on object | on part, own / another affordance's map (images with one) |"
     )
     print('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-    for src in [*sources, 'centre']:
-        for name, row in tables[src].items():
-            if name == 'overall' or len(tables[src]) <= 9:
+    for src, table in tables.items():
+        for name, row in table.items():
+            if name == 'overall' or len(table) <= 9:
                 figures = ' | '.join(f'{row[k]:.2f}' for k in KEYS)
                 rival = 'n/a'
                 if row['rival_num']:
                     rival = f'{row["rival_own_part"]:.2f} / {row[RIVAL_KEY]:.2f} ({row["rival_num"]})'
                 print(f'| {src} | {name} | {row["num"]} | {figures} | {rival} |')
+    if args.exo:
+        classes = model.dataset_meta['classes']
+        top1 = tables['exo_cam']['overall'][TOP1_KEY]
+        print(
+            f'exocentric classification (top-1 of the pooled exocentric CAM): {top1:.3f}'
+            f' on these {len(samples)} images (chance {1 / len(classes):.3f}); near 1 here and near chance on a tree'
+            ' of another --seed is memorisation'
+        )
     return tables
 
 

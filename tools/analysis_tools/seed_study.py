@@ -2,8 +2,9 @@
 
 Trains and tests every (row, seed) through ``tools/train.py`` / ``tools/test.py`` (a run that finished before is
 reused), scores each model's pointing game (``eval_cam_pointing.py``: is the heatmap's maximum on the object?) and
-prints one table of mean ± sample standard deviation over the seeds, with each row's difference to the full model
-and whether it is beyond the noise (|Δ| greater than twice the standard error of the difference):
+pseudo-masks (``eval_pseudo_masks.py``: IoU with the true part), loading each checkpoint once, and prints one
+table of mean ± sample standard deviation over the seeds, with each row's difference to the full model and whether
+it is beyond the noise (|Δ| greater than twice the standard error of the difference):
 
     python tools/analysis_tools/seed_study.py [--root work_dirs/seed_study] [--seeds 0 1 2] [--rows locate none all]
 
@@ -146,32 +147,42 @@ def run_one(
         )
     _run(['tools/test.py', config, ckpt, '--work-dir', osp.join(work, 'test'), *options], osp.join(work, 'test.log'))
     figures = test_metrics(osp.join(work, 'test.log'))
-    figures.update(pointing(config, ckpt, [*stretch, *cfg_options]))
+    figures.update(checkpoint_figures(config, ckpt, [*stretch, *cfg_options]))
     # the pseudo-masks' IoU with the true part, last logged training lines; NaN for rows without part discovery
     pm_iou = train_pm_true_iou(osp.join(work, 'train.log'))
     figures['pm_true_iou'] = float('nan') if pm_iou is None else pm_iou
     return figures
 
 
-def pointing(config: str, ckpt: str, cfg_options: Sequence[str]) -> Dict[str, float]:
-    """The test heatmap's pointing game (``eval_cam_pointing.py``, the config's own ``test_cfg.heatmap``):
-    ``on_object`` / ``on_part``, the share of test images whose heatmap maximum is on the object / the part;
-    ``rival_own`` / ``rival_other``, on the images whose object has another affordance on another part, the share
-    where the labelled affordance's / that other affordance's heatmap maximum is on the labelled part (equal for a
-    heatmap that does not tell an object's affordances apart); ``exo_on_object`` / ``exo_on_part``, the same game
-    for the exocentric CAM on the exocentric training images (``--exo``: does the view the method transfers from
-    localise?), NaN with a printed note for a tree generated before it had their masks."""
+def checkpoint_figures(config: str, ckpt: str, cfg_options: Sequence[str]) -> Dict[str, float]:
+    """What the trained model does, from one load of the checkpoint:
+
+    * the test heatmap's pointing game (``eval_cam_pointing.py``, the config's own ``test_cfg.heatmap``):
+      ``on_object`` / ``on_part``, the share of test images whose heatmap maximum is on the object / the part;
+      ``rival_own`` / ``rival_other``, on the images whose object has another affordance on another part, the share
+      where the labelled affordance's / that other affordance's heatmap maximum is on the labelled part (equal for
+      a heatmap that does not tell an object's affordances apart);
+    * ``exo_on_object`` / ``exo_on_part`` / ``exo_top1``: the same game for the exocentric CAM on the exocentric
+      training images, and its classification accuracy on them (``--exo``: does the view the method transfers
+      from localise, or has it memorised its images?), NaN with a printed note for a tree generated before it had
+      their masks;
+    * ``pm_iou`` / ``pm_valid``: the pseudo-masks the trained egocentric CAM chooses on the egocentric training
+      images (``eval_pseudo_masks.py``): mean IoU with the true part over the valid ones, and the share valid;
+      NaN for a model without part discovery (LOCATE). ``pm_true_iou`` (the training log's) averages the last
+      logged batches; this one is every image, once, with the final weights.
+    """
     import contextlib
     import io
 
-    from mmengine.config import Config
+    from looptrans.apis.inference import test_input_size
 
     tool = _sibling('eval_cam_pointing')
-    source = Config.fromfile(config).model.get('test_cfg', {}).get('heatmap', 'pixel')
     options = ['--cfg-options', *cfg_options] if cfg_options else []
+    args = tool.parse_args([config, ckpt, *options])
+    model, root = tool.load(args)
+    source = model.test_cfg.get('heatmap', 'pixel')
     with contextlib.redirect_stdout(io.StringIO()):
-        tables = tool.main([config, ckpt, '--heatmaps', source, *options])
-    overall = tables[source]['overall']
+        overall = tool.play(model, root, [source])[0][source]['overall']
     figures = dict(
         on_object=overall['object'],
         on_part=overall['part'],
@@ -179,14 +190,23 @@ def pointing(config: str, ckpt: str, cfg_options: Sequence[str]) -> Dict[str, fl
         rival_other=overall[tool.RIVAL_KEY],
         exo_on_object=float('nan'),
         exo_on_part=float('nan'),
+        exo_top1=float('nan'),
+        pm_iou=float('nan'),
+        pm_valid=float('nan'),
     )
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            exo = tool.main([config, ckpt, '--exo', *options])['exo_cam']['overall']
+        exo = tool.play(model, root, exo=True)[0]['exo_cam']['overall']
     except FileNotFoundError as err:
         print(f'{ckpt}: no exocentric pointing game ({err})')
     else:
-        figures.update(exo_on_object=exo['object'], exo_on_part=exo['part'])
+        figures.update(exo_on_object=exo['object'], exo_on_part=exo['part'], exo_top1=exo[tool.TOP1_KEY])
+    if hasattr(model, 'part_discovery'):
+        masks = _sibling('eval_pseudo_masks')
+        train = model.cfg.train_dataloader.dataset
+        classes = tuple(model.dataset_meta['classes'])
+        samples = masks.find_samples(osp.join(train.data_root, train.get('split', 'Seen')), classes)
+        overall = masks.summarise(masks.evaluate(model, samples, test_input_size(model.cfg), None), classes)['overall']
+        figures.update(pm_iou=overall['miou'], pm_valid=overall['valid'])
     return figures
 
 
@@ -209,7 +229,19 @@ def beyond_noise(a: Sequence[float], b: Sequence[float]) -> Optional[bool]:
     return abs(diff) > 2 * se if se > 0 else diff != 0
 
 
-COLUMNS = (*METRICS, 'on_object', 'on_part', 'rival_own', 'rival_other', 'exo_on_object', 'exo_on_part', 'pm_true_iou')
+COLUMNS = (
+    *METRICS,
+    'on_object',
+    'on_part',
+    'rival_own',
+    'rival_other',
+    'exo_on_object',
+    'exo_on_part',
+    'exo_top1',
+    'pm_iou',
+    'pm_valid',
+    'pm_true_iou',
+)
 
 
 def table(results: Dict[str, List[Dict[str, float]]]) -> List[str]:
