@@ -360,8 +360,8 @@ def main(argv=None) -> Dict[str, Dict[str, Dict[str, float]]]:
         top1 = tables['exo_cam']['overall'][TOP1_KEY]
         print(
             f'exocentric classification (top-1 of the pooled exocentric CAM): {top1:.3f}'
-            f' on these {len(samples)} images (chance {1 / len(classes):.3f}); near 1 here and near chance on a tree'
-            ' of another --seed is memorisation'
+            f' on these {len(samples)} images (chance {1 / len(classes):.3f}); memorisation is near 1 on the training'
+            ' images and near chance on new ones (a tree of another --seed)'
         )
     return tables
 
