@@ -69,8 +69,8 @@ def test_checkpoint_figures_load_the_model_once_and_agree_with_each_tool(seen_tr
         exo['part'],
         exo['top1'],
     )
-    assert figures['pm_valid'] == pm['valid'] and 0 < pm['valid'] <= 1
-    np.testing.assert_equal(figures['pm_iou'], pm['miou'])
+    assert figures['pm_eval_valid'] == pm['valid'] and 0 < pm['valid'] <= 1
+    np.testing.assert_equal(figures['pm_eval_iou'], pm['miou'])
 
 
 def test_checkpoint_figures_note_a_tree_without_exocentric_masks_and_go_on(monkeypatch, capsys):
@@ -103,7 +103,7 @@ def test_checkpoint_figures_note_a_tree_without_exocentric_masks_and_go_on(monke
     monkeypatch.setattr(tool, '_sibling', lambda name: FakePointing)
     figures = tool.checkpoint_figures(QUICK_CONFIG, 'run/iter_9.pth', [])
     assert figures['on_object'] == 0.9 and figures['rival_other'] == 0.2
-    for key in ('exo_on_object', 'exo_on_part', 'exo_top1', 'pm_iou', 'pm_valid'):
+    for key in ('exo_on_object', 'exo_on_part', 'exo_top1', 'pm_eval_iou', 'pm_eval_valid'):
         assert math.isnan(figures[key]), key
     assert (
         "run/iter_9.pth: no exocentric pointing game (no masks under 'old/Seen/exo_masks')" in capsys.readouterr().out
@@ -140,7 +140,7 @@ def test_tiny_study_runs_every_row_and_seed_and_prints_the_table(synthetic_root,
         for run in runs:
             assert set(run) == set(_tool().COLUMNS)
             # the log's IoU is NaN until pixel supervision logs it; LOCATE has no part discovery to score
-            undefined = {'pm_true_iou'} | ({'pm_iou', 'pm_valid'} if row == 'locate' else set())
+            undefined = {'pm_true_iou'} | ({'pm_eval_iou', 'pm_eval_valid'} if row == 'locate' else set())
             assert all(math.isnan(run[k]) for k in undefined - {'pm_true_iou'})
             scores = {k: v for k, v in run.items() if k not in undefined}
             assert all(np.isfinite(v) for v in scores.values()) and 0 <= run['on_object'] <= 1

@@ -149,8 +149,8 @@ def run_one(
     figures = test_metrics(osp.join(work, 'test.log'))
     figures.update(checkpoint_figures(config, ckpt, [*stretch, *cfg_options]))
     # the pseudo-masks' IoU with the true part, last logged training lines; NaN for rows without part discovery
-    pm_iou = train_pm_true_iou(osp.join(work, 'train.log'))
-    figures['pm_true_iou'] = float('nan') if pm_iou is None else pm_iou
+    logged = train_pm_true_iou(osp.join(work, 'train.log'))
+    figures['pm_true_iou'] = float('nan') if logged is None else logged
     return figures
 
 
@@ -166,10 +166,11 @@ def checkpoint_figures(config: str, ckpt: str, cfg_options: Sequence[str]) -> Di
       training images, and its classification accuracy on them (``--exo``: does the view the method transfers
       from localise, or has it memorised its images?), NaN with a printed note for a tree generated before it had
       their masks;
-    * ``pm_iou`` / ``pm_valid``: the pseudo-masks the trained egocentric CAM chooses on the egocentric training
-      images (``eval_pseudo_masks.py``): mean IoU with the true part over the valid ones, and the share valid;
-      NaN for a model without part discovery (LOCATE). ``pm_true_iou`` (the training log's) averages the last
-      logged batches; this one is every image, once, with the final weights.
+    * ``pm_eval_iou`` / ``pm_eval_valid``: the pseudo-masks the trained egocentric CAM chooses on the egocentric
+      training images (``eval_pseudo_masks.py``): mean IoU with the true part over the valid ones, and the share
+      valid; NaN for a model without part discovery (LOCATE). ``pm_true_iou`` (the training log's) averages the
+      last logged batches; these are every image, once, with the final weights (named apart from the log's
+      ``pm_iou``, the chosen part's IoU with the binarised CAM, and its per-batch ``pm_valid``).
     """
     import contextlib
     import io
@@ -191,8 +192,8 @@ def checkpoint_figures(config: str, ckpt: str, cfg_options: Sequence[str]) -> Di
         exo_on_object=float('nan'),
         exo_on_part=float('nan'),
         exo_top1=float('nan'),
-        pm_iou=float('nan'),
-        pm_valid=float('nan'),
+        pm_eval_iou=float('nan'),
+        pm_eval_valid=float('nan'),
     )
     try:
         exo = tool.play(model, root, exo=True)[0]['exo_cam']['overall']
@@ -206,7 +207,7 @@ def checkpoint_figures(config: str, ckpt: str, cfg_options: Sequence[str]) -> Di
         classes = tuple(model.dataset_meta['classes'])
         samples = masks.find_samples(osp.join(train.data_root, train.get('split', 'Seen')), classes)
         overall = masks.summarise(masks.evaluate(model, samples, test_input_size(model.cfg), None), classes)['overall']
-        figures.update(pm_iou=overall['miou'], pm_valid=overall['valid'])
+        figures.update(pm_eval_iou=overall['miou'], pm_eval_valid=overall['valid'])
     return figures
 
 
@@ -238,8 +239,8 @@ COLUMNS = (
     'exo_on_object',
     'exo_on_part',
     'exo_top1',
-    'pm_iou',
-    'pm_valid',
+    'pm_eval_iou',
+    'pm_eval_valid',
     'pm_true_iou',
 )
 
