@@ -359,15 +359,21 @@ def build_cam_model(
     return cam_model
 
 
+def training_split(cfg: Config, model: torch.nn.Module, data_root: Optional[str] = None) -> Tuple[str, Tuple[str, ...]]:
+    """The generated training split whose egocentric images are scored (``data_root``, else the config's training
+    ``data_root``, with its ``split``) and the class order of the CAM's channels (the config's, else the model's)."""
+    train = cfg.train_dataloader.dataset
+    root = osp.join(data_root or train.data_root, train.get('split', 'Seen'))
+    return root, tuple(config_classes(train) or model.dataset_meta['classes'])
+
+
 def main(argv=None) -> Dict[str, Dict[str, float]]:
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    train = cfg.train_dataloader.dataset
-    root = osp.join(args.data_root or train.data_root, train.get('split', 'Seen'))
     model = build_model(cfg, args.checkpoint, args.device)
-    classes = tuple(config_classes(train) or model.dataset_meta['classes'])
+    root, classes = training_split(cfg, model, args.data_root)
     from looptrans.apis.inference import test_input_size
 
     cam_model = None

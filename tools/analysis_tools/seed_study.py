@@ -203,9 +203,8 @@ def checkpoint_figures(config: str, ckpt: str, cfg_options: Sequence[str]) -> Di
         figures.update(exo_on_object=exo['object'], exo_on_part=exo['part'], exo_top1=exo[tool.TOP1_KEY])
     if hasattr(model, 'part_discovery'):
         masks = _sibling('eval_pseudo_masks')
-        train = model.cfg.train_dataloader.dataset
-        classes = tuple(model.dataset_meta['classes'])
-        samples = masks.find_samples(osp.join(train.data_root, train.get('split', 'Seen')), classes)
+        train_root, classes = masks.training_split(model.cfg, model)
+        samples = masks.find_samples(train_root, classes)
         overall = masks.summarise(masks.evaluate(model, samples, test_input_size(model.cfg), None), classes)['overall']
         figures.update(pm_eval_iou=overall['miou'], pm_eval_valid=overall['valid'])
     return figures
