@@ -261,6 +261,86 @@ def test_exclude_background_skips_the_border_part():
         PartDiscovery(exclude_background='background')
 
 
+def _published_looptrans_choice(labels, cam, cls_attn, num_clu, fg_threshold=0.92, head_idxs=(0, 1, 3)):
+    """Transcription of the published LoopTrans code's pseudo-label loop (SooLab/LoopTrans, ``models/looptrans.py``,
+    ``Net.forward``, "pixel loss"), with LOCATE's ``normalize_minmax``; ``labels`` (B, h*w) is the clustering.
+    Returns the pseudo-labels (B, h, w) and the part excluded as background (B,)."""
+
+    def normalize_minmax(cams, eps=1e-15):
+        num = cams.shape[0]
+        cams = cams - cams.view(num, -1).min(1)[0].view(num, 1, 1)
+        return cams / (cams.view(num, -1).max(1)[0].view(num, 1, 1) + eps)
+
+    b, h, w = cam.shape
+    ego_sam_flat = normalize_minmax(cls_attn[:, list(head_idxs)].mean(1)).flatten(-2, -1)
+    cam_mask = normalize_minmax(cam).flatten(-2, -1) > fg_threshold
+    pseudo_labels = torch.zeros(b, h, w)
+    background = torch.zeros(b, dtype=torch.long)
+    for b_ in range(b):
+        part_scores = torch.zeros(num_clu)
+        part_sam = torch.zeros(num_clu)
+        for part in range(num_clu):
+            part_mask = labels[b_] == part
+            inter_mask = cam_mask[b_] & part_mask
+            union_mask = cam_mask[b_] | part_mask
+            part_scores[part] = inter_mask.sum() / (union_mask.sum() + 1e-6)
+            part_sam[part] = ego_sam_flat[b_][part_mask].mean()
+        background[b_] = torch.argmin(part_sam)
+        part_scores[background[b_]] = -1
+        pseudo_labels[b_] = (labels[b_] == torch.argmax(part_scores)).float().reshape(h, w)
+    return pseudo_labels, background
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_least_salient_matches_the_published_looptrans_code(seed):
+    """'least_salient' with cam_thr=0.92 chooses the pseudo-masks of the published code, on the same parts."""
+    gen = torch.Generator().manual_seed(seed)
+    desc, _, quad, _ = _planted(batch=16, seed=seed)
+    cam = torch.rand(16, GRID, GRID, generator=gen)
+    cls_attn = torch.rand(16, 6, GRID, GRID, generator=gen)
+    ours = PartDiscovery(num_parts=4, cam_thr=0.92, exclude_background='least_salient')(desc, cam, cls_attn=cls_attn)
+    for assign in ours['assign']:
+        _assert_same_partition(assign, quad)  # four non-empty parts, as the published loop needs
+    expected, background = _published_looptrans_choice(ours['assign'], cam, cls_attn, num_clu=4)
+    valid = ours['valid']
+    torch.testing.assert_close(ours['pseudo_mask'][valid], expected[valid])
+    # Where the binarised CAM lies wholly in the excluded part, every candidate has IoU 0: the published loop
+    # then takes the first candidate anyway, ours marks the sample invalid (no pixel loss on an arbitrary part).
+    candidate_ious = ours['ious'].scatter(1, background[:, None], 0.0)
+    assert torch.equal(~valid, candidate_ious.amax(dim=1) == 0)
+    assert int(valid.sum()) >= 12
+    plain = PartDiscovery(num_parts=4, cam_thr=0.92)(desc, cam)
+    assert bool((plain['part'] != ours['part']).any())  # the rule changed some choice: the test can fail
+
+
+def test_least_salient_part_passes_over_empty_parts_and_needs_the_attention():
+    from looptrans.models.part_discovery import cls_attention_map, least_salient_part
+
+    parts = F.one_hot(torch.tensor([[0, 0, 1, 1, 3, 3]]), 4).float()  # part 2 is empty
+    saliency = torch.tensor([[0.9, 0.8, 0.1, 0.3, 0.5, 0.5]])
+    assert least_salient_part(parts, saliency).tolist() == [1]  # mean 0.2; the empty part is not "least salient"
+    attn = torch.zeros(1, 6, 2, 3)
+    attn[0, 1] = torch.arange(6.0).view(2, 3)
+    attn[0, 3] = 6.0
+    torch.testing.assert_close(cls_attention_map(attn, (1, 3)), (torch.arange(6.0) / 5)[None])
+    assert cls_attention_map(torch.ones(1, 6, 2, 3), (0,)).eq(0).all()  # a constant map: zeros, no NaN
+    with pytest.raises(ValueError, match='saliency_heads'):
+        cls_attention_map(attn, (6,))
+    with pytest.raises(ValueError, match="exclude_background='least_salient' needs cls_attn"):
+        PartDiscovery(num_parts=2, exclude_background='least_salient')(torch.randn(1, 6, 4), torch.rand(1, 2, 3))
+
+
+def test_least_salient_trains_in_looptrans():
+    from mmseg.structures import SegDataSample
+
+    model = build_tiny_looptrans(part_discovery=dict(type='PartDiscovery', exclude_background='least_salient'))
+    inputs = torch.randn(2, 3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    samples = [SegDataSample(metainfo=dict(gt_label=i)) for i in (1, 2)]
+    losses = model.loss(inputs, samples)
+    assert torch.isfinite(losses['loss_pixel_dice']) and 'pm_valid' in losses
+    assert model.last_part_discovery.part_score is None
+
+
 # --------------------------------------------------------------------------
 # num_parts='auto': K per image by the cosine silhouette
 # --------------------------------------------------------------------------

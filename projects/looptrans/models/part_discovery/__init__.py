@@ -5,13 +5,21 @@
   typed result :class:`PartDiscoveryResult` (pseudo-masks, validity, part IoUs and their statistics);
 - :mod:`.cam_iou`: :class:`PartDiscovery`, LoopTrans's algorithm (K-means parts matched to the CAM by IoU);
 - :mod:`.kmeans`, :mod:`.saliency`, :mod:`.silhouette`: its building blocks (batched cosine K-means, LOCATE's
-  CLS-attention saliency and part score, the silhouette that chooses K).
+  CLS-attention saliency and part score, the published LoopTrans code's least salient part, the silhouette that
+  chooses K).
 """
 
 from .base import PSEUDO_MASK_FIELD, BasePartDiscovery, PartDiscoveryResult, check_discovery_inputs, pseudo_mask_iou
 from .cam_iou import PartDiscovery
 from .kmeans import cosine_kmeans, farthest_point_init, gather_rows, random_init
-from .saliency import border_attention_share, border_mask, cls_attention_saliency, part_saliency_score
+from .saliency import (
+    border_attention_share,
+    border_mask,
+    cls_attention_map,
+    cls_attention_saliency,
+    least_salient_part,
+    part_saliency_score,
+)
 from .silhouette import cosine_silhouette
 
 __all__ = [
@@ -22,11 +30,13 @@ __all__ = [
     'border_attention_share',
     'border_mask',
     'check_discovery_inputs',
+    'cls_attention_map',
     'cls_attention_saliency',
     'cosine_kmeans',
     'cosine_silhouette',
     'farthest_point_init',
     'gather_rows',
+    'least_salient_part',
     'part_saliency_score',
     'pseudo_mask_iou',
     'random_init',

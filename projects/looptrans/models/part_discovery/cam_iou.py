@@ -15,8 +15,11 @@ from torch import Tensor
 
 from .base import BasePartDiscovery, PartDiscoveryResult
 from .kmeans import cosine_kmeans, farthest_point_init, random_init
-from .saliency import border_mask, cls_attention_saliency, part_saliency_score
+from .saliency import border_mask, cls_attention_map, cls_attention_saliency, least_salient_part, part_saliency_score
 from .silhouette import cosine_silhouette
+
+#: The background rules of :class:`PartDiscovery` (its step 3).
+EXCLUDE_BACKGROUND = (None, 'border', 'saliency', 'least_salient')
 
 
 @MODELS.register_module()
@@ -38,6 +41,9 @@ class PartDiscovery(BasePartDiscovery):
          Parts with ``p < min_part_score`` (mostly outside the salient object) are no candidates, and an
          image without any candidate is invalid: LOCATE skips an image whose best part scores below 0.6.
          A large object that fills the frame and touches every border keeps all its parts.
+       - ``'least_salient'`` (the published LoopTrans code, ``models/looptrans.py``; for DINO weights): the
+         part whose tokens have the lowest mean CLS attention (heads ``saliency_heads`` averaged, min-max
+         normalised: :func:`cls_attention_map`) is no candidate; every other part is, with no part-score gate.
        - ``'border'`` (for random-weight backbones, whose attention is no saliency): the part holding the
          largest share of the grid's border tokens is no candidate. Egocentric images are object-centric,
          so that part is usually the background, but also the object when it fills the frame.
@@ -61,9 +67,10 @@ class PartDiscovery(BasePartDiscovery):
             'random' (distinct random descriptors drawn with the generator
             passed to :meth:`forward`; the generator is ignored otherwise).
             Default: 'farthest'.
-        exclude_background (str | None): 'saliency', 'border' or None (see step 3). Default: None.
-        saliency_heads (Sequence[int]): CLS-attention heads of the saliency mask. Default: (0, 1, 3),
-            LOCATE's choice for ViT-S/16.
+        exclude_background (str | None): 'saliency', 'least_salient', 'border' or None (see step 3).
+            Default: None.
+        saliency_heads (Sequence[int]): CLS-attention heads of the saliency (``'saliency'`` and
+            ``'least_salient'``). Default: (0, 1, 3), LOCATE's and the published LoopTrans code's choice for ViT-S/16.
         min_part_score (float): Minimum LOCATE part score of a candidate with ``'saliency'``.
             Default: 0.6 (LOCATE's ``part_iou_thd``).
         k_range (tuple[int, int]): Candidate K (inclusive) for ``num_parts='auto'``. Default: (2, 6).
@@ -82,9 +89,9 @@ class PartDiscovery(BasePartDiscovery):
         k_range: Tuple[int, int] = (2, 6),
     ) -> None:
         super().__init__()
-        if exclude_background not in (None, 'border', 'saliency'):
+        if exclude_background not in EXCLUDE_BACKGROUND:
             raise ValueError(
-                f"PartDiscovery: exclude_background must be None, 'border' or 'saliency', got {exclude_background!r}."
+                f'PartDiscovery: exclude_background must be one of {EXCLUDE_BACKGROUND}, got {exclude_background!r}.'
             )
         self.exclude_background = exclude_background
         self.auto = num_parts == 'auto'
@@ -160,18 +167,22 @@ class PartDiscovery(BasePartDiscovery):
             border = border_mask(*cam.shape[-2:], device=cam.device)  # (N,)
             border_share = torch.einsum('bnk,n->bk', parts, border)
             return ~F.one_hot(border_share.argmax(dim=1), self.num_parts).bool(), None
-        if self.exclude_background == 'saliency':
+        if self.exclude_background in ('saliency', 'least_salient'):
             if (
                 cls_attn is None
                 or cls_attn.shape[0] != cam.shape[0]
                 or tuple(cls_attn.shape[-2:]) != tuple(cam.shape[-2:])
             ):
                 raise ValueError(
-                    "PartDiscovery: exclude_background='saliency' needs cls_attn (B, heads, h, w) on the "
-                    f'descriptor grid {tuple(cam.shape)}, got '
+                    f'PartDiscovery: exclude_background={self.exclude_background!r} needs cls_attn (B, heads, h, w) '
+                    f'on the descriptor grid {tuple(cam.shape)}, got '
                     f'{None if cls_attn is None else tuple(cls_attn.shape)}; the descriptor backbone '
                     "must return 'cls_attn' (DINOVisionTransformer does), or use 'border'."
                 )
+        if self.exclude_background == 'least_salient':
+            background = least_salient_part(parts, cls_attention_map(cls_attn, self.saliency_heads))
+            return ~F.one_hot(background, self.num_parts).bool(), None
+        if self.exclude_background == 'saliency':
             saliency = cls_attention_saliency(cls_attn, self.saliency_heads).float()
             score = part_saliency_score(parts, saliency)
             return score >= self.min_part_score, score

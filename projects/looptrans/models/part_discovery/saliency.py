@@ -1,5 +1,6 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
-"""Background priors for part selection: LOCATE's CLS-attention saliency and part score, and the grid border."""
+"""Background priors for part selection: LOCATE's CLS-attention saliency and part score, the published LoopTrans
+code's least salient part, and the grid border."""
 
 from typing import Sequence
 
@@ -57,6 +58,52 @@ def part_saliency_score(parts: Tensor, saliency: Tensor) -> Tensor:
     union = size + sal_size - inter
     score = (inter / size.clamp(min=1) + sal_size / union.clamp(min=1)) / 2
     return torch.where(size > 0, score, torch.zeros_like(score))
+
+
+def cls_attention_map(cls_attn: Tensor, heads: Sequence[int] = (0, 1, 3)) -> Tensor:
+    """The published LoopTrans code's saliency map (``models/looptrans.py``, ``ego_sam``): the raw CLS-to-patch
+    attention of the selected heads, averaged over them and min-max normalised per image.
+
+    Unlike :func:`cls_attention_saliency` (LOCATE's) nothing is binarised: each part is scored by the mean of this
+    map over its tokens (:func:`least_salient_part`).
+
+    Args:
+        cls_attn (Tensor): CLS attention over the patches (B, num_heads, h, w).
+        heads (Sequence[int]): Heads to average; the published code uses heads 0, 1 and 3 of ViT-S/16.
+
+    Returns:
+        Tensor: (B, h*w) float in [0, 1]; zeros for an image whose map is constant.
+    """
+    if cls_attn.dim() != 4:
+        raise ValueError(f'cls_attention_map: expected cls_attn (B, heads, h, w), got {tuple(cls_attn.shape)}.')
+    num_heads = cls_attn.shape[1]
+    if not heads or min(heads) < 0 or max(heads) >= num_heads:
+        raise ValueError(
+            f'cls_attention_map: heads {tuple(heads)} must be in [0, {num_heads}) for a '
+            f'backbone with {num_heads} heads; set part_discovery.saliency_heads.'
+        )
+    sal = cls_attn.flatten(2).float()[:, list(heads)].mean(dim=1)  # (B, N)
+    low = sal.min(dim=1, keepdim=True).values
+    span = sal.max(dim=1, keepdim=True).values - low
+    return torch.where(span > 0, (sal - low) / span.clamp(min=1e-12), torch.zeros_like(sal))
+
+
+def least_salient_part(parts: Tensor, saliency: Tensor) -> Tensor:
+    """The published LoopTrans code's background part: the part whose tokens have the lowest mean saliency.
+
+    Empty parts are passed over (the published code takes the mean over an empty part, a NaN that ``argmin``
+    then returns: it would exclude the empty part and keep the background a candidate).
+
+    Args:
+        parts (Tensor): One-hot part assignment (B, N, K), float.
+        saliency (Tensor): Saliency map (B, N), float (:func:`cls_attention_map`).
+
+    Returns:
+        Tensor: (B,) long, the index of each image's least salient non-empty part (ties -> lowest index).
+    """
+    size = parts.sum(dim=1)  # (B, K)
+    mean = torch.einsum('bnk,bn->bk', parts, saliency) / size.clamp(min=1)
+    return mean.masked_fill(size == 0, float('inf')).argmin(dim=1)
 
 
 def border_mask(h: int, w: int, device: torch.device) -> Tensor:
