@@ -4,6 +4,6 @@
 _base_ = [
     '_base_/models/looptrans_dino_vits16.py',
     '_base_/datasets/agd20k_seen.py',
-    '_base_/schedules/schedule_15e.py',
+    '_base_/schedules/schedule_5e.py',
     '_base_/default_runtime.py',
 ]

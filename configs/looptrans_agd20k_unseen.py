@@ -2,7 +2,7 @@
 _base_ = [
     '_base_/models/looptrans_dino_vits16.py',
     '_base_/datasets/agd20k_unseen.py',
-    '_base_/schedules/schedule_15e.py',
+    '_base_/schedules/schedule_5e.py',
     '_base_/default_runtime.py',
 ]
 num_classes = 25  # len(AGD20KDataset.default_classes('Unseen'))

@@ -1,7 +1,7 @@
 # LoopTrans on EPIC-Hotspots, weakly supervised (Interaction Hotspots setting): each sample is an inactive
 # object crop (egocentric) + 8 frames (6 fps) of an EPIC-Kitchens clip (exocentric); an LSTM aggregates the
-# frames' features over time before the shared CAM head. Frozen DINO ViT-S/16, the published 15-epoch
-# schedule.
+# frames' features over time before the shared CAM head. Frozen DINO ViT-S/16, LOCATE's 15-epoch
+# schedule (the published LoopTrans code trains images only).
 #   python tools/train.py configs/looptrans_epic.py
 #   python tools/test.py configs/looptrans_epic.py work_dirs/looptrans_epic/best_KLD_epoch_N.pth
 _base_ = [

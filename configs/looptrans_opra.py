@@ -1,6 +1,7 @@
 # LoopTrans on OPRA, weakly supervised (Interaction Hotspots setting): each sample is a static product image
 # (egocentric) + 8 frames of a demonstration clip (exocentric); an LSTM aggregates the frames' features
-# over time before the shared CAM head. Frozen DINO ViT-S/16, the published 15-epoch schedule.
+# over time before the shared CAM head. Frozen DINO ViT-S/16, LOCATE's 15-epoch schedule (the published
+# LoopTrans code trains images only).
 #   python tools/train.py configs/looptrans_opra.py
 #   python tools/test.py configs/looptrans_opra.py work_dirs/looptrans_opra/best_KLD_epoch_N.pth
 _base_ = [

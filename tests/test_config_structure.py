@@ -184,7 +184,7 @@ def test_metafile_problems_name_the_entry_and_the_fix():
     assert '`Name: looptrans_agd20k`' in text
     assert "'gone' points at 'configs/gone.py', which does not exist" in text
     assert "Alias 'AGD20K unseen'" in text
-    assert "Alias ['looptrans_dino-vits16_15e_agd20k-seen'] appears more than once" in text
+    assert "Alias ['looptrans_dino-vits16_5e_agd20k-seen'] appears more than once" in text
     assert 'configs/looptrans_opra.py has no entry' in text
 
 

@@ -1,6 +1,6 @@
-"""The published recipe, pinned: LOCATE's optimizer groups and schedule, Cross-View-AG's correlation
-alignment, LOCATE's token MLP and saliency part gate, one BatchNorm for both views of the shared CAM, the
-six ablation rows of the paper, and the model's own config keys."""
+"""The published recipe, pinned: LOCATE's optimizer groups, the published LoopTrans code's schedule, pseudo-mask
+rule and test map, Cross-View-AG's correlation alignment, LOCATE's token MLP and saliency part gate, one BatchNorm
+for both views of the shared CAM, the six ablation rows of the paper, and the model's own config keys."""
 
 import math
 import os.path as osp
@@ -47,7 +47,7 @@ def _locate_lr(name: str, base_lr: float) -> float:
     return base_lr * (2 if is_bias else 1)
 
 
-def test_optimizer_groups_and_schedule_follow_locate():
+def test_optimizer_groups_follow_locate():
     cfg = _load('looptrans_agd20k.py')
     init_default_scope('mmseg')
     model = MODELS.build(without_pretrained(cfg.model))
@@ -83,16 +83,59 @@ def test_optimizer_groups_and_schedule_follow_locate():
     for name, lr in representative.items():
         assert lr_of[id(named[name])] == pytest.approx(lr), name
 
-    assert cfg.train_dataloader.batch_size == 16 and cfg.train_cfg.max_epochs == 15
-    (sched,) = cfg.param_scheduler
-    assert sched.type == 'MultiStepLR' and list(sched.milestones) == [5, 10] and sched.gamma == 0.1
-    assert sched.by_epoch
 
 
-def test_pixel_supervision_starts_at_locates_second_epoch():
+def _epoch_rates(cfg: Config, model: torch.nn.Module) -> list:
+    """The learning rate of every epoch of a config's schedule, stepped as MMEngine's runner steps it, as a
+    multiple of the optimiser's base rate (the same for every parameter group)."""
+    from mmengine.registry import PARAM_SCHEDULERS
+
+    opt = build_optim_wrapper(model, cfg.optim_wrapper).optimizer
+    schedulers = [PARAM_SCHEDULERS.build(dict(s, optimizer=opt)) for s in cfg.param_scheduler]
+    rates = []
+    for _ in range(cfg.train_cfg.max_epochs):
+        factors = {round(g['lr'] / g['initial_lr'], 12) for g in opt.param_groups}
+        assert len(factors) == 1
+        rates.append(factors.pop() * cfg.optim_wrapper.optimizer.lr)
+        for scheduler in schedulers:
+            scheduler.step()
+    return rates
+
+
+def test_looptrans_trains_the_published_looptrans_schedule_and_locate_its_own():
+    """SooLab/LoopTrans train.py: batch 16, 5 epochs, StepLR(5, 0.1), i.e. 1e-3 throughout; LOCATE's train.py:
+    15 epochs with the rate divided by 10 after epochs 5 and 10."""
+    init_default_scope('mmseg')
+    for name in ('looptrans_agd20k.py', 'looptrans_agd20k_unseen.py', 'looptrans_hico_iif.py'):
+        cfg = _load(name)
+        assert cfg.train_dataloader.batch_size == 16 and cfg.train_cfg.max_epochs == 5, name
+        model = MODELS.build(without_pretrained(cfg.model))
+        assert _epoch_rates(cfg, model) == pytest.approx([1e-3] * 5), name
+    locate = _load('baselines/locate_agd20k.py')
+    assert locate.train_dataloader.batch_size == 16 and locate.train_cfg.max_epochs == 15
+    model = MODELS.build(without_pretrained(locate.model))
+    assert _epoch_rates(locate, model) == pytest.approx([1e-3] * 5 + [1e-4] * 5 + [1e-5] * 5)
+
+
+def test_pixel_supervision_starts_with_training_as_in_the_published_looptrans_code():
+    """The published forward computes the dice and MSE terms in every step (its warm_epoch is not read)."""
     cfg = _load('looptrans_agd20k.py')
     (hook,) = [h for h in cfg.custom_hooks if h.type == 'PseudoMaskHook']
-    assert hook.start_epoch == 1 and hook.get('start_iter') is None
+    assert hook.start_epoch == 0 and hook.get('start_iter') is None
+
+
+def test_real_configs_choose_pseudo_masks_and_test_maps_as_the_published_looptrans_code():
+    """SooLab/LoopTrans models/looptrans.py: fg_threshold 0.92 on the min-max CAM, the least salient of the
+    K = 4 parts (CLS attention of heads 0, 1, 3) excluded, no part-score gate; test_forward scores the pixel
+    decoder's raw map. The generated-data configs keep the settings their documented figures were measured with."""
+    model = _load('looptrans_agd20k.py').model
+    finder = MODELS.build(model.part_discovery)
+    assert (finder.num_parts, finder.cam_thr, finder.exclude_background) == (4, 0.92, 'least_salient')
+    assert finder.saliency_heads == (0, 1, 3)
+    assert model.test_cfg.heatmap == 'pixel_logits'
+    synthetic = _load('looptrans_synthetic.py').model
+    assert synthetic.part_discovery.cam_thr == 'mean' and synthetic.part_discovery.exclude_background == 'border'
+    assert synthetic.test_cfg.heatmap == 'pixel'
 
 
 # ---------------------------------------------------------------- correlation alignment (Cross-View-AG)

@@ -59,16 +59,18 @@ model = dict(
     ),
     # lambda_corr: Cross-View-AG's align_w = 0.5 (its per-sample affordance-correlation alignment).
     corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=0.5),
-    # K = 4 parts; parts outside DINO's CLS-attention saliency are no candidates and an image whose parts
-    # all score below LOCATE's part score 0.6 gets no pseudo-mask (LOCATE's background removal and gate).
+    # The published LoopTrans code's pseudo-mask rule (SooLab/LoopTrans models/looptrans.py): K = 4 parts; the
+    # part of lowest mean CLS attention (heads 0, 1, 3) is the background and no candidate; the min-max ego CAM
+    # binarised at 0.92 (its fg_threshold) chooses the part of highest IoU.
     part_discovery=dict(
         type='PartDiscovery',
         num_parts=4,
         num_iters=10,
-        exclude_background='saliency',
+        cam_thr=0.92,
+        exclude_background='least_salient',
         saliency_heads=(0, 1, 3),
-        min_part_score=0.6,
     ),
     train_cfg=dict(),
-    test_cfg=dict(heatmap='pixel', return_all=False),
+    # the published code's test map: the pixel decoder's raw map of the asked affordance (test_forward)
+    test_cfg=dict(heatmap='pixel_logits', return_all=False),
 )
