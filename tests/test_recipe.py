@@ -84,7 +84,6 @@ def test_optimizer_groups_follow_locate():
         assert lr_of[id(named[name])] == pytest.approx(lr), name
 
 
-
 def _epoch_rates(cfg: Config, model: torch.nn.Module) -> list:
     """The learning rate of every epoch of a config's schedule, stepped as MMEngine's runner steps it, as a
     multiple of the optimiser's base rate (the same for every parameter group)."""
