@@ -228,6 +228,35 @@ def test_shared_bn_sees_both_views_in_one_batch():
     assert torch.allclose(head(ego, view='ego'), joint_cams[6:], atol=1e-5)
 
 
+def test_shared_head_normalises_each_view_on_its_own_as_the_published_looptrans_code():
+    """joint_norm=False: the shared projection is called on the exo batch, then on the ego batch (SooLab/LoopTrans
+    ``self.scam(exo_proj)`` ... ``self.scam(ego_proj)``): each view's own batch statistics in training, two
+    running-statistic updates per step."""
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    head = SharedCAMHead(num_classes=4, in_channels=16, channels=8, shared=True, joint_norm=False).train()
+    exo = torch.randn(6, 16, 5, 5) + 3.0
+    ego = torch.randn(2, 16, 5, 5) - 3.0
+    reference = SharedCAMHead(num_classes=4, in_channels=16, channels=8, shared=True).train()
+    reference.load_state_dict(head.state_dict())
+    expected_exo = reference(exo, view='exo')  # one call per view, as the published code
+    expected_ego = reference(ego, view='ego')
+    cams_exo, _, cams_ego, _ = head.forward_views(exo, ego)
+    torch.testing.assert_close(cams_exo, expected_exo)
+    torch.testing.assert_close(cams_ego, expected_ego)
+    bn, ref_bn = head.projs['shared'][0].bn, reference.projs['shared'][0].bn
+    assert bn.num_batches_tracked.item() == 2
+    torch.testing.assert_close(bn.running_mean, ref_bn.running_mean)
+    joint = SharedCAMHead(num_classes=4, in_channels=16, channels=8, shared=True).train()
+    joint.load_state_dict(reference.state_dict())
+    assert not torch.allclose(joint.forward_views(exo, ego).ego_cams, cams_ego, atol=1e-3)  # the option matters
+
+
+def test_real_configs_normalise_views_as_the_published_looptrans_code_and_generated_ones_jointly():
+    assert _load('looptrans_agd20k.py').model.cam_head.joint_norm is False
+    assert _load('looptrans_synthetic.py').model.cam_head.joint_norm is True
+
+
 def test_unshared_head_keeps_one_bn_per_view():
     init_default_scope('mmseg')
     torch.manual_seed(0)

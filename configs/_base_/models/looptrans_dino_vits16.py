@@ -26,6 +26,8 @@ model = dict(
         channels=384,
         num_classes=num_classes,
         shared=True,
+        # the published LoopTrans code calls its shared projection once per view (BatchNorm statistics per view)
+        joint_norm=False,
         # lambda_cls; logged as loss_cls_exo / loss_cls_ego.
         loss_decode=dict(type='mmseg.CrossEntropyLoss', avg_non_ignore=True, loss_weight=1.0, loss_name='loss_cls'),
     ),

@@ -108,6 +108,9 @@ class SharedCAMHead(BaseDecodeHead):
         channels (int): Channels of the embedding. Default: 384.
         num_classes (int): Number of affordance classes C.
         shared (bool): One projection for both views. Default: True.
+        joint_norm (bool): With ``shared=True``, run the projection once on both views together, so that its
+            BatchNorm layers normalise them with the joint batch's statistics (True), or once per view, as the
+            published LoopTrans code calls its ``scam`` (False); see :meth:`forward_views`. Default: True.
         mlp_ratio (int): Hidden width of the token MLP. Default: 4.
         cls_views (Sequence[str]): Views whose image-level classification loss is returned by
             :meth:`loss_by_feat`. Default: ('exo', 'ego').
@@ -130,6 +133,7 @@ class SharedCAMHead(BaseDecodeHead):
         in_channels: Union[int, Sequence[int]] = 384,
         channels: int = 384,
         shared: bool = True,
+        joint_norm: bool = True,
         mlp_ratio: int = 4,
         cls_views: Sequence[str] = VIEWS,
         loss_decode: MultiConfig = dict(
@@ -154,6 +158,7 @@ class SharedCAMHead(BaseDecodeHead):
         if unknown or not cls_views:
             raise ValueError(f'SharedCAMHead: cls_views must be a non-empty subset of {VIEWS}, got {tuple(cls_views)}.')
         self.shared = shared
+        self.joint_norm = joint_norm
         self.cls_views = tuple(cls_views)
         self.token_mlp = TokenMLP(self.in_channels, mlp_ratio)
         branches = ('shared',) if shared else VIEWS
@@ -191,13 +196,13 @@ class SharedCAMHead(BaseDecodeHead):
     ) -> ViewCAMs:
         """CAMs and embeddings of both views in one training step.
 
-        With ``shared=True`` the projection runs **once** on the exo and ego features together, so its
-        BatchNorm layers normalise both views with the statistics of the joint batch, and their running
-        statistics estimate exactly those statistics. Running it once per view would normalise each
-        view with its own batch statistics in training, while the running statistics became a blend
-        of the two that no test-time input matches. One BN for both views is the literal reading of
-        "one set of parameters" for the shared CAM, and one pass is cheaper. With ``shared=False`` each
-        view goes through its own projection (and its own BN).
+        With ``shared=True`` and ``joint_norm=True`` the projection runs **once** on the exo and ego features
+        together, so its BatchNorm layers normalise both views with the statistics of the joint batch, and
+        their running statistics estimate exactly those statistics; one pass is also cheaper. With
+        ``joint_norm=False`` it runs once per view (exo, then ego), as the published LoopTrans code calls its
+        shared ``scam``: each view is normalised with its own batch statistics in training, and the running
+        statistics become a blend of the two. With ``shared=False`` each view goes through its own projection
+        (and its own BN).
 
         Args:
             exo_inputs: Exo features (B*V, ...), the V views of sample 0 first.
@@ -207,7 +212,7 @@ class SharedCAMHead(BaseDecodeHead):
             ViewCAMs: exo CAMs, exo embedding, ego CAMs, ego embedding (it unpacks as these four).
         """
         exo, ego = self.select_inputs(exo_inputs), self.select_inputs(ego_inputs)
-        if not self.shared:
+        if not self.shared or not self.joint_norm:
             return ViewCAMs(*self.forward_embed(exo, 'exo'), *self.forward_embed(ego, 'ego'))
         cams, embed = self.forward_embed(torch.cat([exo, ego]), 'exo')
         num_exo = exo.shape[0]
