@@ -257,6 +257,34 @@ def test_real_configs_normalise_views_as_the_published_looptrans_code_and_genera
     assert _load('looptrans_synthetic.py').model.cam_head.joint_norm is True
 
 
+def test_concentration_loss_acts_on_the_pixel_maps_of_every_class_as_the_published_looptrans_code():
+    """SooLab/LoopTrans: ``loss_con += concentration_loss(ego_pred[b_])`` on the pixel decoder's maps of every
+    class, in every step (pixel supervision on or off), times 0.07 in train.py."""
+    from conftest import build_tiny_looptrans
+    from mmseg.structures import SegDataSample
+
+    from looptrans.models.losses import LOCATEConcentrationLoss
+
+    assert _load('looptrans_agd20k.py').model.concentration_loss == dict(
+        type='LOCATEConcentrationLoss', loss_weight=0.07
+    )
+    assert _load('looptrans_synthetic.py').model.concentration_loss is None
+    torch.manual_seed(0)
+    model = build_tiny_looptrans(concentration_loss=dict(type='LOCATEConcentrationLoss', loss_weight=0.07)).eval()
+    inputs = torch.randn(2, 3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    samples = [SegDataSample(metainfo=dict(gt_label=i)) for i in (1, 2)]
+    for supervised in (True, False):
+        model.pixel_supervision = supervised
+        losses = model.loss(inputs, samples)
+        logits = model.pixel_head(model.extract_feat(inputs[:, 0]))
+        assert logits.shape[1] == 4
+        expected = LOCATEConcentrationLoss(loss_weight=0.07)(logits)
+        torch.testing.assert_close(losses['loss_concentration'], expected)
+        assert losses['loss_concentration'] > 0
+    with pytest.raises(ValueError, match='model.concentration_loss=None'):
+        build_tiny_looptrans(pixel_head=None, concentration_loss=dict(type='LOCATEConcentrationLoss'))
+
+
 def test_unshared_head_keeps_one_bn_per_view():
     init_default_scope('mmseg')
     torch.manual_seed(0)

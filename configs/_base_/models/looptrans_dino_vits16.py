@@ -61,6 +61,8 @@ model = dict(
     ),
     # lambda_corr: Cross-View-AG's align_w = 0.5 (its per-sample affordance-correlation alignment).
     corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=0.5),
+    # the published LoopTrans code's loss_con: LOCATE's concentration loss on the pixel decoder's maps, x 0.07
+    concentration_loss=dict(type='LOCATEConcentrationLoss', loss_weight=0.07),
     # The published LoopTrans code's pseudo-mask rule (SooLab/LoopTrans models/looptrans.py): K = 4 parts; the
     # part of lowest mean CLS attention (heads 0, 1, 3) is the background and no candidate; the min-max ego CAM
     # binarised at 0.92 (its fg_threshold) chooses the part of highest IoU.

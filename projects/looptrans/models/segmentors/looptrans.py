@@ -81,7 +81,8 @@ class LoopTrans(AffordanceSegmentor):
        the pixel head is trained on it (dice + MSE);
     4. the noise heads absorb non-affordance context in the exo CAMs; the denoising distillation loss pulls
        the exo affordance feature towards the ego feature pooled by the pixel head's (clean) localisation;
-    5. the correlation loss aligns the affordance correlations of the two views.
+    5. the correlation loss aligns the affordance correlations of the two views;
+    6. optionally (the published code does), a concentration loss on the pixel head's maps.
 
     At test time only the egocentric image is used: the heatmap of the asked affordance comes from the pixel
     head (``test_cfg.heatmap='pixel'``, its sigmoid, the default when a pixel head exists;
@@ -97,6 +98,9 @@ class LoopTrans(AffordanceSegmentor):
         pixel_head: :class:`PixelAffordanceHead` config, or None ("no pixel alignment" ablation).
         noise_head: :class:`NoiseHead` config, or None ("no denoising distillation" ablation).
         corr_loss: :class:`AffordanceCorrelationLoss` config, or None.
+        concentration_loss: a loss on the pixel head's logits of every class (B, C, H', W'), or None: the
+            published LoopTrans code applies LOCATE's concentration loss (:class:`LOCATEConcentrationLoss`,
+            weight 0.07) to its pixel decoder's maps in every step. Needs ``pixel_head``.
         part_discovery: a part-discovery config (a :class:`~looptrans.models.part_discovery.BasePartDiscovery`;
             default :class:`PartDiscovery` with K=4 parts).
         descriptor: frozen DINO backbone config giving part-discovery descriptors when ``backbone`` is not
@@ -120,6 +124,7 @@ class LoopTrans(AffordanceSegmentor):
         pixel_head: OptConfigType = None,
         noise_head: OptConfigType = None,
         corr_loss: OptConfigType = None,
+        concentration_loss: OptConfigType = None,
         part_discovery: ConfigType = dict(type='PartDiscovery', num_parts=4),
         descriptor: OptConfigType = None,
         neck: OptConfigType = None,
@@ -138,6 +143,12 @@ class LoopTrans(AffordanceSegmentor):
         self.pixel_head = MODELS.build(pixel_head) if pixel_head is not None else None
         self.noise_head = MODELS.build(noise_head) if noise_head is not None else None
         self.corr_loss = MODELS.build(corr_loss) if corr_loss is not None else None
+        if concentration_loss is not None and self.pixel_head is None:
+            raise ValueError(
+                'LoopTrans: concentration_loss acts on the pixel head\'s maps, and model.pixel_head is None; set '
+                'model.concentration_loss=None in a config without a pixel head.'
+            )
+        self.concentration_loss = MODELS.build(concentration_loss) if concentration_loss is not None else None
         self.part_discovery = MODELS.build(part_discovery)
         self.descriptor = MODELS.build(descriptor) if descriptor is not None else None
         self.temporal = MODELS.build(temporal) if temporal is not None else None
@@ -231,6 +242,8 @@ class LoopTrans(AffordanceSegmentor):
             parts = self.discover_parts(desc_ego, cam_ego) if self.pixel_supervision else None
             self._hand_over_pseudo_masks(parts, data_samples)
             losses.update(self.pixel_head.loss_by_feat(pixel_logits, data_samples))
+            if self.concentration_loss is not None:
+                losses[self.concentration_loss.loss_name] = self.concentration_loss(pixel_logits)
             if parts is not None:
                 losses.update(parts.statistics(data_samples, tuple(ego.shape[-2:])))
                 teacher = select_class_maps(pixel_logits, labels).detach().sigmoid()
