@@ -77,7 +77,6 @@ def test_optimizer_groups_follow_locate():
         'cam_head.conv_seg.weight': 1e-2,
         'cam_head.conv_seg.bias': 2e-2,
         'pixel_head.conv_in.conv.weight': 1e-3,
-        'pixel_head.conv_seg.weight': 1e-2,
         'noise_head.conv_noise.bias': 2e-2,
     }
     for name, lr in representative.items():
@@ -283,6 +282,84 @@ def test_concentration_loss_acts_on_the_pixel_maps_of_every_class_as_the_publish
         assert losses['loss_concentration'] > 0
     with pytest.raises(ValueError, match='model.concentration_loss=None'):
         build_tiny_looptrans(pixel_head=None, concentration_loss=dict(type='LOCATEConcentrationLoss'))
+
+
+def _tiny_pixel_on_cam_head(**model):
+    from conftest import build_tiny_looptrans
+
+    cam = dict(type='SharedCAMHead', in_channels=384, channels=32, num_classes=4)
+    pixel = dict(type='PixelAffordanceHead', in_channels=384, channels=32, num_classes=4, upsample=1)
+    return build_tiny_looptrans(cam_head=cam, pixel_head=pixel, pixel_on_cam_head=True, **model)
+
+
+def test_pixel_branch_reads_the_token_mlp_and_ends_in_the_cam_classifier_as_the_published_looptrans_code():
+    """SooLab/LoopTrans: ``ego_pred = aff_fc(pixel_dec(ego_proj))`` with ``ego_proj = desc + aff_proj(desc)``
+    (the token MLP of the CAM branch) and ``aff_fc`` the classifier that also makes the CAMs."""
+    from mmseg.structures import SegDataSample
+
+    torch.manual_seed(0)
+    model = _tiny_pixel_on_cam_head()
+    model.init_weights()
+    model.eval()
+    inputs = torch.randn(2, 3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    feats = model.extract_feat(inputs[:, 0])
+    cam, pixel = model.cam_head, model.pixel_head
+    expected = cam.conv_seg(pixel.conv_up(pixel.conv_in(cam.token_mlp(feats[-1]))))  # transcription
+    torch.testing.assert_close(model.pixel_logits(feats), expected)
+    heatmaps = model.decode_heatmaps(feats, tuple(expected.shape[-2:]), ('pixel_logits',))
+    torch.testing.assert_close(heatmaps['pixel_logits'], expected)  # inference takes the same branch
+    # one classifier: saved, initialised and optimised once, by the CAM head, at LOCATE's 10x / 20x
+    assert not any(k.startswith('pixel_head.conv_seg') for k in model.state_dict())
+    names = [n for n, _ in model.named_parameters()]
+    assert 'cam_head.conv_seg.weight' in names and len(names) == len(set(names))
+    cfg = _load('looptrans_agd20k.py')
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    rate = {id(p): g['lr'] for g in wrapper.optimizer.param_groups for p in g['params']}
+    assert rate[id(cam.conv_seg.weight)] == pytest.approx(1e-2) and rate[id(cam.conv_seg.bias)] == pytest.approx(2e-2)
+    # the pixel loss trains the shared classifier
+    model.train()
+    samples = [SegDataSample(metainfo=dict(gt_label=i)) for i in (1, 2)]
+    losses = model.loss(inputs, samples)
+    assert 'pm_valid' in losses
+    cam.conv_seg.weight.grad = None
+    losses['loss_pixel_mse'].backward()
+    assert cam.conv_seg.weight.grad is not None and cam.conv_seg.weight.grad.abs().sum() > 0
+
+
+def test_pixel_branch_on_the_cam_head_refuses_what_it_cannot_share():
+    from conftest import build_tiny_looptrans
+
+    with pytest.raises(ValueError, match='model.pixel_on_cam_head=False'):
+        build_tiny_looptrans(pixel_head=None, pixel_on_cam_head=True)
+    with pytest.raises(ValueError, match="give the pixel head the CAM head's channels"):
+        build_tiny_looptrans(pixel_on_cam_head=True)  # the tiny heads: 32 CAM channels, 16 pixel channels
+    with pytest.raises(ValueError, match='1x1 nn.Conv2d'):
+        _tiny_pixel_on_cam_head().pixel_head.use_classifier(torch.nn.Conv2d(32, 4, 3))
+
+
+def test_without_override_drops_only_the_named_submodule():
+    from looptrans.models.heads.pixel_affordance_head import without_override
+
+    default = dict(type='Normal', std=0.01, override=dict(name='conv_seg'))
+    assert without_override(default, 'conv_seg') is None
+    torch_default = dict(type='mmseg.TorchDefault', layer=['Conv2d'])
+    assert without_override(torch_default, 'conv_seg') == [torch_default]
+    both = dict(type='Normal', layer='Conv2d', override=[dict(name='conv_seg'), dict(name='conv_in')])
+    assert without_override([both], 'conv_seg') == [
+        dict(type='Normal', layer='Conv2d', override=[dict(name='conv_in')])
+    ]
+    assert without_override(None, 'conv_seg') is None
+
+
+def test_real_configs_build_the_published_pixel_branch_and_generated_ones_their_own():
+    real, synthetic = _load('looptrans_agd20k.py').model, _load('looptrans_synthetic.py').model
+    assert real.pixel_on_cam_head is True
+    assert (real.pixel_head.channels, real.pixel_head.upsample) == (384, 1)
+    assert synthetic.pixel_on_cam_head is False
+    assert (synthetic.pixel_head.channels, synthetic.pixel_head.upsample) == (256, 2)
+    init_default_scope('mmseg')
+    model = MODELS.build(without_pretrained(_load('looptrans_agd20k.py').model))
+    assert model.pixel_head._borrowed_classifier == (model.cam_head.conv_seg,)
 
 
 def test_unshared_head_keeps_one_bn_per_view():

@@ -4,6 +4,11 @@
 # L_corr (correlation alignment) stays on in every row: it is not one of the three modules.
 _base_ = ['../looptrans_agd20k.py']
 model = dict(
-    cam_head=dict(shared=True), pixel_head=None, concentration_loss=None, noise_head=None, test_cfg=dict(heatmap='cam')
+    cam_head=dict(shared=True),
+    pixel_head=None,
+    pixel_on_cam_head=False,
+    concentration_loss=None,
+    noise_head=None,
+    test_cfg=dict(heatmap='cam'),
 )
 custom_hooks = []  # no pixel head: no pseudo-mask supervision to switch on

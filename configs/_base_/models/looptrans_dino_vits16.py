@@ -31,12 +31,16 @@ model = dict(
         # lambda_cls; logged as loss_cls_exo / loss_cls_ego.
         loss_decode=dict(type='mmseg.CrossEntropyLoss', avg_non_ignore=True, loss_weight=1.0, loss_name='loss_cls'),
     ),
+    # The published LoopTrans code's pixel decoder (pixel_dec): two conv3x3-BN-ReLU at 384 channels on the CAM
+    # head's token-MLP features, no upsampling, ending in the CAM head's classifier (pixel_on_cam_head below);
+    # PyTorch's default initialisation, as its nn.Conv2d / nn.BatchNorm2d layers get.
     pixel_head=dict(
         type='PixelAffordanceHead',
         in_channels=384,
-        channels=256,
+        channels=384,
         num_classes=num_classes,
-        upsample=2,
+        upsample=1,
+        init_cfg=dict(type='mmseg.TorchDefault', layer=['Conv2d', '_BatchNorm']),
         # lambda_pixel: soft dice (mmseg's DiceLoss, naive form, eps 1) + MSE on the sigmoid.
         loss_decode=[
             dict(
@@ -61,6 +65,7 @@ model = dict(
     ),
     # lambda_corr: Cross-View-AG's align_w = 0.5 (its per-sample affordance-correlation alignment).
     corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=0.5),
+    pixel_on_cam_head=True,
     # the published LoopTrans code's loss_con: LOCATE's concentration loss on the pixel decoder's maps, x 0.07
     concentration_loss=dict(type='LOCATEConcentrationLoss', loss_weight=0.07),
     # The published LoopTrans code's pseudo-mask rule (SooLab/LoopTrans models/looptrans.py): K = 4 parts; the

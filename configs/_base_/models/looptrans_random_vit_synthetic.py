@@ -8,11 +8,16 @@ model = dict(
     ),
     # A random ViT's CLS attention is no saliency: drop the border-dominated part instead (object-centric
     # ego images; see PartDiscovery). The CAM is binarised at its mean, one BatchNorm pass covers both views,
-    # no concentration loss acts on the pixel head and the test map is the pixel head's sigmoid: the settings
-    # every figure of docs/generated_benchmark.md and docs/results.md was measured with (the published
-    # LoopTrans code's values: docs/differences.md).
+    # no concentration loss acts on the pixel head, which has its own decoder and classifier, and the test map is
+    # the pixel head's sigmoid: the settings every figure of docs/generated_benchmark.md and docs/results.md was
+    # measured with (the published LoopTrans code's values: docs/differences.md).
     part_discovery=dict(exclude_background='border', cam_thr='mean'),
     cam_head=dict(joint_norm=True),
     concentration_loss=None,
+    # the pixel head of every documented figure: its own input, decoder (256 channels, x2) and classifier
+    pixel_on_cam_head=False,
+    pixel_head=dict(
+        channels=256, upsample=2, init_cfg=dict(_delete_=True, type='Normal', std=0.01, override=dict(name='conv_seg'))
+    ),
     test_cfg=dict(heatmap='pixel'),
 )

@@ -1,7 +1,7 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Pixel-level affordance decoder trained on part-level pseudo-masks."""
 
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -9,10 +9,28 @@ from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from mmseg.utils import MultiConfig, OptConfigType, SampleList
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..part_discovery.base import PSEUDO_MASK_FIELD
 from .utils import labels_of, losses_by_name, select_class_maps, select_head_inputs
+
+
+def without_override(init_cfg: Union[dict, List[dict], None], name: str) -> Union[List[dict], None]:
+    """``init_cfg`` without its ``override`` of the submodule ``name``; an entry that initialised only that
+    submodule (an ``override`` and no ``layer``) goes entirely. None when nothing is left."""
+    entries = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg] if init_cfg else []
+    kept = []
+    for entry in entries:
+        entry = dict(entry)
+        override = entry.pop('override', None)
+        overrides = [] if override is None else list(override) if isinstance(override, (list, tuple)) else [override]
+        others = [o for o in overrides if o.get('name') != name]
+        if others:
+            entry['override'] = others
+        elif overrides and 'layer' not in entry:
+            continue
+        kept.append(entry)
+    return kept or None
 
 
 @MODELS.register_module()
@@ -83,6 +101,38 @@ class PixelAffordanceHead(BaseDecodeHead):
         layer = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
         self.conv_in = ConvModule(self.in_channels, channels, 3, padding=1, **layer)
         self.conv_up = ConvModule(channels, channels, 3, padding=1, **layer)
+        #: another head's classifier used in place of ``conv_seg`` (:meth:`use_classifier`); held in a tuple so
+        #: that it is not registered here: its parameters stay one entry of its owner's (and of the optimiser's).
+        self._borrowed_classifier: Tuple[nn.Conv2d, ...] = ()
+
+    def use_classifier(self, classifier: nn.Conv2d) -> None:
+        """End in ``classifier`` (another head's 1x1 conv, e.g. the CAM head's ``conv_seg``) instead of an own one.
+
+        The published LoopTrans code's pixel decoder ends in the classifier ``aff_fc`` that also makes the CAMs,
+        so one set of class weights scores both. The own ``conv_seg`` is removed (its checkpoint keys go with
+        it); the borrowed one is not registered as a submodule, so it is built, initialised, saved and optimised
+        once, by its owner.
+        """
+        if not isinstance(classifier, nn.Conv2d) or classifier.kernel_size != (1, 1):
+            raise ValueError(f'PixelAffordanceHead.use_classifier: expected a 1x1 nn.Conv2d, got {classifier!r}.')
+        if (classifier.in_channels, classifier.out_channels) != (self.channels, self.out_channels):
+            raise ValueError(
+                f'PixelAffordanceHead.use_classifier: the classifier maps {classifier.in_channels} -> '
+                f'{classifier.out_channels} channels, this head needs {self.channels} -> {self.out_channels}; '
+                'give the pixel head the CAM head\'s channels and num_classes.'
+            )
+        if hasattr(self, 'conv_seg'):
+            del self.conv_seg
+        self.init_cfg = without_override(self.init_cfg, 'conv_seg')  # the owner initialises it
+        self._borrowed_classifier = (classifier,)
+
+    def cls_seg(self, feat: Tensor) -> Tensor:
+        """Classify each location: the own ``conv_seg``, or the classifier given to :meth:`use_classifier`."""
+        if not self._borrowed_classifier:
+            return super().cls_seg(feat)
+        if self.dropout is not None:
+            feat = self.dropout(feat)
+        return self._borrowed_classifier[0](feat)
 
     def forward(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
         """Backbone outputs (or one (B, in_channels, h, w) tensor) -> logits (B, C, h*up, w*up)."""

@@ -75,6 +75,11 @@ class AffordanceSegmentor(BaseSegmentor):
             raise ValueError(f"model.test_cfg.heatmap={source!r} needs a pixel_head; use 'cam'")
 
     # ------------------------------------------------------------------ inference
+    def pixel_logits(self, feats: List[Tensor]) -> Tensor:
+        """The pixel head's logits (B, C, h', w') of the ego feature levels; a subclass whose pixel head reads
+        other features (LoopTrans with ``pixel_on_cam_head``) routes them here, for training and inference."""
+        return self.pixel_head(feats)
+
     def decode_heatmaps(
         self, feats: List[Tensor], size: Tuple[int, int], sources: Sequence[str], cams: Optional[Tensor] = None
     ) -> Dict[str, Tensor]:
@@ -91,7 +96,7 @@ class AffordanceSegmentor(BaseSegmentor):
             self.check_heatmap_source(source)
         out: Dict[str, Tensor] = {}
         if any(src in ('pixel', 'pixel_logits', 'fusion') for src in sources):
-            logits = self._resize(self.pixel_head(feats), size)
+            logits = self._resize(self.pixel_logits(feats), size)
             out['pixel_logits'] = logits
             out['pixel'] = logits.sigmoid()
         if any(src in ('cam', 'fusion') for src in sources):

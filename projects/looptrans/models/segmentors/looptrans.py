@@ -98,6 +98,10 @@ class LoopTrans(AffordanceSegmentor):
         pixel_head: :class:`PixelAffordanceHead` config, or None ("no pixel alignment" ablation).
         noise_head: :class:`NoiseHead` config, or None ("no denoising distillation" ablation).
         corr_loss: :class:`AffordanceCorrelationLoss` config, or None.
+        pixel_on_cam_head: the published LoopTrans code's pixel branch: the pixel head reads the CAM head's
+            token-MLP features (``aff_proj``) instead of the backbone's, and ends in the CAM head's classifier
+            (``aff_fc``) instead of its own; needs the pixel head's ``channels`` and ``num_classes`` to be the CAM
+            head's. Default: False (its own input and classifier).
         concentration_loss: a loss on the pixel head's logits of every class (B, C, H', W'), or None: the
             published LoopTrans code applies LOCATE's concentration loss (:class:`LOCATEConcentrationLoss`,
             weight 0.07) to its pixel decoder's maps in every step. Needs ``pixel_head``.
@@ -124,6 +128,7 @@ class LoopTrans(AffordanceSegmentor):
         pixel_head: OptConfigType = None,
         noise_head: OptConfigType = None,
         corr_loss: OptConfigType = None,
+        pixel_on_cam_head: bool = False,
         concentration_loss: OptConfigType = None,
         part_discovery: ConfigType = dict(type='PartDiscovery', num_parts=4),
         descriptor: OptConfigType = None,
@@ -143,6 +148,20 @@ class LoopTrans(AffordanceSegmentor):
         self.pixel_head = MODELS.build(pixel_head) if pixel_head is not None else None
         self.noise_head = MODELS.build(noise_head) if noise_head is not None else None
         self.corr_loss = MODELS.build(corr_loss) if corr_loss is not None else None
+        self.pixel_on_cam_head = bool(pixel_on_cam_head)
+        if self.pixel_on_cam_head:
+            if self.pixel_head is None:
+                raise ValueError(
+                    'LoopTrans: pixel_on_cam_head routes the pixel head through the CAM head, and model.pixel_head '
+                    'is None; set model.pixel_on_cam_head=False in a config without a pixel head.'
+                )
+            if self.pixel_head.in_channels != self.cam_head.in_channels:
+                raise ValueError(
+                    f'LoopTrans: with pixel_on_cam_head the pixel head reads the CAM head\'s token-MLP features '
+                    f'({self.cam_head.in_channels} channels); set model.pixel_head.in_channels='
+                    f'{self.cam_head.in_channels} (got {self.pixel_head.in_channels}).'
+                )
+            self.pixel_head.use_classifier(self.cam_head.conv_seg)
         if concentration_loss is not None and self.pixel_head is None:
             raise ValueError(
                 'LoopTrans: concentration_loss acts on the pixel head\'s maps, and model.pixel_head is None; set '
@@ -238,7 +257,7 @@ class LoopTrans(AffordanceSegmentor):
         cam_ego = select_class_maps(cams.ego_cams, labels).detach()  # (B, h, w)
         teacher = self.distillation_teacher(cam_ego)
         if self.pixel_head is not None:
-            pixel_logits = self.pixel_head(feats_ego)
+            pixel_logits = self.pixel_logits(feats_ego)
             parts = self.discover_parts(desc_ego, cam_ego) if self.pixel_supervision else None
             self._hand_over_pseudo_masks(parts, data_samples)
             losses.update(self.pixel_head.loss_by_feat(pixel_logits, data_samples))
@@ -253,6 +272,13 @@ class LoopTrans(AffordanceSegmentor):
         if self.corr_loss is not None:
             losses[self.corr_loss.loss_name] = self.corr_loss(cams.exo_logits.view(num, views, -1), cams.ego_logits)
         return losses
+
+    def pixel_logits(self, feats: List[Tensor]) -> Tensor:
+        """The pixel head's logits (B, C, h', w') of ego feature levels: on the backbone's features, or with
+        ``pixel_on_cam_head`` on the CAM head's token-MLP features (the CAM head's input selection first)."""
+        if not self.pixel_on_cam_head:
+            return self.pixel_head(feats)
+        return self.pixel_head(self.cam_head.token_mlp(self.cam_head.select_inputs(feats)))
 
     def distillation_teacher(self, cam_ego: Tensor) -> Optional[Tensor]:
         """The clean ego localisation the denoising distillation feeds back, before the pixel head's output
