@@ -362,6 +362,58 @@ def test_real_configs_build_the_published_pixel_branch_and_generated_ones_their_
     assert model.pixel_head._borrowed_classifier == (model.cam_head.conv_seg,)
 
 
+def _published_pixel_losses(gt_ego_cam, pseudo_labels):
+    """Transcription of the published LoopTrans code's pixel loss (SooLab/LoopTrans models/looptrans.py: its
+    DiceLoss, ``nn.MSELoss``, ``normalize_minmax``; the weights of train.py): (MSE x 10, dice x 2)."""
+
+    def normalize_minmax(cams, eps=1e-15):
+        num = cams.shape[0]
+        cams = cams - cams.view(num, -1).min(1)[0].view(num, 1, 1)
+        return cams / (cams.view(num, -1).max(1)[0].view(num, 1, 1) + eps)
+
+    def dice_loss(inputs, targets, smooth=1):
+        inputs, targets = inputs.reshape(-1), targets.reshape(-1)
+        intersection = (inputs * targets).sum()
+        return 1 - (2.0 * intersection + smooth) / (inputs.sum() + targets.sum() + smooth)
+
+    gt_ego_cam = normalize_minmax(gt_ego_cam)
+    b = gt_ego_cam.shape[0]
+    loss_mse = sum(F.mse_loss(gt_ego_cam[i], pseudo_labels[i]) for i in range(b)) / b
+    loss_dice = sum(dice_loss(gt_ego_cam[i], pseudo_labels[i]) for i in range(b)) / b
+    return loss_mse * 10, loss_dice * 2
+
+
+def test_pixel_losses_of_the_real_configs_transcribe_the_published_looptrans_code():
+    init_default_scope('mmseg')
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 1, 14, 14, generator=gen) * 3
+    target = (torch.rand(4, 1, 14, 14, generator=gen) > 0.7).float()
+    mse, dice = _published_pixel_losses(logits[:, 0], target[:, 0])
+    losses = {}
+    for cfg in _load('looptrans_agd20k.py').model.pixel_head.loss_decode:
+        loss = MODELS.build(cfg)
+        losses[loss.loss_name] = loss(logits, target, weight=torch.ones(4), avg_factor=4)
+    torch.testing.assert_close(losses['loss_pixel_mse'], mse)
+    torch.testing.assert_close(losses['loss_pixel_dice'], dice)
+    # the published form differs from the sigmoid one the generated-data configs keep
+    sigmoid = MODELS.build(dict(type='MapMSELoss', use_sigmoid=True, loss_weight=10.0))
+    assert not torch.allclose(sigmoid(logits, target), mse, atol=1e-3)
+
+
+def test_map_losses_refuse_an_unknown_activation_and_a_negative_smooth():
+    from looptrans.models.losses import MapDiceLoss, MapMSELoss
+
+    with pytest.raises(ValueError, match="activation must be one of \\('sigmoid', 'minmax', 'none'\\)"):
+        MapDiceLoss(activation='softmax')
+    with pytest.raises(ValueError, match='activation must be one of'):
+        MapMSELoss(activation='relu')
+    with pytest.raises(ValueError, match='smooth must be >= 0'):
+        MapDiceLoss(smooth=-1)
+    assert MapMSELoss(use_sigmoid=False).activation == 'none' and MapMSELoss().use_sigmoid
+    constant = torch.zeros(2, 1, 3, 3)  # a constant map min-max normalises to zeros, not NaN
+    assert torch.isfinite(MapDiceLoss()(constant, torch.ones(2, 1, 3, 3)))
+
+
 def test_unshared_head_keeps_one_bn_per_view():
     init_default_scope('mmseg')
     torch.manual_seed(0)

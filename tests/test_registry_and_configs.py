@@ -26,6 +26,7 @@ EXPECTED = {
         'DINOVisionTransformer',
         'AffordanceDataPreprocessor',
         'DenoisingDistillationLoss',
+        'MapDiceLoss',
         'MapMSELoss',
         'AffordanceCorrelationLoss',
         'LSTMTemporalAggregator',

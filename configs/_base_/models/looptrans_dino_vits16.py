@@ -41,19 +41,11 @@ model = dict(
         num_classes=num_classes,
         upsample=1,
         init_cfg=dict(type='mmseg.TorchDefault', layer=['Conv2d', '_BatchNorm']),
-        # lambda_pixel: soft dice (mmseg's DiceLoss, naive form, eps 1) + MSE on the sigmoid.
+        # lambda_pixel, the published LoopTrans code's: its soft dice x 2 and MSE x 10, both on the pixel map of the
+        # labelled affordance min-max normalised per image (normalize_minmax), against the pseudo-mask.
         loss_decode=[
-            dict(
-                type='mmseg.DiceLoss',
-                use_sigmoid=True,
-                activate=True,
-                naive_dice=True,
-                eps=1.0,
-                ignore_index=None,
-                loss_weight=1.0,
-                loss_name='loss_pixel_dice',
-            ),
-            dict(type='MapMSELoss', use_sigmoid=True, loss_weight=1.0, loss_name='loss_pixel_mse'),
+            dict(type='MapDiceLoss', activation='minmax', smooth=1.0, loss_weight=2.0, loss_name='loss_pixel_dice'),
+            dict(type='MapMSELoss', activation='minmax', loss_weight=10.0, loss_name='loss_pixel_mse'),
         ],
     ),
     noise_head=dict(

@@ -14,10 +14,26 @@ model = dict(
     part_discovery=dict(exclude_background='border', cam_thr='mean'),
     cam_head=dict(joint_norm=True),
     concentration_loss=None,
-    # the pixel head of every documented figure: its own input, decoder (256 channels, x2) and classifier
+    # the pixel head of every documented figure: its own input, decoder (256 channels, x2) and classifier; soft
+    # dice (mmseg's DiceLoss, naive form, eps 1) + MSE on the sigmoid, weight 1 each
     pixel_on_cam_head=False,
     pixel_head=dict(
-        channels=256, upsample=2, init_cfg=dict(_delete_=True, type='Normal', std=0.01, override=dict(name='conv_seg'))
+        channels=256,
+        upsample=2,
+        init_cfg=dict(_delete_=True, type='Normal', std=0.01, override=dict(name='conv_seg')),
+        loss_decode=[
+            dict(
+                type='mmseg.DiceLoss',
+                use_sigmoid=True,
+                activate=True,
+                naive_dice=True,
+                eps=1.0,
+                ignore_index=None,
+                loss_weight=1.0,
+                loss_name='loss_pixel_dice',
+            ),
+            dict(type='MapMSELoss', use_sigmoid=True, loss_weight=1.0, loss_name='loss_pixel_mse'),
+        ],
     ),
     test_cfg=dict(heatmap='pixel'),
 )
