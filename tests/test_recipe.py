@@ -414,6 +414,45 @@ def test_map_losses_refuse_an_unknown_activation_and_a_negative_smooth():
     assert torch.isfinite(MapDiceLoss()(constant, torch.ones(2, 1, 3, 3)))
 
 
+def _published_map_correlation(ego_pred, aff_cam_re):
+    """Transcription of the published LoopTrans code's correlation loss (SooLab/LoopTrans models/looptrans.py)."""
+    ego_aff_feat = ego_pred.flatten(-2, -1)
+    exo_aff_feat = aff_cam_re.transpose(1, 2).flatten(-2, -1).flatten(-2, -1)
+    ego_aff_corr = torch.matmul(ego_aff_feat, ego_aff_feat.transpose(1, 2))
+    exo_aff_corr = torch.matmul(exo_aff_feat, exo_aff_feat.transpose(1, 2))
+    return 1 - F.cosine_similarity(ego_aff_corr, exo_aff_corr).mean()
+
+
+def test_map_correlation_loss_transcribes_the_published_looptrans_code_and_reads_the_pixel_maps():
+    from conftest import build_tiny_looptrans
+    from mmseg.structures import SegDataSample
+
+    from looptrans.models.losses import AffordanceMapCorrelationLoss
+
+    gen = torch.Generator().manual_seed(0)
+    ego, exo = torch.randn(2, 5, 7, 7, generator=gen), torch.randn(2, 3, 5, 7, 7, generator=gen)
+    loss = AffordanceMapCorrelationLoss(loss_weight=1.5)
+    torch.testing.assert_close(loss(exo, ego), 1.5 * _published_map_correlation(ego, exo))
+    assert loss(exo, ego) > 0 and loss(exo[:, :1].expand(-1, 3, -1, -1, -1), exo[:, 0]) < 1e-6  # aligned: 0
+    with pytest.raises(ValueError, match=r'exo CAMs \(B, V, C, h, w\)'):
+        loss(exo.flatten(0, 1), ego)
+    assert _load('looptrans_agd20k.py').model.corr_loss == dict(type='AffordanceMapCorrelationLoss', loss_weight=1.5)
+    assert _load('looptrans_synthetic.py').model.corr_loss.type == 'AffordanceCorrelationLoss'
+    # in the segmentor: the pixel head's maps with a pixel head, the ego CAMs without one
+    inputs = torch.randn(2, 3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    samples = [SegDataSample(metainfo=dict(gt_label=i)) for i in (1, 2)]
+    corr = dict(type='AffordanceMapCorrelationLoss', loss_weight=1.5)
+    for pixel in (True, False):
+        torch.manual_seed(0)
+        model = build_tiny_looptrans(corr_loss=corr, **({} if pixel else dict(pixel_head=None))).eval()
+        losses = model.loss(inputs, samples)
+        feats = model.extract_feat(inputs.flatten(0, 1))
+        cams = model.cam_head(feats, view='exo').unflatten(0, (2, 3))  # view 0 of each sample is the ego image
+        ego_maps = model.pixel_logits([f[0::3] for f in feats]) if pixel else cams[:, 0]
+        expected = 1.5 * _published_map_correlation(ego_maps, cams[:, 1:])
+        torch.testing.assert_close(losses['loss_corr'], expected, rtol=1e-4, atol=1e-5)
+
+
 def test_unshared_head_keeps_one_bn_per_view():
     init_default_scope('mmseg')
     torch.manual_seed(0)

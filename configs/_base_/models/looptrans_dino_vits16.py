@@ -55,8 +55,9 @@ model = dict(
         # lambda_dill and tau.
         loss_decode=dict(type='DenoisingDistillationLoss', tau=0.5, loss_weight=1.0, loss_name='loss_dill'),
     ),
-    # lambda_corr: Cross-View-AG's align_w = 0.5 (its per-sample affordance-correlation alignment).
-    corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=0.5),
+    # lambda_corr and L_corr of the published LoopTrans code: 1 - cosine of the class-by-class Gram matrices of the
+    # pixel decoder's ego maps and the exo CAMs, x 1.5.
+    corr_loss=dict(type='AffordanceMapCorrelationLoss', loss_weight=1.5),
     pixel_on_cam_head=True,
     # the published LoopTrans code's loss_con: LOCATE's concentration loss on the pixel decoder's maps, x 0.07
     concentration_loss=dict(type='LOCATEConcentrationLoss', loss_weight=0.07),

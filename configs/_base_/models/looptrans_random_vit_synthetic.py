@@ -8,12 +8,15 @@ model = dict(
     ),
     # A random ViT's CLS attention is no saliency: drop the border-dominated part instead (object-centric
     # ego images; see PartDiscovery). The CAM is binarised at its mean, one BatchNorm pass covers both views,
-    # no concentration loss acts on the pixel head, which has its own decoder and classifier, and the test map is
+    # no concentration loss acts on the pixel head, which has its own decoder and classifier, L_corr is
+    # Cross-View-AG's and the test map is
     # the pixel head's sigmoid: the settings every figure of docs/generated_benchmark.md and docs/results.md was
     # measured with (the published LoopTrans code's values: docs/differences.md).
     part_discovery=dict(exclude_background='border', cam_thr='mean'),
     cam_head=dict(joint_norm=True),
     concentration_loss=None,
+    # Cross-View-AG's per-sample alignment of the image-level scores, align_w = 0.5
+    corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=0.5),
     # the pixel head of every documented figure: its own input, decoder (256 channels, x2) and classifier; soft
     # dice (mmseg's DiceLoss, naive form, eps 1) + MSE on the sigmoid, weight 1 each
     pixel_on_cam_head=False,

@@ -3,7 +3,7 @@
 head's dice is the published LoopTrans code's (:class:`MapDiceLoss`, real-data configs) or mmseg's own ``DiceLoss``
 (generated-data configs)."""
 
-from .correlation_loss import AffordanceCorrelationLoss
+from .correlation_loss import AffordanceCorrelationLoss, AffordanceMapCorrelationLoss
 from .distillation_loss import DenoisingDistillationLoss
 from .locate_losses import LOCATEConcentrationLoss, LOCATEPrototypeLoss
 from .mse_loss import MAP_ACTIVATIONS, MapDiceLoss, MapMSELoss, activate_maps
@@ -11,6 +11,7 @@ from .mse_loss import MAP_ACTIVATIONS, MapDiceLoss, MapMSELoss, activate_maps
 __all__ = [
     'MAP_ACTIVATIONS',
     'AffordanceCorrelationLoss',
+    'AffordanceMapCorrelationLoss',
     'DenoisingDistillationLoss',
     'LOCATEConcentrationLoss',
     'LOCATEPrototypeLoss',

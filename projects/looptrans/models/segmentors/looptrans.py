@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ...utils.maps import minmax_normalize
 from ..backbones import DINOVisionTransformer
-from ..heads import labels_of, select_class_maps
+from ..heads import ViewCAMs, labels_of, select_class_maps
 from ..heads.utils import as_feature_list
 from ..part_discovery import PSEUDO_MASK_FIELD, PartDiscoveryResult
 from .base import DEFAULT_HEATMAP, HEATMAP_SOURCES, AffordanceSegmentor, check_cfg_keys, split_views
@@ -256,6 +256,7 @@ class LoopTrans(AffordanceSegmentor):
         labels = labels_of(data_samples, inputs.device)
         cam_ego = select_class_maps(cams.ego_cams, labels).detach()  # (B, h, w)
         teacher = self.distillation_teacher(cam_ego)
+        pixel_logits = None
         if self.pixel_head is not None:
             pixel_logits = self.pixel_logits(feats_ego)
             parts = self.discover_parts(desc_ego, cam_ego) if self.pixel_supervision else None
@@ -270,8 +271,17 @@ class LoopTrans(AffordanceSegmentor):
         if self.noise_head is not None:
             losses.update(self.noise_head.loss(cams, teacher, data_samples))
         if self.corr_loss is not None:
-            losses[self.corr_loss.loss_name] = self.corr_loss(cams.exo_logits.view(num, views, -1), cams.ego_logits)
+            losses[self.corr_loss.loss_name] = self._correlation(cams, pixel_logits, num, views)
         return losses
+
+    def _correlation(self, cams: ViewCAMs, pixel_logits: Optional[Tensor], num: int, views: int) -> Tensor:
+        """``corr_loss`` on what it reads (its ``reads``): the image-level logits of both views (Cross-View-AG's
+        form), or the exo CAMs (B, V, C, h, w) and the ego maps, the pixel head's logits where there is a pixel
+        head (the published LoopTrans code's ``ego_pred``) and the ego CAMs otherwise."""
+        if getattr(self.corr_loss, 'reads', 'logits') == 'maps':
+            ego = cams.ego_cams if pixel_logits is None else pixel_logits
+            return self.corr_loss(cams.exo_cams.unflatten(0, (num, views)), ego)
+        return self.corr_loss(cams.exo_logits.view(num, views, -1), cams.ego_logits)
 
     def pixel_logits(self, feats: List[Tensor]) -> Tensor:
         """The pixel head's logits (B, C, h', w') of ego feature levels: on the backbone's features, or with
