@@ -17,26 +17,9 @@ model = dict(
     concentration_loss=None,
     # Cross-View-AG's per-sample alignment of the image-level scores, align_w = 0.5
     corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=0.5),
-    # the pixel head of every documented figure: its own input, decoder (256 channels, x2) and classifier; soft
-    # dice (mmseg's DiceLoss, naive form, eps 1) + MSE on the sigmoid, weight 1 each
+    # the pixel head of every documented figure: PixelAffordanceHead's defaults (its own input, decoder with 256
+    # channels and x2, own classifier; mmseg's soft dice + MSE on the sigmoid, weight 1 each)
     pixel_on_cam_head=False,
-    pixel_head=dict(
-        channels=256,
-        upsample=2,
-        init_cfg=dict(_delete_=True, type='Normal', std=0.01, override=dict(name='conv_seg')),
-        loss_decode=[
-            dict(
-                type='mmseg.DiceLoss',
-                use_sigmoid=True,
-                activate=True,
-                naive_dice=True,
-                eps=1.0,
-                ignore_index=None,
-                loss_weight=1.0,
-                loss_name='loss_pixel_dice',
-            ),
-            dict(type='MapMSELoss', use_sigmoid=True, loss_weight=1.0, loss_name='loss_pixel_mse'),
-        ],
-    ),
+    pixel_head=dict(_delete_=True, type='PixelAffordanceHead', in_channels=384, num_classes=_base_.num_classes),
     test_cfg=dict(heatmap='pixel'),
 )

@@ -8,6 +8,19 @@ import torch
 from torch import Tensor
 
 
+def _check_heads(owner: str, cls_attn: Tensor, heads: Sequence[int]) -> None:
+    """Raise a ValueError naming ``owner`` and the setting to fix unless ``cls_attn`` is (B, heads, h, w) and every
+    index of ``heads`` is one of its heads."""
+    if cls_attn.dim() != 4:
+        raise ValueError(f'{owner}: expected cls_attn (B, heads, h, w), got {tuple(cls_attn.shape)}.')
+    num_heads = cls_attn.shape[1]
+    if not heads or min(heads) < 0 or max(heads) >= num_heads:
+        raise ValueError(
+            f'{owner}: heads {tuple(heads)} must be in [0, {num_heads}) for a '
+            f'backbone with {num_heads} heads; set part_discovery.saliency_heads.'
+        )
+
+
 def cls_attention_saliency(cls_attn: Tensor, heads: Sequence[int] = (0, 1, 3)) -> Tensor:
     """LOCATE's binary saliency mask from DINO's CLS attention (``models/locate.py``).
 
@@ -22,14 +35,7 @@ def cls_attention_saliency(cls_attn: Tensor, heads: Sequence[int] = (0, 1, 3)) -
     Returns:
         Tensor: (B, h*w) bool; all False for an image whose heads agree everywhere (no salient region).
     """
-    if cls_attn.dim() != 4:
-        raise ValueError(f'cls_attention_saliency: expected cls_attn (B, heads, h, w), got {tuple(cls_attn.shape)}.')
-    num_heads = cls_attn.shape[1]
-    if not heads or min(heads) < 0 or max(heads) >= num_heads:
-        raise ValueError(
-            f'cls_attention_saliency: heads {tuple(heads)} must be in [0, {num_heads}) for a '
-            f'backbone with {num_heads} heads; set part_discovery.saliency_heads.'
-        )
+    _check_heads('cls_attention_saliency', cls_attn, heads)
     flat = cls_attn.flatten(2).float()  # (B, H, N)
     binary = (flat > flat.mean(dim=-1, keepdim=True)).float()
     sal = binary[:, list(heads)].mean(dim=1)  # (B, N)
@@ -74,14 +80,7 @@ def cls_attention_map(cls_attn: Tensor, heads: Sequence[int] = (0, 1, 3)) -> Ten
     Returns:
         Tensor: (B, h*w) float in [0, 1]; zeros for an image whose map is constant.
     """
-    if cls_attn.dim() != 4:
-        raise ValueError(f'cls_attention_map: expected cls_attn (B, heads, h, w), got {tuple(cls_attn.shape)}.')
-    num_heads = cls_attn.shape[1]
-    if not heads or min(heads) < 0 or max(heads) >= num_heads:
-        raise ValueError(
-            f'cls_attention_map: heads {tuple(heads)} must be in [0, {num_heads}) for a '
-            f'backbone with {num_heads} heads; set part_discovery.saliency_heads.'
-        )
+    _check_heads('cls_attention_map', cls_attn, heads)
     sal = cls_attn.flatten(2).float()[:, list(heads)].mean(dim=1)  # (B, N)
     low = sal.min(dim=1, keepdim=True).values
     span = sal.max(dim=1, keepdim=True).values - low
