@@ -356,10 +356,12 @@ def test_real_configs_build_the_published_pixel_branch_and_generated_ones_their_
     assert real.pixel_on_cam_head is True
     assert (real.pixel_head.channels, real.pixel_head.upsample) == (384, 1)
     assert synthetic.pixel_on_cam_head is False
-    assert (synthetic.pixel_head.channels, synthetic.pixel_head.upsample) == (256, 2)
     init_default_scope('mmseg')
     model = MODELS.build(without_pretrained(_load('looptrans_agd20k.py').model))
     assert model.pixel_head._borrowed_classifier == (model.cam_head.conv_seg,)
+    own = MODELS.build(synthetic).pixel_head
+    assert (own.channels, own.upsample, own._borrowed_classifier) == (256, 2, ())
+    assert own.conv_seg.in_channels == 256
 
 
 def _published_pixel_losses(gt_ego_cam, pseudo_labels):
@@ -451,6 +453,20 @@ def test_map_correlation_loss_transcribes_the_published_looptrans_code_and_reads
         ego_maps = model.pixel_logits([f[0::3] for f in feats]) if pixel else cams[:, 0]
         expected = 1.5 * _published_map_correlation(ego_maps, cams[:, 1:])
         torch.testing.assert_close(losses['loss_corr'], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_generated_data_config_with_the_published_recipe_has_the_real_configs_model_recipe():
+    """configs/looptrans_synthetic_published_recipe.py repeats the real-data config's published-code settings (a
+    config cannot take them from looptrans_agd20k.py without its DINO backbone and classes): they must agree."""
+    real, recipe = _load('looptrans_agd20k.py').model, _load('looptrans_synthetic_published_recipe.py').model
+    for key in ('pixel_on_cam_head', 'concentration_loss', 'corr_loss', 'test_cfg'):
+        assert recipe[key] == real[key], key
+    assert recipe.cam_head.joint_norm == real.cam_head.joint_norm
+    assert recipe.part_discovery.cam_thr == real.part_discovery.cam_thr
+    for key in ('channels', 'upsample', 'init_cfg', 'loss_decode'):
+        assert recipe.pixel_head[key] == real.pixel_head[key], key
+    assert recipe.part_discovery.exclude_background == 'border'  # a random ViT's attention is no saliency
+    assert recipe.backbone == _load('looptrans_synthetic.py').model.backbone
 
 
 def test_unshared_head_keeps_one_bn_per_view():
