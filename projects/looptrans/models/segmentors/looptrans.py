@@ -97,7 +97,8 @@ class LoopTrans(AffordanceSegmentor):
         cam_head: :class:`SharedCAMHead` config (``shared=False`` is the "no shared CAM" ablation).
         pixel_head: :class:`PixelAffordanceHead` config, or None ("no pixel alignment" ablation).
         noise_head: :class:`NoiseHead` config, or None ("no denoising distillation" ablation).
-        corr_loss: :class:`AffordanceCorrelationLoss` config, or None.
+        corr_loss: :class:`AffordanceCorrelationLoss` (Cross-View-AG's, on logits) or
+            :class:`AffordanceMapCorrelationLoss` (the published LoopTrans code's, on maps) config, or None.
         pixel_on_cam_head: the published LoopTrans code's pixel branch: the pixel head reads the CAM head's
             token-MLP features (``aff_proj``) instead of the backbone's, and ends in the CAM head's classifier
             (``aff_fc``) instead of its own; needs the pixel head's ``channels`` and ``num_classes`` to be the CAM
