@@ -369,6 +369,77 @@ def test_noise_head_loss_is_forward_then_loss_by_feat_on_the_teacher_pooled_ego_
         noise_head.loss(views, teacher, samples([1, 4, 2]))
 
 
+def _published_denoise(exo_cam, noise, exo_desc, ego_map, ego_desc):
+    """Transcription of the published LoopTrans code's denoising loss (SooLab/LoopTrans models/looptrans.py), on
+    exo_cam (b, V, h, w) = ``aff_cam_re[:, :, label]``, noise (b, V, M, h, w) = ``aff_cam_re[:, :, C:]``,
+    exo_desc (b, V, c, h, w), ego_map (b, h, w) = ``ego_pred[:, label]`` and ego_desc (b, c, h, w)."""
+    loss_denoise = 0
+    b = exo_cam.shape[0]
+    for b_ in range(b):
+        aff_query = (exo_cam[b_].unsqueeze(1) * exo_desc[b_]).mean(0).mean(-1).mean(-1)
+        aff_query = F.normalize(aff_query, p=2, dim=-1)
+        pos_key = (ego_map[b_].unsqueeze(0) * ego_desc[b_]).mean(-1).mean(-1)
+        neg_keys = (noise[b_].unsqueeze(2) * exo_desc[b_].unsqueeze(1)).mean(0).mean(-1).mean(-1)
+        keys = F.normalize(torch.cat((pos_key.unsqueeze(0), neg_keys), dim=0), p=2, dim=-1)
+        aff_sim = torch.matmul(keys, aff_query.unsqueeze(-1)).squeeze(-1)
+        loss_denoise += -torch.log(torch.exp(aff_sim[0]) / torch.exp(aff_sim).sum())
+    return loss_denoise / b
+
+
+def test_noise_head_published_pooling_transcribes_the_published_looptrans_code():
+    torch.manual_seed(0)
+    cam_head = _cam_head().double()
+    noise_head = NoiseHead(
+        channels=CH,
+        num_noise=15,
+        pooling='published',
+        loss_decode=dict(type='DenoisingDistillationLoss', tau=1.0, loss_weight=0.05, loss_name='loss_dill'),
+    ).double()
+    exo_feats = torch.randn(6, IN_CH, H, W, dtype=torch.float64)
+    ego_feats = torch.randn(2, IN_CH, H, W, dtype=torch.float64)
+    views = cam_head.forward_views(exo_feats, ego_feats)
+    ego_map = torch.randn(2, H, W, dtype=torch.float64, requires_grad=True)
+    losses = noise_head.loss_published(views, exo_feats, ego_feats, ego_map, samples([1, 4]))
+    exo_cam = select_class_maps(views.exo_cams, torch.tensor([1, 1, 1, 4, 4, 4])).unflatten(0, (2, 3))
+    noise = noise_head(views.exo_embed).unflatten(0, (2, 3))
+    expected = 0.05 * _published_denoise(exo_cam, noise, exo_feats.unflatten(0, (2, 3)), ego_map, ego_feats)
+    torch.testing.assert_close(losses['loss_dill'], expected)
+    losses['loss_dill'].backward()  # the published code keeps every map's gradient
+    assert ego_map.grad is not None and ego_map.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in noise_head.parameters()) and cam_head.conv_seg.weight.grad is not None
+    # a map on another grid is resized to the features'
+    big = torch.randn(2, 2 * H, 2 * W, dtype=torch.float64)
+    small = F.interpolate(big[:, None], size=(H, W), mode='bilinear', align_corners=False)[:, 0]
+    torch.testing.assert_close(
+        noise_head.loss_published(views, exo_feats, ego_feats, big, samples([1, 4]))['loss_dill'],
+        noise_head.loss_published(views, exo_feats, ego_feats, small, samples([1, 4]))['loss_dill'],
+    )
+    with pytest.raises(ValueError, match='B=3 data samples'):
+        noise_head.loss_published(views, exo_feats, ego_feats, ego_map, samples([1, 4, 2]))
+    with pytest.raises(ValueError, match="pooling must be one of \\('assignment', 'published'\\)"):
+        NoiseHead(pooling='mean')
+
+
+def test_published_pooling_in_looptrans_reads_the_cam_inputs_and_the_pixel_map():
+    from conftest import build_tiny_looptrans
+    from mmseg.structures import SegDataSample
+
+    noise = dict(type='NoiseHead', channels=32, num_noise=15, pooling='published')
+    inputs = torch.randn(2, 3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    for pixel in (True, False):
+        torch.manual_seed(0)
+        model = build_tiny_looptrans(noise_head=noise, **({} if pixel else dict(pixel_head=None))).eval()
+        batch = [SegDataSample(metainfo=dict(gt_label=i)) for i in (1, 2)]
+        losses = model.loss(inputs, batch)
+        feats_ego = model.extract_feat(inputs[:, 0])
+        feats_exo = model.extract_feat(inputs[:, 1:].flatten(0, 1))
+        views = model.cam_head.forward_views(feats_exo, feats_ego)
+        maps = model.pixel_logits(feats_ego) if pixel else views.ego_cams
+        ego_map = select_class_maps(maps, torch.tensor([1, 2]))
+        expected = model.noise_head.loss_published(views, feats_exo[-1], feats_ego[-1], ego_map, batch)
+        torch.testing.assert_close(losses['loss_dill'], expected['loss_dill'], rtol=1e-4, atol=1e-6)
+
+
 def test_noise_head_bad_shapes():
     head = NoiseHead(channels=4, num_noise=2)
     embed = torch.randn(6, 4, 3, 3)

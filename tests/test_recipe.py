@@ -461,6 +461,8 @@ def test_the_generated_data_config_with_the_published_recipe_has_the_real_config
     real, recipe = _load('looptrans_agd20k.py').model, _load('looptrans_synthetic_published_recipe.py').model
     for key in ('pixel_on_cam_head', 'concentration_loss', 'corr_loss', 'test_cfg'):
         assert recipe[key] == real[key], key
+    for key in ('num_noise', 'pooling', 'loss_decode'):
+        assert recipe.noise_head[key] == real.noise_head[key], key
     assert recipe.cam_head.joint_norm == real.cam_head.joint_norm
     assert recipe.part_discovery.cam_thr == real.part_discovery.cam_thr
     for key in ('channels', 'upsample', 'init_cfg', 'loss_decode'):

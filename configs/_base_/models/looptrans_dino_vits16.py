@@ -48,12 +48,15 @@ model = dict(
             dict(type='MapMSELoss', activation='minmax', loss_weight=10.0, loss_name='loss_pixel_mse'),
         ],
     ),
+    # The published LoopTrans code's denoising distillation: M = 15 noise maps; the raw labelled exo CAM and the
+    # noise maps pool the frozen DINO keys over the 3 views, the pixel decoder's raw map the ego keys; InfoNCE
+    # with tau = 1, lambda_dill = 0.05.
     noise_head=dict(
         type='NoiseHead',
         channels=384,
-        num_noise=3,
-        # lambda_dill and tau.
-        loss_decode=dict(type='DenoisingDistillationLoss', tau=0.5, loss_weight=1.0, loss_name='loss_dill'),
+        num_noise=15,
+        pooling='published',
+        loss_decode=dict(type='DenoisingDistillationLoss', tau=1.0, loss_weight=0.05, loss_name='loss_dill'),
     ),
     # lambda_corr and L_corr of the published LoopTrans code: 1 - cosine of the class-by-class Gram matrices of the
     # pixel decoder's ego maps and the exo CAMs, x 1.5.

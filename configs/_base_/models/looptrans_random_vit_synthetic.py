@@ -15,6 +15,12 @@ model = dict(
     part_discovery=dict(exclude_background='border', cam_thr='mean'),
     cam_head=dict(joint_norm=True),
     concentration_loss=None,
+    # M = 3 noise heads, the paper-derived pooling (a softmax assignment over the CAM embedding, per view), tau 0.5
+    noise_head=dict(
+        num_noise=3,
+        pooling='assignment',
+        loss_decode=dict(type='DenoisingDistillationLoss', tau=0.5, loss_weight=1.0, loss_name='loss_dill'),
+    ),
     # Cross-View-AG's per-sample alignment of the image-level scores, align_w = 0.5
     corr_loss=dict(type='AffordanceCorrelationLoss', loss_weight=0.5),
     # the pixel head of every documented figure: PixelAffordanceHead's defaults (its own input, decoder with 256

@@ -14,6 +14,9 @@ from torch import Tensor
 from .shared_cam_head import ViewCAMs
 from .utils import build_losses, labels_of, losses_by_name, masked_average_pool, select_class_maps
 
+#: The ways :class:`NoiseHead` makes the features of the distillation (its ``pooling``).
+POOLINGS = ('assignment', 'published')
+
 
 @MODELS.register_module()
 class NoiseHead(BaseModule):
@@ -46,6 +49,11 @@ class NoiseHead(BaseModule):
             ``loss(s_noise, s_pixel)``; default :class:`DenoisingDistillationLoss` with ``tau=0.5``
             named ``loss_dill``.
         eps (float): Denominator term of the weighted pooling. Default: 1e-6.
+        pooling (str): How the three features are made. ``'assignment'`` (the paper-derived form above, per
+            view, through :meth:`loss`); ``'published'``: the published LoopTrans code's, through
+            :meth:`loss_published`: the raw labelled exo CAM and the raw noise maps pool the CAM head's
+            *input* features (the frozen DINO keys), averaged over the views, and the pixel head's raw labelled
+            map pools the ego input features, with its gradient. Default: 'assignment'.
         init_cfg (dict | list, optional): Initialisation config.
     """
 
@@ -57,11 +65,15 @@ class NoiseHead(BaseModule):
             type='DenoisingDistillationLoss', tau=0.5, loss_weight=1.0, loss_name='loss_dill'
         ),
         eps: float = 1e-6,
+        pooling: str = 'assignment',
         init_cfg: OptMultiConfig = dict(type='Normal', std=0.01, override=dict(name='conv_noise')),
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_noise < 1:
             raise ValueError(f'NoiseHead: num_noise must be >= 1, got {num_noise}.')
+        if pooling not in POOLINGS:
+            raise ValueError(f'NoiseHead: pooling must be one of {POOLINGS}, got {pooling!r}.')
+        self.pooling = pooling
         self.channels = channels
         self.num_noise = num_noise
         self.eps = eps
@@ -114,6 +126,58 @@ class NoiseHead(BaseModule):
         losses = self.loss_by_feat(noise_maps, cams.exo_embed, exo_cam, f_pixel)
         return {name: loss * 0 for name, loss in losses.items()} if waiting else losses
 
+    def loss_published(
+        self, cams: ViewCAMs, exo_feats: Tensor, ego_feats: Tensor, ego_map: Tensor, batch_data_samples: SampleList
+    ) -> Dict[str, Tensor]:
+        """The published LoopTrans code's denoising distillation (``models/looptrans.py``), per sample ``b``:
+
+        - query: ``mean_{v,h,w}(exo_cam_{b,v} * X_{b,v})`` with the raw CAM of the labelled class and ``X`` the
+          exo input features;
+        - noise keys: ``mean_{v,h,w}(noise_{b,v,m} * X_{b,v})`` for each of the M raw noise maps;
+        - positive key: ``mean_{h,w}(ego_map_b * E_b)`` with ``E`` the ego input features;
+        - ``s = cos(key, query)``, then ``loss_decode(s_noise, s_pixel)`` (the published code: InfoNCE, τ = 1).
+
+        Every map keeps its gradient (the features are frozen descriptors in the published code); maps on another
+        grid than the features are resized bilinearly to it.
+
+        Args:
+            cams (ViewCAMs): The shared CAM head's output for both views.
+            exo_feats (Tensor): Exo input features of the CAM head (B*V, D, h, w).
+            ego_feats (Tensor): Ego input features (B, D, h, w).
+            ego_map (Tensor): The ego map of each sample's affordance (B, h', w'), raw: the pixel head's logits
+                (the published code's ``ego_pred``), or the ego CAM without a pixel head.
+            batch_data_samples (list[SegDataSample]): The B samples (``metainfo['gt_label']``).
+
+        Returns:
+            dict[str, Tensor]: one item per ``loss_name`` of ``loss_decode``.
+        """
+        labels = labels_of(batch_data_samples, exo_feats.device)
+        num = labels.shape[0]
+        if (
+            num == 0
+            or exo_feats.dim() != 4
+            or exo_feats.shape[0] % num
+            or cams.exo_embed.shape[0] != exo_feats.shape[0]
+            or tuple(ego_feats.shape) != (num, *exo_feats.shape[1:])
+            or ego_map.shape[0] != num
+        ):
+            raise ValueError(
+                f'NoiseHead.loss_published: expected exo features (B*V, D, h, w), ego features (B, D, h, w) and an '
+                f'ego map (B, h, w) for B={num} data samples, got {tuple(exo_feats.shape)}, '
+                f'{tuple(ego_feats.shape)} and {tuple(ego_map.shape)}.'
+            )
+        views = exo_feats.shape[0] // num
+        exo_cam = select_class_maps(cams.exo_cams, labels.repeat_interleave(views))
+        maps = _on_grid(torch.cat([exo_cam[:, None], self(cams.exo_embed)], dim=1), exo_feats)  # (B*V, 1+M, h, w)
+        pooled = torch.einsum('nkhw,ndhw->nkd', maps, exo_feats) / maps[0, 0].numel()
+        pooled = pooled.unflatten(0, (num, views)).mean(dim=1)  # (B, 1+M, D)
+        ego = _on_grid(ego_map[:, None], ego_feats)[:, 0]
+        f_pixel = torch.einsum('nhw,ndhw->nd', ego, ego_feats) / ego[0].numel()
+        query = pooled[:, 0]
+        s_pixel = F.cosine_similarity(f_pixel, query, dim=-1)
+        s_noise = F.cosine_similarity(pooled[:, 1:], query[:, None], dim=-1)
+        return losses_by_name(self.loss_decode, s_noise, s_pixel)
+
     def prototypes(self, exo_embed: Tensor, exo_cam: Tensor, noise_maps: Tensor) -> Tensor:
         """Assignment-weighted prototypes (N, 1 + M, D): f_exo, f_noise_1..M."""
         assign = torch.cat([exo_cam[:, None], noise_maps], dim=1).softmax(1)
@@ -157,3 +221,10 @@ class NoiseHead(BaseModule):
         s_pixel = F.cosine_similarity(f_pixel, f_exo, dim=-1)
         s_noise = F.cosine_similarity(f_noise, f_exo[:, None], dim=-1)
         return losses_by_name(self.loss_decode, s_noise, s_pixel)
+
+
+def _on_grid(maps: Tensor, feats: Tensor) -> Tensor:
+    """``maps`` (N, K, h', w') resized bilinearly to the grid of ``feats`` (N, D, h, w) where they differ."""
+    if maps.shape[-2:] == feats.shape[-2:]:
+        return maps
+    return F.interpolate(maps, size=feats.shape[-2:], mode='bilinear', align_corners=False)

@@ -269,7 +269,11 @@ class LoopTrans(AffordanceSegmentor):
                 losses.update(parts.statistics(data_samples, tuple(ego.shape[-2:])))
                 teacher = select_class_maps(pixel_logits, labels).detach().sigmoid()
 
-        if self.noise_head is not None:
+        if self.noise_head is not None and getattr(self.noise_head, 'pooling', None) == 'published':
+            ego_map = select_class_maps(cams.ego_cams if pixel_logits is None else pixel_logits, labels)
+            exo_in, ego_in = self.cam_head.select_inputs(feats_exo), self.cam_head.select_inputs(feats_ego)
+            losses.update(self.noise_head.loss_published(cams, exo_in, ego_in, ego_map, data_samples))
+        elif self.noise_head is not None:
             losses.update(self.noise_head.loss(cams, teacher, data_samples))
         if self.corr_loss is not None:
             losses[self.corr_loss.loss_name] = self._correlation(cams, pixel_logits, num, views)
