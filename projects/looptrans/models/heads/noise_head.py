@@ -12,7 +12,7 @@ from mmseg.utils import MultiConfig, OptMultiConfig, SampleList
 from torch import Tensor
 
 from .shared_cam_head import ViewCAMs
-from .utils import build_losses, labels_of, losses_by_name, masked_average_pool, select_class_maps
+from .utils import build_losses, labels_of, losses_by_name, masked_average_pool, resize_to, select_class_maps
 
 #: The ways :class:`NoiseHead` makes the features of the distillation (its ``pooling``).
 POOLINGS = ('assignment', 'published')
@@ -168,10 +168,10 @@ class NoiseHead(BaseModule):
             )
         views = exo_feats.shape[0] // num
         exo_cam = select_class_maps(cams.exo_cams, labels.repeat_interleave(views))
-        maps = _on_grid(torch.cat([exo_cam[:, None], self(cams.exo_embed)], dim=1), exo_feats)  # (B*V, 1+M, h, w)
+        maps = resize_to(torch.cat([exo_cam[:, None], self(cams.exo_embed)], dim=1), exo_feats.shape[-2:])
         pooled = torch.einsum('nkhw,ndhw->nkd', maps, exo_feats) / maps[0, 0].numel()
         pooled = pooled.unflatten(0, (num, views)).mean(dim=1)  # (B, 1+M, D)
-        ego = _on_grid(ego_map[:, None], ego_feats)[:, 0]
+        ego = resize_to(ego_map[:, None], ego_feats.shape[-2:])[:, 0]
         f_pixel = torch.einsum('nhw,ndhw->nd', ego, ego_feats) / ego[0].numel()
         query = pooled[:, 0]
         s_pixel = F.cosine_similarity(f_pixel, query, dim=-1)
@@ -221,10 +221,3 @@ class NoiseHead(BaseModule):
         s_pixel = F.cosine_similarity(f_pixel, f_exo, dim=-1)
         s_noise = F.cosine_similarity(f_noise, f_exo[:, None], dim=-1)
         return losses_by_name(self.loss_decode, s_noise, s_pixel)
-
-
-def _on_grid(maps: Tensor, feats: Tensor) -> Tensor:
-    """``maps`` (N, K, h', w') resized bilinearly to the grid of ``feats`` (N, D, h, w) where they differ."""
-    if maps.shape[-2:] == feats.shape[-2:]:
-        return maps
-    return F.interpolate(maps, size=feats.shape[-2:], mode='bilinear', align_corners=False)

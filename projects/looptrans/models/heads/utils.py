@@ -1,10 +1,11 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
-"""Helpers shared by the LoopTrans heads: class-map selection and masked pooling."""
+"""Helpers shared by the LoopTrans heads: class-map selection, masked pooling and map resizing."""
 
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
@@ -41,6 +42,14 @@ def masked_average_pool(feats: Tensor, weights: Tensor, eps: float = 1e-6) -> Te
     pooled = torch.einsum('nkhw,ndhw->nkd', weights, feats)
     pooled = pooled / (weights.sum(dim=(2, 3)).unsqueeze(-1) + eps)
     return pooled.squeeze(1) if single else pooled
+
+
+def resize_to(maps: Tensor, size: Tuple[int, int]) -> Tensor:
+    """``maps`` (N, K, h, w) resized bilinearly (half-pixel, ``align_corners=False``) to ``size``; unchanged when
+    they are on that grid already."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps, size=tuple(size), mode='bilinear', align_corners=False)
 
 
 def select_class_maps(maps: Tensor, labels: Tensor) -> Tensor:

@@ -10,11 +10,10 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ...utils.maps import minmax_normalize
+from .locate_losses import NORMALIZE_MINMAX_EPS
 
 #: How a loss turns the prediction into a map in [0, 1] before comparing it with the target.
 MAP_ACTIVATIONS = ('sigmoid', 'minmax', 'none')
-#: The eps of the published code's ``normalize_minmax`` (LOCATE's ``models/model_util.py``, used by LoopTrans).
-MINMAX_EPS = 1e-15
 
 
 def activate_maps(pred: Tensor, activation: str) -> Tensor:
@@ -23,7 +22,7 @@ def activate_maps(pred: Tensor, activation: str) -> Tensor:
     if activation == 'sigmoid':
         return pred.sigmoid()
     if activation == 'minmax':
-        return minmax_normalize(pred, eps=MINMAX_EPS)
+        return minmax_normalize(pred, eps=NORMALIZE_MINMAX_EPS)
     return pred
 
 

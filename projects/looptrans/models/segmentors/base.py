@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.structures import SegDataSample
@@ -23,6 +22,7 @@ from torch import Tensor
 
 from ...utils.maps import minmax_normalize
 from ..heads import labels_of, select_class_maps
+from ..heads.utils import resize_to
 
 #: What ``model.test_cfg.heatmap`` may name (see :meth:`AffordanceSegmentor.decode_heatmaps`).
 HEATMAP_SOURCES = ('pixel', 'pixel_logits', 'cam', 'fusion')
@@ -106,11 +106,7 @@ class AffordanceSegmentor(BaseSegmentor):
             out['fusion'] = out['pixel'] * minmax_normalize(cam.flatten(0, 1)).view_as(cam)
         return {src: out[src] for src in sources}
 
-    @staticmethod
-    def _resize(maps: Tensor, size: Tuple[int, int]) -> Tensor:
-        if tuple(maps.shape[-2:]) == tuple(size):
-            return maps
-        return F.interpolate(maps, size=tuple(size), mode='bilinear', align_corners=False)
+    _resize = staticmethod(resize_to)
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Heatmaps of every affordance for the egocentric images, (B, C, H, W) at the input size, from
