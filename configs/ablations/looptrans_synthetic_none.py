@@ -4,5 +4,12 @@
 # On the generated data (see docs/results.md, "The paper's six ablation rows on the generated data").
 # L_corr (correlation alignment) stays on in every row: it is not one of the three modules.
 _base_ = ['../looptrans_synthetic.py']
-model = dict(cam_head=dict(shared=False), pixel_head=None, noise_head=None, test_cfg=dict(heatmap='cam'))
+model = dict(
+    cam_head=dict(shared=False),
+    pixel_head=None,
+    pixel_on_cam_head=False,
+    concentration_loss=None,
+    noise_head=None,
+    test_cfg=dict(heatmap='cam'),
+)
 custom_hooks = []  # no pixel head: no pseudo-mask supervision to switch on
