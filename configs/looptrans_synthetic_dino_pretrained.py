@@ -16,6 +16,6 @@ model = dict(
         init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='checkpoints/dino_synthetic_vit4x192.pth'),
     ),
     cam_head=dict(in_channels=vit_dims, channels=vit_dims),
-    pixel_head=dict(in_channels=vit_dims),
+    pixel_head=dict(in_channels=vit_dims, channels=vit_dims),  # the pixel decoder ends in the CAM head's classifier
     noise_head=dict(channels=vit_dims),
 )

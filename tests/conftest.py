@@ -20,7 +20,7 @@ TINY_MODEL = {
     'model.backbone.arch.num_layers': 1,
     'model.cam_head.channels': 32,
     'model.noise_head.channels': 32,
-    'model.pixel_head.channels': 16,
+    'model.pixel_head.channels': 32,  # = the CAM head's: the pixel decoder ends in its classifier
 }
 
 

@@ -9,7 +9,7 @@ import os.path as osp
 import re
 
 import pytest
-from conftest import QUICK_CONFIG, REPO, run_tool, tiny_options
+from conftest import QUICK_CONFIG, REPO, run_tool, tiny_options, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -102,6 +102,8 @@ spec = importlib.util.spec_from_file_location('tool', sys.argv[1])
 tool = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tool)
 sys.argv = sys.argv[1:]
+# the real one ends the process (os._exit); this one reports when it is called and lets main() return
+tool.exit_finished_run = lambda status=0: print(f'exit_finished_run({status}); group alive:', dist.is_initialized())
 try:
     tool.main()
 finally:
@@ -121,3 +123,39 @@ def test_the_tools_leave_no_live_process_group(tool, dist_run, tmp_path):
     run = ['-m', 'torch.distributed.run', '--nproc_per_node=1', '--standalone', str(wrapper)]
     proc = run_tool([*run, osp.join(REPO, 'tools', f'{tool}.py'), *args])
     assert 'process group alive after main: False' in proc.stdout, proc.stdout[-2000:]
+    # a finished multi-process CPU run leaves without the interpreter's finalisation, its group destroyed first
+    assert 'exit_finished_run(0); group alive: False' in proc.stdout, proc.stdout[-2000:]
+
+
+_FINISH_THEN_EXIT = """
+import atexit, logging, sys
+from looptrans.utils.dist import exit_finished_run
+
+atexit.register(lambda: print('finalised'))
+handler = logging.FileHandler(sys.argv[1])
+logging.getLogger('run').addHandler(handler)
+logging.getLogger('run').warning('metrics written')
+sys.stdout.write('last line, unflushed')
+exit_finished_run(3)
+print('not reached')
+"""
+
+
+def test_a_finished_run_exits_with_its_output_flushed_and_without_finalisation(tmp_path):
+    """exit_finished_run: the logs and the buffered standard output are out, the status is the one given, and no
+    finaliser ran (the interpreter's teardown, where a gloo rank can abort, is skipped)."""
+    import subprocess
+    import sys
+
+    log = tmp_path / 'run.log'
+    proc = subprocess.run(
+        [sys.executable, '-c', _FINISH_THEN_EXIT, str(log)],
+        cwd=REPO,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == 'last line, unflushed'  # flushed; neither the atexit handler nor the next line ran
+    assert log.read_text() == 'metrics written\n'

@@ -200,7 +200,7 @@ def test_loop_trans_trains_the_lstm_on_clip_views():
     cfg.model.backbone.arch.num_layers = 1
     cfg.model.cam_head.channels = 32
     cfg.model.noise_head.channels = 32
-    cfg.model.pixel_head.channels = 16
+    cfg.model.pixel_head.channels = 32  # = the CAM head's: the pixel decoder ends in its classifier
     init_default_scope('mmseg')
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)

@@ -37,7 +37,7 @@ from looptrans.utils import (
     ensure_writable_dir,
 )
 from looptrans.utils.config_check import ConfigOptionError, load_tool_config
-from looptrans.utils.dist import prepare_cpu_distributed, process_group_closed_on_exit
+from looptrans.utils.dist import exit_finished_run, prepare_cpu_distributed, process_group_closed_on_exit
 
 
 def parse_args() -> argparse.Namespace:
@@ -148,12 +148,14 @@ def main() -> None:
     cfg = build_config(args)
     check_outputs(cfg, args)
     with process_group_closed_on_exit():  # a live gloo group at interpreter exit can abort a rank
-        prepare_cpu_distributed(cfg)
+        cpu_ranks = prepare_cpu_distributed(cfg)
         runner = Runner.from_cfg(cfg)
         try:
             runner.test()
         except (BrokenCheckpointError, CheckpointMismatchError, ClassListMismatchError, UnsafeCheckpointError) as err:
             raise SystemExit(f'error: {err}')  # raised while loading the checkpoint, before any image is scored
+    if cpu_ranks:  # a gloo rank can still abort in the interpreter's finalisation, after the metrics are out
+        exit_finished_run(0)
 
 
 if __name__ == '__main__':

@@ -43,7 +43,7 @@ from looptrans.utils import (
     remove_stale_temp_files,
 )
 from looptrans.utils.config_check import ConfigOptionError, load_tool_config
-from looptrans.utils.dist import prepare_cpu_distributed, process_group_closed_on_exit
+from looptrans.utils.dist import exit_finished_run, prepare_cpu_distributed, process_group_closed_on_exit
 
 
 def parse_args() -> argparse.Namespace:
@@ -146,7 +146,7 @@ def main() -> None:
     cfg = build_config(args)
     lock = prepare_work_dir(cfg, args)  # noqa: F841  (held until the process ends)
     with process_group_closed_on_exit():  # a live gloo group at interpreter exit can abort a rank
-        prepare_cpu_distributed(cfg)
+        cpu_ranks = prepare_cpu_distributed(cfg)
         runner = Runner.from_cfg(cfg)
         try:
             runner.train()
@@ -155,6 +155,8 @@ def main() -> None:
             sys.exit(0)
         except (BrokenCheckpointError, ClassListMismatchError, UnsafeCheckpointError) as err:  # before iteration 1
             raise SystemExit(f'error: {err}')
+    if cpu_ranks:  # a gloo rank can still abort in the interpreter's finalisation, after the checkpoints are out
+        exit_finished_run(0)
 
 
 if __name__ == '__main__':

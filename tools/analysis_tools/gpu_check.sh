@@ -117,7 +117,7 @@ if [ "$SMOKE" = 1 ]; then
   SHRINK=(train_dataloader.batch_size=2 train_dataloader.num_workers=0 train_dataloader.persistent_workers=False
           val_dataloader.num_workers=0 val_dataloader.persistent_workers=False
           model.backbone.arch.num_layers=1 model.cam_head.channels=32 model.noise_head.channels=32
-          model.pixel_head.channels=16)
+          model.pixel_head.channels=32)
   WORKERS=0
 else
   BENCH=("${BENCH_CONFIG:-configs/looptrans_agd20k.py}" --device cuda --batch-size "${BENCH_BATCH:-16}"
