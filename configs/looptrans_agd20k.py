@@ -7,3 +7,9 @@ _base_ = [
     '_base_/schedules/schedule_5e.py',
     '_base_/default_runtime.py',
 ]
+# The published LoopTrans code's parts: its trained cluster module for AGD20K Seen (after ACSeg; download
+# cluster_seen.pth from the authors, docs/data_preparation.md), frozen, in place of K-means. Without the file:
+#   --cfg-options model.part_discovery.clusterer=None   (cosine K-means, K = 4)
+model = dict(
+    part_discovery=dict(clusterer=dict(type='LearnedPartClusterer', checkpoint='checkpoints/cluster_seen.pth'))
+)

@@ -6,4 +6,9 @@ _base_ = [
     '_base_/default_runtime.py',
 ]
 num_classes = 25  # len(AGD20KDataset.default_classes('Unseen'))
-model = dict(cam_head=dict(num_classes=num_classes), pixel_head=dict(num_classes=num_classes))
+# the published LoopTrans code's trained cluster module for AGD20K Unseen (cluster_unseen.pth; see looptrans_agd20k.py)
+model = dict(
+    cam_head=dict(num_classes=num_classes),
+    pixel_head=dict(num_classes=num_classes),
+    part_discovery=dict(clusterer=dict(type='LearnedPartClusterer', checkpoint='checkpoints/cluster_unseen.pth')),
+)

@@ -466,7 +466,10 @@ def test_the_quick_start_config_has_the_real_configs_model_recipe():
     for head in ('cam_head', 'pixel_head'):
         assert dict(quick[head], num_classes=None) == dict(real[head], num_classes=None), head
         assert quick[head].num_classes == 7
-    assert dict(quick.part_discovery, exclude_background=None) == dict(real.part_discovery, exclude_background=None)
+    assert dict(quick.part_discovery, exclude_background=None, clusterer=None) == dict(
+        real.part_discovery, exclude_background=None, clusterer=None
+    )
+    assert quick.part_discovery.get('clusterer') is None  # the authors' module was trained on DINO's keys
     assert quick.part_discovery.exclude_background == 'border'  # a random ViT's attention is no saliency
     assert quick.backbone.arch == dict(embed_dims=384, num_layers=2, num_heads=6, feedforward_channels=1536)
     assert quick.backbone.init_cfg is None

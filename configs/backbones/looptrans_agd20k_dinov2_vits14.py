@@ -11,5 +11,7 @@ model = dict(
         _delete_=True,
         **_base_.dinov2_vits14,
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/dinov2_vits14_pretrain.pth'),
-    )
+    ),
+    # the published cluster module was trained on DINO ViT-S/16 keys, not DINOv2's: K-means parts
+    part_discovery=dict(clusterer=None),
 )

@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
+from mmseg.utils import ConfigType
 from torch import Tensor
 
 from .base import BasePartDiscovery, PartDiscoveryResult
@@ -28,7 +29,9 @@ class PartDiscovery(BasePartDiscovery):
 
     Steps (all batched, under ``torch.no_grad()``):
 
-    1. L2-normalise descriptors, cosine K-means with ``num_parts`` clusters;
+    1. L2-normalise descriptors, cosine K-means with ``num_parts`` clusters; or, with a ``clusterer`` (the
+       published LoopTrans code's trained module, :class:`LearnedPartClusterer`), every descriptor goes to its
+       most similar part token;
     2. binarise the CAM: min-max normalise, then ``> mean`` (``cam_thr=
        'mean'``) or ``> cam_thr``; a constant CAM gives an empty mask;
     3. IoU of every part with the CAM mask; the best candidate part is the pseudo-mask. Which parts are
@@ -74,6 +77,10 @@ class PartDiscovery(BasePartDiscovery):
         min_part_score (float): Minimum LOCATE part score of a candidate with ``'saliency'``.
             Default: 0.6 (LOCATE's ``part_iou_thd``).
         k_range (tuple[int, int]): Candidate K (inclusive) for ``num_parts='auto'``. Default: (2, 6).
+        clusterer (dict, optional): A trained part clustering to use instead of K-means (step 1), e.g.
+            ``dict(type='LearnedPartClusterer', checkpoint='checkpoints/cluster_seen.pth')``; its number of parts
+            must be ``num_parts``, and ``num_iters`` / ``init`` then go unused. Its weights are loaded by
+            :meth:`init_weights`. Default: None (K-means).
     """
 
     def __init__(
@@ -87,6 +94,7 @@ class PartDiscovery(BasePartDiscovery):
         saliency_heads: Sequence[int] = (0, 1, 3),
         min_part_score: float = 0.6,
         k_range: Tuple[int, int] = (2, 6),
+        clusterer: Optional[ConfigType] = None,
     ) -> None:
         super().__init__()
         if exclude_background not in EXCLUDE_BACKGROUND:
@@ -128,6 +136,18 @@ class PartDiscovery(BasePartDiscovery):
         self.min_iou = min_iou
         self.cam_thr = cam_thr
         self.init = init
+        self.clusterer = None if clusterer is None else MODELS.build(clusterer)
+        if self.clusterer is not None and (self.auto or self.clusterer.num_parts != num_parts):
+            raise ValueError(
+                f'PartDiscovery: the clusterer has {self.clusterer.num_parts} part tokens, but num_parts is '
+                f"{'auto' if self.auto else num_parts}; a trained clusterer fixes K: set num_parts="
+                f'{self.clusterer.num_parts}.'
+            )
+
+    def init_weights(self) -> None:
+        """Load the clusterer's trained weights (called by the segmentor's ``init_weights``)."""
+        if self.clusterer is not None:
+            self.clusterer.init_weights()
 
     def binarize_cam(self, cam: Tensor) -> Tensor:
         """(B, h, w) CAM -> (B, h*w) bool mask (empty for a constant CAM)."""
@@ -188,6 +208,19 @@ class PartDiscovery(BasePartDiscovery):
             return score >= self.min_part_score, score
         return torch.ones(parts.shape[0], self.num_parts, dtype=torch.bool, device=parts.device), None
 
+    def _assign(self, desc: Tensor, generator: Optional[torch.Generator]) -> Tuple[Tensor, Optional[Tensor]]:
+        """Step 1: the part of every descriptor (B, N), and K per image (B,) with ``num_parts='auto'``."""
+        if self.clusterer is not None:
+            return self.clusterer.assign(desc.float()), None  # raw keys, as the published module gets them
+        x = F.normalize(desc.float(), dim=-1)
+        if self.init == 'farthest':
+            init_index = farthest_point_init(x, self.num_parts)
+        else:
+            init_index = random_init(x, self.num_parts, generator)
+        if self.auto:
+            return self._auto_kmeans(x, init_index)
+        return cosine_kmeans(x, init_index, self.num_iters)[1], None
+
     def discover(
         self, desc: Tensor, cam: Tensor, generator: Optional[torch.Generator] = None, cls_attn: Optional[Tensor] = None
     ) -> PartDiscoveryResult:
@@ -207,16 +240,7 @@ class PartDiscovery(BasePartDiscovery):
             ``num_parts`` (B,) (``num_parts='auto'`` only; K in the shapes above is then ``k_range[1]``, and
             the parts beyond an image's K are empty).
         """
-        x = F.normalize(desc.float(), dim=-1)
-        if self.init == 'farthest':
-            init_index = farthest_point_init(x, self.num_parts)
-        else:
-            init_index = random_init(x, self.num_parts, generator)
-        num_parts = None
-        if self.auto:
-            assign, num_parts = self._auto_kmeans(x, init_index)
-        else:
-            _, assign = cosine_kmeans(x, init_index, self.num_iters)
+        assign, num_parts = self._assign(desc, generator)
 
         cam_mask = self.binarize_cam(cam).float()  # (B, N)
         parts = F.one_hot(assign, self.num_parts).float()  # (B, N, K)
