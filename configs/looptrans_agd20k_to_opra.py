@@ -27,4 +27,5 @@ test_dataloader = dict(
         pipeline=_base_.test_pipeline,
     )
 )
-test_evaluator = dict(protocol='hotspots')
+# the raw pixel-decoder map, min-max normalised before the Hotspots protocol's divide-by-max
+test_evaluator = dict(protocol='hotspots', pred_normalization='minmax')

@@ -36,5 +36,6 @@ val_dataloader = dict(
     )
 )
 test_dataloader = val_dataloader
-val_evaluator = dict(protocol='hotspots')
+# the raw pixel-decoder map, min-max normalised before the Hotspots protocol's divide-by-max
+val_evaluator = dict(protocol='hotspots', pred_normalization='minmax')
 test_evaluator = val_evaluator

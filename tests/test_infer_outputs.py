@@ -155,6 +155,23 @@ def test_constant_map_has_its_peak_inside_a_full_mask():
         assert region.saturation == 1.0 and region.saturated
 
 
+def test_a_constant_map_with_resize_rounding_is_still_constant():
+    """A constant float32 map resized bilinearly differs by ~1e-8 between pixels; min-max normalised, that noise
+    would be a mask and a low saturation. Below CONSTANT_RANGE of the magnitude the map is constant."""
+    import torch
+    import torch.nn.functional as F
+
+    flat = torch.full((1, 1, 4, 4), -0.025965704)
+    heat = F.interpolate(flat, size=(67, 83), mode='bilinear', align_corners=False)[0, 0].numpy()
+    noise = np.random.RandomState(0).uniform(-3e-9, 3e-9, heat.shape).astype(np.float32)
+    region = describe_heatmap(heat + noise)
+    assert region.saturation == 1.0 and region.mask.all()
+    real = np.zeros((10, 10), np.float32)
+    real[2:4, 2:4] = 1e-4  # a small but real bump (10x the tolerance at this magnitude) still localises
+    region = describe_heatmap(real)
+    assert region.area == 4 and not region.saturated
+
+
 def test_saturation_is_the_share_of_pixels_near_the_maximum():
     heat = np.zeros((10, 10))
     heat[:6] = 1.0  # 60 % at the maximum

@@ -9,6 +9,7 @@ AUC-J threshold loop. It shares no code with ``looptrans.evaluation``.
 from __future__ import annotations
 
 import math
+import os.path as osp
 from typing import List, Optional
 
 import cv2
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import REPO
 from mmseg.registry import METRICS
 
 from looptrans.evaluation import (
@@ -552,6 +554,46 @@ def test_metric_hotspots_end_to_end_with_per_sample_jitter(logs):
     got = np.array([r['AUC-J'] for r in no_jitter.results])
     np.testing.assert_array_equal(got, plain)
     assert not np.allclose(got[0], records[0]['AUC-J'], atol=1e-4)
+
+
+def test_hotspots_raw_score_maps_need_minmax_normalisation():
+    """The Hotspots evaluator divides by the maximum: a raw score map (negative values) is an error naming the
+    image and the option; with pred_normalization='minmax' it scores as its min-max normalised map, against the
+    loop reference, and a non-negative map only moves by its offset."""
+    rng = np.random.default_rng(23)
+    data = make_dataset(rng, 4)
+    raw = [(i, rng.standard_normal((14, 14)) * 3 - 1, gt, aff) for i, _, gt, aff in data]
+    plain = AffordanceMetric(protocol='hotspots', jitter_seed=None)
+    with pytest.raises(ValueError, match=r"ego/hold/obj/0\.jpg has negative values.*pred_normalization='minmax'"):
+        plain.process({}, [make_sample(*d) for d in raw])
+    metric = AffordanceMetric(protocol='hotspots', jitter_seed=None, pred_normalization='minmax')
+    metric.process({}, [make_sample(*d) for d in raw])
+    for record, (_, pred, gt, _) in zip(metric.results, raw):
+        pred32 = pred.astype(np.float32).astype(np.float64)  # make_sample sends float32 maps
+        ref = ref_hotspots((pred32 - pred32.min()) / (pred32.max() - pred32.min()), gt)
+        for key in ('KLD', 'SIM', 'AUC-J'):
+            assert record[key] == pytest.approx(ref[key], rel=TOL, abs=TOL), key
+    unnormalised = ref_hotspots(raw[0][1].astype(np.float32).astype(np.float64), raw[0][2])
+    assert unnormalised['KLD'] is None or abs(unnormalised['SIM'] - metric.results[0]['SIM']) > 1e-3
+    with pytest.raises(ValueError, match="pred_normalization must be None or 'minmax'"):
+        AffordanceMetric(protocol='hotspots', pred_normalization='max')
+    with pytest.raises(ValueError, match="normalises every prediction itself"):
+        AffordanceMetric(protocol='agd20k', pred_normalization='minmax')
+
+
+def test_the_video_configs_normalise_their_raw_test_maps():
+    from mmengine.config import Config
+
+    for name in (
+        'looptrans_opra.py',
+        'looptrans_epic.py',
+        'looptrans_agd20k_to_opra.py',
+        'looptrans_synthetic_to_opra.py',
+    ):
+        cfg = Config.fromfile(osp.join(REPO, 'configs', name))
+        assert cfg.model.test_cfg.heatmap == 'pixel_logits', name
+        evaluator = cfg.test_evaluator
+        assert (evaluator.protocol, evaluator.get('pred_normalization')) == ('hotspots', 'minmax'), name
 
 
 def test_metric_accepts_seg_data_samples():

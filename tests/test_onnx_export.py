@@ -54,9 +54,9 @@ def _randomise(model: torch.nn.Module) -> None:
                 module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
                 module.weight.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
                 module.bias.copy_(torch.randn(module.num_features, generator=gen) * 0.1)
-        for head in (model.cam_head, model.pixel_head):
-            head.conv_seg.weight.copy_(torch.randn(head.conv_seg.weight.shape, generator=gen) * 0.3)
-            head.conv_seg.bias.copy_(torch.randn(head.conv_seg.bias.shape, generator=gen))
+        for conv in {model.cam_head.conv_seg, model.pixel_head.classifier}:  # one conv when the pixel head borrows
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * 0.3)
+            conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen))
 
 
 @pytest.fixture(scope='module')
@@ -146,7 +146,7 @@ def test_graph_interface_and_metadata(exported):
     proto = onnx.load(exported['path'])
     meta = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(meta['classes']) == list(SYNTHETIC_SEEN_CLASSES)
-    assert meta['heatmap_source'] == 'pixel'  # the quick config's model.test_cfg.heatmap
+    assert meta['heatmap_source'] == 'pixel_logits'  # the quick config's model.test_cfg.heatmap
     assert json.loads(meta['input_size']) == list(SIZE)
     assert meta['input_format'] == 'uint8 BGR NCHW 0-255'
     assert meta['config'] == 'looptrans_synthetic.py' and meta['checkpoint'] == 'tiny.pth'
@@ -164,7 +164,7 @@ def test_graph_interface_and_metadata(exported):
 def test_backend_reads_metadata(backend, model):
     assert backend.classes == tuple(model.dataset_meta['classes']) == tuple(SYNTHETIC_SEEN_CLASSES)
     assert backend.dataset_meta == dict(classes=backend.classes)
-    assert backend.heatmap_source == 'pixel' and backend.input_size == SIZE and backend.num_classes == 7
+    assert backend.heatmap_source == 'pixel_logits' and backend.input_size == SIZE and backend.num_classes == 7
 
 
 def test_config_class_check(backend):
@@ -242,10 +242,11 @@ def test_other_heatmap_source_and_model_untouched(model, tmp_path):
     meta = export_onnx(model, path, SIZE, heatmap='fusion')
     assert meta['heatmap_source'] == 'fusion'
     assert torch.equal(model.backbone.pos_embed, pos_embed) and tuple(model.backbone.patch_resolution) == (14, 14)
-    assert model.test_cfg.get('heatmap') == 'pixel'
+    assert model.test_cfg.get('heatmap') == 'pixel_logits'
     fused = OnnxAffordanceModel(path)
     assert fused.heatmap_source == 'fusion'
-    # the CAM head runs once (for the heatmaps and the logits): no weight feeds two Conv / MatMul nodes
+    # the CAM head runs once (for the heatmaps and the logits): no weight feeds two Conv / MatMul nodes, but for
+    # the CAM head's classifier, which also ends the pixel decoder (the published pixel branch): it feeds two
     proto = onnx.load(path)
     weights = {init.name for init in proto.graph.initializer}
     uses = [
@@ -255,7 +256,11 @@ def test_other_heatmap_source_and_model_untouched(model, tmp_path):
         for name in node.input
         if name in weights
     ]
-    assert len(uses) == len(set(uses)) and sum(n.op_type == 'Conv' for n in proto.graph.node) == 7
+    classifier = [name for name in uses if name.startswith('model.cam_head.conv_seg.')]
+    others = [name for name in uses if not name.startswith('model.cam_head.conv_seg.')]
+    assert len(others) == len(set(others)) and sorted(classifier) == sorted(2 * sorted(set(classifier)))
+    assert set(classifier) == {'model.cam_head.conv_seg.weight', 'model.cam_head.conv_seg.bias'}
+    assert sum(n.op_type == 'Conv' for n in proto.graph.node) == 7
     batch = np.random.default_rng(5).integers(0, 256, (2, 3, *SIZE), dtype=np.uint8)
     diff = _max_diff(model, fused, batch)
     assert diff['heatmaps'] <= ATOL and diff['logits'] <= ATOL, diff
@@ -295,7 +300,7 @@ def test_wrapper_is_the_models_own_inference_on_a_normalised_batch(model):
     from looptrans.apis.export import LoopTransExportWrapper
 
     wrapper = LoopTransExportWrapper(model, SIZE, heatmap='cam').eval()
-    assert wrapper.model.heatmap_source == 'cam' and model.heatmap_source == 'pixel'  # the copy only
+    assert wrapper.model.heatmap_source == 'cam' and model.heatmap_source == 'pixel_logits'  # the copy only
     assert wrapper.model.backbone.out_type == 'keys'
     images = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (2, 3, *SIZE), dtype=np.uint8))
     with torch.no_grad():

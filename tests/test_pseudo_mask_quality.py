@@ -364,7 +364,7 @@ def _tiny_config(tmp_path) -> str:
     path.write_text(
         f'_base_ = [{osp.abspath(QUICK_CONFIG)!r}]\n'
         'model = dict(backbone=dict(arch=dict(num_layers=1)), cam_head=dict(channels=32), '
-        'noise_head=dict(channels=32), pixel_head=dict(channels=16))\n'
+        'noise_head=dict(channels=32), pixel_head=dict(channels=32))\n'
     )
     return str(path)
 

@@ -65,9 +65,9 @@ def _randomise(model: torch.nn.Module) -> None:
     """Classifiers with non-tiny weights, so that heatmaps and probabilities differ across classes and pixels."""
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        for head in (model.cam_head, model.pixel_head):
-            head.conv_seg.weight.copy_(torch.randn(head.conv_seg.weight.shape, generator=gen) * 0.3)
-            head.conv_seg.bias.copy_(torch.randn(head.conv_seg.bias.shape, generator=gen))
+        for conv in {model.cam_head.conv_seg, model.pixel_head.classifier}:  # one conv when the pixel head borrows
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * 0.3)
+            conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen))
 
 
 @pytest.fixture(scope='module')

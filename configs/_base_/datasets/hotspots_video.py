@@ -43,5 +43,6 @@ val_dataloader = dict(
 )
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='AffordanceMetric', protocol='hotspots')
+# the test map (the pixel decoder's raw map) is min-max normalised before the Hotspots protocol's divide-by-max
+val_evaluator = dict(type='AffordanceMetric', protocol='hotspots', pred_normalization='minmax')
 test_evaluator = val_evaluator

@@ -13,6 +13,9 @@ import numpy as np
 SATURATION_LEVEL = 0.9
 #: A map is reported as saturated when more than this share of its pixels reach :data:`SATURATION_LEVEL`.
 SATURATED_SHARE = 0.5
+#: A map whose range is below this fraction of its magnitude is constant: resizing a constant float32 map leaves
+#: rounding differences (~1e-8 relative) that min-max normalisation would blow up into a made-up localisation.
+CONSTANT_RANGE = 1e-5
 
 
 @dataclass
@@ -65,8 +68,9 @@ def describe_heatmap(heat: np.ndarray, threshold: float = 0.5) -> AffordanceRegi
     """Peak, binary mask (min-max normalised score >= ``threshold``), bounding box, largest contour and
     saturation of a float (H, W) heatmap.
 
-    A constant map (a 1x1 image's, or one that is equal everywhere) scores every pixel at its maximum: its mask
-    is the whole image, its peak (0, 0) lies inside it, and its saturation is 1 (it localises nothing).
+    A constant map (a 1x1 image's, or one that is equal everywhere up to float rounding: a range below
+    :data:`CONSTANT_RANGE` of its magnitude) scores every pixel at its maximum: its mask is the whole image, its
+    peak lies inside it, and its saturation is 1 (it localises nothing).
     """
     if not 0 < threshold <= 1:
         raise ValueError(f'threshold must be in (0, 1], got {threshold}')
@@ -75,7 +79,7 @@ def describe_heatmap(heat: np.ndarray, threshold: float = 0.5) -> AffordanceRegi
         raise ValueError(f'a heatmap must be a non-empty (H, W) array, got shape {heat.shape}')
     y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
     low, high = float(heat.min()), float(heat.max())
-    if high > low:
+    if high - low > CONSTANT_RANGE * max(1.0, abs(high), abs(low)):
         scaled = (heat - low) / (high - low)
         mask = scaled >= threshold
         saturation = float((scaled >= SATURATION_LEVEL).mean())

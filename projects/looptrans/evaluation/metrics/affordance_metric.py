@@ -70,6 +70,17 @@ def _pixel_data(sample: Any, key: str, where: str) -> Union[np.ndarray, torch.Te
     return data
 
 
+def _minmax_finite(pred: np.ndarray) -> np.ndarray:
+    """``(p - min) / (max - min)`` over the finite values of one map (zeros for a constant one); NaN / inf stay."""
+    finite = np.isfinite(pred)
+    if not finite.any():
+        return pred
+    low, high = pred[finite].min(), pred[finite].max()
+    if high <= low:
+        return np.where(finite, 0.0, pred)
+    return (pred - low) / (high - low)
+
+
 @METRICS.register_module()
 class AffordanceMetric(BaseMetric):
     """Affordance-grounding metric with the exact published protocols.
@@ -104,6 +115,14 @@ class AffordanceMetric(BaseMetric):
         num_threads: CPU threads scoring the images of a batch (NumPy backend); ``None`` (default)
             uses torch's intra-op thread count (``torch.get_num_threads()``, which follows
             ``OMP_NUM_THREADS``), the CPU share the model itself uses.
+        pred_normalization: ``None`` or ``'minmax'``; Hotspots protocol only. The published Hotspots
+            evaluator divides each prediction by its maximum, which assumes a non-negative map (its model's
+            heatmaps are). A raw score map (the pixel decoder's logits, ``test_cfg.heatmap='pixel_logits'``,
+            or a raw CAM) has negative values: ``'minmax'`` min-max normalises every prediction first, as
+            LoopTrans's and LOCATE's test code normalise theirs. With ``None`` (default, the maps as the
+            published evaluator takes them) a prediction with a negative value is an error naming the image
+            and this option, never a silently meaningless score. The AGD20K protocol min-max normalises every
+            prediction itself (LOCATE's ``normalize_map``), so it takes no option.
 
     Each data sample given to :meth:`process` (a dict, as MMEngine passes them, or a
     ``SegDataSample``) needs ``pred_heatmap`` and ``gt_heatmap`` (``{'data': (1, H, W)}``; any
@@ -127,6 +146,7 @@ class AffordanceMetric(BaseMetric):
         collect_dir: Optional[str] = None,
         compute_backend: str = 'auto',
         num_threads: Optional[int] = None,
+        pred_normalization: Optional[str] = None,
     ) -> None:
         with quiet_current_logger():  # the keys are unprefixed on purpose (KLD, SIM, NSS as published)
             super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
@@ -156,6 +176,16 @@ class AffordanceMetric(BaseMetric):
         bad_seed = not isinstance(jitter_seed, (int, np.integer)) or jitter_seed < 0
         if jitter_seed is not None and bad_seed:
             raise ValueError(f'AffordanceMetric: jitter_seed must be a non-negative int or None, got {jitter_seed!r}')
+        if pred_normalization not in (None, 'minmax'):
+            raise ValueError(
+                f"AffordanceMetric: pred_normalization must be None or 'minmax', got {pred_normalization!r}"
+            )
+        if pred_normalization is not None and protocol != 'hotspots':
+            raise ValueError(
+                f'AffordanceMetric: pred_normalization={pred_normalization!r} is for the hotspots protocol; the '
+                f'{protocol!r} protocol min-max normalises every prediction itself: remove the option'
+            )
+        self.pred_normalization = pred_normalization
         self.protocol = protocol
         self.metrics = tuple(m for m in allowed if m in metrics)  # protocol order
         self.eval_size = PROTOCOLS[protocol]['eval_size'] if eval_size is None else eval_size
@@ -209,6 +239,7 @@ class AffordanceMetric(BaseMetric):
             scores = self._agd20k(preds, gts, names)
         else:
             preds = [p.cpu().numpy() if isinstance(p, torch.Tensor) else p for p in preds]
+            preds = self._nonnegative(preds, names)
             gts = [g.cpu().numpy() if isinstance(g, torch.Tensor) else g for g in gts]
             jitter = None
             if self.jitter_seed is not None:
@@ -233,6 +264,22 @@ class AffordanceMetric(BaseMetric):
             record['empty_gt'] = bool(scores['empty_gt'][i])
             record['nonfinite_pred'] = bool(scores['nonfinite_pred'][i])
             self.results.append(record)
+
+    def _nonnegative(self, preds: List[np.ndarray], names: Sequence[str]) -> List[np.ndarray]:
+        """The Hotspots protocol's predictions: min-max normalised (``pred_normalization='minmax'``; NaN / inf are
+        left for the scorer to replace), or checked to be non-negative."""
+        if self.pred_normalization == 'minmax':
+            return [_minmax_finite(np.asarray(p, dtype=np.float64)) for p in preds]
+        for pred, name in zip(preds, names):
+            finite = np.asarray(pred)[np.isfinite(pred)]
+            if finite.size and finite.min() < 0:
+                raise ValueError(
+                    f'AffordanceMetric: the prediction of {name} has negative values (min {finite.min():.4g}), but the '
+                    "hotspots protocol divides each map by its maximum and needs non-negative maps. A raw score map "
+                    "(test_cfg.heatmap='pixel_logits' or 'cam') needs val_evaluator / test_evaluator "
+                    "pred_normalization='minmax'; or test with a probability map (test_cfg.heatmap='pixel')."
+                )
+        return preds
 
     def _agd20k(self, preds: List[Any], gts: List[Any], names: List[str]) -> Dict[str, np.ndarray]:
         """Score one batch with the AGD20K protocol on the chosen backend (see ``compute_backend``)."""

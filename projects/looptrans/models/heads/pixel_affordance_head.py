@@ -126,6 +126,11 @@ class PixelAffordanceHead(BaseDecodeHead):
         self.init_cfg = without_override(self.init_cfg, 'conv_seg')  # the owner initialises it
         self._borrowed_classifier = (classifier,)
 
+    @property
+    def classifier(self) -> nn.Conv2d:
+        """The 1x1 conv that scores this head's classes: its own ``conv_seg``, or the one of :meth:`use_classifier`."""
+        return self._borrowed_classifier[0] if self._borrowed_classifier else self.conv_seg
+
     def cls_seg(self, feat: Tensor) -> Tensor:
         """Classify each location: the own ``conv_seg``, or the classifier given to :meth:`use_classifier`."""
         if not self._borrowed_classifier:
