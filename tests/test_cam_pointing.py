@@ -142,11 +142,23 @@ def test_tool_scores_maps_in_the_order_of_their_images(seen_tree, tmp_path, monk
     assert aligned['centre'] == shifted['centre']  # the chance reference does not depend on the model
 
 
+def test_the_default_maps_are_the_cam_and_the_test_map():
+    from types import SimpleNamespace
+
+    tool = _tool()
+    for test_map, expected in (
+        ('pixel_logits', ['cam', 'pixel_logits']),
+        ('pixel', ['cam', 'pixel']),
+        ('cam', ['cam']),
+    ):
+        assert tool.default_heatmaps(SimpleNamespace(test_cfg=dict(heatmap=test_map))) == expected
+
+
 def test_tool_runs_the_real_model_and_refuses_trees_without_masks(seen_tree, tmp_path):
     tool = _tool()
     ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
     tables = tool.main([QUICK_CONFIG, str(ckpt), '--data-root', seen_tree, *TINY])
-    assert set(tables) == {'cam', 'pixel', 'centre'}
+    assert set(tables) == {'cam', 'pixel_logits', 'centre'}  # by default the CAM and the config's test map
     for table in tables.values():
         for row in table.values():
             assert all(0.0 <= row[k] <= 1.0 for k in ('object', 'part', 'mass', 'object_near', 'part_near'))

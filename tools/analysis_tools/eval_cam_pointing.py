@@ -18,7 +18,7 @@ affordance (``part`` high) and not with the others (``rival_part`` low); an obje
 same figure. Both are averaged over the images whose object has such a rival (all but the chair's).
 
     python tools/analysis_tools/eval_cam_pointing.py configs/looptrans_synthetic.py \\
-        work_dirs/looptrans_synthetic/iter_200.pth [--heatmaps cam pixel] [--data-root DIR] [--split Seen] \\
+        work_dirs/looptrans_synthetic/iter_200.pth [--heatmaps cam pixel_logits] [--data-root DIR] [--split Seen] \\
         [--tolerance 15] [--exo]
 
 Does the view the method transfers from localise the part? With ``--exo`` the same game is played on the
@@ -272,8 +272,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--heatmaps',
         nargs='+',
-        default=['cam', 'pixel'],
-        help="heatmap sources (model.test_cfg.heatmap values) to score; 'pixel' is skipped for a model without one",
+        default=None,
+        help="heatmap sources (model.test_cfg.heatmap values) to score; pixel maps are skipped for a model without "
+        "a pixel head (default: 'cam' and the config's test map, model.test_cfg.heatmap)",
     )
     parser.add_argument('--data-root', help="generated tree (default: the config's test data_root)")
     parser.add_argument('--split', help="Seen or Unseen (default: the config's test split)")
@@ -313,6 +314,13 @@ def load(args: argparse.Namespace):
     return init_model(cfg, args.checkpoint, device=args.device), root
 
 
+def default_heatmaps(model) -> List[str]:
+    """'cam' and the model's test map: what the tests score (a probability map is a poor stand-in for a raw one:
+    a sigmoid saturates to exactly 1 in float32 over a plateau, whose first pixel then counts as the maximum)."""
+    test_map = model.test_cfg.get('heatmap', 'cam')
+    return ['cam'] if test_map == 'cam' else ['cam', test_map]
+
+
 def play(
     model,
     root: str,
@@ -338,7 +346,8 @@ def play(
 def main(argv=None) -> Dict[str, Dict[str, Dict[str, float]]]:
     args = parse_args(argv)
     model, root = load(args)
-    tables, samples = play(model, root, args.heatmaps, args.exo, args.batch_size, args.tolerance)
+    heatmaps = args.heatmaps or default_heatmaps(model)
+    tables, samples = play(model, root, heatmaps, args.exo, args.batch_size, args.tolerance)
     what = 'exocentric training images, exocentric CAM' if args.exo else 'egocentric test images'
     tol = f'{args.tolerance:g} px'
     print(f'pointing game on {len(samples)} {what} under {root} ({args.checkpoint})')
