@@ -481,7 +481,7 @@ def test_configs_agree_with_the_generators_and_protocol():
         cfg = Config.fromfile(osp.join(CONFIGS, f'looptrans_synthetic_{name}.py'))
         assert cfg.model.cam_head.num_classes == cfg.model.pixel_head.num_classes == len(verbs)
         assert cfg.model.temporal.type == 'LSTMTemporalAggregator'
-        assert cfg.test_evaluator == dict(type='AffordanceMetric', protocol='hotspots')
+        assert cfg.test_evaluator == dict(type='AffordanceMetric', protocol='hotspots', pred_normalization='minmax')
     to_opra = Config.fromfile(osp.join(CONFIGS, 'looptrans_synthetic_to_opra.py'))
     assert dict(to_opra.test_dataloader.dataset.verb_map) == dict(SYNTHETIC_OPRA_VERB_MAP)
     assert config_classes(to_opra.test_dataloader.dataset) == SYNTHETIC_SEEN_CLASSES
