@@ -44,7 +44,7 @@ import argparse
 import glob
 import os.path as osp
 from collections import defaultdict
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -324,20 +324,23 @@ def default_heatmaps(model) -> List[str]:
 def play(
     model,
     root: str,
-    heatmaps: Sequence[str] = ('cam', 'pixel'),
+    heatmaps: Optional[Sequence[str]] = None,
     exo: bool = False,
     batch_size: int = 8,
     tolerance: float = POINTING_TOLERANCE,
 ) -> Tuple[Dict[str, Dict[str, Dict[str, float]]], List[Sample]]:
     """The pointing game of ``model`` on the generated split ``root``: per source (the ``heatmaps`` the model has,
-    or ``'exo_cam'`` with ``exo``, and ``'centre'``) the :func:`summarise` table, and the samples played."""
+    or ``'exo_cam'`` with ``exo``, and ``'centre'``; by default :func:`default_heatmaps`) the :func:`summarise` table,
+    and the samples played."""
     classes = tuple(model.dataset_meta['classes'])
     if exo:
         sources = ['exo_cam']
         samples = find_exo_samples(root, classes)
     else:
         pixel_maps = ('pixel', 'pixel_logits', 'fusion')
-        sources = [s for s in heatmaps if s not in pixel_maps or model.pixel_head is not None]
+        sources = [
+            s for s in (heatmaps or default_heatmaps(model)) if s not in pixel_maps or model.pixel_head is not None
+        ]
         samples = find_test_samples(root, classes)
     outcomes = evaluate(model, samples, sources, batch_size, tolerance, exo=exo)
     return {src: summarise(outcomes[src], classes) for src in [*sources, 'centre']}, samples
@@ -346,8 +349,7 @@ def play(
 def main(argv=None) -> Dict[str, Dict[str, Dict[str, float]]]:
     args = parse_args(argv)
     model, root = load(args)
-    heatmaps = args.heatmaps or default_heatmaps(model)
-    tables, samples = play(model, root, heatmaps, args.exo, args.batch_size, args.tolerance)
+    tables, samples = play(model, root, args.heatmaps, args.exo, args.batch_size, args.tolerance)
     what = 'exocentric training images, exocentric CAM' if args.exo else 'egocentric test images'
     tol = f'{args.tolerance:g} px'
     print(f'pointing game on {len(samples)} {what} under {root} ({args.checkpoint})')

@@ -42,7 +42,7 @@ def process_group_closed_on_exit() -> Iterator[None]:
     under load as ``exitcode -6`` of one rank after a run that finished). Destroying the group while the
     interpreter is whole takes gloo's part out of that teardown; it does not make finalisation abort-proof: a
     2-process test that destroyed its group still saw one rank abort ('terminate called without an active
-    exception') once in CI, and its workers now leave by ``os._exit`` after writing their results
+    exception') once in CI, and its workers now leave by :func:`exit_finished_run` after writing their results
     (``tests/test_metric_dist.py``). MMEngine's Runner never destroys the group it initialises, so the tools
     wrap their whole run in this, and a multi-process CPU run that finished leaves by :func:`exit_finished_run`.
     """

@@ -19,7 +19,8 @@ from mmengine.logging import print_log
 from mmseg.registry import METRICS
 
 from ...utils.log_noise import quiet_current_logger
-from ..functional import HOTSPOTS_GT_SIZE, agd20k_scores, agd20k_scores_batched, hotspots_scores
+from ...utils.maps import minmax_normalize, replace_nonfinite
+from ..functional import EPS, HOTSPOTS_GT_SIZE, agd20k_scores, agd20k_scores_batched, hotspots_scores
 
 #: metrics each protocol can report, in table order, and its published evaluation resolution.
 PROTOCOLS: Dict[str, Dict[str, Any]] = {
@@ -71,14 +72,11 @@ def _pixel_data(sample: Any, key: str, where: str) -> Union[np.ndarray, torch.Te
 
 
 def _minmax_finite(pred: np.ndarray) -> np.ndarray:
-    """``(p - min) / (max - min)`` over the finite values of one map (zeros for a constant one); NaN / inf stay."""
-    finite = np.isfinite(pred)
-    if not finite.any():
-        return pred
-    low, high = pred[finite].min(), pred[finite].max()
-    if high <= low:
-        return np.where(finite, 0.0, pred)
-    return (pred - low) / (high - low)
+    """One map min-max normalised over its finite values (the project's :func:`minmax_normalize`, the metric's
+    eps); NaN / inf stay where they are, for the scorer to replace and count."""
+    fixed, changed = replace_nonfinite(pred)
+    normed = minmax_normalize(fixed[None], EPS)[0]
+    return np.where(np.isfinite(pred), normed, pred) if changed else normed
 
 
 @METRICS.register_module()

@@ -132,12 +132,10 @@ class PixelAffordanceHead(BaseDecodeHead):
         return self._borrowed_classifier[0] if self._borrowed_classifier else self.conv_seg
 
     def cls_seg(self, feat: Tensor) -> Tensor:
-        """Classify each location: the own ``conv_seg``, or the classifier given to :meth:`use_classifier`."""
-        if not self._borrowed_classifier:
-            return super().cls_seg(feat)
+        """Classify each location (mmseg's ``cls_seg``: dropout, then :attr:`classifier`)."""
         if self.dropout is not None:
             feat = self.dropout(feat)
-        return self._borrowed_classifier[0](feat)
+        return self.classifier(feat)
 
     def forward(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
         """Backbone outputs (or one (B, in_channels, h, w) tensor) -> logits (B, C, h*up, w*up)."""
