@@ -4,8 +4,8 @@
 # What differs from configs/looptrans_synthetic.py (the published code's recipe; docs/differences.md):
 # the CAM binarised at its mean, one BatchNorm pass over both views, no concentration loss, a pixel head with its
 # own decoder (256 channels, x2) and classifier trained by mmseg's soft dice + MSE on the sigmoid (weight 1 each),
-# M = 3 noise heads pooling by a softmax assignment per view (tau 0.5, weight 1), Cross-View-AG's L_corr (0.5) and
-# the pixel head's sigmoid as the test map.
+# M = 3 noise heads of their own (a 1x1 conv, outside the cross-entropy) pooling by a softmax assignment per view
+# (tau 0.5, weight 1), Cross-View-AG's L_corr (0.5) and the pixel head's sigmoid as the test map.
 #   python tools/train.py configs/looptrans_synthetic_paper_derived.py
 _base_ = ['./looptrans_synthetic.py']
 model = dict(
@@ -19,6 +19,7 @@ model = dict(
     ),
     corr_loss=dict(_delete_=True, type='AffordanceCorrelationLoss', loss_weight=0.5),
     pixel_on_cam_head=False,
+    noise_on_cam_head=False,
     pixel_head=dict(_delete_=True, type='PixelAffordanceHead', in_channels=384, num_classes=_base_.num_classes),
     test_cfg=dict(heatmap='pixel'),
 )

@@ -65,7 +65,9 @@ def test_optimizer_groups_follow_locate():
             continue
         assert lr_of[id(param)] == pytest.approx(_locate_lr(name, 1e-3)), name
         checked += 1
-    assert checked > 20
+    # token MLP 6, the shared projection 6, the classifier (with the noise outputs) 2, the pixel decoder 6; the
+    # noise head has no parameters of its own
+    assert checked == 20
     named = dict(model.named_parameters())
     representative = {
         'cam_head.token_mlp.fc1.weight': 1e-2,
@@ -77,7 +79,6 @@ def test_optimizer_groups_follow_locate():
         'cam_head.conv_seg.weight': 1e-2,
         'cam_head.conv_seg.bias': 2e-2,
         'pixel_head.conv_in.conv.weight': 1e-3,
-        'noise_head.conv_noise.bias': 2e-2,
     }
     for name, lr in representative.items():
         assert lr_of[id(named[name])] == pytest.approx(lr), name
@@ -338,7 +339,7 @@ def test_pixel_branch_on_the_cam_head_refuses_what_it_cannot_share():
 
 
 def test_without_override_drops_only_the_named_submodule():
-    from looptrans.models.heads.pixel_affordance_head import without_override
+    from looptrans.models.heads.utils import without_override
 
     default = dict(type='Normal', std=0.01, override=dict(name='conv_seg'))
     assert without_override(default, 'conv_seg') is None
@@ -414,6 +415,120 @@ def test_map_losses_refuse_an_unknown_activation_and_a_negative_smooth():
     assert MapMSELoss(use_sigmoid=False).activation == 'none' and MapMSELoss().use_sigmoid
     constant = torch.zeros(2, 1, 3, 3)  # a constant map min-max normalises to zeros, not NaN
     assert torch.isfinite(MapDiceLoss()(constant, torch.ones(2, 1, 3, 3)))
+
+
+def _tiny_published_recipe(**model):
+    """A tiny LoopTrans with every published-code switch of the real configs: the pixel decoder and the noise maps
+    on the CAM head's classifier, the published pooling, map correlation and concentration loss."""
+    from conftest import build_tiny_looptrans
+
+    published = dict(
+        cam_head=dict(type='SharedCAMHead', in_channels=384, channels=32, num_classes=4, joint_norm=False),
+        pixel_head=dict(type='PixelAffordanceHead', in_channels=384, channels=32, num_classes=4, upsample=1),
+        noise_head=dict(
+            type='NoiseHead',
+            channels=32,
+            num_noise=15,
+            pooling='published',
+            loss_decode=dict(type='DenoisingDistillationLoss', tau=1.0, loss_weight=0.05, loss_name='loss_dill'),
+        ),
+        corr_loss=dict(type='AffordanceMapCorrelationLoss', loss_weight=1.5),
+        concentration_loss=dict(type='LOCATEConcentrationLoss', loss_weight=0.07),
+        pixel_on_cam_head=True,
+        noise_on_cam_head=True,
+    )
+    return build_tiny_looptrans(**{**published, **model})
+
+
+def test_noise_maps_are_extra_classifier_outputs_in_every_loss_as_the_published_looptrans_code():
+    """SooLab/LoopTrans: ``aff_fc`` has C + 15 outputs; the last 15 are the noise maps of the denoising loss, and
+    all C + 15 enter the cross-entropy of both views (``cross_logits``, ``aff_logits``), the correlation loss's
+    Gram matrices and the concentration loss of the pixel decoder's maps. Every loss of a training step is
+    recomputed here with the published code's operations on the model's own layers."""
+    from mmseg.structures import SegDataSample
+    from test_heads import _published_denoise
+
+    from looptrans.models.losses import LOCATEConcentrationLoss
+
+    torch.manual_seed(0)
+    model = _tiny_published_recipe()
+    model.init_weights()
+    model.eval()  # BatchNorm on running statistics: the same numbers in the loss and in the transcription
+    cam, pixel = model.cam_head, model.pixel_head
+    assert tuple(cam.conv_seg.weight.shape[:2]) == (4 + 15, 32) and cam.num_noise == 15
+    assert not list(model.noise_head.parameters()) and not any(k.startswith('noise_head') for k in model.state_dict())
+    inputs = torch.randn(2, 4, 3, 64, 64, generator=torch.Generator().manual_seed(0))  # B=2, 1 ego + 3 exo
+    labels = torch.tensor([1, 3])
+    samples = [SegDataSample(metainfo=dict(gt_label=int(i))) for i in labels]
+    losses = model.loss(inputs, samples)
+
+    # the published forward, transcribed on our layers (aff_proj = token MLP, scam = the shared projection)
+    b, num_exo, classes = 2, 3, 4
+    ego_desc = model.extract_feat(inputs[:, 0])[-1]
+    exo_desc = model.extract_feat(inputs[:, 1:].flatten(0, 1))[-1]
+    ego_proj, exo_proj = cam.token_mlp(ego_desc), cam.token_mlp(exo_desc)
+    aff_cam = cam.conv_seg(cam.projs['shared'](exo_proj))
+    aff_logits = aff_cam.mean((2, 3)).reshape(b, num_exo, -1)
+    aff_cam_re = aff_cam.reshape(b, num_exo, -1, *aff_cam.shape[-2:])
+    ego_pred = cam.conv_seg(pixel.conv_up(pixel.conv_in(ego_proj)))
+    cross_logits = cam.conv_seg(cam.projs['shared'](ego_proj)).mean((2, 3))
+    assert aff_logits.shape[-1] == ego_pred.shape[1] == classes + 15
+    exo_ce = sum(F.cross_entropy(aff_logits[:, n], labels) for n in range(num_exo)) / num_exo
+    torch.testing.assert_close(losses['loss_cls_exo'], exo_ce)
+    torch.testing.assert_close(losses['loss_cls_ego'], F.cross_entropy(cross_logits, labels))
+    torch.testing.assert_close(losses['loss_corr'], 1.5 * _published_map_correlation(ego_pred, aff_cam_re))
+    torch.testing.assert_close(losses['loss_concentration'], LOCATEConcentrationLoss(loss_weight=0.07)(ego_pred))
+    exo_cam = aff_cam_re[torch.arange(b), :, labels]
+    noise = aff_cam_re[:, :, classes:]
+    denoise = _published_denoise(
+        exo_cam, noise, exo_desc.unflatten(0, (b, num_exo)), ego_pred[[0, 1], labels], ego_desc
+    )
+    torch.testing.assert_close(losses['loss_dill'], 0.05 * denoise)
+    # the noise outputs learn from the denoising loss, as the classifier's other rows
+    cam.conv_seg.weight.grad = None
+    losses['loss_dill'].backward()
+    assert cam.conv_seg.weight.grad[classes:].abs().sum() > 0
+    # inference and its class-count checks see the C classes only
+    feats = model.extract_feat(inputs[:, 0])
+    assert cam(feats).shape[1] == classes and model.pixel_logits(feats).shape[1] == classes
+    maps = model.decode_heatmaps(feats, (64, 64), ('cam', 'pixel_logits'))
+    assert all(m.shape[1] == classes for m in maps.values())
+    torch.testing.assert_close(
+        maps['pixel_logits'], F.interpolate(ego_pred[:, :classes], size=(64, 64), mode='bilinear')
+    )
+
+
+def test_noise_maps_on_the_cam_head_refuse_what_cannot_work():
+    from looptrans.models.heads import NoiseHead, ViewCAMs
+
+    with pytest.raises(ValueError, match='model.noise_on_cam_head=False'):
+        _tiny_published_recipe(noise_head=None)
+    with pytest.raises(ValueError, match='model.noise_on_cam_head=True sets up'):
+        _tiny_published_recipe(
+            noise_on_cam_head=False, cam_head=dict(type='SharedCAMHead', num_classes=4, num_noise=15)
+        )
+    with pytest.raises(ValueError, match='delete model.cam_head.num_noise'):
+        _tiny_published_recipe(cam_head=dict(type='SharedCAMHead', channels=32, num_classes=4, num_noise=3))
+    with pytest.raises(ValueError, match='num_noise must be an integer >= 0'):
+        SharedCAMHead(num_classes=4, num_noise=-1)
+    head = NoiseHead(channels=8, num_noise=2, maps_from_cam_head=True)
+    with pytest.raises(RuntimeError, match='no conv of its own'):
+        head(torch.randn(1, 8, 2, 2))
+    maps = torch.randn(3, 7, 2, 2)
+    with pytest.raises(ValueError, match="the CAM head's classifier has 3 noise outputs"):
+        head.noise_maps(ViewCAMs(maps, None, None, None, num_noise=3))
+    torch.testing.assert_close(head.noise_maps(ViewCAMs(maps, None, None, None, num_noise=2)), maps[:, 5:])
+    with pytest.raises(ValueError, match='no noise outputs'):
+        ViewCAMs(maps, None, None, None).exo_noise
+
+
+def test_real_configs_put_the_noise_maps_in_the_cam_classifier_and_paper_derived_ones_in_their_own_head():
+    model = MODELS.build(without_pretrained(_load('looptrans_agd20k.py').model))
+    assert tuple(model.cam_head.conv_seg.weight.shape[:2]) == (36 + 15, 384)
+    assert model.noise_head.maps_from_cam_head and not list(model.noise_head.parameters())
+    paper_derived = _load('looptrans_synthetic_paper_derived.py').model
+    assert paper_derived.noise_on_cam_head is False
+    assert MODELS.build(paper_derived).noise_head.conv_noise.out_channels == 3
 
 
 def _published_map_correlation(ego_pred, aff_cam_re):

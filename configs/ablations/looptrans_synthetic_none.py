@@ -10,6 +10,7 @@ model = dict(
     pixel_on_cam_head=False,
     concentration_loss=None,
     noise_head=None,
+    noise_on_cam_head=False,
     test_cfg=dict(heatmap='cam'),
 )
 custom_hooks = []  # no pixel head: no pseudo-mask supervision to switch on

@@ -50,7 +50,8 @@ model = dict(
     ),
     # The published LoopTrans code's denoising distillation: M = 15 noise maps; the raw labelled exo CAM and the
     # noise maps pool the frozen DINO keys over the 3 views, the pixel decoder's raw map the ego keys; InfoNCE
-    # with tau = 1, lambda_dill = 0.05.
+    # with tau = 1, lambda_dill = 0.05. The noise maps are the last 15 outputs of the CAM head's classifier
+    # (noise_on_cam_head below), as the published aff_fc of C + 15 outputs.
     noise_head=dict(
         type='NoiseHead',
         channels=384,
@@ -62,6 +63,9 @@ model = dict(
     # pixel decoder's ego maps and the exo CAMs, x 1.5.
     corr_loss=dict(type='AffordanceMapCorrelationLoss', loss_weight=1.5),
     pixel_on_cam_head=True,
+    # the published aff_fc: C + M outputs, the noise maps inside the cross-entropy, the correlation loss and the
+    # concentration loss; inference gives the C class maps
+    noise_on_cam_head=True,
     # the published LoopTrans code's loss_con: LOCATE's concentration loss on the pixel decoder's maps, x 0.07
     concentration_loss=dict(type='LOCATEConcentrationLoss', loss_weight=0.07),
     # The published LoopTrans code's pseudo-mask rule (SooLab/LoopTrans models/looptrans.py): K = 4 parts; the

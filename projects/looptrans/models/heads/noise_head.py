@@ -12,7 +12,15 @@ from mmseg.utils import MultiConfig, OptMultiConfig, SampleList
 from torch import Tensor
 
 from .shared_cam_head import ViewCAMs
-from .utils import build_losses, labels_of, losses_by_name, masked_average_pool, resize_to, select_class_maps
+from .utils import (
+    build_losses,
+    labels_of,
+    losses_by_name,
+    masked_average_pool,
+    resize_to,
+    select_class_maps,
+    without_override,
+)
 
 #: The ways :class:`NoiseHead` makes the features of the distillation (its ``pooling``).
 POOLINGS = ('assignment', 'published')
@@ -30,7 +38,10 @@ class NoiseHead(BaseModule):
       :class:`ViewCAMs` of the shared CAM head and the teacher map; ``forward`` then :meth:`loss_by_feat`;
     - ``loss_by_feat(noise_maps, exo_embed, exo_cam, f_pixel)``: the losses built from ``loss_decode``.
 
-    A 1x1 conv maps the embedding to M noise maps. At every location a
+    A 1x1 conv maps the embedding to M noise maps; with ``maps_from_cam_head=True`` the noise maps are instead
+    the last M outputs of the shared CAM head's classifier (``SharedCAMHead(num_noise=M)``, the published
+    LoopTrans code's ``aff_fc`` of C + 15 outputs), read from :class:`ViewCAMs`, and this head has no
+    parameters. At every location a
     softmax over ``[labelled-class CAM, noise_1, ..., noise_M]`` assigns the
     pixel softly to the affordance or to one of the noise concepts (human
     body, background, ...). The assignment-weighted prototypes ``f_exo`` and
@@ -54,6 +65,9 @@ class NoiseHead(BaseModule):
             :meth:`loss_published`: the raw labelled exo CAM and the raw noise maps pool the CAM head's
             *input* features (the frozen DINO keys), averaged over the views, and the pixel head's raw labelled
             map pools the ego input features, with its gradient. Default: 'assignment'.
+        maps_from_cam_head (bool): The noise maps are the CAM head's last M classifier outputs
+            (:attr:`ViewCAMs.exo_noise`) rather than this head's own 1x1 conv ``conv_noise`` (not built then).
+            LoopTrans sets it with ``noise_on_cam_head=True``. Default: False.
         init_cfg (dict | list, optional): Initialisation config.
     """
 
@@ -66,9 +80,10 @@ class NoiseHead(BaseModule):
         ),
         eps: float = 1e-6,
         pooling: str = 'assignment',
+        maps_from_cam_head: bool = False,
         init_cfg: OptMultiConfig = dict(type='Normal', std=0.01, override=dict(name='conv_noise')),
     ) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(init_cfg=without_override(init_cfg, 'conv_noise') if maps_from_cam_head else init_cfg)
         if num_noise < 1:
             raise ValueError(f'NoiseHead: num_noise must be >= 1, got {num_noise}.')
         if pooling not in POOLINGS:
@@ -77,11 +92,18 @@ class NoiseHead(BaseModule):
         self.channels = channels
         self.num_noise = num_noise
         self.eps = eps
-        self.conv_noise = nn.Conv2d(channels, num_noise, kernel_size=1)
+        self.maps_from_cam_head = bool(maps_from_cam_head)
+        if not self.maps_from_cam_head:
+            self.conv_noise = nn.Conv2d(channels, num_noise, kernel_size=1)
         self.loss_decode = build_losses(loss_decode)
 
     def forward(self, embed: Tensor) -> Tensor:
-        """(N, D, h, w) exo embedding -> noise maps (N, M, h, w)."""
+        """(N, D, h, w) exo embedding -> noise maps (N, M, h, w), by the head's own conv."""
+        if self.maps_from_cam_head:
+            raise RuntimeError(
+                'NoiseHead.forward: with maps_from_cam_head=True the noise maps are the CAM head\'s classifier '
+                'outputs (ViewCAMs.exo_noise); this head has no conv of its own.'
+            )
         if embed.dim() != 4 or embed.shape[1] != self.channels:
             raise ValueError(
                 f'NoiseHead: expected embed (N, {self.channels}, h, w), got '
@@ -89,6 +111,18 @@ class NoiseHead(BaseModule):
                 'embedding channels.'
             )
         return self.conv_noise(embed)
+
+    def noise_maps(self, cams: ViewCAMs) -> Tensor:
+        """The exo noise maps (B*V, M, h, w) of a training step: the CAM head's noise outputs
+        (``maps_from_cam_head``) or this head's own conv on the exo embedding."""
+        if not self.maps_from_cam_head:
+            return self(cams.exo_embed)
+        if cams.num_noise != self.num_noise:
+            raise ValueError(
+                f'NoiseHead: num_noise={self.num_noise}, but the CAM head\'s classifier has {cams.num_noise} noise '
+                'outputs; give model.cam_head the same num_noise (LoopTrans noise_on_cam_head sets it).'
+            )
+        return cams.exo_noise
 
     def loss(self, cams: ViewCAMs, teacher: Optional[Tensor], batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """The denoising distillation loss of a training batch.
@@ -120,7 +154,7 @@ class NoiseHead(BaseModule):
             )
         teacher = F.interpolate(teacher[:, None], size=cams.ego_embed.shape[-2:], mode='bilinear', align_corners=False)
         f_pixel = masked_average_pool(cams.ego_embed, teacher[:, 0]).detach()
-        noise_maps = self(cams.exo_embed)
+        noise_maps = self.noise_maps(cams)
         views = cams.exo_embed.shape[0] // num
         exo_cam = select_class_maps(cams.exo_cams, labels.repeat_interleave(views))
         losses = self.loss_by_feat(noise_maps, cams.exo_embed, exo_cam, f_pixel)
@@ -133,7 +167,8 @@ class NoiseHead(BaseModule):
 
         - query: ``mean_{v,h,w}(exo_cam_{b,v} * X_{b,v})`` with the raw CAM of the labelled class and ``X`` the
           exo input features;
-        - noise keys: ``mean_{v,h,w}(noise_{b,v,m} * X_{b,v})`` for each of the M raw noise maps;
+        - noise keys: ``mean_{v,h,w}(noise_{b,v,m} * X_{b,v})`` for each of the M raw noise maps (the
+          classifier's extra outputs in the published code: ``maps_from_cam_head``);
         - positive key: ``mean_{h,w}(ego_map_b * E_b)`` with ``E`` the ego input features;
         - ``s = cos(key, query)``, then ``loss_decode(s_noise, s_pixel)`` (the published code: InfoNCE, τ = 1).
 
@@ -168,7 +203,7 @@ class NoiseHead(BaseModule):
             )
         views = exo_feats.shape[0] // num
         exo_cam = select_class_maps(cams.exo_cams, labels.repeat_interleave(views))
-        maps = resize_to(torch.cat([exo_cam[:, None], self(cams.exo_embed)], dim=1), exo_feats.shape[-2:])
+        maps = resize_to(torch.cat([exo_cam[:, None], self.noise_maps(cams)], dim=1), exo_feats.shape[-2:])
         pooled = torch.einsum('nkhw,ndhw->nkd', maps, exo_feats) / maps[0, 0].numel()
         pooled = pooled.unflatten(0, (num, views)).mean(dim=1)  # (B, 1+M, D)
         ego = resize_to(ego_map[:, None], ego_feats.shape[-2:])[:, 0]

@@ -1,7 +1,7 @@
 # Copyright (c) looptrans authors. Licensed under the Apache License 2.0.
 """Pixel-level affordance decoder trained on part-level pseudo-masks."""
 
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -12,25 +12,7 @@ from mmseg.utils import MultiConfig, OptConfigType, SampleList
 from torch import Tensor, nn
 
 from ..part_discovery.base import PSEUDO_MASK_FIELD
-from .utils import labels_of, losses_by_name, select_class_maps, select_head_inputs
-
-
-def without_override(init_cfg: Union[dict, List[dict], None], name: str) -> Union[List[dict], None]:
-    """``init_cfg`` without its ``override`` of the submodule ``name``; an entry that initialised only that
-    submodule (an ``override`` and no ``layer``) goes entirely. None when nothing is left."""
-    entries = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg] if init_cfg else []
-    kept = []
-    for entry in entries:
-        entry = dict(entry)
-        override = entry.pop('override', None)
-        overrides = [] if override is None else list(override) if isinstance(override, (list, tuple)) else [override]
-        others = [o for o in overrides if o.get('name') != name]
-        if others:
-            entry['override'] = others
-        elif overrides and 'layer' not in entry:
-            continue
-        kept.append(entry)
-    return kept or None
+from .utils import labels_of, losses_by_name, select_class_maps, select_head_inputs, without_override
 
 
 @MODELS.register_module()
@@ -105,21 +87,25 @@ class PixelAffordanceHead(BaseDecodeHead):
         #: that it is not registered here: its parameters stay one entry of its owner's (and of the optimiser's).
         self._borrowed_classifier: Tuple[nn.Conv2d, ...] = ()
 
-    def use_classifier(self, classifier: nn.Conv2d) -> None:
+    def use_classifier(self, classifier: nn.Conv2d, num_extra: int = 0) -> None:
         """End in ``classifier`` (another head's 1x1 conv, e.g. the CAM head's ``conv_seg``) instead of an own one.
 
         The published LoopTrans code's pixel decoder ends in the classifier ``aff_fc`` that also makes the CAMs,
         so one set of class weights scores both. The own ``conv_seg`` is removed (its checkpoint keys go with
         it); the borrowed one is not registered as a submodule, so it is built, initialised, saved and optimised
-        once, by its owner.
+        once, by its owner. ``num_extra`` outputs follow the C class maps in the borrowed classifier (the CAM
+        head's noise outputs, ``SharedCAMHead(num_noise=...)``): :meth:`forward_all` gives them,
+        :meth:`forward` does not.
         """
         if not isinstance(classifier, nn.Conv2d) or classifier.kernel_size != (1, 1):
             raise ValueError(f'PixelAffordanceHead.use_classifier: expected a 1x1 nn.Conv2d, got {classifier!r}.')
-        if (classifier.in_channels, classifier.out_channels) != (self.channels, self.out_channels):
+        needed = (self.channels, self.out_channels + num_extra)
+        if (classifier.in_channels, classifier.out_channels) != needed:
             raise ValueError(
                 f'PixelAffordanceHead.use_classifier: the classifier maps {classifier.in_channels} -> '
-                f'{classifier.out_channels} channels, this head needs {self.channels} -> {self.out_channels}; '
-                'give the pixel head the CAM head\'s channels and num_classes.'
+                f'{classifier.out_channels} channels, this head needs {needed[0]} -> {needed[1]} '
+                f'({self.out_channels} classes + {num_extra} extra outputs); give the pixel head the CAM head\'s '
+                'channels and num_classes.'
             )
         if hasattr(self, 'conv_seg'):
             del self.conv_seg
@@ -132,24 +118,30 @@ class PixelAffordanceHead(BaseDecodeHead):
         return self._borrowed_classifier[0] if self._borrowed_classifier else self.conv_seg
 
     def cls_seg(self, feat: Tensor) -> Tensor:
-        """Classify each location (mmseg's ``cls_seg``: dropout, then :attr:`classifier`)."""
+        """Classify each location (mmseg's ``cls_seg``: dropout, then :attr:`classifier`; all its outputs)."""
         if self.dropout is not None:
             feat = self.dropout(feat)
         return self.classifier(feat)
 
-    def forward(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
-        """Backbone outputs (or one (B, in_channels, h, w) tensor) -> logits (B, C, h*up, w*up)."""
+    def forward_all(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
+        """Every output of the classifier (B, C + extra, h*up, w*up): the class logits, then the extra outputs of a
+        borrowed classifier (:meth:`use_classifier`), which the published LoopTrans code's correlation and
+        concentration losses read; the same as :meth:`forward` with an own classifier."""
         feats = select_head_inputs(self, inputs)
         x = self.conv_in(feats)
         if self.upsample > 1:
             x = F.interpolate(x, scale_factor=self.upsample, mode='bilinear', align_corners=self.align_corners)
         return self.cls_seg(self.conv_up(x))
 
+    def forward(self, inputs: Union[Tensor, Sequence[Tensor]]) -> Tensor:
+        """Backbone outputs (or one (B, in_channels, h, w) tensor) -> logits (B, C, h*up, w*up) of the C classes."""
+        return self.forward_all(inputs)[:, : self.out_channels]
+
     def loss_by_feat(self, seg_logits: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Losses of each sample's labelled-class logits against its pseudo-mask (mmseg's contract).
 
         Args:
-            seg_logits (Tensor): Output of :meth:`forward`, (B, C, H', W').
+            seg_logits (Tensor): Output of :meth:`forward`, (B, C, H', W'), or of :meth:`forward_all`.
             batch_data_samples (list[SegDataSample]): The label of each sample is its ``metainfo['gt_label']``;
                 its pseudo-mask the field ``gt_pseudo_mask`` (``PixelData`` (1, h, w) in [0, 1], written by
                 :meth:`PartDiscoveryResult.to_data_samples

@@ -27,15 +27,19 @@ LOCATE_INIT_LAYERS = ['Conv2d', 'Linear', 'LayerNorm', '_BatchNorm']
 class ViewCAMs:
     """The shared CAM head's output for both views of a training batch (:meth:`SharedCAMHead.forward_views`).
 
-    ``exo_cams`` (B*V, C, h, w) and ``exo_embed`` (B*V, channels, h, w), the V views of sample 0 first;
-    ``ego_cams`` (B, C, h, w) and ``ego_embed`` (B, channels, h, w). It unpacks as these four. The image-level
-    logits :attr:`exo_logits` / :attr:`ego_logits` are computed once and shared by every loss that reads them.
+    ``exo_cams`` (B*V, C + M, h, w) and ``exo_embed`` (B*V, channels, h, w), the V views of sample 0 first;
+    ``ego_cams`` (B, C + M, h, w) and ``ego_embed`` (B, channels, h, w). It unpacks as these four. The maps are
+    the classifier's whole output: the C class maps, then the ``num_noise`` = M noise maps of a classifier with
+    noise outputs (:class:`SharedCAMHead` ``num_noise``; M = 0 otherwise). The image-level logits
+    :attr:`exo_logits` / :attr:`ego_logits` (of all C + M outputs) are computed once and shared by every loss that
+    reads them.
     """
 
     exo_cams: Optional[Tensor]
     exo_embed: Optional[Tensor]
     ego_cams: Optional[Tensor]
     ego_embed: Optional[Tensor]
+    num_noise: int = 0
 
     def __iter__(self) -> Iterator[Optional[Tensor]]:
         return iter((self.exo_cams, self.exo_embed, self.ego_cams, self.ego_embed))
@@ -53,6 +57,16 @@ class ViewCAMs:
     def logits(self, view: str) -> Tensor:
         """The image-level logits of ``view`` (``'exo'`` or ``'ego'``)."""
         return self.exo_logits if view == 'exo' else self.ego_logits
+
+    @property
+    def exo_noise(self) -> Tensor:
+        """(B*V, M, h, w): the noise maps of the exo views, the classifier's last ``num_noise`` outputs."""
+        if not self.num_noise:
+            raise ValueError(
+                'ViewCAMs.exo_noise: the CAM head\'s classifier has no noise outputs (num_noise=0); give it '
+                'num_noise > 0 (LoopTrans noise_on_cam_head=True), or let the noise head make its own maps.'
+            )
+        return self.exo_cams[:, -self.num_noise :]
 
 
 class TokenMLP(nn.Module):
@@ -85,6 +99,12 @@ class SharedCAMHead(BaseDecodeHead):
     """LOCATE-style affordance CAM branch, shared by both views (LoopTrans).
 
     ``feats -> TokenMLP -> 2 x (conv3x3-BN-ReLU) = embed -> conv_seg (1x1) = CAMs``.
+
+    With ``num_noise`` = M > 0 the classifier ``conv_seg`` has C + M outputs, as the published LoopTrans code's
+    ``aff_fc`` (C + 15): the last M are noise maps, which the noise head reads (:class:`NoiseHead` with
+    ``maps_from_cam_head=True``) and which take part, as M more outputs, in the image-level cross-entropy of
+    both views and in every loss on the training maps (:class:`ViewCAMs`). Only the C class maps leave the head
+    at inference (:meth:`forward`), so inference, export and every class-count check see C classes.
 
     An mmseg decode head: ``in_channels`` / ``in_index`` / ``input_transform`` select and merge the
     backbone's feature levels (e.g. ``input_transform='resize_concat'`` for a ResNet or Swin), the CAM
@@ -132,6 +152,7 @@ class SharedCAMHead(BaseDecodeHead):
         num_classes: int,
         in_channels: Union[int, Sequence[int]] = 384,
         channels: int = 384,
+        num_noise: int = 0,
         shared: bool = True,
         joint_norm: bool = True,
         mlp_ratio: int = 4,
@@ -157,6 +178,11 @@ class SharedCAMHead(BaseDecodeHead):
         unknown = set(cls_views) - set(VIEWS)
         if unknown or not cls_views:
             raise ValueError(f'SharedCAMHead: cls_views must be a non-empty subset of {VIEWS}, got {tuple(cls_views)}.')
+        if int(num_noise) != num_noise or num_noise < 0:
+            raise ValueError(f'SharedCAMHead: num_noise must be an integer >= 0, got {num_noise!r}.')
+        self.num_noise = int(num_noise)
+        if self.num_noise:  # the classifier of C + M outputs (BaseDecodeHead built it with C)
+            self.conv_seg = nn.Conv2d(self.channels, self.out_channels + self.num_noise, kernel_size=1)
         self.shared = shared
         self.joint_norm = joint_norm
         self.cls_views = tuple(cls_views)
@@ -177,7 +203,8 @@ class SharedCAMHead(BaseDecodeHead):
         return select_head_inputs(self, inputs)
 
     def forward_embed(self, inputs: Union[Tensor, Sequence[Tensor]], view: str = 'ego') -> Tuple[Tensor, Tensor]:
-        """CAMs (N, C, h, w) and the embedding (N, channels, h, w) they come from, for one view.
+        """The classifier's maps (N, C + M, h, w: the CAMs, then the ``num_noise`` noise maps) and the embedding
+        (N, channels, h, w) they come from, for one view.
 
         ``view`` selects the projection when ``shared=False`` and is ignored otherwise.
         """
@@ -188,8 +215,8 @@ class SharedCAMHead(BaseDecodeHead):
         return self.cls_seg(embed), embed
 
     def forward(self, inputs: Union[Tensor, Sequence[Tensor]], view: str = 'ego') -> Tensor:
-        """CAMs (N, C, h, w) of one view (the egocentric one at test time)."""
-        return self.forward_embed(inputs, view)[0]
+        """CAMs (N, C, h, w) of one view (the egocentric one at test time); no noise maps."""
+        return self.forward_embed(inputs, view)[0][:, : self.out_channels]
 
     def forward_views(
         self, exo_inputs: Union[Tensor, Sequence[Tensor]], ego_inputs: Union[Tensor, Sequence[Tensor]]
@@ -209,14 +236,15 @@ class SharedCAMHead(BaseDecodeHead):
             ego_inputs: Ego features (B, ...).
 
         Returns:
-            ViewCAMs: exo CAMs, exo embedding, ego CAMs, ego embedding (it unpacks as these four).
+            ViewCAMs: exo CAMs, exo embedding, ego CAMs, ego embedding (it unpacks as these four); the CAMs with
+            the noise maps of a classifier with ``num_noise`` outputs.
         """
         exo, ego = self.select_inputs(exo_inputs), self.select_inputs(ego_inputs)
         if not self.shared or not self.joint_norm:
-            return ViewCAMs(*self.forward_embed(exo, 'exo'), *self.forward_embed(ego, 'ego'))
+            return ViewCAMs(*self.forward_embed(exo, 'exo'), *self.forward_embed(ego, 'ego'), self.num_noise)
         cams, embed = self.forward_embed(torch.cat([exo, ego]), 'exo')
         num_exo = exo.shape[0]
-        return ViewCAMs(cams[:num_exo], embed[:num_exo], cams[num_exo:], embed[num_exo:])
+        return ViewCAMs(cams[:num_exo], embed[:num_exo], cams[num_exo:], embed[num_exo:], self.num_noise)
 
     @staticmethod
     def logits(cams: Tensor) -> Tensor:
@@ -235,7 +263,9 @@ class SharedCAMHead(BaseDecodeHead):
 
         Returns:
             dict[str, Tensor]: ``<loss_name>_exo`` and/or ``<loss_name>_ego`` per loss of ``loss_decode``
-            (default ``loss_cls_exo``, ``loss_cls_ego``), computed on the global average of the CAMs.
+            (default ``loss_cls_exo``, ``loss_cls_ego``), computed on the global average of the maps: of the C + M
+            outputs of a classifier with noise outputs in :class:`ViewCAMs` (the published LoopTrans code's
+            cross-entropy), of the C CAMs that :meth:`forward` gives.
         """
         if isinstance(seg_logits, ViewCAMs):
             given, views = dict(exo=seg_logits.exo_cams, ego=seg_logits.ego_cams), self.cls_views

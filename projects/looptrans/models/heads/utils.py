@@ -131,3 +131,21 @@ def select_head_inputs(head: nn.Module, inputs: Union[Tensor, Sequence[Tensor]])
             'backbone outputs.'
         )
     return feats
+
+
+def without_override(init_cfg: Union[dict, List[dict], None], name: str) -> Union[List[dict], None]:
+    """``init_cfg`` without its ``override`` of the submodule ``name``; an entry that initialised only that
+    submodule (an ``override`` and no ``layer``) goes entirely. None when nothing is left."""
+    entries = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg] if init_cfg else []
+    kept = []
+    for entry in entries:
+        entry = dict(entry)
+        override = entry.pop('override', None)
+        overrides = [] if override is None else list(override) if isinstance(override, (list, tuple)) else [override]
+        others = [o for o in overrides if o.get('name') != name]
+        if others:
+            entry['override'] = others
+        elif overrides and 'layer' not in entry:
+            continue
+        kept.append(entry)
+    return kept or None

@@ -103,6 +103,13 @@ class LoopTrans(AffordanceSegmentor):
             token-MLP features (``aff_proj``) instead of the backbone's, and ends in the CAM head's classifier
             (``aff_fc``) instead of its own; needs the pixel head's ``channels`` and ``num_classes`` to be the CAM
             head's. Default: False (its own input and classifier).
+        noise_on_cam_head: the published LoopTrans code's noise maps: the last M outputs of the CAM head's
+            classifier (``aff_fc`` of C + 15 outputs) instead of the noise head's own 1x1 conv. LoopTrans builds
+            the CAM head with ``num_noise`` = the noise head's ``num_noise`` and the noise head with
+            ``maps_from_cam_head=True``: the noise outputs then also take part in the cross-entropy of both
+            views, in the correlation loss and (through the shared classifier, with ``pixel_on_cam_head``) in
+            the concentration loss, as in the published code; inference gives the C class maps only. Needs
+            ``noise_head``. Default: False.
         concentration_loss: a loss on the pixel head's logits of every class (B, C, H', W'), or None: the
             published LoopTrans code applies LOCATE's concentration loss (:class:`LOCATEConcentrationLoss`,
             weight 0.07) to its pixel decoder's maps in every step. Needs ``pixel_head``.
@@ -130,6 +137,7 @@ class LoopTrans(AffordanceSegmentor):
         noise_head: OptConfigType = None,
         corr_loss: OptConfigType = None,
         pixel_on_cam_head: bool = False,
+        noise_on_cam_head: bool = False,
         concentration_loss: OptConfigType = None,
         part_discovery: ConfigType = dict(type='PartDiscovery', num_parts=4),
         descriptor: OptConfigType = None,
@@ -145,9 +153,19 @@ class LoopTrans(AffordanceSegmentor):
         self.backbone = MODELS.build(dino_backbone_cfg(backbone, feature_key))
         if neck is not None:
             self.neck = MODELS.build(neck)
+        self.noise_on_cam_head = bool(noise_on_cam_head)
+        noise_head = self._noise_head_cfg(cam_head, noise_head)
+        self.noise_head = MODELS.build(noise_head) if noise_head is not None else None
+        if self.noise_on_cam_head:
+            if cam_head.get('num_noise', self.noise_head.num_noise) != self.noise_head.num_noise:
+                raise ValueError(
+                    f'LoopTrans: model.cam_head.num_noise={cam_head["num_noise"]} but model.noise_head.num_noise='
+                    f'{self.noise_head.num_noise}; with noise_on_cam_head the noise head decides it: delete '
+                    'model.cam_head.num_noise.'
+                )
+            cam_head = dict(cam_head, num_noise=self.noise_head.num_noise)
         self.cam_head = MODELS.build(cam_head)
         self.pixel_head = MODELS.build(pixel_head) if pixel_head is not None else None
-        self.noise_head = MODELS.build(noise_head) if noise_head is not None else None
         self.corr_loss = MODELS.build(corr_loss) if corr_loss is not None else None
         self.pixel_on_cam_head = bool(pixel_on_cam_head)
         if self.pixel_on_cam_head:
@@ -162,7 +180,7 @@ class LoopTrans(AffordanceSegmentor):
                     f'({self.cam_head.in_channels} channels); set model.pixel_head.in_channels='
                     f'{self.cam_head.in_channels} (got {self.pixel_head.in_channels}).'
                 )
-            self.pixel_head.use_classifier(self.cam_head.conv_seg)
+            self.pixel_head.use_classifier(self.cam_head.conv_seg, num_extra=self.cam_head.num_noise)
         if concentration_loss is not None and self.pixel_head is None:
             raise ValueError(
                 'LoopTrans: concentration_loss acts on the pixel head\'s maps, and model.pixel_head is None; set '
@@ -187,6 +205,27 @@ class LoopTrans(AffordanceSegmentor):
         #: the last training step's part discovery (on device, no gradient), for PseudoMaskHook's pictures.
         self.last_part_discovery: Optional[PartDiscoveryResult] = None
         self.num_classes = self.cam_head.num_classes
+
+    def _noise_head_cfg(self, cam_head: ConfigType, noise_head: OptConfigType) -> Optional[dict]:
+        """The noise-head config to build: with ``noise_on_cam_head`` it reads the CAM head's noise outputs
+        (``maps_from_cam_head``; :meth:`__init__` then gives the CAM head its ``num_noise``); without it neither
+        config may ask for the other's maps."""
+        noise_head = None if noise_head is None else dict(noise_head)
+        asked = cam_head.get('num_noise', 0)
+        if not self.noise_on_cam_head:
+            if asked or (noise_head or {}).get('maps_from_cam_head', False):
+                raise ValueError(
+                    'LoopTrans: model.cam_head.num_noise / model.noise_head.maps_from_cam_head put the noise maps in '
+                    'the CAM head\'s classifier, which model.noise_on_cam_head=True sets up; set that instead and '
+                    'delete the two keys.'
+                )
+            return noise_head
+        if noise_head is None:
+            raise ValueError(
+                'LoopTrans: noise_on_cam_head gives the CAM head\'s classifier the noise head\'s outputs, and '
+                'model.noise_head is None; set model.noise_on_cam_head=False in a config without a noise head.'
+            )
+        return dict(noise_head, maps_from_cam_head=True)
 
     # ------------------------------------------------------------------ features
     @property
@@ -259,7 +298,7 @@ class LoopTrans(AffordanceSegmentor):
         teacher = self.distillation_teacher(cam_ego)
         pixel_logits = None
         if self.pixel_head is not None:
-            pixel_logits = self.pixel_logits(feats_ego)
+            pixel_logits = self.pixel_logits(feats_ego, with_extra=True)
             parts = self.discover_parts(desc_ego, cam_ego) if self.pixel_supervision else None
             self._hand_over_pseudo_masks(parts, data_samples)
             losses.update(self.pixel_head.loss_by_feat(pixel_logits, data_samples))
@@ -288,12 +327,16 @@ class LoopTrans(AffordanceSegmentor):
             return self.corr_loss(cams.exo_cams.unflatten(0, (num, views)), ego)
         return self.corr_loss(cams.exo_logits.view(num, views, -1), cams.ego_logits)
 
-    def pixel_logits(self, feats: List[Tensor]) -> Tensor:
+    def pixel_logits(self, feats: List[Tensor], with_extra: bool = False) -> Tensor:
         """The pixel head's logits (B, C, h', w') of ego feature levels: on the backbone's features, or with
-        ``pixel_on_cam_head`` on the CAM head's token-MLP features (the CAM head's input selection first)."""
+        ``pixel_on_cam_head`` on the CAM head's token-MLP features (the CAM head's input selection first).
+
+        ``with_extra``: also the noise outputs of the CAM head's classifier that the pixel head borrows
+        (``noise_on_cam_head``), (B, C + M, h', w'), as the training losses of the published code read them."""
         if not self.pixel_on_cam_head:
             return self.pixel_head(feats)
-        return self.pixel_head(self.cam_head.token_mlp(self.cam_head.select_inputs(feats)))
+        tokens = self.cam_head.token_mlp(self.cam_head.select_inputs(feats))
+        return self.pixel_head.forward_all(tokens) if with_extra else self.pixel_head(tokens)
 
     def distillation_teacher(self, cam_ego: Tensor) -> Optional[Tensor]:
         """The clean ego localisation the denoising distillation feeds back, before the pixel head's output
