@@ -285,11 +285,11 @@ def test_exo_tool_scores_maps_in_the_order_of_their_images(seen_tree, tmp_path, 
     ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
 
     def run(shift):
-        def fake(model, paths, batch_size=8):
+        def fake(model, paths, batch_size=8, view='exo'):
             classes = [_affordance(p) for p in paths]
-            return _exo_part_maps(paths, shift), classes[shift:] + classes[:shift]
+            return _exo_part_maps(paths, shift), classes[shift:] + classes[:shift], []
 
-        monkeypatch.setattr(tool, 'exo_cams', fake)
+        monkeypatch.setattr(tool, 'classifier_maps', fake)
         return tool.main([QUICK_CONFIG, str(ckpt), '--data-root', seen_tree, '--exo', *TINY])
 
     aligned, shifted = run(0), run(1)
@@ -317,14 +317,99 @@ def test_exo_cam_is_the_exo_view_computed_as_inference_computes_the_ego_cam(seen
     model = init_model(QUICK_CONFIG, ckpt, cfg_options=options)
     paths = [s[0] for s in tool.find_exo_samples(osp.join(seen_tree, 'Seen'), SYNTHETIC_SEEN_CLASSES)[:3]]
     ego = [r.heatmaps for r in inference_affordance(model, paths, affordances=None)]
-    before, _ = tool.exo_cams(model, paths, batch_size=2)
+    before, _, _ = tool.classifier_maps(model, paths, batch_size=2)
     model.cam_head.projs['exo'].load_state_dict(model.cam_head.projs['ego'].state_dict())
-    after, predicted = tool.exo_cams(model, paths, batch_size=2)
+    after, predicted, _ = tool.classifier_maps(model, paths, batch_size=2)
     for e, b, a, path in zip(ego, before, after, paths):
-        assert set(a) == set(SYNTHETIC_SEEN_CLASSES) and a['hold'].shape == cv2.imread(path).shape[:2]
+        assert set(a) == {*SYNTHETIC_SEEN_CLASSES, 'noise'} and a['hold'].shape == cv2.imread(path).shape[:2]
         for name in SYNTHETIC_SEEN_CLASSES:
             np.testing.assert_allclose(a[name], e[name], rtol=1e-4, atol=1e-5)
         assert max(np.abs(b[n] - e[n]).max() for n in SYNTHETIC_SEEN_CLASSES) > 1e-3
     # the class is the one inference ranks first with the same projection (its image-level logits)
     results = inference_affordance(model, paths, affordances=None)
     assert predicted == [max(r.logits, key=r.logits.get) for r in results]
+
+
+def test_noise_row_points_with_the_noise_maps_and_reports_their_softmax_share(seen_tree, tmp_path, capsys):
+    """``--noise`` on a checkpoint whose classifier gives class maps of 0 and noise maps of a constant b: the
+    reported share is the softmax of the pooled logits computed by hand, M e^b / (C + M e^b), per image and in the
+    printed summary; a constant noise map points nowhere (a miss, as for any constant heatmap)."""
+    import torch
+
+    tool = _tool()
+    bias = 1.5
+
+    def prepare(model):
+        with torch.no_grad():
+            model.cam_head.conv_seg.weight.zero_()
+            model.cam_head.conv_seg.bias.zero_()
+            model.cam_head.conv_seg.bias[-model.cam_head.num_noise :] = bias
+
+    ckpt = save_tiny_checkpoint(tmp_path / 'noise.pth', prepare=prepare)
+    model, root = tool.load(tool.parse_args([QUICK_CONFIG, ckpt, '--data-root', seen_tree, *TINY]))
+    num_noise, num_classes = model.cam_head.num_noise, len(SYNTHETIC_SEEN_CLASSES)
+    assert num_noise > 0  # the quick config's classifier has noise outputs
+    samples = tool.find_test_samples(root, SYNTHETIC_SEEN_CLASSES)
+    masks = [(tool._read_mask(o), tool._read_mask(p)) for _, o, p, _ in samples]
+    rows = tool.noise_outcomes(model, samples, masks)
+    assert len(rows) == len(samples)
+    expected = num_noise * np.exp(bias) / (num_classes + num_noise * np.exp(bias))
+    for row in rows:
+        assert row['noise_share'] == pytest.approx(expected, rel=1e-5)
+        assert row['object'] == 0.0 and row['mass'] == 0.0  # a constant noise map points nowhere
+        assert np.isnan(row['rival_part'])
+
+    tables = tool.main([QUICK_CONFIG, ckpt, '--data-root', seen_tree, '--noise', '--heatmaps', 'cam', *TINY])
+    assert set(tables) == {'cam', 'noise', 'centre'}
+    assert tables['noise']['overall']['noise_share'] == pytest.approx(expected, rel=1e-5)
+    assert 'noise_share' not in tables['cam']['overall']
+    assert f'noise outputs: {expected:.3f} of the softmax' in capsys.readouterr().out
+
+
+def test_noise_maps_are_the_maximum_of_the_classifier_noise_outputs_in_image_order(seen_tree, tmp_path):
+    """The ``noise`` map of :func:`classifier_maps` is the per-pixel maximum of the classifier's last M outputs,
+    resized as the class CAMs are: checked against the CAM head's own outputs for the same input, resized by hand,
+    so a wrong channel slice (class maps for noise) or a minimum for the maximum fails."""
+    import torch.nn.functional as F
+    from mmengine.config import Config
+
+    from looptrans.apis import init_model
+    from looptrans.apis.inference import resize_for_network, test_input_size
+
+    tool = _tool()
+    ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
+    model = init_model(QUICK_CONFIG, ckpt, cfg_options=dict(TINY_MODEL))
+    paths = [s[0] for s in tool.find_test_samples(osp.join(seen_tree, 'Seen'), SYNTHETIC_SEEN_CLASSES)[:3]]
+    maps, _, shares = tool.classifier_maps(model, paths, batch_size=2, view='ego')
+    assert len(shares) == len(paths) and all(0 < share < 1 for share in shares)
+    size = test_input_size(model.cfg if isinstance(model.cfg, Config) else Config(model.cfg))
+    for path, got in zip(paths, maps):
+        img = cv2.imread(path)
+        inputs = [torch_from(resize_for_network(img, size))]
+        x = model.data_preprocessor(dict(inputs=inputs), False)['inputs'][:, 0]
+        out = model.cam_head.forward_embed(model.extract_feat(x), 'ego')[0].detach()
+        noise = out[0, len(SYNTHETIC_SEEN_CLASSES) :]
+        assert noise.shape[0] == model.cam_head.num_noise
+        up = F.interpolate(noise[None], size=size, mode='bilinear', align_corners=False)[0].max(0).values.numpy()
+        want = cv2.resize(up, img.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(got['noise'], want, rtol=1e-4, atol=1e-5)
+        assert np.abs(got['noise'] - got['hold']).max() > 1e-4
+
+
+def torch_from(array):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array))[None]
+
+
+def test_noise_refuses_a_classifier_without_noise_outputs_and_the_exo_game(seen_tree, tmp_path):
+    """A model whose CAM classifier has no noise outputs gets an error naming the setting, not an empty row;
+    ``--noise`` with ``--exo`` is refused before any model is loaded."""
+    tool = _tool()
+    options = {'model.noise_on_cam_head': False, 'model.noise_head': None}
+    ckpt = save_tiny_checkpoint(tmp_path / 'plain.pth', cfg_options=options)
+    plain = [f'{k}={v}' for k, v in options.items()]
+    with pytest.raises(SystemExit, match=r'noise_on_cam_head=True'):
+        tool.main([QUICK_CONFIG, ckpt, '--data-root', seen_tree, '--noise', *TINY, *plain])
+    with pytest.raises(SystemExit):
+        tool.parse_args([QUICK_CONFIG, ckpt, '--noise', '--exo'])

@@ -19,7 +19,7 @@ same figure. Both are averaged over the images whose object has such a rival (al
 
     python tools/analysis_tools/eval_cam_pointing.py configs/looptrans_synthetic.py \\
         work_dirs/looptrans_synthetic/iter_200.pth [--heatmaps cam pixel_logits] [--data-root DIR] [--split Seen] \\
-        [--tolerance 15] [--exo]
+        [--tolerance 15] [--exo | --noise]
 
 Does the view the method transfers from localise the part? With ``--exo`` the same game is played on the
 *exocentric training* images (a person's hand or hips on the part, ``<split>/exo_masks/{object,part}/...``, the
@@ -33,6 +33,12 @@ near chance on new ones is memorisation. New images of the same generator are a 
 
     python tools/misc/generate_synthetic_agd20k.py --out data/synthetic_heldout --splits Seen --seed 1 --num-exo 30
     python tools/analysis_tools/eval_cam_pointing.py CONFIG CHECKPOINT --exo --data-root data/synthetic_heldout
+
+Where do the noise outputs look? With ``--noise`` (a model whose CAM classifier has noise outputs, the real
+configs') the game is also played with the per-pixel maximum of the classifier's M noise maps on the egocentric
+test images (row ``noise``), and the tool prints the share of the softmax over the C + M pooled logits that the
+noise outputs take: outputs meant to absorb the exocentric views' people and background that point at the object
+in an image of the object alone have taken the object from the class CAM.
 
 Heatmaps are computed as :func:`looptrans.apis.inference_affordance` does (the test pipeline's resize, then
 back to the image size, bilinear); a constant heatmap points nowhere (a miss).
@@ -62,6 +68,9 @@ KEYS = ('object', 'object_near', 'part', 'part_near', 'mass')
 TOP1_KEY = 'top1'
 #: The share of the object's other affordances whose heatmap's maximum is on the labelled part (module docstring).
 RIVAL_KEY = 'rival_part'
+#: ``--noise``: the per-pixel maximum of the CAM classifier's noise maps, and the noise outputs' softmax share.
+NOISE_KEY = 'noise'
+NOISE_SHARE_KEY = 'noise_share'
 
 
 def _find_samples(root: str, classes: Sequence[str], mask_dir: str, image_dir: str, what: str) -> List[Sample]:
@@ -163,36 +172,74 @@ def _read_mask(path: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def exo_cams(model, paths: Sequence[str], batch_size: int = 8) -> Tuple[List[Dict[str, np.ndarray]], List[str]]:
-    """Per image, every class's exocentric CAM (``cam_head(..., view='exo')``) at the image's size, and the class
-    its globally pooled CAM ranks first (``cam_head.logits``, what the classification loss trains). The maps are
-    computed as :func:`looptrans.apis.inference_affordance` computes the egocentric one: the image resized to the
-    test pipeline's input size (PIL bilinear), normalised by the model's preprocessor, the CAM resized to the input
-    size and then to the image's (bilinear both times); the class comes from the CAM before resizing."""
+def classifier_maps(
+    model, paths: Sequence[str], batch_size: int = 8, view: str = 'exo'
+) -> Tuple[List[Dict[str, np.ndarray]], List[str], List[float]]:
+    """Per image, every class's CAM of ``view`` (``cam_head.forward_embed(..., view)``) at the image's size, and
+    the class its globally pooled CAM ranks first (``cam_head.logits``, what the classification loss trains). The
+    maps are computed as :func:`looptrans.apis.inference_affordance` computes the egocentric one: the image resized
+    to the test pipeline's input size (PIL bilinear), normalised by the model's preprocessor, the CAM resized to the
+    input size and then to the image's (bilinear both times); the class comes from the CAM before resizing.
+
+    A classifier with noise outputs (``cam_head.num_noise`` = M > 0, the real configs') also gives, under
+    :data:`NOISE_KEY`, the per-pixel maximum of its M noise maps, and, as the third list, per image the share of
+    the softmax over the C + M pooled logits that the noise outputs take (empty without noise outputs): the
+    cross-entropy the model trains is over all C + M outputs, so this is how much of the image the classifier
+    gives to noise."""
     import mmcv
     import torch.nn.functional as F
 
     from looptrans.apis.inference import resize_for_network, test_input_size
 
     if not hasattr(model, 'cam_head'):
-        raise SystemExit(f'error: --exo scores the exocentric CAM; this model ({type(model).__name__}) has no cam_head')
+        raise SystemExit(f'error: this tool scores the CAM head; this model ({type(model).__name__}) has no cam_head')
     classes = tuple(model.dataset_meta['classes'])
+    num_classes, num_noise = len(classes), int(getattr(model.cam_head, 'num_noise', 0))
     size = test_input_size(model.cfg)
     device = next(model.parameters()).device
-    heatmaps, predicted = [], []
+    heatmaps, predicted, shares = [], [], []
     for start in range(0, len(paths), batch_size):
         bgr = [mmcv.imread(p) for p in paths[start : start + batch_size]]
         inputs = [torch.from_numpy(np.ascontiguousarray(resize_for_network(img, size)))[None] for img in bgr]
         x = model.data_preprocessor(dict(inputs=inputs), False)['inputs'][:, 0].to(device)
-        cams = model.cam_head(model.extract_feat(x), view='exo')
-        predicted += [classes[i] for i in model.cam_head.logits(cams).argmax(dim=1).tolist()]
-        cams = F.interpolate(cams, size=size, mode='bilinear', align_corners=False).float().cpu().numpy()
-        for img, cam in zip(bgr, cams):
+        maps = model.cam_head.forward_embed(model.extract_feat(x), view)[0]
+        pooled = model.cam_head.logits(maps)
+        predicted += [classes[i] for i in pooled[:, :num_classes].argmax(dim=1).tolist()]
+        if num_noise:
+            shares += pooled.softmax(dim=1)[:, num_classes:].sum(dim=1).tolist()
+        maps = F.interpolate(maps, size=size, mode='bilinear', align_corners=False).float().cpu().numpy()
+        for img, cam in zip(bgr, maps):
             h0, w0 = img.shape[:2]
-            heatmaps.append(
-                {name: cv2.resize(cam[i], (w0, h0), interpolation=cv2.INTER_LINEAR) for i, name in enumerate(classes)}
-            )
-    return heatmaps, predicted
+            per_image = {
+                name: cv2.resize(cam[i], (w0, h0), interpolation=cv2.INTER_LINEAR) for i, name in enumerate(classes)
+            }
+            if num_noise:
+                noise = cam[num_classes:].max(axis=0)
+                per_image[NOISE_KEY] = cv2.resize(noise, (w0, h0), interpolation=cv2.INTER_LINEAR)
+            heatmaps.append(per_image)
+    return heatmaps, predicted, shares
+
+
+def noise_outcomes(model, samples: List[Sample], masks, batch_size: int = 8, tolerance: float = POINTING_TOLERANCE):
+    """Per egocentric test image, the pointing outcome of the per-pixel maximum of the classifier's noise maps
+    (:func:`classifier_maps`, ``view='ego'``) and its :data:`NOISE_SHARE_KEY`: do the outputs meant to absorb the
+    exocentric views' noise (people, background) fire on the object alone? A SystemExit for a model whose CAM
+    classifier has no noise outputs."""
+    if not getattr(getattr(model, 'cam_head', None), 'num_noise', 0):
+        raise SystemExit(
+            'error: --noise scores the noise outputs of the CAM classifier; this model has none (the real configs '
+            'have them: model.noise_on_cam_head=True with a noise head)'
+        )
+    heatmaps, _, shares = classifier_maps(model, [s[0] for s in samples], batch_size, view='ego')
+    if not len(heatmaps) == len(shares) == len(samples):
+        raise RuntimeError(f'{len(heatmaps)} noise maps and {len(shares)} shares for {len(samples)} images')
+    rows = []
+    for heat, share, (_, _, _, aff), (whole, part) in zip(heatmaps, shares, samples, masks):
+        row = dict(point(heat[NOISE_KEY], whole, part, tolerance), affordance=aff)
+        row[RIVAL_KEY] = np.nan  # one noise map per image: no affordance to tell apart
+        row[NOISE_SHARE_KEY] = share
+        rows.append(row)
+    return rows
 
 
 def evaluate(
@@ -202,10 +249,12 @@ def evaluate(
     batch_size: int = 8,
     tolerance: float = POINTING_TOLERANCE,
     exo: bool = False,
+    noise: bool = False,
 ) -> Dict[str, List[dict]]:
     """Per heatmap source (and ``'centre'``), one pointing outcome (plus its affordance) per sample; with ``exo``
-    the one source ``'exo_cam'`` (:func:`exo_cams`) instead of ``sources``, whose outcomes also carry
-    :data:`TOP1_KEY`."""
+    the one source ``'exo_cam'`` (:func:`classifier_maps` of the exo view) instead of ``sources``, whose outcomes
+    also carry :data:`TOP1_KEY`; with ``noise`` (egocentric only) also the source :data:`NOISE_KEY`
+    (:func:`noise_outcomes`), whose outcomes carry :data:`NOISE_SHARE_KEY`."""
     from looptrans.apis import inference_affordance
 
     masks = [(_read_mask(o), _read_mask(p)) for _, o, p, _ in samples]
@@ -226,7 +275,7 @@ def evaluate(
             outcomes[source].append(row)
 
     if exo:
-        heatmaps, predicted = exo_cams(model, [s[0] for s in samples], batch_size)
+        heatmaps, predicted, _ = classifier_maps(model, [s[0] for s in samples], batch_size, view='exo')
         if len(heatmaps) != len(samples) or len(predicted) != len(samples):
             raise RuntimeError(f'{len(heatmaps)} maps and {len(predicted)} classes for {len(samples)} images')
         score('exo_cam', heatmaps, predicted)
@@ -240,14 +289,16 @@ def evaluate(
     finally:
         model.test_cfg.clear()
         model.test_cfg.update(saved)
+    if noise:
+        outcomes[NOISE_KEY] = noise_outcomes(model, samples, masks, batch_size, tolerance)
     return dict(outcomes)
 
 
 def summarise(outcomes: List[dict], classes: Sequence[str]) -> Dict[str, Dict[str, float]]:
-    """Per affordance and ``overall``: the mean of every pointing figure (:data:`KEYS`, and :data:`TOP1_KEY` where
-    the outcomes carry it), the number of images, and over the ``rival_num`` images that have rivals,
-    ``rival_part`` and, for comparison on the same images, ``rival_own_part`` (the labelled affordance's ``part``);
-    NaN where no image has rivals."""
+    """Per affordance and ``overall``: the mean of every pointing figure (:data:`KEYS`, and :data:`TOP1_KEY` /
+    :data:`NOISE_SHARE_KEY` where the outcomes carry them), the number of images, and over the ``rival_num``
+    images that have rivals, ``rival_part`` and, for comparison on the same images, ``rival_own_part`` (the
+    labelled affordance's ``part``); NaN where no image has rivals."""
     groups = defaultdict(list)
     for row in outcomes:
         groups[row['affordance']].append(row)
@@ -255,7 +306,7 @@ def summarise(outcomes: List[dict], classes: Sequence[str]) -> Dict[str, Dict[st
     table = {}
     for name in [c for c in classes if c in groups] + ['overall']:
         rows = groups[name]
-        keys = KEYS + ((TOP1_KEY,) if all(TOP1_KEY in r for r in rows) else ())
+        keys = KEYS + tuple(k for k in (TOP1_KEY, NOISE_SHARE_KEY) if all(k in r for r in rows))
         table[name] = {k: float(np.mean([r[k] for r in rows])) for k in keys}
         table[name]['num'] = len(rows)
         with_rivals = [r for r in rows if not np.isnan(r.get(RIVAL_KEY, np.nan))]
@@ -291,10 +342,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="score the exocentric CAM on the exocentric training images (<split>/exo_masks) instead of the test "
         'heatmaps (--heatmaps is then ignored)',
     )
+    parser.add_argument(
+        '--noise',
+        action='store_true',
+        help='also score, on the egocentric test images, the per-pixel maximum of the CAM classifier\'s noise maps '
+        'and report the share of the softmax the noise outputs take (a model whose classifier has noise outputs)',
+    )
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     args = parser.parse_args(argv)
+    if args.exo and args.noise:
+        parser.error('--noise scores the egocentric test images; it cannot be combined with --exo')
     if args.batch_size < 1:
         parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
     if not args.tolerance >= 0:
@@ -328,10 +387,13 @@ def play(
     exo: bool = False,
     batch_size: int = 8,
     tolerance: float = POINTING_TOLERANCE,
+    noise: bool = False,
 ) -> Tuple[Dict[str, Dict[str, Dict[str, float]]], List[Sample]]:
     """The pointing game of ``model`` on the generated split ``root``: per source (the ``heatmaps`` the model has,
-    or ``'exo_cam'`` with ``exo``, and ``'centre'``; by default :func:`default_heatmaps`) the :func:`summarise` table,
-    and the samples played."""
+    or ``'exo_cam'`` with ``exo``, :data:`NOISE_KEY` too with ``noise``, and ``'centre'``; by default
+    :func:`default_heatmaps`) the :func:`summarise` table, and the samples played."""
+    if exo and noise:
+        raise ValueError('noise=True scores the egocentric test images; it cannot be combined with exo=True')
     classes = tuple(model.dataset_meta['classes'])
     if exo:
         sources = ['exo_cam']
@@ -342,14 +404,15 @@ def play(
             s for s in (heatmaps or default_heatmaps(model)) if s not in pixel_maps or model.pixel_head is not None
         ]
         samples = find_test_samples(root, classes)
-    outcomes = evaluate(model, samples, sources, batch_size, tolerance, exo=exo)
-    return {src: summarise(outcomes[src], classes) for src in [*sources, 'centre']}, samples
+    outcomes = evaluate(model, samples, sources, batch_size, tolerance, exo=exo, noise=noise)
+    shown = [*sources, *([NOISE_KEY] if noise else []), 'centre']
+    return {src: summarise(outcomes[src], classes) for src in shown}, samples
 
 
 def main(argv=None) -> Dict[str, Dict[str, Dict[str, float]]]:
     args = parse_args(argv)
     model, root = load(args)
-    tables, samples = play(model, root, args.heatmaps, args.exo, args.batch_size, args.tolerance)
+    tables, samples = play(model, root, args.heatmaps, args.exo, args.batch_size, args.tolerance, args.noise)
     what = 'exocentric training images, exocentric CAM' if args.exo else 'egocentric test images'
     tol = f'{args.tolerance:g} px'
     print(f'pointing game on {len(samples)} {what} under {root} ({args.checkpoint})')
@@ -373,6 +436,12 @@ def main(argv=None) -> Dict[str, Dict[str, Dict[str, float]]]:
             f'exocentric classification (top-1 of the pooled exocentric CAM): {top1:.3f}'
             f' on these {len(samples)} images (chance {1 / len(classes):.3f}); memorisation is near 1 on the training'
             ' images and near chance on new ones (a tree of another --seed)'
+        )
+    if args.noise:
+        share = tables[NOISE_KEY]['overall'][NOISE_SHARE_KEY]
+        print(
+            f'noise outputs: {share:.3f} of the softmax over the pooled class and noise logits of these images (mean);'
+            f" the row '{NOISE_KEY}' is where the per-pixel maximum of the noise maps points"
         )
     return tables
 
