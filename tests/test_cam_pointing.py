@@ -287,9 +287,9 @@ def test_exo_tool_scores_maps_in_the_order_of_their_images(seen_tree, tmp_path, 
     def run(shift):
         def fake(model, paths, batch_size=8, view='exo'):
             classes = [_affordance(p) for p in paths]
-            return _exo_part_maps(paths, shift), classes[shift:] + classes[:shift], []
+            yield from zip(_exo_part_maps(paths, shift), classes[shift:] + classes[:shift], [None] * len(paths))
 
-        monkeypatch.setattr(tool, 'classifier_maps', fake)
+        monkeypatch.setattr(tool, 'iter_classifier_maps', fake)
         return tool.main([QUICK_CONFIG, str(ckpt), '--data-root', seen_tree, '--exo', *TINY])
 
     aligned, shifted = run(0), run(1)
@@ -305,6 +305,47 @@ def test_exo_tool_scores_maps_in_the_order_of_their_images(seen_tree, tmp_path, 
     assert f'pooled exocentric CAM): {by_hand:.3f} on these 14 images (chance 0.143)' in capsys.readouterr().out
 
 
+class _Maps(dict):
+    """A per-image map dict that can be tracked by weak reference (a plain dict cannot)."""
+
+
+def test_exo_game_scores_each_image_as_its_maps_arrive(seen_tree, tmp_path, monkeypatch):
+    """The exocentric game keeps no image's maps once they are scored: when the stream computes an image's maps, at
+    most the previous image's are still alive (a tool that collects every map before scoring holds them all, which
+    on 2,800 generated exocentric images took 7.8 GB)."""
+    import gc
+    import weakref
+
+    tool = _tool()
+    ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
+    refs, most = [], []
+
+    def fake(model, paths, batch_size=8, view='exo'):
+        for maps, path in zip(_exo_part_maps(paths, 0), paths):
+            gc.collect()
+            most.append(sum(ref() is not None for ref in refs))
+            item = _Maps(maps)
+            refs.append(weakref.ref(item))
+            yield item, _affordance(path), None
+            del item
+
+    monkeypatch.setattr(tool, 'iter_classifier_maps', fake)
+    tables = tool.main([QUICK_CONFIG, str(ckpt), '--data-root', seen_tree, '--exo', *TINY])
+    assert tables['exo_cam']['overall']['num'] == len(most) == 14
+    assert max(most) <= 1
+
+
+def test_maps_and_images_of_different_counts_are_refused():
+    """A stream of maps shorter or longer than the images is an error naming the counts, never a shorter table."""
+    tool = _tool()
+    samples = [('a.jpg', 'o.png', 'p.png', 'hold')] * 3
+    assert [m for _, m in tool._paired(samples, iter('xyz'))] == list('xyz')
+    with pytest.raises(RuntimeError, match='maps for 2 of 3 images'):
+        list(tool._paired(samples, iter('xy')))
+    with pytest.raises(RuntimeError, match='more maps than the 3 images'):
+        list(tool._paired(samples, iter('wxyz')))
+
+
 def test_exo_cam_is_the_exo_view_computed_as_inference_computes_the_ego_cam(seen_tree, tmp_path):
     """With separate exo / ego projections, the tool's exocentric maps equal the heatmaps inference gives for the
     egocentric CAM once the exo projection carries the ego projection's weights, and differ before: the same
@@ -317,9 +358,9 @@ def test_exo_cam_is_the_exo_view_computed_as_inference_computes_the_ego_cam(seen
     model = init_model(QUICK_CONFIG, ckpt, cfg_options=options)
     paths = [s[0] for s in tool.find_exo_samples(osp.join(seen_tree, 'Seen'), SYNTHETIC_SEEN_CLASSES)[:3]]
     ego = [r.heatmaps for r in inference_affordance(model, paths, affordances=None)]
-    before, _, _ = tool.classifier_maps(model, paths, batch_size=2)
+    before = [maps for maps, _, _ in tool.iter_classifier_maps(model, paths, batch_size=2)]
     model.cam_head.projs['exo'].load_state_dict(model.cam_head.projs['ego'].state_dict())
-    after, predicted, _ = tool.classifier_maps(model, paths, batch_size=2)
+    after, predicted, _ = zip(*tool.iter_classifier_maps(model, paths, batch_size=2))
     for e, b, a, path in zip(ego, before, after, paths):
         assert set(a) == {*SYNTHETIC_SEEN_CLASSES, 'noise'} and a['hold'].shape == cv2.imread(path).shape[:2]
         for name in SYNTHETIC_SEEN_CLASSES:
@@ -327,7 +368,7 @@ def test_exo_cam_is_the_exo_view_computed_as_inference_computes_the_ego_cam(seen
         assert max(np.abs(b[n] - e[n]).max() for n in SYNTHETIC_SEEN_CLASSES) > 1e-3
     # the class is the one inference ranks first with the same projection (its image-level logits)
     results = inference_affordance(model, paths, affordances=None)
-    assert predicted == [max(r.logits, key=r.logits.get) for r in results]
+    assert list(predicted) == [max(r.logits, key=r.logits.get) for r in results]
 
 
 def test_noise_row_points_with_the_noise_maps_and_reports_their_softmax_share(seen_tree, tmp_path, capsys):
@@ -350,8 +391,7 @@ def test_noise_row_points_with_the_noise_maps_and_reports_their_softmax_share(se
     num_noise, num_classes = model.cam_head.num_noise, len(SYNTHETIC_SEEN_CLASSES)
     assert num_noise > 0  # the quick config's classifier has noise outputs
     samples = tool.find_test_samples(root, SYNTHETIC_SEEN_CLASSES)
-    masks = [(tool._read_mask(o), tool._read_mask(p)) for _, o, p, _ in samples]
-    rows = tool.noise_outcomes(model, samples, masks)
+    rows = tool.noise_outcomes(model, samples)
     assert len(rows) == len(samples)
     expected = num_noise * np.exp(bias) / (num_classes + num_noise * np.exp(bias))
     for row in rows:
@@ -367,7 +407,7 @@ def test_noise_row_points_with_the_noise_maps_and_reports_their_softmax_share(se
 
 
 def test_noise_maps_are_the_maximum_of_the_classifier_noise_outputs_in_image_order(seen_tree, tmp_path):
-    """The ``noise`` map of :func:`classifier_maps` is the per-pixel maximum of the classifier's last M outputs,
+    """The ``noise`` map of :func:`iter_classifier_maps` is the per-pixel maximum of the classifier's last M outputs,
     resized as the class CAMs are: checked against the CAM head's own outputs for the same input, resized by hand,
     so a wrong channel slice (class maps for noise) or a minimum for the maximum fails."""
     import torch.nn.functional as F
@@ -380,7 +420,7 @@ def test_noise_maps_are_the_maximum_of_the_classifier_noise_outputs_in_image_ord
     ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
     model = init_model(QUICK_CONFIG, ckpt, cfg_options=dict(TINY_MODEL))
     paths = [s[0] for s in tool.find_test_samples(osp.join(seen_tree, 'Seen'), SYNTHETIC_SEEN_CLASSES)[:3]]
-    maps, _, shares = tool.classifier_maps(model, paths, batch_size=2, view='ego')
+    maps, _, shares = zip(*tool.iter_classifier_maps(model, paths, batch_size=2, view='ego'))
     assert len(shares) == len(paths) and all(0 < share < 1 for share in shares)
     size = test_input_size(model.cfg if isinstance(model.cfg, Config) else Config(model.cfg))
     for path, got in zip(paths, maps):

@@ -50,7 +50,7 @@ import argparse
 import glob
 import os.path as osp
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -60,6 +60,7 @@ from mmengine.config import DictAction
 from looptrans.testing import AFFORDANCE_PARTS, EXO_MASK_DIR, TEST_MASK_DIR
 
 Sample = Tuple[str, str, str, str]  # image, object mask, part mask, affordance
+_MISSING = object()  # the end of a map stream, for :func:`_paired`
 #: The pointing game's tolerance in image pixels (Zhang et al., "Top-down Neural Attention by Excitation
 #: Backprop", ECCV 2016: a hit when the maximum lies within 15 pixels of the annotated region).
 POINTING_TOLERANCE = 15.0
@@ -172,20 +173,23 @@ def _read_mask(path: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def classifier_maps(
+def iter_classifier_maps(
     model, paths: Sequence[str], batch_size: int = 8, view: str = 'exo'
-) -> Tuple[List[Dict[str, np.ndarray]], List[str], List[float]]:
-    """Per image, every class's CAM of ``view`` (``cam_head.forward_embed(..., view)``) at the image's size, and
-    the class its globally pooled CAM ranks first (``cam_head.logits``, what the classification loss trains). The
-    maps are computed as :func:`looptrans.apis.inference_affordance` computes the egocentric one: the image resized
-    to the test pipeline's input size (PIL bilinear), normalised by the model's preprocessor, the CAM resized to the
-    input size and then to the image's (bilinear both times); the class comes from the CAM before resizing.
+) -> Iterator[Tuple[Dict[str, np.ndarray], str, Optional[float]]]:
+    """Per image, in the order of ``paths``: every class's CAM of ``view`` (``cam_head.forward_embed(..., view)``)
+    at the image's size, and the class its globally pooled CAM ranks first (``cam_head.logits``, what the
+    classification loss trains). The maps are computed as :func:`looptrans.apis.inference_affordance` computes the
+    egocentric one: the image resized to the test pipeline's input size (PIL bilinear), normalised by the model's
+    preprocessor, the CAM resized to the input size and then to the image's (bilinear both times); the class comes
+    from the CAM before resizing.
 
     A classifier with noise outputs (``cam_head.num_noise`` = M > 0, the real configs') also gives, under
-    :data:`NOISE_KEY`, the per-pixel maximum of its M noise maps, and, as the third list, per image the share of
-    the softmax over the C + M pooled logits that the noise outputs take (empty without noise outputs): the
-    cross-entropy the model trains is over all C + M outputs, so this is how much of the image the classifier
-    gives to noise."""
+    :data:`NOISE_KEY`, the per-pixel maximum of its M noise maps, and, as the third item, the share of the softmax
+    over the C + M pooled logits that the noise outputs take (None without noise outputs): the cross-entropy the
+    model trains is over all C + M outputs, so this is how much of the image the classifier gives to noise.
+
+    A generator, one batch computed at a time: a caller that scores each image as it comes holds one batch of
+    full-size maps, not the whole set's (2,800 exocentric images held 7.8 GB)."""
     import mmcv
     import torch.nn.functional as F
 
@@ -197,18 +201,16 @@ def classifier_maps(
     num_classes, num_noise = len(classes), int(getattr(model.cam_head, 'num_noise', 0))
     size = test_input_size(model.cfg)
     device = next(model.parameters()).device
-    heatmaps, predicted, shares = [], [], []
     for start in range(0, len(paths), batch_size):
         bgr = [mmcv.imread(p) for p in paths[start : start + batch_size]]
         inputs = [torch.from_numpy(np.ascontiguousarray(resize_for_network(img, size)))[None] for img in bgr]
         x = model.data_preprocessor(dict(inputs=inputs), False)['inputs'][:, 0].to(device)
         maps = model.cam_head.forward_embed(model.extract_feat(x), view)[0]
         pooled = model.cam_head.logits(maps)
-        predicted += [classes[i] for i in pooled[:, :num_classes].argmax(dim=1).tolist()]
-        if num_noise:
-            shares += pooled.softmax(dim=1)[:, num_classes:].sum(dim=1).tolist()
+        predicted = [classes[i] for i in pooled[:, :num_classes].argmax(dim=1).tolist()]
+        shares = pooled.softmax(dim=1)[:, num_classes:].sum(dim=1).tolist() if num_noise else [None] * len(bgr)
         maps = F.interpolate(maps, size=size, mode='bilinear', align_corners=False).float().cpu().numpy()
-        for img, cam in zip(bgr, maps):
+        for img, cam, cls, share in zip(bgr, maps, predicted, shares):
             h0, w0 = img.shape[:2]
             per_image = {
                 name: cv2.resize(cam[i], (w0, h0), interpolation=cv2.INTER_LINEAR) for i, name in enumerate(classes)
@@ -216,26 +218,36 @@ def classifier_maps(
             if num_noise:
                 noise = cam[num_classes:].max(axis=0)
                 per_image[NOISE_KEY] = cv2.resize(noise, (w0, h0), interpolation=cv2.INTER_LINEAR)
-            heatmaps.append(per_image)
-    return heatmaps, predicted, shares
+            yield per_image, cls, share
 
 
-def noise_outcomes(model, samples: List[Sample], masks, batch_size: int = 8, tolerance: float = POINTING_TOLERANCE):
+def _paired(samples: Sequence[Sample], per_image: Iterable) -> Iterator[Tuple[Sample, object]]:
+    """``zip`` that refuses a count mismatch (a RuntimeError, never a silently shorter table): each sample with
+    its maps, in order, one at a time."""
+    maps = iter(per_image)
+    for i, sample in enumerate(samples):
+        item = next(maps, _MISSING)
+        if item is _MISSING:
+            raise RuntimeError(f'maps for {i} of {len(samples)} images')
+        yield sample, item
+    if next(maps, _MISSING) is not _MISSING:
+        raise RuntimeError(f'more maps than the {len(samples)} images')
+
+
+def noise_outcomes(model, samples: List[Sample], batch_size: int = 8, tolerance: float = POINTING_TOLERANCE):
     """Per egocentric test image, the pointing outcome of the per-pixel maximum of the classifier's noise maps
-    (:func:`classifier_maps`, ``view='ego'``) and its :data:`NOISE_SHARE_KEY`: do the outputs meant to absorb the
-    exocentric views' noise (people, background) fire on the object alone? A SystemExit for a model whose CAM
+    (:func:`iter_classifier_maps`, ``view='ego'``) and its :data:`NOISE_SHARE_KEY`: do the outputs meant to absorb
+    the exocentric views' noise (people, background) fire on the object alone? A SystemExit for a model whose CAM
     classifier has no noise outputs."""
     if not getattr(getattr(model, 'cam_head', None), 'num_noise', 0):
         raise SystemExit(
             'error: --noise scores the noise outputs of the CAM classifier; this model has none (the real configs '
             'have them: model.noise_on_cam_head=True with a noise head)'
         )
-    heatmaps, _, shares = classifier_maps(model, [s[0] for s in samples], batch_size, view='ego')
-    if not len(heatmaps) == len(shares) == len(samples):
-        raise RuntimeError(f'{len(heatmaps)} noise maps and {len(shares)} shares for {len(samples)} images')
+    maps = iter_classifier_maps(model, [s[0] for s in samples], batch_size, view='ego')
     rows = []
-    for heat, share, (_, _, _, aff), (whole, part) in zip(heatmaps, shares, samples, masks):
-        row = dict(point(heat[NOISE_KEY], whole, part, tolerance), affordance=aff)
+    for (_, obj_mask, part_mask, aff), (heat, _, share) in _paired(samples, maps):
+        row = dict(point(heat[NOISE_KEY], _read_mask(obj_mask), _read_mask(part_mask), tolerance), affordance=aff)
         row[RIVAL_KEY] = np.nan  # one noise map per image: no affordance to tell apart
         row[NOISE_SHARE_KEY] = share
         rows.append(row)
@@ -252,45 +264,44 @@ def evaluate(
     noise: bool = False,
 ) -> Dict[str, List[dict]]:
     """Per heatmap source (and ``'centre'``), one pointing outcome (plus its affordance) per sample; with ``exo``
-    the one source ``'exo_cam'`` (:func:`classifier_maps` of the exo view) instead of ``sources``, whose outcomes
-    also carry :data:`TOP1_KEY`; with ``noise`` (egocentric only) also the source :data:`NOISE_KEY`
-    (:func:`noise_outcomes`), whose outcomes carry :data:`NOISE_SHARE_KEY`."""
+    the one source ``'exo_cam'`` (:func:`iter_classifier_maps` of the exo view) instead of ``sources``, whose
+    outcomes also carry :data:`TOP1_KEY`; with ``noise`` (egocentric only) also the source :data:`NOISE_KEY`
+    (:func:`noise_outcomes`), whose outcomes carry :data:`NOISE_SHARE_KEY`. The exocentric maps are scored as
+    they stream, so a large exocentric set holds one batch of maps at a time."""
     from looptrans.apis import inference_affordance
 
-    masks = [(_read_mask(o), _read_mask(p)) for _, o, p, _ in samples]
     classes = tuple(model.dataset_meta['classes'])
-    rivals = [rival_affordances(aff, osp.basename(osp.dirname(img)), classes) for img, _, _, aff in samples]
+    if exo:
+        maps = iter_classifier_maps(model, [s[0] for s in samples], batch_size, view='exo')
+        per_sample = ({'exo_cam': (heat, predicted)} for heat, predicted, _ in maps)
+    else:
+        by_source = {}
+        saved = dict(model.test_cfg)
+        try:
+            for source in sources:
+                model.test_cfg['heatmap'] = source
+                results = inference_affordance(model, [s[0] for s in samples], affordances=None, batch_size=batch_size)
+                by_source[source] = [result.heatmaps for result in results]
+        finally:
+            model.test_cfg.clear()
+            model.test_cfg.update(saved)
+        per_sample = ({src: (maps[i], None) for src, maps in by_source.items()} for i in range(len(samples)))
+
     outcomes: Dict[str, List[dict]] = defaultdict(list)
-    for (_, _, _, aff), (whole, part), others in zip(samples, masks, rivals):
+    for (img, obj_mask, part_mask, aff), maps in _paired(samples, per_sample):
+        whole, part = _read_mask(obj_mask), _read_mask(part_mask)
+        others = rival_affordances(aff, osp.basename(osp.dirname(img)), classes)
         centre = point(centre_heatmap(whole.shape), whole, part, tolerance)
         # every affordance's chance map is the same Gaussian: a rival points where the labelled one does
         outcomes['centre'].append(dict(centre, affordance=aff, **{RIVAL_KEY: centre['part'] if others else np.nan}))
-
-    def score(source: str, per_sample: Sequence[Dict[str, np.ndarray]], predicted=None) -> None:
-        for i, (heat, (_, _, _, aff), (whole, part), others) in enumerate(zip(per_sample, samples, masks, rivals)):
+        for source, (heat, predicted) in maps.items():
             row = dict(point(heat[aff], whole, part, tolerance), affordance=aff)
             row[RIVAL_KEY] = _rival_part(heat, others, whole, part, tolerance)
             if predicted is not None:
-                row[TOP1_KEY] = float(predicted[i] == aff)
+                row[TOP1_KEY] = float(predicted == aff)
             outcomes[source].append(row)
-
-    if exo:
-        heatmaps, predicted, _ = classifier_maps(model, [s[0] for s in samples], batch_size, view='exo')
-        if len(heatmaps) != len(samples) or len(predicted) != len(samples):
-            raise RuntimeError(f'{len(heatmaps)} maps and {len(predicted)} classes for {len(samples)} images')
-        score('exo_cam', heatmaps, predicted)
-        return dict(outcomes)
-    saved = dict(model.test_cfg)
-    try:
-        for source in sources:
-            model.test_cfg['heatmap'] = source
-            results = inference_affordance(model, [s[0] for s in samples], affordances=None, batch_size=batch_size)
-            score(source, [result.heatmaps for result in results])
-    finally:
-        model.test_cfg.clear()
-        model.test_cfg.update(saved)
     if noise:
-        outcomes[NOISE_KEY] = noise_outcomes(model, samples, masks, batch_size, tolerance)
+        outcomes[NOISE_KEY] = noise_outcomes(model, samples, batch_size, tolerance)
     return dict(outcomes)
 
 
