@@ -453,3 +453,96 @@ def test_noise_refuses_a_classifier_without_noise_outputs_and_the_exo_game(seen_
         tool.main([QUICK_CONFIG, ckpt, '--data-root', seen_tree, '--noise', *TINY, *plain])
     with pytest.raises(SystemExit):
         tool.parse_args([QUICK_CONFIG, ckpt, '--noise', '--exo'])
+
+
+def _norm_layers(proj):
+    import torch
+
+    return [m for m in proj.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+def _norm_inputs(tool, model, paths, view):
+    """Each BatchNorm layer's input in the projection ``view`` goes through, for ``paths`` in one eval-mode pass."""
+    import torch
+
+    head = model.cam_head
+    layers, seen = _norm_layers(head.projs['shared' if head.shared else view]), {}
+    hooks = [m.register_forward_hook(lambda m, args, out: seen.__setitem__(m, args[0].detach())) for m in layers]
+    try:
+        with torch.no_grad():
+            for _, x in tool._network_batches(model, paths, len(paths)):
+                head.forward_embed(model.extract_feat(x), view)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [seen[m] for m in layers]
+
+
+def test_norm_stats_are_the_views_own_batch_statistics(seen_tree, tmp_path):
+    """Re-estimated on one batch of egocentric images, every BatchNorm layer of the egocentric projection holds that
+    batch's mean and unbiased variance of its input, recomputed by hand from the layer's input; in two batches,
+    the first layer holds the mean of the two batch means (a cumulative average, not a momentum update); the
+    layers end in eval mode with their momentum, and the exocentric projection of a per-view head is untouched."""
+    import torch
+
+    from looptrans.apis import init_model
+
+    tool = _tool()
+    options = {**TINY_MODEL, 'model.cam_head.shared': False}
+    ckpt = save_tiny_checkpoint(tmp_path / 'sep.pth', cfg_options={'model.cam_head.shared': False})
+    model = init_model(QUICK_CONFIG, ckpt, cfg_options=options)
+    root = osp.join(seen_tree, 'Seen')
+    paths = tool.find_training_images(root, 'ego')[:4]
+    exo_before = {k: v.clone() for k, v in model.cam_head.projs['exo'].state_dict().items()}
+
+    assert tool.recalibrate_projection_norm(model, paths, 'ego', batch_size=len(paths)) == 2
+    layers = _norm_layers(model.cam_head.projs['ego'])
+    for layer, x in zip(layers, _norm_inputs(tool, model, paths, 'ego')):
+        assert not layer.training and layer.momentum == 0.1
+        torch.testing.assert_close(layer.running_mean, x.mean(dim=(0, 2, 3)), rtol=1e-2, atol=1e-4)
+        torch.testing.assert_close(layer.running_var, x.var(dim=(0, 2, 3), unbiased=True), rtol=1e-2, atol=1e-4)
+    for key, value in model.cam_head.projs['exo'].state_dict().items():
+        assert torch.equal(value, exo_before[key]), key
+
+    tool.recalibrate_projection_norm(model, paths, 'ego', batch_size=2)
+    halves = [_norm_inputs(tool, model, half, 'ego')[0].mean(dim=(0, 2, 3)) for half in (paths[:2], paths[2:])]
+    torch.testing.assert_close(layers[0].running_mean, (halves[0] + halves[1]) / 2, rtol=1e-4, atol=1e-6)
+    assert layers[0].num_batches_tracked.item() == 2
+
+
+def test_norm_stats_option_changes_the_cam_and_refuses_what_it_cannot_do(seen_tree, tmp_path, capsys):
+    """``--norm-stats``: the shared projection's statistics from exocentric images differ from those from
+    egocentric ones, and the tool says what it re-estimated; a projection without BatchNorm and a split
+    without training images of the view get errors naming them."""
+    import torch
+
+    tool = _tool()
+    ckpt = save_tiny_checkpoint(tmp_path / 'tiny.pth')
+    args = [QUICK_CONFIG, ckpt, '--data-root', seen_tree, '--heatmaps', 'cam', *TINY]
+    model, root = tool.load(tool.parse_args(args))
+    stats = {}
+    for view in ('ego', 'exo'):
+        tool.recalibrate_projection_norm(model, tool.find_training_images(root, view), view)
+        stats[view] = _norm_layers(model.cam_head.projs['shared'])[0].running_mean.clone()
+    assert not torch.allclose(stats['ego'], stats['exo'])
+
+    tool.main([*args, '--norm-stats', 'ego'])
+    assert "the CAM projection's 2 BatchNorm layers: running statistics re-estimated on 14 ego" in (
+        capsys.readouterr().out
+    )
+    plain = save_tiny_checkpoint(tmp_path / 'plain.pth', cfg_options={'model.cam_head.norm_cfg': None})
+    with pytest.raises(SystemExit, match='the CAM projection has none'):
+        tool.main(
+            [
+                QUICK_CONFIG,
+                plain,
+                '--data-root',
+                seen_tree,
+                '--norm-stats',
+                'ego',
+                *TINY,
+                'model.cam_head.norm_cfg=None',
+            ]
+        )
+    with pytest.raises(FileNotFoundError, match='no exo training images'):
+        tool.find_training_images(str(tmp_path), 'exo')

@@ -19,7 +19,7 @@ same figure. Both are averaged over the images whose object has such a rival (al
 
     python tools/analysis_tools/eval_cam_pointing.py configs/looptrans_synthetic.py \\
         work_dirs/looptrans_synthetic/iter_200.pth [--heatmaps cam pixel_logits] [--data-root DIR] [--split Seen] \\
-        [--tolerance 15] [--exo | --noise]
+        [--tolerance 15] [--exo | --noise] [--norm-stats ego]
 
 Does the view the method transfers from localise the part? With ``--exo`` the same game is played on the
 *exocentric training* images (a person's hand or hips on the part, ``<split>/exo_masks/{object,part}/...``, the
@@ -39,6 +39,11 @@ configs') the game is also played with the per-pixel maximum of the classifier's
 test images (row ``noise``), and the tool prints the share of the softmax over the C + M pooled logits that the
 noise outputs take: outputs meant to absorb the exocentric views' people and background that point at the object
 in an image of the object alone have taken the object from the class CAM.
+
+Does the CAM point differently with one view's normalisation? With ``--norm-stats ego`` (or ``exo``) the BatchNorm
+running statistics of the CAM projection are first re-estimated on that view's training images: a shared
+projection trained once per view keeps statistics that blend both views', and the egocentric CAM is normalised
+with the blend at test time.
 
 Heatmaps are computed as :func:`looptrans.apis.inference_affordance` does (the test pipeline's resize, then
 back to the image size, bilinear); a constant heatmap points nowhere (a miss).
@@ -61,6 +66,7 @@ from looptrans.testing import AFFORDANCE_PARTS, EXO_MASK_DIR, TEST_MASK_DIR
 
 Sample = Tuple[str, str, str, str]  # image, object mask, part mask, affordance
 _MISSING = object()  # the end of a map stream, for :func:`_paired`
+VIEW_FOLDERS = {'exo': 'exocentric', 'ego': 'egocentric'}  # training images of each view under <split>/trainset
 #: The pointing game's tolerance in image pixels (Zhang et al., "Top-down Neural Attention by Excitation
 #: Backprop", ECCV 2016: a hit when the maximum lies within 15 pixels of the annotated region).
 POINTING_TOLERANCE = 15.0
@@ -172,6 +178,69 @@ def _read_mask(path: str) -> np.ndarray:
     return mask > 127
 
 
+def _require_cam_head(model) -> None:
+    if not hasattr(model, 'cam_head'):
+        raise SystemExit(f'error: this tool scores the CAM head; this model ({type(model).__name__}) has no cam_head')
+
+
+def _network_batches(model, paths: Sequence[str], batch_size: int) -> Iterator[Tuple[List[np.ndarray], torch.Tensor]]:
+    """Per batch of ``paths``: the images as read (BGR) and the network input, as
+    :func:`looptrans.apis.inference_affordance` makes it (the test pipeline's input size, PIL bilinear, then the
+    model's preprocessor), on the model's device."""
+    import mmcv
+
+    from looptrans.apis.inference import resize_for_network, test_input_size
+
+    size = test_input_size(model.cfg)
+    device = next(model.parameters()).device
+    for start in range(0, len(paths), batch_size):
+        bgr = [mmcv.imread(p) for p in paths[start : start + batch_size]]
+        inputs = [torch.from_numpy(np.ascontiguousarray(resize_for_network(img, size)))[None] for img in bgr]
+        yield bgr, model.data_preprocessor(dict(inputs=inputs), False)['inputs'][:, 0].to(device)
+
+
+def find_training_images(root: str, view: str) -> List[str]:
+    """The ``view`` ('exo' or 'ego') training images of a generated split, sorted; a FileNotFoundError naming the
+    folder when there are none."""
+    folder = osp.join(root, 'trainset', VIEW_FOLDERS[view])
+    paths = sorted(glob.glob(osp.join(folder, '*', '*', '*.jpg')))
+    if not paths:
+        raise FileNotFoundError(f'no {view} training images (<affordance>/<object>/*.jpg) under {folder}')
+    return paths
+
+
+@torch.no_grad()
+def recalibrate_projection_norm(model, paths: Sequence[str], view: str, batch_size: int = 8) -> int:
+    """Re-estimate the running statistics of the BatchNorm layers of the CAM projection that ``view`` goes through
+    (the shared one with ``cam_head.shared=True``) on ``paths``: reset, then the cumulative average over the
+    batches (``momentum=None``), the projection run in training mode on that view alone; the layers are left in
+    eval mode with their momentum. Returns how many layers were re-estimated; a SystemExit when there are none.
+
+    Why: a shared projection run once per view in training (``joint_norm=False``, the published code's call)
+    keeps running statistics that blend the exocentric and the egocentric batches, and at test time the
+    egocentric CAM is normalised with that blend. Re-estimated on one view's images, the CAM shows what it gives
+    with that view's own statistics, as each view had in its training steps."""
+    _require_cam_head(model)
+    head = model.cam_head
+    proj = head.projs['shared' if head.shared else view]
+    norms = [m for m in proj.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        raise SystemExit('error: --norm-stats re-estimates BatchNorm statistics; the CAM projection has none')
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        for _, x in _network_batches(model, paths, batch_size):
+            head.forward_embed(model.extract_feat(x), view)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+            m.eval()
+    return len(norms)
+
+
 @torch.no_grad()
 def iter_classifier_maps(
     model, paths: Sequence[str], batch_size: int = 8, view: str = 'exo'
@@ -190,21 +259,15 @@ def iter_classifier_maps(
 
     A generator, one batch computed at a time: a caller that scores each image as it comes holds one batch of
     full-size maps, not the whole set's (2,800 exocentric images held 7.8 GB)."""
-    import mmcv
     import torch.nn.functional as F
 
-    from looptrans.apis.inference import resize_for_network, test_input_size
+    from looptrans.apis.inference import test_input_size
 
-    if not hasattr(model, 'cam_head'):
-        raise SystemExit(f'error: this tool scores the CAM head; this model ({type(model).__name__}) has no cam_head')
+    _require_cam_head(model)
     classes = tuple(model.dataset_meta['classes'])
     num_classes, num_noise = len(classes), int(getattr(model.cam_head, 'num_noise', 0))
     size = test_input_size(model.cfg)
-    device = next(model.parameters()).device
-    for start in range(0, len(paths), batch_size):
-        bgr = [mmcv.imread(p) for p in paths[start : start + batch_size]]
-        inputs = [torch.from_numpy(np.ascontiguousarray(resize_for_network(img, size)))[None] for img in bgr]
-        x = model.data_preprocessor(dict(inputs=inputs), False)['inputs'][:, 0].to(device)
+    for bgr, x in _network_batches(model, paths, batch_size):
         maps = model.cam_head.forward_embed(model.extract_feat(x), view)[0]
         pooled = model.cam_head.logits(maps)
         predicted = [classes[i] for i in pooled[:, :num_classes].argmax(dim=1).tolist()]
@@ -359,6 +422,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='also score, on the egocentric test images, the per-pixel maximum of the CAM classifier\'s noise maps '
         'and report the share of the softmax the noise outputs take (a model whose classifier has noise outputs)',
     )
+    parser.add_argument(
+        '--norm-stats',
+        choices=tuple(VIEW_FOLDERS),
+        help="first re-estimate the CAM projection's BatchNorm running statistics on this view's training images of "
+        'the played split (a shared projection trained per view keeps a blend of both views\' statistics)',
+    )
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
@@ -423,6 +492,13 @@ def play(
 def main(argv=None) -> Dict[str, Dict[str, Dict[str, float]]]:
     args = parse_args(argv)
     model, root = load(args)
+    if args.norm_stats:
+        paths = find_training_images(root, args.norm_stats)
+        layers = recalibrate_projection_norm(model, paths, args.norm_stats, args.batch_size)
+        print(
+            f"the CAM projection's {layers} BatchNorm layers: running statistics re-estimated on {len(paths)} "
+            f'{args.norm_stats} training images'
+        )
     tables, samples = play(model, root, args.heatmaps, args.exo, args.batch_size, args.tolerance, args.noise)
     what = 'exocentric training images, exocentric CAM' if args.exo else 'egocentric test images'
     tol = f'{args.tolerance:g} px'
