@@ -62,11 +62,12 @@ import numpy as np
 import torch
 from mmengine.config import DictAction
 
+from looptrans.datasets.folder_layout import EGOCENTRIC, EXOCENTRIC
 from looptrans.testing import AFFORDANCE_PARTS, EXO_MASK_DIR, TEST_MASK_DIR
 
 Sample = Tuple[str, str, str, str]  # image, object mask, part mask, affordance
 _MISSING = object()  # the end of a map stream, for :func:`_paired`
-VIEW_FOLDERS = {'exo': 'exocentric', 'ego': 'egocentric'}  # training images of each view under <split>/trainset
+VIEW_FOLDERS = {'exo': EXOCENTRIC, 'ego': EGOCENTRIC}  # each view's training images, under a split
 #: The pointing game's tolerance in image pixels (Zhang et al., "Top-down Neural Attention by Excitation
 #: Backprop", ECCV 2016: a hit when the maximum lies within 15 pixels of the annotated region).
 POINTING_TOLERANCE = 15.0
@@ -202,7 +203,7 @@ def _network_batches(model, paths: Sequence[str], batch_size: int) -> Iterator[T
 def find_training_images(root: str, view: str) -> List[str]:
     """The ``view`` ('exo' or 'ego') training images of a generated split, sorted; a FileNotFoundError naming the
     folder when there are none."""
-    folder = osp.join(root, 'trainset', VIEW_FOLDERS[view])
+    folder = osp.join(root, *VIEW_FOLDERS[view])
     paths = sorted(glob.glob(osp.join(folder, '*', '*', '*.jpg')))
     if not paths:
         raise FileNotFoundError(f'no {view} training images (<affordance>/<object>/*.jpg) under {folder}')
