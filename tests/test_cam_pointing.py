@@ -531,7 +531,7 @@ def test_norm_stats_option_changes_the_cam_and_refuses_what_it_cannot_do(seen_tr
         capsys.readouterr().out
     )
     plain = save_tiny_checkpoint(tmp_path / 'plain.pth', cfg_options={'model.cam_head.norm_cfg': None})
-    with pytest.raises(SystemExit, match='the CAM projection has none'):
+    with pytest.raises(SystemExit, match='the projection has no BatchNorm'):
         tool.main(
             [
                 QUICK_CONFIG,

@@ -122,6 +122,37 @@ def test_cam_head_shared_vs_unshared():
     assert n_unshared - n_shared == n_proj
 
 
+def test_reestimated_norm_stats_are_the_cumulative_statistics_of_one_view():
+    """After a training step whose shared projection blends the exo and ego batches' statistics (run per view, as
+    the published code), ``reestimate_norm_stats`` on two ego batches leaves the first BatchNorm with the mean of
+    the two batches' means and unbiased variances of its input, recomputed by hand from the conv output; the layers
+    end in eval mode with their momentum. No batches, no BatchNorm or an unknown view: a ValueError, the
+    statistics untouched."""
+    torch.manual_seed(0)
+    head = _cam_head(shared=True, joint_norm=False).train()
+    exo, egos = torch.randn(6, IN_CH, H, W) + 3.0, [torch.randn(4, IN_CH, H, W) - 3.0 for _ in range(2)]
+    head.forward_views(exo, egos[0])
+    first = head.projs['shared'][0]
+    momentum, blended = first.bn.momentum, first.bn.running_mean.clone()
+
+    with pytest.raises(ValueError, match='no feature batches'):
+        head.reestimate_norm_stats(iter(()), 'ego')
+    with pytest.raises(ValueError, match="view must be 'exo' or 'ego'"):
+        head.reestimate_norm_stats(egos, 'side')
+    assert torch.equal(first.bn.running_mean, blended)
+
+    assert head.reestimate_norm_stats(iter(egos), 'ego') == 2
+    with torch.no_grad():
+        outs = [first.conv(head.token_mlp(ego)) for ego in egos]
+    torch.testing.assert_close(first.bn.running_mean, sum(o.mean(dim=(0, 2, 3)) for o in outs) / 2)
+    torch.testing.assert_close(first.bn.running_var, sum(o.var(dim=(0, 2, 3), unbiased=True) for o in outs) / 2)
+    assert first.bn.num_batches_tracked.item() == 2 and first.bn.momentum == momentum and not first.bn.training
+    assert not torch.allclose(first.bn.running_mean, blended, atol=1e-2)
+
+    with pytest.raises(ValueError, match='no BatchNorm'):
+        _cam_head(shared=True, norm_cfg=None).reestimate_norm_stats(egos, 'ego')
+
+
 def test_cam_head_loss_matches_cross_entropy_with_view_ordering():
     head = _cam_head()
     labels = torch.tensor([0, 2])

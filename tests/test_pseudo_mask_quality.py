@@ -423,3 +423,45 @@ def test_cam_from_names_a_model_without_a_cam(seen_tree, tmp_path, monkeypatch):
     monkeypatch.setattr(looptrans.apis, 'init_model', lambda *args, **kwargs: torch.nn.Identity())
     with pytest.raises(SystemExit, match=r'tiny_looptrans\.py: its model \(Identity\) has no cam_head'):
         tool.main([cfg, '--data-root', seen_tree, '--cam-from', cfg, 'any.pth'])
+
+
+def test_ego_norm_stats_re_estimates_on_the_egocentric_images_as_part_discovery_reads_them(
+    seen_tree, tmp_path, monkeypatch, capsys
+):
+    """``--ego-norm-stats``: the CAM head re-estimates its statistics (view 'ego') from the backbone features of
+    every egocentric training image, read and preprocessed as part discovery reads them, before the pseudo-masks
+    are scored; the tool says so. Without a CHECKPOINT, or with --cam-from, it is refused."""
+    from conftest import save_tiny_checkpoint
+    from mmengine.config import Config
+
+    from looptrans.apis.inference import test_input_size
+    from looptrans.models.heads import SharedCAMHead
+
+    tool = _tool()
+    cfg = _tiny_config(tmp_path)
+    ckpt = save_tiny_checkpoint(str(tmp_path / 'tiny.pth'))
+    calls = []
+    real = SharedCAMHead.reestimate_norm_stats
+
+    def spy(head, features, view='ego'):
+        features = list(features)
+        calls.append(([f[-1].clone() if isinstance(f, (list, tuple)) else f.clone() for f in features], view))
+        return real(head, features, view)
+
+    monkeypatch.setattr(SharedCAMHead, 'reestimate_norm_stats', spy)
+    tool.main([cfg, ckpt, '--data-root', seen_tree, '--ego-norm-stats', '--batch-size', '5'])
+    assert "the CAM projection's 2 BatchNorm layers: running statistics re-estimated" in capsys.readouterr().out
+    ((features, view),) = calls
+    assert view == 'ego'
+    model = tool.build_model(Config.fromfile(cfg), ckpt, 'cpu')
+    root, classes = tool.training_split(model.cfg, model, seen_tree)
+    samples = tool.find_samples(root, classes)
+    assert sum(f.shape[0] for f in features) == len(samples) and features[0].shape[0] == 5
+    _, images = tool.read_images([p for p, _, _ in samples[:5]], test_input_size(model.cfg))
+    with torch.no_grad():
+        expected = model.extract_feat(model.data_preprocessor(dict(inputs=images), False)['inputs'][:, 0])
+    torch.testing.assert_close(features[0], expected[-1] if isinstance(expected, (list, tuple)) else expected)
+
+    for bad in ([cfg, '--ego-norm-stats'], [cfg, ckpt, '--ego-norm-stats', '--cam-from', cfg, ckpt]):
+        with pytest.raises(SystemExit):
+            tool.parse_args(bad)

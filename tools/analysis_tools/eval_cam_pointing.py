@@ -210,36 +210,16 @@ def find_training_images(root: str, view: str) -> List[str]:
     return paths
 
 
-@torch.no_grad()
 def recalibrate_projection_norm(model, paths: Sequence[str], view: str, batch_size: int = 8) -> int:
-    """Re-estimate the running statistics of the BatchNorm layers of the CAM projection that ``view`` goes through
-    (the shared one with ``cam_head.shared=True``) on ``paths``: reset, then the cumulative average over the
-    batches (``momentum=None``), the projection run in training mode on that view alone; the layers are left in
-    eval mode with their momentum. Returns how many layers were re-estimated; a SystemExit when there are none.
-
-    Why: a shared projection run once per view in training (``joint_norm=False``, the published code's call)
-    keeps running statistics that blend the exocentric and the egocentric batches, and at test time the
-    egocentric CAM is normalised with that blend. Re-estimated on one view's images, the CAM shows what it gives
-    with that view's own statistics, as each view had in its training steps."""
+    """:meth:`SharedCAMHead.reestimate_norm_stats` of ``model``'s CAM head on the ``view`` images ``paths``, read
+    and preprocessed as for inference, in batches of ``batch_size``; returns how many BatchNorm layers were
+    re-estimated, a SystemExit naming the problem when it cannot be done."""
     _require_cam_head(model)
-    head = model.cam_head
-    proj = head.projs['shared' if head.shared else view]
-    norms = [m for m in proj.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        raise SystemExit('error: --norm-stats re-estimates BatchNorm statistics; the CAM projection has none')
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
+    batches = (model.extract_feat(x) for _, x in _network_batches(model, paths, batch_size))
     try:
-        for _, x in _network_batches(model, paths, batch_size):
-            head.forward_embed(model.extract_feat(x), view)
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-            m.eval()
-    return len(norms)
+        return model.cam_head.reestimate_norm_stats(batches, view)
+    except ValueError as err:
+        raise SystemExit(f'error: --norm-stats: {err}') from err
 
 
 @torch.no_grad()

@@ -51,7 +51,7 @@ import glob
 import os
 import os.path as osp
 from collections import defaultdict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import mmcv
@@ -127,6 +127,33 @@ def build_model(cfg: Config, checkpoint: Optional[str], device: str) -> torch.nn
     return model.to(device).eval()
 
 
+def read_images(paths: Sequence[str], size: Tuple[int, int]) -> Tuple[np.ndarray, List[torch.Tensor]]:
+    """The images resized to ``size`` (h, w) with PIL bilinear, as the test pipeline does: (N, h, w, 3) BGR, and
+    as the data preprocessor's inputs (one (1, 3, h, w) tensor each)."""
+    h, w = size
+    bgr = np.stack([mmcv.imresize(mmcv.imread(p), (w, h), backend='pillow') for p in paths])
+    return bgr, [torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None] for img in bgr]
+
+
+def reestimate_ego_norm_stats(
+    model: torch.nn.Module, samples: List[Tuple[str, str, int]], size: Tuple[int, int], batch_size: int
+) -> int:
+    """:meth:`SharedCAMHead.reestimate_norm_stats` on the egocentric images of ``samples``: the CAM that chooses
+    the pseudo-masks normalised with egocentric statistics, as in a training step, rather than the blend of both
+    views' that a shared projection's running statistics hold. Returns the number of BatchNorm layers; a
+    SystemExit naming the problem when it cannot be done."""
+
+    def features():
+        for start in range(0, len(samples), batch_size):
+            _, images = read_images([p for p, _, _ in samples[start : start + batch_size]], size)
+            yield model.extract_feat(model.data_preprocessor(dict(inputs=images), False)['inputs'][:, 0])
+
+    try:
+        return model.cam_head.reestimate_norm_stats(features(), 'ego')
+    except ValueError as err:
+        raise SystemExit(f'error: --ego-norm-stats: {err}') from err
+
+
 @torch.no_grad()
 def discover(
     model: torch.nn.Module,
@@ -143,8 +170,7 @@ def discover(
 
     device = next(model.parameters()).device
     h, w = size
-    bgr = np.stack([mmcv.imresize(mmcv.imread(p), (w, h), backend='pillow') for p, _, _ in chunk])
-    images = [torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None] for img in bgr]
+    bgr, images = read_images([p for p, _, _ in chunk], size)
 
     def masks(paths: List[str]) -> torch.Tensor:
         return torch.stack(
@@ -319,8 +345,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=ORACLES,
         help='without a CHECKPOINT or --cam-from: the oracle CAM is the true part (default) or the whole object',
     )
+    parser.add_argument(
+        '--ego-norm-stats',
+        action='store_true',
+        help="with a CHECKPOINT: first re-estimate its CAM projection's BatchNorm running statistics on these "
+        "egocentric images (a shared projection trained per view keeps a blend of both views')",
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     args = parser.parse_args(argv)
+    if args.ego_norm_stats and (not args.checkpoint or args.cam_from):
+        parser.error("--ego-norm-stats re-estimates the CHECKPOINT's statistics; give one, without --cam-from")
     if args.oracle and (args.checkpoint or args.cam_from):
         parser.error('--oracle chooses the CAM when there is no trained one; drop it, or drop CHECKPOINT / --cam-from')
     if args.batch_size < 1:
@@ -390,6 +424,9 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
     samples = find_samples(root, classes)
     if oracle == 'object':
         check_object_masks(samples)
+    if args.ego_norm_stats:
+        layers = reestimate_ego_norm_stats(model, samples, test_input_size(cfg), args.batch_size)
+        print(f"the CAM projection's {layers} BatchNorm layers: running statistics re-estimated on these images")
     results = evaluate(model, samples, test_input_size(cfg), oracle, args.batch_size, cam_model)
     table = summarise(results, classes)
     if cam_model is not None:

@@ -3,7 +3,8 @@
 
 import dataclasses
 import functools
-from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
+import itertools
+from typing import Dict, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -12,6 +13,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from mmseg.utils import MultiConfig, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .utils import labels_of, losses_by_name, select_head_inputs
 
@@ -201,6 +203,42 @@ class SharedCAMHead(BaseDecodeHead):
         """The head's input tensor (N, in_channels, h, w) from backbone outputs (``in_index`` and
         ``input_transform`` applied); a single tensor passes through."""
         return select_head_inputs(self, inputs)
+
+    @torch.no_grad()
+    def reestimate_norm_stats(self, features: Iterable[Union[Tensor, Sequence[Tensor]]], view: str = 'ego') -> int:
+        """Re-estimate the running statistics of the BatchNorm layers of the projection ``view`` goes through (the
+        one projection with ``shared=True``) from ``features``, one backbone output per batch of that view's
+        images: reset, then the cumulative average over the batches (``momentum=None``, "precise BN"); no weight
+        changes. The layers are left in eval mode with their momentum. Returns how many layers were re-estimated.
+
+        Why: a shared projection run once per view in training (``joint_norm=False``, the published code's call)
+        keeps running statistics that blend the exocentric and the egocentric batches, and at test time the
+        egocentric CAM is normalised with that blend, which it never had in a training step. A ValueError names
+        what is missing when the projection has no BatchNorm or ``features`` is empty (the statistics are then
+        left as they were).
+        """
+        if view not in VIEWS:
+            raise ValueError(f"SharedCAMHead: view must be 'exo' or 'ego', got {view!r}.")
+        norms = [m for m in self.projs['shared' if self.shared else view].modules() if isinstance(m, _BatchNorm)]
+        if not norms:
+            raise ValueError('SharedCAMHead.reestimate_norm_stats: the projection has no BatchNorm (norm_cfg).')
+        batches = iter(features)
+        first = next(batches, None)
+        if first is None:
+            raise ValueError('SharedCAMHead.reestimate_norm_stats: no feature batches given; pass at least one.')
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+        try:
+            for feats in itertools.chain([first], batches):
+                self.forward_embed(feats, view)
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+                m.eval()
+        return len(norms)
 
     def forward_embed(self, inputs: Union[Tensor, Sequence[Tensor]], view: str = 'ego') -> Tuple[Tensor, Tensor]:
         """The classifier's maps (N, C + M, h, w: the CAMs, then the ``num_noise`` noise maps) and the embedding
