@@ -544,5 +544,5 @@ def test_norm_stats_option_changes_the_cam_and_refuses_what_it_cannot_do(seen_tr
                 'model.cam_head.norm_cfg=None',
             ]
         )
-    with pytest.raises(FileNotFoundError, match='no exo training images'):
+    with pytest.raises(FileNotFoundError, match='no exo training'):
         tool.find_training_images(str(tmp_path), 'exo')

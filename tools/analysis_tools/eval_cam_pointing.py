@@ -62,12 +62,11 @@ import numpy as np
 import torch
 from mmengine.config import DictAction
 
-from looptrans.datasets.folder_layout import EGOCENTRIC, EXOCENTRIC
+from looptrans.apis.norm_stats import VIEW_FOLDERS, reestimate_cam_norm_stats, view_training_images
 from looptrans.testing import AFFORDANCE_PARTS, EXO_MASK_DIR, TEST_MASK_DIR
 
 Sample = Tuple[str, str, str, str]  # image, object mask, part mask, affordance
 _MISSING = object()  # the end of a map stream, for :func:`_paired`
-VIEW_FOLDERS = {'exo': EXOCENTRIC, 'ego': EGOCENTRIC}  # each view's training images, under a split
 #: The pointing game's tolerance in image pixels (Zhang et al., "Top-down Neural Attention by Excitation
 #: Backprop", ECCV 2016: a hit when the maximum lies within 15 pixels of the annotated region).
 POINTING_TOLERANCE = 15.0
@@ -201,23 +200,18 @@ def _network_batches(model, paths: Sequence[str], batch_size: int) -> Iterator[T
 
 
 def find_training_images(root: str, view: str) -> List[str]:
-    """The ``view`` ('exo' or 'ego') training images of a generated split, sorted; a FileNotFoundError naming the
-    folder when there are none."""
-    folder = osp.join(root, *VIEW_FOLDERS[view])
-    paths = sorted(glob.glob(osp.join(folder, '*', '*', '*.jpg')))
-    if not paths:
-        raise FileNotFoundError(f'no {view} training images (<affordance>/<object>/*.jpg) under {folder}')
-    return paths
+    """The ``view`` ('exo' or 'ego') training images of a split folder ``root``, sorted
+    (:func:`looptrans.apis.view_training_images`); a FileNotFoundError naming the folder when there are none."""
+    return view_training_images(root, view)
 
 
 def recalibrate_projection_norm(model, paths: Sequence[str], view: str, batch_size: int = 8) -> int:
-    """:meth:`SharedCAMHead.reestimate_norm_stats` of ``model``'s CAM head on the ``view`` images ``paths``, read
-    and preprocessed as for inference, in batches of ``batch_size``; returns how many BatchNorm layers were
-    re-estimated, a SystemExit naming the problem when it cannot be done."""
+    """:func:`looptrans.apis.reestimate_cam_norm_stats` of ``model`` on the ``view`` images ``paths`` (prepared
+    as ``tools/test.py`` prepares a test image), in batches of ``batch_size``; returns how many BatchNorm layers
+    were re-estimated, a SystemExit naming the problem when it cannot be done."""
     _require_cam_head(model)
-    batches = (model.extract_feat(x) for _, x in _network_batches(model, paths, batch_size))
     try:
-        return model.cam_head.reestimate_norm_stats(batches, view)
+        return reestimate_cam_norm_stats(model, paths, view, batch_size)
     except ValueError as err:
         raise SystemExit(f'error: --norm-stats: {err}') from err
 

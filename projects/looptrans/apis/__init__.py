@@ -11,6 +11,7 @@ from .inference import (
     resolve_affordances,
     without_pretrained,
 )
+from .norm_stats import norm_stats_state, reestimate_cam_norm_stats, view_training_images
 from .pipeline import InferencePipeline, InferencePipelineError
 from .serving import ImageFileInfo, inspect_image_file, overlay_picture, result_json
 
@@ -24,7 +25,10 @@ __all__ = [
     'init_model',
     'load_image',
     'model_warnings',
+    'norm_stats_state',
+    'reestimate_cam_norm_stats',
     'resolve_affordances',
+    'view_training_images',
     'without_pretrained',
     'IMAGE_EXTENSIONS',
     'SATURATION_LEVEL',
