@@ -158,6 +158,17 @@ def test_tiny_study_runs_every_row_and_seed_and_prints_the_table(synthetic_root,
     again = _tool().main([*study, '--rows', 'all', '--seeds', '0', '--cfg-options', *options])
     assert again['all'][0].keys() == results['all'][0].keys()
     np.testing.assert_equal(again['all'][0], results['all'][0])  # NaN-aware: an unlogged IoU is NaN both times
+    # --ego-norm-stats: the same runs' copies with egocentric statistics; the full model's test map, the pixel
+    # decoder, skips the CAM projection (the same scores), LOCATE's CAM-scored test map does not
+    ego = _tool().main(
+        [*study, '--rows', 'locate', 'all', '--seeds', '0', '--ego-norm-stats', '--cfg-options', *options]
+    )
+    for key in ('KLD', 'SIM', 'NSS', 'on_object', 'on_part'):
+        assert ego['all'][0][key] == results['all'][0][key], key
+    assert ego['locate'][0]['KLD'] != results['locate'][0]['KLD']
+    for row in ('locate', 'all'):
+        seed0 = tmp_path / 'study' / row / 'seed0'
+        assert (seed0 / 'iter_2_ego_stats.pth').is_file() and (seed0 / 'test_ego_stats.log').is_file()
 
 
 def _stretched(config: str, options):

@@ -19,6 +19,12 @@ Rows: ``locate`` (``configs/baselines/locate_synthetic.py``) and the ablation ro
     python tools/analysis_tools/seed_study.py --root work_dirs/seed_study_1k --max-iters 1000
 
 Each root holds one schedule: a run found there that ended at another iteration is refused, not reused.
+
+``--ego-norm-stats`` tests and scores each checkpoint's copy with the CAM projection's BatchNorm statistics
+re-estimated on the egocentric training images (``tools/misc/reestimate_norm_stats.py``): the rows scored with the
+CAM, and the pointing and pseudo-mask columns, without the blend of both views' statistics a shared projection
+keeps (``docs/generated_benchmark.md``, section 11); the exocentric columns then use egocentric statistics too,
+so read them from the study without it. Run it on a finished study's root: training is reused.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ ROWS = ('locate',) + ABLATION_ROWS
 METRICS = ('KLD', 'SIM', 'NSS')
 #: The full model, the reference of the differences.
 FULL = 'all'
+#: What ``--ego-norm-stats`` appends to a checkpoint's name for its copy with egocentric statistics.
+EGO_STATS_SUFFIX = '_ego_stats.pth'
 
 
 def config_of(row: str) -> str:
@@ -122,11 +130,18 @@ def stretched_schedule_options(config: str, max_iters: int) -> List[str]:
 
 
 def run_one(
-    row: str, seed: int, root: str, cfg_options: Sequence[str], max_iters: Optional[int] = None
+    row: str,
+    seed: int,
+    root: str,
+    cfg_options: Sequence[str],
+    max_iters: Optional[int] = None,
+    ego_norm_stats: bool = False,
 ) -> Dict[str, float]:
     """Train (unless done), test and score one (row, seed); returns its figures. ``max_iters``: stretch the
     row's schedule to that many iterations (:func:`stretched_schedule_options`); ``cfg_options`` come after and
-    win.
+    win. ``ego_norm_stats``: test and score, instead of the checkpoint, its copy with the CAM projection's
+    BatchNorm statistics re-estimated on the egocentric training images (``tools/misc/reestimate_norm_stats.py``,
+    written next to it as ``<name>_ego_stats.pth``; tested into ``test_ego_stats/``).
 
     Raises:
         ValueError: with ``max_iters``, the work dir holds a finished run that ended at another iteration.
@@ -145,8 +160,14 @@ def run_one(
             f'{work} holds a run that ended at {osp.basename(ckpt)}, not iter_{max_iters}.pth: it was trained with '
             'another schedule. Give this study another --root, or delete that folder to retrain it.'
         )
-    _run(['tools/test.py', config, ckpt, '--work-dir', osp.join(work, 'test'), *options], osp.join(work, 'test.log'))
-    figures = test_metrics(osp.join(work, 'test.log'))
+    test = 'test'
+    if ego_norm_stats:
+        trained, ckpt = ckpt, osp.splitext(ckpt)[0] + EGO_STATS_SUFFIX
+        _run(['tools/misc/reestimate_norm_stats.py', config, trained, ckpt, *options], osp.join(work, 'norm_stats.log'))
+        test += EGO_STATS_SUFFIX[:-4]
+    log = osp.join(work, f'{test}.log')
+    _run(['tools/test.py', config, ckpt, '--work-dir', osp.join(work, test), *options], log)
+    figures = test_metrics(log)
     figures.update(checkpoint_figures(config, ckpt, [*stretch, *cfg_options]))
     # the pseudo-masks' IoU with the true part, last logged training lines; NaN for rows without part discovery
     logged = train_pm_true_iou(osp.join(work, 'train.log'))
@@ -284,6 +305,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="stretch every row's iteration schedule to this many iterations (default: the configs' own)",
     )
+    parser.add_argument(
+        '--ego-norm-stats',
+        action='store_true',
+        help="test and score each checkpoint's copy with the CAM projection's BatchNorm statistics re-estimated on "
+        'the egocentric training images (tools/misc/reestimate_norm_stats.py); training is reused',
+    )
     parser.add_argument('--cfg-options', nargs='+', default=[], help='key=value settings given to every run')
     args = parser.parse_args(argv)
     if args.max_iters is not None:
@@ -306,7 +333,9 @@ def main(argv=None) -> Dict[str, List[Dict[str, float]]]:
         )
     results: Dict[str, List[Dict[str, float]]] = {}
     for row in args.rows:
-        results[row] = [run_one(row, seed, args.root, args.cfg_options, args.max_iters) for seed in args.seeds]
+        results[row] = [
+            run_one(row, seed, args.root, args.cfg_options, args.max_iters, args.ego_norm_stats) for seed in args.seeds
+        ]
         print(
             f'{row}: '
             + '; '.join(
