@@ -135,21 +135,16 @@ def read_images(paths: Sequence[str], size: Tuple[int, int]) -> Tuple[np.ndarray
     return bgr, [torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None] for img in bgr]
 
 
-def reestimate_ego_norm_stats(
-    model: torch.nn.Module, samples: List[Tuple[str, str, int]], size: Tuple[int, int], batch_size: int
-) -> int:
-    """:meth:`SharedCAMHead.reestimate_norm_stats` on the egocentric images of ``samples``: the CAM that chooses
-    the pseudo-masks normalised with egocentric statistics, as in a training step, rather than the blend of both
+def reestimate_ego_norm_stats(model: torch.nn.Module, samples: List[Tuple[str, str, int]], batch_size: int) -> int:
+    """:func:`looptrans.apis.reestimate_cam_norm_stats` on the egocentric images of ``samples`` (each prepared as
+    ``tools/test.py`` prepares a test image, the pixels part discovery reads): the CAM that chooses the
+    pseudo-masks normalised with egocentric statistics, as in a training step, rather than the blend of both
     views' that a shared projection's running statistics hold. Returns the number of BatchNorm layers; a
     SystemExit naming the problem when it cannot be done."""
-
-    def features():
-        for start in range(0, len(samples), batch_size):
-            _, images = read_images([p for p, _, _ in samples[start : start + batch_size]], size)
-            yield model.extract_feat(model.data_preprocessor(dict(inputs=images), False)['inputs'][:, 0])
+    from looptrans.apis import reestimate_cam_norm_stats
 
     try:
-        return model.cam_head.reestimate_norm_stats(features(), 'ego')
+        return reestimate_cam_norm_stats(model, [p for p, _, _ in samples], 'ego', batch_size)
     except ValueError as err:
         raise SystemExit(f'error: --ego-norm-stats: {err}') from err
 
@@ -425,7 +420,7 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
     if oracle == 'object':
         check_object_masks(samples)
     if args.ego_norm_stats:
-        layers = reestimate_ego_norm_stats(model, samples, test_input_size(cfg), args.batch_size)
+        layers = reestimate_ego_norm_stats(model, samples, args.batch_size)
         print(f"the CAM projection's {layers} BatchNorm layers: running statistics re-estimated on these images")
     results = evaluate(model, samples, test_input_size(cfg), oracle, args.batch_size, cam_model)
     table = summarise(results, classes)
