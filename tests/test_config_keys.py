@@ -109,3 +109,17 @@ def test_tools_warn_after_merging_cfg_options(tool, warnings_logged):
     assert cfg.default_hooks['config_keys'] == dict(type='ConfigKeyCheckHook')
     ConfigKeyCheckHook().before_run(SimpleNamespace(cfg=cfg))
     assert any('Did you mean `train_cfg`?' in m for m in warnings_logged), warnings_logged
+
+
+def test_innermost_dataset_unwraps_dataset_wrappers():
+    """The tools find the data root through ConcatDataset / RepeatDataset-style wrappers: the first dataset config
+    with a data_root, else the innermost."""
+    from looptrans.utils.config_check import innermost_dataset
+
+    inner = dict(type='AGD20KDataset', data_root='data/AGD20K', split='Seen')
+    assert innermost_dataset(inner) is inner
+    assert innermost_dataset(dict(type='RepeatDataset', times=2, dataset=dict(type='W', dataset=inner))) is inner
+    rooted = dict(type='W', data_root='x', dataset=inner)
+    assert innermost_dataset(rooted) is rooted
+    assert innermost_dataset(dict(type='W', dataset=dict(type='V'))) == dict(type='V')
+    assert innermost_dataset(None) is None

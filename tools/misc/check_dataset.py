@@ -52,6 +52,7 @@ from looptrans.datasets.folder_layout import (
     unknown_affordances,
 )
 from looptrans.datasets.hico_iif import HICOIIFDataset
+from looptrans.utils.config_check import innermost_dataset
 
 
 # --------------------------------------------------------------------------- #
@@ -668,9 +669,7 @@ def _dataset_cfg(cfg: Config) -> dict:
     """The affordance dataset config of a config's train (or test) loader,
     unwrapping dataset wrappers."""
     for loader in ('train_dataloader', 'test_dataloader', 'val_dataloader'):
-        ds = cfg.get(loader, {}).get('dataset') if cfg.get(loader) else None
-        while isinstance(ds, dict) and 'dataset' in ds and 'data_root' not in ds:
-            ds = ds['dataset']
+        ds = innermost_dataset(cfg.get(loader, {}).get('dataset') if cfg.get(loader) else None)
         if isinstance(ds, dict) and 'data_root' in ds:
             return dict(ds)
     raise SystemExit(f'error: no dataset with a data_root in the train/test dataloaders of {cfg.filename!r}.')

@@ -36,6 +36,7 @@ from looptrans.apis.images import IMAGE_EXTENSIONS
 from looptrans.utils.atomic_backend import atomic_write_bytes
 from looptrans.utils.checkpoint import safe_torch_load
 from looptrans.utils.cli import positive_int
+from looptrans.utils.config_check import innermost_dataset
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -57,14 +58,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if osp.exists(args.out) and osp.exists(args.checkpoint) and osp.samefile(args.out, args.checkpoint):
         parser.error(f'OUT {args.out!r} is the checkpoint itself; write the copy to another file')
     return args
-
-
-def _train_dataset(cfg) -> dict:
-    """The innermost training dataset config (through ConcatDataset / RepeatDataset-style wrappers)."""
-    dataset = cfg.train_dataloader.dataset
-    while 'data_root' not in dataset and isinstance(dataset.get('dataset'), dict):
-        dataset = dataset['dataset']
-    return dataset
 
 
 def folder_images(folder: str) -> List[str]:
@@ -97,7 +90,7 @@ def choose_images(args: argparse.Namespace, cfg) -> List[str]:
         if args.images:
             paths = folder_images(args.images)
         else:
-            dataset = _train_dataset(cfg)
+            dataset = innermost_dataset(cfg.train_dataloader.dataset)
             root = args.data_root or dataset.get('data_root')
             if not root:
                 raise FileNotFoundError("the config's training dataset has no data_root; give --data-root")

@@ -78,10 +78,10 @@ def norm_stats_state(model: torch.nn.Module, view: str = 'ego') -> Dict[str, tor
     of the CAM projection ``view`` goes through, by their ``model.state_dict()`` key: what
     :func:`reestimate_cam_norm_stats` changes, and nothing else."""
     _check_view(view)
-    prefix = f'cam_head.projs.{_projection(model, view)}'
-    proj = model.cam_head.projs[prefix.rsplit('.', 1)[-1]]
+    projection = _projection(model, view)
+    prefix = f'cam_head.projs.{projection}'
     state = {}
-    for name, module in proj.named_modules():
+    for name, module in model.cam_head.projs[projection].named_modules():
         if isinstance(module, _BatchNorm):
             for buffer in ('running_mean', 'running_var', 'num_batches_tracked'):
                 value = getattr(module, buffer, None)

@@ -250,3 +250,11 @@ def load_tool_config(
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
     cfg.work_dir = osp.expanduser(cfg.work_dir)
     return cfg
+
+
+def innermost_dataset(dataset: Optional[dict]) -> Optional[dict]:
+    """The dataset config inside dataset wrappers (``ConcatDataset`` / ``RepeatDataset``-style ``dataset=...``): the
+    first one with a ``data_root``, else the innermost; None for None."""
+    while isinstance(dataset, dict) and 'data_root' not in dataset and isinstance(dataset.get('dataset'), dict):
+        dataset = dataset['dataset']
+    return dataset
