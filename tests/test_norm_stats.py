@@ -225,4 +225,10 @@ def test_tool_refuses_what_it_cannot_do(seen_tree, tmp_path, capsys):
             [QUICK_CONFIG, plain, str(tmp_path / 'x.pth'), '--data-root', seen_tree, *options,
              'model.cam_head.norm_cfg=None']
         )  # fmt: skip
+    other = save_tiny_checkpoint(tmp_path / 'other.pth', classes=['a', 'b', 'c', 'd', 'e', 'f', 'g'])
+    broken = tmp_path / 'broken.pth'
+    broken.write_bytes(b'<html>not a checkpoint</html>')
+    for wrong, message in ((other, 'class'), (str(broken), 'broken.pth')):
+        with pytest.raises(SystemExit, match=rf'^error: .*{message}'):
+            tool.main([QUICK_CONFIG, wrong, str(tmp_path / 'x.pth'), '--data-root', seen_tree, *options])
     assert not os.path.exists(tmp_path / 'x.pth')

@@ -26,6 +26,7 @@ import argparse
 import io
 import os
 import os.path as osp
+import pickle
 from typing import List, Optional, Sequence
 
 import torch
@@ -127,7 +128,11 @@ def write_checkpoint(source: str, out: str, stats: dict, record: dict) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """Run the tool; returns the ``meta.norm_stats`` record it wrote."""
     args = parse_args(argv)
-    model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
+    try:
+        model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
+    except (ImportError, OSError, ValueError, RuntimeError, pickle.UnpicklingError) as err:
+        # a missing, broken or unsafe file, weights or classes that do not fit the config
+        raise SystemExit(f'error: {err}') from err
     paths = choose_images(args, model.cfg)
     batch_size = args.batch_size or int(model.cfg.train_dataloader.get('batch_size', 8))
     try:
